@@ -1,0 +1,20 @@
+//! rotator: a daemon that rotates secrets in Vault with sandboxed
+//! WebAssembly rotators.
+//!
+//! The host (this crate) owns Vault identity, scheduling, staging and audit;
+//! each job's rotation logic is a WebAssembly component implementing
+//! `wit/rotator.wit`. Modules, in the order data flows through them:
+//!
+//! - [`config`]: the TOML configuration, checked strictly with every error
+//!   located by file, line and column.
+//! - [`vault`]: the Vault client every Vault call goes through.
+//! - [`plugin`]: the wasmtime runtime, capability grants and host imports.
+//! - [`rotation`]: the protocol of one rotation (create, set, test, promote,
+//!   finish; rollback on failure).
+//! - [`daemon`]: scheduling jobs, the HTTP API, clean shutdown.
+//! - [`devserver`]: an in-memory Vault-compatible server for development.
+
+pub mod builtin;
+pub mod plugin;
+pub mod secret;
+pub mod vault;

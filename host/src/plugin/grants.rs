@@ -1,0 +1,197 @@
+//! Capability grants: which Vault paths and operations a job's plugin may use.
+//!
+//! Grants are data in the job's TOML and are denied by default. Paths match
+//! the way Vault policy paths do, so operators read them the same way: `+`
+//! stands for exactly one path segment, a trailing `*` for any rest (including
+//! nothing), anything else matches literally.
+
+use serde::{Deserialize, Serialize};
+
+/// An operation on a Vault path, in policy terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Read,
+    Write,
+    Delete,
+    List,
+}
+
+impl Operation {
+    /// The operation an HTTP method (or Vault's LIST) performs.
+    pub fn from_method(method: &str) -> Option<Self> {
+        match method.to_ascii_uppercase().as_str() {
+            "GET" => Some(Self::Read),
+            "POST" | "PUT" | "PATCH" => Some(Self::Write),
+            "DELETE" => Some(Self::Delete),
+            "LIST" => Some(Self::List),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Delete => "delete",
+            Self::List => "list",
+        }
+    }
+}
+
+/// One grant: a path pattern and the operations allowed on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultGrant {
+    pub path: String,
+    pub operations: Vec<Operation>,
+}
+
+impl VaultGrant {
+    /// Check the pattern's syntax: `*` only at the end, no empty segments.
+    pub fn validate(&self) -> Result<(), String> {
+        validate_pattern(&self.path)?;
+        if self.operations.is_empty() {
+            return Err(format!("grant for `{}` lists no operations", self.path));
+        }
+        Ok(())
+    }
+
+    fn allows(&self, op: Operation, path: &str) -> bool {
+        self.operations.contains(&op) && path_matches(&self.path, path)
+    }
+}
+
+/// Everything a job's plugin may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub vault: Vec<VaultGrant>,
+}
+
+impl Grants {
+    /// Is `op` on `path` (no leading `/v1/`) allowed?
+    pub fn allows(&self, op: Operation, path: &str) -> bool {
+        let path = normalize(path);
+        self.vault.iter().any(|g| g.allows(op, &path))
+    }
+}
+
+/// Strip leading and trailing slashes so `/secret/x/` and `secret/x` agree.
+pub fn normalize(path: &str) -> String {
+    path.trim_matches('/').to_owned()
+}
+
+/// Reject paths that try to escape their prefix (`..`) or are empty.
+pub fn validate_path(path: &str) -> Result<(), String> {
+    let p = normalize(path);
+    if p.is_empty() {
+        return Err("path is empty".into());
+    }
+    if p.split('/').any(|s| s == ".." || s == "." || s.is_empty()) {
+        return Err(format!("path `{path}` has an empty, `.` or `..` segment"));
+    }
+    Ok(())
+}
+
+fn validate_pattern(pattern: &str) -> Result<(), String> {
+    let p = normalize(pattern);
+    if p.is_empty() {
+        return Err("grant path is empty".into());
+    }
+    if let Some(i) = p.find('*')
+        && i != p.len() - 1
+    {
+        return Err(format!("grant path `{pattern}`: `*` may only stand at the end"));
+    }
+    for seg in p.trim_end_matches('*').split('/') {
+        if seg.contains('+') && seg != "+" {
+            return Err(format!("grant path `{pattern}`: `+` must be a whole segment"));
+        }
+    }
+    Ok(())
+}
+
+/// Vault policy path matching: `+` is one segment, a trailing `*` any rest.
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    let pattern = pattern.trim_start_matches('/');
+    let path = path.trim_start_matches('/');
+    let segment_matches = |pat: &str, seg: &str| if pat == "+" { !seg.is_empty() } else { pat == seg };
+    let Some(body) = pattern.strip_suffix('*') else {
+        let pats: Vec<&str> = pattern.trim_end_matches('/').split('/').collect();
+        let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        return pats.len() == segs.len() && pats.iter().zip(&segs).all(|(p, s)| segment_matches(p, s));
+    };
+    // Whole segments first, then the last (partial) one as a string prefix.
+    let mut pats: Vec<&str> = body.split('/').collect();
+    let last = pats.pop().unwrap_or_default();
+    let mut rest = path;
+    for pat in pats {
+        match rest.split_once('/') {
+            Some((head, tail)) if segment_matches(pat, head) => rest = tail,
+            _ => return false,
+        }
+    }
+    if last == "+" { !rest.is_empty() } else { rest.starts_with(last) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_paths_match_exactly() {
+        assert!(path_matches("secret/data/app", "secret/data/app"));
+        assert!(!path_matches("secret/data/app", "secret/data/app2"));
+        assert!(!path_matches("secret/data/app", "secret/data"));
+        assert!(!path_matches("secret/data/app", "secret/data/app/x"));
+    }
+
+    #[test]
+    fn trailing_star_is_a_prefix() {
+        assert!(path_matches("secret/data/*", "secret/data/app"));
+        assert!(path_matches("secret/data/*", "secret/data/a/b/c"));
+        assert!(path_matches("secret/data/*", "secret/data/"));
+        assert!(path_matches("secret/da*", "secret/data/x"));
+        assert!(!path_matches("secret/data/*", "secret/metadata/app"));
+        assert!(path_matches("*", "anything/at/all"));
+    }
+
+    #[test]
+    fn plus_is_one_segment() {
+        assert!(path_matches("+/rotate-root/*", "database/rotate-root/pg"));
+        assert!(path_matches("secret/+/app", "secret/data/app"));
+        assert!(!path_matches("secret/+/app", "secret/data/x/app"));
+        assert!(!path_matches("secret/+", "secret"));
+        assert!(path_matches("secret/+", "secret/x"));
+    }
+
+    #[test]
+    fn grants_check_operation_and_path() {
+        let grants = Grants {
+            vault: vec![VaultGrant {
+                path: "secret/data/demo/*".into(),
+                operations: vec![Operation::Read],
+            }],
+        };
+        assert!(grants.allows(Operation::Read, "/secret/data/demo/app"));
+        assert!(!grants.allows(Operation::Write, "secret/data/demo/app"));
+        assert!(!grants.allows(Operation::Read, "secret/data/other"));
+    }
+
+    #[test]
+    fn patterns_are_validated() {
+        let bad = |p: &str| VaultGrant { path: p.into(), operations: vec![Operation::Read] }.validate().is_err();
+        assert!(bad("secret/*/x"));
+        assert!(bad("secret/a+b"));
+        assert!(bad(""));
+        assert!(!bad("secret/+/x*"));
+        assert!(VaultGrant { path: "a".into(), operations: vec![] }.validate().is_err());
+    }
+
+    #[test]
+    fn paths_with_dot_segments_are_rejected() {
+        assert!(validate_path("secret/../sys").is_err());
+        assert!(validate_path("secret//x").is_err());
+        assert!(validate_path("secret/x").is_ok());
+    }
+}

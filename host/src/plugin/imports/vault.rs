@@ -1,0 +1,116 @@
+//! The `vault` import: KV and generic Vault calls, checked against the job's
+//! grants before anything is sent.
+//!
+//! A plugin run is synchronous (it lives on a blocking thread), the Vault
+//! client is async, so [`VaultBridge`] blocks on the daemon's runtime for the
+//! length of one call. Every call, allowed or denied, is recorded; a denial is
+//! also logged as a warning naming job, plugin, operation and path.
+
+use tokio::runtime::Handle;
+
+use super::{CallOutcome, HostCall, HostState};
+use crate::plugin::bindings::rotator::plugin::types::Secret;
+use crate::plugin::bindings::rotator::plugin::vault::{Host, VaultError, VaultStatus};
+use crate::plugin::grants::{Operation, validate_path};
+use crate::secret::SecretJson;
+use crate::vault::{self as client, kv::kv_data_path};
+
+/// A Vault client plus the runtime to drive it from a blocking thread.
+#[derive(Clone)]
+pub struct VaultBridge {
+    pub client: client::VaultClient,
+    pub handle: Handle,
+}
+
+impl HostState {
+    /// Check a call against the grants and record it if denied.
+    fn authorize(&mut self, function: &'static str, op: Operation, path: &str) -> Result<(), VaultError> {
+        if let Err(why) = validate_path(path) {
+            self.record(function, op, path, CallOutcome::Denied);
+            return Err(VaultError::Denied(why));
+        }
+        if self.grants.allows(op, path) {
+            return Ok(());
+        }
+        self.record(function, op, path, CallOutcome::Denied);
+        tracing::warn!(
+            job = %self.job_id,
+            plugin = %self.plugin,
+            operation = op.as_str(),
+            path,
+            "plugin call denied: not in the job's grants"
+        );
+        Err(VaultError::Denied(format!(
+            "{} on `{path}` is not granted to job `{}`",
+            op.as_str(),
+            self.job_id
+        )))
+    }
+
+    fn record(&mut self, function: &'static str, op: Operation, path: &str, outcome: CallOutcome) {
+        self.calls.push(HostCall { function, path: path.to_owned(), operation: op.as_str(), outcome });
+    }
+
+    fn bridge(&self) -> Result<VaultBridge, VaultError> {
+        self.vault
+            .clone()
+            .ok_or_else(|| VaultError::Unavailable("no Vault connection in this run".into()))
+    }
+
+    /// Authorize, run the call on the bridge, record the outcome.
+    fn call<R, F, Fut>(&mut self, function: &'static str, op: Operation, path: &str, f: F) -> Result<R, VaultError>
+    where
+        F: FnOnce(client::VaultClient) -> Fut,
+        Fut: Future<Output = Result<R, client::VaultError>>,
+    {
+        self.authorize(function, op, path)?;
+        let bridge = match self.bridge() {
+            Ok(b) => b,
+            Err(e) => {
+                self.record(function, op, path, CallOutcome::Failed(None));
+                return Err(e);
+            }
+        };
+        let result = bridge.handle.block_on(f(bridge.client.clone()));
+        let outcome = match &result {
+            Ok(_) => CallOutcome::Ok,
+            Err(e) => CallOutcome::Failed(e.status()),
+        };
+        self.record(function, op, path, outcome);
+        result.map_err(to_wit)
+    }
+}
+
+fn to_wit(e: client::VaultError) -> VaultError {
+    match e {
+        client::VaultError::Status { status, errors, .. } => VaultError::Status(VaultStatus { code: status, errors }),
+        client::VaultError::CasMismatch { .. } => VaultError::CasMismatch(e.to_string()),
+        other => VaultError::Unavailable(other.to_string()),
+    }
+}
+
+impl Host for HostState {
+    fn kv_read(&mut self, mount: String, path: String) -> Result<Option<Secret>, VaultError> {
+        let api = kv_data_path(&mount, &path);
+        let found = self.call("vault.kv-read", Operation::Read, &api, |c| async move { c.kv_read(&mount, &path).await })?;
+        Ok(found.map(|s| Secret { data: s.data.expose().to_owned(), version: Some(s.version) }))
+    }
+
+    fn kv_write(&mut self, mount: String, path: String, data: String, cas: Option<u64>) -> Result<u64, VaultError> {
+        let api = kv_data_path(&mount, &path);
+        let data = SecretJson::parse(data).map_err(|m| VaultError::Status(VaultStatus { code: 400, errors: vec![m] }))?;
+        self.call("vault.kv-write", Operation::Write, &api, |c| async move {
+            c.kv_write(&mount, &path, &data, cas).await
+        })
+    }
+
+    fn request(&mut self, method: String, path: String, body: Option<String>) -> Result<String, VaultError> {
+        let Some(op) = Operation::from_method(&method) else {
+            return Err(VaultError::Denied(format!("method `{method}` is not supported")));
+        };
+        let path = path.trim_start_matches('/').trim_start_matches("v1/").to_owned();
+        let api = path.clone();
+        let resp = self.call("vault.request", op, &api, |c| async move { c.request(&method, &path, body).await })?;
+        Ok(resp.body.map(|b| b.to_string()).unwrap_or_else(|| "{}".into()))
+    }
+}

@@ -1,0 +1,196 @@
+//! Loading: bytes → checked, compiled, described [`Plugin`].
+//!
+//! Order matters for the error a user sees: first "is this wasm at all", then
+//! "is it a component", then the sha256 pin, then "is it our world" (checked
+//! on the component's type, before linking, so the message can name exactly
+//! which export is missing or which import we do not provide), then compile
+//! (through the on-disk cache) and `describe`.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+
+use super::bindings::{self, types as wit};
+use super::{Grants, LoadError, Plugin, PluginInfo, PluginInner, Runtime, RunConfig, RunLimits, Step, VaultGrant};
+use crate::builtin;
+
+/// The interface every plugin must export, versioned.
+pub const EXPORT: &str = "rotator:plugin/rotator@0.1.0";
+/// Our own imports a plugin may use.
+const OUR_IMPORTS: &[&str] = &["rotator:plugin/types@0.1.0", "rotator:plugin/vault@0.1.0", "rotator:plugin/log@0.1.0"];
+
+const WASM_MAGIC: &[u8] = b"\0asm";
+/// Version field of a core module (a component has layer 1 here).
+const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
+
+impl Runtime {
+    /// Load a built-in plugin by name.
+    pub fn load_builtin(self: &Arc<Self>, name: &str) -> Result<Plugin, LoadError> {
+        let b = builtin::find(name).ok_or_else(|| LoadError::UnknownBuiltin {
+            name: name.to_owned(),
+            known: builtin::BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
+        })?;
+        self.load(&format!("builtin:{name}"), b.wasm, None)
+    }
+
+    /// Load a plugin from a file, optionally refusing it unless its sha256
+    /// matches `pin`.
+    pub fn load_file(self: &Arc<Self>, path: &Path, pin: Option<&str>) -> Result<Plugin, LoadError> {
+        let origin = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| LoadError::Read { origin: origin.clone(), message: e.to_string() })?;
+        self.load(&origin, &bytes, pin)
+    }
+
+    /// Load a plugin from bytes; `origin` names it in errors.
+    pub fn load(self: &Arc<Self>, origin: &str, bytes: &[u8], pin: Option<&str>) -> Result<Plugin, LoadError> {
+        let origin = origin.to_owned();
+        if !bytes.starts_with(WASM_MAGIC) || bytes.len() < 8 {
+            return Err(LoadError::NotWasm { origin });
+        }
+        if &bytes[4..8] == CORE_VERSION {
+            return Err(LoadError::CoreModule { origin });
+        }
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        if let Some(expected) = pin
+            && !expected.eq_ignore_ascii_case(&sha256)
+        {
+            return Err(LoadError::Sha256Mismatch { origin, expected: expected.to_owned(), actual: sha256 });
+        }
+        let component = self.compile(&sha256, bytes).map_err(|message| LoadError::Compile { origin: origin.clone(), message })?;
+        check_world(&self.engine, &component).map_err(|detail| LoadError::WrongWorld { origin: origin.clone(), detail })?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::WrongWorld { origin: origin.clone(), detail: format!("{e:#}") })?;
+        let pre = bindings::PluginPre::new(instance_pre)
+            .map_err(|e| LoadError::WrongWorld { origin: origin.clone(), detail: format!("{e:#}") })?;
+
+        let info = describe(&self.engine, &pre, &origin)?;
+        let schema = jsonschema::validator_for(&info.settings_schema)
+            .map_err(|e| LoadError::Schema { origin: origin.clone(), message: e.to_string() })?;
+        Ok(Plugin(Arc::new(PluginInner { engine: self.engine.clone(), pre, info, sha256, origin, schema })))
+    }
+
+    /// Compile through the on-disk cache, keyed by the component's sha256
+    /// and the engine's compatibility hash (wasmtime version and settings).
+    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<Component, String> {
+        let Some(path) = self.cache_path(sha256) else {
+            return Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"));
+        };
+        if path.exists() {
+            // SAFETY: the file was written by `Component::serialize` of an
+            // engine with the same compatibility hash, into a cache directory
+            // that only this user writes (created 0700 below).
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::debug!(path = %path.display(), error = %e, "discarding unusable cache entry");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
+        if let Err(e) = store_cache(&path, &component) {
+            tracing::debug!(path = %path.display(), error = %e, "could not write compilation cache");
+        }
+        Ok(component)
+    }
+
+    fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let mut h = DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        Some(dir.join(format!("{sha256}-{:016x}.cwasm", h.finish())))
+    }
+}
+
+fn store_cache(path: &Path, component: &Component) -> std::io::Result<()> {
+    let dir = path.parent().expect("cache files live in a directory");
+    create_private_dir(dir)?;
+    let bytes = component.serialize().map_err(std::io::Error::other)?;
+    // Write then rename, so a concurrent reader never sees half a file.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Check the component's exports and imports against our world, naming
+/// exactly what is wrong.
+fn check_world(engine: &wasmtime::Engine, component: &Component) -> Result<(), String> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
+    match ty.get_export(engine, EXPORT).map(|e| e.ty) {
+        Some(ComponentItem::ComponentInstance(_)) => {}
+        Some(_) => return Err(format!("`{EXPORT}` is exported but is not an interface")),
+        None => {
+            let other_version = exports.iter().find(|e| e.starts_with("rotator:plugin/rotator@"));
+            return Err(match other_version {
+                Some(found) => format!("it exports `{found}`, but this rotator supports `{EXPORT}`"),
+                None if exports.is_empty() => format!("it exports nothing; a plugin must export `{EXPORT}`"),
+                None => format!("it does not export `{EXPORT}` (it exports: {})", exports.join(", ")),
+            });
+        }
+    }
+    let unknown: Vec<String> = ty
+        .imports(engine)
+        .map(|(n, _)| n.to_owned())
+        .filter(|n| !(n.starts_with("wasi:") || OUR_IMPORTS.contains(&n.as_str())))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!(
+            "it imports {}, which rotator does not provide (plugins may import {} and WASI)",
+            unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+            OUR_IMPORTS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Instantiate once with no grants and ask the plugin who it is.
+fn describe(engine: &wasmtime::Engine, pre: &bindings::PluginPre<super::RunState>, origin: &str) -> Result<PluginInfo, LoadError> {
+    let err = |message: String| LoadError::Describe { origin: origin.to_owned(), message };
+    let config = RunConfig { limits: RunLimits::default(), grants: Arc::new(Grants::default()), vault: None };
+    let mut store = super::run::new_store(engine, "(describe)", origin, &config);
+    let instance = pre.instantiate(&mut store).map_err(|e| err(format!("{e:#}")))?;
+    let info = super::run::with_deadline(&mut store, &config.limits, |s| instance.rotator_plugin_rotator().call_describe(s))
+        .map_err(|e| err(super::run::classify_trap(e, &mut store, &config.limits, Step::Describe).to_string()))?;
+    let settings_schema = serde_json::from_str(&info.settings_schema).map_err(|e| LoadError::Schema {
+        origin: origin.to_owned(),
+        message: format!("not JSON: {e}"),
+    })?;
+    Ok(PluginInfo {
+        name: info.name,
+        version: info.version,
+        description: info.description,
+        settings_schema,
+        capabilities: info.capabilities.into_iter().map(capability).collect(),
+    })
+}
+
+fn capability(c: wit::Capability) -> VaultGrant {
+    match c {
+        wit::Capability::Vault(v) => VaultGrant {
+            path: v.path,
+            operations: v.operations.into_iter().map(operation).collect(),
+        },
+    }
+}
+
+fn operation(op: wit::Operation) -> super::Operation {
+    match op {
+        wit::Operation::Read => super::Operation::Read,
+        wit::Operation::Write => super::Operation::Write,
+        wit::Operation::Delete => super::Operation::Delete,
+        wit::Operation::List => super::Operation::List,
+    }
+}

@@ -1,0 +1,315 @@
+//! One rotation's plugin run: a fresh store, the protocol steps, typed errors.
+//!
+//! Each step gets the job's deadline (in epoch ticks) and runs under the
+//! job's memory cap. Log lines and error messages from the plugin are held
+//! until the step ends and then redacted with every secret the run has seen,
+//! including the one the step just produced. A trap poisons the instance, so
+//! the next step (typically `rollback`) gets a fresh instance in a fresh store.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use wasmtime::{Engine, Store, Trap};
+
+use super::bindings::{self, types as wit};
+use super::imports::{HostCall, HostState, VaultBridge};
+use super::{Failure, Grants, Plugin, RunLimits, RunState, Step, StepError};
+use crate::secret::{Redactor, SecretJson};
+
+/// Per-run settings from the job.
+#[derive(Clone)]
+pub struct RunConfig {
+    pub limits: RunLimits,
+    pub grants: Arc<Grants>,
+    pub vault: Option<VaultBridge>,
+}
+
+/// The current secret, as the host read it.
+#[derive(Debug, Clone)]
+pub struct CurrentSecret {
+    pub data: SecretJson,
+    pub version: Option<u64>,
+}
+
+/// What every step is told.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    pub job_id: String,
+    pub rotation_id: String,
+    pub settings: Value,
+    pub current: Option<CurrentSecret>,
+    pub attempt: u32,
+}
+
+/// One action from `plan`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlannedAction {
+    pub step: Step,
+    pub summary: String,
+}
+
+/// A live plugin instance for one rotation.
+pub struct Run {
+    plugin: Plugin,
+    job_id: String,
+    config: RunConfig,
+    store: Store<RunState>,
+    instance: bindings::Plugin,
+    redactor: Redactor,
+    poisoned: bool,
+}
+
+/// A store with the job's limits and a WASI context that grants nothing.
+pub(super) fn new_store(engine: &Engine, job_id: &str, plugin: &str, config: &RunConfig) -> Store<RunState> {
+    let host = HostState::new(job_id.to_owned(), plugin.to_owned(), config.grants.clone(), config.vault.clone());
+    let mut store = Store::new(engine, RunState::new(host, config.limits.memory));
+    store.limiter(|s| &mut s.limiter);
+    // Instantiation runs guest code (start functions) too: give it a deadline.
+    store.set_epoch_deadline(config.limits.deadline_ticks());
+    store.epoch_deadline_trap();
+    store
+}
+
+/// Run `f` with a fresh deadline and memory-cap flag.
+pub(super) fn with_deadline<R>(
+    store: &mut Store<RunState>,
+    limits: &RunLimits,
+    f: impl FnOnce(&mut Store<RunState>) -> wasmtime::Result<R>,
+) -> wasmtime::Result<R> {
+    store.set_epoch_deadline(limits.deadline_ticks());
+    store.epoch_deadline_trap();
+    store.data_mut().limiter.hit = false;
+    f(store)
+}
+
+/// Turn a wasmtime error from a call into a [`Failure`].
+pub(super) fn classify_trap(e: wasmtime::Error, store: &mut Store<RunState>, limits: &RunLimits, _step: Step) -> Failure {
+    if store.data().limiter.hit {
+        return Failure::MemoryLimit(limits.memory);
+    }
+    if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        return Failure::Deadline(limits.step_timeout);
+    }
+    let trap = match e.downcast_ref::<Trap>() {
+        Some(t) => t.to_string(),
+        None => format!("{e:#}"),
+    };
+    match panic_message(&store.data().stderr.contents()) {
+        Some(panic) => Failure::Trap(format!("{panic} ({trap})")),
+        None => Failure::Trap(trap),
+    }
+}
+
+/// The `panicked at …` line a Rust guest writes to stderr, if any.
+fn panic_message(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let start = text.find("panicked at")?;
+    let rest = &text[start..];
+    // Rust prints "panicked at file:line:col:\nmessage".
+    let mut lines = rest.lines();
+    let head = lines.next()?.trim_end_matches(':').to_owned();
+    match lines.next() {
+        Some(msg) if !msg.trim().is_empty() => Some(format!("{head}: {}", msg.trim())),
+        _ => Some(head),
+    }
+}
+
+impl Plugin {
+    /// Start a run for `job_id`: a fresh store and instance.
+    pub fn start(&self, job_id: &str, config: RunConfig) -> Result<Run, StepError> {
+        let mut store = new_store(&self.0.engine, job_id, &self.label(), &config);
+        let instance = self.0.pre.instantiate(&mut store).map_err(|e| StepError {
+            job: job_id.to_owned(),
+            plugin: self.label(),
+            step: Step::Create,
+            failure: Failure::Instantiate(format!("{e:#}")),
+        })?;
+        Ok(Run {
+            plugin: self.clone(),
+            job_id: job_id.to_owned(),
+            config,
+            store,
+            instance,
+            redactor: Redactor::new(),
+            poisoned: false,
+        })
+    }
+}
+
+impl Run {
+    /// Register a secret so it is scrubbed from everything the plugin says.
+    pub fn learn_secret(&mut self, secret: &SecretJson) {
+        self.redactor.add_secret(secret);
+    }
+
+    /// Every host call the plugin made so far.
+    pub fn host_calls(&self) -> &[HostCall] {
+        &self.store.data().host.calls
+    }
+
+    pub fn plan(&mut self, ctx: &StepContext) -> Result<Vec<PlannedAction>, StepError> {
+        let wctx = self.wit_context(ctx);
+        let raw = self.call(Step::Plan, |i, s| i.call_plan(s, &wctx));
+        let actions = self.conclude(Step::Plan, raw)?;
+        Ok(actions
+            .into_iter()
+            .map(|a| PlannedAction { step: step_from_wit(a.step), summary: self.redactor.redact(&a.summary) })
+            .collect())
+    }
+
+    /// `create`: the new secret. It is learned by the redactor before the
+    /// step's log lines are written.
+    pub fn create(&mut self, ctx: &StepContext) -> Result<SecretJson, StepError> {
+        let wctx = self.wit_context(ctx);
+        let raw = self.call(Step::Create, |i, s| i.call_create(s, &wctx));
+        let parsed = match raw {
+            Ok(Ok(json)) => match SecretJson::parse(json) {
+                Ok(secret) => {
+                    self.redactor.add_secret(&secret);
+                    Ok(Ok(secret))
+                }
+                Err(why) => Err(Failure::BadOutput(why)),
+            },
+            Ok(Err(e)) => Ok(Err(e)),
+            Err(f) => Err(f),
+        };
+        self.conclude(Step::Create, parsed)
+    }
+
+    pub fn set(&mut self, ctx: &StepContext, pending: &SecretJson) -> Result<(), StepError> {
+        self.pending_step(Step::Set, ctx, pending)
+    }
+
+    pub fn test(&mut self, ctx: &StepContext, pending: &SecretJson) -> Result<(), StepError> {
+        self.pending_step(Step::Test, ctx, pending)
+    }
+
+    pub fn finish(&mut self, ctx: &StepContext, pending: &SecretJson) -> Result<(), StepError> {
+        self.pending_step(Step::Finish, ctx, pending)
+    }
+
+    pub fn rollback(&mut self, ctx: &StepContext, pending: &SecretJson) -> Result<(), StepError> {
+        self.pending_step(Step::Rollback, ctx, pending)
+    }
+
+    fn pending_step(&mut self, step: Step, ctx: &StepContext, pending: &SecretJson) -> Result<(), StepError> {
+        self.redactor.add_secret(pending);
+        let wctx = self.wit_context(ctx);
+        let secret = wit::Secret { data: pending.expose().to_owned(), version: None };
+        let raw = self.call(step, |i, s| match step {
+            Step::Set => i.call_set(s, &wctx, &secret),
+            Step::Test => i.call_test(s, &wctx, &secret),
+            Step::Finish => i.call_finish(s, &wctx, &secret),
+            _ => i.call_rollback(s, &wctx, &secret),
+        });
+        self.conclude(step, raw)
+    }
+
+    fn wit_context(&mut self, ctx: &StepContext) -> wit::Context {
+        if let Some(cur) = &ctx.current {
+            self.redactor.add_secret(&cur.data);
+        }
+        wit::Context {
+            job_id: ctx.job_id.clone(),
+            rotation_id: ctx.rotation_id.clone(),
+            settings: ctx.settings.to_string(),
+            current: ctx.current.as_ref().map(|c| wit::Secret { data: c.data.expose().to_owned(), version: c.version }),
+            attempt: ctx.attempt,
+        }
+    }
+
+    /// Call one export under the deadline; a trap poisons the instance.
+    fn call<R>(
+        &mut self,
+        step: Step,
+        f: impl FnOnce(&bindings::Guest, &mut Store<RunState>) -> wasmtime::Result<Result<R, wit::RotateError>>,
+    ) -> Result<Result<R, wit::RotateError>, Failure> {
+        if self.poisoned {
+            self.reinstantiate()?;
+        }
+        let limits = self.config.limits;
+        let instance = &self.instance;
+        match with_deadline(&mut self.store, &limits, |s| f(instance.rotator_plugin_rotator(), s)) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.poisoned = true;
+                Err(classify_trap(e, &mut self.store, &limits, step))
+            }
+        }
+    }
+
+    /// Write the step's log lines and turn its outcome into a redacted result.
+    fn conclude<R>(&mut self, step: Step, raw: Result<Result<R, wit::RotateError>, Failure>) -> Result<R, StepError> {
+        self.flush_logs(step);
+        let failure = match raw {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => match e {
+                wit::RotateError::InvalidConfig(m) => Failure::InvalidConfig(self.redactor.redact(&m)),
+                wit::RotateError::Transient(m) => Failure::Transient(self.redactor.redact(&m)),
+                wit::RotateError::Permanent(m) => Failure::Permanent(self.redactor.redact(&m)),
+            },
+            Err(f) => redact_failure(&self.redactor, f),
+        };
+        Err(StepError { job: self.job_id.clone(), plugin: self.plugin.label(), step, failure })
+    }
+
+    fn flush_logs(&mut self, step: Step) {
+        use bindings::rotator::plugin::log::Level;
+        let lines = std::mem::take(&mut self.store.data_mut().host.logs);
+        let plugin = self.plugin.label();
+        for line in lines {
+            let message = self.redactor.redact(&line.message);
+            let (job, step) = (&self.job_id, step.as_str());
+            match line.level {
+                Level::Debug => tracing::debug!(target: "plugin", job, plugin, step, "{message}"),
+                Level::Info => tracing::info!(target: "plugin", job, plugin, step, "{message}"),
+                Level::Warn => tracing::warn!(target: "plugin", job, plugin, step, "{message}"),
+                Level::Error => tracing::error!(target: "plugin", job, plugin, step, "{message}"),
+            }
+        }
+    }
+
+    fn reinstantiate(&mut self) -> Result<(), Failure> {
+        let calls = std::mem::take(&mut self.store.data_mut().host.calls);
+        let mut store = new_store(&self.plugin.0.engine, &self.job_id, &self.plugin.label(), &self.config);
+        store.data_mut().host.calls = calls;
+        self.instance = self.plugin.0.pre.instantiate(&mut store).map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+        self.store = store;
+        self.poisoned = false;
+        Ok(())
+    }
+}
+
+fn redact_failure(r: &Redactor, f: Failure) -> Failure {
+    match f {
+        Failure::Trap(m) => Failure::Trap(r.redact(&m)),
+        Failure::BadOutput(m) => Failure::BadOutput(r.redact(&m)),
+        Failure::Instantiate(m) => Failure::Instantiate(r.redact(&m)),
+        other => other,
+    }
+}
+
+fn step_from_wit(s: wit::Step) -> Step {
+    match s {
+        wit::Step::Create => Step::Create,
+        wit::Step::Set => Step::Set,
+        wit::Step::Test => Step::Test,
+        wit::Step::Finish => Step::Finish,
+        wit::Step::Rollback => Step::Rollback,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn panic_message_is_taken_from_rust_stderr() {
+        let stderr = b"\nthread '<unnamed>' panicked at src/lib.rs:9:9:\nfixture panicked on purpose\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("panicked at src/lib.rs:9:9: fixture panicked on purpose")
+        );
+        assert_eq!(panic_message(b"nothing here"), None);
+    }
+}

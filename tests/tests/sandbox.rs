@@ -1,0 +1,125 @@
+//! The sandbox holds: misbehaving plugins (built from plugins/fixtures) are
+//! stopped with typed errors, and the runtime keeps serving other plugins.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rotator::builtin::build_artifact;
+use rotator::plugin::{Failure, Grants, LoadError, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext};
+use serde_json::json;
+
+fn runtime() -> Arc<Runtime> {
+    Runtime::new(RuntimeOptions { max_concurrent_runs: 8, ..Default::default() }).expect("runtime")
+}
+
+fn ctx(settings: serde_json::Value) -> StepContext {
+    StepContext { job_id: "job".into(), rotation_id: "r1".into(), settings, current: None, attempt: 1 }
+}
+
+fn config(limits: RunLimits) -> RunConfig {
+    RunConfig { limits, grants: Arc::new(Grants::default()), vault: None }
+}
+
+/// kv-random still works on the same runtime: the sandbox broke nothing.
+fn assert_runtime_healthy(rt: &Arc<Runtime>) {
+    let kv = rt.load_builtin("kv-random").unwrap();
+    let mut run = kv.start("other", config(RunLimits::default())).unwrap();
+    let c = ctx(json!({"field": "password"}));
+    let secret = run.create(&c).unwrap();
+    run.test(&c, &secret).unwrap();
+}
+
+#[test]
+fn a_plugin_that_loops_forever_is_stopped_at_the_deadline() {
+    let rt = runtime();
+    let p = rt.load_file(&build_artifact("fixture_spin"), None).unwrap();
+    let limits = RunLimits { step_timeout: Duration::from_millis(200), ..Default::default() };
+    let mut run = p.start("spinner", config(limits)).unwrap();
+    let err = run.create(&ctx(json!({}))).unwrap_err();
+    assert_eq!(err.failure, Failure::Deadline(Duration::from_millis(200)), "{err}");
+    assert_eq!(err.job, "spinner");
+    assert_eq!(err.plugin, "fixture-spin@0.0.1");
+    assert_runtime_healthy(&rt);
+}
+
+#[test]
+fn a_plugin_that_allocates_without_bound_is_stopped_at_the_cap() {
+    let rt = runtime();
+    let p = rt.load_file(&build_artifact("fixture_hog"), None).unwrap();
+    let limits = RunLimits { memory: 16 << 20, ..Default::default() };
+    let mut run = p.start("hog", config(limits)).unwrap();
+    let err = run.create(&ctx(json!({}))).unwrap_err();
+    assert_eq!(err.failure, Failure::MemoryLimit(16 << 20), "{err}");
+    assert!(err.to_string().contains("memory limit of 16 MiB"), "{err}");
+    assert_runtime_healthy(&rt);
+}
+
+#[test]
+fn a_panicking_plugin_becomes_a_typed_trap_with_its_message() {
+    let rt = runtime();
+    let p = rt.load_file(&build_artifact("fixture_panicky"), None).unwrap();
+    let mut run = p.start("panicky", config(RunLimits::default())).unwrap();
+    let err = run.create(&ctx(json!({}))).unwrap_err();
+    match &err.failure {
+        Failure::Trap(m) => assert!(m.contains("fixture panicked on purpose"), "{m}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    // The trapped instance is replaced: rollback still runs.
+    let pending = rotator::secret::SecretJson::new("{}".into());
+    run.rollback(&ctx(json!({})), &pending).unwrap();
+    assert_runtime_healthy(&rt);
+}
+
+#[test]
+fn a_plugin_writing_outside_its_grant_is_denied_without_contacting_vault() {
+    let rt = runtime();
+    let p = rt.load_file(&build_artifact("fixture_trespass"), None).unwrap();
+    // No vault connection at all: a denial must come before any attempt.
+    let mut run = p.start("trespasser", config(RunLimits::default())).unwrap();
+    let err = run.create(&ctx(json!({}))).unwrap_err();
+    match &err.failure {
+        Failure::Permanent(m) => assert!(m.contains("not granted to job `trespasser`"), "{m}"),
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    let calls = run.host_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].path, "secret/data/forbidden/target");
+    assert_eq!(calls[0].outcome, rotator::plugin::CallOutcome::Denied);
+    assert_runtime_healthy(&rt);
+}
+
+#[test]
+fn a_non_component_file_gives_a_clear_error() {
+    let rt = runtime();
+    let err = rt.load("junk.wasm", b"this is not wasm", None).unwrap_err();
+    assert!(matches!(err, LoadError::NotWasm { .. }));
+    assert_eq!(err.to_string(), "junk.wasm: not a WebAssembly file");
+    // A core module (the smallest valid one) is told apart from a component.
+    let core = b"\0asm\x01\0\0\0";
+    let err = rt.load("core.wasm", core, None).unwrap_err();
+    assert!(err.to_string().contains("a core WebAssembly module, not a component"), "{err}");
+}
+
+#[test]
+fn a_wrong_world_component_is_refused_naming_what_is_missing() {
+    let rt = runtime();
+    let err = rt.load_file(&build_artifact("fixture_wrong_world"), None).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, LoadError::WrongWorld { .. }), "{msg}");
+    assert!(msg.contains("does not export `rotator:plugin/rotator@0.1.0`"), "{msg}");
+    assert!(msg.contains("other:thing/greeter@1.0.0"), "{msg}");
+}
+
+#[test]
+fn a_sha256_pin_refuses_a_different_file() {
+    let rt = runtime();
+    let path = build_artifact("kv_random");
+    let err = rt.load_file(&path, Some(&"0".repeat(64))).unwrap_err();
+    assert!(matches!(err, LoadError::Sha256Mismatch { .. }), "{err}");
+    let actual = match err {
+        LoadError::Sha256Mismatch { actual, .. } => actual,
+        _ => unreachable!(),
+    };
+    let ok = rt.load_file(&path, Some(&actual.to_uppercase())).unwrap();
+    assert_eq!(ok.sha256(), actual);
+}
