@@ -1,0 +1,233 @@
+//! The TOML configuration: what the operator writes and what it means.
+//!
+//! Parsing is strict (`deny_unknown_fields`, typed values) and reports every
+//! problem at once, each with file, line and column (see [`parse`]). Secrets
+//! are never written inline: the Vault token is a reference to an
+//! environment variable or a file ([`SecretRef`]).
+//!
+//! ```toml
+//! [vault]
+//! address = "http://127.0.0.1:8200"     # default: $VAULT_ADDR
+//! token = { env = "VAULT_TOKEN" }       # or { file = "/run/token" }
+//!
+//! [daemon]
+//! api_addr = "127.0.0.1:8080"
+//!
+//! [[jobs]]
+//! id = "demo-kv"
+//! plugin = "kv-random"                  # a built-in, or a path to a .wasm
+//! secret = { mount = "secret", path = "demo/app" }
+//! interval = "10s"
+//! settings = { field = "password", length = 24 }
+//! ```
+
+mod diagnostic;
+mod parse;
+mod units;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use diagnostic::{Collector, ConfigErrors, Diagnostic, SourceFile};
+pub use parse::{load, parse};
+
+use crate::plugin::{Grants, RunLimits};
+
+/// A whole configuration file, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: Arc<SourceFile>,
+    /// The folder relative plugin paths are resolved against.
+    pub base_dir: PathBuf,
+    pub vault: VaultConfig,
+    pub daemon: DaemonConfig,
+    pub jobs: Vec<JobConfig>,
+}
+
+/// `[vault]`: where Vault is and who we are there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// Default: `$VAULT_ADDR`.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Default: `$VAULT_TOKEN`.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// Default: `$VAULT_NAMESPACE`.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Per-request timeout.
+    #[serde(default = "default_vault_timeout", with = "units::duration")]
+    pub timeout: Duration,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self { address: None, token: None, namespace: None, timeout: default_vault_timeout() }
+    }
+}
+
+fn default_vault_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Where a secret value comes from. Never the value itself.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum SecretRef {
+    /// An environment variable's value.
+    Env(String),
+    /// A file's contents, trimmed.
+    File(PathBuf),
+}
+
+impl SecretRef {
+    /// Read the secret. The error names the source, never the value.
+    pub fn resolve(&self, base_dir: &Path) -> Result<SecretString, String> {
+        match self {
+            Self::Env(var) => std::env::var(var)
+                .map(SecretString::from)
+                .map_err(|_| format!("environment variable {var} is not set")),
+            Self::File(path) => {
+                let path = base_dir.join(path);
+                std::fs::read_to_string(&path)
+                    .map(|s| SecretString::from(s.trim().to_owned()))
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+/// `[daemon]`: how the daemon itself runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Where the HTTP API listens.
+    #[serde(default = "default_api_addr")]
+    pub api_addr: SocketAddr,
+    /// At most this many rotations run at once.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent_rotations: u32,
+    /// Compiled-plugin cache; default `~/.cache/rotator`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// How long shutdown waits for running rotations to finish.
+    #[serde(default = "default_grace", with = "units::duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            api_addr: default_api_addr(),
+            max_concurrent_rotations: default_max_concurrent(),
+            cache_dir: None,
+            shutdown_grace: default_grace(),
+        }
+    }
+}
+
+fn default_api_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_max_concurrent() -> u32 {
+    4
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Which plugin a job runs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PluginRef {
+    /// Embedded in the binary, by name.
+    Builtin(String),
+    /// A component file, resolved against the config's folder.
+    File(PathBuf),
+}
+
+/// Where a job's secret lives: a KV mount and a path in it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretLocation {
+    #[serde(default = "default_mount")]
+    pub mount: String,
+    pub path: String,
+}
+
+fn default_mount() -> String {
+    "secret".into()
+}
+
+impl std::fmt::Display for SecretLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.mount.trim_matches('/'), self.path.trim_matches('/'))
+    }
+}
+
+/// One `[[jobs]]` entry.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    pub id: String,
+    pub plugin: PluginRef,
+    /// Refuse the plugin unless its sha256 matches.
+    pub sha256: Option<String>,
+    pub secret: Option<SecretLocation>,
+    pub interval: Duration,
+    /// The `settings` table as JSON, handed to the plugin.
+    pub settings: Value,
+    pub limits: RunLimits,
+    pub grants: Arc<Grants>,
+    pub enabled: bool,
+    /// Where things are in the file, for errors found after parsing.
+    pub spans: JobSpans,
+}
+
+/// Source locations of a job, for diagnostics found after parsing (plugin
+/// load errors, settings that fail the plugin's schema).
+#[derive(Debug, Clone, Default)]
+pub struct JobSpans {
+    pub job: Range<usize>,
+    pub plugin: Range<usize>,
+    pub settings: Range<usize>,
+    /// JSON pointer inside settings → span of that value.
+    pub settings_items: HashMap<String, Range<usize>>,
+}
+
+impl JobSpans {
+    /// The most precise span for a JSON pointer into the settings.
+    pub fn settings_span(&self, pointer: &str) -> Range<usize> {
+        let mut p = pointer.to_owned();
+        loop {
+            if let Some(span) = self.settings_items.get(&p) {
+                return span.clone();
+            }
+            match p.rfind('/') {
+                Some(i) => p.truncate(i),
+                None => return self.settings.clone(),
+            }
+        }
+    }
+}
+
+impl Config {
+    pub fn job(&self, id: &str) -> Option<&JobConfig> {
+        self.jobs.iter().find(|j| j.id == id)
+    }
+
+    /// A collector for problems found after parsing (e.g. by `check`).
+    pub fn collector(&self) -> Collector {
+        Collector::new(self.source.clone())
+    }
+}

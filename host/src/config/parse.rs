@@ -1,0 +1,280 @@
+//! TOML text → [`Config`], collecting every problem with its location.
+//!
+//! The document is parsed once into toml's spanned tree (recovering from
+//! syntax errors so they are all reported). Each section and each job is then
+//! deserialized on its own, so one bad job does not hide the problems of the
+//! next, and values that need more than serde's checks (ids, durations, sizes,
+//! grant patterns, plugin names) are validated with their spans.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::units::parse_bytes;
+use super::{
+    Collector, Config, ConfigErrors, DaemonConfig, JobConfig, JobSpans, PluginRef, SecretLocation, SourceFile,
+    VaultConfig,
+};
+use crate::builtin;
+use crate::plugin::grants::validate_path;
+use crate::plugin::{Grants, MAX_MEMORY, RunLimits, VaultGrant};
+
+/// A job as written, before validation. Spanned fields get precise errors.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    id: Spanned<String>,
+    plugin: Spanned<String>,
+    #[serde(default)]
+    sha256: Option<Spanned<String>>,
+    #[serde(default)]
+    secret: Option<Spanned<SecretLocation>>,
+    interval: Spanned<String>,
+    #[serde(default)]
+    settings: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    limits: Option<RawLimits>,
+    #[serde(default)]
+    grants: Vec<Spanned<VaultGrant>>,
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default)]
+    memory: Option<Spanned<String>>,
+    #[serde(default)]
+    step_timeout: Option<Spanned<String>>,
+}
+
+const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const MIN_MEMORY: usize = 1 << 20;
+const STEP_TIMEOUT_RANGE: (std::time::Duration, std::time::Duration) =
+    (std::time::Duration::from_millis(10), std::time::Duration::from_secs(600));
+
+/// Read and parse a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: name.clone(),
+        errors: vec![super::Diagnostic { line: 1, column: 1, message: format!("cannot read: {e}") }],
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&name, &text, &base)
+}
+
+/// Parse config text. `name` labels errors; `base_dir` resolves relative paths.
+pub fn parse(name: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    let source = Arc::new(SourceFile { name: name.to_owned(), text: text.to_owned() });
+    let mut c = Collector::new(source.clone());
+    let (root, syntax) = DeTable::parse_recoverable(&source.text);
+    for e in &syntax {
+        c.toml_error(e, 0..0);
+    }
+    if !syntax.is_empty() {
+        // Everything after a syntax error is noise; report just those.
+        return c.finish().map(|()| unreachable!("syntax errors were recorded"));
+    }
+
+    let mut vault = VaultConfig::default();
+    let mut daemon = DaemonConfig::default();
+    let mut jobs = Vec::new();
+    for (key, value) in root.into_inner() {
+        let span = value.span();
+        match key.get_ref().as_ref() {
+            "vault" => vault = section(&mut c, value).unwrap_or_default(),
+            "daemon" => daemon = section(&mut c, value).unwrap_or_default(),
+            "jobs" => match value.into_inner() {
+                DeValue::Array(items) => {
+                    check_unique_ids(&mut c, &items);
+                    for item in items {
+                        if let Some(job) = job(&mut c, item, base_dir) {
+                            jobs.push(job);
+                        }
+                    }
+                }
+                _ => c.error(span, "`jobs` must be an array of tables ([[jobs]])"),
+            },
+            other => c.error(key.span(), format!("unknown section `{other}` (expected vault, daemon or jobs)")),
+        }
+    }
+    check_daemon(&mut c, &daemon);
+    c.finish()?;
+    Ok(Config { source, base_dir: base_dir.to_path_buf(), vault, daemon, jobs })
+}
+
+fn section<T: DeserializeOwned>(c: &mut Collector, value: Spanned<DeValue<'_>>) -> Option<T> {
+    let span = value.span();
+    T::deserialize(ValueDeserializer::from(value)).map_err(|e| c.toml_error(&e, span)).ok()
+}
+
+fn check_daemon(c: &mut Collector, d: &DaemonConfig) {
+    if d.max_concurrent_rotations == 0 {
+        c.error(0..0, "daemon.max_concurrent_rotations must be at least 1");
+    }
+}
+
+/// Duplicate ids are found on the raw tables, so a job that is invalid for
+/// other reasons still counts.
+fn check_unique_ids(c: &mut Collector, items: &[Spanned<DeValue<'_>>]) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for item in items {
+        let DeValue::Table(t) = item.get_ref() else { continue };
+        let Some(id) = t.get("id") else { continue };
+        let Some(name) = id.get_ref().as_str() else { continue };
+        if let Some(first) = seen.insert(name.to_owned(), id.span().start) {
+            let (line, _) = c.position(first);
+            c.error(id.span(), format!("duplicate job id `{name}` (first defined on line {line})"));
+        }
+    }
+}
+
+fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path) -> Option<JobConfig> {
+    let span = value.span();
+    let settings_items = match value.get_ref() {
+        DeValue::Table(t) => t.get("settings").map(|s| spans_of(s, String::new())).unwrap_or_default(),
+        _ => HashMap::new(),
+    };
+    let raw: RawJob = section(c, value)?;
+    let before = c.count();
+
+    let id = raw.id.get_ref().clone();
+    if !valid_id(&id) {
+        c.error(raw.id.span(), format!("job id `{id}` must be 1-64 of a-z, 0-9, `-` and `_`, starting with a letter or digit"));
+    }
+    let plugin = plugin_ref(c, &raw.plugin, base_dir);
+    if let Some(pin) = &raw.sha256
+        && !(pin.get_ref().len() == 64 && pin.get_ref().chars().all(|ch| ch.is_ascii_hexdigit()))
+    {
+        c.error(pin.span(), "sha256 must be 64 hexadecimal characters");
+    }
+    if let Some(secret) = &raw.secret {
+        let s = secret.get_ref();
+        for (what, p) in [("mount", &s.mount), ("path", &s.path)] {
+            if let Err(why) = validate_path(p) {
+                c.error(secret.span(), format!("secret {what}: {why}"));
+            }
+        }
+    }
+    let interval = match humantime::parse_duration(raw.interval.get_ref()) {
+        Ok(d) if d < MIN_INTERVAL => {
+            c.error(raw.interval.span(), "interval must be at least 1s");
+            d
+        }
+        Ok(d) => d,
+        Err(e) => {
+            c.error(raw.interval.span(), format!("invalid interval `{}`: {e} (try \"1h\", \"30m\")", raw.interval.get_ref()));
+            MIN_INTERVAL
+        }
+    };
+    let limits = limits(c, raw.limits.as_ref());
+    for g in &raw.grants {
+        if let Err(why) = g.get_ref().validate() {
+            c.error(g.span(), why);
+        }
+    }
+    let (settings, settings_span) = match raw.settings {
+        Some(s) => {
+            let span = s.span();
+            (serde_json::to_value(s.into_inner()).unwrap_or_default(), span)
+        }
+        None => (serde_json::json!({}), span.clone()),
+    };
+    if c.count() > before {
+        return None;
+    }
+    Some(JobConfig {
+        id,
+        plugin: plugin?,
+        sha256: raw.sha256.map(|s| s.into_inner().to_ascii_lowercase()),
+        secret: raw.secret.map(Spanned::into_inner),
+        interval,
+        settings,
+        limits,
+        grants: Arc::new(Grants { vault: raw.grants.into_iter().map(Spanned::into_inner).collect() }),
+        enabled: raw.enabled,
+        spans: JobSpans { job: span, plugin: raw.plugin.span(), settings: settings_span, settings_items },
+    })
+}
+
+fn valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    id.len() <= 64
+        && chars.next().is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+        && chars.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_')
+}
+
+/// A name is a built-in; anything with a `/` or ending in `.wasm` is a file.
+fn plugin_ref(c: &mut Collector, plugin: &Spanned<String>, base_dir: &Path) -> Option<PluginRef> {
+    let name = plugin.get_ref();
+    if name.contains('/') || name.ends_with(".wasm") {
+        let path = base_dir.join(name);
+        if !path.is_file() {
+            c.error(plugin.span(), format!("plugin file `{name}` does not exist (paths are relative to the config file)"));
+            return None;
+        }
+        return Some(PluginRef::File(path));
+    }
+    if builtin::find(name).is_none() {
+        let known: Vec<&str> = builtin::BUILTINS.iter().map(|b| b.name).collect();
+        c.error(
+            plugin.span(),
+            format!("unknown built-in plugin `{name}` (built-ins: {}; a file path must end in .wasm)", known.join(", ")),
+        );
+        return None;
+    }
+    Some(PluginRef::Builtin(name.clone()))
+}
+
+fn limits(c: &mut Collector, raw: Option<&RawLimits>) -> RunLimits {
+    let mut limits = RunLimits::default();
+    let Some(raw) = raw else { return limits };
+    if let Some(m) = &raw.memory {
+        match parse_bytes(m.get_ref()) {
+            Ok(n) if (MIN_MEMORY..=MAX_MEMORY).contains(&n) => limits.memory = n,
+            Ok(_) => c.error(m.span(), "limits.memory must be between 1MiB and 1GiB"),
+            Err(why) => c.error(m.span(), why),
+        }
+    }
+    if let Some(t) = &raw.step_timeout {
+        match humantime::parse_duration(t.get_ref()) {
+            Ok(d) if d >= STEP_TIMEOUT_RANGE.0 && d <= STEP_TIMEOUT_RANGE.1 => limits.step_timeout = d,
+            Ok(_) => c.error(t.span(), "limits.step_timeout must be between 10ms and 10m"),
+            Err(e) => c.error(t.span(), format!("invalid duration `{}`: {e}", t.get_ref())),
+        }
+    }
+    limits
+}
+
+/// JSON pointer → span for every value under `value`.
+fn spans_of(value: &Spanned<DeValue<'_>>, pointer: String) -> HashMap<String, Range<usize>> {
+    let mut out = HashMap::new();
+    out.insert(pointer.clone(), value.span());
+    match value.get_ref() {
+        DeValue::Table(t) => {
+            for (k, v) in t.iter() {
+                let key = k.get_ref().replace('~', "~0").replace('/', "~1");
+                out.extend(spans_of(v, format!("{pointer}/{key}")));
+            }
+        }
+        DeValue::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                out.extend(spans_of(v, format!("{pointer}/{i}")));
+            }
+        }
+        _ => {}
+    }
+    out
+}
