@@ -1,0 +1,282 @@
+//! `rotator dev`: an in-memory, Vault-compatible server for development,
+//! like `vault server -dev`.
+//!
+//! It speaks Vault's HTTP API closely enough that real clients (hvac,
+//! rotator's own [`crate::vault`] client, and the calls the `vault` CLI makes
+//! for `status` and `kv`) work against it unchanged: the same paths, methods,
+//! status codes and JSON shapes, taken from the samples in
+//! `shared/contracts/vault/`. Nothing is persisted and there is no TLS; the
+//! banner says so loudly.
+//!
+//! How a request flows:
+//!
+//! - `http` turns the HTTP request into a logical `Request` (Vault's
+//!   method-to-operation rules, `?list=true`, the merge-patch content type),
+//!   answers the unauthenticated sys/ endpoints, checks the token, and routes
+//!   by the longest mount prefix, as Vault's router does.
+//! - `mounts` is the mount table: path prefix to `mounts::Engine`. New
+//!   engines (database, AppRole, ...) are new variants there.
+//! - `sys`, `token`, `kv1` and `kv2` are the engines.
+//! - `response` is the only place that knows the wire shapes.
+//!
+//! All state sits behind one `std::sync::Mutex`; handlers are synchronous
+//! and never hold it across an await. Logs name paths and statuses only,
+//! never secret values or tokens.
+
+mod http;
+mod kv1;
+mod kv2;
+mod mounts;
+mod response;
+mod sys;
+mod token;
+mod util;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::Rng;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use mounts::MountTable;
+use token::TokenStore;
+
+/// The Vault release whose API the dev server follows; reported by
+/// sys/health and sys/seal-status with a build tag saying what it really is.
+const VAULT_VERSION: &str = "1.16.0+rotator.dev";
+
+/// How to start the dev server.
+#[derive(Clone)]
+pub struct DevServerOptions {
+    /// Where to listen; port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// The root token clients must send. Empty: a random `hvs.` token.
+    pub root_token: String,
+}
+
+impl Default for DevServerOptions {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8200)),
+            root_token: String::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DevServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevServerOptions")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running dev server. Dropping it stops serving; [`DevServer::shutdown`]
+/// also waits for the server task to end.
+pub struct DevServer {
+    addr: SocketAddr,
+    root_token: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::fmt::Debug for DevServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevServer {
+    /// Bind (port 0 allowed) and serve in a background tokio task.
+    pub async fn start(options: DevServerOptions) -> std::io::Result<DevServer> {
+        let listener = tokio::net::TcpListener::bind(options.addr).await?;
+        let addr = listener.local_addr()?;
+        let root_token = if options.root_token.is_empty() {
+            random_token()
+        } else {
+            options.root_token
+        };
+        let shared = Arc::new(Shared::new(&root_token));
+        let app = http::router(shared);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "vault dev server listening");
+        Ok(DevServer {
+            addr,
+            root_token,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// "http://127.0.0.1:PORT" (a wildcard bind is reported as loopback).
+    pub fn url(&self) -> String {
+        let ip = match self.addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+    }
+
+    /// The token that is allowed everything.
+    pub fn root_token(&self) -> &str {
+        &self.root_token
+    }
+
+    /// The loud multi-line "not for production" banner with address and root
+    /// token, like `vault server -dev` prints.
+    pub fn banner(&self) -> String {
+        let url = self.url();
+        let token = &self.root_token;
+        format!(
+            "\
+==> rotator dev server started! It is NOT for production.
+
+WARNING! Dev mode is enabled. This server keeps everything in memory, so
+every secret is lost when it stops. It listens without TLS and it grants
+everything to the root token printed below. Never store real secrets in it.
+
+To point the vault CLI, hvac or rotator at it:
+
+    $ export VAULT_ADDR='{url}'
+    $ export VAULT_TOKEN='{token}'
+
+Address:    {url}
+Root Token: {token}
+Mounts:     secret/ (kv version 2), cubbyhole/
+
+Development mode should NOT be used in production installations!
+"
+        )
+    }
+
+    /// Stop serving and wait for the task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(Ok(())) => tracing::info!(addr = %self.addr, "vault dev server stopped"),
+                Ok(Err(e)) => {
+                    tracing::warn!(addr = %self.addr, error = %e, "vault dev server failed")
+                }
+                Err(e) => {
+                    tracing::warn!(addr = %self.addr, error = %e, "vault dev server task ended abnormally")
+                }
+            }
+        }
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        // Stop serving even when nobody awaited shutdown().
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A random root token in Vault's service-token style.
+fn random_token() -> String {
+    let body: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
+    format!("hvs.{body}")
+}
+
+/// Eight random hex digits (accessors, cluster names).
+pub(crate) fn random_hex8() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// Facts about the server that never change while it runs.
+pub(crate) struct ServerInfo {
+    pub cluster_name: String,
+    pub cluster_id: String,
+    pub version: &'static str,
+}
+
+/// Everything the request handlers share.
+pub(crate) struct Shared {
+    pub info: ServerInfo,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn new(root_token: &str) -> Self {
+        let now = OffsetDateTime::now_utc();
+        Self {
+            info: ServerInfo {
+                cluster_name: format!("vault-cluster-{}", random_hex8()),
+                cluster_id: uuid::Uuid::new_v4().to_string(),
+                version: VAULT_VERSION,
+            },
+            state: Mutex::new(State {
+                mounts: MountTable::with_defaults(),
+                tokens: TokenStore::with_root(root_token, now),
+            }),
+        }
+    }
+
+    /// The state. A panic in one handler must not take the server down, so
+    /// a poisoned lock is taken over rather than propagated.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The mutable state: the mount table (with each engine's data) and the
+/// token store.
+pub(crate) struct State {
+    pub mounts: MountTable,
+    pub tokens: TokenStore,
+}
+
+/// Vault's logical operations, derived from the HTTP method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Operation {
+    Read,
+    /// POST and PUT (Vault's create and update are one handler here).
+    Write,
+    Patch,
+    Delete,
+    List,
+    Head,
+}
+
+/// One authenticated logical request, as engines see it.
+pub(crate) struct Request {
+    pub op: Operation,
+    /// The path after `/v1/` (with a trailing "/" for LIST, as Vault adds).
+    pub path: String,
+    /// The JSON body for writes and patches, the query for everything else.
+    pub data: Map<String, Value>,
+    /// The caller's token (already checked to exist).
+    pub client_token: String,
+    /// Its accessor, to key per-token storage without keeping the token.
+    pub token_accessor: String,
+    pub now: OffsetDateTime,
+}
