@@ -14,7 +14,13 @@
 //! - [`daemon`]: scheduling jobs, the HTTP API, clean shutdown.
 //! - [`devserver`]: an in-memory Vault-compatible server for development.
 
+pub mod api;
 pub mod builtin;
+pub mod config;
+pub mod daemon;
+pub mod devserver;
 pub mod plugin;
+pub mod rotation;
 pub mod secret;
+pub mod setup;
 pub mod vault;

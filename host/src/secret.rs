@@ -28,11 +28,15 @@ impl SecretJson {
         Self::new(Value::Object(map.clone()).to_string())
     }
 
-    /// Parse the text and check it is a JSON object.
+    /// Check the text is a JSON object and wrap it. (Values are skipped,
+    /// not built: this runs on every rotation's output.)
     pub fn parse(json: String) -> Result<Self, String> {
-        match serde_json::from_str::<Value>(&json) {
-            Ok(Value::Object(_)) => Ok(Self::new(json)),
-            Ok(_) => Err("secret data must be a JSON object".into()),
+        use serde::de::IgnoredAny;
+        match serde_json::from_str::<std::collections::HashMap<String, IgnoredAny>>(&json) {
+            Ok(_) => Ok(Self::new(json)),
+            Err(_) if serde_json::from_str::<IgnoredAny>(&json).is_ok() => {
+                Err("secret data must be a JSON object".into())
+            }
             // serde_json's message names a position, never the content.
             Err(e) => Err(format!("secret data is not JSON: {e}")),
         }
@@ -73,15 +77,19 @@ impl fmt::Display for SecretJson {
 ///
 /// Every string leaf of every registered secret (and the token, where known)
 /// is a needle. Short values (under 4 characters) are skipped: they would
-/// redact ordinary words and carry little secrecy anyway.
+/// redact ordinary words and carry little secrecy anyway. Secrets are parsed
+/// into needles only when there is text to redact, so a rotation whose
+/// plugin logs nothing and fails nowhere pays almost nothing for this.
 #[derive(Default, Clone)]
 pub struct Redactor {
     needles: Vec<Zeroizing<String>>,
+    /// Secrets registered but not yet turned into needles.
+    unparsed: Vec<SecretJson>,
 }
 
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Redactor({} values)", self.needles.len())
+        write!(f, "Redactor({} values, {} pending)", self.needles.len(), self.unparsed.len())
     }
 }
 
@@ -94,8 +102,8 @@ impl Redactor {
 
     /// Register every string value inside a secret.
     pub fn add_secret(&mut self, secret: &SecretJson) {
-        if let Ok(value) = serde_json::from_str::<Value>(secret.expose()) {
-            self.add_value(&value);
+        if !self.unparsed.contains(secret) {
+            self.unparsed.push(secret.clone());
         }
     }
 
@@ -118,7 +126,12 @@ impl Redactor {
     }
 
     /// `text` with every registered value replaced by [`REDACTED`].
-    pub fn redact(&self, text: &str) -> String {
+    pub fn redact(&mut self, text: &str) -> String {
+        for secret in std::mem::take(&mut self.unparsed) {
+            if let Ok(value) = serde_json::from_str::<Value>(secret.expose()) {
+                self.add_value(&value);
+            }
+        }
         let mut out = text.to_owned();
         for needle in &self.needles {
             if out.contains(needle.as_str()) {

@@ -70,10 +70,11 @@ impl Runtime {
         let pre = bindings::PluginPre::new(instance_pre)
             .map_err(|e| LoadError::WrongWorld { origin: origin.clone(), detail: format!("{e:#}") })?;
 
+        let imports = component.component_type().imports(&self.engine).map(|(n, _)| n.to_owned()).collect();
         let info = describe(&self.engine, &pre, &origin)?;
         let schema = jsonschema::validator_for(&info.settings_schema)
             .map_err(|e| LoadError::Schema { origin: origin.clone(), message: e.to_string() })?;
-        Ok(Plugin(Arc::new(PluginInner { engine: self.engine.clone(), pre, info, sha256, origin, schema })))
+        Ok(Plugin(Arc::new(PluginInner { engine: self.engine.clone(), pre, info, sha256, origin, schema, imports })))
     }
 
     /// Compile through the on-disk cache, keyed by the component's sha256

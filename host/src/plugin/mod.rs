@@ -32,6 +32,7 @@ pub use error::{Failure, LoadError, StepError};
 pub use grants::{Grants, Operation, VaultGrant};
 pub use imports::{CallOutcome, HostCall, VaultBridge};
 pub use limits::RunLimits;
+pub use load::EXPORT;
 pub use run::{CurrentSecret, PlannedAction, Run, RunConfig, StepContext};
 
 use imports::HostState;
@@ -39,6 +40,9 @@ use limits::{EpochTicker, MemoryLimiter};
 
 /// The largest memory cap a job may ask for; also the pool's slot size.
 pub const MAX_MEMORY: usize = 1 << 30;
+
+/// Bytes of each pooled linear memory kept resident between runs.
+const KEEP_RESIDENT: usize = 2 << 20;
 
 /// The steps of the protocol, plus `describe` and `plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -168,7 +172,13 @@ fn engine_config(pool_slots: Option<u32>) -> Config {
             .total_core_instances(n * 8)
             .total_memories(n * 2)
             .total_tables(n * 4)
-            .max_memory_size(MAX_MEMORY);
+            .max_memory_size(MAX_MEMORY)
+            // Reset a freed slot's dirty pages with memset instead of
+            // madvise, so the next run does not page-fault them back in
+            // (the scan needs Linux 6.7+; older kernels keep the low pages).
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
@@ -219,6 +229,8 @@ struct PluginInner {
     sha256: String,
     origin: String,
     schema: jsonschema::Validator,
+    /// The component's import names (our interfaces and WASI).
+    imports: Vec<String>,
 }
 
 impl fmt::Debug for Plugin {
@@ -248,6 +260,11 @@ impl Plugin {
     /// `builtin:<name>` or the file it was loaded from.
     pub fn origin(&self) -> &str {
         &self.0.origin
+    }
+
+    /// What the component imports, by interface name.
+    pub fn imports(&self) -> &[String] {
+        &self.0.imports
     }
 
     /// `name@version`.

@@ -57,6 +57,9 @@ pub struct Run {
     instance: bindings::Plugin,
     redactor: Redactor,
     poisoned: bool,
+    /// The WIT form of the last context, rebuilt only when the context
+    /// changes (it is the same for every step of a rotation).
+    wit_ctx: Option<(String, u32, wit::Context)>,
 }
 
 /// A store with the job's limits and a WASI context that grants nothing.
@@ -132,6 +135,7 @@ impl Plugin {
             instance,
             redactor: Redactor::new(),
             poisoned: false,
+            wit_ctx: None,
         })
     }
 }
@@ -150,10 +154,12 @@ impl Run {
     pub fn plan(&mut self, ctx: &StepContext) -> Result<Vec<PlannedAction>, StepError> {
         let wctx = self.wit_context(ctx);
         let raw = self.call(Step::Plan, |i, s| i.call_plan(s, &wctx));
+        self.keep_context(wctx);
         let actions = self.conclude(Step::Plan, raw)?;
+        let redactor = &mut self.redactor;
         Ok(actions
             .into_iter()
-            .map(|a| PlannedAction { step: step_from_wit(a.step), summary: self.redactor.redact(&a.summary) })
+            .map(|a| PlannedAction { step: step_from_wit(a.step), summary: redactor.redact(&a.summary) })
             .collect())
     }
 
@@ -162,6 +168,7 @@ impl Run {
     pub fn create(&mut self, ctx: &StepContext) -> Result<SecretJson, StepError> {
         let wctx = self.wit_context(ctx);
         let raw = self.call(Step::Create, |i, s| i.call_create(s, &wctx));
+        self.keep_context(wctx);
         let parsed = match raw {
             Ok(Ok(json)) => match SecretJson::parse(json) {
                 Ok(secret) => {
@@ -202,10 +209,19 @@ impl Run {
             Step::Finish => i.call_finish(s, &wctx, &secret),
             _ => i.call_rollback(s, &wctx, &secret),
         });
+        self.keep_context(wctx);
         self.conclude(step, raw)
     }
 
+    /// The WIT context for `ctx`, taken out of the cache (put it back with
+    /// [`Run::keep_context`]).
     fn wit_context(&mut self, ctx: &StepContext) -> wit::Context {
+        if let Some((id, attempt, cached)) = self.wit_ctx.take()
+            && id == ctx.rotation_id
+            && attempt == ctx.attempt
+        {
+            return cached;
+        }
         if let Some(cur) = &ctx.current {
             self.redactor.add_secret(&cur.data);
         }
@@ -216,6 +232,10 @@ impl Run {
             current: ctx.current.as_ref().map(|c| wit::Secret { data: c.data.expose().to_owned(), version: c.version }),
             attempt: ctx.attempt,
         }
+    }
+
+    fn keep_context(&mut self, wctx: wit::Context) {
+        self.wit_ctx = Some((wctx.rotation_id.clone(), wctx.attempt, wctx));
     }
 
     /// Call one export under the deadline; a trap poisons the instance.
@@ -248,7 +268,7 @@ impl Run {
                 wit::RotateError::Transient(m) => Failure::Transient(self.redactor.redact(&m)),
                 wit::RotateError::Permanent(m) => Failure::Permanent(self.redactor.redact(&m)),
             },
-            Err(f) => redact_failure(&self.redactor, f),
+            Err(f) => redact_failure(&mut self.redactor, f),
         };
         Err(StepError { job: self.job_id.clone(), plugin: self.plugin.label(), step, failure })
     }
@@ -280,7 +300,7 @@ impl Run {
     }
 }
 
-fn redact_failure(r: &Redactor, f: Failure) -> Failure {
+fn redact_failure(r: &mut Redactor, f: Failure) -> Failure {
     match f {
         Failure::Trap(m) => Failure::Trap(r.redact(&m)),
         Failure::BadOutput(m) => Failure::BadOutput(r.redact(&m)),

@@ -31,19 +31,12 @@ fn default_length() -> usize {
 
 impl Policy {
     /// The characters a value may use, without duplicates, in a stable order.
-    fn alphabet(&self) -> Vec<char> {
-        let source: String = match &self.alphabet {
-            Some(a) => a.clone(),
-            None if !self.rules.is_empty() => self.rules.iter().map(|r| r.charset.as_str()).collect(),
-            None => DEFAULT_ALPHABET.into(),
-        };
-        let mut out: Vec<char> = Vec::new();
-        for c in source.chars() {
-            if !out.contains(&c) {
-                out.push(c);
-            }
+    fn alphabet(&self) -> Charset {
+        match &self.alphabet {
+            Some(a) => Charset::new([a.as_str()]),
+            None if !self.rules.is_empty() => Charset::new(self.rules.iter().map(|r| r.charset.as_str())),
+            None => Charset::new([DEFAULT_ALPHABET]),
         }
-        out
     }
 
     /// Reject policies no value can satisfy, with a message for the operator.
@@ -52,7 +45,7 @@ impl Policy {
             return Err(format!("length must be between 8 and 1024, not {}", self.length));
         }
         let alphabet = self.alphabet();
-        if alphabet.len() < 2 {
+        if alphabet.chars.len() < 2 {
             return Err("alphabet needs at least 2 distinct characters".into());
         }
         let mut required = 0;
@@ -60,7 +53,7 @@ impl Policy {
             if rule.charset.is_empty() {
                 return Err(format!("rules[{i}].charset is empty"));
             }
-            if let Some(c) = rule.charset.chars().find(|c| !alphabet.contains(c)) {
+            if let Some(c) = rule.charset.chars().find(|c| !alphabet.contains(*c)) {
                 return Err(format!("rules[{i}].charset has {c:?}, which is not in the alphabet"));
             }
             required += rule.min_chars;
@@ -76,7 +69,7 @@ impl Policy {
 
     /// A short description for `plan`.
     pub fn describe(&self) -> String {
-        let alphabet = self.alphabet().len();
+        let alphabet = self.alphabet().chars.len();
         if self.rules.is_empty() {
             format!("{alphabet}-character alphabet")
         } else {
@@ -88,19 +81,20 @@ impl Policy {
     /// A fresh value: each rule's minimum drawn from its charset, the rest
     /// from the alphabet, then shuffled so positions give nothing away.
     pub fn generate(&self) -> Result<String, String> {
-        let alphabet = self.alphabet();
+        let alphabet = self.alphabet().chars;
+        let mut rng = Random::new();
         let mut chars: Vec<char> = Vec::with_capacity(self.length);
         for rule in &self.rules {
             let set: Vec<char> = rule.charset.chars().collect();
             for _ in 0..rule.min_chars {
-                chars.push(set[random_below(set.len())?]);
+                chars.push(set[rng.below(set.len())?]);
             }
         }
         while chars.len() < self.length {
-            chars.push(alphabet[random_below(alphabet.len())?]);
+            chars.push(alphabet[rng.below(alphabet.len())?]);
         }
         for i in (1..chars.len()).rev() {
-            chars.swap(i, random_below(i + 1)?);
+            chars.swap(i, rng.below(i + 1)?);
         }
         Ok(chars.into_iter().collect())
     }
@@ -112,11 +106,12 @@ impl Policy {
         if len != self.length {
             return Err(format!("value has {len} characters, policy wants {}", self.length));
         }
-        if value.chars().any(|c| !alphabet.contains(&c)) {
+        if value.chars().any(|c| !alphabet.contains(c)) {
             return Err("value has characters outside the alphabet".into());
         }
         for (i, rule) in self.rules.iter().enumerate() {
-            let n = value.chars().filter(|c| rule.charset.contains(*c)).count();
+            let set = Charset::new([rule.charset.as_str()]);
+            let n = value.chars().filter(|c| set.contains(*c)).count();
             if n < rule.min_chars {
                 return Err(format!("rules[{i}] wants {} characters from its charset, value has {n}", rule.min_chars));
             }
@@ -125,16 +120,64 @@ impl Policy {
     }
 }
 
-/// A uniformly random index below `n`, by rejection sampling.
-fn random_below(n: usize) -> Result<usize, String> {
-    let n = n as u32;
-    let zone = u32::MAX - (u32::MAX % n);
-    loop {
-        let mut buf = [0u8; 4];
-        getrandom::fill(&mut buf).map_err(|e| format!("no randomness: {e}"))?;
-        let x = u32::from_le_bytes(buf);
-        if x < zone {
-            return Ok((x % n) as usize);
+/// A set of characters with fast membership for ASCII (a bitmap) and a
+/// plain list for anything else.
+struct Charset {
+    /// Distinct characters in first-seen order.
+    chars: Vec<char>,
+    ascii: u128,
+}
+
+impl Charset {
+    fn new<'a>(sources: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut set = Charset { chars: Vec::new(), ascii: 0 };
+        for c in sources.into_iter().flat_map(str::chars) {
+            if !set.contains(c) {
+                if c.is_ascii() {
+                    set.ascii |= 1u128 << (c as u32);
+                }
+                set.chars.push(c);
+            }
+        }
+        set
+    }
+
+    fn contains(&self, c: char) -> bool {
+        if c.is_ascii() { self.ascii & (1u128 << (c as u32)) != 0 } else { self.chars.contains(&c) }
+    }
+}
+
+/// Random indices from the host's CSPRNG, fetched in blocks: one
+/// `wasi:random` call serves a whole password instead of one per character.
+struct Random {
+    buf: [u8; 256],
+    used: usize,
+}
+
+impl Random {
+    fn new() -> Self {
+        Self { buf: [0; 256], used: 256 }
+    }
+
+    fn next_u32(&mut self) -> Result<u32, String> {
+        if self.used + 4 > self.buf.len() {
+            getrandom::fill(&mut self.buf).map_err(|e| format!("no randomness: {e}"))?;
+            self.used = 0;
+        }
+        let bytes = [self.buf[self.used], self.buf[self.used + 1], self.buf[self.used + 2], self.buf[self.used + 3]];
+        self.used += 4;
+        Ok(u32::from_le_bytes(bytes))
+    }
+
+    /// A uniformly random index below `n`, by rejection sampling (no modulo bias).
+    fn below(&mut self, n: usize) -> Result<usize, String> {
+        let n = n as u32;
+        let zone = u32::MAX - (u32::MAX % n);
+        loop {
+            let x = self.next_u32()?;
+            if x < zone {
+                return Ok((x % n) as usize);
+            }
         }
     }
 }

@@ -1,0 +1,197 @@
+//! One function per subcommand. They turn library results into output and
+//! exit codes; all logic lives in the library.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail};
+use clap::Args;
+use rotator::config::{self, Config};
+use rotator::daemon::Daemon;
+use rotator::devserver::{DevServer, DevServerOptions};
+use rotator::plugin::{Runtime, RuntimeOptions};
+use rotator::setup::{self, VaultOverride};
+use secrecy::SecretString;
+
+/// The dev config, embedded so `rotator dev` works from any folder.
+const DEV_CONFIG: &str = include_str!("../../../../config/dev.toml");
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// Where the dev Vault server listens.
+    #[arg(long, default_value = "127.0.0.1:8200")]
+    vault_addr: SocketAddr,
+    /// Where the daemon's API listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    api_addr: SocketAddr,
+    /// The dev server's root token.
+    #[arg(long, default_value = "root")]
+    root_token: String,
+    /// Jobs to run; default `config/dev.toml` if present, else the built-in demo.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Run only the dev server, no daemon.
+    #[arg(long)]
+    server_only: bool,
+}
+
+fn tokio() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    config::load(path).map_err(|e| anyhow!("{e}"))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => load_config(path)?,
+        None if Path::new("config/dev.toml").is_file() => load_config(Path::new("config/dev.toml"))?,
+        None => config::parse("(built-in dev config)", DEV_CONFIG, Path::new(".")).map_err(|e| anyhow!("{e}"))?,
+    };
+    tokio()?.block_on(async move {
+        let server = DevServer::start(DevServerOptions { addr: args.vault_addr, root_token: args.root_token.clone() })
+            .await
+            .with_context(|| format!("starting the dev server on {}", args.vault_addr))?;
+        println!("{}", server.banner());
+        if args.server_only {
+            shutdown_signal().await;
+            server.shutdown().await;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let over = VaultOverride { address: Some(server.url()), token: Some(SecretString::from(args.root_token)) };
+        let daemon = daemon(&config, over, Some(args.api_addr)).await?;
+        println!("rotator API:   http://{}/healthz", daemon.api_listener.local_addr()?);
+        println!("Jobs:          {}", daemon.jobs.iter().map(|j| j.config.id.as_str()).collect::<Vec<_>>().join(", "));
+        println!("Watch a secret: curl -s -H 'X-Vault-Token: root' {}/v1/secret/metadata/demo/app", server.url());
+        daemon.run(shutdown_signal()).await?;
+        server.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn daemon(config: &Config, over: VaultOverride, api_addr: Option<SocketAddr>) -> anyhow::Result<Daemon> {
+    let vault = setup::vault_client(config, over).map_err(|e| anyhow!(e))?;
+    let runtime = setup::runtime(config).map_err(|e| anyhow!(e))?;
+    let jobs = setup::load_jobs(config, &runtime).map_err(|e| anyhow!("{e}"))?;
+    let addr = api_addr.unwrap_or(config.daemon.api_addr);
+    let api_listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the API to {addr}"))?;
+    Ok(Daemon {
+        jobs,
+        vault,
+        api_listener,
+        max_concurrent_rotations: config.daemon.max_concurrent_rotations as usize,
+        shutdown_grace: config.daemon.shutdown_grace,
+    })
+}
+
+pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(path)?;
+    tokio()?.block_on(async move {
+        let daemon = daemon(&config, VaultOverride::default(), None).await?;
+        match daemon.vault.health().await {
+            Ok(_) => tracing::info!(vault = daemon.vault.address(), "vault reachable"),
+            Err(e) => tracing::warn!(error = %e, "vault health check failed; jobs will retry"),
+        }
+        tracing::info!(api = %daemon.api_listener.local_addr()?, jobs = daemon.jobs.len(), "daemon started");
+        daemon.run(shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let runtime = setup::runtime(&config).map_err(|e| anyhow!(e))?;
+    match setup::load_jobs(&config, &runtime) {
+        Ok(jobs) => {
+            println!("{}: OK, {} job(s)", config.source.name, jobs.len());
+            for j in &jobs {
+                println!("  {} → {} (sha256 {})", j.config.id, j.plugin.label(), &j.plugin.sha256()[..16]);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub fn rotate(path: &Path, job_id: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let config = load_config(path)?;
+    let Some(job_config) = config.job(job_id) else {
+        let ids: Vec<&str> = config.jobs.iter().map(|j| j.id.as_str()).collect();
+        bail!("no job `{job_id}` in {} (jobs: {})", path.display(), ids.join(", "));
+    };
+    let single = Config { jobs: vec![job_config.clone()], ..config.clone() };
+    tokio()?.block_on(async move {
+        let vault = setup::vault_client(&single, VaultOverride::default()).map_err(|e| anyhow!(e))?;
+        let runtime = setup::runtime(&single).map_err(|e| anyhow!(e))?;
+        let job = setup::load_jobs(&single, &runtime).map_err(|e| anyhow!("{e}"))?.remove(0);
+        if dry_run {
+            let plan = job.plan(&vault).await?;
+            println!("job {} (plugin {}), dry run: nothing will change", plan.job, plan.plugin);
+            println!("plugin plan:");
+            for a in &plan.plugin_actions {
+                println!("  {:<8} {}", a.step.as_str(), a.summary);
+            }
+            println!("host steps:");
+            for h in &plan.host_actions {
+                println!("  {h}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let report = job.rotate(&vault, 1).await?;
+        let versions = match (report.previous_version, report.new_version) {
+            (Some(a), Some(b)) => format!("version {a} → {b}"),
+            (None, Some(b)) => format!("version {b} (new secret)"),
+            _ => "no KV secret".into(),
+        };
+        println!("rotated {} with {}: {versions} (rotation {})", report.job, report.plugin, report.rotation_id);
+        for s in &report.steps {
+            println!("  {:<8} {:>8.3} ms", s.step.as_str(), s.duration.as_secs_f64() * 1e3);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn inspect(what: &str) -> anyhow::Result<ExitCode> {
+    let runtime = Runtime::new(RuntimeOptions::default()).map_err(|e| anyhow!(e))?;
+    let path = PathBuf::from(what);
+    let plugin = if path.exists() { runtime.load_file(&path, None)? } else { runtime.load_builtin(what)? };
+    let info = plugin.info();
+    println!("name:         {}", info.name);
+    println!("version:      {}", info.version);
+    println!("description:  {}", info.description);
+    println!("origin:       {}", plugin.origin());
+    println!("sha256:       {}", plugin.sha256());
+    println!("world:        rotator:plugin/plugin@0.1.0 (exports {})", rotator::plugin::EXPORT);
+    println!("imports:      {}", plugin.imports().join(", "));
+    if info.capabilities.is_empty() {
+        println!("capabilities: none");
+    } else {
+        println!("capabilities:");
+        for c in &info.capabilities {
+            let ops: Vec<&str> = c.operations.iter().map(|o| o.as_str()).collect();
+            println!("  vault {} [{}]", c.path, ops.join(", "));
+        }
+    }
+    println!("settings schema:\n{}", serde_json::to_string_pretty(&info.settings_schema)?);
+    Ok(ExitCode::SUCCESS)
+}

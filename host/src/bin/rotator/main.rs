@@ -1,0 +1,81 @@
+//! The `rotator` command: parse flags, set up logging, hand over to the
+//! library. Each subcommand lives in `commands.rs`.
+
+mod commands;
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Rotates secrets in Vault with sandboxed WebAssembly rotators.
+#[derive(Parser)]
+#[command(name = "rotator", version, about)]
+struct Cli {
+    /// Log format: human or json.
+    #[arg(long, global = true, default_value = "human", value_parser = ["human", "json"])]
+    log_format: String,
+    /// Log filter (e.g. `info`, `rotator=debug`); `RUST_LOG` also works.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a Vault-compatible dev server and the daemon pointed at it.
+    Dev(commands::DevArgs),
+    /// Run the daemon against a real Vault (VAULT_ADDR / VAULT_TOKEN honoured).
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a config: parse it, load every plugin, validate every job's settings.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Rotate one job now.
+    Rotate {
+        /// The job id.
+        job: String,
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Show what would happen without doing it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Work with plugin components.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Show a plugin's name, version, sha256, world and settings schema.
+    Inspect {
+        /// A component file, or the name of a built-in plugin.
+        plugin: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(&cli.log_format, &cli.log_level);
+    let result = match cli.command {
+        Command::Dev(args) => commands::dev(args),
+        Command::Run { config } => commands::run(&config),
+        Command::Check { config } => commands::check(&config),
+        Command::Rotate { job, config, dry_run } => commands::rotate(&config, &job, dry_run),
+        Command::Plugin(PluginCommand::Inspect { plugin }) => commands::inspect(&plugin),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! From a checked [`Config`] to runnable parts: the Vault client and the
+//! jobs with their plugins loaded. Shared by `run`, `dev`, `check` and
+//! `rotate`, so every command loads and validates the same way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::config::{Config, ConfigErrors, PluginRef};
+use crate::plugin::{Plugin, Runtime, RuntimeOptions};
+use crate::rotation::Job;
+use crate::vault::{VaultClient, VaultOptions};
+
+/// Overrides for the `[vault]` section (used by `rotator dev`).
+#[derive(Default)]
+pub struct VaultOverride {
+    pub address: Option<String>,
+    pub token: Option<SecretString>,
+}
+
+/// Build the Vault client: config first, then `VAULT_ADDR`, `VAULT_TOKEN`
+/// and `VAULT_NAMESPACE`, like Vault's own tools.
+pub fn vault_client(config: &Config, over: VaultOverride) -> Result<VaultClient, String> {
+    let v = &config.vault;
+    let address = over
+        .address
+        .or_else(|| v.address.clone())
+        .or_else(|| std::env::var("VAULT_ADDR").ok())
+        .ok_or("no Vault address: set [vault] address or VAULT_ADDR")?;
+    let token = match (over.token, &v.token) {
+        (Some(t), _) => t,
+        (None, Some(r)) => r.resolve(&config.base_dir).map_err(|e| format!("vault token: {e}"))?,
+        (None, None) => std::env::var("VAULT_TOKEN")
+            .map(SecretString::from)
+            .map_err(|_| "no Vault token: set [vault] token = { env = \"…\" } or VAULT_TOKEN")?,
+    };
+    let namespace = v.namespace.clone().or_else(|| std::env::var("VAULT_NAMESPACE").ok());
+    VaultClient::new(VaultOptions { address, token, namespace, timeout: v.timeout }).map_err(|e| e.to_string())
+}
+
+/// The plugin runtime sized and cached as the config says.
+pub fn runtime(config: &Config) -> Result<Arc<Runtime>, String> {
+    let mut options = RuntimeOptions {
+        // Room for every concurrent rotation plus `describe` during reloads.
+        max_concurrent_runs: config.daemon.max_concurrent_rotations.saturating_mul(2).max(8),
+        ..RuntimeOptions::default()
+    };
+    if let Some(dir) = &config.daemon.cache_dir {
+        options.cache_dir = Some(config.base_dir.join(dir));
+    }
+    Runtime::new(options)
+}
+
+/// Load every job's plugin (each distinct plugin once) and check each job's
+/// settings against its plugin's schema. All problems are reported at once,
+/// located in the config file.
+pub fn load_jobs(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<Job>, ConfigErrors> {
+    let mut c = config.collector();
+    let mut loaded: HashMap<(PluginRef, Option<String>), Plugin> = HashMap::new();
+    let mut jobs = Vec::new();
+    for job in &config.jobs {
+        let key = (job.plugin.clone(), job.sha256.clone());
+        let plugin = match loaded.get(&key) {
+            Some(p) => p.clone(),
+            None => {
+                let result = match &job.plugin {
+                    PluginRef::Builtin(name) => runtime.load_builtin(name),
+                    PluginRef::File(path) => runtime.load_file(path, job.sha256.as_deref()),
+                };
+                match result {
+                    Ok(p) => {
+                        loaded.insert(key, p.clone());
+                        p
+                    }
+                    Err(e) => {
+                        c.error(job.spans.plugin.clone(), format!("job `{}`: {e}", job.id));
+                        continue;
+                    }
+                }
+            }
+        };
+        for problem in plugin.validate_settings(&job.settings) {
+            let field = if problem.pointer.is_empty() { "settings".to_owned() } else { format!("settings{}", problem.pointer.replace('/', ".")) };
+            c.error(
+                job.spans.settings_span(&problem.pointer),
+                format!("job `{}`: {field}: {} (plugin {})", job.id, problem.message, plugin.label()),
+            );
+        }
+        jobs.push(Job { config: job.clone(), plugin });
+    }
+    c.finish()?;
+    Ok(jobs)
+}
