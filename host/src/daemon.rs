@@ -75,14 +75,20 @@ fn summary(job: &Job) -> JobSummary {
     }
 }
 
-/// One job: wait for the next slot, rotate, repeat, until told to stop.
+/// One job: wait for the next slot, rotate, repeat, until told to stop. A
+/// job whose secret does not exist yet is rotated at once, creating it.
 async fn job_loop(job: Job, vault: VaultClient, limit: Arc<Semaphore>, mut stop: watch::Receiver<bool>) {
     let id = job.config.id.clone();
+    let mut wait = match &job.config.secret {
+        Some(loc) if matches!(vault.kv_read(&loc.mount, &loc.path).await, Ok(None)) => Duration::ZERO,
+        _ => job.config.interval,
+    };
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(job.config.interval) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => break,
         }
+        wait = job.config.interval;
         let Ok(_permit) = limit.acquire().await else { break };
         // Not raced against `stop`: a started rotation always completes.
         match job.rotate(&vault, 1).await {

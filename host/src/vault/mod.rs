@@ -150,7 +150,9 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
     msg
 }
 
-/// rustls needs one process-wide crypto provider; ring is ours.
-fn install_crypto_provider() {
+/// rustls needs one process-wide crypto provider (ring here). Every HTTP
+/// client in the process depends on it; [`VaultClient::new`] installs it, and
+/// code that builds another reqwest client first should call this.
+pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -1,0 +1,106 @@
+//! Rotations end to end: real components, the dev server over real HTTP.
+
+use std::collections::HashSet;
+
+use rotator::rotation::RotationError;
+use rotator_tests::{dev_server, fixture, jobs};
+use serde_json::{Value, json};
+
+const KV_JOB: &str = r#"
+[[jobs]]
+id = "app"
+plugin = "kv-random"
+secret = { mount = "secret", path = "team/app" }
+interval = "1h"
+settings = { field = "password", length = 40, alphabet = "abcdefXYZ0123!", rules = [
+    { charset = "XYZ", min_chars = 3 },
+    { charset = "0123", min_chars = 4 },
+    { charset = "!", min_chars = 1 },
+] }
+"#;
+
+fn obeys_policy(pw: &str) -> bool {
+    pw.chars().count() == 40
+        && pw.chars().all(|c| "abcdefXYZ0123!".contains(c))
+        && pw.chars().filter(|c| "XYZ".contains(*c)).count() >= 3
+        && pw.chars().filter(|c| "0123".contains(*c)).count() >= 4
+        && pw.contains('!')
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kv_random_rotates_the_field_keeps_the_others_and_bumps_the_version() {
+    let server = dev_server().await;
+    let (vault, jobs, _rt) = jobs(&server, KV_JOB);
+    let job = &jobs[0];
+    let initial = rotator::secret::SecretJson::new(json!({"username": "app", "password": "initial-password", "host": "db1"}).to_string());
+    assert_eq!(vault.kv_write("secret", "team/app", &initial, Some(0)).await.unwrap(), 1);
+
+    let mut seen = HashSet::new();
+    for round in 0..5u64 {
+        let report = job.rotate(&vault, 1).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.previous_version, Some(round + 1));
+        assert_eq!(report.new_version, Some(round + 2));
+        let now = vault.kv_read("secret", "team/app").await.unwrap().unwrap();
+        assert_eq!(now.version, round + 2);
+        let fields = now.data.fields();
+        assert_eq!(fields["username"], "app");
+        assert_eq!(fields["host"], "db1");
+        let pw = fields["password"].as_str().unwrap().to_owned();
+        assert_ne!(pw, "initial-password");
+        assert!(obeys_policy(&pw), "policy broken by {pw:?}");
+        assert!(seen.insert(pw), "a password repeated");
+    }
+    let meta = vault.kv_metadata("secret", "team/app").await.unwrap().unwrap();
+    assert_eq!(meta["current_version"], 6);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_secret_is_created_with_cas_zero() {
+    let server = dev_server().await;
+    let (vault, jobs, _rt) = jobs(&server, KV_JOB);
+    let report = jobs[0].rotate(&vault, 1).await.unwrap();
+    assert_eq!((report.previous_version, report.new_version), (None, Some(1)));
+    let s = vault.kv_read("secret", "team/app").await.unwrap().unwrap();
+    assert_eq!(s.data.field_names(), vec!["password".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_plans_without_writing() {
+    let server = dev_server().await;
+    let (vault, jobs, _rt) = jobs(&server, KV_JOB);
+    let plan = jobs[0].plan(&vault).await.unwrap();
+    assert_eq!(plan.current_version, None);
+    assert!(plan.plugin_actions.iter().any(|a| a.summary.contains("40-character value for field `password`")), "{plan:?}");
+    assert!(plan.host_actions.iter().any(|h| h.contains("cas=0")), "{plan:?}");
+    assert!(vault.kv_read("secret", "team/app").await.unwrap().is_none(), "dry run wrote the secret");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_concurrent_writer_is_detected_and_not_overwritten() {
+    let server = dev_server().await;
+    let toml = format!(
+        r#"
+[[jobs]]
+id = "contested"
+plugin = "{}"
+secret = {{ mount = "secret", path = "shared/thing" }}
+interval = "1h"
+settings = {{ mount = "secret", path = "shared/thing" }}
+grants = [{{ path = "secret/data/shared/thing", operations = ["write"] }}]
+"#,
+        fixture("fixture_meddler")
+    );
+    let (vault, jobs, _rt) = jobs(&server, &toml);
+    let before = rotator::secret::SecretJson::new(r#"{"v":"original"}"#.into());
+    vault.kv_write("secret", "shared/thing", &before, Some(0)).await.unwrap();
+
+    let err = jobs[0].rotate(&vault, 1).await.unwrap_err();
+    assert!(matches!(err, RotationError::Vault { action: "promoting", .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("check-and-set on secret/data/shared/thing failed"), "{msg}");
+    assert!(msg.ends_with("; rolled back"), "{msg}");
+    // The other writer's version stands; the rotation wrote nothing.
+    let now = vault.kv_read("secret", "shared/thing").await.unwrap().unwrap();
+    assert_eq!(now.version, 2);
+    assert_eq!(now.data.fields()["written_by"], Value::from("someone else"));
+}
