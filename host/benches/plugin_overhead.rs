@@ -41,23 +41,32 @@ fn native_rotation(settings_json: &str, current: &str) -> String {
     #[derive(serde::Deserialize)]
     struct Settings {
         field: String,
-        #[serde(flatten)]
-        policy: policy::Policy,
+        #[serde(default = "policy::default_length")]
+        length: usize,
+        #[serde(default)]
+        alphabet: Option<String>,
+        #[serde(default)]
+        rules: Vec<policy::Rule>,
         #[serde(default)]
         preserve_fields: Map<String, Value>,
     }
-    let s: Settings = serde_json::from_str(settings_json).unwrap();
-    s.policy.validate().unwrap();
+    let load = || {
+        let s: Settings = serde_json::from_str(settings_json).unwrap();
+        let p = policy::Policy { length: s.length, alphabet: s.alphabet, rules: s.rules };
+        p.validate().unwrap();
+        (s.field, p, s.preserve_fields)
+    };
+    let (field, policy, preserve) = load();
     let mut data: Map<String, Value> = serde_json::from_str(current).unwrap();
-    for (k, v) in &s.preserve_fields {
+    for (k, v) in &preserve {
         data.insert(k.clone(), v.clone());
     }
-    data.insert(s.field.clone(), Value::String(s.policy.generate().unwrap()));
+    data.insert(field, Value::String(policy.generate().unwrap()));
     let pending = Value::Object(data).to_string();
     // test
-    let s2: Settings = serde_json::from_str(settings_json).unwrap();
+    let (field, policy, _) = load();
     let parsed: Map<String, Value> = serde_json::from_str(&pending).unwrap();
-    s2.policy.check(parsed[&s2.field].as_str().unwrap()).unwrap();
+    policy.check(parsed[&field].as_str().unwrap()).unwrap();
     pending
 }
 
@@ -73,7 +82,13 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     let total: Duration = samples.iter().sum();
-    Stats { median: at(0.5), p90: at(0.9), p99: at(0.99), max: *samples.last().unwrap(), mean: total / samples.len() as u32 }
+    Stats {
+        median: at(0.5),
+        p90: at(0.9),
+        p99: at(0.99),
+        max: *samples.last().unwrap(),
+        mean: total / samples.len() as u32,
+    }
 }
 
 fn measure(iterations: usize, mut f: impl FnMut()) -> Stats {
@@ -123,10 +138,7 @@ fn main() {
         current: Some(CurrentSecret { data: SecretJson::new(CURRENT.into()), version: Some(7) }),
         attempt: 1,
     };
-    println!(
-        "kv-random per-rotation overhead, {iterations} iterations, pooling allocator: {}",
-        runtime.is_pooling()
-    );
+    println!("kv-random per-rotation overhead, {iterations} iterations, pooling allocator: {}", runtime.is_pooling());
 
     let wasm = measure(iterations, || {
         let mut run = plugin.start("bench", config.clone()).unwrap();

@@ -54,10 +54,8 @@ impl Daemon {
         shutdown.await;
         tracing::info!("shutting down: waiting for running rotations to finish");
         let _ = stop_tx.send(true);
-        let drained = tokio::time::timeout(self.shutdown_grace, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(self.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::error!(grace = ?self.shutdown_grace, "rotations still running after the grace period; abandoning them");
         }

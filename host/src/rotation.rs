@@ -174,13 +174,21 @@ impl Job {
             }
         }
         let new_version = match &self.config.secret {
-            Some(loc) => match vault.kv_write(&loc.mount, &loc.path, &pending, Some(previous_version.unwrap_or(0))).await {
-                Ok(v) => Some(v),
-                Err(source) => {
-                    let e = RotationError::Vault { job: job.clone(), action: "promoting", location: loc.to_string(), source, rollback: None };
-                    return Err(self.rolled_back(&run, &ctx, &pending, e).await);
+            Some(loc) => {
+                match vault.kv_write(&loc.mount, &loc.path, &pending, Some(previous_version.unwrap_or(0))).await {
+                    Ok(v) => Some(v),
+                    Err(source) => {
+                        let e = RotationError::Vault {
+                            job: job.clone(),
+                            action: "promoting",
+                            location: loc.to_string(),
+                            source,
+                            rollback: None,
+                        };
+                        return Err(self.rolled_back(&run, &ctx, &pending, e).await);
+                    }
                 }
-            },
+            }
             None => None,
         };
         self.step(&run, &mut steps, Step::Finish, &ctx, Some(&pending)).await?;
@@ -222,7 +230,13 @@ impl Job {
     }
 
     /// Ask the plugin to undo `set`, and attach the outcome to `err`.
-    async fn rolled_back(&self, run: &SharedRun, ctx: &StepContext, pending: &SecretJson, mut err: RotationError) -> RotationError {
+    async fn rolled_back(
+        &self,
+        run: &SharedRun,
+        ctx: &StepContext,
+        pending: &SecretJson,
+        mut err: RotationError,
+    ) -> RotationError {
         let (ctx, pending) = (ctx.clone(), pending.clone());
         let outcome = match on_blocking(run, move |r| r.rollback(&ctx, &pending)).await {
             Ok((_, r)) => r,

@@ -157,9 +157,7 @@ mod tests {
     #[test]
     fn redactor_replaces_nested_values_and_skips_short_ones() {
         let mut r = Redactor::new();
-        r.add_secret(&SecretJson::new(
-            r#"{"password":"s3cr3t-value","nested":{"k":["another-one"]},"n":"ab"}"#.into(),
-        ));
+        r.add_secret(&SecretJson::new(r#"{"password":"s3cr3t-value","nested":{"k":["another-one"]},"n":"ab"}"#.into()));
         let out = r.redact("pw=s3cr3t-value other=another-one short=ab");
         assert_eq!(out, "pw=[REDACTED] other=[REDACTED] short=ab");
     }

@@ -81,7 +81,11 @@ pub fn load_jobs(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<Job>, Co
             }
         };
         for problem in plugin.validate_settings(&job.settings) {
-            let field = if problem.pointer.is_empty() { "settings".to_owned() } else { format!("settings{}", problem.pointer.replace('/', ".")) };
+            let field = if problem.pointer.is_empty() {
+                "settings".to_owned()
+            } else {
+                format!("settings{}", problem.pointer.replace('/', "."))
+            };
             c.error(
                 job.spans.settings_span(&problem.pointer),
                 format!("job `{}`: {field}: {} (plugin {})", job.id, problem.message, plugin.label()),

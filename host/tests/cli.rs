@@ -34,7 +34,10 @@ fn check_reports_every_error_with_its_location_and_fails() {
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(": error: ")).collect();
     assert_eq!(errors.len(), 10, "{stderr}");
     assert!(errors.iter().all(|l| l.starts_with("tests/config/invalid/many-mistakes.toml:")), "{stderr}");
-    assert!(stderr.contains("many-mistakes.toml:25:6: error: duplicate job id `db` (first defined on line 12)"), "{stderr}");
+    assert!(
+        stderr.contains("many-mistakes.toml:25:6: error: duplicate job id `db` (first defined on line 12)"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -42,7 +45,14 @@ fn plugin_inspect_shows_identity_world_and_schema() {
     let out = rotator().args(["plugin", "inspect", "kv-random"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for want in ["name:         kv-random", "version:      0.1.0", "origin:       builtin:kv-random", "rotator:plugin/rotator@0.1.0", "capabilities: none", "\"field\""] {
+    for want in [
+        "name:         kv-random",
+        "version:      0.1.0",
+        "origin:       builtin:kv-random",
+        "rotator:plugin/rotator@0.1.0",
+        "capabilities: none",
+        "\"field\"",
+    ] {
         assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
     }
     let sha = stdout.lines().find_map(|l| l.strip_prefix("sha256:")).unwrap().trim();
@@ -91,7 +101,10 @@ impl Dev {
     /// Wait for a stdout line starting with `prefix`; return the rest.
     fn wait_for(&mut self, prefix: &str) -> String {
         loop {
-            let line = self.lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no `{prefix}` line; saw {:?}", self.stdout_seen));
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no `{prefix}` line; saw {:?}", self.stdout_seen));
             self.stdout_seen.push(line.clone());
             if let Some(rest) = line.strip_prefix(prefix) {
                 return rest.trim().to_owned();

@@ -34,7 +34,13 @@ settings = { field = "password" }
     let (vault, jobs, _rt) = jobs(&server, &toml);
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}", api_listener.local_addr().unwrap());
-    let daemon = Daemon { jobs, vault: vault.clone(), api_listener, max_concurrent_rotations: 2, shutdown_grace: Duration::from_secs(10) };
+    let daemon = Daemon {
+        jobs,
+        vault: vault.clone(),
+        api_listener,
+        max_concurrent_rotations: 2,
+        shutdown_grace: Duration::from_secs(10),
+    };
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(daemon.run(async move {

@@ -52,45 +52,22 @@ fn error_sample(method: &str, path: &str, status: u16) -> Value {
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
-    v.as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .cloned()
-        .collect()
+    v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().cloned().collect()
 }
 
 fn assert_has_keys(actual: &Value, documented: &Value, what: &str) {
-    let missing: Vec<_> = keys(documented)
-        .difference(&keys(actual))
-        .cloned()
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{what}: missing documented keys {missing:?} in {actual}"
-    );
+    let missing: Vec<_> = keys(documented).difference(&keys(actual)).cloned().collect();
+    assert!(missing.is_empty(), "{what}: missing documented keys {missing:?} in {actual}");
 }
 
-const ENVELOPE: [&str; 9] = [
-    "request_id",
-    "lease_id",
-    "renewable",
-    "lease_duration",
-    "data",
-    "wrap_info",
-    "warnings",
-    "auth",
-    "mount_type",
-];
+const ENVELOPE: [&str; 9] =
+    ["request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info", "warnings", "auth", "mount_type"];
 
 fn assert_envelope(body: &Value) {
     for key in ENVELOPE {
         assert!(body.get(key).is_some(), "envelope lacks {key}: {body}");
     }
-    assert_eq!(
-        body["request_id"].as_str().map(str::len),
-        Some(36),
-        "request_id is a uuid: {body}"
-    );
+    assert_eq!(body["request_id"].as_str().map(str::len), Some(36), "request_id is a uuid: {body}");
     assert_eq!(body["lease_id"], "");
     assert_eq!(body["renewable"], false);
     assert!(body["wrap_info"].is_null() && body["auth"].is_null());
@@ -98,9 +75,7 @@ fn assert_envelope(body: &Value) {
 
 /// RFC 3339 in UTC with a fractional second, like "2018-03-22T02:24:06.945319214Z".
 fn assert_timestamp(v: &Value) {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("timestamp is not a string: {v}"));
+    let s = v.as_str().unwrap_or_else(|| panic!("timestamp is not a string: {v}"));
     let b = s.as_bytes();
     assert!(
         s.len() >= 20 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && s.ends_with('Z'),
@@ -123,9 +98,7 @@ struct Answer {
 
 impl Answer {
     fn json(&self) -> &Value {
-        self.body
-            .as_ref()
-            .unwrap_or_else(|| panic!("status {} without a body", self.status))
+        self.body.as_ref().unwrap_or_else(|| panic!("status {} without a body", self.status))
     }
 }
 
@@ -142,19 +115,10 @@ fn install_crypto_provider() {
 
 async fn start() -> Dev {
     install_crypto_provider();
-    let server = DevServer::start(DevServerOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        root_token: ROOT.into(),
-    })
-    .await
-    .expect("dev server starts");
-    Dev {
-        server,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap(),
-    }
+    let server = DevServer::start(DevServerOptions { addr: "127.0.0.1:0".parse().unwrap(), root_token: ROOT.into() })
+        .await
+        .expect("dev server starts");
+    Dev { server, http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap() }
 }
 
 impl Dev {
@@ -163,14 +127,7 @@ impl Dev {
     }
 
     async fn patch(&self, path: &str, body: Value) -> Answer {
-        self.send(
-            Some(ROOT),
-            "PATCH",
-            path,
-            Some(body),
-            Some("application/merge-patch+json"),
-        )
-        .await
+        self.send(Some(ROOT), "PATCH", path, Some(body), Some("application/merge-patch+json")).await
     }
 
     async fn send(
@@ -182,40 +139,23 @@ impl Dev {
         content_type: Option<&str>,
     ) -> Answer {
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .http
-            .request(method, format!("{}/v1/{path}", self.server.url()));
+        let mut req = self.http.request(method, format!("{}/v1/{path}", self.server.url()));
         if let Some(token) = token {
             req = req.header("X-Vault-Token", token);
         }
         if let Some(body) = body {
-            req = req
-                .header("Content-Type", content_type.unwrap_or("application/json"))
-                .body(body.to_string());
+            req = req.header("Content-Type", content_type.unwrap_or("application/json")).body(body.to_string());
         }
         let resp = req.send().await.expect("request reaches the dev server");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap();
-        let body = if bytes.is_empty() {
-            None
-        } else {
-            Some(serde_json::from_slice(&bytes).expect("body is JSON"))
-        };
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        let body = if bytes.is_empty() { None } else { Some(serde_json::from_slice(&bytes).expect("body is JSON")) };
+        Answer { status, headers, body }
     }
 
     async fn put_secret(&self, path: &str, data: Value) -> Answer {
-        self.call(
-            "POST",
-            &format!("secret/data/{path}"),
-            Some(json!({ "data": data })),
-        )
-        .await
+        self.call("POST", &format!("secret/data/{path}"), Some(json!({ "data": data }))).await
     }
 }
 
@@ -234,40 +174,20 @@ async fn health_and_seal_status_have_the_documented_shape_without_a_token() {
         assert_has_keys(health.json(), &s["response"], "sys/health");
     }
     let vault_ce = samples.iter().find(|s| s["server"] == "vault").unwrap();
-    assert_eq!(
-        keys(health.json()),
-        keys(&vault_ce["response"]),
-        "exactly Vault CE's keys"
-    );
+    assert_eq!(keys(health.json()), keys(&vault_ce["response"]), "exactly Vault CE's keys");
     let h = health.json();
     assert_eq!(
-        (
-            h["initialized"].clone(),
-            h["sealed"].clone(),
-            h["standby"].clone()
-        ),
+        (h["initialized"].clone(), h["sealed"].clone(), h["standby"].clone()),
         (json!(true), json!(false), json!(false))
     );
     assert!(h["server_time_utc"].as_i64().unwrap() > 1_700_000_000);
-    assert!(
-        h["cluster_name"]
-            .as_str()
-            .unwrap()
-            .starts_with("vault-cluster-")
-    );
+    assert!(h["cluster_name"].as_str().unwrap().starts_with("vault-cluster-"));
 
     let head = dev.send(None, "HEAD", "sys/health", None, None).await;
     assert_eq!((head.status, head.body.is_none()), (200, true));
-    let overridden = dev
-        .send(None, "GET", "sys/health?activecode=203", None, None)
-        .await;
+    let overridden = dev.send(None, "GET", "sys/health?activecode=203", None, None).await;
     assert_eq!(overridden.status, 203);
-    assert_eq!(
-        dev.send(None, "POST", "sys/health", Some(json!({})), None)
-            .await
-            .status,
-        405
-    );
+    assert_eq!(dev.send(None, "POST", "sys/health", Some(json!({})), None).await.status, 405);
 
     let seal = dev.send(None, "GET", "sys/seal-status", None, None).await;
     assert_eq!(seal.status, 200);
@@ -285,11 +205,7 @@ async fn every_other_path_needs_the_root_token() {
     let dev = start().await;
     let denied = error_sample("*", "*", 403);
     for token in [None, Some("not-the-root-token")] {
-        for (method, path) in [
-            ("GET", "sys/mounts"),
-            ("GET", "secret/data/app"),
-            ("GET", "nope/at/all"),
-        ] {
+        for (method, path) in [("GET", "sys/mounts"), ("GET", "secret/data/app"), ("GET", "nope/at/all")] {
             let answer = dev.send(token, method, path, None, None).await;
             assert_eq!(answer.status, 403, "{method} {path} with {token:?}");
             assert_eq!(answer.json(), &denied, "documented 403 body");
@@ -303,11 +219,7 @@ async fn every_other_path_needs_the_root_token() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        bearer.status(),
-        200,
-        "Authorization: Bearer is accepted too"
-    );
+    assert_eq!(bearer.status(), 200, "Authorization: Bearer is accepted too");
 }
 
 #[tokio::test]
@@ -315,19 +227,11 @@ async fn unknown_paths_are_404_and_unsupported_methods_405() {
     let dev = start().await;
     let unknown = dev.call("GET", "nope/foo", None).await;
     assert_eq!(unknown.status, 404);
-    assert_eq!(
-        unknown.json(),
-        &json!({"errors": ["no handler for route \"nope/foo\". route entry not found."]})
-    );
+    assert_eq!(unknown.json(), &json!({"errors": ["no handler for route \"nope/foo\". route entry not found."]}));
     assert_eq!(dev.call("DELETE", "secret/config", None).await.status, 405);
     let odd = dev.call("BREW", "secret/data/app", None).await;
     assert_eq!((odd.status, odd.json()), (405, &json!({"errors": []})));
-    let outside = dev
-        .http
-        .get(format!("{}/v2/sys/health", dev.server.url()))
-        .send()
-        .await
-        .unwrap();
+    let outside = dev.http.get(format!("{}/v2/sys/health", dev.server.url())).send().await.unwrap();
     assert_eq!(outside.status(), 404);
 }
 
@@ -340,28 +244,16 @@ async fn token_lookup_self_describes_the_root_token() {
     assert_envelope(body);
     assert_eq!(body["mount_type"], "token");
     let data = &body["data"];
-    assert_has_keys(
-        data,
-        &sample(TOKEN, "GET", "/v1/auth/token/lookup-self")["data"],
-        "lookup-self data",
-    );
+    assert_has_keys(data, &sample(TOKEN, "GET", "/v1/auth/token/lookup-self")["data"], "lookup-self data");
     assert_eq!(data["id"], ROOT);
     assert_eq!(data["policies"], json!(["root"]));
     assert_eq!(data["display_name"], "root");
-    assert_eq!(
-        (data["ttl"].clone(), data["creation_ttl"].clone()),
-        (json!(0), json!(0))
-    );
+    assert_eq!((data["ttl"].clone(), data["creation_ttl"].clone()), (json!(0), json!(0)));
     assert!(data["expire_time"].is_null());
     assert_eq!(data["orphan"], true);
     assert_eq!(data["path"], "auth/token/root");
-    let renew = dev
-        .call("POST", "auth/token/renew-self", Some(json!({})))
-        .await;
-    assert_eq!(
-        (renew.status, renew.json()),
-        (400, &json!({"errors": ["lease is not renewable"]}))
-    );
+    let renew = dev.call("POST", "auth/token/renew-self", Some(json!({}))).await;
+    assert_eq!((renew.status, renew.json()), (400, &json!({"errors": ["lease is not renewable"]})));
 }
 
 #[tokio::test]
@@ -372,22 +264,11 @@ async fn sys_mounts_lists_the_dev_mounts_like_the_sample() {
     let body = answer.json();
     assert_envelope(body);
     let documented = sample(SYS, "GET", "/v1/sys/mounts");
-    assert_eq!(
-        keys(&body["data"]),
-        keys(&documented["data"]),
-        "sys/, secret/, cubbyhole/, identity/"
-    );
+    assert_eq!(keys(&body["data"]), keys(&documented["data"]), "sys/, secret/, cubbyhole/, identity/");
     for (path, entry) in documented["data"].as_object().unwrap() {
-        assert_eq!(
-            keys(&body["data"][path]),
-            keys(entry),
-            "{path} has the sample's fields"
-        );
+        assert_eq!(keys(&body["data"][path]), keys(entry), "{path} has the sample's fields");
         assert_eq!(body["data"][path]["type"], entry["type"]);
-        assert_eq!(
-            body[path], body["data"][path],
-            "{path} is copied to the top level too"
-        );
+        assert_eq!(body[path], body["data"][path], "{path} is copied to the top level too");
     }
     assert_eq!(body["data"]["secret/"]["options"], json!({"version": "2"}));
 
@@ -403,86 +284,43 @@ async fn sys_mounts_lists_the_dev_mounts_like_the_sample() {
 async fn a_kv_v1_mount_can_be_enabled_used_and_disabled() {
     let dev = start().await;
     let enable = json!({"type": "kv", "description": "v1 store", "options": {"version": "1"}});
-    let enabled = dev
-        .call("POST", "sys/mounts/legacy", Some(enable.clone()))
-        .await;
+    let enabled = dev.call("POST", "sys/mounts/legacy", Some(enable.clone())).await;
     assert_eq!((enabled.status, enabled.body.is_none()), (204, true));
     let again = dev.call("POST", "sys/mounts/legacy", Some(enable)).await;
-    assert_eq!(
-        (again.status, again.json()),
-        (
-            400,
-            &json!({"errors": ["path is already in use at legacy/"]})
-        )
-    );
+    assert_eq!((again.status, again.json()), (400, &json!({"errors": ["path is already in use at legacy/"]})));
     let info = dev.call("GET", "sys/mounts/legacy", None).await;
     assert_eq!(
-        (
-            info.json()["data"]["type"].clone(),
-            info.json()["options"].clone()
-        ),
+        (info.json()["data"]["type"].clone(), info.json()["options"].clone()),
         (json!("kv"), json!({"version": "1"}))
     );
 
     let secret = json!({"password": "hunter2", "ttl": "1h"});
-    assert_eq!(
-        dev.call("POST", "legacy/app/db", Some(secret.clone()))
-            .await
-            .status,
-        204
-    );
+    assert_eq!(dev.call("POST", "legacy/app/db", Some(secret.clone())).await.status, 204);
     let read = dev.call("GET", "legacy/app/db", None).await;
     assert_eq!(read.status, 200);
     assert_envelope(read.json());
-    assert_has_keys(
-        read.json(),
-        &sample(KV1, "GET", "/v1/secret/:path"),
-        "kv v1 read",
-    );
+    assert_has_keys(read.json(), &sample(KV1, "GET", "/v1/secret/:path"), "kv v1 read");
     assert_eq!(read.json()["data"], secret, "v1 stores the body itself");
-    assert_eq!(
-        read.json()["lease_duration"],
-        3600,
-        "the ttl key is the advisory lease"
-    );
+    assert_eq!(read.json()["lease_duration"], 3600, "the ttl key is the advisory lease");
     assert_eq!(read.json()["mount_type"], "kv");
-    assert_eq!(
-        dev.call("LIST", "legacy", None).await.json()["data"]["keys"],
-        json!(["app/"])
-    );
-    assert_eq!(
-        dev.call("GET", "legacy/app?list=true", None).await.json()["data"]["keys"],
-        json!(["db"])
-    );
+    assert_eq!(dev.call("LIST", "legacy", None).await.json()["data"]["keys"], json!(["app/"]));
+    assert_eq!(dev.call("GET", "legacy/app?list=true", None).await.json()["data"]["keys"], json!(["db"]));
     assert_eq!(dev.call("DELETE", "legacy/app/db", None).await.status, 204);
     let gone = dev.call("GET", "legacy/app/db", None).await;
     assert_eq!((gone.status, gone.json()), (404, &json!({"errors": []})));
 
-    assert_eq!(
-        dev.call("DELETE", "sys/mounts/legacy", None).await.status,
-        204
-    );
+    assert_eq!(dev.call("DELETE", "sys/mounts/legacy", None).await.status, 204);
     assert_eq!(dev.call("GET", "legacy/app/db", None).await.status, 404);
     let mounts = dev.call("GET", "sys/mounts", None).await;
     assert!(mounts.json()["data"].get("legacy/").is_none());
 
-    let v2 = dev
-        .call("POST", "sys/mounts/team/kv", Some(json!({"type": "kv-v2"})))
-        .await;
+    let v2 = dev.call("POST", "sys/mounts/team/kv", Some(json!({"type": "kv-v2"}))).await;
     assert_eq!(v2.status, 204);
     assert_eq!(
-        dev.call("POST", "team/kv/data/x", Some(json!({"data": {"a": "b"}})))
-            .await
-            .json()["data"]["version"],
+        dev.call("POST", "team/kv/data/x", Some(json!({"data": {"a": "b"}}))).await.json()["data"]["version"],
         1
     );
-    let bad = dev
-        .call(
-            "POST",
-            "sys/mounts/elsewhere",
-            Some(json!({"type": "no-such-engine"})),
-        )
-        .await;
+    let bad = dev.call("POST", "sys/mounts/elsewhere", Some(json!({"type": "no-such-engine"}))).await;
     assert_eq!(bad.status, 400);
 }
 
@@ -497,21 +335,13 @@ async fn kv2_writes_make_versions_and_reads_pick_them() {
     assert_eq!(first.json()["data"]["version"], 1);
     assert_eq!(first.json()["data"]["deletion_time"], "");
     assert_timestamp(&first.json()["data"]["created_time"]);
-    assert_eq!(
-        dev.put_secret("app/db", json!({"password": "two"}))
-            .await
-            .json()["data"]["version"],
-        2
-    );
+    assert_eq!(dev.put_secret("app/db", json!({"password": "two"})).await.json()["data"]["version"], 2);
 
     let latest = dev.call("GET", "secret/data/app/db", None).await;
     assert_eq!(latest.status, 200);
     let documented_read = sample(KV2, "GET", "/v1/:secret-mount-path/data/:path");
     assert_eq!(keys(&latest.json()["data"]), keys(&documented_read["data"]));
-    assert_eq!(
-        keys(&latest.json()["data"]["metadata"]),
-        keys(&documented_read["data"]["metadata"])
-    );
+    assert_eq!(keys(&latest.json()["data"]["metadata"]), keys(&documented_read["data"]["metadata"]));
     assert_eq!(latest.json()["data"]["data"], json!({"password": "two"}));
     assert_eq!(latest.json()["data"]["metadata"]["version"], 2);
     assert_eq!(latest.json()["mount_type"], "kv");
@@ -519,99 +349,34 @@ async fn kv2_writes_make_versions_and_reads_pick_them() {
     assert_eq!(older.json()["data"]["data"], json!({"password": "one"}));
 
     let missing = dev.call("GET", "secret/data/never/written", None).await;
-    assert_eq!(
-        (missing.status, missing.json()),
-        (
-            404,
-            &error_sample("GET", "/v1/:secret-mount-path/data/:path", 404)
-        )
-    );
-    assert_eq!(
-        dev.call("GET", "secret/data/app/db?version=9", None)
-            .await
-            .status,
-        404
-    );
+    assert_eq!((missing.status, missing.json()), (404, &error_sample("GET", "/v1/:secret-mount-path/data/:path", 404)));
+    assert_eq!(dev.call("GET", "secret/data/app/db?version=9", None).await.status, 404);
 
     let config = dev.call("GET", "secret/config", None).await;
-    assert_eq!(
-        keys(&config.json()["data"]),
-        keys(&sample(KV2, "GET", "/v1/:secret-mount-path/config")["data"])
-    );
-    assert_eq!(
-        config.json()["data"],
-        json!({"cas_required": false, "delete_version_after": "0s", "max_versions": 0})
-    );
+    assert_eq!(keys(&config.json()["data"]), keys(&sample(KV2, "GET", "/v1/:secret-mount-path/config")["data"]));
+    assert_eq!(config.json()["data"], json!({"cas_required": false, "delete_version_after": "0s", "max_versions": 0}));
 }
 
 #[tokio::test]
 async fn kv2_check_and_set_is_enforced_with_vaults_errors() {
     let dev = start().await;
     let cas = |n: u64, v: &str| json!({"options": {"cas": n}, "data": {"v": v}});
-    assert_eq!(
-        dev.call("POST", "secret/data/k", Some(cas(0, "a")))
-            .await
-            .json()["data"]["version"],
-        1
-    );
+    assert_eq!(dev.call("POST", "secret/data/k", Some(cas(0, "a"))).await.json()["data"]["version"], 1);
     let mismatch = dev.call("POST", "secret/data/k", Some(cas(0, "b"))).await;
     let documented = fixtures(ERRORS, "POST", "/v1/:secret-mount-path/data/:path", 400);
-    let cas_mismatch = documented
-        .iter()
-        .find(|e| {
-            e["response"]["errors"][0]
-                .as_str()
-                .unwrap()
-                .contains("did not match")
-        })
-        .unwrap();
-    assert_eq!(
-        (mismatch.status, mismatch.json()),
-        (400, &cas_mismatch["response"])
-    );
-    assert_eq!(
-        dev.call("POST", "secret/data/k", Some(cas(5, "b")))
-            .await
-            .json(),
-        &cas_mismatch["response"]
-    );
-    assert_eq!(
-        dev.call("POST", "secret/data/k", Some(cas(1, "b")))
-            .await
-            .json()["data"]["version"],
-        2
-    );
-    assert_eq!(
-        dev.call("GET", "secret/data/k", None).await.json()["data"]["data"]["v"],
-        "b"
-    );
+    let cas_mismatch =
+        documented.iter().find(|e| e["response"]["errors"][0].as_str().unwrap().contains("did not match")).unwrap();
+    assert_eq!((mismatch.status, mismatch.json()), (400, &cas_mismatch["response"]));
+    assert_eq!(dev.call("POST", "secret/data/k", Some(cas(5, "b"))).await.json(), &cas_mismatch["response"]);
+    assert_eq!(dev.call("POST", "secret/data/k", Some(cas(1, "b"))).await.json()["data"]["version"], 2);
+    assert_eq!(dev.call("GET", "secret/data/k", None).await.json()["data"]["data"]["v"], "b");
 
-    assert_eq!(
-        dev.call("POST", "secret/config", Some(json!({"cas_required": true})))
-            .await
-            .status,
-        204
-    );
-    let required = documented
-        .iter()
-        .find(|e| {
-            e["response"]["errors"][0]
-                .as_str()
-                .unwrap()
-                .contains("required")
-        })
-        .unwrap();
+    assert_eq!(dev.call("POST", "secret/config", Some(json!({"cas_required": true}))).await.status, 204);
+    let required =
+        documented.iter().find(|e| e["response"]["errors"][0].as_str().unwrap().contains("required")).unwrap();
     let without = dev.put_secret("k", json!({"v": "c"})).await;
-    assert_eq!(
-        (without.status, without.json()),
-        (400, &required["response"])
-    );
-    assert_eq!(
-        dev.call("POST", "secret/data/k", Some(cas(2, "c")))
-            .await
-            .json()["data"]["version"],
-        3
-    );
+    assert_eq!((without.status, without.json()), (400, &required["response"]));
+    assert_eq!(dev.call("POST", "secret/data/k", Some(cas(2, "c"))).await.json()["data"]["version"], 3);
 }
 
 #[tokio::test]
@@ -620,81 +385,35 @@ async fn kv2_soft_delete_undelete_and_destroy() {
     dev.put_secret("svc", json!({"token": "one"})).await;
     dev.put_secret("svc", json!({"token": "two"})).await;
 
-    assert_eq!(
-        dev.call("DELETE", "secret/data/svc", None).await.status,
-        204
-    );
+    assert_eq!(dev.call("DELETE", "secret/data/svc", None).await.status, 204);
     let deleted = dev.call("GET", "secret/data/svc", None).await;
     assert_eq!(deleted.status, 404);
     let body = deleted.json();
     assert_envelope(body);
-    assert!(
-        body["data"]["data"].is_null(),
-        "no secret in a deleted version: {body}"
-    );
+    assert!(body["data"]["data"].is_null(), "no secret in a deleted version: {body}");
     assert_eq!(body["data"]["metadata"]["version"], 2);
     assert_eq!(body["data"]["metadata"]["destroyed"], false);
     assert_timestamp(&body["data"]["metadata"]["deletion_time"]);
-    assert_eq!(
-        dev.call("GET", "secret/data/svc?version=1", None)
-            .await
-            .status,
-        200,
-        "older versions stay"
-    );
+    assert_eq!(dev.call("GET", "secret/data/svc?version=1", None).await.status, 200, "older versions stay");
 
-    let undelete = dev
-        .call(
-            "POST",
-            "secret/undelete/svc",
-            Some(json!({"versions": [2]})),
-        )
-        .await;
+    let undelete = dev.call("POST", "secret/undelete/svc", Some(json!({"versions": [2]}))).await;
     assert_eq!(undelete.status, 204);
     let back = dev.call("GET", "secret/data/svc", None).await;
-    assert_eq!(
-        (back.status, back.json()["data"]["data"].clone()),
-        (200, json!({"token": "two"}))
-    );
+    assert_eq!((back.status, back.json()["data"]["data"].clone()), (200, json!({"token": "two"})));
 
-    assert_eq!(
-        dev.call("POST", "secret/delete/svc", Some(json!({"versions": [1]})))
-            .await
-            .status,
-        204
-    );
-    assert_eq!(
-        dev.call("GET", "secret/data/svc?version=1", None)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(dev.call("POST", "secret/delete/svc", Some(json!({"versions": [1]}))).await.status, 204);
+    assert_eq!(dev.call("GET", "secret/data/svc?version=1", None).await.status, 404);
     let no_versions = dev.call("POST", "secret/delete/svc", Some(json!({}))).await;
     assert_eq!(no_versions.status, 400);
 
-    assert_eq!(
-        dev.call("POST", "secret/destroy/svc", Some(json!({"versions": [2]})))
-            .await
-            .status,
-        204
-    );
+    assert_eq!(dev.call("POST", "secret/destroy/svc", Some(json!({"versions": [2]}))).await.status, 204);
     let destroyed = dev.call("GET", "secret/data/svc", None).await;
     assert_eq!(destroyed.status, 404);
     assert!(destroyed.json()["data"]["data"].is_null());
     assert_eq!(destroyed.json()["data"]["metadata"]["destroyed"], true);
-    let undestroy = dev
-        .call(
-            "POST",
-            "secret/undelete/svc",
-            Some(json!({"versions": [2]})),
-        )
-        .await;
+    let undestroy = dev.call("POST", "secret/undelete/svc", Some(json!({"versions": [2]}))).await;
     assert_eq!(undestroy.status, 204);
-    assert_eq!(
-        dev.call("GET", "secret/data/svc", None).await.status,
-        404,
-        "destroyed is forever"
-    );
+    assert_eq!(dev.call("GET", "secret/data/svc", None).await.status, 404, "destroyed is forever");
     let meta = dev.call("GET", "secret/metadata/svc", None).await;
     assert_eq!(meta.json()["data"]["versions"]["2"]["destroyed"], true);
     assert_timestamp(&meta.json()["data"]["versions"]["1"]["deletion_time"]);
@@ -704,10 +423,7 @@ async fn kv2_soft_delete_undelete_and_destroy() {
 async fn kv2_listing_marks_folders_and_empty_is_404() {
     let dev = start().await;
     let empty = dev.call("LIST", "secret/metadata/", None).await;
-    assert_eq!(
-        (empty.status, empty.json()),
-        (404, &error_sample("LIST", "*", 404))
-    );
+    assert_eq!((empty.status, empty.json()), (404, &error_sample("LIST", "*", 404)));
     for path in ["app", "team/a", "team/b/c"] {
         dev.put_secret(path, json!({"x": "y"})).await;
     }
@@ -717,16 +433,9 @@ async fn kv2_listing_marks_folders_and_empty_is_404() {
     let documented = sample(KV2, "LIST", "/v1/:secret-mount-path/metadata/:path");
     assert_eq!(keys(&root.json()["data"]), keys(&documented["data"]));
     assert_eq!(root.json()["data"]["keys"], json!(["app", "team/"]));
-    let team = dev
-        .call("GET", "secret/metadata/team/?list=true", None)
-        .await;
+    let team = dev.call("GET", "secret/metadata/team/?list=true", None).await;
     assert_eq!(team.json()["data"]["keys"], json!(["a", "b/"]));
-    assert_eq!(
-        dev.call("LIST", "secret/metadata/nothing/here", None)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(dev.call("LIST", "secret/metadata/nothing/here", None).await.status, 404);
 }
 
 #[tokio::test]
@@ -740,97 +449,36 @@ async fn kv2_metadata_reads_writes_patches_and_deletes() {
     let documented = sample(KV2, "GET", "/v1/:secret-mount-path/metadata/:path");
     let data = &meta.json()["data"];
     assert_eq!(keys(data), keys(&documented["data"]));
-    assert_eq!(
-        keys(&data["versions"]["1"]),
-        keys(&documented["data"]["versions"]["1"])
-    );
-    assert_eq!(
-        (
-            data["current_version"].clone(),
-            data["oldest_version"].clone()
-        ),
-        (json!(3), json!(0))
-    );
-    assert_eq!(
-        keys(&data["versions"]),
-        ["1", "2", "3"].map(String::from).into()
-    );
+    assert_eq!(keys(&data["versions"]["1"]), keys(&documented["data"]["versions"]["1"]));
+    assert_eq!((data["current_version"].clone(), data["oldest_version"].clone()), (json!(3), json!(0)));
+    assert_eq!(keys(&data["versions"]), ["1", "2", "3"].map(String::from).into());
     assert_eq!(data["created_time"], data["versions"]["1"]["created_time"]);
     assert_eq!(data["updated_time"], data["versions"]["3"]["created_time"]);
     assert!(data["custom_metadata"].is_null());
 
     let settings = json!({"max_versions": 2, "custom_metadata": {"owner": "jdoe"}});
-    assert_eq!(
-        dev.call("POST", "secret/metadata/cfg", Some(settings))
-            .await
-            .status,
-        204
-    );
+    assert_eq!(dev.call("POST", "secret/metadata/cfg", Some(settings)).await.status, 204);
     let fourth = dev.put_secret("cfg", json!({"n": 4})).await;
-    assert_eq!(
-        fourth.json()["data"]["custom_metadata"],
-        json!({"owner": "jdoe"})
-    );
+    assert_eq!(fourth.json()["data"]["custom_metadata"], json!({"owner": "jdoe"}));
     let trimmed = dev.call("GET", "secret/metadata/cfg", None).await;
     let data = &trimmed.json()["data"];
-    assert_eq!(
-        keys(&data["versions"]),
-        ["3", "4"].map(String::from).into(),
-        "max_versions drops the oldest"
-    );
-    assert_eq!(
-        (data["max_versions"].clone(), data["oldest_version"].clone()),
-        (json!(2), json!(3))
-    );
-    assert_eq!(
-        dev.call("GET", "secret/data/cfg?version=1", None)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(keys(&data["versions"]), ["3", "4"].map(String::from).into(), "max_versions drops the oldest");
+    assert_eq!((data["max_versions"].clone(), data["oldest_version"].clone()), (json!(2), json!(3)));
+    assert_eq!(dev.call("GET", "secret/data/cfg?version=1", None).await.status, 404);
 
     let patch = json!({"max_versions": 5, "custom_metadata": {"team": "ops", "owner": null}});
-    assert_eq!(
-        dev.patch("secret/metadata/cfg", patch.clone()).await.status,
-        204
-    );
+    assert_eq!(dev.patch("secret/metadata/cfg", patch.clone()).await.status, 204);
     let patched = dev.call("GET", "secret/metadata/cfg", None).await;
-    assert_eq!(
-        patched.json()["data"]["custom_metadata"],
-        json!({"team": "ops"})
-    );
+    assert_eq!(patched.json()["data"]["custom_metadata"], json!({"team": "ops"}));
     assert_eq!(patched.json()["data"]["max_versions"], 5);
-    let wrong_type = dev
-        .send(
-            Some(ROOT),
-            "PATCH",
-            "secret/metadata/cfg",
-            Some(patch),
-            None,
-        )
-        .await;
-    assert_eq!(
-        wrong_type.status, 415,
-        "PATCH needs application/merge-patch+json"
-    );
+    let wrong_type = dev.send(Some(ROOT), "PATCH", "secret/metadata/cfg", Some(patch), None).await;
+    assert_eq!(wrong_type.status, 415, "PATCH needs application/merge-patch+json");
 
-    assert_eq!(
-        dev.call("DELETE", "secret/metadata/cfg", None).await.status,
-        204
-    );
-    assert_eq!(
-        dev.call("GET", "secret/metadata/cfg", None).await.status,
-        404
-    );
+    assert_eq!(dev.call("DELETE", "secret/metadata/cfg", None).await.status, 204);
+    assert_eq!(dev.call("GET", "secret/metadata/cfg", None).await.status, 404);
     assert_eq!(dev.call("GET", "secret/data/cfg", None).await.status, 404);
     assert_eq!(
-        dev.call(
-            "POST",
-            "secret/data/cfg",
-            Some(json!({"options": {"cas": 0}, "data": {"n": 1}}))
-        )
-        .await
-        .status,
+        dev.call("POST", "secret/data/cfg", Some(json!({"options": {"cas": 0}, "data": {"n": 1}}))).await.status,
         200
     );
 }
@@ -838,68 +486,28 @@ async fn kv2_metadata_reads_writes_patches_and_deletes() {
 #[tokio::test]
 async fn kv2_patch_merges_into_a_new_version() {
     let dev = start().await;
-    dev.put_secret(
-        "p",
-        json!({"user": "app", "pass": "old", "extra": {"a": "1", "b": "2"}}),
-    )
-    .await;
-    let patched = dev
-        .patch(
-            "secret/data/p",
-            json!({"data": {"pass": "new", "extra": {"b": null}}}),
-        )
-        .await;
+    dev.put_secret("p", json!({"user": "app", "pass": "old", "extra": {"a": "1", "b": "2"}})).await;
+    let patched = dev.patch("secret/data/p", json!({"data": {"pass": "new", "extra": {"b": null}}})).await;
     assert_eq!(patched.status, 200);
-    assert_eq!(
-        keys(&patched.json()["data"]),
-        keys(&sample(KV2, "PATCH", "/v1/:secret-mount-path/data/:path")["data"])
-    );
+    assert_eq!(keys(&patched.json()["data"]), keys(&sample(KV2, "PATCH", "/v1/:secret-mount-path/data/:path")["data"]));
     assert_eq!(patched.json()["data"]["version"], 2);
     let read = dev.call("GET", "secret/data/p", None).await;
-    assert_eq!(
-        read.json()["data"]["data"],
-        json!({"user": "app", "pass": "new", "extra": {"a": "1"}})
-    );
-    let plain_json = dev
-        .send(
-            Some(ROOT),
-            "PATCH",
-            "secret/data/p",
-            Some(json!({"data": {}})),
-            None,
-        )
-        .await;
+    assert_eq!(read.json()["data"]["data"], json!({"user": "app", "pass": "new", "extra": {"a": "1"}}));
+    let plain_json = dev.send(Some(ROOT), "PATCH", "secret/data/p", Some(json!({"data": {}})), None).await;
     assert_eq!(plain_json.status, 415);
-    assert_eq!(
-        dev.patch("secret/data/absent", json!({"data": {"a": "b"}}))
-            .await
-            .status,
-        404
-    );
-    let stale = dev
-        .patch(
-            "secret/data/p",
-            json!({"options": {"cas": 1}, "data": {"a": "b"}}),
-        )
-        .await;
+    assert_eq!(dev.patch("secret/data/absent", json!({"data": {"a": "b"}})).await.status, 404);
+    let stale = dev.patch("secret/data/p", json!({"options": {"cas": 1}, "data": {"a": "b"}})).await;
     assert_eq!(stale.status, 400);
 }
 
 #[tokio::test]
 async fn the_vault_cli_preflight_sees_the_kv_version() {
     let dev = start().await;
-    let preflight = dev
-        .call("GET", "sys/internal/ui/mounts/secret/app/db", None)
-        .await;
+    let preflight = dev.call("GET", "sys/internal/ui/mounts/secret/app/db", None).await;
     assert_eq!(preflight.status, 200);
     assert_eq!(preflight.json()["data"]["path"], "secret/");
     assert_eq!(preflight.json()["data"]["options"]["version"], "2");
-    assert_eq!(
-        dev.call("GET", "sys/internal/ui/mounts/nowhere/x", None)
-            .await
-            .status,
-        403
-    );
+    assert_eq!(dev.call("GET", "sys/internal/ui/mounts/nowhere/x", None).await.status, 403);
 }
 
 #[tokio::test]
@@ -916,48 +524,20 @@ async fn rotators_own_vault_client_works_against_it() {
     .unwrap();
     assert_eq!(client.health().await.unwrap()["sealed"], false);
     let secret = SecretJson::parse(r#"{"password":"s3cret"}"#.into()).unwrap();
-    assert_eq!(
-        client
-            .kv_write("secret", "jobs/db", &secret, Some(0))
-            .await
-            .unwrap(),
-        1
-    );
-    let read = client
-        .kv_read("secret", "jobs/db")
-        .await
-        .unwrap()
-        .expect("written");
-    assert_eq!(
-        (read.version, read.data.fields()["password"].clone()),
-        (1, json!("s3cret"))
-    );
-    let stale = client
-        .kv_write("secret", "jobs/db", &secret, Some(0))
-        .await
-        .unwrap_err();
+    assert_eq!(client.kv_write("secret", "jobs/db", &secret, Some(0)).await.unwrap(), 1);
+    let read = client.kv_read("secret", "jobs/db").await.unwrap().expect("written");
+    assert_eq!((read.version, read.data.fields()["password"].clone()), (1, json!("s3cret")));
+    let stale = client.kv_write("secret", "jobs/db", &secret, Some(0)).await.unwrap_err();
     assert!(matches!(stale, VaultError::CasMismatch { .. }), "{stale}");
-    assert!(
-        client
-            .kv_read("secret", "jobs/none")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(client.kv_read("secret", "jobs/none").await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn banner_and_shutdown() {
     let dev = start().await;
     let banner = dev.server.banner();
-    assert!(
-        banner.contains(&dev.server.url()) && banner.contains(ROOT),
-        "{banner}"
-    );
-    assert!(
-        banner.contains("NOT") && banner.to_lowercase().contains("production"),
-        "{banner}"
-    );
+    assert!(banner.contains(&dev.server.url()) && banner.contains(ROOT), "{banner}");
+    assert!(banner.contains("NOT") && banner.to_lowercase().contains("production"), "{banner}");
     assert!(dev.server.url().starts_with("http://127.0.0.1:"));
     assert_eq!(dev.server.root_token(), ROOT);
     let url = dev.server.url();
@@ -965,12 +545,10 @@ async fn banner_and_shutdown() {
     let after = dev.http.get(format!("{url}/v1/sys/health")).send().await;
     assert!(after.is_err(), "nothing listens after shutdown");
 
-    let generated = DevServer::start(DevServerOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        root_token: String::new(),
-    })
-    .await
-    .unwrap();
+    let generated =
+        DevServer::start(DevServerOptions { addr: "127.0.0.1:0".parse().unwrap(), root_token: String::new() })
+            .await
+            .unwrap();
     assert!(generated.root_token().starts_with("hvs.") && generated.root_token().len() > 20);
     generated.shutdown().await;
 }

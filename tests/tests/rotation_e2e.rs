@@ -32,7 +32,9 @@ async fn kv_random_rotates_the_field_keeps_the_others_and_bumps_the_version() {
     let server = dev_server().await;
     let (vault, jobs, _rt) = jobs(&server, KV_JOB);
     let job = &jobs[0];
-    let initial = rotator::secret::SecretJson::new(json!({"username": "app", "password": "initial-password", "host": "db1"}).to_string());
+    let initial = rotator::secret::SecretJson::new(
+        json!({"username": "app", "password": "initial-password", "host": "db1"}).to_string(),
+    );
     assert_eq!(vault.kv_write("secret", "team/app", &initial, Some(0)).await.unwrap(), 1);
 
     let mut seen = HashSet::new();
@@ -70,7 +72,10 @@ async fn dry_run_plans_without_writing() {
     let (vault, jobs, _rt) = jobs(&server, KV_JOB);
     let plan = jobs[0].plan(&vault).await.unwrap();
     assert_eq!(plan.current_version, None);
-    assert!(plan.plugin_actions.iter().any(|a| a.summary.contains("40-character value for field `password`")), "{plan:?}");
+    assert!(
+        plan.plugin_actions.iter().any(|a| a.summary.contains("40-character value for field `password`")),
+        "{plan:?}"
+    );
     assert!(plan.host_actions.iter().any(|h| h.contains("cas=0")), "{plan:?}");
     assert!(vault.kv_read("secret", "team/app").await.unwrap().is_none(), "dry run wrote the secret");
 }

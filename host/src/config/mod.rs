@@ -94,9 +94,9 @@ impl SecretRef {
     /// Read the secret. The error names the source, never the value.
     pub fn resolve(&self, base_dir: &Path) -> Result<SecretString, String> {
         match self {
-            Self::Env(var) => std::env::var(var)
-                .map(SecretString::from)
-                .map_err(|_| format!("environment variable {var} is not set")),
+            Self::Env(var) => {
+                std::env::var(var).map(SecretString::from).map_err(|_| format!("environment variable {var} is not set"))
+            }
             Self::File(path) => {
                 let path = base_dir.join(path);
                 std::fs::read_to_string(&path)

@@ -152,7 +152,10 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path) -> Optio
 
     let id = raw.id.get_ref().clone();
     if !valid_id(&id) {
-        c.error(raw.id.span(), format!("job id `{id}` must be 1-64 of a-z, 0-9, `-` and `_`, starting with a letter or digit"));
+        c.error(
+            raw.id.span(),
+            format!("job id `{id}` must be 1-64 of a-z, 0-9, `-` and `_`, starting with a letter or digit"),
+        );
     }
     let plugin = plugin_ref(c, &raw.plugin, base_dir);
     if let Some(pin) = &raw.sha256
@@ -175,7 +178,10 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path) -> Optio
         }
         Ok(d) => d,
         Err(e) => {
-            c.error(raw.interval.span(), format!("invalid interval `{}`: {e} (try \"1h\", \"30m\")", raw.interval.get_ref()));
+            c.error(
+                raw.interval.span(),
+                format!("invalid interval `{}`: {e} (try \"1h\", \"30m\")", raw.interval.get_ref()),
+            );
             MIN_INTERVAL
         }
     };
@@ -222,7 +228,10 @@ fn plugin_ref(c: &mut Collector, plugin: &Spanned<String>, base_dir: &Path) -> O
     if name.contains('/') || name.ends_with(".wasm") {
         let path = base_dir.join(name);
         if !path.is_file() {
-            c.error(plugin.span(), format!("plugin file `{name}` does not exist (paths are relative to the config file)"));
+            c.error(
+                plugin.span(),
+                format!("plugin file `{name}` does not exist (paths are relative to the config file)"),
+            );
             return None;
         }
         return Some(PluginRef::File(path));
@@ -231,7 +240,10 @@ fn plugin_ref(c: &mut Collector, plugin: &Spanned<String>, base_dir: &Path) -> O
         let known: Vec<&str> = builtin::BUILTINS.iter().map(|b| b.name).collect();
         c.error(
             plugin.span(),
-            format!("unknown built-in plugin `{name}` (built-ins: {}; a file path must end in .wasm)", known.join(", ")),
+            format!(
+                "unknown built-in plugin `{name}` (built-ins: {}; a file path must end in .wasm)",
+                known.join(", ")
+            ),
         );
         return None;
     }

@@ -48,13 +48,7 @@ async fn handle(
     reply.into_response(&request_id, mount_type)
 }
 
-fn dispatch(
-    shared: &Shared,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> (Reply, &'static str) {
+fn dispatch(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (Reply, &'static str) {
     let raw_path = percent_decode(uri.path());
     let Some(path) = raw_path.strip_prefix("/v1/").filter(|p| !p.is_empty()) else {
         return (Reply::not_found(), "");
@@ -77,14 +71,7 @@ fn dispatch(
     let Some(token_accessor) = state.tokens.get(&client_token).map(|t| t.accessor.clone()) else {
         return (Reply::permission_denied(), "");
     };
-    let request = Request {
-        op,
-        path,
-        data,
-        client_token,
-        token_accessor,
-        now: OffsetDateTime::now_utc(),
-    };
+    let request = Request { op, path, data, client_token, token_accessor, now: OffsetDateTime::now_utc() };
     route(&mut state, &request)
 }
 
@@ -108,10 +95,9 @@ fn route(state: &mut State, req: &Request) -> (Reply, &'static str) {
     let reply = match &mut entry.engine {
         Engine::KvV2(kv) => kv.handle(rest, req),
         Engine::KvV1(kv) => kv.handle(rest, req, Some(default_lease)),
-        Engine::Cubbyhole(per_token) => per_token
-            .entry(req.token_accessor.clone())
-            .or_default()
-            .handle(rest, req, None),
+        Engine::Cubbyhole(per_token) => {
+            per_token.entry(req.token_accessor.clone()).or_default().handle(rest, req, None)
+        }
         Engine::System | Engine::Token => Reply::unsupported_path(),
         Engine::Identity | Engine::Unimplemented => {
             tracing::warn!(mount = %mount, kind = entry.type_name.as_str(), "the dev server does not implement this engine");
@@ -161,25 +147,15 @@ fn logical_request(
 
 /// Vault refuses a PATCH that is not `application/merge-patch+json`.
 fn check_merge_patch(headers: &HeaderMap) -> Result<(), Reply> {
-    let value = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let media_type = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let value = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if media_type.is_empty() {
         return Err(Reply::bad_request("mime: no media type"));
     }
     if media_type != "application/merge-patch+json" {
         return Err(Reply::Errors(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            vec![format!(
-                "PATCH requires Content-Type of application/merge-patch+json, provided {media_type}"
-            )],
+            vec![format!("PATCH requires Content-Type of application/merge-patch+json, provided {media_type}")],
         ));
     }
     Ok(())
@@ -199,11 +175,8 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Reply> {
 
 /// `X-Vault-Token`, else `Authorization: Bearer <token>`.
 fn request_token(headers: &HeaderMap) -> Option<String> {
-    let from_header = headers
-        .get("x-vault-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let from_header =
+        headers.get("x-vault-token").and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty());
     let from_bearer = || {
         headers
             .get(header::AUTHORIZATION)
@@ -254,10 +227,7 @@ mod tests {
 
     #[test]
     fn percent_decoding_handles_edges() {
-        assert_eq!(
-            percent_decode("/v1/secret/data/a%20b"),
-            "/v1/secret/data/a b"
-        );
+        assert_eq!(percent_decode("/v1/secret/data/a%20b"), "/v1/secret/data/a b");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%4"), "%4");
         assert_eq!(percent_decode("%41"), "A");

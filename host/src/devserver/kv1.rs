@@ -53,9 +53,7 @@ impl KvV1 {
         let mut envelope = Envelope::data(Value::Object(data.clone()));
         if let Some(default) = default_lease {
             let ttl = data.get("ttl").or_else(|| data.get("lease"));
-            envelope.lease_duration = ttl
-                .and_then(|v| parse_duration(v).ok())
-                .map_or(default, |d| d.as_secs());
+            envelope.lease_duration = ttl.and_then(|v| parse_duration(v).ok()).map_or(default, |d| d.as_secs());
         }
         Reply::Envelope(axum::http::StatusCode::OK, envelope)
     }

@@ -59,18 +59,13 @@ pub struct DevServerOptions {
 
 impl Default for DevServerOptions {
     fn default() -> Self {
-        Self {
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8200)),
-            root_token: String::new(),
-        }
+        Self { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8200)), root_token: String::new() }
     }
 }
 
 impl std::fmt::Debug for DevServerOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevServerOptions")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("DevServerOptions").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -85,9 +80,7 @@ pub struct DevServer {
 
 impl std::fmt::Debug for DevServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevServer")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("DevServer").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -96,11 +89,7 @@ impl DevServer {
     pub async fn start(options: DevServerOptions) -> std::io::Result<DevServer> {
         let listener = tokio::net::TcpListener::bind(options.addr).await?;
         let addr = listener.local_addr()?;
-        let root_token = if options.root_token.is_empty() {
-            random_token()
-        } else {
-            options.root_token
-        };
+        let root_token = if options.root_token.is_empty() { random_token() } else { options.root_token };
         let shared = Arc::new(Shared::new(&root_token));
         let app = http::router(shared);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -112,12 +101,7 @@ impl DevServer {
                 .await
         });
         tracing::info!(%addr, "vault dev server listening");
-        Ok(DevServer {
-            addr,
-            root_token,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        Ok(DevServer { addr, root_token, stop: Some(stop), task: Some(task) })
     }
 
     /// The address actually bound.
@@ -197,11 +181,7 @@ impl Drop for DevServer {
 
 /// A random root token in Vault's service-token style.
 fn random_token() -> String {
-    let body: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect();
+    let body: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(24).map(char::from).collect();
     format!("hvs.{body}")
 }
 
@@ -242,9 +222,7 @@ impl Shared {
     /// The state. A panic in one handler must not take the server down, so
     /// a poisoned lock is taken over rather than propagated.
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -83,7 +83,7 @@ pub(crate) struct MountConfig {
 }
 
 /// Config keys that are echoed back but have no effect here.
-const CONFIG_EXTRAS: [&str; 6] = [
+pub(super) const CONFIG_EXTRAS: [&str; 6] = [
     "audit_non_hmac_request_keys",
     "audit_non_hmac_response_keys",
     "listing_visibility",
@@ -149,13 +149,7 @@ pub(crate) struct MountEntry {
 }
 
 impl MountEntry {
-    pub fn new(
-        path: &str,
-        table: Table,
-        type_name: &str,
-        description: &str,
-        engine: Engine,
-    ) -> Self {
+    pub fn new(path: &str, table: Table, type_name: &str, description: &str, engine: Engine) -> Self {
         let accessor_kind = match table {
             Table::Secrets => type_name.to_owned(),
             Table::Auth => format!("auth_{type_name}"),
@@ -190,27 +184,16 @@ impl MountEntry {
 
     /// The default lease TTL in force: the mount's, else the system's.
     pub fn effective_default_lease_ttl(&self) -> u64 {
-        if self.config.default_lease_ttl == 0 {
-            SYSTEM_DEFAULT_LEASE_TTL
-        } else {
-            self.config.default_lease_ttl
-        }
+        if self.config.default_lease_ttl == 0 { SYSTEM_DEFAULT_LEASE_TTL } else { self.config.default_lease_ttl }
     }
 
     /// The maximum lease TTL in force.
     pub fn effective_max_lease_ttl(&self) -> u64 {
-        if self.config.max_lease_ttl == 0 {
-            SYSTEM_DEFAULT_LEASE_TTL
-        } else {
-            self.config.max_lease_ttl
-        }
+        if self.config.max_lease_ttl == 0 { SYSTEM_DEFAULT_LEASE_TTL } else { self.config.max_lease_ttl }
     }
 
     fn is_core(&self) -> bool {
-        matches!(
-            self.engine,
-            Engine::System | Engine::Token | Engine::Identity | Engine::Cubbyhole(_)
-        )
+        matches!(self.engine, Engine::System | Engine::Token | Engine::Identity | Engine::Cubbyhole(_))
     }
 
     /// The entry as sys/mounts and sys/mounts/:path show it.
@@ -270,9 +253,7 @@ pub(crate) fn engine_for(
     mut options: Option<MountOptions>,
 ) -> Result<(String, Option<MountOptions>, Engine), Reply> {
     let kv_version = |options: &mut Option<MountOptions>, version: &str| {
-        options
-            .get_or_insert_with(BTreeMap::new)
-            .insert("version".into(), version.into());
+        options.get_or_insert_with(BTreeMap::new).insert("version".into(), version.into());
     };
     let engine = match type_name {
         "kv-v1" => {
@@ -283,46 +264,27 @@ pub(crate) fn engine_for(
             kv_version(&mut options, "2");
             Engine::KvV2(KvV2::default())
         }
-        "kv" => match options
-            .as_ref()
-            .and_then(|o| o.get("version"))
-            .map(String::as_str)
-        {
+        "kv" => match options.as_ref().and_then(|o| o.get("version")).map(String::as_str) {
             None | Some("") | Some("1") => Engine::KvV1(KvV1::default()),
             Some("2") => Engine::KvV2(KvV2::default()),
             Some(other) => {
-                return Err(Reply::bad_request(format!(
-                    "invalid kv version {other:?}: must be \"1\" or \"2\""
-                )));
+                return Err(Reply::bad_request(format!("invalid kv version {other:?}: must be \"1\" or \"2\"")));
             }
         },
         "system" | "token" | "cubbyhole" | "identity" => {
-            return Err(Reply::bad_request(format!(
-                "mount type of {type_name:?} is not mountable"
-            )));
+            return Err(Reply::bad_request(format!("mount type of {type_name:?} is not mountable")));
         }
         other if BUILTIN_TYPES.contains(&other) => {
-            if options
-                .as_ref()
-                .is_some_and(|o| o.get("version").is_some_and(|v| !v.is_empty()))
-            {
-                return Err(Reply::bad_request(format!(
-                    "secrets engine {other:?} does not allow setting a version"
-                )));
+            if options.as_ref().is_some_and(|o| o.get("version").is_some_and(|v| !v.is_empty())) {
+                return Err(Reply::bad_request(format!("secrets engine {other:?} does not allow setting a version")));
             }
             Engine::Unimplemented
         }
         other => {
-            return Err(Reply::bad_request(format!(
-                "plugin not found in the catalog: {other}"
-            )));
+            return Err(Reply::bad_request(format!("plugin not found in the catalog: {other}")));
         }
     };
-    let type_name = if type_name.starts_with("kv") {
-        "kv"
-    } else {
-        type_name
-    };
+    let type_name = if type_name.starts_with("kv") { "kv" } else { type_name };
     Ok((type_name.to_owned(), options, engine))
 }
 
@@ -342,9 +304,7 @@ impl MountTable {
             "system endpoints used for control, policy and debugging",
             Engine::System,
         );
-        sys.config
-            .extras
-            .insert("passthrough_request_headers".into(), json!(["Accept"]));
+        sys.config.extras.insert("passthrough_request_headers".into(), json!(["Accept"]));
         let mut cubbyhole = MountEntry::new(
             "cubbyhole/",
             Table::Secrets,
@@ -353,43 +313,19 @@ impl MountTable {
             Engine::Cubbyhole(BTreeMap::new()),
         );
         cubbyhole.local = true;
-        let identity = MountEntry::new(
-            "identity/",
-            Table::Secrets,
-            "identity",
-            "identity store",
-            Engine::Identity,
-        );
-        let mut secret = MountEntry::new(
-            "secret/",
-            Table::Secrets,
-            "kv",
-            "key/value secret storage",
-            Engine::KvV2(KvV2::default()),
-        );
+        let identity = MountEntry::new("identity/", Table::Secrets, "identity", "identity store", Engine::Identity);
+        let mut secret =
+            MountEntry::new("secret/", Table::Secrets, "kv", "key/value secret storage", Engine::KvV2(KvV2::default()));
         secret.options = Some(BTreeMap::from([("version".to_owned(), "2".to_owned())]));
-        let token = MountEntry::new(
-            "auth/token/",
-            Table::Auth,
-            "token",
-            "token based credentials",
-            Engine::Token,
-        );
+        let token = MountEntry::new("auth/token/", Table::Auth, "token", "token based credentials", Engine::Token);
 
-        let entries = [sys, cubbyhole, identity, secret, token]
-            .into_iter()
-            .map(|e| (e.path.clone(), e))
-            .collect();
+        let entries = [sys, cubbyhole, identity, secret, token].into_iter().map(|e| (e.path.clone(), e)).collect();
         Self { entries }
     }
 
     /// The mount path that routes `path`: the longest one prefixing it.
     pub fn matching(&self, path: &str) -> Option<&str> {
-        self.entries
-            .keys()
-            .filter(|m| path.starts_with(m.as_str()))
-            .max_by_key(|m| m.len())
-            .map(String::as_str)
+        self.entries.keys().filter(|m| path.starts_with(m.as_str())).max_by_key(|m| m.len()).map(String::as_str)
     }
 
     pub fn get(&self, path: &str) -> Option<&MountEntry> {
@@ -412,19 +348,12 @@ impl MountTable {
             return Err(Reply::bad_request("backend path must be specified"));
         }
         if entry.table == Table::Secrets && PROTECTED.iter().any(|p| path.starts_with(p)) {
-            return Err(Reply::Errors(
-                axum::http::StatusCode::FORBIDDEN,
-                vec![format!("cannot mount {path:?}")],
-            ));
+            return Err(Reply::Errors(axum::http::StatusCode::FORBIDDEN, vec![format!("cannot mount {path:?}")]));
         }
-        let overlap = self
-            .entries
-            .keys()
-            .find(|existing| path.starts_with(existing.as_str()) || existing.starts_with(&path));
+        let overlap =
+            self.entries.keys().find(|existing| path.starts_with(existing.as_str()) || existing.starts_with(&path));
         if let Some(existing) = overlap {
-            return Err(Reply::bad_request(format!(
-                "path is already in use at {existing}"
-            )));
+            return Err(Reply::bad_request(format!("path is already in use at {existing}")));
         }
         self.entries.insert(path, entry);
         Ok(())
@@ -443,11 +372,7 @@ impl MountTable {
 /// Vault's mount-path normalisation: no leading "/", one trailing "/".
 pub(crate) fn normalize_mount_path(path: &str) -> String {
     let trimmed = path.trim_matches('/');
-    if trimmed.is_empty() {
-        String::new()
-    } else {
-        format!("{trimmed}/")
-    }
+    if trimmed.is_empty() { String::new() } else { format!("{trimmed}/") }
 }
 
 #[cfg(test)]
@@ -457,39 +382,11 @@ mod tests {
     #[test]
     fn longest_prefix_wins() {
         let mut table = MountTable::with_defaults();
-        table
-            .enable(MountEntry::new(
-                "team/kv/",
-                Table::Secrets,
-                "kv",
-                "",
-                Engine::KvV1(KvV1::default()),
-            ))
-            .ok();
+        table.enable(MountEntry::new("team/kv/", Table::Secrets, "kv", "", Engine::KvV1(KvV1::default()))).ok();
         assert_eq!(table.matching("team/kv/foo"), Some("team/kv/"));
         assert_eq!(table.matching("secret/data/x"), Some("secret/"));
         assert_eq!(table.matching("secretx/data"), None);
-        assert!(
-            table
-                .enable(MountEntry::new(
-                    "team/",
-                    Table::Secrets,
-                    "kv",
-                    "",
-                    Engine::Unimplemented
-                ))
-                .is_err()
-        );
-        assert!(
-            table
-                .enable(MountEntry::new(
-                    "sys/x/",
-                    Table::Secrets,
-                    "kv",
-                    "",
-                    Engine::Unimplemented
-                ))
-                .is_err()
-        );
+        assert!(table.enable(MountEntry::new("team/", Table::Secrets, "kv", "", Engine::Unimplemented)).is_err());
+        assert!(table.enable(MountEntry::new("sys/x/", Table::Secrets, "kv", "", Engine::Unimplemented)).is_err());
     }
 }

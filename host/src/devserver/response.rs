@@ -28,11 +28,7 @@ pub(crate) fn multierror_list(messages: &[String]) -> String {
         [one] => format!("1 error occurred:\n\t* {one}\n\n"),
         many => {
             let points: Vec<String> = many.iter().map(|m| format!("* {m}")).collect();
-            format!(
-                "{} errors occurred:\n\t{}\n\n",
-                many.len(),
-                points.join("\n\t")
-            )
+            format!("{} errors occurred:\n\t{}\n\n", many.len(), points.join("\n\t"))
         }
     }
 }
@@ -52,13 +48,7 @@ pub(crate) struct Envelope {
 
 impl Envelope {
     pub fn data(data: Value) -> Self {
-        Self {
-            data,
-            warnings: Vec::new(),
-            auth: None,
-            lease_duration: 0,
-            inject_top_level: false,
-        }
+        Self { data, warnings: Vec::new(), auth: None, lease_duration: 0, inject_top_level: false }
     }
 
     fn into_json(self, request_id: &str, mount_type: &str) -> Value {
@@ -68,14 +58,7 @@ impl Envelope {
         body.insert("renewable".into(), json!(false));
         body.insert("lease_duration".into(), json!(self.lease_duration));
         body.insert("wrap_info".into(), Value::Null);
-        body.insert(
-            "warnings".into(),
-            if self.warnings.is_empty() {
-                Value::Null
-            } else {
-                json!(self.warnings)
-            },
-        );
+        body.insert("warnings".into(), if self.warnings.is_empty() { Value::Null } else { json!(self.warnings) });
         body.insert("auth".into(), self.auth.unwrap_or(Value::Null));
         body.insert("mount_type".into(), json!(mount_type));
         if self.inject_top_level
@@ -133,11 +116,7 @@ impl Reply {
 
     /// A LIST answer; no keys is a 404 with an empty errors array.
     pub fn list(keys: Vec<String>) -> Self {
-        if keys.is_empty() {
-            Self::not_found()
-        } else {
-            Self::ok(json!({ "keys": keys }))
-        }
+        if keys.is_empty() { Self::not_found() } else { Self::ok(json!({ "keys": keys })) }
     }
 
     /// 404 `{"errors":[]}`: unknown key, empty list.
@@ -162,20 +141,14 @@ impl Reply {
 
     /// 405 for a known path that does not support the operation.
     pub fn unsupported_operation() -> Self {
-        Self::Errors(
-            StatusCode::METHOD_NOT_ALLOWED,
-            vec![multierror("unsupported operation")],
-        )
+        Self::Errors(StatusCode::METHOD_NOT_ALLOWED, vec![multierror("unsupported operation")])
     }
 
     /// 404 for a path under no mount at all.
     pub fn no_route(path: &str) -> Self {
         Self::Errors(
             StatusCode::NOT_FOUND,
-            vec![format!(
-                "no handler for route {}. route entry not found.",
-                go_quote(path)
-            )],
+            vec![format!("no handler for route {}. route entry not found.", go_quote(path))],
         )
     }
 
@@ -187,10 +160,9 @@ impl Reply {
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::NoContent => StatusCode::NO_CONTENT,
-            Self::Envelope(status, _)
-            | Self::Plain(status, _)
-            | Self::Head(status)
-            | Self::Errors(status, _) => *status,
+            Self::Envelope(status, _) | Self::Plain(status, _) | Self::Head(status) | Self::Errors(status, _) => {
+                *status
+            }
         }
     }
 
@@ -216,10 +188,7 @@ impl Reply {
         let mut response = Response::new(Body::from(bytes));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::kv2::KvV2;
-use super::mounts::{Engine, MountEntry, Table, engine_for, normalize_mount_path};
+use super::mounts::{CONFIG_EXTRAS, Engine, MountEntry, Table, engine_for, normalize_mount_path};
 use super::response::Reply;
 use super::util::{weak_bool, weak_i64, weak_string};
 use super::{Operation, Request, ServerInfo, State};
@@ -41,9 +41,7 @@ pub(crate) fn unauthenticated(
         "sys/init" if *method == Method::PUT || *method == Method::POST => {
             Reply::bad_request("Vault is already initialized")
         }
-        "sys/health" | "sys/seal-status" | "sys/leader" | "sys/init" => {
-            Reply::status(StatusCode::METHOD_NOT_ALLOWED)
-        }
+        "sys/health" | "sys/seal-status" | "sys/leader" | "sys/init" => Reply::status(StatusCode::METHOD_NOT_ALLOWED),
         _ => return None,
     };
     Some(reply)
@@ -56,9 +54,7 @@ fn health(info: &ServerInfo, query: &Map<String, Value>, head: bool) -> Reply {
     let status = match query.get("activecode") {
         None => StatusCode::OK,
         Some(raw) => {
-            let code = weak_i64(raw)
-                .and_then(|c| u16::try_from(c).ok())
-                .and_then(|c| StatusCode::from_u16(c).ok());
+            let code = weak_i64(raw).and_then(|c| u16::try_from(c).ok()).and_then(|c| StatusCode::from_u16(c).ok());
             match code {
                 Some(code) => code,
                 None => return Reply::bad_request("bad code for 'activecode' parameter"),
@@ -149,11 +145,7 @@ pub(crate) fn handle(state: &mut State, rest: &str, req: &Request) -> Reply {
 
 /// `GET sys/mounts` or `GET sys/auth`: path to mount info.
 fn list_mounts(state: &State, table: Table) -> Reply {
-    let data: Map<String, Value> = state
-        .mounts
-        .list(table)
-        .map(|e| (e.path.clone(), e.info_json()))
-        .collect();
+    let data: Map<String, Value> = state.mounts.list(table).map(|e| (e.path.clone(), e.info_json())).collect();
     Reply::ok_injected(Value::Object(data))
 }
 
@@ -181,19 +173,13 @@ fn enable(state: &mut State, path: &str, body: &Map<String, Value>) -> Result<()
     if path.is_empty() {
         return Err(Reply::bad_request("backend path must be specified"));
     }
-    let type_name = body
-        .get("type")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty());
+    let type_name = body.get("type").and_then(Value::as_str).filter(|t| !t.is_empty());
     let Some(type_name) = type_name else {
         return Err(Reply::bad_request("backend type must be specified"));
     };
     let options = parse_options(body.get("options"))?;
     let (type_name, options, engine) = engine_for(type_name, options)?;
-    let description = body
-        .get("description")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let description = body.get("description").and_then(Value::as_str).unwrap_or("");
     let mut entry = MountEntry::new(path, Table::Secrets, &type_name, description, engine);
     entry.options = options;
     let flag = |name: &str| body.get(name).and_then(weak_bool).unwrap_or(false);
@@ -201,17 +187,10 @@ fn enable(state: &mut State, path: &str, body: &Map<String, Value>) -> Result<()
     entry.seal_wrap = flag("seal_wrap");
     entry.external_entropy_access = flag("external_entropy_access");
     if let Some(Value::Object(config)) = body.get("config") {
-        entry
-            .config
-            .update_from(config)
-            .map_err(Reply::bad_request)?;
+        entry.config.update_from(config).map_err(Reply::bad_request)?;
     }
     state.mounts.enable(entry)?;
-    tracing::info!(
-        mount = path,
-        kind = type_name.as_str(),
-        "vault dev server: mount enabled"
-    );
+    tracing::info!(mount = path, kind = type_name.as_str(), "vault dev server: mount enabled");
     Ok(())
 }
 
@@ -222,8 +201,8 @@ fn parse_options(raw: Option<&Value>) -> Result<Option<BTreeMap<String, String>>
         Some(Value::Object(map)) => map
             .iter()
             .map(|(k, v)| {
-                let value = weak_string(v)
-                    .ok_or_else(|| Reply::bad_request(format!("option {k:?} must be a string")))?;
+                let value =
+                    weak_string(v).ok_or_else(|| Reply::bad_request(format!("option {k:?} must be a string")))?;
                 Ok((k.clone(), value))
             })
             .collect::<Result<_, _>>()
@@ -248,24 +227,14 @@ fn tune(state: &mut State, path: &str, req: &Request) -> Reply {
     }
 }
 
-fn apply_tune(
-    entry: &mut MountEntry,
-    body: &Map<String, Value>,
-    now: OffsetDateTime,
-) -> Result<(), Reply> {
+fn apply_tune(entry: &mut MountEntry, body: &Map<String, Value>, now: OffsetDateTime) -> Result<(), Reply> {
     let options = parse_options(body.get("options"))?;
-    let version = options
-        .as_ref()
-        .and_then(|o| o.get("version"))
-        .filter(|v| !v.is_empty())
-        .cloned();
+    let version = options.as_ref().and_then(|o| o.get("version")).filter(|v| !v.is_empty()).cloned();
     if let Some(version) = &version {
         match (&entry.engine, version.as_str()) {
             (Engine::KvV1(_), "1") | (Engine::KvV2(_), "2") => {}
             (Engine::KvV1(_), "2") => {
-                if let Engine::KvV1(v1) =
-                    std::mem::replace(&mut entry.engine, Engine::Unimplemented)
-                {
+                if let Engine::KvV1(v1) = std::mem::replace(&mut entry.engine, Engine::Unimplemented) {
                     entry.engine = Engine::KvV2(KvV2::from_v1(v1, now));
                 }
             }
@@ -284,32 +253,17 @@ fn apply_tune(
         }
     }
     let mut config = Map::new();
-    for key in [
-        "default_lease_ttl",
-        "max_lease_ttl",
-        "audit_non_hmac_request_keys",
-        "audit_non_hmac_response_keys",
-        "listing_visibility",
-        "passthrough_request_headers",
-        "allowed_response_headers",
-        "token_type",
-    ] {
+    for key in ["default_lease_ttl", "max_lease_ttl"].into_iter().chain(CONFIG_EXTRAS) {
         if let Some(value) = body.get(key) {
             config.insert(key.to_owned(), value.clone());
         }
     }
-    entry
-        .config
-        .update_from(&config)
-        .map_err(Reply::bad_request)?;
+    entry.config.update_from(&config).map_err(Reply::bad_request)?;
     if let Some(description) = body.get("description").and_then(Value::as_str) {
         entry.description = description.to_owned();
     }
     if let Some(options) = options {
-        entry
-            .options
-            .get_or_insert_with(BTreeMap::new)
-            .extend(options);
+        entry.options.get_or_insert_with(BTreeMap::new).extend(options);
     }
     Ok(())
 }
@@ -321,10 +275,7 @@ fn ui_mount(state: &State, path: &str) -> Reply {
     if !path.ends_with('/') {
         path.push('/');
     }
-    let entry = state
-        .mounts
-        .matching(&path)
-        .and_then(|m| state.mounts.get(m));
+    let entry = state.mounts.matching(&path).and_then(|m| state.mounts.get(m));
     let Some(entry) = entry else {
         // Vault hides which mounts exist behind a 403 here.
         return Reply::Errors(

@@ -42,9 +42,7 @@ impl TokenEntry {
     /// What the lookup endpoints answer; `show_id` is false for lookups by
     /// accessor, which must not reveal the token.
     fn lookup_json(&self, now: OffsetDateTime, show_id: bool) -> Value {
-        let ttl = self
-            .expire_time
-            .map_or(0, |at| (at - now).whole_seconds().max(0));
+        let ttl = self.expire_time.map_or(0, |at| (at - now).whole_seconds().max(0));
         json!({
             "accessor": self.accessor,
             "creation_time": self.creation_time.unix_timestamp(),
@@ -93,9 +91,7 @@ impl TokenStore {
             entity_id: String::new(),
             token_type: "service",
         };
-        Self {
-            tokens: HashMap::from([(root.id.clone(), root)]),
-        }
+        Self { tokens: HashMap::from([(root.id.clone(), root)]) }
     }
 
     /// The token with this id, if it exists and has not expired.
@@ -115,11 +111,7 @@ impl TokenStore {
 /// Vault's accessors are 24 random characters.
 fn random_accessor() -> String {
     use rand::Rng;
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect()
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(24).map(char::from).collect()
 }
 
 /// Answer `auth/token/<rest>`.
@@ -141,11 +133,7 @@ pub(crate) fn handle(store: &mut TokenStore, rest: &str, req: &Request) -> Reply
             }
         }
         ("lookup-accessor", Operation::Write) => {
-            let accessor = req
-                .data
-                .get("accessor")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let accessor = req.data.get("accessor").and_then(Value::as_str).unwrap_or("");
             match store.by_accessor(accessor) {
                 Some(entry) => Reply::ok(entry.lookup_json(now, false)),
                 None => Reply::bad_request("invalid accessor"),
@@ -157,9 +145,7 @@ pub(crate) fn handle(store: &mut TokenStore, rest: &str, req: &Request) -> Reply
             Some(entry) if !entry.renewable => Reply::bad_request("lease is not renewable"),
             _ => Reply::unsupported_operation(),
         },
-        ("lookup-self" | "lookup" | "lookup-accessor" | "renew-self", _) => {
-            Reply::unsupported_operation()
-        }
+        ("lookup-self" | "lookup" | "lookup-accessor" | "renew-self", _) => Reply::unsupported_operation(),
         _ => Reply::unsupported_path(),
     }
 }

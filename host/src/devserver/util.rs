@@ -17,11 +17,7 @@ use time::format_description::well_known::Rfc3339;
 /// Go's `time.RFC3339Nano` in UTC: nanoseconds with trailing zeros trimmed.
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let base = t
-        .replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&Rfc3339)
-        .unwrap_or_default();
+    let base = t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default();
     let nanos = t.nanosecond();
     if nanos == 0 {
         return base;
@@ -83,11 +79,7 @@ pub(crate) fn parse_duration(value: &Value) -> Result<Duration, String> {
         Value::Number(n) => n
             .as_u64()
             .map(Duration::from_secs)
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| *f >= 0.0)
-                    .map(Duration::from_secs_f64)
-            })
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(Duration::from_secs_f64))
             .ok_or_else(|| format!("invalid duration {n}")),
         Value::String(s) => parse_duration_str(s),
         other => Err(format!("invalid duration {other}")),
@@ -100,23 +92,16 @@ fn parse_duration_str(s: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s
-            .parse()
-            .map(Duration::from_secs)
-            .map_err(|_| format!("invalid duration {s:?}"));
+        return s.parse().map(Duration::from_secs).map_err(|_| format!("invalid duration {s:?}"));
     }
     let bad = || format!("time: invalid duration {s:?}");
     let mut rest = s;
     let mut total = 0f64;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let seconds = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -136,9 +121,7 @@ fn parse_duration_str(s: &str) -> Result<Duration, String> {
 /// A field decoded like Go's `mapstructure.WeakDecode` into an integer.
 pub(crate) fn weak_i64(value: &Value) -> Option<i64> {
     match value {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
         Value::String(s) if s.trim().is_empty() => Some(0),
         Value::String(s) => s.trim().parse().ok(),
         Value::Bool(b) => Some(i64::from(*b)),
@@ -177,12 +160,9 @@ pub(crate) fn weak_int_list(value: Option<&Value>) -> Result<Vec<i64>, String> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items.iter().map(|v| weak_i64(v).ok_or_else(bad)).collect(),
-        Some(Value::String(s)) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| p.parse().map_err(|_| bad()))
-            .collect(),
+        Some(Value::String(s)) => {
+            s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| p.parse().map_err(|_| bad())).collect()
+        }
         Some(other) => weak_i64(other).map(|v| vec![v]).ok_or_else(bad),
     }
 }
@@ -211,10 +191,7 @@ pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
 /// The children of `prefix` among `keys`, one level deep, sorted: `a/b`
 /// and `a/c` under `a/` give `b` and `c`; `a/b/c` gives the folder `b/`.
 /// `prefix` is empty (the root) or ends with "/".
-pub(crate) fn list_children<'a>(
-    keys: impl Iterator<Item = &'a String>,
-    prefix: &str,
-) -> Vec<String> {
+pub(crate) fn list_children<'a>(keys: impl Iterator<Item = &'a String>, prefix: &str) -> Vec<String> {
     let mut out = BTreeSet::new();
     for key in keys {
         let Some(rest) = key.strip_prefix(prefix) else {
@@ -254,19 +231,10 @@ mod tests {
         assert_eq!(go_duration(Duration::from_secs(61)), "1m1s");
         assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(go_duration(Duration::from_millis(20)), "20ms");
-        assert_eq!(
-            parse_duration(&json!("3h25m19s")).unwrap(),
-            Duration::from_secs(12319)
-        );
-        assert_eq!(
-            parse_duration(&json!("90")).unwrap(),
-            Duration::from_secs(90)
-        );
+        assert_eq!(parse_duration(&json!("3h25m19s")).unwrap(), Duration::from_secs(12319));
+        assert_eq!(parse_duration(&json!("90")).unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration(&json!(30)).unwrap(), Duration::from_secs(30));
-        assert_eq!(
-            parse_duration(&json!("1d")).unwrap(),
-            Duration::from_secs(86400)
-        );
+        assert_eq!(parse_duration(&json!("1d")).unwrap(), Duration::from_secs(86400));
         assert!(parse_duration(&json!("soon")).is_err());
     }
 
@@ -279,12 +247,7 @@ mod tests {
 
     #[test]
     fn listing_marks_folders() {
-        let keys = [
-            "foo".to_string(),
-            "foo/bar".into(),
-            "foo/baz/qux".into(),
-            "other".into(),
-        ];
+        let keys = ["foo".to_string(), "foo/bar".into(), "foo/baz/qux".into(), "other".into()];
         assert_eq!(list_children(keys.iter(), ""), ["foo", "foo/", "other"]);
         assert_eq!(list_children(keys.iter(), "foo/"), ["bar", "baz/"]);
         assert!(list_children(keys.iter(), "nope/").is_empty());

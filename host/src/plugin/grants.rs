@@ -167,12 +167,8 @@ mod tests {
 
     #[test]
     fn grants_check_operation_and_path() {
-        let grants = Grants {
-            vault: vec![VaultGrant {
-                path: "secret/data/demo/*".into(),
-                operations: vec![Operation::Read],
-            }],
-        };
+        let grants =
+            Grants { vault: vec![VaultGrant { path: "secret/data/demo/*".into(), operations: vec![Operation::Read] }] };
         assert!(grants.allows(Operation::Read, "/secret/data/demo/app"));
         assert!(!grants.allows(Operation::Write, "secret/data/demo/app"));
         assert!(!grants.allows(Operation::Read, "secret/data/other"));

@@ -16,7 +16,7 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 use super::bindings::{self, types as wit};
-use super::{Grants, LoadError, Plugin, PluginInfo, PluginInner, Runtime, RunConfig, RunLimits, Step, VaultGrant};
+use super::{Grants, LoadError, Plugin, PluginInfo, PluginInner, RunConfig, RunLimits, Runtime, Step, VaultGrant};
 use crate::builtin;
 
 /// The interface every plugin must export, versioned.
@@ -42,7 +42,8 @@ impl Runtime {
     /// matches `pin`.
     pub fn load_file(self: &Arc<Self>, path: &Path, pin: Option<&str>) -> Result<Plugin, LoadError> {
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| LoadError::Read { origin: origin.clone(), message: e.to_string() })?;
+        let bytes =
+            std::fs::read(path).map_err(|e| LoadError::Read { origin: origin.clone(), message: e.to_string() })?;
         self.load(&origin, &bytes, pin)
     }
 
@@ -61,8 +62,10 @@ impl Runtime {
         {
             return Err(LoadError::Sha256Mismatch { origin, expected: expected.to_owned(), actual: sha256 });
         }
-        let component = self.compile(&sha256, bytes).map_err(|message| LoadError::Compile { origin: origin.clone(), message })?;
-        check_world(&self.engine, &component).map_err(|detail| LoadError::WrongWorld { origin: origin.clone(), detail })?;
+        let component =
+            self.compile(&sha256, bytes).map_err(|message| LoadError::Compile { origin: origin.clone(), message })?;
+        check_world(&self.engine, &component)
+            .map_err(|detail| LoadError::WrongWorld { origin: origin.clone(), detail })?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -158,17 +161,20 @@ fn check_world(engine: &wasmtime::Engine, component: &Component) -> Result<(), S
 }
 
 /// Instantiate once with no grants and ask the plugin who it is.
-fn describe(engine: &wasmtime::Engine, pre: &bindings::PluginPre<super::RunState>, origin: &str) -> Result<PluginInfo, LoadError> {
+fn describe(
+    engine: &wasmtime::Engine,
+    pre: &bindings::PluginPre<super::RunState>,
+    origin: &str,
+) -> Result<PluginInfo, LoadError> {
     let err = |message: String| LoadError::Describe { origin: origin.to_owned(), message };
     let config = RunConfig { limits: RunLimits::default(), grants: Arc::new(Grants::default()), vault: None };
     let mut store = super::run::new_store(engine, "(describe)", origin, &config);
     let instance = pre.instantiate(&mut store).map_err(|e| err(format!("{e:#}")))?;
-    let info = super::run::with_deadline(&mut store, &config.limits, |s| instance.rotator_plugin_rotator().call_describe(s))
-        .map_err(|e| err(super::run::classify_trap(e, &mut store, &config.limits, Step::Describe).to_string()))?;
-    let settings_schema = serde_json::from_str(&info.settings_schema).map_err(|e| LoadError::Schema {
-        origin: origin.to_owned(),
-        message: format!("not JSON: {e}"),
-    })?;
+    let info =
+        super::run::with_deadline(&mut store, &config.limits, |s| instance.rotator_plugin_rotator().call_describe(s))
+            .map_err(|e| err(super::run::classify_trap(e, &mut store, &config.limits, Step::Describe).to_string()))?;
+    let settings_schema = serde_json::from_str(&info.settings_schema)
+        .map_err(|e| LoadError::Schema { origin: origin.to_owned(), message: format!("not JSON: {e}") })?;
     Ok(PluginInfo {
         name: info.name,
         version: info.version,
@@ -180,10 +186,9 @@ fn describe(engine: &wasmtime::Engine, pre: &bindings::PluginPre<super::RunState
 
 fn capability(c: wit::Capability) -> VaultGrant {
     match c {
-        wit::Capability::Vault(v) => VaultGrant {
-            path: v.path,
-            operations: v.operations.into_iter().map(operation).collect(),
-        },
+        wit::Capability::Vault(v) => {
+            VaultGrant { path: v.path, operations: v.operations.into_iter().map(operation).collect() }
+        }
     }
 }
 

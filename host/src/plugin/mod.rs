@@ -202,13 +202,7 @@ impl RunState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // Defaults deny files, env, args and network; stdout is discarded.
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
-        Self {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter { limit: memory, hit: false },
-            stderr,
-            host,
-        }
+        Self { wasi, table: ResourceTable::new(), limiter: MemoryLimiter { limit: memory, hit: false }, stderr, host }
     }
 }
 
@@ -278,10 +272,7 @@ impl Plugin {
         self.0
             .schema
             .iter_errors(settings)
-            .map(|e| SettingsProblem {
-                pointer: e.instance_path().to_string(),
-                message: describe_schema_error(&e),
-            })
+            .map(|e| SettingsProblem { pointer: e.instance_path().to_string(), message: describe_schema_error(&e) })
             .collect()
     }
 }

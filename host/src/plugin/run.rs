@@ -86,7 +86,12 @@ pub(super) fn with_deadline<R>(
 }
 
 /// Turn a wasmtime error from a call into a [`Failure`].
-pub(super) fn classify_trap(e: wasmtime::Error, store: &mut Store<RunState>, limits: &RunLimits, _step: Step) -> Failure {
+pub(super) fn classify_trap(
+    e: wasmtime::Error,
+    store: &mut Store<RunState>,
+    limits: &RunLimits,
+    _step: Step,
+) -> Failure {
     if store.data().limiter.hit {
         return Failure::MemoryLimit(limits.memory);
     }
@@ -293,7 +298,8 @@ impl Run {
         let calls = std::mem::take(&mut self.store.data_mut().host.calls);
         let mut store = new_store(&self.plugin.0.engine, &self.job_id, &self.plugin.label(), &self.config);
         store.data_mut().host.calls = calls;
-        self.instance = self.plugin.0.pre.instantiate(&mut store).map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+        self.instance =
+            self.plugin.0.pre.instantiate(&mut store).map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
         self.store = store;
         self.poisoned = false;
         Ok(())
@@ -326,10 +332,7 @@ mod tests {
     #[test]
     fn panic_message_is_taken_from_rust_stderr() {
         let stderr = b"\nthread '<unnamed>' panicked at src/lib.rs:9:9:\nfixture panicked on purpose\nnote: run with `RUST_BACKTRACE=1`\n";
-        assert_eq!(
-            panic_message(stderr).as_deref(),
-            Some("panicked at src/lib.rs:9:9: fixture panicked on purpose")
-        );
+        assert_eq!(panic_message(stderr).as_deref(), Some("panicked at src/lib.rs:9:9: fixture panicked on purpose"));
         assert_eq!(panic_message(b"nothing here"), None);
     }
 }

@@ -7,12 +7,7 @@ use serde_json::Value;
 pub enum VaultError {
     /// Vault answered with an error status.
     #[error("vault answered {status} to {method} {path}: {}", display_errors(.errors))]
-    Status {
-        status: u16,
-        method: String,
-        path: String,
-        errors: Vec<String>,
-    },
+    Status { status: u16, method: String, path: String, errors: Vec<String> },
     /// A KV check-and-set did not match: someone else wrote the secret.
     #[error("check-and-set on {path} failed: the secret changed since version {expected}")]
     CasMismatch { path: String, expected: u64 },
@@ -28,11 +23,7 @@ pub enum VaultError {
 }
 
 fn display_errors(errors: &[String]) -> String {
-    if errors.is_empty() {
-        "(no message)".into()
-    } else {
-        errors.join("; ")
-    }
+    if errors.is_empty() { "(no message)".into() } else { errors.join("; ") }
 }
 
 impl VaultError {
@@ -43,12 +34,7 @@ impl VaultError {
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default();
-        Self::Status {
-            status,
-            method: method.to_owned(),
-            path: path.to_owned(),
-            errors,
-        }
+        Self::Status { status, method: method.to_owned(), path: path.to_owned(), errors }
     }
 
     /// HTTP status if Vault answered.

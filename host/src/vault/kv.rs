@@ -31,14 +31,12 @@ impl VaultClient {
         if data["data"].is_null() {
             return Ok(None);
         }
-        let version = data["metadata"]["version"].as_u64().ok_or_else(|| VaultError::Protocol {
-            path: api.clone(),
-            message: "no data.metadata.version".into(),
-        })?;
-        let fields = data["data"].as_object().ok_or_else(|| VaultError::Protocol {
-            path: api.clone(),
-            message: "data.data is not an object".into(),
-        })?;
+        let version = data["metadata"]["version"]
+            .as_u64()
+            .ok_or_else(|| VaultError::Protocol { path: api.clone(), message: "no data.metadata.version".into() })?;
+        let fields = data["data"]
+            .as_object()
+            .ok_or_else(|| VaultError::Protocol { path: api.clone(), message: "data.data is not an object".into() })?;
         Ok(Some(KvSecret { data: SecretJson::from_map(fields), version }))
     }
 
@@ -61,9 +59,7 @@ impl VaultClient {
         let body = zeroize::Zeroizing::new(format!(r#"{{"options":{options},"data":{}}}"#, data.expose()));
         let resp = match self.request("POST", &api, Some(body.to_string())).await {
             Ok(r) => r,
-            Err(VaultError::Status { status: 400, errors, .. })
-                if errors.iter().any(|e| e.contains(CAS_MISMATCH)) =>
-            {
+            Err(VaultError::Status { status: 400, errors, .. }) if errors.iter().any(|e| e.contains(CAS_MISMATCH)) => {
                 return Err(VaultError::CasMismatch { path: api, expected: cas.unwrap_or(0) });
             }
             Err(e) => return Err(e),

@@ -59,22 +59,13 @@ impl VaultClient {
         install_crypto_provider();
         let base = options.address.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(VaultError::Config(format!(
-                "vault address `{base}` must start with http:// or https://"
-            )));
+            return Err(VaultError::Config(format!("vault address `{base}` must start with http:// or https://")));
         }
         let http = reqwest::Client::builder()
             .timeout(options.timeout)
             .build()
             .map_err(|e| VaultError::Config(format!("cannot build HTTP client: {e}")))?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                base,
-                token: options.token,
-                namespace: options.namespace,
-                http,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { base, token: options.token, namespace: options.namespace, http }) })
     }
 
     pub fn address(&self) -> &str {
@@ -83,12 +74,7 @@ impl VaultClient {
 
     /// Call `METHOD /v1/<path>` with an optional JSON body. `LIST` is sent
     /// as Vault's LIST verb. A non-2xx answer is an error.
-    pub async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<String>,
-    ) -> Result<VaultResponse, VaultError> {
+    pub async fn request(&self, method: &str, path: &str, body: Option<String>) -> Result<VaultResponse, VaultError> {
         let path = path.trim_start_matches('/');
         let method_name = method.to_ascii_uppercase();
         let http_method = reqwest::Method::from_bytes(method_name.as_bytes())
@@ -106,15 +92,15 @@ impl VaultClient {
         if let Some(body) = body {
             req = req.header("Content-Type", "application/json").body(body);
         }
-        let resp = req.send().await.map_err(|e| VaultError::Unavailable {
-            address: self.inner.base.clone(),
-            message: describe_reqwest(&e),
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| VaultError::Unavailable { address: self.inner.base.clone(), message: describe_reqwest(&e) })?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| VaultError::Unavailable {
-            address: self.inner.base.clone(),
-            message: describe_reqwest(&e),
-        })?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| VaultError::Unavailable { address: self.inner.base.clone(), message: describe_reqwest(&e) })?;
         let body: Option<Value> = if bytes.is_empty() {
             None
         } else {

@@ -9,8 +9,8 @@
 //! previous password is gone once Vault has changed it.
 
 use rotator_plugin_sdk::{
-    Action, Capability, Context, Guest, Json, Level, Operation, PluginInfo, RotateError, Secret,
-    Step, VaultAccess, log, settings, vault,
+    Action, Capability, Context, Guest, Json, Level, Operation, PluginInfo, RotateError, Secret, Step, VaultAccess,
+    log, settings, vault,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -57,10 +57,8 @@ impl Guest for DatabaseRoot {
 
     fn plan(ctx: Context) -> Result<Vec<Action>, RotateError> {
         let s: Settings = settings(&ctx)?;
-        let mut actions = vec![Action {
-            step: Step::Set,
-            summary: format!("POST {}/rotate-root/{}", s.mount, s.connection),
-        }];
+        let mut actions =
+            vec![Action { step: Step::Set, summary: format!("POST {}/rotate-root/{}", s.mount, s.connection) }];
         actions.push(Action {
             step: Step::Test,
             summary: match &s.verify_role {
@@ -109,10 +107,7 @@ impl Guest for DatabaseRoot {
 
     fn rollback(ctx: Context, _pending: Secret) -> Result<(), RotateError> {
         let s: Settings = settings(&ctx)?;
-        log(
-            Level::Warn,
-            &format!("root of {} cannot be rolled back: only Vault knows the new password", s.connection),
-        );
+        log(Level::Warn, &format!("root of {} cannot be rolled back: only Vault knows the new password", s.connection));
         Ok(())
     }
 }

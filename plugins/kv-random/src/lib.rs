@@ -18,28 +18,42 @@ use serde_json::{Map, Value};
 
 const SCHEMA: &str = include_str!("settings.schema.json");
 
-/// The job's `settings` table.
+/// The job's `settings` table. (Spelled out rather than flattening
+/// [`Policy`] in: serde's `flatten` buffers the whole table and ignores
+/// `deny_unknown_fields`.)
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
     field: String,
-    #[serde(flatten)]
-    policy: Policy,
+    #[serde(default = "policy::default_length")]
+    length: usize,
+    #[serde(default)]
+    alphabet: Option<String>,
+    #[serde(default)]
+    rules: Vec<policy::Rule>,
     #[serde(default)]
     preserve_fields: Map<String, Value>,
 }
 
-impl Settings {
+/// The settings, checked, with the policy split out.
+struct Job {
+    field: String,
+    policy: Policy,
+    preserve_fields: Map<String, Value>,
+}
+
+impl Job {
     fn load(ctx: &Context) -> Result<Self, RotateError> {
         let s: Settings = settings(ctx)?;
-        s.policy.validate().map_err(RotateError::InvalidConfig)?;
+        let policy = Policy { length: s.length, alphabet: s.alphabet, rules: s.rules };
+        policy.validate().map_err(RotateError::InvalidConfig)?;
         if s.preserve_fields.contains_key(&s.field) {
             return Err(RotateError::InvalidConfig(format!(
                 "preserve_fields must not contain the rotated field `{}`",
                 s.field
             )));
         }
-        Ok(s)
+        Ok(Job { field: s.field, policy, preserve_fields: s.preserve_fields })
     }
 }
 
@@ -57,7 +71,7 @@ impl Guest for KvRandom {
     }
 
     fn plan(ctx: Context) -> Result<Vec<Action>, RotateError> {
-        let s = Settings::load(&ctx)?;
+        let s = Job::load(&ctx)?;
         let kept = match &ctx.current {
             Some(cur) => fields(&cur.data)?.keys().filter(|k| **k != s.field).count(),
             None => 0,
@@ -74,15 +88,12 @@ impl Guest for KvRandom {
                     s.preserve_fields.len()
                 ),
             },
-            Action {
-                step: Step::Test,
-                summary: format!("check field `{}` obeys the policy", s.field),
-            },
+            Action { step: Step::Test, summary: format!("check field `{}` obeys the policy", s.field) },
         ])
     }
 
     fn create(ctx: Context) -> Result<Json, RotateError> {
-        let s = Settings::load(&ctx)?;
+        let s = Job::load(&ctx)?;
         let mut data = match &ctx.current {
             Some(cur) => fields(&cur.data)?,
             None => Map::new(),
@@ -101,7 +112,7 @@ impl Guest for KvRandom {
     }
 
     fn test(ctx: Context, pending: Secret) -> Result<(), RotateError> {
-        let s = Settings::load(&ctx)?;
+        let s = Job::load(&ctx)?;
         let data = fields(&pending.data)?;
         match data.get(&s.field) {
             Some(Value::String(v)) => s.policy.check(v).map_err(RotateError::Permanent),

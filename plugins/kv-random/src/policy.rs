@@ -15,17 +15,14 @@ pub struct Rule {
     pub min_chars: usize,
 }
 
-#[derive(Deserialize)]
+/// What a generated value must look like.
 pub struct Policy {
-    #[serde(default = "default_length")]
     pub length: usize,
-    #[serde(default)]
     pub alphabet: Option<String>,
-    #[serde(default)]
     pub rules: Vec<Rule>,
 }
 
-fn default_length() -> usize {
+pub fn default_length() -> usize {
     32
 }
 
@@ -59,10 +56,7 @@ impl Policy {
             required += rule.min_chars;
         }
         if required > self.length {
-            return Err(format!(
-                "rules require {required} characters but length is {}",
-                self.length
-            ));
+            return Err(format!("rules require {required} characters but length is {}", self.length));
         }
         Ok(())
     }

@@ -23,8 +23,7 @@ wit_bindgen::generate!({
 pub use exports::rotator::plugin::rotator::Guest;
 pub use rotator::plugin::log::{self as log_api, Level};
 pub use rotator::plugin::types::{
-    Action, Capability, Context, Json, Operation, PluginInfo, RotateError, Secret, Step,
-    VaultAccess,
+    Action, Capability, Context, Json, Operation, PluginInfo, RotateError, Secret, Step, VaultAccess,
 };
 pub use rotator::plugin::vault::{self, VaultError, VaultStatus};
 
@@ -34,8 +33,7 @@ use serde_json::{Map, Value};
 /// Parse the job's settings into the plugin's own settings type.
 /// A mismatch is the operator's to fix, so it is `invalid-config`.
 pub fn settings<T: DeserializeOwned>(ctx: &Context) -> Result<T, RotateError> {
-    serde_json::from_str(&ctx.settings)
-        .map_err(|e| RotateError::InvalidConfig(format!("settings: {e}")))
+    serde_json::from_str(&ctx.settings).map_err(|e| RotateError::InvalidConfig(format!("settings: {e}")))
 }
 
 /// The fields of a secret as a JSON object.
@@ -65,14 +63,12 @@ impl From<VaultError> for RotateError {
             VaultError::Denied(m) => RotateError::Permanent(format!("vault access denied: {m}")),
             VaultError::Unavailable(m) => RotateError::Transient(format!("vault unavailable: {m}")),
             VaultError::CasMismatch(m) => RotateError::Transient(format!("concurrent write: {m}")),
-            VaultError::Status(s) if s.code == 429 || s.code >= 500 => RotateError::Transient(
-                format!("vault answered {}: {}", s.code, s.errors.join("; ")),
-            ),
-            VaultError::Status(s) => RotateError::Permanent(format!(
-                "vault answered {}: {}",
-                s.code,
-                s.errors.join("; ")
-            )),
+            VaultError::Status(s) if s.code == 429 || s.code >= 500 => {
+                RotateError::Transient(format!("vault answered {}: {}", s.code, s.errors.join("; ")))
+            }
+            VaultError::Status(s) => {
+                RotateError::Permanent(format!("vault answered {}: {}", s.code, s.errors.join("; ")))
+            }
         }
     }
 }

@@ -85,7 +85,8 @@ async fn daemon(config: &Config, over: VaultOverride, api_addr: Option<SocketAdd
     let runtime = setup::runtime(config).map_err(|e| anyhow!(e))?;
     let jobs = setup::load_jobs(config, &runtime).map_err(|e| anyhow!("{e}"))?;
     let addr = api_addr.unwrap_or(config.daemon.api_addr);
-    let api_listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the API to {addr}"))?;
+    let api_listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the API to {addr}"))?;
     Ok(Daemon {
         jobs,
         vault,

@@ -12,9 +12,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::super::response::{Reply, multierror_list};
-use super::super::util::{
-    go_duration, parse_duration, rfc3339, rfc3339_opt, weak_bool, weak_i64, weak_string,
-};
+use super::super::util::{go_duration, parse_duration, rfc3339, rfc3339_opt, weak_bool, weak_i64, weak_string};
 use super::{KeyMeta, KvV2};
 
 const MAX_CUSTOM_KEYS: usize = 64;
@@ -85,12 +83,7 @@ impl KvV2 {
     }
 
     /// `POST metadata/:path`: set the key's settings, creating the key.
-    pub(super) fn write_metadata(
-        &mut self,
-        key: &str,
-        body: &Map<String, Value>,
-        now: OffsetDateTime,
-    ) -> Reply {
+    pub(super) fn write_metadata(&mut self, key: &str, body: &Map<String, Value>, now: OffsetDateTime) -> Reply {
         if key.is_empty() {
             return Reply::bad_request("missing path");
         }
@@ -109,10 +102,7 @@ impl KvV2 {
             return Reply::NoContent;
         }
         let warnings = self.cas_warning(&settings);
-        let meta = self
-            .keys
-            .entry(key.to_owned())
-            .or_insert_with(|| KeyMeta::new(Some(now)));
+        let meta = self.keys.entry(key.to_owned()).or_insert_with(|| KeyMeta::new(Some(now)));
         settings.apply(meta);
         if let Some(custom) = custom {
             meta.custom_metadata = Some(custom);
@@ -176,31 +166,25 @@ struct Settings {
 
 impl Settings {
     fn parse(body: &Map<String, Value>) -> Result<Self, Reply> {
-        let field_error = |name: &str, why: &str| {
-            Reply::bad_request(format!("error converting input for field {name:?}: {why}"))
-        };
+        let field_error =
+            |name: &str, why: &str| Reply::bad_request(format!("error converting input for field {name:?}: {why}"));
         let mut settings = Settings::default();
         if let Some(raw) = body.get("max_versions").filter(|v| !v.is_null()) {
             let max = weak_i64(raw).and_then(|n| u32::try_from(n).ok());
-            settings.max_versions =
-                Some(max.ok_or_else(|| field_error("max_versions", "not a non-negative integer"))?);
+            settings.max_versions = Some(max.ok_or_else(|| field_error("max_versions", "not a non-negative integer"))?);
         }
         if let Some(raw) = body.get("cas_required").filter(|v| !v.is_null()) {
-            settings.cas_required =
-                Some(weak_bool(raw).ok_or_else(|| field_error("cas_required", "not a boolean"))?);
+            settings.cas_required = Some(weak_bool(raw).ok_or_else(|| field_error("cas_required", "not a boolean"))?);
         }
         if let Some(raw) = body.get("delete_version_after").filter(|v| !v.is_null()) {
-            let dva =
-                parse_duration(raw).map_err(|why| field_error("delete_version_after", &why))?;
+            let dva = parse_duration(raw).map_err(|why| field_error("delete_version_after", &why))?;
             settings.delete_version_after = Some(dva);
         }
         Ok(settings)
     }
 
     fn is_empty(&self) -> bool {
-        self.max_versions.is_none()
-            && self.cas_required.is_none()
-            && self.delete_version_after.is_none()
+        self.max_versions.is_none() && self.cas_required.is_none() && self.delete_version_after.is_none()
     }
 
     fn apply(&self, meta: &mut KeyMeta) {
@@ -222,9 +206,7 @@ type CustomUpdate = (BTreeMap<String, String>, Vec<String>);
 /// Decode and check `custom_metadata` as Vault does.
 fn parse_custom(raw: &Value, nulls_remove: bool) -> Result<CustomUpdate, Reply> {
     let Value::Object(raw) = raw else {
-        return Err(Reply::bad_request(format!(
-            "{CUSTOM_PREFIX}: expected a map of strings"
-        )));
+        return Err(Reply::bad_request(format!("{CUSTOM_PREFIX}: expected a map of strings")));
     };
     let mut set = BTreeMap::new();
     let mut removed = Vec::new();
@@ -233,18 +215,13 @@ fn parse_custom(raw: &Value, nulls_remove: bool) -> Result<CustomUpdate, Reply> 
             removed.push(name.clone());
             continue;
         }
-        let value = weak_string(value).ok_or_else(|| {
-            Reply::bad_request(format!(
-                "{CUSTOM_PREFIX}: value for key {name:?} is not a string"
-            ))
-        })?;
+        let value = weak_string(value)
+            .ok_or_else(|| Reply::bad_request(format!("{CUSTOM_PREFIX}: value for key {name:?} is not a string")))?;
         set.insert(name.clone(), value);
     }
     if set.len() > MAX_CUSTOM_KEYS {
-        let message = format!(
-            "{CUSTOM_PREFIX}: payload must contain at most {MAX_CUSTOM_KEYS} keys, provided {}",
-            set.len()
-        );
+        let message =
+            format!("{CUSTOM_PREFIX}: payload must contain at most {MAX_CUSTOM_KEYS} keys, provided {}", set.len());
         return Err(Reply::bad_request(multierror_list(&[message])));
     }
     let mut errors = Vec::new();
@@ -262,19 +239,11 @@ fn parse_custom(raw: &Value, nulls_remove: bool) -> Result<CustomUpdate, Reply> 
             ));
         }
         if name.chars().any(char::is_control) {
-            errors.push(format!(
-                "{CUSTOM_PREFIX}: key {name:?} contains unprintable characters"
-            ));
+            errors.push(format!("{CUSTOM_PREFIX}: key {name:?} contains unprintable characters"));
         }
         if value.chars().any(char::is_control) {
-            errors.push(format!(
-                "{CUSTOM_PREFIX}: value for key {name:?} contains unprintable characters"
-            ));
+            errors.push(format!("{CUSTOM_PREFIX}: value for key {name:?} contains unprintable characters"));
         }
     }
-    if errors.is_empty() {
-        Ok((set, removed))
-    } else {
-        Err(Reply::bad_request(multierror_list(&errors)))
-    }
+    if errors.is_empty() { Ok((set, removed)) } else { Err(Reply::bad_request(multierror_list(&errors))) }
 }

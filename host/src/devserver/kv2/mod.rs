@@ -135,11 +135,7 @@ impl KeyMeta {
 
 /// When a version written at `created` expires: after the smaller non-zero
 /// `delete_version_after` of the mount and the key.
-fn deletion_time(
-    created: OffsetDateTime,
-    mount: Duration,
-    key: Duration,
-) -> Option<OffsetDateTime> {
+fn deletion_time(created: OffsetDateTime, mount: Duration, key: Duration) -> Option<OffsetDateTime> {
     let after = [mount, key].into_iter().filter(|d| !d.is_zero()).min()?;
     Some(created + after)
 }
@@ -156,15 +152,7 @@ impl KvV2 {
         let mut kv = Self::default();
         for (key, data) in v1.into_entries() {
             let meta = kv.keys.entry(key).or_insert_with(|| KeyMeta::new(None));
-            meta.add_version(
-                Version {
-                    created: now,
-                    deletion: None,
-                    destroyed: false,
-                    data: Some(data),
-                },
-                0,
-            );
+            meta.add_version(Version { created: now, deletion: None, destroyed: false, data: Some(data) }, 0);
         }
         kv
     }
@@ -229,23 +217,31 @@ impl KvV2 {
             Ok(v) => v,
             Err(reply) => return reply,
         };
-        let Some(meta) = self.keys.get(key) else {
-            return Reply::not_found();
-        };
-        let number = if requested > 0 {
-            requested
-        } else {
-            meta.current_version
-        };
-        let Some(version) = meta.versions.get(&number) else {
-            return Reply::not_found();
-        };
+        match self.readable_version(key, requested, now, "data") {
+            Ok((version, metadata)) => Reply::ok(json!({ "data": version.data, "metadata": metadata })),
+            Err(reply) => reply,
+        }
+    }
+
+    /// Version `requested` (0: the current one) of `key` and its metadata,
+    /// or the 404 Vault sends: plain for an unknown key or version, with
+    /// `<field>: null` and the metadata for a deleted or destroyed one.
+    fn readable_version(
+        &self,
+        key: &str,
+        requested: u64,
+        now: OffsetDateTime,
+        field: &str,
+    ) -> Result<(&Version, Value), Reply> {
+        let meta = self.keys.get(key).ok_or_else(Reply::not_found)?;
+        let number = if requested > 0 { requested } else { meta.current_version };
+        let version = meta.versions.get(&number).ok_or_else(Reply::not_found)?;
         let metadata = meta.version_json(number, version);
         if !version.readable(now) {
-            let body = json!({ "data": null, "metadata": metadata });
-            return Reply::Envelope(StatusCode::NOT_FOUND, Envelope::data(body));
+            let body = json!({ field: null, "metadata": metadata });
+            return Err(Reply::Envelope(StatusCode::NOT_FOUND, Envelope::data(body)));
         }
-        Reply::ok(json!({ "data": version.data, "metadata": metadata }))
+        Ok((version, metadata))
     }
 
     /// `POST/PUT data/:path` with `{"options": {"cas": N}, "data": {...}}`.
@@ -254,9 +250,7 @@ impl KvV2 {
             None | Some(Value::Null) => return Reply::bad_request("no data provided"),
             Some(Value::Object(secret)) => secret.clone(),
             Some(_) => {
-                return Reply::bad_request(
-                    "error converting input for field \"data\": expected a map",
-                );
+                return Reply::bad_request("error converting input for field \"data\": expected a map");
             }
         };
         if let Err(reply) = self.check_cas(body, self.keys.get(key)) {
@@ -271,9 +265,7 @@ impl KvV2 {
             None => return Reply::bad_request("no data provided"),
             Some(patch @ Value::Object(_)) => patch,
             Some(_) => {
-                return Reply::bad_request(
-                    "error converting input for field \"data\": expected a map",
-                );
+                return Reply::bad_request("error converting input for field \"data\": expected a map");
             }
         };
         let Some(meta) = self.keys.get(key) else {
@@ -298,24 +290,11 @@ impl KvV2 {
     }
 
     /// Store `secret` as the key's next version; answer its metadata.
-    fn push_version(
-        &mut self,
-        key: &str,
-        secret: Map<String, Value>,
-        now: OffsetDateTime,
-    ) -> Reply {
+    fn push_version(&mut self, key: &str, secret: Map<String, Value>, now: OffsetDateTime) -> Reply {
         let mount_dva = self.config.delete_version_after;
-        let meta = self
-            .keys
-            .entry(key.to_owned())
-            .or_insert_with(|| KeyMeta::new(None));
+        let meta = self.keys.entry(key.to_owned()).or_insert_with(|| KeyMeta::new(None));
         let deletion = deletion_time(now, mount_dva, meta.delete_version_after);
-        let version = Version {
-            created: now,
-            deletion,
-            destroyed: false,
-            data: Some(secret),
-        };
+        let version = Version { created: now, deletion, destroyed: false, data: Some(secret) };
         meta.add_version(version, self.config.max_versions);
         let number = meta.current_version;
         match meta.versions.get(&number) {
@@ -327,30 +306,21 @@ impl KvV2 {
     /// Vault's check-and-set rules for writes and patches.
     fn check_cas(&self, body: &Map<String, Value>, meta: Option<&KeyMeta>) -> Result<(), Reply> {
         let current = meta.map_or(0, |m| m.current_version);
-        let cas = body
-            .get("options")
-            .and_then(Value::as_object)
-            .and_then(|o| o.get("cas"));
+        let cas = body.get("options").and_then(Value::as_object).and_then(|o| o.get("cas"));
         match cas {
             Some(raw) => {
-                let cas = if raw.is_null() {
-                    Some(0)
-                } else {
-                    weak_i64(raw)
-                };
+                let cas = if raw.is_null() { Some(0) } else { weak_i64(raw) };
                 let Some(cas) = cas else {
                     return Err(Reply::bad_request("error parsing check-and-set parameter"));
                 };
                 if u64::try_from(cas).ok() != Some(current) {
-                    return Err(Reply::bad_request(
-                        "check-and-set parameter did not match the current version",
-                    ));
+                    return Err(Reply::bad_request("check-and-set parameter did not match the current version"));
                 }
                 Ok(())
             }
-            None if self.config.cas_required || meta.is_some_and(|m| m.cas_required) => Err(
-                Reply::bad_request("check-and-set parameter required for this call"),
-            ),
+            None if self.config.cas_required || meta.is_some_and(|m| m.cas_required) => {
+                Err(Reply::bad_request("check-and-set parameter required for this call"))
+            }
             None => Ok(()),
         }
     }
@@ -362,9 +332,7 @@ fn version_param(query: &Map<String, Value>) -> Result<u64, Reply> {
         None => Ok(0),
         Some(raw) => weak_i64(raw)
             .map(|v| u64::try_from(v).unwrap_or(0))
-            .ok_or_else(|| {
-                Reply::bad_request("error converting input for field \"version\": not an integer")
-            }),
+            .ok_or_else(|| Reply::bad_request("error converting input for field \"version\": not an integer")),
     }
 }
 

@@ -6,11 +6,10 @@
 //! can never be undeleted. Unknown keys and versions are skipped silently,
 //! as Vault does, so these calls answer 204 either way.
 
-use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::super::response::{Envelope, Reply};
+use super::super::response::Reply;
 use super::super::util::{weak_i64, weak_int_list};
 use super::{KvV2, deletion_time, version_param};
 
@@ -70,9 +69,7 @@ impl KvV2 {
             match action {
                 VersionAction::Delete if !version.is_deleted(now) => version.deletion = Some(now),
                 VersionAction::Delete => {}
-                VersionAction::Undelete => {
-                    version.deletion = deletion_time(now, mount_dva, key_dva)
-                }
+                VersionAction::Undelete => version.deletion = deletion_time(now, mount_dva, key_dva),
                 VersionAction::Destroy => {
                     version.destroyed = true;
                     version.data = None;
@@ -83,12 +80,7 @@ impl KvV2 {
     }
 
     /// `GET subkeys/:path?version=N&depth=D`: the secret's shape, leaves null.
-    pub(super) fn subkeys(
-        &self,
-        key: &str,
-        query: &Map<String, Value>,
-        now: OffsetDateTime,
-    ) -> Reply {
+    pub(super) fn subkeys(&self, key: &str, query: &Map<String, Value>, now: OffsetDateTime) -> Reply {
         let requested = match version_param(query) {
             Ok(v) => v,
             Err(reply) => return reply,
@@ -98,22 +90,10 @@ impl KvV2 {
             Some(Some(d)) if d >= 0 => d as u64,
             Some(_) => return Reply::bad_request("depth must be a non-negative integer"),
         };
-        let Some(meta) = self.keys.get(key) else {
-            return Reply::not_found();
+        let (version, metadata) = match self.readable_version(key, requested, now, "subkeys") {
+            Ok(found) => found,
+            Err(reply) => return reply,
         };
-        let number = if requested > 0 {
-            requested
-        } else {
-            meta.current_version
-        };
-        let Some(version) = meta.versions.get(&number) else {
-            return Reply::not_found();
-        };
-        let metadata = meta.version_json(number, version);
-        if !version.readable(now) {
-            let body = json!({ "subkeys": null, "metadata": metadata });
-            return Reply::Envelope(StatusCode::NOT_FOUND, Envelope::data(body));
-        }
         let shape = strip_values(version.data.as_ref().unwrap_or(&Map::new()), depth, 1);
         Reply::ok(json!({ "subkeys": shape, "metadata": metadata }))
     }
@@ -123,9 +103,7 @@ impl KvV2 {
 fn strip_values(map: &Map<String, Value>, depth: u64, level: u64) -> Value {
     let out = map.iter().map(|(k, v)| {
         let value = match v {
-            Value::Object(inner) if depth == 0 || level < depth => {
-                strip_values(inner, depth, level + 1)
-            }
+            Value::Object(inner) if depth == 0 || level < depth => strip_values(inner, depth, level + 1),
             _ => Value::Null,
         };
         (k.clone(), value)

@@ -40,11 +40,7 @@ impl HostState {
             path,
             "plugin call denied: not in the job's grants"
         );
-        Err(VaultError::Denied(format!(
-            "{} on `{path}` is not granted to job `{}`",
-            op.as_str(),
-            self.job_id
-        )))
+        Err(VaultError::Denied(format!("{} on `{path}` is not granted to job `{}`", op.as_str(), self.job_id)))
     }
 
     fn record(&mut self, function: &'static str, op: Operation, path: &str, outcome: CallOutcome) {
@@ -52,9 +48,7 @@ impl HostState {
     }
 
     fn bridge(&self) -> Result<VaultBridge, VaultError> {
-        self.vault
-            .clone()
-            .ok_or_else(|| VaultError::Unavailable("no Vault connection in this run".into()))
+        self.vault.clone().ok_or_else(|| VaultError::Unavailable("no Vault connection in this run".into()))
     }
 
     /// Authorize, run the call on the bridge, record the outcome.
@@ -92,16 +86,21 @@ fn to_wit(e: client::VaultError) -> VaultError {
 impl Host for HostState {
     fn kv_read(&mut self, mount: String, path: String) -> Result<Option<Secret>, VaultError> {
         let api = kv_data_path(&mount, &path);
-        let found = self.call("vault.kv-read", Operation::Read, &api, |c| async move { c.kv_read(&mount, &path).await })?;
+        let found =
+            self.call("vault.kv-read", Operation::Read, &api, |c| async move { c.kv_read(&mount, &path).await })?;
         Ok(found.map(|s| Secret { data: s.data.expose().to_owned(), version: Some(s.version) }))
     }
 
     fn kv_write(&mut self, mount: String, path: String, data: String, cas: Option<u64>) -> Result<u64, VaultError> {
         let api = kv_data_path(&mount, &path);
-        let data = SecretJson::parse(data).map_err(|m| VaultError::Status(VaultStatus { code: 400, errors: vec![m] }))?;
-        self.call("vault.kv-write", Operation::Write, &api, |c| async move {
-            c.kv_write(&mount, &path, &data, cas).await
-        })
+        let data =
+            SecretJson::parse(data).map_err(|m| VaultError::Status(VaultStatus { code: 400, errors: vec![m] }))?;
+        self.call(
+            "vault.kv-write",
+            Operation::Write,
+            &api,
+            |c| async move { c.kv_write(&mount, &path, &data, cas).await },
+        )
     }
 
     fn request(&mut self, method: String, path: String, body: Option<String>) -> Result<String, VaultError> {
