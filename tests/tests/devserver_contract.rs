@@ -102,22 +102,20 @@ impl Answer {
     }
 }
 
-/// reqwest is built without a rustls provider; rotator's Vault client
-/// installs the process-wide one when it is created.
+/// reqwest is built without a rustls provider; install the process-wide one.
 fn install_crypto_provider() {
-    let _ = rotator::vault::VaultClient::new(rotator::vault::VaultOptions {
-        address: "http://127.0.0.1:1".into(),
-        token: String::new().into(),
-        namespace: None,
-        timeout: Duration::from_secs(1),
-    });
+    rotator::vault::install_crypto_provider();
 }
 
 async fn start() -> Dev {
     install_crypto_provider();
-    let server = DevServer::start(DevServerOptions { addr: "127.0.0.1:0".parse().unwrap(), root_token: ROOT.into() })
-        .await
-        .expect("dev server starts");
+    let server = DevServer::start(DevServerOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        root_token: ROOT.into(),
+        ..Default::default()
+    })
+    .await
+    .expect("dev server starts");
     Dev { server, http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap() }
 }
 
@@ -515,18 +513,14 @@ async fn rotators_own_vault_client_works_against_it() {
     use rotator::secret::SecretJson;
     use rotator::vault::{VaultClient, VaultError, VaultOptions};
     let dev = start().await;
-    let client = VaultClient::new(VaultOptions {
-        address: dev.server.url(),
-        token: ROOT.to_string().into(),
-        namespace: None,
-        timeout: Duration::from_secs(5),
-    })
-    .unwrap();
+    let mut options = VaultOptions::new(dev.server.url(), ROOT.to_string().into());
+    options.timeout = Duration::from_secs(5);
+    let client = VaultClient::new(options).unwrap();
     assert_eq!(client.health().await.unwrap()["sealed"], false);
     let secret = SecretJson::parse(r#"{"password":"s3cret"}"#.into()).unwrap();
     assert_eq!(client.kv_write("secret", "jobs/db", &secret, Some(0)).await.unwrap(), 1);
     let read = client.kv_read("secret", "jobs/db").await.unwrap().expect("written");
-    assert_eq!((read.version, read.data.fields()["password"].clone()), (1, json!("s3cret")));
+    assert_eq!((read.version, read.data.fields()["password"].clone()), (Some(1), json!("s3cret")));
     let stale = client.kv_write("secret", "jobs/db", &secret, Some(0)).await.unwrap_err();
     assert!(matches!(stale, VaultError::CasMismatch { .. }), "{stale}");
     assert!(client.kv_read("secret", "jobs/none").await.unwrap().is_none());
@@ -545,10 +539,13 @@ async fn banner_and_shutdown() {
     let after = dev.http.get(format!("{url}/v1/sys/health")).send().await;
     assert!(after.is_err(), "nothing listens after shutdown");
 
-    let generated =
-        DevServer::start(DevServerOptions { addr: "127.0.0.1:0".parse().unwrap(), root_token: String::new() })
-            .await
-            .unwrap();
+    let generated = DevServer::start(DevServerOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        root_token: String::new(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     assert!(generated.root_token().starts_with("hvs.") && generated.root_token().len() > 20);
     generated.shutdown().await;
 }

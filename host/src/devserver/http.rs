@@ -10,9 +10,14 @@
 //! 3. The method becomes an [`Operation`]; `GET ?list=true` and `LIST` are a
 //!    list (with a "/" appended to the path), PATCH must be a JSON merge
 //!    patch, and the data is the JSON body or the query string.
-//! 4. The token (`X-Vault-Token` or `Authorization: Bearer`) must exist, or
-//!    the answer is 403 whatever the path.
-//! 5. The longest mount prefix picks the engine; no mount is a 404.
+//! 4. The token (`X-Vault-Token` or `Authorization: Bearer`) must exist and
+//!    its policies allow the operation ([`access`]), or the answer is 403
+//!    whatever the path; auth methods' login paths need no token.
+//! 5. The longest mount prefix picks the engine; no mount is a 404
+//!    ([`routing`]).
+//!
+//! Before all that, a [`super::FaultPlan`] may answer in Vault's place, and
+//! every answer is counted ([`super::faults`]).
 
 use std::sync::Arc;
 
@@ -24,9 +29,9 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::mounts::Engine;
-use super::response::Reply;
-use super::{Operation, Request, Shared, State, sys, token};
+use super::leases::run_revocations;
+use super::response::{Reply, multierror};
+use super::{Handled, Operation, Request, Shared, access, routing, sys};
 
 /// The axum app: one fallback handler for every path and method.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -41,14 +46,36 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let (reply, mount_type) = dispatch(&shared, &method, &uri, &headers, &body);
+    let logical_path = uri.path().strip_prefix("/v1/").unwrap_or(uri.path()).to_owned();
+    let disturbance = shared.faults.decide(method.as_str(), &logical_path);
+    let injected = match disturbance {
+        Some(d) => {
+            if let Some(delay) = d.delay {
+                tokio::time::sleep(delay).await;
+            }
+            d.status.map(|status| Reply::injected_fault(status, &logical_path))
+        }
+        None => None,
+    };
+    let was_injected = injected.is_some();
+    let (reply, mount_type) = match injected {
+        Some(reply) => (reply, ""),
+        None => dispatch(&shared, &method, &uri, &headers, &body).await,
+    };
     let status = reply.status_code().as_u16();
+    shared.faults.record(&logical_path, status, was_injected);
     // Paths and statuses only: bodies and tokens never reach the logs.
-    tracing::debug!(method = %method, path = uri.path(), status, "vault dev server request");
+    tracing::debug!(method = %method, path = uri.path(), status, injected = was_injected, "vault dev server request");
     reply.into_response(&request_id, mount_type)
 }
 
-fn dispatch(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (Reply, &'static str) {
+async fn dispatch(
+    shared: &Arc<Shared>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (Reply, &'static str) {
     let raw_path = percent_decode(uri.path());
     let Some(path) = raw_path.strip_prefix("/v1/").filter(|p| !p.is_empty()) else {
         return (Reply::not_found(), "");
@@ -63,46 +90,38 @@ fn dispatch(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, bo
         Ok(parts) => parts,
         Err(reply) => return (reply, ""),
     };
-
-    let Some(client_token) = request_token(headers) else {
-        return (Reply::permission_denied(), "");
+    let client_token = request_token(headers);
+    let now = OffsetDateTime::now_utc();
+    // The lock is held for this block only: never across an await.
+    let (handled, mount_type, exhausted) = {
+        let mut state = shared.lock();
+        let (client_token, grant) = if access::is_login(&state, op, &path) {
+            (String::new(), access::Grant { accessor: String::new(), policies: Vec::new(), exhausted: false })
+        } else {
+            let Some(token) = client_token else {
+                return (Reply::permission_denied(), "");
+            };
+            match access::authorize(&mut state, &token, op, &path, now) {
+                Ok(grant) => (token, grant),
+                Err(reply) => return (reply, ""),
+            }
+        };
+        let request =
+            Request { op, path, data, client_token, token_accessor: grant.accessor, policies: grant.policies, now };
+        let (handled, mount_type) = routing::route(shared, &mut state, &request);
+        let exhausted = if grant.exhausted { state.revoke_token_tree(&request.client_token) } else { Vec::new() };
+        (handled, mount_type, exhausted)
     };
-    let mut state = shared.lock();
-    let Some(token_accessor) = state.tokens.get(&client_token).map(|t| t.accessor.clone()) else {
-        return (Reply::permission_denied(), "");
-    };
-    let request = Request { op, path, data, client_token, token_accessor, now: OffsetDateTime::now_utc() };
-    route(&mut state, &request)
-}
-
-/// Send the request to the engine mounted at the longest matching prefix.
-fn route(state: &mut State, req: &Request) -> (Reply, &'static str) {
-    if let Some(rest) = req.path.strip_prefix("sys/") {
-        return (sys::handle(state, rest, req), "system");
+    if !exhausted.is_empty() {
+        tokio::spawn(run_revocations(Arc::clone(shared), exhausted, false));
     }
-    if let Some(rest) = req.path.strip_prefix("auth/token/") {
-        return (token::handle(&mut state.tokens, rest, req), "token");
-    }
-    let Some(mount) = state.mounts.matching(&req.path).map(str::to_owned) else {
-        return (Reply::no_route(&req.path), "");
-    };
-    let rest = &req.path[mount.len()..];
-    let Some(entry) = state.mounts.get_mut(&mount) else {
-        return (Reply::no_route(&req.path), "");
-    };
-    let default_lease = entry.effective_default_lease_ttl();
-    let mount_type = entry.mount_type();
-    let reply = match &mut entry.engine {
-        Engine::KvV2(kv) => kv.handle(rest, req),
-        Engine::KvV1(kv) => kv.handle(rest, req, Some(default_lease)),
-        Engine::Cubbyhole(per_token) => {
-            per_token.entry(req.token_accessor.clone()).or_default().handle(rest, req, None)
-        }
-        Engine::System | Engine::Token => Reply::unsupported_path(),
-        Engine::Identity | Engine::Unimplemented => {
-            tracing::warn!(mount = %mount, kind = entry.type_name.as_str(), "the dev server does not implement this engine");
-            Reply::unsupported_path()
-        }
+    let reply = match handled {
+        Handled::Now(reply) => reply,
+        // Spawned so a client hanging up cannot cancel a revocation halfway.
+        Handled::Later(work) => tokio::spawn(work).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "vault dev server: async handler failed");
+            Reply::Errors(StatusCode::INTERNAL_SERVER_ERROR, vec![multierror("internal error")])
+        }),
     };
     (reply, mount_type)
 }

@@ -58,6 +58,11 @@ impl KvV1 {
         Reply::Envelope(axum::http::StatusCode::OK, envelope)
     }
 
+    /// The existence check a write's ACL needs (create vs update).
+    pub fn exists(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
     /// Hand over every secret (a v1 mount upgraded to v2 moves them).
     pub fn into_entries(self) -> BTreeMap<String, Map<String, Value>> {
         self.entries

@@ -14,34 +14,57 @@
 //!   method-to-operation rules, `?list=true`, the merge-patch content type),
 //!   answers the unauthenticated sys/ endpoints, checks the token, and routes
 //!   by the longest mount prefix, as Vault's router does.
+//! - `faults` may disturb the request first (tests of clients) and counts
+//!   every answer.
+//! - `access` checks the token (expiry, uses) and its policies (`policy`)
+//!   for the operation on the path; `routing` sends the request to its
+//!   engine by the longest mount prefix.
 //! - `mounts` is the mount table: path prefix to `mounts::Engine`. New
-//!   engines (database, AppRole, ...) are new variants there.
-//! - `sys`, `token`, `kv1` and `kv2` are the engines.
+//!   engines (database, ...) are new variants there.
+//! - `sys`, `token`, `auth` (AppRole, JWT, Kubernetes), `kv1` and `kv2`
+//!   are the engines; `leases` is the lease table dynamic secrets use, and
+//!   `expiry` the task that revokes what has run out.
 //! - `response` is the only place that knows the wire shapes.
 //!
-//! All state sits behind one `std::sync::Mutex`; handlers are synchronous
-//! and never hold it across an await. Logs name paths and statuses only,
-//! never secret values or tokens.
+//! All state sits behind one `std::sync::Mutex`. Handlers run under it and
+//! never await; one that must (revoking a database credential) answers
+//! [`Handled::Later`] with a future that runs after the lock is released.
+//! Logs name paths and statuses only, never secret values or tokens.
 
+mod access;
+mod auth;
+mod expiry;
+mod faults;
 mod http;
 mod kv1;
 mod kv2;
+mod leases;
 mod mounts;
+mod policy;
 mod response;
+mod routing;
 mod sys;
 mod token;
+mod ttl;
 mod util;
 
+pub use faults::{DevServerStats, FaultPlan};
+
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rand::Rng;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
+use faults::Faults;
+use leases::LeaseTable;
 use mounts::MountTable;
+use policy::PolicyStore;
+use response::Reply;
 use token::TokenStore;
 
 /// The Vault release whose API the dev server follows; reported by
@@ -55,17 +78,22 @@ pub struct DevServerOptions {
     pub addr: SocketAddr,
     /// The root token clients must send. Empty: a random `hvs.` token.
     pub root_token: String,
+    /// Faults to inject from the start (tests); see [`DevServer::set_faults`].
+    pub faults: Option<FaultPlan>,
 }
 
 impl Default for DevServerOptions {
     fn default() -> Self {
-        Self { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8200)), root_token: String::new() }
+        Self { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8200)), root_token: String::new(), faults: None }
     }
 }
 
 impl std::fmt::Debug for DevServerOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevServerOptions").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("DevServerOptions")
+            .field("addr", &self.addr)
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,8 +102,10 @@ impl std::fmt::Debug for DevServerOptions {
 pub struct DevServer {
     addr: SocketAddr,
     root_token: String,
+    shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    expiry: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for DevServer {
@@ -90,8 +120,9 @@ impl DevServer {
         let listener = tokio::net::TcpListener::bind(options.addr).await?;
         let addr = listener.local_addr()?;
         let root_token = if options.root_token.is_empty() { random_token() } else { options.root_token };
-        let shared = Arc::new(Shared::new(&root_token));
-        let app = http::router(shared);
+        let shared = Arc::new(Shared::new(&root_token, options.faults));
+        let expiry = tokio::spawn(expiry::run(Arc::clone(&shared)));
+        let app = http::router(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -101,7 +132,18 @@ impl DevServer {
                 .await
         });
         tracing::info!(%addr, "vault dev server listening");
-        Ok(DevServer { addr, root_token, stop: Some(stop), task: Some(task) })
+        Ok(DevServer { addr, root_token, shared, stop: Some(stop), task: Some(task), expiry })
+    }
+
+    /// Change (or with `None`, stop) fault injection; takes effect for the
+    /// next request.
+    pub fn set_faults(&self, plan: Option<FaultPlan>) {
+        self.shared.faults.set_plan(plan);
+    }
+
+    /// Counts of the requests answered so far, by path and by status.
+    pub fn stats(&self) -> DevServerStats {
+        self.shared.faults.stats()
     }
 
     /// The address actually bound.
@@ -153,6 +195,7 @@ Development mode should NOT be used in production installations!
 
     /// Stop serving and wait for the task to end.
     pub async fn shutdown(mut self) {
+        self.expiry.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -173,6 +216,7 @@ Development mode should NOT be used in production installations!
 impl Drop for DevServer {
     fn drop(&mut self) {
         // Stop serving even when nobody awaited shutdown().
+        self.expiry.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -181,8 +225,7 @@ impl Drop for DevServer {
 
 /// A random root token in Vault's service-token style.
 fn random_token() -> String {
-    let body: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(24).map(char::from).collect();
-    format!("hvs.{body}")
+    token::random_token_id()
 }
 
 /// Eight random hex digits (accessors, cluster names).
@@ -201,10 +244,15 @@ pub(crate) struct ServerInfo {
 pub(crate) struct Shared {
     pub info: ServerInfo,
     state: Mutex<State>,
+    /// Fault injection and counters: checked before the state is touched.
+    pub faults: Faults,
+    /// Wakes the expiry task when something may expire sooner.
+    pub wake: Arc<Notify>,
 }
 
 impl Shared {
-    fn new(root_token: &str) -> Self {
+    fn new(root_token: &str, faults: Option<FaultPlan>) -> Self {
+        let wake = Arc::new(Notify::new());
         let now = OffsetDateTime::now_utc();
         Self {
             info: ServerInfo {
@@ -215,7 +263,12 @@ impl Shared {
             state: Mutex::new(State {
                 mounts: MountTable::with_defaults(),
                 tokens: TokenStore::with_root(root_token, now),
+                policies: PolicyStore::with_defaults(),
+                leases: LeaseTable::default(),
+                wake: Arc::clone(&wake),
             }),
+            faults: Faults::new(faults),
+            wake,
         }
     }
 
@@ -226,18 +279,40 @@ impl Shared {
     }
 }
 
-/// The mutable state: the mount table (with each engine's data) and the
-/// token store.
+/// The mutable state: the mount table (with each engine's data), the
+/// token store, the policies and the lease table.
 pub(crate) struct State {
     pub mounts: MountTable,
     pub tokens: TokenStore,
+    pub policies: PolicyStore,
+    pub leases: LeaseTable,
+    /// Tell the expiry task something new may expire (`notify_one`).
+    pub wake: Arc<Notify>,
+}
+
+/// A boxed future for work that must run without the state lock.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A handler's answer: ready now, or after async work done with the state
+/// lock released (revoking leases, talking to a database).
+pub(crate) enum Handled {
+    Now(Reply),
+    Later(BoxFuture<Reply>),
+}
+
+impl From<Reply> for Handled {
+    fn from(reply: Reply) -> Self {
+        Handled::Now(reply)
+    }
 }
 
 /// Vault's logical operations, derived from the HTTP method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Operation {
     Read,
-    /// POST and PUT (Vault's create and update are one handler here).
+    /// POST and PUT. Engines have one handler for Vault's create and
+    /// update; the ACL check tells them apart by the engine's existence
+    /// check (see `policy::required`).
     Write,
     Patch,
     Delete,
@@ -252,9 +327,18 @@ pub(crate) struct Request {
     pub path: String,
     /// The JSON body for writes and patches, the query for everything else.
     pub data: Map<String, Value>,
-    /// The caller's token (already checked to exist).
+    /// The caller's token (already checked); empty for logins.
     pub client_token: String,
     /// Its accessor, to key per-token storage without keeping the token.
     pub token_accessor: String,
+    /// Its policies (empty for logins).
+    pub policies: Vec<String>,
     pub now: OffsetDateTime,
+}
+
+impl Request {
+    /// The caller holds the `root` policy.
+    pub fn is_root(&self) -> bool {
+        self.policies.iter().any(|p| p == "root")
+    }
 }

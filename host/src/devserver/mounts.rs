@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use super::auth::{approle::AppRole, jwt::JwtAuth, kubernetes::KubeAuth};
 use super::kv1::KvV1;
 use super::kv2::KvV2;
 use super::random_hex8;
@@ -67,6 +68,10 @@ pub(crate) enum Engine {
     Cubbyhole(BTreeMap<String, KvV1>),
     KvV1(KvV1),
     KvV2(KvV2),
+    /// Auth methods (under `auth/`), answered by [`super::auth`].
+    AppRole(Box<AppRole>),
+    Jwt(Box<JwtAuth>),
+    Kubernetes(Box<KubeAuth>),
     /// Mounted and listed, but the dev server has no implementation.
     Unimplemented,
 }
@@ -178,6 +183,9 @@ impl MountEntry {
             Engine::Identity => "identity",
             Engine::Cubbyhole(_) => "cubbyhole",
             Engine::KvV1(_) | Engine::KvV2(_) => "kv",
+            Engine::AppRole(_) => "approle",
+            Engine::Jwt(_) => "jwt",
+            Engine::Kubernetes(_) => "kubernetes",
             Engine::Unimplemented => "",
         }
     }

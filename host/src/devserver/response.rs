@@ -33,6 +33,12 @@ pub(crate) fn multierror_list(messages: &[String]) -> String {
     }
 }
 
+/// The lease fields of an envelope.
+pub(crate) struct LeaseInfo {
+    pub id: String,
+    pub renewable: bool,
+}
+
 /// The body of a successful logical response.
 pub(crate) struct Envelope {
     /// `null` or an object.
@@ -41,6 +47,9 @@ pub(crate) struct Envelope {
     pub auth: Option<Value>,
     /// Seconds; KV v1 reads report the advisory TTL here.
     pub lease_duration: u64,
+    /// Set for leased secrets and lease renewals (boxed: most answers have
+    /// none, and `Reply` stays small).
+    pub lease: Option<Box<LeaseInfo>>,
     /// Vault copies `data`'s keys to the top level for a fixed list of sys/
     /// routes (sys/mounts, sys/auth, ...); see the contract README.
     pub inject_top_level: bool,
@@ -48,14 +57,15 @@ pub(crate) struct Envelope {
 
 impl Envelope {
     pub fn data(data: Value) -> Self {
-        Self { data, warnings: Vec::new(), auth: None, lease_duration: 0, inject_top_level: false }
+        Self { data, warnings: Vec::new(), auth: None, lease_duration: 0, lease: None, inject_top_level: false }
     }
 
     fn into_json(self, request_id: &str, mount_type: &str) -> Value {
         let mut body = Map::new();
         body.insert("request_id".into(), json!(request_id));
-        body.insert("lease_id".into(), json!(""));
-        body.insert("renewable".into(), json!(false));
+        let (lease_id, renewable) = self.lease.as_deref().map_or(("", false), |l| (l.id.as_str(), l.renewable));
+        body.insert("lease_id".into(), json!(lease_id));
+        body.insert("renewable".into(), json!(renewable));
         body.insert("lease_duration".into(), json!(self.lease_duration));
         body.insert("wrap_info".into(), Value::Null);
         body.insert("warnings".into(), if self.warnings.is_empty() { Value::Null } else { json!(self.warnings) });
@@ -155,6 +165,20 @@ impl Reply {
     /// A bare status with `{"errors":[]}` (method not allowed, bad query).
     pub fn status(status: StatusCode) -> Self {
         Self::Errors(status, Vec::new())
+    }
+
+    /// An injected fault, with the body Vault sends for that status:
+    /// "Vault is sealed" for 503, the rate-limit quota message for 429
+    /// (errors.json), a core error for the rest.
+    pub fn injected_fault(status: u16, path: &str) -> Self {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = match code.as_u16() {
+            503 => "Vault is sealed".to_owned(),
+            429 => format!("request path {}: rate limit quota exceeded", go_quote(path)),
+            500 => multierror("internal error"),
+            _ => multierror(&code.canonical_reason().unwrap_or("injected fault").to_lowercase()),
+        };
+        Self::Errors(code, vec![message])
     }
 
     pub fn status_code(&self) -> StatusCode {

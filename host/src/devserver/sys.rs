@@ -3,23 +3,27 @@
 //! sys/health, sys/seal-status, sys/leader and sys/init answer without a
 //! token and without the envelope, like Vault's dedicated handlers (the
 //! `vault status` command reads all of them). The rest is authenticated and
-//! manages [`super::mounts`]: list, enable, read, disable and tune mounts,
-//! plus `sys/internal/ui/mounts/:path`, which the `vault kv` commands call
-//! first to learn a mount's KV version. Shapes follow
+//! manages [`super::mounts`]: list, enable, read, disable (revoking the
+//! mount's leases) and tune mounts, hands `sys/auth/:path` to
+//! [`super::auth::mount`], and answers `sys/internal/ui/mounts/:path`,
+//! which the `vault kv` commands call first to learn a mount's KV version.
+//! Shapes follow
 //! `shared/contracts/vault/sys.json`; sys/mounts and sys/auth answers also
 //! carry `data`'s keys at the top level, as Vault's do.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::kv2::KvV2;
+use super::leases::revocations_then;
 use super::mounts::{CONFIG_EXTRAS, Engine, MountEntry, Table, engine_for, normalize_mount_path};
 use super::response::Reply;
 use super::util::{weak_bool, weak_i64, weak_string};
-use super::{Operation, Request, ServerInfo, State};
+use super::{Handled, Operation, Request, ServerInfo, Shared, State, auth};
 
 /// Reported as build_date / commit_date by sys/seal-status.
 const BUILD_DATE: &str = "2024-03-04T17:04:22Z";
@@ -114,38 +118,60 @@ fn leader() -> Value {
     })
 }
 
-/// Answer an authenticated `sys/<rest>` request.
-pub(crate) fn handle(state: &mut State, rest: &str, req: &Request) -> Reply {
+/// Answer an authenticated `sys/<rest>` request (leases and policies have
+/// their own modules).
+pub(crate) fn handle(shared: &Arc<Shared>, state: &mut State, rest: &str, req: &Request) -> Handled {
     if rest == "mounts" || rest == "mounts/" {
         return match req.op {
             Operation::Read | Operation::List => list_mounts(state, Table::Secrets),
             _ => Reply::unsupported_operation(),
-        };
+        }
+        .into();
     }
     if rest == "auth" || rest == "auth/" {
         return match req.op {
             Operation::Read | Operation::List => list_mounts(state, Table::Auth),
             _ => Reply::unsupported_operation(),
-        };
+        }
+        .into();
+    }
+    if let Some(sub) = rest.strip_prefix("auth/") {
+        return auth::mount::handle(shared, state, sub, req);
     }
     if let Some(sub) = rest.strip_prefix("mounts/") {
         return match sub.strip_suffix("/tune") {
-            Some(mount) => tune(state, &normalize_mount_path(mount), req),
-            None => mount(state, &normalize_mount_path(sub), req),
+            Some(mount) => tune(state, &normalize_mount_path(mount), req).into(),
+            None if req.op == Operation::Delete => unmount(shared, state, &normalize_mount_path(sub)),
+            None => mount(state, &normalize_mount_path(sub), req).into(),
         };
     }
     if let Some(path) = rest.strip_prefix("internal/ui/mounts/") {
         return match req.op {
             Operation::Read => ui_mount(state, path),
             _ => Reply::unsupported_operation(),
-        };
+        }
+        .into();
     }
-    Reply::unsupported_path()
+    Reply::unsupported_path().into()
+}
+
+/// `DELETE sys/mounts/:path`: the mount goes, and so do its leases.
+fn unmount(shared: &Arc<Shared>, state: &mut State, path: &str) -> Handled {
+    if let Err(reply) = state.mounts.disable(path) {
+        return reply.into();
+    }
+    let pending = if path.is_empty() { Vec::new() } else { state.leases.begin_revoke_prefix(path) };
+    revocations_then(shared, pending, Reply::NoContent)
 }
 
 /// `GET sys/mounts` or `GET sys/auth`: path to mount info.
 fn list_mounts(state: &State, table: Table) -> Reply {
-    let data: Map<String, Value> = state.mounts.list(table).map(|e| (e.path.clone(), e.info_json())).collect();
+    // sys/auth names methods without their "auth/" prefix ("token/").
+    let data: Map<String, Value> = state
+        .mounts
+        .list(table)
+        .map(|e| (e.path.strip_prefix("auth/").unwrap_or(&e.path).to_owned(), e.info_json()))
+        .collect();
     Reply::ok_injected(Value::Object(data))
 }
 
@@ -157,10 +183,6 @@ fn mount(state: &mut State, path: &str, req: &Request) -> Reply {
             None => Reply::bad_request(format!("No secret engine mount at {path}")),
         },
         Operation::Write => match enable(state, path, &req.data) {
-            Ok(()) => Reply::NoContent,
-            Err(reply) => reply,
-        },
-        Operation::Delete => match state.mounts.disable(path) {
             Ok(()) => Reply::NoContent,
             Err(reply) => reply,
         },
@@ -213,7 +235,7 @@ fn parse_options(raw: Option<&Value>) -> Result<Option<BTreeMap<String, String>>
 
 /// `sys/mounts/:path/tune`: effective settings; description, TTLs and the
 /// kv version (1 to 2 upgrades the data; 2 to 1 is refused, as in Vault).
-fn tune(state: &mut State, path: &str, req: &Request) -> Reply {
+pub(crate) fn tune(state: &mut State, path: &str, req: &Request) -> Reply {
     let Some(entry) = state.mounts.get_mut(path) else {
         return Reply::bad_request(format!("cannot fetch mount entry for {path:?}"));
     };

@@ -157,6 +157,14 @@ impl KvV2 {
         kv
     }
 
+    /// The existence check a write's ACL needs: a `data/` or `metadata/`
+    /// write is a create when the key does not exist yet; `None` for paths
+    /// without one (they count as updates).
+    pub fn exists(&self, rel: &str) -> Option<bool> {
+        let key = rel.strip_prefix("data/").or_else(|| rel.strip_prefix("metadata/"))?;
+        Some(self.keys.contains_key(key))
+    }
+
     /// Answer a request for `rel`, the path below the mount.
     pub fn handle(&mut self, rel: &str, req: &Request) -> Reply {
         let (op, data, now) = (req.op, &req.data, req.now);

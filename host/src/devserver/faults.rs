@@ -1,0 +1,167 @@
+//! Fault injection and request counting, for tests of clients.
+//!
+//! A client that must survive a flaky Vault (retries, backoff, "does not
+//! flood when renew-self is denied") needs a server that misbehaves on
+//! demand and counts what it was sent. A [`FaultPlan`] picks matching
+//! requests (path prefix, methods, the next N only) and answers a share of
+//! them with 500/503/429 in Vault's own bodies, optionally after a delay;
+//! [`DevServerStats`] counts every answer by path and status. Both live
+//! outside the state lock: they are checked before a request touches state.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::Rng;
+
+/// Which requests to disturb and how. Matching requests are those whose
+/// path (after `/v1/`) starts with `path_prefix` and whose method is in
+/// `methods` (empty: all). sys/health is never disturbed unless
+/// `path_prefix` names it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultPlan {
+    /// Share of matching requests that are disturbed, 0.0 to 1.0.
+    pub rate: f64,
+    /// Statuses to answer with, picked at random (503: "Vault is sealed",
+    /// 429: the rate-limit body). Empty: disturbed requests are only delayed.
+    pub statuses: Vec<u16>,
+    /// Added before answering a disturbed request.
+    pub delay: Option<Duration>,
+    /// Only paths starting with this (with or without a leading `/v1/`).
+    pub path_prefix: Option<String>,
+    /// Only these methods ("GET", "LIST", ...); empty means all.
+    pub methods: Vec<String>,
+    /// Only the next N matching requests are candidates; then the plan is
+    /// spent.
+    pub remaining: Option<u32>,
+}
+
+/// What the server has answered so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DevServerStats {
+    /// Every request answered, injected faults included.
+    pub total: u64,
+    /// Answers that were injected faults.
+    pub faults_injected: u64,
+    /// Answers by HTTP status.
+    pub by_status: BTreeMap<u16, u64>,
+    /// Requests by path (after `/v1/`, no query string).
+    pub by_path: BTreeMap<String, u64>,
+}
+
+impl DevServerStats {
+    /// How many requests were made to `path` (with or without `/v1/`).
+    pub fn requests(&self, path: &str) -> u64 {
+        self.by_path.get(normalize(path)).copied().unwrap_or(0)
+    }
+}
+
+/// What to do to one request.
+pub(crate) struct Disturbance {
+    pub delay: Option<Duration>,
+    pub status: Option<u16>,
+}
+
+/// The plan in force and the counters.
+#[derive(Default)]
+pub(crate) struct Faults {
+    plan: Mutex<Option<FaultPlan>>,
+    stats: Mutex<DevServerStats>,
+}
+
+fn normalize(path: &str) -> &str {
+    let path = path.trim_start_matches('/');
+    path.strip_prefix("v1/").unwrap_or(path)
+}
+
+impl Faults {
+    pub fn new(plan: Option<FaultPlan>) -> Self {
+        Self { plan: Mutex::new(plan), stats: Mutex::default() }
+    }
+
+    pub fn set_plan(&self, plan: Option<FaultPlan>) {
+        *self.plan.lock().unwrap_or_else(|p| p.into_inner()) = plan;
+    }
+
+    pub fn stats(&self) -> DevServerStats {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether (and how) to disturb a request for `path` (after `/v1/`).
+    pub fn decide(&self, method: &str, path: &str) -> Option<Disturbance> {
+        let mut guard = self.plan.lock().unwrap_or_else(|p| p.into_inner());
+        let plan = guard.as_mut()?;
+        let prefix = plan.path_prefix.as_deref().map(normalize).unwrap_or("");
+        let health_targeted = !prefix.is_empty() && path.starts_with(prefix);
+        if path.starts_with("sys/health") && !health_targeted {
+            return None;
+        }
+        if !path.starts_with(prefix) {
+            return None;
+        }
+        if !plan.methods.is_empty() && !plan.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+            return None;
+        }
+        match &mut plan.remaining {
+            Some(0) => return None,
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        let mut rng = rand::rng();
+        if plan.rate <= 0.0 || (plan.rate < 1.0 && !rng.random_bool(plan.rate)) {
+            return None;
+        }
+        let status = match plan.statuses.len() {
+            0 => None,
+            n => Some(plan.statuses[rng.random_range(0..n)]),
+        };
+        Some(Disturbance { delay: plan.delay, status })
+    }
+
+    /// Count one answer.
+    pub fn record(&self, path: &str, status: u16, injected: bool) {
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.total += 1;
+        if injected {
+            stats.faults_injected += 1;
+        }
+        *stats.by_status.entry(status).or_default() += 1;
+        if let Some(count) = stats.by_path.get_mut(path) {
+            *count += 1;
+        } else {
+            stats.by_path.insert(path.to_owned(), 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devserver_fault_plans_pick_matching_requests() {
+        let plan = FaultPlan {
+            rate: 1.0,
+            statuses: vec![503],
+            path_prefix: Some("/v1/secret/".into()),
+            methods: vec!["get".into()],
+            remaining: Some(2),
+            ..Default::default()
+        };
+        let faults = Faults::new(Some(plan));
+        assert!(faults.decide("POST", "secret/data/a").is_none(), "method filter");
+        assert!(faults.decide("GET", "sys/mounts").is_none(), "path filter");
+        assert_eq!(faults.decide("GET", "secret/data/a").and_then(|d| d.status), Some(503));
+        assert!(faults.decide("GET", "secret/data/a").is_some());
+        assert!(faults.decide("GET", "secret/data/a").is_none(), "spent after two");
+        faults.set_plan(Some(FaultPlan { rate: 1.0, statuses: vec![500], ..Default::default() }));
+        assert!(faults.decide("GET", "sys/health").is_none(), "health is spared");
+        assert!(faults.decide("GET", "anything").is_some());
+        faults.set_plan(Some(FaultPlan { rate: 1.0, path_prefix: Some("sys/health".into()), ..Default::default() }));
+        assert!(faults.decide("GET", "sys/health").is_some(), "unless targeted");
+        faults.record("sys/health", 200, false);
+        faults.record("sys/health", 503, true);
+        let stats = faults.stats();
+        assert_eq!((stats.total, stats.faults_injected, stats.requests("/v1/sys/health")), (2, 1, 2));
+    }
+}

@@ -1,0 +1,344 @@
+//! Auth methods on the dev server, over real HTTP: AppRole end to end, and
+//! JWT and Kubernetes logins with tokens signed at test time by the
+//! `openssl` CLI (RS256 and ES256), including the failures a client must
+//! see (bad signature, wrong audience, expired, unbound claims). Login
+//! answers are checked against approle.json, jwt.json and kubernetes.json.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rotator::devserver::{DevServer, DevServerOptions};
+use serde_json::{Value, json};
+
+const APPROLE: &str = include_str!("../../../shared/contracts/vault/approle.json");
+const JWT: &str = include_str!("../../../shared/contracts/vault/jwt.json");
+const KUBERNETES: &str = include_str!("../../../shared/contracts/vault/kubernetes.json");
+const ROOT: &str = "auth-test-root";
+
+struct Dev {
+    server: DevServer,
+    http: reqwest::Client,
+}
+
+async fn start() -> Dev {
+    rotator::vault::install_crypto_provider();
+    let options =
+        DevServerOptions { addr: "127.0.0.1:0".parse().unwrap(), root_token: ROOT.into(), ..Default::default() };
+    let server = DevServer::start(options).await.expect("dev server starts");
+    Dev { server, http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap() }
+}
+
+impl Dev {
+    async fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("{}/v1/{path}", self.server.url()));
+        if let Some(token) = token {
+            req = req.header("X-Vault-Token", token);
+        }
+        if let Some(body) = body {
+            req = req.body(body.to_string());
+        }
+        let resp = req.send().await.expect("request reaches the dev server");
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap();
+        (status, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") })
+    }
+
+    /// A root call that must succeed.
+    async fn setup(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, answer) = self.call(Some(ROOT), method, path, Some(body)).await;
+        assert!(status == 200 || status == 204, "{method} {path}: {status} {answer}");
+        answer
+    }
+
+    async fn login(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(None, "POST", path, Some(body)).await
+    }
+}
+
+fn sample(file: &str, path: &str) -> Value {
+    let entries: Vec<Value> = serde_json::from_str(file).unwrap();
+    entries.into_iter().find(|e| e["path"] == path).unwrap()["response"].clone()
+}
+
+fn assert_has_keys(actual: &Value, documented: &Value, what: &str) {
+    let keys = |v: &Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let missing: Vec<_> = keys(documented).difference(&keys(actual)).cloned().collect();
+    assert!(missing.is_empty(), "{what}: missing documented keys {missing:?} in {actual}");
+}
+
+#[tokio::test]
+async fn approle_role_secret_id_login_and_disable() {
+    let dev = start().await;
+    dev.setup("POST", "sys/auth/approle", json!({"type": "approle"})).await;
+    let (_, auths) = dev.call(Some(ROOT), "GET", "sys/auth", None).await;
+    assert_eq!(auths["data"]["approle/"]["type"], "approle");
+    dev.setup(
+        "PUT",
+        "sys/policies/acl/app-read",
+        json!({"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }"}),
+    )
+    .await;
+    dev.setup("POST", "secret/data/app/db", json!({"data": {"password": "s3cret"}})).await;
+    let role =
+        json!({"token_policies": ["app-read"], "token_ttl": "20m", "token_max_ttl": "1h", "secret_id_num_uses": 2});
+    dev.setup("POST", "auth/approle/role/web", role).await;
+    let (_, read) = dev.call(Some(ROOT), "GET", "auth/approle/role/web", None).await;
+    assert_eq!(
+        (read["data"]["token_ttl"].as_u64(), read["data"]["bind_secret_id"].as_bool()),
+        (Some(1200), Some(true))
+    );
+
+    let role_id = dev.setup("GET", "auth/approle/role/web/role-id", Value::Null).await;
+    assert_has_keys(&role_id, &sample(APPROLE, "/v1/auth/approle/role/:role_name/role-id"), "role-id");
+    let role_id = role_id["data"]["role_id"].as_str().unwrap().to_owned();
+    let generated =
+        dev.setup("POST", "auth/approle/role/web/secret-id", json!({"metadata": "{\"tag\":\"blue\"}"})).await;
+    let documented = sample(APPROLE, "/v1/auth/approle/role/:role_name/secret-id");
+    assert_has_keys(&generated, &documented, "secret-id envelope");
+    assert_has_keys(&generated["data"], &documented["data"], "secret-id data");
+    assert_eq!(generated["data"]["secret_id_num_uses"], 2);
+    let secret_id = generated["data"]["secret_id"].as_str().unwrap().to_owned();
+
+    let creds = json!({"role_id": role_id, "secret_id": secret_id});
+    let (status, login) = dev.login("auth/approle/login", creds.clone()).await;
+    assert_eq!(status, 200, "{login}");
+    let documented = sample(APPROLE, "/v1/auth/approle/login");
+    assert_has_keys(&login, &documented, "login envelope");
+    assert_has_keys(&login["auth"], &documented["auth"], "login auth");
+    let auth = &login["auth"];
+    assert_eq!((auth["lease_duration"].as_u64(), auth["renewable"].as_bool()), (Some(1200), Some(true)));
+    assert_eq!(auth["token_policies"], json!(["app-read", "default"]));
+    assert_eq!(auth["metadata"], json!({"role_name": "web", "tag": "blue"}));
+    assert_eq!(auth["orphan"], true);
+    let token = auth["client_token"].as_str().unwrap().to_owned();
+    let (status, read) = dev.call(Some(&token), "GET", "secret/data/app/db", None).await;
+    assert_eq!((status, read["data"]["data"]["password"].as_str()), (200, Some("s3cret")));
+    let (status, renewed) =
+        dev.call(Some(&token), "POST", "auth/token/renew-self", Some(json!({"increment": "2h"}))).await;
+    assert_eq!(status, 200, "the default policy allows renew-self");
+    assert!(renewed["auth"]["lease_duration"].as_u64().unwrap() <= 3600, "token_max_ttl caps it: {renewed}");
+    let (_, own) = dev.call(Some(&token), "GET", "auth/token/lookup-self", None).await;
+    assert_eq!(
+        (own["data"]["path"].as_str(), own["data"]["display_name"].as_str()),
+        (Some("auth/approle/login"), Some("approle"))
+    );
+
+    assert_eq!(dev.login("auth/approle/login", creds.clone()).await.0, 200, "second of two uses");
+    let (status, body) = dev.login("auth/approle/login", creds).await;
+    assert_eq!((status, body), (400, json!({"errors": ["invalid role or secret ID"]})), "used up");
+    let (status, body) = dev.login("auth/approle/login", json!({"role_id": role_id, "secret_id": "wrong"})).await;
+    assert_eq!((status, body), (400, json!({"errors": ["invalid role or secret ID"]})));
+    let (status, body) = dev.login("auth/approle/login", json!({"secret_id": "x"})).await;
+    assert_eq!((status, body), (400, json!({"errors": ["missing role_id"]})));
+
+    dev.setup("POST", "auth/approle/role/web/role-id", json!({"role_id": "my-custom-id"})).await;
+    let custom = dev.setup("POST", "auth/approle/role/web/custom-secret-id", json!({"secret_id": "chosen"})).await;
+    assert_eq!(custom["data"]["secret_id"], "chosen");
+    let (status, _) = dev.login("auth/approle/login", json!({"role_id": "my-custom-id", "secret_id": "chosen"})).await;
+    assert_eq!(status, 200);
+
+    assert_eq!(dev.call(Some(ROOT), "DELETE", "sys/auth/approle", None).await.0, 204);
+    assert_eq!(dev.call(Some(&token), "GET", "auth/token/lookup-self", None).await.0, 403, "its tokens went with it");
+    assert_eq!(dev.login("auth/approle/login", json!({"role_id": "my-custom-id"})).await.0, 403, "no method, no login");
+}
+
+// ------------------------------------------------------------ JWT signing
+
+/// Keys made by the openssl CLI in a temp dir (None: openssl is missing).
+struct Keys {
+    _dir: tempfile::TempDir,
+    rsa: PathBuf,
+    rsa_pub: String,
+    ec: PathBuf,
+    ec_pub: String,
+    other_rsa: PathBuf,
+}
+
+fn openssl(args: &[&str]) -> bool {
+    Command::new("openssl").args(args).output().is_ok_and(|o| o.status.success())
+}
+
+fn keys() -> Option<Keys> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let make = |name: &str, algo: &[&str]| {
+        let out = path(name);
+        let mut args = vec!["genpkey"];
+        args.extend_from_slice(algo);
+        args.extend(["-out", out.to_str().unwrap()]);
+        openssl(&args).then_some(out)
+    };
+    let public = |key: &Path| {
+        let out = key.with_extension("pub");
+        openssl(&["pkey", "-in", key.to_str()?, "-pubout", "-out", out.to_str()?])
+            .then(|| std::fs::read_to_string(&out).ok())?
+    };
+    let rsa_args = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"];
+    let rsa = make("rsa.pem", &rsa_args)?;
+    let ec = make("ec.pem", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])?;
+    let other_rsa = make("other.pem", &rsa_args)?;
+    Some(Keys { rsa_pub: public(&rsa)?, ec_pub: public(&ec)?, rsa, ec, other_rsa, _dir: dir })
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A compact JWS signed by `key` with `openssl dgst`; ES256 signatures are
+/// turned from DER into JWS's `r || s`.
+fn sign(key: &Path, alg: &str, claims: &Value) -> String {
+    let header = json!({"alg": alg, "typ": "JWT"});
+    let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let dir = key.parent().unwrap();
+    let (data, sig) = (dir.join("input"), dir.join("sig"));
+    std::fs::write(&data, &input).unwrap();
+    assert!(openssl(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        key.to_str().unwrap(),
+        "-out",
+        sig.to_str().unwrap(),
+        data.to_str().unwrap()
+    ]));
+    let mut signature = std::fs::read(&sig).unwrap();
+    if alg == "ES256" {
+        signature = der_to_raw(&signature);
+    }
+    format!("{input}.{}", b64url(&signature))
+}
+
+fn der_to_raw(der: &[u8]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut rest = &der[2..];
+    for _ in 0..2 {
+        let len = rest[1] as usize;
+        let int = &rest[2..2 + len];
+        let int = if int.len() > 32 { &int[int.len() - 32..] } else { int };
+        raw.extend(std::iter::repeat_n(0, 32 - int.len()));
+        raw.extend_from_slice(int);
+        rest = &rest[2 + len..];
+    }
+    raw
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[tokio::test]
+async fn jwt_logins_check_signature_audience_expiry_and_claims() {
+    let keys = keys().expect("the openssl CLI signs the test JWTs; ./scripts/test.sh installs it");
+    let dev = start().await;
+    dev.setup("POST", "sys/auth/jwt", json!({"type": "jwt"})).await;
+    let config = json!({"jwt_validation_pubkeys": [keys.rsa_pub, keys.ec_pub], "bound_issuer": "https://issuer.test"});
+    dev.setup("POST", "auth/jwt/config", config).await;
+    let role = json!({
+        "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["rotator"],
+        "bound_claims": {"team": ["ops", "sec"]}, "token_policies": ["ci"], "token_ttl": "10m",
+        "claim_mappings": {"team": "team"},
+    });
+    dev.setup("POST", "auth/jwt/role/ci", role).await;
+    let claims = |overrides: Value| {
+        let mut base = json!({"iss": "https://issuer.test", "sub": "pipeline-7", "aud": "rotator", "team": "ops",
+                              "iat": now(), "nbf": now() - 5, "exp": now() + 300});
+        for (k, v) in overrides.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        base
+    };
+    let login = |jwt: String| json!({"role": "ci", "jwt": jwt});
+
+    let (status, body) = dev.login("auth/jwt/login", login(sign(&keys.rsa, "RS256", &claims(json!({}))))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_has_keys(&body["auth"], &sample(JWT, "/v1/auth/jwt/login")["auth"], "jwt login auth");
+    assert_eq!(body["auth"]["policies"], json!(["ci", "default"]));
+    assert_eq!(body["auth"]["lease_duration"], 600);
+    assert_eq!(body["auth"]["metadata"], json!({"role": "ci", "team": "ops"}));
+    let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (_, own) = dev.call(Some(&token), "GET", "auth/token/lookup-self", None).await;
+    assert_eq!(own["data"]["display_name"], "jwt-pipeline-7");
+    let ec = sign(&keys.ec, "ES256", &claims(json!({"team": "sec", "aud": ["other", "rotator"]})));
+    assert_eq!(dev.login("auth/jwt/login", login(ec)).await.0, 200, "ES256 works too");
+
+    let failures = [
+        (
+            sign(&keys.other_rsa, "RS256", &claims(json!({}))),
+            "error validating token: failed to verify id token signature",
+        ),
+        (
+            sign(&keys.rsa, "RS256", &claims(json!({"aud": "someone-else"}))),
+            "audience claim does not match any expected audience",
+        ),
+        (sign(&keys.rsa, "RS256", &claims(json!({"exp": now() - 3600}))), "token is expired"),
+        (sign(&keys.rsa, "RS256", &claims(json!({"iss": "https://evil.test"}))), "invalid issuer"),
+        (
+            sign(&keys.rsa, "RS256", &claims(json!({"team": "dev"}))),
+            "error validating claims: claim \"team\" does not match any associated bound claim values",
+        ),
+    ];
+    for (jwt, expected) in failures {
+        let (status, body) = dev.login("auth/jwt/login", login(jwt)).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["errors"][0].as_str().unwrap().contains(expected), "want {expected:?}: {body}");
+    }
+    let mut tampered = sign(&keys.rsa, "RS256", &claims(json!({})));
+    tampered.insert_str(tampered.find('.').unwrap() + 1, "eyJ0ZWFtIjoib3BzIn0");
+    assert_eq!(dev.login("auth/jwt/login", login(tampered)).await.0, 400);
+    let (status, body) = dev.login("auth/jwt/login", json!({"role": "nope", "jwt": "x.y.z"})).await;
+    assert_eq!((status, body), (400, json!({"errors": ["role \"nope\" could not be found"]})));
+}
+
+#[tokio::test]
+async fn kubernetes_logins_bind_service_accounts() {
+    let keys = keys().expect("the openssl CLI signs the test JWTs; ./scripts/test.sh installs it");
+    let dev = start().await;
+    dev.setup("POST", "sys/auth/k8s", json!({"type": "kubernetes"})).await;
+    dev.setup(
+        "POST",
+        "auth/k8s/config",
+        json!({"kubernetes_host": "https://k8s.test", "pem_keys": [keys.ec_pub, keys.rsa_pub]}),
+    )
+    .await;
+    let role = json!({"bound_service_account_names": ["app-*"], "bound_service_account_namespaces": ["prod"],
+                      "token_policies": ["app"], "token_ttl": "1h", "audience": "vault"});
+    dev.setup("POST", "auth/k8s/role/app", role).await;
+    let token = |namespace: &str, exp: i64, key: &Path, alg: &str| {
+        let claims = json!({"iss": "https://kubernetes.default.svc", "aud": ["vault"], "exp": exp, "iat": now(),
+            "sub": format!("system:serviceaccount:{namespace}:app-api"),
+            "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": "app-api", "uid": "uid-1"}}});
+        json!({"role": "app", "jwt": sign(key, alg, &claims)})
+    };
+
+    let (status, body) = dev.login("auth/k8s/login", token("prod", now() + 600, &keys.rsa, "RS256")).await;
+    assert_eq!(status, 200, "{body}");
+    let documented = sample(KUBERNETES, "/v1/auth/kubernetes/login")["auth"].clone();
+    assert_has_keys(&body["auth"], &documented, "kubernetes login auth");
+    assert_has_keys(&body["auth"]["metadata"], &documented["metadata"], "kubernetes login metadata");
+    assert_eq!(body["auth"]["metadata"]["service_account_name"], "app-api");
+    assert_eq!(
+        (body["auth"]["lease_duration"].as_u64(), body["auth"]["policies"].clone()),
+        (Some(3600), json!(["app", "default"]))
+    );
+    assert_eq!(dev.login("auth/k8s/login", token("prod", now() + 600, &keys.ec, "ES256")).await.0, 200);
+
+    let (status, body) = dev.login("auth/k8s/login", token("dev", now() + 600, &keys.rsa, "RS256")).await;
+    assert_eq!((status, body), (403, json!({"errors": ["namespace not authorized"]})));
+    let (status, _) = dev.login("auth/k8s/login", token("prod", now() + 600, &keys.other_rsa, "RS256")).await;
+    assert_eq!(status, 403, "bad signature");
+    let (status, _) = dev.login("auth/k8s/login", token("prod", now() - 60, &keys.rsa, "RS256")).await;
+    assert_eq!(status, 403, "expired");
+    let (status, body) = dev.login("auth/k8s/login", json!({"role": "ghost", "jwt": "a.b.c"})).await;
+    assert_eq!((status, body), (400, json!({"errors": ["invalid role name \"ghost\""]})));
+}
