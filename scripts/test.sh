@@ -13,6 +13,22 @@ fi
 rustup toolchain install >/dev/null 2>&1 || true
 rustup target add wasm32-wasip2 >/dev/null
 
+# Auth tests sign JWTs with the openssl CLI.
+if ! command -v openssl >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
+# Tests run a throwaway PostgreSQL cluster (initdb + pg_ctl in a temp dir).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+        echo "PostgreSQL server binaries are missing: install them (e.g. sudo apt-get install postgresql)" >&2
+        exit 1
+    fi
+fi
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

@@ -17,12 +17,46 @@ use tokio::task::JoinSet;
 
 use crate::api::{self, ApiState, JobSummary};
 use crate::rotation::Job;
-use crate::vault::VaultClient;
+use crate::vault::leases::LeaseManager;
+use crate::vault::lifetime::{ClientTokenApi, TokenStatus, watch_token};
+use crate::vault::{AuthMethod, TokenLease, VaultClient};
+
+/// Who the daemon is in Vault: how it logs in and its token as of startup.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub method: AuthMethod,
+    pub lease: TokenLease,
+    /// Where relative credential files are resolved.
+    pub base_dir: std::path::PathBuf,
+}
+
+impl Identity {
+    /// A token that never expires and is never renewed (tests, dev root).
+    pub fn static_token() -> Self {
+        let lease = TokenLease { ttl: Duration::ZERO, renewable: false, policies: vec![], accessor: String::new() };
+        Self { method: AuthMethod::Token, lease, base_dir: ".".into() }
+    }
+}
+
+/// How the daemon looks after dynamic secrets' leases.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseOptions {
+    pub renewals_per_second: u32,
+    pub revoke_on_shutdown: bool,
+}
+
+impl Default for LeaseOptions {
+    fn default() -> Self {
+        Self { renewals_per_second: 20, revoke_on_shutdown: false }
+    }
+}
 
 /// Everything the daemon runs.
 pub struct Daemon {
     pub jobs: Vec<Job>,
     pub vault: VaultClient,
+    pub identity: Identity,
+    pub leases: LeaseOptions,
     /// Already bound, so callers can print the real address first.
     pub api_listener: TcpListener,
     pub max_concurrent_rotations: usize,
@@ -36,7 +70,26 @@ impl Daemon {
         let limit = Arc::new(Semaphore::new(self.max_concurrent_rotations.max(1)));
         let mut tasks = JoinSet::new();
 
-        let state = Arc::new(ApiState { jobs: self.jobs.iter().map(summary).collect(), started: Instant::now() });
+        let token = Arc::new(std::sync::RwLock::new(TokenStatus::default()));
+        let api_client = ClientTokenApi {
+            client: self.vault.clone(),
+            method: self.identity.method.clone(),
+            base_dir: self.identity.base_dir.clone(),
+        };
+        log_budget(&self.identity);
+        tasks.spawn(watch_token(Arc::new(api_client), self.identity.lease.clone(), token.clone(), stop_rx.clone()));
+        let leases = LeaseManager::new(Arc::new(self.vault.clone()), self.leases.renewals_per_second);
+        let lease_task = {
+            let (leases, stop) = (leases.clone(), stop_rx.clone());
+            tokio::spawn(async move { leases.run(stop).await })
+        };
+
+        let state = Arc::new(ApiState {
+            jobs: self.jobs.iter().map(summary).collect(),
+            started: Instant::now(),
+            token,
+            leases: leases.clone(),
+        });
         let mut api_stop = stop_rx.clone();
         let api = axum::serve(self.api_listener, api::router(state)).with_graceful_shutdown(async move {
             let _ = api_stop.wait_for(|s| *s).await;
@@ -59,7 +112,27 @@ impl Daemon {
         if drained.is_err() {
             tracing::error!(grace = ?self.shutdown_grace, "rotations still running after the grace period; abandoning them");
         }
+        let _ = lease_task.await;
+        if self.leases.revoke_on_shutdown {
+            leases.revoke_all().await;
+        }
         Ok(())
+    }
+}
+
+/// Say at startup how long Vault may be unreachable before rotator loses
+/// its token (no peer tells its operators this).
+fn log_budget(identity: &Identity) {
+    if identity.lease.ttl.is_zero() {
+        tracing::info!(method = identity.method.name(), "renewal budget: the vault token never expires");
+    } else {
+        tracing::info!(
+            method = identity.method.name(),
+            budget = %humantime::format_duration(identity.lease.ttl),
+            renewable = identity.lease.renewable,
+            can_login = identity.method.can_login(),
+            "renewal budget: vault may be unreachable this long before the token expires"
+        );
     }
 }
 

@@ -126,7 +126,7 @@ impl Job {
             source,
             rollback: None,
         })?;
-        Ok(found.map(|s| CurrentSecret { data: s.data, version: Some(s.version) }))
+        Ok(found.map(|s| CurrentSecret { data: s.data, version: s.version }))
     }
 
     /// The dry run: what would happen, with no side effects.

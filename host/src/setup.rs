@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::config::{Config, ConfigErrors, PluginRef};
+use crate::config::{AuthConfig, Config, ConfigErrors, PluginRef};
+use crate::daemon::Identity;
 use crate::plugin::{Plugin, Runtime, RuntimeOptions};
 use crate::rotation::Job;
-use crate::vault::{VaultClient, VaultOptions};
+use crate::vault::{AuthMethod, VaultClient, VaultOptions};
 
 /// Overrides for the `[vault]` section (used by `rotator dev`).
 #[derive(Default)]
@@ -31,12 +32,38 @@ pub fn vault_client(config: &Config, over: VaultOverride) -> Result<VaultClient,
     let token = match (over.token, &v.token) {
         (Some(t), _) => t,
         (None, Some(r)) => r.resolve(&config.base_dir).map_err(|e| format!("vault token: {e}"))?,
+        // An auth method logs in before the first request.
+        (None, None) if v.auth.is_some() => SecretString::from(String::new()),
         (None, None) => std::env::var("VAULT_TOKEN")
             .map(SecretString::from)
-            .map_err(|_| "no Vault token: set [vault] token = { env = \"…\" } or VAULT_TOKEN")?,
+            .map_err(|_| "no Vault token: set [vault] token = { env = \"…\" }, [vault.auth], or VAULT_TOKEN")?,
     };
     let namespace = v.namespace.clone().or_else(|| std::env::var("VAULT_NAMESPACE").ok());
-    VaultClient::new(VaultOptions { address, token, namespace, timeout: v.timeout }).map_err(|e| e.to_string())
+    let ca_cert = v.ca_cert.clone().or_else(|| std::env::var_os("VAULT_CACERT").map(Into::into));
+    let options = VaultOptions { namespace, timeout: v.timeout, ca_cert, ..VaultOptions::new(address, token) };
+    VaultClient::new(options).map_err(|e| e.to_string())
+}
+
+/// The auth method the config asks for (the plain token if none).
+pub fn auth_method(config: &Config) -> AuthMethod {
+    match config.vault.auth.clone() {
+        None => AuthMethod::Token,
+        Some(AuthConfig::Approle { mount, role_id, secret_id }) => AuthMethod::AppRole { mount, role_id, secret_id },
+        Some(AuthConfig::Kubernetes { mount, role, jwt_path }) => AuthMethod::Kubernetes { mount, role, jwt_path },
+        Some(AuthConfig::Jwt { mount, role, jwt }) => AuthMethod::Jwt { mount, role, jwt },
+    }
+}
+
+/// Log in (or, for a plain token, look it up) so the daemon knows its
+/// token's TTL before it starts renewing.
+pub async fn identity(config: &Config, client: &VaultClient) -> Result<Identity, String> {
+    let method = auth_method(config);
+    let lease = match method.login(client, &config.base_dir).await {
+        Ok(Some(lease)) => lease,
+        Ok(None) => client.lookup_self().await.map_err(|e| format!("checking the vault token: {e}"))?,
+        Err(e) => return Err(format!("vault login ({}): {e}", method.name())),
+    };
+    Ok(Identity { method, lease, base_dir: config.base_dir.clone() })
 }
 
 /// The plugin runtime sized and cached as the config says.

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: an in-process dev server and
 //! jobs built from TOML exactly as the daemon builds them.
 
+pub mod postgres;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +20,9 @@ pub const ROOT: &str = "test-root-token";
 /// A dev server on a free loopback port.
 pub async fn dev_server() -> DevServer {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    DevServer::start(DevServerOptions { addr, root_token: ROOT.into() }).await.expect("dev server")
+    DevServer::start(DevServerOptions { addr, root_token: ROOT.into(), ..Default::default() })
+        .await
+        .expect("dev server")
 }
 
 /// Parse `toml`, connect to `server`, load every job.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rotator::daemon::Daemon;
+use rotator::daemon::{Daemon, Identity, LeaseOptions};
 use rotator_tests::{dev_server, fixture, jobs};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -37,6 +37,8 @@ settings = { field = "password" }
     let daemon = Daemon {
         jobs,
         vault: vault.clone(),
+        identity: Identity::static_token(),
+        leases: LeaseOptions::default(),
         api_listener,
         max_concurrent_rotations: 2,
         shutdown_grace: Duration::from_secs(10),
@@ -54,7 +56,8 @@ settings = { field = "password" }
 
     // Created at start, then rotated about every second despite the others.
     let healthy = vault.kv_read("secret", "healthy/app").await.unwrap().expect("healthy secret exists");
-    assert!(healthy.version >= 3, "only {} versions in 3.5 s", healthy.version);
+    let version = healthy.version.unwrap();
+    assert!(version >= 3, "only {version} versions in 3.5 s");
     // Every misbehaving job failed before promotion: nothing written.
     for id in ["spinner", "hog", "panicky", "trespasser", "leaky"] {
         assert!(vault.kv_read("secret", &format!("bad/{id}")).await.unwrap().is_none(), "{id} wrote its secret");

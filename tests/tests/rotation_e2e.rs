@@ -43,7 +43,7 @@ async fn kv_random_rotates_the_field_keeps_the_others_and_bumps_the_version() {
         assert_eq!(report.previous_version, Some(round + 1));
         assert_eq!(report.new_version, Some(round + 2));
         let now = vault.kv_read("secret", "team/app").await.unwrap().unwrap();
-        assert_eq!(now.version, round + 2);
+        assert_eq!(now.version, Some(round + 2));
         let fields = now.data.fields();
         assert_eq!(fields["username"], "app");
         assert_eq!(fields["host"], "db1");
@@ -106,6 +106,6 @@ grants = [{{ path = "secret/data/shared/thing", operations = ["write"] }}]
     assert!(msg.ends_with("; rolled back"), "{msg}");
     // The other writer's version stands; the rotation wrote nothing.
     let now = vault.kv_read("secret", "shared/thing").await.unwrap().unwrap();
-    assert_eq!(now.version, 2);
+    assert_eq!(now.version, Some(2));
     assert_eq!(now.data.fields()["written_by"], Value::from("someone else"));
 }

@@ -68,11 +68,81 @@ pub struct VaultConfig {
     /// Per-request timeout.
     #[serde(default = "default_vault_timeout", with = "units::duration")]
     pub timeout: Duration,
+    /// PEM CA certificate for Vault's TLS. Default: `$VAULT_CACERT`.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// How to log in. Default: the token above (or `$VAULT_TOKEN`).
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// Revoke every lease rotator holds when it shuts down.
+    #[serde(default)]
+    pub revoke_leases_on_shutdown: bool,
+    /// At most this many lease renewals per second, spread evenly.
+    #[serde(default = "default_renewal_rate")]
+    pub lease_renewals_per_second: u32,
+}
+
+fn default_renewal_rate() -> u32 {
+    20
+}
+
+/// `[vault.auth]`: an auth method that can log in again when the token runs
+/// out. Secrets (secret ids, JWTs) are references, read at each login.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthConfig {
+    /// `role_id` and `secret_id` from env vars or files.
+    Approle {
+        #[serde(default = "default_approle_mount")]
+        mount: String,
+        role_id: SecretRef,
+        secret_id: SecretRef,
+    },
+    /// The pod's service-account token.
+    Kubernetes {
+        #[serde(default = "default_kubernetes_mount")]
+        mount: String,
+        role: String,
+        #[serde(default = "default_jwt_path")]
+        jwt_path: PathBuf,
+    },
+    /// Any JWT Vault is configured to trust.
+    Jwt {
+        #[serde(default = "default_jwt_mount")]
+        mount: String,
+        role: String,
+        jwt: SecretRef,
+    },
+}
+
+fn default_approle_mount() -> String {
+    "approle".into()
+}
+
+fn default_kubernetes_mount() -> String {
+    "kubernetes".into()
+}
+
+fn default_jwt_mount() -> String {
+    "jwt".into()
+}
+
+fn default_jwt_path() -> PathBuf {
+    crate::vault::KUBERNETES_JWT_PATH.into()
 }
 
 impl Default for VaultConfig {
     fn default() -> Self {
-        Self { address: None, token: None, namespace: None, timeout: default_vault_timeout() }
+        Self {
+            address: None,
+            token: None,
+            namespace: None,
+            timeout: default_vault_timeout(),
+            ca_cert: None,
+            auth: None,
+            revoke_leases_on_shutdown: false,
+            lease_renewals_per_second: default_renewal_rate(),
+        }
     }
 }
 

@@ -1,48 +1,97 @@
-//! KV version 2 on any mount: read the newest version, write with
-//! check-and-set. (KV v1 and mount detection come with the full client.)
+//! KV secrets on any mount, version 1 or 2.
+//!
+//! The version is learned per mount from `sys/internal/ui/mounts/<path>`
+//! (the endpoint the `vault kv` CLI uses; Vault's default policy allows it)
+//! and cached. Version 2 gives versions, check-and-set and custom metadata;
+//! version 1 is plain read/write, so a check-and-set write to it is refused
+//! rather than silently done without the check.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{VaultClient, VaultError};
 use crate::secret::SecretJson;
 
-/// A KV secret as read: its data and the version it came from.
+/// A KV mount's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvVersion {
+    V1,
+    V2,
+}
+
+/// A KV secret as read: its data and, on KV v2, the version it came from.
 #[derive(Debug, Clone)]
 pub struct KvSecret {
     pub data: SecretJson,
-    pub version: u64,
+    pub version: Option<u64>,
 }
 
 /// Vault's message for a CAS mismatch (a 400, not a 412).
 const CAS_MISMATCH: &str = "check-and-set parameter did not match the current version";
 
+fn clean(p: &str) -> &str {
+    p.trim_matches('/')
+}
+
 impl VaultClient {
+    /// The KV version of `mount`, asked once and cached. If Vault will not
+    /// say (older servers, restrictive policies), KV v2 is assumed, as the
+    /// `secret/` mount of every dev server is.
+    pub async fn kv_version(&self, mount: &str) -> KvVersion {
+        let mount = clean(mount).to_owned();
+        if let Some(v) = self.inner.kv_versions.lock().unwrap_or_else(|p| p.into_inner()).get(&mount) {
+            return *v;
+        }
+        let version = match self.request("GET", &format!("sys/internal/ui/mounts/{mount}"), None).await {
+            Ok(r) => match r.body.as_ref().and_then(|b| b["data"]["options"]["version"].as_str()) {
+                Some("1") => KvVersion::V1,
+                _ => KvVersion::V2,
+            },
+            Err(e) => {
+                tracing::debug!(mount, error = %e, "could not learn KV version; assuming 2");
+                KvVersion::V2
+            }
+        };
+        self.inner.kv_versions.lock().unwrap_or_else(|p| p.into_inner()).insert(mount, version);
+        version
+    }
+
+    /// The API path of a secret's data on `mount`.
+    pub async fn kv_data_path(&self, mount: &str, path: &str) -> String {
+        match self.kv_version(mount).await {
+            KvVersion::V2 => kv_data_path(mount, path),
+            KvVersion::V1 => format!("{}/{}", clean(mount), clean(path)),
+        }
+    }
+
     /// Read the newest version of `<mount>/<path>`. `None` if it does not
-    /// exist or its newest version is deleted or destroyed.
+    /// exist or (KV v2) its newest version is deleted or destroyed.
     pub async fn kv_read(&self, mount: &str, path: &str) -> Result<Option<KvSecret>, VaultError> {
-        let api = kv_data_path(mount, path);
-        let resp = match self.request("GET", &api, None).await {
-            Ok(r) => r,
+        let version = self.kv_version(mount).await;
+        let api = self.kv_data_path(mount, path).await;
+        let body = match self.request("GET", &api, None).await {
+            Ok(r) => r.body.unwrap_or(Value::Null),
             Err(e) if e.status() == Some(404) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let body = resp.body.unwrap_or(Value::Null);
-        let data = &body["data"];
-        if data["data"].is_null() {
-            return Ok(None);
-        }
-        let version = data["metadata"]["version"]
-            .as_u64()
-            .ok_or_else(|| VaultError::Protocol { path: api.clone(), message: "no data.metadata.version".into() })?;
-        let fields = data["data"]
-            .as_object()
-            .ok_or_else(|| VaultError::Protocol { path: api.clone(), message: "data.data is not an object".into() })?;
-        Ok(Some(KvSecret { data: SecretJson::from_map(fields), version }))
+        let protocol = |message: &str| VaultError::Protocol { path: api.clone(), message: message.into() };
+        let (fields, number) = match version {
+            KvVersion::V1 => (&body["data"], None),
+            KvVersion::V2 => {
+                let data = &body["data"];
+                if data["data"].is_null() {
+                    return Ok(None);
+                }
+                let n = data["metadata"]["version"].as_u64().ok_or_else(|| protocol("no data.metadata.version"))?;
+                (&data["data"], Some(n))
+            }
+        };
+        let fields = fields.as_object().ok_or_else(|| protocol("secret data is not an object"))?;
+        Ok(Some(KvSecret { data: SecretJson::from_map(fields), version: number }))
     }
 
-    /// Write a new version. With `cas = Some(n)` the write only happens if
-    /// the current version is `n` (0: only if the secret does not exist).
-    /// Returns the new version.
+    /// Write a new version. With `cas = Some(n)` (KV v2 only) the write only
+    /// happens if the current version is `n` (0: only if the secret does not
+    /// exist). Returns the new version (0 on KV v1, which has none).
     pub async fn kv_write(
         &self,
         mount: &str,
@@ -50,7 +99,17 @@ impl VaultClient {
         data: &SecretJson,
         cas: Option<u64>,
     ) -> Result<u64, VaultError> {
-        let api = kv_data_path(mount, path);
+        let api = self.kv_data_path(mount, path).await;
+        if self.kv_version(mount).await == KvVersion::V1 {
+            if cas.is_some() {
+                return Err(VaultError::Config(format!(
+                    "`{}` is a KV version 1 mount, which has no check-and-set; rotate secrets on KV v2",
+                    clean(mount)
+                )));
+            }
+            self.request("POST", &api, Some(data.expose().to_owned())).await?;
+            return Ok(0);
+        }
         // Built as text so the secret is copied as little as possible.
         let options = match cas {
             Some(n) => format!(r#"{{"cas":{n}}}"#),
@@ -72,10 +131,45 @@ impl VaultClient {
 
     /// The metadata of a KV v2 secret (versions, times, custom_metadata).
     pub async fn kv_metadata(&self, mount: &str, path: &str) -> Result<Option<Value>, VaultError> {
-        let api = format!("{}/metadata/{}", mount.trim_matches('/'), path.trim_matches('/'));
+        let api = format!("{}/metadata/{}", clean(mount), clean(path));
         match self.request("GET", &api, None).await {
             Ok(r) => Ok(r.body.map(|b| b["data"].clone())),
             Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Set a KV v2 secret's `custom_metadata` (and optionally `max_versions`).
+    pub async fn kv_write_metadata(
+        &self,
+        mount: &str,
+        path: &str,
+        custom_metadata: &Map<String, Value>,
+        max_versions: Option<u32>,
+    ) -> Result<(), VaultError> {
+        let api = format!("{}/metadata/{}", clean(mount), clean(path));
+        let mut body = serde_json::json!({ "custom_metadata": custom_metadata });
+        if let Some(n) = max_versions {
+            body["max_versions"] = n.into();
+        }
+        self.request("POST", &api, Some(body.to_string())).await.map(|_| ())
+    }
+
+    /// The keys under a folder (folders end in `/`); empty if there are none.
+    pub async fn kv_list(&self, mount: &str, path: &str) -> Result<Vec<String>, VaultError> {
+        let api = match self.kv_version(mount).await {
+            KvVersion::V2 => format!("{}/metadata/{}", clean(mount), clean(path)),
+            KvVersion::V1 => format!("{}/{}", clean(mount), clean(path)),
+        };
+        match self.request("LIST", &api, None).await {
+            Ok(r) => Ok(r
+                .body
+                .and_then(|b| b["data"]["keys"].as_array().cloned())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect()),
+            Err(e) if e.status() == Some(404) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
     }
@@ -83,5 +177,5 @@ impl VaultClient {
 
 /// The API path of a KV v2 secret's data: `<mount>/data/<path>`.
 pub fn kv_data_path(mount: &str, path: &str) -> String {
-    format!("{}/data/{}", mount.trim_matches('/'), path.trim_matches('/'))
+    format!("{}/data/{}", clean(mount), clean(path))
 }

@@ -5,17 +5,23 @@
 //! helpers on top of it live in [`kv`]. Vault's `{"errors": [...]}` answers
 //! become [`VaultError::Status`] with the status code and messages.
 
+mod auth;
 mod error;
 pub mod kv;
+pub mod leases;
+pub mod lifetime;
+pub mod retry;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+pub use auth::{AuthMethod, KUBERNETES_JWT_PATH, TokenLease};
 pub use error::VaultError;
-pub use kv::KvSecret;
+pub use kv::{KvSecret, KvVersion};
+pub use retry::{Backoff, RetryPolicy};
 
 /// How to reach Vault.
 #[derive(Clone)]
@@ -26,6 +32,24 @@ pub struct VaultOptions {
     pub namespace: Option<String>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// PEM file of the CA that signed Vault's certificate (`VAULT_CACERT`).
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Retries of one request on transient failures.
+    pub retry: RetryPolicy,
+}
+
+impl VaultOptions {
+    /// Options with defaults for everything but address and token.
+    pub fn new(address: impl Into<String>, token: SecretString) -> Self {
+        Self {
+            address: address.into(),
+            token,
+            namespace: None,
+            timeout: Duration::from_secs(10),
+            ca_cert: None,
+            retry: RetryPolicy::default(),
+        }
+    }
 }
 
 /// A cheap-to-clone handle on one Vault identity.
@@ -36,9 +60,13 @@ pub struct VaultClient {
 
 struct Inner {
     base: String,
-    token: SecretString,
+    /// Replaced when the token watcher logs in again.
+    token: RwLock<SecretString>,
     namespace: Option<String>,
+    retry: RetryPolicy,
     http: reqwest::Client,
+    /// KV version per mount, learned on first use.
+    kv_versions: std::sync::Mutex<std::collections::HashMap<String, KvVersion>>,
 }
 
 impl std::fmt::Debug for VaultClient {
@@ -61,11 +89,35 @@ impl VaultClient {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(VaultError::Config(format!("vault address `{base}` must start with http:// or https://")));
         }
-        let http = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .build()
-            .map_err(|e| VaultError::Config(format!("cannot build HTTP client: {e}")))?;
-        Ok(Self { inner: Arc::new(Inner { base, token: options.token, namespace: options.namespace, http }) })
+        let mut builder = reqwest::Client::builder().timeout(options.timeout);
+        if let Some(path) = &options.ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| VaultError::Config(format!("cannot read CA certificate {}: {e}", path.display())))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| VaultError::Config(format!("{} is not a PEM certificate: {e}", path.display())))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| VaultError::Config(format!("cannot build HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                base,
+                token: RwLock::new(options.token),
+                namespace: options.namespace,
+                retry: options.retry,
+                http,
+                kv_versions: Default::default(),
+            }),
+        })
+    }
+
+    /// Use `token` from now on (after a fresh login).
+    pub fn set_token(&self, token: SecretString) {
+        *self.inner.token.write().unwrap_or_else(|p| p.into_inner()) = token;
+    }
+
+    /// The current token (for redaction; never log it).
+    pub fn token(&self) -> SecretString {
+        self.inner.token.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn address(&self) -> &str {
@@ -73,19 +125,52 @@ impl VaultClient {
     }
 
     /// Call `METHOD /v1/<path>` with an optional JSON body. `LIST` is sent
-    /// as Vault's LIST verb. A non-2xx answer is an error.
+    /// as Vault's LIST verb. A non-2xx answer is an error. Transient
+    /// failures are retried per the client's [`RetryPolicy`].
     pub async fn request(&self, method: &str, path: &str, body: Option<String>) -> Result<VaultResponse, VaultError> {
+        self.request_with(method, path, body, true, self.inner.retry).await
+    }
+
+    /// [`request`](Self::request) without the token (logins) and with an
+    /// explicit retry policy.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        authenticated: bool,
+        retry: RetryPolicy,
+    ) -> Result<VaultResponse, VaultError> {
+        let mut attempt = 1;
+        loop {
+            match self.send(method, path, body.clone(), authenticated).await {
+                Err(e) if retry.should_retry(attempt, &e) => {
+                    let delay = retry.delay(attempt, &mut rand::rng());
+                    tracing::debug!(method, path, attempt, error = %e, ?delay, "retrying vault request");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        authenticated: bool,
+    ) -> Result<VaultResponse, VaultError> {
         let path = path.trim_start_matches('/');
         let method_name = method.to_ascii_uppercase();
         let http_method = reqwest::Method::from_bytes(method_name.as_bytes())
             .map_err(|_| VaultError::Config(format!("`{method}` is not an HTTP method")))?;
         let url = format!("{}/v1/{}", self.inner.base, path);
-        let mut req = self
-            .inner
-            .http
-            .request(http_method, &url)
-            .header("X-Vault-Token", self.inner.token.expose_secret())
-            .header("X-Vault-Request", "true");
+        let mut req = self.inner.http.request(http_method, &url).header("X-Vault-Request", "true");
+        if authenticated {
+            req = req.header("X-Vault-Token", self.token().expose_secret());
+        }
         if let Some(ns) = &self.inner.namespace {
             req = req.header("X-Vault-Namespace", ns);
         }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use rotator::config::{self, Config};
-use rotator::daemon::Daemon;
+use rotator::daemon::{Daemon, LeaseOptions};
 use rotator::devserver::{DevServer, DevServerOptions};
 use rotator::plugin::{Runtime, RuntimeOptions};
 use rotator::setup::{self, VaultOverride};
@@ -60,9 +60,13 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         None => config::parse("(built-in dev config)", DEV_CONFIG, Path::new(".")).map_err(|e| anyhow!("{e}"))?,
     };
     tokio()?.block_on(async move {
-        let server = DevServer::start(DevServerOptions { addr: args.vault_addr, root_token: args.root_token.clone() })
-            .await
-            .with_context(|| format!("starting the dev server on {}", args.vault_addr))?;
+        let server = DevServer::start(DevServerOptions {
+            addr: args.vault_addr,
+            root_token: args.root_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("starting the dev server on {}", args.vault_addr))?;
         println!("{}", server.banner());
         if args.server_only {
             shutdown_signal().await;
@@ -82,6 +86,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
 
 async fn daemon(config: &Config, over: VaultOverride, api_addr: Option<SocketAddr>) -> anyhow::Result<Daemon> {
     let vault = setup::vault_client(config, over).map_err(|e| anyhow!(e))?;
+    let identity = setup::identity(config, &vault).await.map_err(|e| anyhow!(e))?;
     let runtime = setup::runtime(config).map_err(|e| anyhow!(e))?;
     let jobs = setup::load_jobs(config, &runtime).map_err(|e| anyhow!("{e}"))?;
     let addr = api_addr.unwrap_or(config.daemon.api_addr);
@@ -90,6 +95,11 @@ async fn daemon(config: &Config, over: VaultOverride, api_addr: Option<SocketAdd
     Ok(Daemon {
         jobs,
         vault,
+        identity,
+        leases: LeaseOptions {
+            renewals_per_second: config.vault.lease_renewals_per_second,
+            revoke_on_shutdown: config.vault.revoke_leases_on_shutdown,
+        },
         api_listener,
         max_concurrent_rotations: config.daemon.max_concurrent_rotations as usize,
         shutdown_grace: config.daemon.shutdown_grace,

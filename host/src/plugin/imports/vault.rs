@@ -83,16 +83,27 @@ fn to_wit(e: client::VaultError) -> VaultError {
     }
 }
 
+impl HostState {
+    /// The API path a KV call touches (`<mount>/data/<path>` on KV v2,
+    /// `<mount>/<path>` on v1): what the grants are checked against.
+    fn kv_api_path(&self, mount: &str, path: &str) -> String {
+        match &self.vault {
+            Some(b) => b.handle.block_on(b.client.kv_data_path(mount, path)),
+            None => kv_data_path(mount, path),
+        }
+    }
+}
+
 impl Host for HostState {
     fn kv_read(&mut self, mount: String, path: String) -> Result<Option<Secret>, VaultError> {
-        let api = kv_data_path(&mount, &path);
+        let api = self.kv_api_path(&mount, &path);
         let found =
             self.call("vault.kv-read", Operation::Read, &api, |c| async move { c.kv_read(&mount, &path).await })?;
-        Ok(found.map(|s| Secret { data: s.data.expose().to_owned(), version: Some(s.version) }))
+        Ok(found.map(|s| Secret { data: s.data.expose().to_owned(), version: s.version }))
     }
 
     fn kv_write(&mut self, mount: String, path: String, data: String, cas: Option<u64>) -> Result<u64, VaultError> {
-        let api = kv_data_path(&mount, &path);
+        let api = self.kv_api_path(&mount, &path);
         let data =
             SecretJson::parse(data).map_err(|m| VaultError::Status(VaultStatus { code: 400, errors: vec![m] }))?;
         self.call(

@@ -1,0 +1,418 @@
+//! Dynamic secrets and the leases behind them.
+//!
+//! [`LeaseManager`] keeps every credential it handed out alive, like Vault
+//! Agent's templates do, and fixes what their users complain about:
+//!
+//! - renewable leases renew at ≈2/3 of their TTL, with a per-lease jitter
+//!   (the 10–20 % grace of [`Plan`]), so replicas do not renew in step;
+//! - a renewal that Vault capped at the max TTL (200 with a shorter
+//!   `lease_duration`) is noticed, and fresh credentials are fetched at
+//!   85–90 % of what is left; non-renewable leases get the same treatment;
+//! - the old credential is never revoked when a new one is fetched (it simply
+//!   expires), so nobody loses a working credential to a refresh (vault#17541);
+//! - one global rate limit spaces out all renewals, so thousands of leases
+//!   never hit Vault in one burst;
+//! - after [`MAX_FAILURES`] failures in a row a lease is dropped, loudly.
+//!
+//! A deadline queue (ordered set of next-action times) drives one task; a
+//! newly tracked lease wakes it early. [`LeaseApi`] is the Vault side, so the
+//! timing can be tested on tokio's paused clock.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::time::Instant;
+
+use super::lifetime::Plan;
+use super::{Backoff, VaultClient, VaultError};
+use crate::secret::SecretJson;
+
+/// Consecutive failures after which a lease is dropped.
+pub const MAX_FAILURES: u32 = 5;
+
+/// A dynamic secret with its lease.
+#[derive(Debug, Clone)]
+pub struct DynamicSecret {
+    /// Where it came from, e.g. `database/creds/app`; fetching it again
+    /// gives a fresh credential.
+    pub path: String,
+    pub lease_id: String,
+    pub lease_duration: Duration,
+    pub renewable: bool,
+    pub data: SecretJson,
+}
+
+/// Vault's answer to a lease renewal.
+#[derive(Debug, Clone)]
+pub struct Renewed {
+    pub lease_duration: Duration,
+    pub renewable: bool,
+}
+
+/// The Vault calls the manager makes.
+pub trait LeaseApi: Send + Sync + 'static {
+    fn fetch(&self, path: &str) -> impl Future<Output = Result<DynamicSecret, VaultError>> + Send;
+    fn renew(&self, lease_id: &str, increment: Duration) -> impl Future<Output = Result<Renewed, VaultError>> + Send;
+    fn revoke(&self, lease_id: &str) -> impl Future<Output = Result<(), VaultError>> + Send;
+}
+
+impl LeaseApi for VaultClient {
+    async fn fetch(&self, path: &str) -> Result<DynamicSecret, VaultError> {
+        let resp = self.request("GET", path, None).await?;
+        let body = resp.body.unwrap_or(Value::Null);
+        let data = body["data"].as_object().ok_or_else(|| VaultError::Protocol {
+            path: path.to_owned(),
+            message: "dynamic secret answer has no data".into(),
+        })?;
+        Ok(DynamicSecret {
+            path: path.to_owned(),
+            lease_id: body["lease_id"].as_str().unwrap_or_default().to_owned(),
+            lease_duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
+            renewable: body["renewable"].as_bool().unwrap_or(false),
+            data: SecretJson::from_map(data),
+        })
+    }
+
+    async fn renew(&self, lease_id: &str, increment: Duration) -> Result<Renewed, VaultError> {
+        let body = json!({ "lease_id": lease_id, "increment": increment.as_secs() }).to_string();
+        let resp = self.request("PUT", "sys/leases/renew", Some(body)).await?;
+        let b = resp.body.unwrap_or(Value::Null);
+        Ok(Renewed {
+            lease_duration: Duration::from_secs(b["lease_duration"].as_u64().unwrap_or(0)),
+            renewable: b["renewable"].as_bool().unwrap_or(false),
+        })
+    }
+
+    async fn revoke(&self, lease_id: &str) -> Result<(), VaultError> {
+        let body = json!({ "lease_id": lease_id }).to_string();
+        self.request("PUT", "sys/leases/revoke", Some(body)).await.map(|_| ())
+    }
+}
+
+/// Something that happened to a lease. Holds ids and times, never values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseEvent {
+    Tracked {
+        path: String,
+        lease_id: String,
+        ttl: Duration,
+    },
+    Renewed {
+        path: String,
+        lease_id: String,
+        ttl: Duration,
+        capped: bool,
+    },
+    /// Fresh credentials replaced a lease that could not be renewed further.
+    Refetched {
+        path: String,
+        old_lease_id: String,
+        new_lease_id: String,
+        ttl: Duration,
+    },
+    Dropped {
+        path: String,
+        lease_id: String,
+        reason: String,
+    },
+    Revoked {
+        path: String,
+        lease_id: String,
+    },
+}
+
+/// One tracked lease, as the API shows it.
+#[derive(Debug, Clone)]
+pub struct LeaseStatus {
+    pub path: String,
+    pub lease_id: String,
+    pub renewable: bool,
+    pub expires_at: Instant,
+    pub next_action_at: Instant,
+    pub consecutive_failures: u32,
+}
+
+impl LeaseStatus {
+    /// How long Vault may be unreachable from now before this lease expires.
+    pub fn budget(&self, now: Instant) -> Duration {
+        self.expires_at.saturating_duration_since(now)
+    }
+}
+
+struct Tracked {
+    secret: DynamicSecret,
+    /// The TTL first issued: what every renewal asks for.
+    increment: Duration,
+    expires: Instant,
+    next: Instant,
+    plan: Plan,
+    /// Renewal stopped extending (max TTL reached): fetch anew when due.
+    refetch: bool,
+    failures: u32,
+}
+
+#[derive(Default)]
+struct State {
+    /// By path: one live credential per dynamic secret path.
+    leases: HashMap<String, Tracked>,
+    queue: BTreeSet<(Instant, String)>,
+}
+
+/// Keeps dynamic secrets alive. Cheap to clone.
+pub struct LeaseManager<A: LeaseApi> {
+    api: Arc<A>,
+    state: Arc<Mutex<State>>,
+    wake: Arc<Notify>,
+    events: broadcast::Sender<LeaseEvent>,
+    limiter: Arc<Spacing>,
+}
+
+impl<A: LeaseApi> Clone for LeaseManager<A> {
+    fn clone(&self) -> Self {
+        Self {
+            api: self.api.clone(),
+            state: self.state.clone(),
+            wake: self.wake.clone(),
+            events: self.events.clone(),
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+/// A global rate limit that spaces calls evenly: at most `per_second`.
+struct Spacing {
+    interval: Duration,
+    next_free: Mutex<Option<Instant>>,
+}
+
+impl Spacing {
+    async fn acquire(&self) {
+        let at = {
+            let mut next = self.next_free.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let at = next.map_or(now, |n| n.max(now));
+            *next = Some(at + self.interval);
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+impl<A: LeaseApi> LeaseManager<A> {
+    /// A manager renewing at most `renewals_per_second` leases per second.
+    pub fn new(api: Arc<A>, renewals_per_second: u32) -> Self {
+        let (events, _) = broadcast::channel(256);
+        Self {
+            api,
+            state: Arc::default(),
+            wake: Arc::default(),
+            events,
+            limiter: Arc::new(Spacing {
+                interval: Duration::from_secs(1) / renewals_per_second.max(1),
+                next_free: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, e: LeaseEvent) {
+        let _ = self.events.send(e);
+    }
+
+    /// Fetch a dynamic secret (e.g. `database/creds/app`) and keep it alive.
+    pub async fn fetch(&self, path: &str) -> Result<DynamicSecret, VaultError> {
+        let secret = self.api.fetch(path).await?;
+        self.track(secret.clone());
+        Ok(secret)
+    }
+
+    /// Keep `secret` alive from now on (replacing any lease of its path).
+    pub fn track(&self, secret: DynamicSecret) {
+        let now = Instant::now();
+        let plan = Plan::for_ttl(secret.lease_duration, &mut rand::rng());
+        let refetch = !secret.renewable;
+        let next = now + first_wait(&plan, secret.lease_duration, refetch);
+        self.emit(LeaseEvent::Tracked {
+            path: secret.path.clone(),
+            lease_id: secret.lease_id.clone(),
+            ttl: secret.lease_duration,
+        });
+        let path = secret.path.clone();
+        let tracked = Tracked {
+            increment: secret.lease_duration,
+            expires: now + secret.lease_duration,
+            next,
+            plan,
+            refetch,
+            failures: 0,
+            secret,
+        };
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = st.leases.insert(path.clone(), tracked) {
+            st.queue.remove(&(old.next, path.clone()));
+        }
+        st.queue.insert((next, path));
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// The live credential for `path`, if tracked.
+    pub fn current(&self, path: &str) -> Option<DynamicSecret> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).leases.get(path).map(|t| t.secret.clone())
+    }
+
+    /// Every tracked lease.
+    pub fn list(&self) -> Vec<LeaseStatus> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<LeaseStatus> = st
+            .leases
+            .values()
+            .map(|t| LeaseStatus {
+                path: t.secret.path.clone(),
+                lease_id: t.secret.lease_id.clone(),
+                renewable: t.secret.renewable && !t.refetch,
+                expires_at: t.expires,
+                next_action_at: t.next,
+                consecutive_failures: t.failures,
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+
+    /// Revoke a lease in Vault and stop tracking it.
+    pub async fn revoke(&self, lease_id: &str) -> Result<(), VaultError> {
+        self.api.revoke(lease_id).await?;
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let path = st.leases.iter().find(|(_, t)| t.secret.lease_id == lease_id).map(|(p, _)| p.clone());
+        if let Some(path) = path {
+            let t = st.leases.remove(&path).expect("found above");
+            st.queue.remove(&(t.next, path.clone()));
+            drop(st);
+            self.emit(LeaseEvent::Revoked { path, lease_id: lease_id.to_owned() });
+        }
+        Ok(())
+    }
+
+    /// Revoke every tracked lease (for shutdown, if configured).
+    pub async fn revoke_all(&self) {
+        let ids: Vec<String> = self.list().into_iter().map(|l| l.lease_id).collect();
+        for id in ids {
+            if let Err(e) = self.revoke(&id).await {
+                tracing::warn!(lease = %id, error = %e, "could not revoke lease at shutdown");
+            }
+        }
+    }
+
+    /// Renew and refetch until `shutdown` flips to true.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let next = self.state.lock().unwrap_or_else(|p| p.into_inner()).queue.first().map(|(at, _)| *at);
+            tokio::select! {
+                _ = async { match next { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {}
+                _ = self.wake.notified() => continue,
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+            let now = Instant::now();
+            let due: Vec<String> = {
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let due: Vec<(Instant, String)> = st.queue.iter().take_while(|(at, _)| *at <= now).cloned().collect();
+                due.into_iter().map(|k| st.queue.take(&k).expect("present").1).collect()
+            };
+            for path in due {
+                self.limiter.acquire().await;
+                self.act(&path).await;
+            }
+        }
+    }
+
+    /// Renew or refetch one due lease and schedule its next action.
+    async fn act(&self, path: &str) {
+        let (lease_id, increment, refetch, remaining) = {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(t) = st.leases.get(path) else { return };
+            let remaining = t.expires.saturating_duration_since(Instant::now());
+            (t.secret.lease_id.clone(), t.increment, t.refetch || t.plan.exhausted(remaining), remaining)
+        };
+        if refetch {
+            match self.api.fetch(path).await {
+                Ok(new) => {
+                    tracing::info!(path, old_lease = %lease_id, new_lease = %new.lease_id, "fetched fresh credentials before the old lease expires");
+                    self.emit(LeaseEvent::Refetched {
+                        path: path.to_owned(),
+                        old_lease_id: lease_id,
+                        new_lease_id: new.lease_id.clone(),
+                        ttl: new.lease_duration,
+                    });
+                    self.track(new);
+                }
+                Err(e) => self.failed(path, &lease_id, remaining, e),
+            }
+            return;
+        }
+        match self.api.renew(&lease_id, increment).await {
+            Ok(r) => {
+                let capped = r.lease_duration < increment;
+                let now = Instant::now();
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(t) = st.leases.get_mut(path) else { return };
+                t.failures = 0;
+                t.expires = now + r.lease_duration;
+                t.refetch = capped || !r.renewable;
+                t.next = now + first_wait(&t.plan, r.lease_duration, t.refetch);
+                let next = t.next;
+                st.queue.insert((next, path.to_owned()));
+                drop(st);
+                if capped {
+                    tracing::info!(path, lease = %lease_id, ttl = ?r.lease_duration, "lease renewal capped by max TTL; will fetch fresh credentials");
+                }
+                self.emit(LeaseEvent::Renewed { path: path.to_owned(), lease_id, ttl: r.lease_duration, capped });
+            }
+            Err(e) if e.status() == Some(400) => {
+                // "lease not found" / "lease is not renewable": fetch anew now.
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                if let Some(t) = st.leases.get_mut(path) {
+                    t.refetch = true;
+                    t.next = now;
+                    st.queue.insert((now, path.to_owned()));
+                }
+                tracing::warn!(path, lease = %lease_id, error = %e, "lease cannot be renewed; fetching fresh credentials");
+            }
+            Err(e) => self.failed(path, &lease_id, remaining, e),
+        }
+    }
+
+    fn failed(&self, path: &str, lease_id: &str, remaining: Duration, e: VaultError) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(t) = st.leases.get_mut(path) else { return };
+        t.failures += 1;
+        if t.failures >= MAX_FAILURES || remaining.is_zero() {
+            st.leases.remove(path);
+            drop(st);
+            let reason = format!("{MAX_FAILURES} failures in a row or expired; last: {e}");
+            tracing::error!(path, lease = %lease_id, %reason, "DROPPING LEASE: its credential will not be renewed");
+            self.emit(LeaseEvent::Dropped { path: path.to_owned(), lease_id: lease_id.to_owned(), reason });
+            return;
+        }
+        t.next = Instant::now() + Backoff::default().delay(t.failures, Some(remaining), &mut rand::rng());
+        let next = t.next;
+        let failures = t.failures;
+        st.queue.insert((next, path.to_owned()));
+        tracing::warn!(path, lease = %lease_id, failures, error = %e, "lease renewal failed; backing off");
+    }
+}
+
+/// When to act on a lease just obtained or renewed: renew at the plan's
+/// sleep, or (to refetch) at 85–90 % of the TTL.
+fn first_wait(plan: &Plan, ttl: Duration, refetch: bool) -> Duration {
+    if refetch { ttl.mul_f64(0.85 + 0.05 * rand::rng().random::<f64>()) } else { plan.sleep(ttl) }
+}

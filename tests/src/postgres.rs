@@ -1,0 +1,133 @@
+//! A throwaway PostgreSQL cluster for tests: `initdb` in a temp dir, started
+//! with `pg_ctl` on a free loopback port, stopped and deleted on drop.
+//!
+//! PostgreSQL refuses to run as root, so as root the cluster belongs to the
+//! unprivileged `nobody` user (commands run through `runuser`). Host
+//! connections need a password (scram-sha-256), so tests can prove an old
+//! password is refused; the superuser is `postgres` with [`SUPERUSER_PASSWORD`].
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The superuser's password in every test cluster.
+pub const SUPERUSER_PASSWORD: &str = "postgres-test-superuser";
+
+/// A running cluster.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+fn bin_dir() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().map(|e| e.path().join("bin")).filter(|p| p.join("initdb").exists()).collect())
+        .unwrap_or_default();
+    found.sort();
+    found.pop().or_else(|| which("initdb").and_then(|p| p.parent().map(Path::to_path_buf))).expect(
+        "PostgreSQL server binaries not found (initdb); ./scripts/test.sh installs them (apt-get install postgresql)",
+    )
+}
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(cmd)).find(|p| p.exists())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Postgres {
+    /// Create and start a cluster. Panics with the server's log on failure.
+    pub fn start() -> Self {
+        let bin = bin_dir();
+        let dir = tempfile::Builder::new().prefix("rotator-pg-").tempdir().unwrap();
+        let root = is_root();
+        if root {
+            run("chown", &["nobody", dir.path().to_str().unwrap()], false);
+        }
+        let data = dir.path().join("data");
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, SUPERUSER_PASSWORD).unwrap();
+        if root {
+            run("chown", &["nobody", pwfile.to_str().unwrap()], false);
+        }
+        let initdb = bin.join("initdb");
+        run(
+            initdb.to_str().unwrap(),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--pwfile",
+                pwfile.to_str().unwrap(),
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-sync",
+            ],
+            root,
+        );
+        let port = free_port();
+        let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.path().display());
+        let log = dir.path().join("log");
+        let pg_ctl = bin.join("pg_ctl");
+        let started = cmd(
+            pg_ctl.to_str().unwrap(),
+            &["-D", data.to_str().unwrap(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "-t", "60", "start"],
+            root,
+        )
+        .status()
+        .unwrap();
+        if !started.success() {
+            panic!("pg_ctl start failed:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        Self { dir, bin, port }
+    }
+
+    /// A connection URL for `user`/`password` to database `postgres`.
+    pub fn url(&self, user: &str, password: &str) -> String {
+        format!("postgres://{user}:{password}@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The superuser's URL.
+    pub fn superuser_url(&self) -> String {
+        self.url("postgres", SUPERUSER_PASSWORD)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let data = self.dir.path().join("data");
+        let _ = cmd(pg_ctl.to_str().unwrap(), &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"], is_root())
+            .output();
+    }
+}
+
+fn cmd(program: &str, args: &[&str], as_nobody: bool) -> Command {
+    if as_nobody {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--", program]).args(args);
+        c
+    } else {
+        let mut c = Command::new(program);
+        c.args(args);
+        c
+    }
+}
+
+fn run(program: &str, args: &[&str], as_nobody: bool) {
+    let out = cmd(program, args, as_nobody).output().unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
