@@ -73,20 +73,7 @@ impl VaultClient {
             Err(e) if e.status() == Some(404) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let protocol = |message: &str| VaultError::Protocol { path: api.clone(), message: message.into() };
-        let (fields, number) = match version {
-            KvVersion::V1 => (&body["data"], None),
-            KvVersion::V2 => {
-                let data = &body["data"];
-                if data["data"].is_null() {
-                    return Ok(None);
-                }
-                let n = data["metadata"]["version"].as_u64().ok_or_else(|| protocol("no data.metadata.version"))?;
-                (&data["data"], Some(n))
-            }
-        };
-        let fields = fields.as_object().ok_or_else(|| protocol("secret data is not an object"))?;
-        Ok(Some(KvSecret { data: SecretJson::from_map(fields), version: number }))
+        parse_read(version, &body).map_err(|message| VaultError::Protocol { path: api, message })
     }
 
     /// Write a new version. With `cas = Some(n)` (KV v2 only) the write only
@@ -125,7 +112,7 @@ impl VaultClient {
         };
         resp.body
             .as_ref()
-            .and_then(|b| b["data"]["version"].as_u64())
+            .and_then(parse_write)
             .ok_or_else(|| VaultError::Protocol { path: api, message: "no data.version in answer".into() })
     }
 
@@ -173,6 +160,29 @@ impl VaultClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Parse a KV read answer. `None` for a KV v2 version that is deleted or
+/// destroyed (`data.data` is null).
+pub fn parse_read(version: KvVersion, body: &Value) -> Result<Option<KvSecret>, String> {
+    let (fields, number) = match version {
+        KvVersion::V1 => (&body["data"], None),
+        KvVersion::V2 => {
+            let data = &body["data"];
+            if data["data"].is_null() {
+                return Ok(None);
+            }
+            let n = data["metadata"]["version"].as_u64().ok_or("no data.metadata.version")?;
+            (&data["data"], Some(n))
+        }
+    };
+    let fields = fields.as_object().ok_or("secret data is not an object")?;
+    Ok(Some(KvSecret { data: SecretJson::from_map(fields), version: number }))
+}
+
+/// The new version from a KV v2 write answer.
+pub fn parse_write(body: &Value) -> Option<u64> {
+    body["data"]["version"].as_u64()
 }
 
 /// The API path of a KV v2 secret's data: `<mount>/data/<path>`.

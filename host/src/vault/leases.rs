@@ -64,33 +64,39 @@ pub trait LeaseApi: Send + Sync + 'static {
 impl LeaseApi for VaultClient {
     async fn fetch(&self, path: &str) -> Result<DynamicSecret, VaultError> {
         let resp = self.request("GET", path, None).await?;
-        let body = resp.body.unwrap_or(Value::Null);
-        let data = body["data"].as_object().ok_or_else(|| VaultError::Protocol {
-            path: path.to_owned(),
-            message: "dynamic secret answer has no data".into(),
-        })?;
-        Ok(DynamicSecret {
-            path: path.to_owned(),
-            lease_id: body["lease_id"].as_str().unwrap_or_default().to_owned(),
-            lease_duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
-            renewable: body["renewable"].as_bool().unwrap_or(false),
-            data: SecretJson::from_map(data),
-        })
+        parse_dynamic(path, &resp.body.unwrap_or(Value::Null))
+            .map_err(|message| VaultError::Protocol { path: path.to_owned(), message })
     }
 
     async fn renew(&self, lease_id: &str, increment: Duration) -> Result<Renewed, VaultError> {
         let body = json!({ "lease_id": lease_id, "increment": increment.as_secs() }).to_string();
         let resp = self.request("PUT", "sys/leases/renew", Some(body)).await?;
-        let b = resp.body.unwrap_or(Value::Null);
-        Ok(Renewed {
-            lease_duration: Duration::from_secs(b["lease_duration"].as_u64().unwrap_or(0)),
-            renewable: b["renewable"].as_bool().unwrap_or(false),
-        })
+        Ok(parse_renewed(&resp.body.unwrap_or(Value::Null)))
     }
 
     async fn revoke(&self, lease_id: &str) -> Result<(), VaultError> {
         let body = json!({ "lease_id": lease_id }).to_string();
         self.request("PUT", "sys/leases/revoke", Some(body)).await.map(|_| ())
+    }
+}
+
+/// Parse a dynamic secret answer (`GET database/creds/<role>` and alike).
+pub fn parse_dynamic(path: &str, body: &Value) -> Result<DynamicSecret, String> {
+    let data = body["data"].as_object().ok_or("dynamic secret answer has no data")?;
+    Ok(DynamicSecret {
+        path: path.to_owned(),
+        lease_id: body["lease_id"].as_str().unwrap_or_default().to_owned(),
+        lease_duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
+        renewable: body["renewable"].as_bool().unwrap_or(false),
+        data: SecretJson::from_map(data),
+    })
+}
+
+/// Parse a `sys/leases/renew` answer.
+pub fn parse_renewed(body: &Value) -> Renewed {
+    Renewed {
+        lease_duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
+        renewable: body["renewable"].as_bool().unwrap_or(false),
     }
 }
 

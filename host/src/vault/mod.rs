@@ -5,7 +5,7 @@
 //! helpers on top of it live in [`kv`]. Vault's `{"errors": [...]}` answers
 //! become [`VaultError::Status`] with the status code and messages.
 
-mod auth;
+pub mod auth;
 mod error;
 pub mod kv;
 pub mod leases;

@@ -1,0 +1,149 @@
+//! rotator's own Vault identity in real time against the dev server: an
+//! AppRole login with short TTLs renewed and replaced by the token watcher,
+//! a least-privilege policy that is enough for a rotation, and a token whose
+//! policy lacks `renew-self` that does not flood Vault.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rotator::daemon::Identity;
+use rotator::devserver::DevServer;
+use rotator::setup;
+use rotator::vault::lifetime::{ClientTokenApi, TokenStatus, watch_token};
+use rotator::vault::{AuthMethod, VaultClient, VaultOptions};
+use rotator_tests::{ROOT, dev_server};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// The policy a kv-random daemon needs, and nothing more.
+const ROTATOR_POLICY: &str = r#"
+path "secret/data/app/*" { capabilities = ["create", "read", "update"] }
+path "auth/token/renew-self" { capabilities = ["update"] }
+path "auth/token/lookup-self" { capabilities = ["read"] }
+"#;
+
+async fn root(server: &DevServer) -> VaultClient {
+    VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap()
+}
+
+async fn call(c: &VaultClient, method: &str, path: &str, body: Value) -> Value {
+    c.request(method, path, Some(body.to_string()))
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+        .body
+        .unwrap_or(Value::Null)
+}
+
+/// Run the token watcher for `secs` of real time.
+async fn watch_for(client: &VaultClient, identity: &Identity, secs: f64) -> TokenStatus {
+    let status = Arc::new(RwLock::new(TokenStatus::default()));
+    let (tx, rx) = watch::channel(false);
+    let api =
+        ClientTokenApi { client: client.clone(), method: identity.method.clone(), base_dir: identity.base_dir.clone() };
+    let lease = identity.lease.clone();
+    let task = tokio::spawn(watch_token(Arc::new(api), lease, status.clone(), rx));
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    tx.send(true).unwrap();
+    task.await.unwrap();
+    status.read().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approle_tokens_are_renewed_then_replaced_and_least_privilege_suffices() {
+    let server = dev_server().await;
+    let admin = root(&server).await;
+    call(&admin, "POST", "sys/auth/approle", json!({"type": "approle"})).await;
+    call(&admin, "PUT", "sys/policies/acl/rotator", json!({"policy": ROTATOR_POLICY})).await;
+    call(
+        &admin,
+        "POST",
+        "auth/approle/role/rotator",
+        json!({"token_policies": ["rotator"], "token_ttl": "3s", "token_max_ttl": "6s"}),
+    )
+    .await;
+    let role_id = call(&admin, "GET", "auth/approle/role/rotator/role-id", Value::Null).await["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = call(&admin, "POST", "auth/approle/role/rotator/secret-id", json!({})).await["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("role-id"), &role_id).unwrap();
+    std::fs::write(dir.path().join("secret-id"), &secret_id).unwrap();
+    let toml = format!(
+        r#"
+[vault]
+address = "{}"
+auth = {{ method = "approle", role_id = {{ file = "role-id" }}, secret_id = {{ file = "secret-id" }} }}
+
+[[jobs]]
+id = "app"
+plugin = "kv-random"
+secret = {{ path = "app/db" }}
+interval = "1h"
+settings = {{ field = "password" }}
+"#,
+        server.url()
+    );
+    let cfg = rotator::config::parse("identity.toml", &toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let client = setup::vault_client(&cfg, Default::default()).unwrap();
+    let identity = setup::identity(&cfg, &client).await.unwrap();
+    assert_eq!(identity.lease.ttl, Duration::from_secs(3));
+    assert!(identity.lease.renewable);
+    assert_eq!(identity.lease.policies, vec!["default", "rotator"]);
+
+    // 6 s max TTL: the watcher must renew, then log in again before expiry.
+    let status = watch_for(&client, &identity, 8.0).await;
+    assert!(status.renewals >= 1, "{status:?}");
+    assert!(status.logins >= 1, "{status:?}");
+    let now = client.lookup_self().await.expect("the token in use is alive");
+    assert!(now.ttl > Duration::ZERO);
+
+    // The least-privilege token rotates its secret, and nothing else.
+    let runtime = setup::runtime(&cfg).unwrap();
+    let jobs = setup::load_jobs(&cfg, &runtime).unwrap();
+    let report = jobs[0].rotate(&client, 1).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.new_version, Some(1));
+    let other = rotator::secret::SecretJson::new(r#"{"x":"y"}"#.into());
+    let denied = client.kv_write("secret", "other/thing", &other, None).await.unwrap_err();
+    assert_eq!(denied.status(), Some(403), "{denied}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_whose_policy_lacks_renew_self_does_not_flood_vault() {
+    let server = dev_server().await;
+    let admin = root(&server).await;
+    call(
+        &admin,
+        "PUT",
+        "sys/policies/acl/no-renew",
+        json!({"policy": r#"path "secret/data/*" { capabilities = ["read"] }"#}),
+    )
+    .await;
+    let created = call(
+        &admin,
+        "POST",
+        "auth/token/create",
+        json!({"policies": ["no-renew"], "no_default_policy": true, "ttl": "4s"}),
+    )
+    .await;
+    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    let client = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(token))).unwrap();
+    let lease = rotator::vault::TokenLease {
+        ttl: Duration::from_secs(4),
+        renewable: true,
+        policies: vec![],
+        accessor: String::new(),
+    };
+    let identity = Identity { method: AuthMethod::Token, lease, base_dir: ".".into() };
+
+    let status = watch_for(&client, &identity, 5.0).await;
+    let renewals = server.stats().requests("auth/token/renew-self");
+    // One denied try, then one every five minutes at most.
+    assert_eq!(renewals, 1, "{renewals} renew-self requests in 5 s");
+    assert!(status.renew_denied);
+}
