@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use rotator::config::{self, Config};
 use rotator::daemon::{Daemon, LeaseOptions};
-use rotator::devserver::{DevServer, DevServerOptions};
+use rotator::devserver::{DevServer, DevServerOptions, FaultPlan};
 use rotator::plugin::{Runtime, RuntimeOptions};
 use rotator::setup::{self, VaultOverride};
 use secrecy::SecretString;
@@ -34,6 +34,36 @@ pub struct DevArgs {
     /// Run only the dev server, no daemon.
     #[arg(long)]
     server_only: bool,
+    /// Fault injection: share (0 to 1) of requests the dev server disturbs.
+    #[arg(long, default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Statuses a disturbed request is answered with (e.g. 500,503,429).
+    #[arg(long, value_delimiter = ',', default_value = "500,503,429")]
+    fault_statuses: Vec<u16>,
+    /// Delay added before answering a disturbed request (e.g. 200ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    fault_delay: Option<std::time::Duration>,
+    /// Only disturb paths starting with this (e.g. secret/).
+    #[arg(long)]
+    fault_path: Option<String>,
+}
+
+impl DevArgs {
+    fn faults(&self) -> anyhow::Result<Option<FaultPlan>> {
+        if self.fault_rate <= 0.0 {
+            return Ok(None);
+        }
+        if self.fault_rate > 1.0 {
+            bail!("--fault-rate must be between 0 and 1");
+        }
+        Ok(Some(FaultPlan {
+            rate: self.fault_rate,
+            statuses: self.fault_statuses.clone(),
+            delay: self.fault_delay,
+            path_prefix: self.fault_path.clone(),
+            ..FaultPlan::default()
+        }))
+    }
 }
 
 fn tokio() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -63,7 +93,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         let server = DevServer::start(DevServerOptions {
             addr: args.vault_addr,
             root_token: args.root_token.clone(),
-            ..Default::default()
+            faults: args.faults()?,
         })
         .await
         .with_context(|| format!("starting the dev server on {}", args.vault_addr))?;
