@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod devserver;
 pub mod plugin;
 pub mod rotation;
+pub mod schedule;
 pub mod secret;
 pub mod setup;
 pub mod vault;
