@@ -5,6 +5,8 @@
 //! unprivileged `nobody` user (commands run through `runuser`). Host
 //! connections need a password (scram-sha-256), so tests can prove an old
 //! password is refused; the superuser is `postgres` with [`SUPERUSER_PASSWORD`].
+//! Clusters started in parallel may race for a port; starting retries on a
+//! new one when the port was taken.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -73,20 +75,31 @@ impl Postgres {
             ],
             root,
         );
-        let port = free_port();
-        let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.path().display());
         let log = dir.path().join("log");
         let pg_ctl = bin.join("pg_ctl");
-        let started = cmd(
-            pg_ctl.to_str().unwrap(),
-            &["-D", data.to_str().unwrap(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "-t", "60", "start"],
-            root,
-        )
-        .status()
-        .unwrap();
-        if !started.success() {
-            panic!("pg_ctl start failed:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-        }
+        // A free port can be taken between probing and binding (tests start
+        // clusters in parallel): try a few.
+        let mut attempt = 0;
+        let port = loop {
+            attempt += 1;
+            let port = free_port();
+            let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.path().display());
+            let started = cmd(
+                pg_ctl.to_str().unwrap(),
+                &["-D", data.to_str().unwrap(), "-o", &opts, "-l", log.to_str().unwrap(), "-w", "-t", "60", "start"],
+                root,
+            )
+            .output()
+            .unwrap_or_else(|e| panic!("running pg_ctl: {e}"));
+            if started.status.success() {
+                break port;
+            }
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let port_taken = text.contains("could not bind") || text.contains("already in use");
+            if !port_taken || attempt == 3 {
+                panic!("pg_ctl start failed:\n{text}");
+            }
+        };
         Self { dir, bin, port }
     }
 

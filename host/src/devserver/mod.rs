@@ -21,9 +21,11 @@
 //!   engine by the longest mount prefix.
 //! - `mounts` is the mount table: path prefix to `mounts::Engine`. New
 //!   engines (database, ...) are new variants there.
-//! - `sys`, `token`, `auth` (AppRole, JWT, Kubernetes), `kv1` and `kv2`
-//!   are the engines; `leases` is the lease table dynamic secrets use, and
-//!   `expiry` the task that revokes what has run out.
+//! - `sys`, `token`, `auth` (AppRole, JWT, Kubernetes), `kv1`, `kv2` and
+//!   `database` (PostgreSQL credentials) are the engines; `leases` is the
+//!   lease table dynamic secrets use, and `expiry` the task that revokes
+//!   what has run out (next to it runs the database engine's static-role
+//!   rotation task).
 //! - `response` is the only place that knows the wire shapes.
 //!
 //! All state sits behind one `std::sync::Mutex`. Handlers run under it and
@@ -33,6 +35,7 @@
 
 mod access;
 mod auth;
+mod database;
 mod expiry;
 mod faults;
 mod http;
@@ -121,7 +124,7 @@ impl DevServer {
         let addr = listener.local_addr()?;
         let root_token = if options.root_token.is_empty() { random_token() } else { options.root_token };
         let shared = Arc::new(Shared::new(&root_token, options.faults));
-        let expiry = tokio::spawn(expiry::run(Arc::clone(&shared)));
+        let expiry = tokio::spawn(background(Arc::clone(&shared)));
         let app = http::router(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -221,6 +224,12 @@ impl Drop for DevServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// The server's background work, aborted as one task when it stops: the
+/// expiry task and the database engine's static-role rotations.
+async fn background(shared: Arc<Shared>) {
+    tokio::join!(expiry::run(Arc::clone(&shared)), database::run_rotations(shared));
 }
 
 /// A random root token in Vault's service-token style.

@@ -5,6 +5,7 @@
 //! path to [`MountEntry`], and each entry owns its engine's data in
 //! [`Engine`]. Adding an engine (database, AppRole, transit) means adding a
 //! variant and its handler; routing, listing and sys/mounts need no change.
+//! The database engine ([`super::database`]) is one such variant.
 //! Secret engines and auth methods share the table, told apart by [`Table`],
 //! because Vault lists them separately (sys/mounts, sys/auth) but routes them
 //! the same way.
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::auth::{approle::AppRole, jwt::JwtAuth, kubernetes::KubeAuth};
+use super::database::Database;
 use super::kv1::KvV1;
 use super::kv2::KvV2;
 use super::random_hex8;
@@ -26,8 +28,8 @@ pub(crate) const SYSTEM_DEFAULT_LEASE_TTL: u64 = 2_764_800;
 /// Paths no one may mount at or below (Vault's `protectedMounts`).
 const PROTECTED: [&str; 5] = ["audit/", "auth/", "sys/", "cubbyhole/", "identity/"];
 
-/// Vault's builtin secret engine types. Any of them can be mounted; only kv
-/// is implemented, the rest answer "unsupported path".
+/// Vault's builtin secret engine types. Any of them can be mounted; kv and
+/// database are implemented, the rest answer "unsupported path".
 const BUILTIN_TYPES: [&str; 17] = [
     "aws",
     "azure",
@@ -72,6 +74,9 @@ pub(crate) enum Engine {
     AppRole(Box<AppRole>),
     Jwt(Box<JwtAuth>),
     Kubernetes(Box<KubeAuth>),
+    /// The database secrets engine (PostgreSQL), answered by
+    /// [`super::database`].
+    Database(Box<Database>),
     /// Mounted and listed, but the dev server has no implementation.
     Unimplemented,
 }
@@ -186,6 +191,7 @@ impl MountEntry {
             Engine::AppRole(_) => "approle",
             Engine::Jwt(_) => "jwt",
             Engine::Kubernetes(_) => "kubernetes",
+            Engine::Database(_) => "database",
             Engine::Unimplemented => "",
         }
     }
@@ -286,7 +292,7 @@ pub(crate) fn engine_for(
             if options.as_ref().is_some_and(|o| o.get("version").is_some_and(|v| !v.is_empty())) {
                 return Err(Reply::bad_request(format!("secrets engine {other:?} does not allow setting a version")));
             }
-            Engine::Unimplemented
+            if other == "database" { Engine::Database(Box::default()) } else { Engine::Unimplemented }
         }
         other => {
             return Err(Reply::bad_request(format!("plugin not found in the catalog: {other}")));

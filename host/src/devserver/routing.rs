@@ -3,13 +3,14 @@
 //! `sys/` and `auth/token/` are always there and answered by their own
 //! modules; everything else goes to the engine mounted at the longest
 //! matching prefix (secret engines and auth methods alike). A path under no
-//! mount is a 404 "no handler for route".
+//! mount is a 404 "no handler for route". The database engine answers a
+//! [`Handled`] of its own: its SQL runs after the state lock is released.
 
 use std::sync::Arc;
 
 use super::mounts::Engine;
 use super::response::Reply;
-use super::{Handled, Request, Shared, State, auth, leases, policy, sys, token};
+use super::{Handled, Request, Shared, State, auth, database, leases, policy, sys, token};
 
 /// Send `req` to its handler; answers the reply and the `mount_type` the
 /// envelope reports.
@@ -35,6 +36,10 @@ pub(crate) fn route(shared: &Arc<Shared>, state: &mut State, req: &Request) -> (
     };
     let default_lease = entry.effective_default_lease_ttl();
     let mount_type = entry.mount_type();
+    if matches!(entry.engine, Engine::Database(_)) {
+        // Async engine: it may answer later, after SQL run without the lock.
+        return (database::handle(shared, state, &mount, rest, req), mount_type);
+    }
     let reply = match &mut entry.engine {
         Engine::KvV2(kv) => kv.handle(rest, req),
         Engine::KvV1(kv) => kv.handle(rest, req, Some(default_lease)),
@@ -42,7 +47,7 @@ pub(crate) fn route(shared: &Arc<Shared>, state: &mut State, req: &Request) -> (
             per_token.entry(req.token_accessor.clone()).or_default().handle(rest, req, None)
         }
         Engine::AppRole(_) | Engine::Jwt(_) | Engine::Kubernetes(_) => auth::handle(state, &mount, rest, req),
-        Engine::System | Engine::Token => Reply::unsupported_path(),
+        Engine::System | Engine::Token | Engine::Database(_) => Reply::unsupported_path(),
         Engine::Identity | Engine::Unimplemented => {
             tracing::warn!(mount = %mount, kind = entry.type_name.as_str(), "the dev server does not implement this engine");
             Reply::unsupported_path()
