@@ -17,9 +17,12 @@ use rotator::plugin::{CurrentSecret, Grants, RunConfig, RunLimits, Runtime, Runt
 use rotator::secret::SecretJson;
 use serde_json::{Map, Value, json};
 
+// The plugin's own settings and policy code, compiled natively.
 #[path = "../../plugins/kv-random/src/policy.rs"]
 #[allow(dead_code)]
 mod policy;
+#[path = "../../plugins/kv-random/src/settings.rs"]
+mod settings;
 
 fn settings() -> Value {
     json!({
@@ -38,25 +41,8 @@ const CURRENT: &str = r#"{"username":"app","password":"old-password-value-012345
 
 /// The native twin of kv-random's create + test.
 fn native_rotation(settings_json: &str, current: &str) -> String {
-    #[derive(serde::Deserialize)]
-    struct Settings {
-        field: String,
-        #[serde(default = "policy::default_length")]
-        length: usize,
-        #[serde(default)]
-        alphabet: Option<String>,
-        #[serde(default)]
-        rules: Vec<policy::Rule>,
-        #[serde(default)]
-        preserve_fields: Map<String, Value>,
-    }
-    let load = || {
-        let s: Settings = serde_json::from_str(settings_json).unwrap();
-        let p = policy::Policy { length: s.length, alphabet: s.alphabet, rules: s.rules };
-        p.validate().unwrap();
-        (s.field, p, s.preserve_fields)
-    };
-    let (field, policy, preserve) = load();
+    let load = || serde_json::from_str::<settings::Settings>(settings_json).unwrap().check().unwrap();
+    let settings::Job { field, policy, preserve_fields: preserve } = load();
     let mut data: Map<String, Value> = serde_json::from_str(current).unwrap();
     for (k, v) in &preserve {
         data.insert(k.clone(), v.clone());
@@ -64,7 +50,7 @@ fn native_rotation(settings_json: &str, current: &str) -> String {
     data.insert(field, Value::String(policy.generate().unwrap()));
     let pending = Value::Object(data).to_string();
     // test
-    let (field, policy, _) = load();
+    let settings::Job { field, policy, .. } = load();
     let parsed: Map<String, Value> = serde_json::from_str(&pending).unwrap();
     policy.check(parsed[&field].as_str().unwrap()).unwrap();
     pending

@@ -60,7 +60,11 @@ async fn retries_stop_at_the_limit_and_client_errors_are_not_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_vault_times_out_and_the_retry_succeeds() {
     let server = dev_server().await;
-    let c = client(&server, RetryPolicy { attempts: 2, base: Duration::from_millis(10), max: Duration::from_millis(10) }, Duration::from_millis(300));
+    let c = client(
+        &server,
+        RetryPolicy { attempts: 2, base: Duration::from_millis(10), max: Duration::from_millis(10) },
+        Duration::from_millis(300),
+    );
     server.set_faults(Some(FaultPlan { delay: Some(Duration::from_secs(2)), ..faults(&[], 1) }));
     let started = Instant::now();
     assert!(c.kv_read("secret", "r/slow").await.unwrap().is_none());

@@ -8,5 +8,5 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
+pub use self::rotator::plugin::types;
 pub use exports::rotator::plugin::rotator::Guest;
-pub use rotator::plugin::types;

@@ -131,7 +131,11 @@ impl Cron {
         let limit = after + Duration::days(366 * 5);
         while t <= limit {
             if self.months & (1 << u8::from(t.month())) == 0 {
-                let (y, m) = if t.month() == Month::December { (t.year() + 1, Month::January) } else { (t.year(), t.month().next()) };
+                let (y, m) = if t.month() == Month::December {
+                    (t.year() + 1, Month::January)
+                } else {
+                    (t.year(), t.month().next())
+                };
                 t = Date::from_calendar_date(y, m, 1).ok()?.with_time(Time::MIDNIGHT).assume_utc();
                 continue;
             }

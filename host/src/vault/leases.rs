@@ -418,7 +418,14 @@ impl<A: LeaseApi> LeaseManager<A> {
 }
 
 /// When to act on a lease just obtained or renewed: renew at the plan's
-/// sleep, or (to refetch) at 85–90 % of the TTL.
+/// sleep, or (to refetch) at 85–90 % of the TTL, and at least a second
+/// before expiry: Vault reports TTLs in whole seconds, so the real expiry
+/// can be up to a second earlier than `ttl` says.
 fn first_wait(plan: &Plan, ttl: Duration, refetch: bool) -> Duration {
-    if refetch { ttl.mul_f64(0.85 + 0.05 * rand::rng().random::<f64>()) } else { plan.sleep(ttl) }
+    if refetch {
+        let margin = ttl.saturating_sub(Duration::from_secs(1));
+        ttl.mul_f64(0.85 + 0.05 * rand::rng().random::<f64>()).min(margin)
+    } else {
+        plan.sleep(ttl)
+    }
 }

@@ -8,52 +8,20 @@
 //! number of characters from given charsets.
 
 mod policy;
+mod settings;
 
-use policy::Policy;
 use rotator_plugin_sdk::{
     Action, Context, Guest, Json, PluginInfo, RotateError, Secret, Step, fields, settings, to_json,
 };
-use serde::Deserialize;
 use serde_json::{Map, Value};
+use settings::{Job, Settings};
 
 const SCHEMA: &str = include_str!("settings.schema.json");
 
-/// The job's `settings` table. (Spelled out rather than flattening
-/// [`Policy`] in: serde's `flatten` buffers the whole table and ignores
-/// `deny_unknown_fields`.)
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {
-    field: String,
-    #[serde(default = "policy::default_length")]
-    length: usize,
-    #[serde(default)]
-    alphabet: Option<String>,
-    #[serde(default)]
-    rules: Vec<policy::Rule>,
-    #[serde(default)]
-    preserve_fields: Map<String, Value>,
-}
-
-/// The settings, checked, with the policy split out.
-struct Job {
-    field: String,
-    policy: Policy,
-    preserve_fields: Map<String, Value>,
-}
-
 impl Job {
     fn load(ctx: &Context) -> Result<Self, RotateError> {
-        let s: Settings = settings(ctx)?;
-        let policy = Policy { length: s.length, alphabet: s.alphabet, rules: s.rules };
-        policy.validate().map_err(RotateError::InvalidConfig)?;
-        if s.preserve_fields.contains_key(&s.field) {
-            return Err(RotateError::InvalidConfig(format!(
-                "preserve_fields must not contain the rotated field `{}`",
-                s.field
-            )));
-        }
-        Ok(Job { field: s.field, policy, preserve_fields: s.preserve_fields })
+        let raw: Settings = settings(ctx)?;
+        raw.check().map_err(RotateError::InvalidConfig)
     }
 }
 

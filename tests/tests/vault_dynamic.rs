@@ -1,0 +1,93 @@
+//! The lease manager in real time against the dev server's database engine
+//! and a real PostgreSQL: a dynamic credential with a 3 s TTL and a 6 s max
+//! TTL is renewed, its capped renewal is noticed, fresh credentials are
+//! fetched before the old ones expire, and both credentials work until the
+//! old lease runs out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rotator::vault::leases::{LeaseEvent, LeaseManager};
+use rotator::vault::{VaultClient, VaultOptions};
+use rotator_tests::postgres::Postgres;
+use rotator_tests::{ROOT, dev_server};
+use secrecy::SecretString;
+use serde_json::json;
+use tokio::sync::watch;
+
+async fn logs_in(pg: &Postgres, user: &str, password: &str) -> bool {
+    match tokio_postgres::connect(&pg.url(user, password), tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(conn);
+            client.query_one("SELECT 1", &[]).await.is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamic_credentials_are_renewed_then_refetched_before_the_max_ttl() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let server = dev_server().await;
+    let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
+    let setup = [
+        ("sys/mounts/db", json!({"type": "database"})),
+        (
+            "db/config/pg",
+            json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres", pg.port),
+                "username": "postgres",
+                "password": rotator_tests::postgres::SUPERUSER_PASSWORD,
+                "allowed_roles": "*",
+            }),
+        ),
+        (
+            "db/roles/app",
+            json!({
+                "db_name": "pg",
+                "creation_statements": r#"CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"#,
+                "default_ttl": "3s",
+                "max_ttl": "6s",
+            }),
+        ),
+    ];
+    for (path, body) in setup {
+        vault.request("POST", path, Some(body.to_string())).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+
+    let manager = LeaseManager::new(Arc::new(vault.clone()), 20);
+    let mut events = manager.subscribe();
+    let first = manager.fetch("db/creds/app").await.unwrap();
+    let field = |s: &rotator::vault::leases::DynamicSecret, k: &str| s.data.fields()[k].as_str().unwrap().to_owned();
+    let (user1, pw1) = (field(&first, "username"), field(&first, "password"));
+    assert!(logs_in(&pg, &user1, &pw1).await);
+
+    let (stop, rx) = watch::channel(false);
+    let task = {
+        let m = manager.clone();
+        tokio::spawn(async move { m.run(rx).await })
+    };
+    tokio::time::sleep(Duration::from_millis(5900)).await;
+    let current = manager.current("db/creds/app").unwrap();
+    assert_ne!(current.lease_id, first.lease_id, "no fresh credentials before the max TTL");
+    let (user2, pw2) = (field(&current, "username"), field(&current, "password"));
+    assert!(logs_in(&pg, &user2, &pw2).await, "the fresh credential works");
+
+    // The old lease runs out at its 6 s max TTL; the engine drops its role.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!logs_in(&pg, &user1, &pw1).await, "the old credential outlived its lease");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    assert!(seen.iter().any(|e| matches!(e, LeaseEvent::Renewed { capped: false, .. })), "{seen:?}");
+    assert!(seen.iter().any(|e| matches!(e, LeaseEvent::Renewed { capped: true, .. })), "{seen:?}");
+    assert!(
+        seen.iter().any(|e| matches!(e, LeaseEvent::Refetched { old_lease_id, .. } if *old_lease_id == first.lease_id)),
+        "{seen:?}"
+    );
+}
