@@ -33,7 +33,7 @@ pub(crate) fn authorize(
     path: &str,
     now: OffsetDateTime,
 ) -> Result<Grant, Reply> {
-    let policies = state.tokens.get(token, now).ok_or_else(Reply::permission_denied)?.policies.clone();
+    let policies = state.tokens.get(token, now).ok_or_else(Reply::permission_denied)?.settings.policies.clone();
     let caps = state.policies.capabilities(&policies, path);
     let needed = policy::required(op, exists(state, op, path));
     // Any valid token may ask which mount serves a path: the vault CLI's

@@ -35,8 +35,18 @@ pub(crate) struct Jwt {
 pub(crate) const SUPPORTED_ALGS: [&str; 10] =
     ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
 
+/// Every public key in a config's list of PEM texts; the error is worded
+/// for the config write's answer.
+pub(crate) fn parse_pem_list(pems: &[String]) -> Result<Vec<PublicKey>, String> {
+    let mut keys = Vec::new();
+    for pem in pems {
+        keys.extend(parse_pem_keys(pem).map_err(|e| format!("error parsing public key: {e}"))?);
+    }
+    Ok(keys)
+}
+
 /// Every public key in a PEM text (several blocks may follow each other).
-pub(crate) fn parse_pem_keys(text: &str) -> Result<Vec<PublicKey>, String> {
+fn parse_pem_keys(text: &str) -> Result<Vec<PublicKey>, String> {
     let mut keys = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {

@@ -16,12 +16,12 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
+use super::super::Request;
 use super::super::response::Reply;
 use super::super::token::string_list;
 use super::super::util::{parse_duration, weak_i64, weak_string};
-use super::super::{Operation, Request};
 use super::jws::{self, PublicKey};
-use super::{AuthOutcome, LoginGrant, TokenParams, glob_match, str_field, valid_name};
+use super::{AuthOutcome, ConfigAndRoles, LoginGrant, MethodConfig, MethodRole, TokenParams, glob_match, str_field};
 
 /// Vault's default leeways, in seconds.
 const DEFAULT_CLOCK_SKEW: i64 = 60;
@@ -29,13 +29,10 @@ const DEFAULT_EXPIRATION_LEEWAY: i64 = 150;
 const DEFAULT_NOT_BEFORE_LEEWAY: i64 = 150;
 
 /// One JWT mount: config and roles.
-#[derive(Default)]
-pub(crate) struct JwtAuth {
-    config: Option<Config>,
-    roles: BTreeMap<String, Role>,
-}
+pub(crate) type JwtAuth = ConfigAndRoles<Config>;
 
-struct Config {
+/// The mount's `config`: the keys that sign its tokens, and their issuer.
+pub(crate) struct Config {
     pubkeys: Vec<String>,
     keys: Vec<PublicKey>,
     bound_issuer: String,
@@ -43,8 +40,9 @@ struct Config {
     default_role: String,
 }
 
+/// A role: the claims it binds and the token it grants.
 #[derive(Clone)]
-struct Role {
+pub(crate) struct Role {
     role_type: String,
     bound_audiences: Vec<String>,
     user_claim: String,
@@ -74,8 +72,24 @@ impl Leeways {
     }
 }
 
+/// The checks every JWT-based login starts with: decode `token`, verify its
+/// signature with `keys` (allowing only `algs`; empty: every supported
+/// one), then its `exp`/`nbf`/`iat` claims. Answers the verified claims.
+pub(crate) fn verified_claims(
+    token: &str,
+    keys: &[PublicKey],
+    algs: &[String],
+    leeways: Leeways,
+    now: OffsetDateTime,
+) -> Result<Map<String, Value>, String> {
+    let jwt = jws::decode(token)?;
+    jwt.verify(keys, algs)?;
+    check_times(&jwt.claims, leeways, now)?;
+    Ok(jwt.claims)
+}
+
 /// The `exp`/`nbf`/`iat` checks every JWT login makes.
-pub(crate) fn check_times(claims: &Map<String, Value>, leeways: Leeways, now: OffsetDateTime) -> Result<(), String> {
+fn check_times(claims: &Map<String, Value>, leeways: Leeways, now: OffsetDateTime) -> Result<(), String> {
     let now = now.unix_timestamp();
     let skew = Leeways::effective(leeways.clock_skew, DEFAULT_CLOCK_SKEW);
     let claim = |name: &str| claims.get(name).and_then(weak_i64);
@@ -108,94 +122,56 @@ pub(crate) fn audiences(claims: &Map<String, Value>) -> Vec<String> {
     }
 }
 
-impl JwtAuth {
-    /// Answer `auth/<mount>/<rest>`.
-    pub fn handle(&mut self, rest: &str, req: &Request) -> AuthOutcome {
-        let reply = match (rest, req.op) {
-            ("login", Operation::Write) => return self.login(req),
-            ("config", Operation::Read) => self.config.as_ref().map_or_else(Reply::not_found, Config::to_json),
-            ("config", Operation::Write) => self.write_config(&req.data),
-            ("role/", Operation::List) => Reply::list(self.roles.keys().cloned().collect()),
-            _ => match rest.strip_prefix("role/") {
-                Some(name) if !valid_name(name) => Reply::bad_request(format!("invalid role name {name:?}")),
-                Some(name) => match req.op {
-                    Operation::Read => self.roles.get(name).map_or_else(Reply::not_found, Role::to_json),
-                    Operation::Write => self.write_role(name, &req.data),
-                    Operation::Delete => {
-                        self.roles.remove(name);
-                        Reply::NoContent
-                    }
-                    _ => Reply::unsupported_operation(),
-                },
-                None => Reply::unsupported_path(),
-            },
-        };
-        reply.into()
-    }
+impl MethodConfig for Config {
+    type Role = Role;
 
-    fn write_config(&mut self, body: &Map<String, Value>) -> Reply {
+    fn from_body(body: &Map<String, Value>) -> Result<Self, String> {
         for remote in ["oidc_discovery_url", "jwks_url"] {
             if !str_field(body, remote).is_empty() {
-                return Reply::bad_request(format!(
+                return Err(format!(
                     "{remote} needs network access the rotator dev server does not have: set jwt_validation_pubkeys"
                 ));
             }
         }
-        let pubkeys = match string_list(body.get("jwt_validation_pubkeys")) {
-            Ok(keys) if !keys.is_empty() => keys,
-            Ok(_) => {
-                return Reply::bad_request(
-                    "exactly one of 'jwt_validation_pubkeys', 'jwks_url' or 'oidc_discovery_url' must be set",
-                );
-            }
-            Err(e) => return Reply::bad_request(e),
-        };
-        let mut keys = Vec::new();
-        for pem in &pubkeys {
-            match jws::parse_pem_keys(pem) {
-                Ok(parsed) => keys.extend(parsed),
-                Err(e) => return Reply::bad_request(format!("error parsing public key: {e}")),
-            }
+        let pubkeys = string_list(body.get("jwt_validation_pubkeys"))?;
+        if pubkeys.is_empty() {
+            return Err(
+                "exactly one of 'jwt_validation_pubkeys', 'jwks_url' or 'oidc_discovery_url' must be set".into()
+            );
         }
-        let supported_algs = match string_list(body.get("jwt_supported_algs")) {
-            Ok(algs) => algs,
-            Err(e) => return Reply::bad_request(e),
-        };
+        let keys = jws::parse_pem_list(&pubkeys)?;
+        let supported_algs = string_list(body.get("jwt_supported_algs"))?;
         if let Some(bad) = supported_algs.iter().find(|a| !jws::SUPPORTED_ALGS.contains(&a.as_str())) {
-            return Reply::bad_request(format!("invalid jwt_supported_algs: unsupported signing algorithm {bad:?}"));
+            return Err(format!("invalid jwt_supported_algs: unsupported signing algorithm {bad:?}"));
         }
-        self.config = Some(Config {
+        Ok(Config {
             pubkeys,
             keys,
             bound_issuer: str_field(body, "bound_issuer").to_owned(),
             supported_algs,
             default_role: str_field(body, "default_role").to_owned(),
-        });
-        Reply::NoContent
+        })
     }
 
-    fn write_role(&mut self, name: &str, body: &Map<String, Value>) -> Reply {
-        let mut role = self.roles.get(name).cloned().unwrap_or_else(|| Role {
-            role_type: "oidc".into(),
-            bound_audiences: Vec::new(),
-            user_claim: String::new(),
-            bound_subject: String::new(),
-            bound_claims: Map::new(),
-            bound_claims_type: "string".into(),
-            claim_mappings: BTreeMap::new(),
-            leeways: Leeways::default(),
-            token: TokenParams::default(),
-        });
-        if let Err(e) = role.update_from(body) {
-            return Reply::bad_request(e);
-        }
-        self.roles.insert(name.to_owned(), role);
-        Reply::NoContent
+    fn to_json(&self) -> Reply {
+        Reply::ok(json!({
+            "bound_issuer": self.bound_issuer,
+            "default_role": self.default_role,
+            "jwt_supported_algs": self.supported_algs,
+            "jwt_validation_pubkeys": self.pubkeys,
+            "jwks_url": "",
+            "jwks_ca_pem": "",
+            "oidc_discovery_url": "",
+            "oidc_discovery_ca_pem": "",
+            "oidc_client_id": "",
+            "provider_config": {},
+            "namespace_in_state": true,
+        }))
     }
 
     /// `POST login` {role, jwt}.
-    fn login(&mut self, req: &Request) -> AuthOutcome {
-        let Some(config) = &self.config else {
+    fn login(config: Option<&Self>, roles: &BTreeMap<String, Role>, req: &Request) -> AuthOutcome {
+        let Some(config) = config else {
             return Reply::bad_request("could not load configuration").into();
         };
         let role_name = match str_field(&req.data, "role") {
@@ -205,7 +181,7 @@ impl JwtAuth {
         if role_name.is_empty() {
             return Reply::bad_request("missing role").into();
         }
-        let Some(role) = self.roles.get(role_name) else {
+        let Some(role) = roles.get(role_name) else {
             return Reply::bad_request(format!("role {role_name:?} could not be found")).into();
         };
         if role.role_type != "jwt" {
@@ -234,10 +210,8 @@ fn validate(
     token: &str,
     now: OffsetDateTime,
 ) -> Result<(String, BTreeMap<String, String>), String> {
-    let jwt = jws::decode(token).map_err(|e| format!("error validating token: {e}"))?;
-    jwt.verify(&config.keys, &config.supported_algs).map_err(|e| format!("error validating token: {e}"))?;
-    let claims = &jwt.claims;
-    check_times(claims, role.leeways, now).map_err(|e| format!("error validating token: {e}"))?;
+    let claims = &verified_claims(token, &config.keys, &config.supported_algs, role.leeways, now)
+        .map_err(|e| format!("error validating token: {e}"))?;
     if !config.bound_issuer.is_empty() && claims.get("iss").and_then(Value::as_str) != Some(&config.bound_issuer) {
         return Err("error validating token: invalid issuer (iss) claim".into());
     }
@@ -288,25 +262,23 @@ fn validate(
     Ok((user, metadata))
 }
 
-impl Config {
-    fn to_json(&self) -> Reply {
-        Reply::ok(json!({
-            "bound_issuer": self.bound_issuer,
-            "default_role": self.default_role,
-            "jwt_supported_algs": self.supported_algs,
-            "jwt_validation_pubkeys": self.pubkeys,
-            "jwks_url": "",
-            "jwks_ca_pem": "",
-            "oidc_discovery_url": "",
-            "oidc_discovery_ca_pem": "",
-            "oidc_client_id": "",
-            "provider_config": {},
-            "namespace_in_state": true,
-        }))
+impl Default for Role {
+    fn default() -> Self {
+        Role {
+            role_type: "oidc".into(),
+            bound_audiences: Vec::new(),
+            user_claim: String::new(),
+            bound_subject: String::new(),
+            bound_claims: Map::new(),
+            bound_claims_type: "string".into(),
+            claim_mappings: BTreeMap::new(),
+            leeways: Leeways::default(),
+            token: TokenParams::default(),
+        }
     }
 }
 
-impl Role {
+impl MethodRole for Role {
     fn update_from(&mut self, body: &Map<String, Value>) -> Result<(), String> {
         if let Some(v) = body.get("role_type").and_then(Value::as_str) {
             match v {

@@ -16,25 +16,22 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use super::super::Request;
 use super::super::response::Reply;
 use super::super::token::string_list;
 use super::super::util::weak_bool;
-use super::super::{Operation, Request};
 use super::jws::{self, PublicKey};
-use super::jwt::{Leeways, audiences, check_times};
-use super::{AuthOutcome, LoginGrant, TokenParams, glob_match, str_field, valid_name};
+use super::jwt::{Leeways, audiences, verified_claims};
+use super::{AuthOutcome, ConfigAndRoles, LoginGrant, MethodConfig, MethodRole, TokenParams, glob_match, str_field};
 
 /// The issuer of legacy service-account tokens.
 const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
 
 /// One Kubernetes mount: config and roles.
-#[derive(Default)]
-pub(crate) struct KubeAuth {
-    config: Option<Config>,
-    roles: BTreeMap<String, Role>,
-}
+pub(crate) type KubeAuth = ConfigAndRoles<Config>;
 
-struct Config {
+/// The mount's `config`: the cluster, and the keys that sign its tokens.
+pub(crate) struct Config {
     host: String,
     ca_cert: String,
     pem_keys: Vec<String>,
@@ -43,8 +40,9 @@ struct Config {
     disable_iss_validation: bool,
 }
 
+/// A role: the service accounts and namespaces it admits.
 #[derive(Clone, Default)]
-struct Role {
+pub(crate) struct Role {
     names: Vec<String>,
     namespaces: Vec<String>,
     audience: String,
@@ -64,93 +62,39 @@ fn forbidden(message: &str) -> Reply {
     Reply::Errors(StatusCode::FORBIDDEN, vec![message.to_owned()])
 }
 
-impl KubeAuth {
-    /// Answer `auth/<mount>/<rest>`.
-    pub fn handle(&mut self, rest: &str, req: &Request) -> AuthOutcome {
-        let reply = match (rest, req.op) {
-            ("login", Operation::Write) => return self.login(req),
-            ("config", Operation::Read) => self.config.as_ref().map_or_else(Reply::not_found, Config::to_json),
-            ("config", Operation::Write) => self.write_config(&req.data),
-            ("role/", Operation::List) => Reply::list(self.roles.keys().cloned().collect()),
-            _ => match rest.strip_prefix("role/") {
-                Some(name) if !valid_name(name) => Reply::bad_request(format!("invalid role name {name:?}")),
-                Some(name) => match req.op {
-                    Operation::Read => self.roles.get(name).map_or_else(Reply::not_found, Role::to_json),
-                    Operation::Write => self.write_role(name, &req.data),
-                    Operation::Delete => {
-                        self.roles.remove(name);
-                        Reply::NoContent
-                    }
-                    _ => Reply::unsupported_operation(),
-                },
-                None => Reply::unsupported_path(),
-            },
-        };
-        reply.into()
-    }
+impl MethodConfig for Config {
+    type Role = Role;
 
-    fn write_config(&mut self, body: &Map<String, Value>) -> Reply {
+    fn from_body(body: &Map<String, Value>) -> Result<Self, String> {
         let host = str_field(body, "kubernetes_host");
         if host.is_empty() {
-            return Reply::bad_request("no host provided");
+            return Err("no host provided".into());
         }
-        let pem_keys = match string_list(body.get("pem_keys")) {
-            Ok(keys) => keys,
-            Err(e) => return Reply::bad_request(e),
-        };
-        let mut keys = Vec::new();
-        for pem in &pem_keys {
-            match jws::parse_pem_keys(pem) {
-                Ok(parsed) => keys.extend(parsed),
-                Err(e) => return Reply::bad_request(format!("error parsing public key: {e}")),
-            }
-        }
-        self.config = Some(Config {
+        let pem_keys = string_list(body.get("pem_keys"))?;
+        let keys = jws::parse_pem_list(&pem_keys)?;
+        Ok(Config {
             host: host.to_owned(),
             ca_cert: str_field(body, "kubernetes_ca_cert").to_owned(),
             pem_keys,
             keys,
             issuer: str_field(body, "issuer").to_owned(),
             disable_iss_validation: body.get("disable_iss_validation").and_then(weak_bool).unwrap_or(true),
-        });
-        Reply::NoContent
+        })
     }
 
-    fn write_role(&mut self, name: &str, body: &Map<String, Value>) -> Reply {
-        let mut role = self.roles.get(name).cloned().unwrap_or_default();
-        let result = (|| -> Result<(), String> {
-            if let Some(v) = body.get("bound_service_account_names") {
-                role.names = string_list(Some(v))?;
-            }
-            if let Some(v) = body.get("bound_service_account_namespaces") {
-                role.namespaces = string_list(Some(v))?;
-            }
-            if let Some(v) = body.get("audience").and_then(Value::as_str) {
-                role.audience = v.to_owned();
-            }
-            if let Some(v) = body.get("alias_name_source").and_then(Value::as_str) {
-                role.alias_name_source = v.to_owned();
-            }
-            role.token.update_from(body)?;
-            if role.names.is_empty() {
-                return Err("\"bound_service_account_names\" can not be empty".into());
-            }
-            if role.namespaces.is_empty() {
-                return Err("\"bound_service_account_namespaces\" can not be empty".into());
-            }
-            Ok(())
-        })();
-        match result {
-            Ok(()) => {
-                self.roles.insert(name.to_owned(), role);
-                Reply::NoContent
-            }
-            Err(e) => Reply::bad_request(e),
-        }
+    fn to_json(&self) -> Reply {
+        Reply::ok(json!({
+            "kubernetes_host": self.host,
+            "kubernetes_ca_cert": self.ca_cert,
+            "pem_keys": self.pem_keys,
+            "issuer": self.issuer,
+            "disable_iss_validation": self.disable_iss_validation,
+            "disable_local_ca_jwt": false,
+        }))
     }
 
     /// `POST login` {role, jwt}.
-    fn login(&self, req: &Request) -> AuthOutcome {
+    fn login(config: Option<&Self>, roles: &BTreeMap<String, Role>, req: &Request) -> AuthOutcome {
         let role_name = str_field(&req.data, "role");
         if role_name.is_empty() {
             return Reply::bad_request("missing role").into();
@@ -159,10 +103,10 @@ impl KubeAuth {
         if token.is_empty() {
             return Reply::bad_request("missing jwt").into();
         }
-        let Some(role) = self.roles.get(role_name) else {
+        let Some(role) = roles.get(role_name) else {
             return Reply::bad_request(format!("invalid role name {role_name:?}")).into();
         };
-        let Some(config) = &self.config else {
+        let Some(config) = config else {
             return Reply::bad_request("could not load backend configuration").into();
         };
         if config.keys.is_empty() {
@@ -189,11 +133,9 @@ impl KubeAuth {
 
 /// Signature, times, issuer and audience, then the role's bindings.
 fn validate(config: &Config, role: &Role, token: &str, req: &Request) -> Result<ServiceAccount, Reply> {
-    let jwt = jws::decode(token).map_err(|_| Reply::permission_denied())?;
-    jwt.verify(&config.keys, &[]).map_err(|_| Reply::permission_denied())?;
-    let claims = &jwt.claims;
-    check_times(claims, Leeways { clock_skew: -1, expiration: -1, not_before: -1 }, req.now)
-        .map_err(|_| Reply::permission_denied())?;
+    let no_leeway = Leeways { clock_skew: -1, expiration: -1, not_before: -1 };
+    let claims =
+        &verified_claims(token, &config.keys, &[], no_leeway, req.now).map_err(|_| Reply::permission_denied())?;
     if !config.disable_iss_validation {
         let expected = if config.issuer.is_empty() { LEGACY_ISSUER } else { config.issuer.as_str() };
         if claims.get("iss").and_then(Value::as_str) != Some(expected) {
@@ -237,20 +179,30 @@ fn service_account(claims: &Map<String, Value>) -> Option<ServiceAccount> {
     .filter(|sa| !sa.name.is_empty() && !sa.namespace.is_empty())
 }
 
-impl Config {
-    fn to_json(&self) -> Reply {
-        Reply::ok(json!({
-            "kubernetes_host": self.host,
-            "kubernetes_ca_cert": self.ca_cert,
-            "pem_keys": self.pem_keys,
-            "issuer": self.issuer,
-            "disable_iss_validation": self.disable_iss_validation,
-            "disable_local_ca_jwt": false,
-        }))
+impl MethodRole for Role {
+    fn update_from(&mut self, body: &Map<String, Value>) -> Result<(), String> {
+        if let Some(v) = body.get("bound_service_account_names") {
+            self.names = string_list(Some(v))?;
+        }
+        if let Some(v) = body.get("bound_service_account_namespaces") {
+            self.namespaces = string_list(Some(v))?;
+        }
+        if let Some(v) = body.get("audience").and_then(Value::as_str) {
+            self.audience = v.to_owned();
+        }
+        if let Some(v) = body.get("alias_name_source").and_then(Value::as_str) {
+            self.alias_name_source = v.to_owned();
+        }
+        self.token.update_from(body)?;
+        if self.names.is_empty() {
+            return Err("\"bound_service_account_names\" can not be empty".into());
+        }
+        if self.namespaces.is_empty() {
+            return Err("\"bound_service_account_namespaces\" can not be empty".into());
+        }
+        Ok(())
     }
-}
 
-impl Role {
     fn to_json(&self) -> Reply {
         let mut out = Map::new();
         out.insert("bound_service_account_names".into(), json!(self.names));

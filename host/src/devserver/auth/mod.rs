@@ -8,6 +8,8 @@
 //! role's token settings ([`TokenParams`], Vault's `token_*` role fields),
 //! its TTL bounded by the role and the mount's tuned TTLs. Login answers
 //! have the `auth` block of approle.json, jwt.json and kubernetes.json.
+//! JWT and Kubernetes are both a config and named roles: [`ConfigAndRoles`]
+//! answers their paths (`login`, `config`, `role/:name`).
 
 pub(crate) mod approle;
 mod jws;
@@ -21,10 +23,10 @@ use serde_json::{Map, Value, json};
 
 use super::mounts::Engine;
 use super::response::Reply;
-use super::token::{TokenSpec, auth_reply, sanitize_policies, string_list};
+use super::token::{TokenSettings, TokenSpec, auth_reply, sanitize_policies, string_list};
 use super::ttl::{TtlInputs, calculate_ttl};
 use super::util::{parse_duration, weak_bool, weak_i64};
-use super::{Request, State};
+use super::{Operation, Request, State};
 
 /// What a method's handler answers: a plain reply, or a successful login.
 pub(crate) enum AuthOutcome {
@@ -141,6 +143,85 @@ pub(crate) fn handle(state: &mut State, mount: &str, rest: &str, req: &Request) 
     }
 }
 
+/// The config of a method made of one config and named roles beside
+/// `login` (JWT and Kubernetes): what [`ConfigAndRoles`] needs of it.
+pub(crate) trait MethodConfig: Sized {
+    type Role: MethodRole;
+
+    /// `POST config`: the new config; the error is a 400's message.
+    fn from_body(body: &Map<String, Value>) -> Result<Self, String>;
+    /// `GET config`.
+    fn to_json(&self) -> Reply;
+    /// `POST login`, with the config if one was written.
+    fn login(config: Option<&Self>, roles: &BTreeMap<String, Self::Role>, req: &Request) -> AuthOutcome;
+}
+
+/// A role of a [`MethodConfig`] method; `Default` is a role before its
+/// first write.
+pub(crate) trait MethodRole: Clone + Default {
+    /// Apply a role write: only the fields given change, then the role must
+    /// still be valid. The error is a 400's message.
+    fn update_from(&mut self, body: &Map<String, Value>) -> Result<(), String>;
+    /// `GET role/:name`.
+    fn to_json(&self) -> Reply;
+}
+
+/// One mount of a method with a config and named roles.
+pub(crate) struct ConfigAndRoles<C: MethodConfig> {
+    config: Option<C>,
+    roles: BTreeMap<String, C::Role>,
+}
+
+impl<C: MethodConfig> Default for ConfigAndRoles<C> {
+    fn default() -> Self {
+        Self { config: None, roles: BTreeMap::new() }
+    }
+}
+
+impl<C: MethodConfig> ConfigAndRoles<C> {
+    /// Answer `auth/<mount>/<rest>`: `login`, `config` and `role/:name`.
+    pub fn handle(&mut self, rest: &str, req: &Request) -> AuthOutcome {
+        let reply = match (rest, req.op) {
+            ("login", Operation::Write) => return C::login(self.config.as_ref(), &self.roles, req),
+            ("config", Operation::Read) => self.config.as_ref().map_or_else(Reply::not_found, C::to_json),
+            ("config", Operation::Write) => match C::from_body(&req.data) {
+                Ok(config) => {
+                    self.config = Some(config);
+                    Reply::NoContent
+                }
+                Err(e) => Reply::bad_request(e),
+            },
+            ("role/", Operation::List) => Reply::list(self.roles.keys().cloned().collect()),
+            _ => match rest.strip_prefix("role/") {
+                Some(name) if !valid_name(name) => Reply::bad_request(format!("invalid role name {name:?}")),
+                Some(name) => match req.op {
+                    Operation::Read => self.roles.get(name).map_or_else(Reply::not_found, C::Role::to_json),
+                    Operation::Write => self.write_role(name, &req.data),
+                    Operation::Delete => {
+                        self.roles.remove(name);
+                        Reply::NoContent
+                    }
+                    _ => Reply::unsupported_operation(),
+                },
+                None => Reply::unsupported_path(),
+            },
+        };
+        reply.into()
+    }
+
+    /// `POST role/:name`: create or update; a failed write changes nothing.
+    fn write_role(&mut self, name: &str, body: &Map<String, Value>) -> Reply {
+        let mut role = self.roles.get(name).cloned().unwrap_or_default();
+        match role.update_from(body) {
+            Ok(()) => {
+                self.roles.insert(name.to_owned(), role);
+                Reply::NoContent
+            }
+            Err(e) => Reply::bad_request(e),
+        }
+    }
+}
+
 /// Mint the token a successful login earns: an orphan carrying the role's
 /// policies and TTLs.
 fn issue_login_token(state: &mut State, mount: &str, grant: LoginGrant, req: &Request) -> Reply {
@@ -166,16 +247,19 @@ fn issue_login_token(state: &mut State, mount: &str, grant: LoginGrant, req: &Re
         name => format!("{method_name}-{name}"),
     };
     let spec = TokenSpec {
-        policies: sanitize_policies(&params.policies, !params.no_default_policy),
-        display_name,
-        path: format!("{mount}login"),
-        mount: mount.to_owned(),
-        meta: Some(grant.metadata),
-        ttl: decision.ttl,
-        explicit_max_ttl: params.explicit_max_ttl,
-        period: params.period,
-        role_max_ttl: params.max_ttl,
-        num_uses: params.num_uses,
+        settings: TokenSettings {
+            policies: sanitize_policies(&params.policies, !params.no_default_policy),
+            display_name,
+            path: format!("{mount}login"),
+            mount: mount.to_owned(),
+            meta: Some(grant.metadata),
+            ttl: decision.ttl,
+            explicit_max_ttl: params.explicit_max_ttl,
+            period: params.period,
+            role_max_ttl: params.max_ttl,
+            num_uses: params.num_uses,
+            parent: None,
+        },
         renewable: true,
         ..Default::default()
     };

@@ -39,7 +39,8 @@ const DEFAULT_RENEW: &str = r#"ALTER ROLE "{{name}}" VALID UNTIL '{{expiration}}
 
 /// `GET creds/:name`.
 pub(super) fn issue(shared: &Arc<Shared>, state: &mut State, mount: &str, name: &str, req: &Request) -> Handled {
-    let display_name = state.tokens.get(&req.client_token, req.now).map(|t| t.display_name.clone()).unwrap_or_default();
+    let display_name =
+        state.tokens.get(&req.client_token, req.now).map(|t| t.settings.display_name.clone()).unwrap_or_default();
     let Some(entry) = state.mounts.get(mount) else {
         return Reply::unsupported_path().into();
     };

@@ -84,19 +84,9 @@ impl KvV2 {
 
     /// `POST metadata/:path`: set the key's settings, creating the key.
     pub(super) fn write_metadata(&mut self, key: &str, body: &Map<String, Value>, now: OffsetDateTime) -> Reply {
-        if key.is_empty() {
-            return Reply::bad_request("missing path");
-        }
-        let settings = match Settings::parse(body) {
-            Ok(s) => s,
+        let (settings, custom) = match parse_metadata_body(key, body, false) {
+            Ok((settings, custom)) => (settings, custom.flatten().map(|(set, _)| set)),
             Err(reply) => return reply,
-        };
-        let custom = match body.get("custom_metadata") {
-            None => None,
-            Some(raw) => match parse_custom(raw, false) {
-                Ok((custom, _)) => Some(custom),
-                Err(reply) => return reply,
-            },
         };
         if settings.is_empty() && custom.is_none() {
             return Reply::NoContent;
@@ -113,20 +103,9 @@ impl KvV2 {
     /// `PATCH metadata/:path`: a merge patch of the settings; a null
     /// custom_metadata value removes that entry.
     pub(super) fn patch_metadata(&mut self, key: &str, body: &Map<String, Value>) -> Reply {
-        if key.is_empty() {
-            return Reply::bad_request("missing path");
-        }
-        let settings = match Settings::parse(body) {
-            Ok(s) => s,
+        let (settings, custom) = match parse_metadata_body(key, body, true) {
+            Ok(parsed) => parsed,
             Err(reply) => return reply,
-        };
-        let custom = match body.get("custom_metadata") {
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(raw) => match parse_custom(raw, true) {
-                Ok(parsed) => Some(Some(parsed)),
-                Err(reply) => return reply,
-            },
         };
         let warnings = self.cas_warning(&settings);
         let Some(meta) = self.keys.get_mut(key) else {
@@ -202,6 +181,26 @@ impl Settings {
 
 /// The entries to set and, when `nulls_remove`, the names to remove.
 type CustomUpdate = (BTreeMap<String, String>, Vec<String>);
+
+/// The key and body of a metadata write (`patch` false) or patch: the
+/// settings and, when given, the `custom_metadata` update (`Some(None)`: a
+/// patch's null, which removes it all).
+fn parse_metadata_body(
+    key: &str,
+    body: &Map<String, Value>,
+    patch: bool,
+) -> Result<(Settings, Option<Option<CustomUpdate>>), Reply> {
+    if key.is_empty() {
+        return Err(Reply::bad_request("missing path"));
+    }
+    let settings = Settings::parse(body)?;
+    let custom = match body.get("custom_metadata") {
+        None => None,
+        Some(Value::Null) if patch => Some(None),
+        Some(raw) => Some(Some(parse_custom(raw, patch)?)),
+    };
+    Ok((settings, custom))
+}
 
 /// Decode and check `custom_metadata` as Vault does.
 fn parse_custom(raw: &Value, nulls_remove: bool) -> Result<CustomUpdate, Reply> {

@@ -244,8 +244,10 @@ fn capabilities(state: &State, rest: &str, req: &Request) -> Reply {
     }
     let field = |name: &str| req.data.get(name).and_then(Value::as_str).unwrap_or("");
     let policies = match rest {
-        "capabilities" => state.tokens.get(field("token"), req.now).map(|t| t.policies.clone()),
-        "capabilities-accessor" => state.tokens.by_accessor(field("accessor"), req.now).map(|t| t.policies.clone()),
+        "capabilities" => state.tokens.get(field("token"), req.now).map(|t| t.settings.policies.clone()),
+        "capabilities-accessor" => {
+            state.tokens.by_accessor(field("accessor"), req.now).map(|t| t.settings.policies.clone())
+        }
         _ => Some(req.policies.clone()),
     };
     let Some(policies) = policies else {

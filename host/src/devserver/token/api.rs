@@ -19,7 +19,7 @@ use super::super::response::{Envelope, Reply};
 use super::super::ttl::{TtlInputs, calculate_ttl};
 use super::super::util::{parse_duration, weak_bool, weak_i64, weak_string};
 use super::super::{Handled, Operation, Request, Shared, State};
-use super::{TokenSpec, sanitize_policies};
+use super::{TokenSettings, TokenSpec, sanitize_policies};
 
 /// Answer `auth/token/<rest>`.
 pub(crate) fn handle(shared: &Arc<Shared>, state: &mut State, rest: &str, req: &Request) -> Handled {
@@ -186,17 +186,19 @@ fn create(state: &mut State, req: &Request, orphan_endpoint: bool) -> Reply {
     };
     let spec = TokenSpec {
         id: id.to_owned(),
-        policies,
-        display_name,
-        path,
-        mount: "auth/token/".into(),
-        meta,
-        ttl,
-        explicit_max_ttl: explicit_max,
-        period,
-        role_max_ttl: 0,
-        num_uses,
-        parent: (!no_parent).then(|| req.client_token.clone()),
+        settings: TokenSettings {
+            policies,
+            display_name,
+            path,
+            mount: "auth/token/".into(),
+            meta,
+            ttl,
+            explicit_max_ttl: explicit_max,
+            period,
+            role_max_ttl: 0,
+            num_uses,
+            parent: (!no_parent).then(|| req.client_token.clone()),
+        },
         renewable: flag("renewable", true),
     };
     let entry = state.tokens.create(spec, req.now);
@@ -225,7 +227,7 @@ fn renew(state: &mut State, req: &Request, id: &str, show_id: bool) -> Reply {
     let Some(entry) = state.tokens.get(id, req.now) else {
         return Reply::bad_request("token not found");
     };
-    let (mount_default, mount_max) = mount_ttls(&entry.mount.clone());
+    let (mount_default, mount_max) = mount_ttls(&entry.settings.mount.clone());
     let Some(entry) = state.tokens.get_mut(id, req.now) else {
         return Reply::bad_request("token not found");
     };
@@ -234,10 +236,10 @@ fn renew(state: &mut State, req: &Request, id: &str, show_id: bool) -> Reply {
     }
     let inputs = TtlInputs {
         increment,
-        backend_ttl: entry.ttl,
-        period: entry.period,
-        backend_max: entry.role_max_ttl,
-        explicit_max: entry.explicit_max_ttl,
+        backend_ttl: entry.settings.ttl,
+        period: entry.settings.period,
+        backend_max: entry.settings.role_max_ttl,
+        explicit_max: entry.settings.explicit_max_ttl,
         mount_default,
         mount_max,
     };

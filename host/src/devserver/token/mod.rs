@@ -28,26 +28,10 @@ use super::util::rfc3339;
 pub(crate) struct TokenEntry {
     pub id: String,
     pub accessor: String,
-    /// Sorted, de-duplicated, lower case.
-    pub policies: Vec<String>,
-    pub display_name: String,
-    /// The path that created it (`auth/token/root` for the root token).
-    pub path: String,
-    /// The mount that issued it (`auth/token/`, `auth/approle/`): its tuned
-    /// TTLs bound renewals.
-    pub mount: String,
-    pub meta: Option<BTreeMap<String, String>>,
+    /// What it was created with; uses count down and `parent` is cleared
+    /// when the parent is revoked alone.
+    pub settings: TokenSettings,
     pub creation_time: OffsetDateTime,
-    /// The TTL it was created with (seconds; 0: never expires).
-    pub ttl: u64,
-    pub explicit_max_ttl: u64,
-    pub period: u64,
-    /// The issuing role's max TTL (0: the mount's).
-    pub role_max_ttl: u64,
-    /// Uses left; 0 means unlimited.
-    pub num_uses: u64,
-    /// Parent token id; `None` for orphans (the root token is one).
-    pub parent: Option<String>,
     pub expire_time: Option<OffsetDateTime>,
     pub last_renewal: Option<OffsetDateTime>,
     pub renewable: bool,
@@ -60,19 +44,34 @@ pub(crate) struct TokenEntry {
 pub(crate) struct TokenSpec {
     /// A caller-chosen id (root only); empty for a random one.
     pub id: String,
+    pub settings: TokenSettings,
+    /// Whether it may be renewed (a token that never expires cannot be).
+    pub renewable: bool,
+}
+
+/// What the creator of a token decides, kept as the token's own.
+#[derive(Default)]
+pub(crate) struct TokenSettings {
+    /// Sorted, de-duplicated, lower case.
     pub policies: Vec<String>,
     pub display_name: String,
+    /// The path that created it (`auth/token/root` for the root token).
     pub path: String,
+    /// The mount that issued it (`auth/token/`, `auth/approle/`): its tuned
+    /// TTLs bound renewals.
     pub mount: String,
     pub meta: Option<BTreeMap<String, String>>,
-    /// Already decided by [`super::ttl::calculate_ttl`]; 0: never expires.
+    /// The TTL it was created with, as [`super::ttl::calculate_ttl`]
+    /// decided it (seconds; 0: never expires).
     pub ttl: u64,
     pub explicit_max_ttl: u64,
     pub period: u64,
+    /// The issuing role's max TTL (0: the mount's).
     pub role_max_ttl: u64,
+    /// Uses left; 0 means unlimited.
     pub num_uses: u64,
+    /// Parent token id; `None` for orphans (the root token is one).
     pub parent: Option<String>,
-    pub renewable: bool,
 }
 
 impl TokenEntry {
@@ -84,28 +83,29 @@ impl TokenEntry {
     /// What the lookup endpoints answer; `show_id` is false for lookups by
     /// accessor, which must not reveal the token.
     pub fn lookup_json(&self, now: OffsetDateTime, show_id: bool) -> Value {
+        let settings = &self.settings;
         let mut out = json!({
             "accessor": self.accessor,
             "creation_time": self.creation_time.unix_timestamp(),
-            "creation_ttl": self.ttl,
-            "display_name": self.display_name,
+            "creation_ttl": settings.ttl,
+            "display_name": settings.display_name,
             "entity_id": self.entity_id,
             "expire_time": self.expire_time.map(rfc3339),
-            "explicit_max_ttl": self.explicit_max_ttl,
+            "explicit_max_ttl": settings.explicit_max_ttl,
             "id": if show_id { self.id.as_str() } else { "" },
             "identity_policies": [],
             "issue_time": rfc3339(self.creation_time),
-            "meta": self.meta,
-            "num_uses": self.num_uses,
-            "orphan": self.parent.is_none(),
-            "path": self.path,
-            "policies": self.policies,
+            "meta": settings.meta,
+            "num_uses": settings.num_uses,
+            "orphan": settings.parent.is_none(),
+            "path": settings.path,
+            "policies": settings.policies,
             "renewable": self.renewable,
             "ttl": self.ttl_left(now),
             "type": self.token_type,
         });
-        if self.period > 0 {
-            out["period"] = json!(self.period);
+        if settings.period > 0 {
+            out["period"] = json!(settings.period);
         }
         if let Some(at) = self.last_renewal {
             out["last_renewal"] = json!(rfc3339(at));
@@ -116,19 +116,20 @@ impl TokenEntry {
 
     /// The `auth` block of create, login and renew answers (token.json).
     pub fn auth_json(&self, now: OffsetDateTime, show_id: bool) -> Value {
+        let settings = &self.settings;
         json!({
             "client_token": if show_id { self.id.as_str() } else { "" },
             "accessor": self.accessor,
-            "policies": self.policies,
-            "token_policies": self.policies,
-            "metadata": self.meta,
+            "policies": settings.policies,
+            "token_policies": settings.policies,
+            "metadata": settings.meta,
             "lease_duration": self.ttl_left(now),
             "renewable": self.renewable,
             "entity_id": self.entity_id,
             "token_type": self.token_type,
-            "orphan": self.parent.is_none(),
+            "orphan": settings.parent.is_none(),
             "mfa_requirement": null,
-            "num_uses": self.num_uses,
+            "num_uses": settings.num_uses,
         })
     }
 
@@ -157,38 +158,32 @@ impl TokenStore {
         let mut store = Self { tokens: HashMap::new(), accessors: HashMap::new() };
         let spec = TokenSpec {
             id: root_token.to_owned(),
-            policies: vec!["root".into()],
-            display_name: "root".into(),
-            path: "auth/token/root".into(),
-            mount: "auth/token/".into(),
+            settings: TokenSettings {
+                policies: vec!["root".into()],
+                display_name: "root".into(),
+                path: "auth/token/root".into(),
+                mount: "auth/token/".into(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         store.create(spec, now);
         store
     }
 
-    /// Store a new token; `spec.ttl` 0 means it never expires.
+    /// Store a new token; `spec.settings.ttl` 0 means it never expires.
     pub fn create(&mut self, spec: TokenSpec, now: OffsetDateTime) -> &TokenEntry {
         let id = if spec.id.is_empty() { random_token_id() } else { spec.id };
         let accessor = random_id(24);
+        let ttl = spec.settings.ttl;
         let entry = TokenEntry {
             id: id.clone(),
             accessor: accessor.clone(),
-            policies: spec.policies,
-            display_name: spec.display_name,
-            path: spec.path,
-            mount: spec.mount,
-            meta: spec.meta,
+            settings: spec.settings,
             creation_time: now,
-            ttl: spec.ttl,
-            explicit_max_ttl: spec.explicit_max_ttl,
-            period: spec.period,
-            role_max_ttl: spec.role_max_ttl,
-            num_uses: spec.num_uses,
-            parent: spec.parent,
-            expire_time: (spec.ttl > 0).then(|| now + time::Duration::seconds(spec.ttl as i64)),
+            expire_time: (ttl > 0).then(|| now + time::Duration::seconds(ttl as i64)),
             last_renewal: None,
-            renewable: spec.renewable && spec.ttl > 0,
+            renewable: spec.renewable && ttl > 0,
             entity_id: String::new(),
             token_type: "service",
         };
@@ -223,15 +218,15 @@ impl TokenStore {
     /// Spend one use of a live token, as every authenticated request does.
     pub fn use_token(&mut self, id: &str, now: OffsetDateTime) -> Option<TokenUse> {
         let entry = self.get_mut(id, now)?;
-        let exhausted = match entry.num_uses {
+        let exhausted = match entry.settings.num_uses {
             0 => false,
             1 => true,
             n => {
-                entry.num_uses = n - 1;
+                entry.settings.num_uses = n - 1;
                 false
             }
         };
-        Some(TokenUse { accessor: entry.accessor.clone(), policies: entry.policies.clone(), exhausted })
+        Some(TokenUse { accessor: entry.accessor.clone(), policies: entry.settings.policies.clone(), exhausted })
     }
 
     /// Remove `id` and every descendant; answer the removed accessors.
@@ -244,7 +239,7 @@ impl TokenStore {
             let children: Vec<String> = self
                 .tokens
                 .values()
-                .filter(|t| t.parent.as_ref().is_some_and(|p| doomed.contains(p)) && !doomed.contains(&t.id))
+                .filter(|t| t.settings.parent.as_ref().is_some_and(|p| doomed.contains(p)) && !doomed.contains(&t.id))
                 .map(|t| t.id.clone())
                 .collect();
             if children.is_empty() {
@@ -257,8 +252,8 @@ impl TokenStore {
 
     /// Remove one token; its children become orphans.
     fn remove_orphaning(&mut self, id: &str) -> Option<String> {
-        for child in self.tokens.values_mut().filter(|t| t.parent.as_deref() == Some(id)) {
-            child.parent = None;
+        for child in self.tokens.values_mut().filter(|t| t.settings.parent.as_deref() == Some(id)) {
+            child.settings.parent = None;
         }
         self.remove_one(id)
     }
@@ -281,7 +276,7 @@ impl TokenStore {
 
     /// Ids of tokens issued by a mount (for disabling an auth method).
     pub fn issued_by(&self, mount: &str) -> Vec<String> {
-        self.tokens.values().filter(|t| t.mount == mount).map(|t| t.id.clone()).collect()
+        self.tokens.values().filter(|t| t.settings.mount == mount).map(|t| t.id.clone()).collect()
     }
 }
 
@@ -339,7 +334,13 @@ mod tests {
     use super::*;
 
     fn spec(parent: Option<&str>, ttl: u64) -> TokenSpec {
-        TokenSpec { policies: vec!["default".into()], parent: parent.map(str::to_owned), ttl, ..Default::default() }
+        let settings = TokenSettings {
+            policies: vec!["default".into()],
+            parent: parent.map(str::to_owned),
+            ttl,
+            ..Default::default()
+        };
+        TokenSpec { settings, ..Default::default() }
     }
 
     #[test]
@@ -361,7 +362,16 @@ mod tests {
     fn devserver_num_uses_count_down() {
         let now = OffsetDateTime::now_utc();
         let mut store = TokenStore::with_root("root", now);
-        let id = store.create(TokenSpec { num_uses: 2, ttl: 60, ..Default::default() }, now).id.clone();
+        let id = store
+            .create(
+                TokenSpec {
+                    settings: TokenSettings { num_uses: 2, ttl: 60, ..Default::default() },
+                    ..Default::default()
+                },
+                now,
+            )
+            .id
+            .clone();
         assert!(!store.use_token(&id, now).unwrap().exhausted);
         assert!(store.use_token(&id, now).unwrap().exhausted);
         assert!(store.use_token("root", now).is_some_and(|u| !u.exhausted && u.policies == ["root"]));
