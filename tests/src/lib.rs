@@ -1,11 +1,13 @@
-//! Shared helpers for the integration tests: an in-process dev server and
-//! jobs built from TOML exactly as the daemon builds them.
+//! Shared helpers for the integration tests: an in-process dev server, raw
+//! HTTP calls to it as a Vault client makes them, and jobs built from TOML
+//! exactly as the daemon builds them.
 
 pub mod postgres;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rotator::config;
 use rotator::devserver::{DevServer, DevServerOptions};
@@ -14,6 +16,7 @@ use rotator::rotation::Job;
 use rotator::setup::{self, VaultOverride};
 use rotator::vault::VaultClient;
 use secrecy::SecretString;
+use serde_json::Value;
 
 pub const ROOT: &str = "test-root-token";
 
@@ -23,6 +26,39 @@ pub async fn dev_server() -> DevServer {
     DevServer::start(DevServerOptions { addr, root_token: ROOT.into(), ..Default::default() })
         .await
         .expect("dev server")
+}
+
+/// An HTTP client for raw calls to a dev server; `timeout` bounds each
+/// request. Installs the process-wide rustls provider reqwest is built
+/// without.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    rotator::vault::install_crypto_provider();
+    reqwest::Client::builder().timeout(timeout).build().unwrap()
+}
+
+/// `METHOD /v1/<path>` on `server`, with `token` as `X-Vault-Token` (none
+/// for `None`) and `body` as JSON: the status and the JSON answer (`Null`
+/// when the body is empty).
+pub async fn call(
+    http: &reqwest::Client,
+    server: &DevServer,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = http.request(method, format!("{}/v1/{path}", server.url()));
+    if let Some(token) = token {
+        req = req.header("X-Vault-Token", token);
+    }
+    if let Some(body) = body {
+        req = req.body(body.to_string());
+    }
+    let resp = req.send().await.expect("request reaches the dev server");
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.unwrap();
+    (status, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") })
 }
 
 /// Parse `toml`, connect to `server`, load every job.

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rotator::devserver::{DevServer, DevServerOptions};
+use rotator::devserver::DevServer;
+use rotator_tests::{ROOT, call, dev_server, http_client};
 use serde_json::{Value, json};
 
 const APPROLE: &str = include_str!("../../../shared/contracts/vault/approle.json");
 const JWT: &str = include_str!("../../../shared/contracts/vault/jwt.json");
 const KUBERNETES: &str = include_str!("../../../shared/contracts/vault/kubernetes.json");
-const ROOT: &str = "auth-test-root";
 
 struct Dev {
     server: DevServer,
@@ -23,27 +23,12 @@ struct Dev {
 }
 
 async fn start() -> Dev {
-    rotator::vault::install_crypto_provider();
-    let options =
-        DevServerOptions { addr: "127.0.0.1:0".parse().unwrap(), root_token: ROOT.into(), ..Default::default() };
-    let server = DevServer::start(options).await.expect("dev server starts");
-    Dev { server, http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap() }
+    Dev { server: dev_server().await, http: http_client(Duration::from_secs(10)) }
 }
 
 impl Dev {
     async fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(method, format!("{}/v1/{path}", self.server.url()));
-        if let Some(token) = token {
-            req = req.header("X-Vault-Token", token);
-        }
-        if let Some(body) = body {
-            req = req.body(body.to_string());
-        }
-        let resp = req.send().await.expect("request reaches the dev server");
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap();
-        (status, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") })
+        call(&self.http, &self.server, token, method, path, body).await
     }
 
     /// A root call that must succeed.

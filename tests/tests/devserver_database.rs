@@ -28,10 +28,9 @@ struct Env {
 }
 
 async fn env() -> Env {
-    rotator::vault::install_crypto_provider();
+    let http = rotator_tests::http_client(Duration::from_secs(30));
     let pg = tokio::task::spawn_blocking(Postgres::start).await.expect("the PostgreSQL cluster starts");
     let server = rotator_tests::dev_server().await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     Env { server, http, pg }
 }
 
@@ -41,16 +40,7 @@ impl Env {
     }
 
     async fn call_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req =
-            self.http.request(method, format!("{}/v1/{path}", self.server.url())).header("X-Vault-Token", token);
-        if let Some(body) = body {
-            req = req.body(body.to_string());
-        }
-        let resp = req.send().await.expect("request reaches the dev server");
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap();
-        (status, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") })
+        rotator_tests::call(&self.http, &self.server, Some(token), method, path, body).await
     }
 
     /// Enable the engine at `mount`.

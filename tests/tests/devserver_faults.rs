@@ -7,23 +7,20 @@
 use std::time::{Duration, Instant};
 
 use rotator::devserver::{DevServer, DevServerOptions, FaultPlan};
+use rotator_tests::{ROOT, call, http_client};
 use serde_json::{Value, json};
 
 const ERRORS: &str = include_str!("../../../shared/contracts/vault/errors.json");
-const ROOT: &str = "faults-test-root";
 
 async fn start(faults: Option<FaultPlan>) -> (DevServer, reqwest::Client) {
-    rotator::vault::install_crypto_provider();
+    let http = http_client(Duration::from_secs(10));
     let options = DevServerOptions { addr: "127.0.0.1:0".parse().unwrap(), root_token: ROOT.into(), faults };
     let server = DevServer::start(options).await.expect("dev server starts");
-    (server, reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap())
+    (server, http)
 }
 
 async fn get(server: &DevServer, http: &reqwest::Client, path: &str) -> (u16, Value) {
-    let resp = http.get(format!("{}/v1/{path}", server.url())).header("X-Vault-Token", ROOT).send().await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.unwrap();
-    (status, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
+    call(http, server, Some(ROOT), "GET", path, None).await
 }
 
 fn documented(status: u16) -> Value {

@@ -6,12 +6,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rotator::devserver::{DevServer, DevServerOptions};
+use rotator::devserver::DevServer;
+use rotator_tests::{ROOT, call, dev_server, http_client};
 use serde_json::{Value, json};
 
 const TOKEN: &str = include_str!("../../../shared/contracts/vault/token.json");
 const ERRORS: &str = include_str!("../../../shared/contracts/vault/errors.json");
-const ROOT: &str = "tokens-test-root";
 
 struct Dev {
     server: DevServer,
@@ -19,25 +19,12 @@ struct Dev {
 }
 
 async fn start() -> Dev {
-    rotator::vault::install_crypto_provider();
-    let options =
-        DevServerOptions { addr: "127.0.0.1:0".parse().unwrap(), root_token: ROOT.into(), ..Default::default() };
-    let server = DevServer::start(options).await.expect("dev server starts");
-    Dev { server, http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap() }
+    Dev { server: dev_server().await, http: http_client(Duration::from_secs(10)) }
 }
 
 impl Dev {
     async fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req =
-            self.http.request(method, format!("{}/v1/{path}", self.server.url())).header("X-Vault-Token", token);
-        if let Some(body) = body {
-            req = req.body(body.to_string());
-        }
-        let resp = req.send().await.expect("request reaches the dev server");
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap();
-        (status, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") })
+        call(&self.http, &self.server, Some(token), method, path, body).await
     }
 
     async fn root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
