@@ -327,3 +327,54 @@ async fn kubernetes_logins_bind_service_accounts() {
     let (status, body) = dev.login("auth/k8s/login", json!({"role": "ghost", "jwt": "a.b.c"})).await;
     assert_eq!((status, body), (400, json!({"errors": ["invalid role name \"ghost\""]})));
 }
+
+/// rotator's own client logs in with the Kubernetes and JWT methods as the
+/// daemon would: credentials read from files at login time.
+#[tokio::test]
+async fn the_client_logs_in_with_kubernetes_and_jwt_credentials_from_files() {
+    use rotator::config::SecretRef;
+    use rotator::vault::{AuthMethod, VaultClient, VaultOptions};
+
+    let keys = keys().expect("the openssl CLI signs the test JWTs; ./scripts/test.sh installs it");
+    let dev = start().await;
+    dev.setup("POST", "sys/auth/kubernetes", json!({"type": "kubernetes"})).await;
+    dev.setup(
+        "POST",
+        "auth/kubernetes/config",
+        json!({"kubernetes_host": "https://k8s.test", "pem_keys": [keys.rsa_pub]}),
+    )
+    .await;
+    let role = json!({"bound_service_account_names": ["rotator"], "bound_service_account_namespaces": ["ops"],
+                      "token_policies": ["rotator"], "token_ttl": "20m"});
+    dev.setup("POST", "auth/kubernetes/role/rotator", role).await;
+    dev.setup("POST", "sys/auth/jwt", json!({"type": "jwt"})).await;
+    dev.setup("POST", "auth/jwt/config", json!({"jwt_validation_pubkeys": [keys.ec_pub]})).await;
+    let role = json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": ["vault"],
+                      "token_policies": ["rotator"], "token_ttl": "5m"});
+    dev.setup("POST", "auth/jwt/role/rotator", role).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sa = json!({"iss": "https://kubernetes.default.svc", "aud": ["vault"], "exp": now() + 600, "iat": now(),
+        "sub": "system:serviceaccount:ops:rotator",
+        "kubernetes.io": {"namespace": "ops", "serviceaccount": {"name": "rotator", "uid": "uid-9"}}});
+    std::fs::write(dir.path().join("sa-token"), sign(&keys.rsa, "RS256", &sa)).unwrap();
+    let ci = json!({"sub": "rotator", "aud": "vault", "iat": now(), "exp": now() + 600});
+    std::fs::write(dir.path().join("ci.jwt"), sign(&keys.ec, "ES256", &ci)).unwrap();
+
+    let client = VaultClient::new(VaultOptions::new(dev.server.url(), "".to_owned().into())).unwrap();
+    let k8s =
+        AuthMethod::Kubernetes { mount: "kubernetes".into(), role: "rotator".into(), jwt_path: "sa-token".into() };
+    let lease = k8s.login(&client, dir.path()).await.unwrap().expect("kubernetes can log in");
+    assert_eq!((lease.ttl, lease.renewable), (Duration::from_secs(1200), true));
+    assert_eq!(client.lookup_self().await.unwrap().policies, vec!["default", "rotator"]);
+
+    let jwt = AuthMethod::Jwt { mount: "jwt".into(), role: "rotator".into(), jwt: SecretRef::File("ci.jwt".into()) };
+    let lease = jwt.login(&client, dir.path()).await.unwrap().expect("jwt can log in");
+    assert_eq!(lease.ttl, Duration::from_secs(300));
+    assert!(client.lookup_self().await.is_ok());
+    // The token method cannot log in; a missing credential file is a clear error.
+    assert!(AuthMethod::Token.login(&client, dir.path()).await.unwrap().is_none());
+    let missing = AuthMethod::Jwt { mount: "jwt".into(), role: "rotator".into(), jwt: SecretRef::File("nope".into()) };
+    let err = missing.login(&client, dir.path()).await.unwrap_err();
+    assert!(err.to_string().contains("cannot read"), "{err}");
+}
