@@ -61,6 +61,29 @@ pub async fn call(
     (status, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") })
 }
 
+/// A dev server and an HTTP client for raw calls to it.
+pub struct Dev {
+    pub server: DevServer,
+    pub http: reqwest::Client,
+}
+
+impl Dev {
+    /// A fresh dev server; requests time out after 10 s.
+    pub async fn start() -> Self {
+        Self { server: dev_server().await, http: http_client(Duration::from_secs(10)) }
+    }
+
+    /// [`call`] on this server.
+    pub async fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        call(&self.http, &self.server, token, method, path, body).await
+    }
+
+    /// [`call`] with the root token.
+    pub async fn root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(Some(ROOT), method, path, body).await
+    }
+}
+
 /// Parse `toml`, connect to `server`, load every job.
 pub fn jobs(server: &DevServer, toml: &str) -> (VaultClient, Vec<Job>, Arc<Runtime>) {
     let cfg = config::parse("test.toml", toml, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));

@@ -112,6 +112,40 @@ impl Postgres {
     pub fn superuser_url(&self) -> String {
         self.url("postgres", SUPERUSER_PASSWORD)
     }
+
+    /// Connect as `user`/`password` and run a query: does the login work?
+    pub async fn connect(&self, user: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::connect(&self.url(user, password), tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    /// Does `user` log in with `password` (and can it run a query)?
+    pub async fn logs_in(&self, user: &str, password: &str) -> bool {
+        match self.connect(user, password).await {
+            Ok(client) => client.query_one("SELECT 1", &[]).await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// The connection URL with Vault's `{{username}}`/`{{password}}` slots.
+    pub fn templated_url(&self) -> String {
+        format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The body of a Vault `database/config/:name` write for this cluster,
+    /// connecting as `user`/`password` and allowing `allowed_roles`.
+    pub fn vault_config(&self, user: &str, password: &str, allowed_roles: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": self.templated_url(),
+            "username": user,
+            "password": password,
+            "allowed_roles": allowed_roles,
+        })
+    }
 }
 
 impl Drop for Postgres {

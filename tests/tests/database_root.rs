@@ -4,19 +4,9 @@
 //! and only the paths the job grants are reachable.
 
 use rotator::rotation::RotationError;
-use rotator_tests::postgres::Postgres;
+use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{dev_server, jobs};
 use serde_json::json;
-
-async fn logs_in(pg: &Postgres, user: &str, password: &str) -> bool {
-    match tokio_postgres::connect(&pg.url(user, password), tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(conn);
-            client.query_one("SELECT 1", &[]).await.is_ok()
-        }
-        Err(_) => false,
-    }
-}
 
 const JOB: &str = r#"
 [[jobs]]
@@ -35,24 +25,14 @@ grants = [
 #[tokio::test(flavor = "multi_thread")]
 async fn database_root_rotates_the_root_password_and_vault_still_manages_the_database() {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
-    let (admin, conn) = tokio_postgres::connect(&pg.superuser_url(), tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
+    let admin = pg.connect("postgres", SUPERUSER_PASSWORD).await.unwrap();
     admin.batch_execute("CREATE ROLE vaultadmin WITH LOGIN SUPERUSER PASSWORD 'initial-root-pw'").await.unwrap();
 
     let server = dev_server().await;
     let (vault, jobs, _rt) = jobs(&server, JOB);
     let setup = [
         ("sys/mounts/db", json!({"type": "database"})),
-        (
-            "db/config/orders",
-            json!({
-                "plugin_name": "postgresql-database-plugin",
-                "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres", pg.port),
-                "username": "vaultadmin",
-                "password": "initial-root-pw",
-                "allowed_roles": ["probe"],
-            }),
-        ),
+        ("db/config/orders", pg.vault_config("vaultadmin", "initial-root-pw", json!(["probe"]))),
         (
             "db/roles/probe",
             json!({
@@ -65,7 +45,7 @@ async fn database_root_rotates_the_root_password_and_vault_still_manages_the_dat
     for (path, body) in setup {
         vault.request("POST", path, Some(body.to_string())).await.unwrap_or_else(|e| panic!("{path}: {e}"));
     }
-    assert!(logs_in(&pg, "vaultadmin", "initial-root-pw").await);
+    assert!(pg.logs_in("vaultadmin", "initial-root-pw").await);
 
     let report = jobs[0].rotate(&vault, 1).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.new_version, None, "the root password never leaves Vault");
@@ -79,11 +59,11 @@ async fn database_root_rotates_the_root_password_and_vault_still_manages_the_dat
             ("write", "sys/leases/revoke")
         ]
     );
-    assert!(!logs_in(&pg, "vaultadmin", "initial-root-pw").await, "the old root password still works");
+    assert!(!pg.logs_in("vaultadmin", "initial-root-pw").await, "the old root password still works");
     // Vault still manages the database with the password only it knows.
     let creds = vault.request("GET", "db/creds/probe", None).await.unwrap().body.unwrap();
     let (user, pw) = (creds["data"]["username"].as_str().unwrap(), creds["data"]["password"].as_str().unwrap());
-    assert!(logs_in(&pg, user, pw).await);
+    assert!(pg.logs_in(user, pw).await);
     // The probe credential the plugin created was revoked by it.
     let leases = vault.request("LIST", "sys/leases/lookup/db/creds/probe", None).await.unwrap().body.unwrap();
     assert_eq!(leases["data"]["keys"].as_array().unwrap().len(), 1, "only the lease made above remains");

@@ -9,31 +9,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rotator::devserver::DevServer;
-use rotator_tests::{ROOT, call, dev_server, http_client};
+use rotator_tests::{Dev, ROOT};
 use serde_json::{Value, json};
 
 const APPROLE: &str = include_str!("../../../shared/contracts/vault/approle.json");
 const JWT: &str = include_str!("../../../shared/contracts/vault/jwt.json");
 const KUBERNETES: &str = include_str!("../../../shared/contracts/vault/kubernetes.json");
 
-struct Dev {
-    server: DevServer,
-    http: reqwest::Client,
-}
-
-async fn start() -> Dev {
-    Dev { server: dev_server().await, http: http_client(Duration::from_secs(10)) }
-}
-
-impl Dev {
-    async fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        call(&self.http, &self.server, token, method, path, body).await
-    }
-
+/// The auth tests' own shorthands on the shared [`Dev`].
+trait AuthDev {
     /// A root call that must succeed.
+    async fn setup(&self, method: &str, path: &str, body: Value) -> Value;
+    /// An unauthenticated login call.
+    async fn login(&self, path: &str, body: Value) -> (u16, Value);
+}
+
+impl AuthDev for Dev {
     async fn setup(&self, method: &str, path: &str, body: Value) -> Value {
-        let (status, answer) = self.call(Some(ROOT), method, path, Some(body)).await;
+        let (status, answer) = self.root(method, path, Some(body)).await;
         assert!(status == 200 || status == 204, "{method} {path}: {status} {answer}");
         answer
     }
@@ -41,6 +34,10 @@ impl Dev {
     async fn login(&self, path: &str, body: Value) -> (u16, Value) {
         self.call(None, "POST", path, Some(body)).await
     }
+}
+
+async fn start() -> Dev {
+    Dev::start().await
 }
 
 fn sample(file: &str, path: &str) -> Value {

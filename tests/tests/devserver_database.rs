@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rotator::devserver::DevServer;
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use serde_json::{Value, json};
+use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
 
 const DATABASE: &str = include_str!("../../../shared/contracts/vault/database.json");
 
@@ -52,18 +52,12 @@ impl Env {
 
     /// The templated URL of the test cluster.
     fn connection_url(&self) -> String {
-        format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres", self.pg.port)
+        self.pg.templated_url()
     }
 
     /// A config body for connection `pg` as `user`.
     fn config_body(&self, user: &str, password: &str, allowed: Value) -> Value {
-        json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": self.connection_url(),
-            "username": user,
-            "password": password,
-            "allowed_roles": allowed,
-        })
+        self.pg.vault_config(user, password, allowed)
     }
 
     /// Configure connection `pg` of `mount`; must succeed without warnings.
@@ -86,11 +80,7 @@ impl Env {
     }
 
     async fn login(&self, user: &str, password: &str) -> Result<Client, tokio_postgres::Error> {
-        let (client, connection) = tokio_postgres::connect(&self.pg.url(user, password), NoTls).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(client)
+        self.pg.connect(user, password).await
     }
 
     async fn superuser(&self) -> Client {

@@ -6,34 +6,33 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rotator::devserver::DevServer;
-use rotator_tests::{ROOT, call, dev_server, http_client};
+use rotator_tests::{Dev, ROOT};
 use serde_json::{Value, json};
 
 const TOKEN: &str = include_str!("../../../shared/contracts/vault/token.json");
 const ERRORS: &str = include_str!("../../../shared/contracts/vault/errors.json");
 
-struct Dev {
-    server: DevServer,
-    http: reqwest::Client,
-}
-
 async fn start() -> Dev {
-    Dev { server: dev_server().await, http: http_client(Duration::from_secs(10)) }
+    Dev::start().await
 }
 
-impl Dev {
-    async fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        call(&self.http, &self.server, Some(token), method, path, body).await
-    }
-
-    async fn root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.call(ROOT, method, path, body).await
-    }
-
+/// The token tests' own shorthands on the shared [`Dev`].
+trait TokenDev {
+    /// A call made with `token`.
+    async fn call_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value);
     /// A new token with `body` as the create request; answers its auth block.
+    async fn token(&self, parent: &str, body: Value) -> Value;
+    /// Write an ACL policy as root.
+    async fn policy(&self, name: &str, hcl: &str);
+}
+
+impl TokenDev for Dev {
+    async fn call_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(Some(token), method, path, body).await
+    }
+
     async fn token(&self, parent: &str, body: Value) -> Value {
-        let (status, answer) = self.call(parent, "POST", "auth/token/create", Some(body)).await;
+        let (status, answer) = self.call_as(parent, "POST", "auth/token/create", Some(body)).await;
         assert_eq!(status, 200, "{answer}");
         answer["auth"].clone()
     }
@@ -92,7 +91,7 @@ async fn tokens_are_created_looked_up_and_carry_the_documented_shape() {
         (looked["data"]["id"].as_str(), looked["data"]["display_name"].as_str()),
         (Some(&*token), Some("token"))
     );
-    let (status, own) = dev.call(&token, "GET", "auth/token/lookup-self", None).await;
+    let (status, own) = dev.call_as(&token, "GET", "auth/token/lookup-self", None).await;
     assert_eq!(status, 200, "the default policy allows lookup-self");
     assert_eq!(own["data"]["accessor"], auth["accessor"]);
     let (_, by_accessor) =
@@ -112,11 +111,11 @@ async fn renewal_is_capped_by_the_max_ttl_with_vaults_warning() {
     let dev = start().await;
     let auth = dev.token(ROOT, json!({"ttl": "30s", "explicit_max_ttl": "2m"})).await;
     let token = secret(&auth);
-    let (status, body) = dev.call(&token, "POST", "auth/token/renew-self", Some(json!({"increment": "1m"}))).await;
+    let (status, body) = dev.call_as(&token, "POST", "auth/token/renew-self", Some(json!({"increment": "1m"}))).await;
     assert_eq!((status, body["auth"]["lease_duration"].as_u64()), (200, Some(60)));
     assert_has_keys(&body["auth"], &sample(TOKEN, "POST", "/v1/auth/token/renew-self")["auth"], "renew-self auth");
     assert!(body["warnings"].is_null());
-    let (status, body) = dev.call(&token, "POST", "auth/token/renew-self", Some(json!({"increment": "1h"}))).await;
+    let (status, body) = dev.call_as(&token, "POST", "auth/token/renew-self", Some(json!({"increment": "1h"}))).await;
     assert_eq!(status, 200, "capping is not an error: {body}");
     let capped = body["auth"]["lease_duration"].as_u64().unwrap();
     assert!((118..=120).contains(&capped), "{body}");
@@ -128,10 +127,10 @@ async fn renewal_is_capped_by_the_max_ttl_with_vaults_warning() {
     assert_eq!((status, body["auth"]["lease_duration"].as_u64()), (200, Some(10)), "seconds work too");
 
     let periodic = secret(&dev.token(ROOT, json!({"period": "10m", "ttl": "1m"})).await);
-    let (_, body) = dev.call(&periodic, "POST", "auth/token/renew-self", Some(json!({"increment": "5s"}))).await;
+    let (_, body) = dev.call_as(&periodic, "POST", "auth/token/renew-self", Some(json!({"increment": "5s"}))).await;
     assert_eq!(body["auth"]["lease_duration"], 600, "periodic tokens renew to their period");
     let fixed = secret(&dev.token(ROOT, json!({"ttl": "1m", "renewable": false})).await);
-    let (status, body) = dev.call(&fixed, "POST", "auth/token/renew-self", None).await;
+    let (status, body) = dev.call_as(&fixed, "POST", "auth/token/renew-self", None).await;
     assert_eq!((status, body), (400, json!({"errors": ["lease is not renewable"]})));
     let (status, body) = dev.root("POST", "auth/token/renew-self", None).await;
     assert_eq!((status, body), (400, json!({"errors": ["lease is not renewable"]})), "the root token has no TTL");
@@ -146,15 +145,15 @@ async fn revoking_a_token_revokes_its_children_and_expiry_is_enforced() {
     assert_eq!(child_auth["policies"], json!(["default", "minter"]), "children inherit the policies");
     let child = secret(&child_auth);
     let grandchild = secret(&dev.token(&child, json!({"policies": ["default"]})).await);
-    let (status, body) = dev.call(&child, "POST", "auth/token/create", Some(json!({"policies": ["root"]}))).await;
+    let (status, body) = dev.call_as(&child, "POST", "auth/token/create", Some(json!({"policies": ["root"]}))).await;
     assert_eq!((status, body), (400, json!({"errors": ["child policies must be subset of parent"]})));
-    let (status, _) = dev.call(&child, "POST", "auth/token/create", Some(json!({"no_parent": true}))).await;
+    let (status, _) = dev.call_as(&child, "POST", "auth/token/create", Some(json!({"no_parent": true}))).await;
     assert_eq!(status, 400, "orphans need sudo");
 
     let (status, _) = dev.root("POST", "auth/token/revoke", Some(json!({ "token": parent }))).await;
     assert_eq!(status, 204);
     for token in [&parent, &child, &grandchild] {
-        let (status, body) = dev.call(token, "GET", "auth/token/lookup-self", None).await;
+        let (status, body) = dev.call_as(token, "GET", "auth/token/lookup-self", None).await;
         assert_eq!((status, body), (403, denied()), "the whole tree is gone");
     }
 
@@ -162,7 +161,7 @@ async fn revoking_a_token_revokes_its_children_and_expiry_is_enforced() {
     let kept = secret(&dev.token(&orphan_parent, json!({})).await);
     let (status, _) = dev.root("POST", "auth/token/revoke-orphan", Some(json!({ "token": orphan_parent }))).await;
     assert_eq!(status, 204);
-    let (status, body) = dev.call(&kept, "GET", "auth/token/lookup-self", None).await;
+    let (status, body) = dev.call_as(&kept, "GET", "auth/token/lookup-self", None).await;
     assert_eq!((status, body["data"]["orphan"].as_bool()), (200, Some(true)), "revoke-orphan keeps the children");
     let accessor = dev.token(ROOT, json!({})).await["accessor"].clone();
     let (status, _) = dev.root("POST", "auth/token/revoke-accessor", Some(json!({ "accessor": accessor }))).await;
@@ -171,22 +170,22 @@ async fn revoking_a_token_revokes_its_children_and_expiry_is_enforced() {
     assert_eq!(status, 400);
 
     let limited = secret(&dev.token(ROOT, json!({"num_uses": 2})).await);
-    assert_eq!(dev.call(&limited, "GET", "auth/token/lookup-self", None).await.0, 200);
-    let (_, body) = dev.call(&limited, "GET", "auth/token/lookup-self", None).await;
+    assert_eq!(dev.call_as(&limited, "GET", "auth/token/lookup-self", None).await.0, 200);
+    let (_, body) = dev.call_as(&limited, "GET", "auth/token/lookup-self", None).await;
     assert_eq!(body["data"]["num_uses"], 1, "a use was spent on the first call");
-    assert_eq!(dev.call(&limited, "GET", "auth/token/lookup-self", None).await.0, 403, "uses are counted");
+    assert_eq!(dev.call_as(&limited, "GET", "auth/token/lookup-self", None).await.0, 403, "uses are counted");
 
     let brief = secret(&dev.token(ROOT, json!({"ttl": "1s"})).await);
-    assert_eq!(dev.call(&brief, "GET", "auth/token/lookup-self", None).await.0, 200);
+    assert_eq!(dev.call_as(&brief, "GET", "auth/token/lookup-self", None).await.0, 200);
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let (status, body) = dev.call(&brief, "GET", "auth/token/lookup-self", None).await;
+    let (status, body) = dev.call_as(&brief, "GET", "auth/token/lookup-self", None).await;
     assert_eq!((status, body), (403, denied()), "an expired token is refused");
     let (status, _) = dev.root("POST", "auth/token/lookup", Some(json!({ "token": brief }))).await;
     assert_eq!(status, 403);
 
-    let (status, _) = dev.call(&kept, "POST", "auth/token/revoke-self", None).await;
+    let (status, _) = dev.call_as(&kept, "POST", "auth/token/revoke-self", None).await;
     assert_eq!(status, 204);
-    assert_eq!(dev.call(&kept, "GET", "auth/token/lookup-self", None).await.0, 403);
+    assert_eq!(dev.call_as(&kept, "GET", "auth/token/lookup-self", None).await.0, 403);
 }
 
 #[tokio::test]
@@ -206,22 +205,22 @@ async fn policies_grant_read_deny_writes_and_match_like_vault() {
     dev.policy("also-locked", r#"path "secret/data/app/locked" { capabilities = ["read"] }"#).await;
     let token = secret(&dev.token(ROOT, json!({"policies": ["readonly", "no-locked", "also-locked"]})).await);
 
-    let (status, body) = dev.call(&token, "GET", "secret/data/app/db", None).await;
+    let (status, body) = dev.call_as(&token, "GET", "secret/data/app/db", None).await;
     assert_eq!((status, body["data"]["data"]["password"].as_str()), (200, Some("p")));
     let write = json!({"data": {"password": "x"}});
-    let (status, body) = dev.call(&token, "POST", "secret/data/app/db", Some(write.clone())).await;
+    let (status, body) = dev.call_as(&token, "POST", "secret/data/app/db", Some(write.clone())).await;
     assert_eq!((status, body), (403, denied()), "read-only: the exact documented 403 body");
-    assert_eq!(dev.call(&token, "GET", "secret/data/app/locked", None).await.0, 403, "deny wins on its path");
-    assert_eq!(dev.call(&token, "GET", "secret/data/team-a/config", None).await.0, 200, "'+' is one segment");
-    assert_eq!(dev.call(&token, "GET", "secret/data/team-a/b/config", None).await.0, 403, "but only one");
-    assert_eq!(dev.call(&token, "GET", "sys/mounts", None).await.0, 403);
-    let preflight = dev.call(&token, "GET", "sys/internal/ui/mounts/secret/app/db", None).await;
+    assert_eq!(dev.call_as(&token, "GET", "secret/data/app/locked", None).await.0, 403, "deny wins on its path");
+    assert_eq!(dev.call_as(&token, "GET", "secret/data/team-a/config", None).await.0, 200, "'+' is one segment");
+    assert_eq!(dev.call_as(&token, "GET", "secret/data/team-a/b/config", None).await.0, 403, "but only one");
+    assert_eq!(dev.call_as(&token, "GET", "sys/mounts", None).await.0, 403);
+    let preflight = dev.call_as(&token, "GET", "sys/internal/ui/mounts/secret/app/db", None).await;
     assert_eq!(preflight.0, 200, "the vault CLI's kv preflight works for any token");
-    assert_eq!(dev.call(&token, "POST", "secret/data/new/x", Some(write.clone())).await.0, 200, "create allowed");
-    assert_eq!(dev.call(&token, "POST", "secret/data/new/x", Some(write)).await.0, 403, "update is not create");
+    assert_eq!(dev.call_as(&token, "POST", "secret/data/new/x", Some(write.clone())).await.0, 200, "create allowed");
+    assert_eq!(dev.call_as(&token, "POST", "secret/data/new/x", Some(write)).await.0, 403, "update is not create");
 
     let (status, body) =
-        dev.call(&token, "POST", "sys/capabilities-self", Some(json!({"paths": ["secret/data/app/db"]}))).await;
+        dev.call_as(&token, "POST", "sys/capabilities-self", Some(json!({"paths": ["secret/data/app/db"]}))).await;
     assert_eq!(status, 200);
     assert_eq!(body["data"]["capabilities"], json!(["list", "read"]));
     assert_eq!(body["capabilities"], json!(["list", "read"]), "copied to the top level like Vault");
@@ -241,5 +240,5 @@ async fn policies_grant_read_deny_writes_and_match_like_vault() {
     let (status, body) = dev.root("DELETE", "sys/policies/acl/default", None).await;
     assert_eq!((status, body), (400, json!({"errors": ["cannot delete default policy"]})));
     assert_eq!(dev.root("DELETE", "sys/policies/acl/readonly", None).await.0, 204);
-    assert_eq!(dev.call(&token, "GET", "secret/data/app/db", None).await.0, 403, "a deleted policy grants nothing");
+    assert_eq!(dev.call_as(&token, "GET", "secret/data/app/db", None).await.0, 403, "a deleted policy grants nothing");
 }

@@ -9,21 +9,11 @@ use std::time::Duration;
 
 use rotator::vault::leases::{LeaseEvent, LeaseManager};
 use rotator::vault::{VaultClient, VaultOptions};
-use rotator_tests::postgres::Postgres;
+use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{ROOT, dev_server};
 use secrecy::SecretString;
 use serde_json::json;
 use tokio::sync::watch;
-
-async fn logs_in(pg: &Postgres, user: &str, password: &str) -> bool {
-    match tokio_postgres::connect(&pg.url(user, password), tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(conn);
-            client.query_one("SELECT 1", &[]).await.is_ok()
-        }
-        Err(_) => false,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dynamic_credentials_are_renewed_then_refetched_before_the_max_ttl() {
@@ -32,16 +22,7 @@ async fn dynamic_credentials_are_renewed_then_refetched_before_the_max_ttl() {
     let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
     let setup = [
         ("sys/mounts/db", json!({"type": "database"})),
-        (
-            "db/config/pg",
-            json!({
-                "plugin_name": "postgresql-database-plugin",
-                "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres", pg.port),
-                "username": "postgres",
-                "password": rotator_tests::postgres::SUPERUSER_PASSWORD,
-                "allowed_roles": "*",
-            }),
-        ),
+        ("db/config/pg", pg.vault_config("postgres", SUPERUSER_PASSWORD, json!("*"))),
         (
             "db/roles/app",
             json!({
@@ -61,7 +42,7 @@ async fn dynamic_credentials_are_renewed_then_refetched_before_the_max_ttl() {
     let first = manager.fetch("db/creds/app").await.unwrap();
     let field = |s: &rotator::vault::leases::DynamicSecret, k: &str| s.data.fields()[k].as_str().unwrap().to_owned();
     let (user1, pw1) = (field(&first, "username"), field(&first, "password"));
-    assert!(logs_in(&pg, &user1, &pw1).await);
+    assert!(pg.logs_in(&user1, &pw1).await);
 
     let (stop, rx) = watch::channel(false);
     let task = {
@@ -72,11 +53,11 @@ async fn dynamic_credentials_are_renewed_then_refetched_before_the_max_ttl() {
     let current = manager.current("db/creds/app").unwrap();
     assert_ne!(current.lease_id, first.lease_id, "no fresh credentials before the max TTL");
     let (user2, pw2) = (field(&current, "username"), field(&current, "password"));
-    assert!(logs_in(&pg, &user2, &pw2).await, "the fresh credential works");
+    assert!(pg.logs_in(&user2, &pw2).await, "the fresh credential works");
 
     // The old lease runs out at its 6 s max TTL; the engine drops its role.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(!logs_in(&pg, &user1, &pw1).await, "the old credential outlived its lease");
+    assert!(!pg.logs_in(&user1, &pw1).await, "the old credential outlived its lease");
     stop.send(true).unwrap();
     task.await.unwrap();
 
