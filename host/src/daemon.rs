@@ -2,21 +2,24 @@
 //! shutdown.
 //!
 //! Shape (after mini-redis): [`Daemon::run`] takes a shutdown future. When it
-//! resolves, a watch channel tells every task; job loops stop *between*
-//! rotations, never inside one, and `run` waits for them (up to the grace
-//! period) before returning. A failed rotation is logged and the job carries
-//! on with its next slot; one job's plugin trapping never affects another.
+//! resolves, a watch channel tells every task; the scheduler stops starting
+//! rotations and waits for running ones (up to the grace period) before
+//! `run` returns. A failed rotation is recorded and the job carries on with
+//! its retries or next slot; one job's plugin trapping never affects another.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::api::{self, ApiState, JobSummary};
-use crate::rotation::Job;
+use crate::rotation::state::StateStore;
+use crate::rotation::{Job, Observer};
+use crate::schedule::Scheduler;
+use crate::schedule::spec::Cadence;
 use crate::vault::leases::LeaseManager;
 use crate::vault::lifetime::{ClientTokenApi, TokenStatus, watch_token};
 use crate::vault::{AuthMethod, TokenLease, VaultClient};
@@ -61,14 +64,20 @@ pub struct Daemon {
     pub api_listener: TcpListener,
     pub max_concurrent_rotations: usize,
     pub shutdown_grace: Duration,
+    /// Where job state records live.
+    pub state: StateStore,
+    /// Who hears about every rotation step (audit log, metrics).
+    pub observers: Vec<Arc<dyn Observer>>,
 }
 
 impl Daemon {
     /// Run until `shutdown` resolves, then stop cleanly.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let limit = Arc::new(Semaphore::new(self.max_concurrent_rotations.max(1)));
         let mut tasks = JoinSet::new();
+        if crate::rotation::crash::is_armed() {
+            tracing::warn!(var = crate::rotation::crash::ENV, "CRASH POINTS ARMED: this process will abort on purpose");
+        }
 
         let token = Arc::new(std::sync::RwLock::new(TokenStatus::default()));
         let api_client = ClientTokenApi {
@@ -100,8 +109,16 @@ impl Daemon {
             }
         });
 
-        for job in self.jobs.into_iter().filter(|j| j.config.enabled) {
-            tasks.spawn(job_loop(job, self.vault.clone(), limit.clone(), stop_rx.clone()));
+        let scheduler = Scheduler::new(self.state, self.max_concurrent_rotations, self.observers);
+        for job in self.jobs {
+            // Reading each job's record may wait for Vault; the API is up meanwhile.
+            if let Err(e) = scheduler.add(job).await {
+                tracing::error!(error = %e, "job not scheduled");
+            }
+        }
+        {
+            let (scheduler, stop) = (scheduler.clone(), stop_rx.clone());
+            tasks.spawn(async move { scheduler.run(stop).await });
         }
 
         shutdown.await;
@@ -142,32 +159,9 @@ fn summary(job: &Job) -> JobSummary {
         plugin: job.plugin.label(),
         plugin_sha256: job.plugin.sha256().to_owned(),
         secret: job.config.secret.as_ref().map(ToString::to_string),
-        interval_seconds: job.config.interval.as_secs(),
-    }
-}
-
-/// One job: wait for the next slot, rotate, repeat, until told to stop. A
-/// job whose secret does not exist yet is rotated at once, creating it.
-async fn job_loop(job: Job, vault: VaultClient, limit: Arc<Semaphore>, mut stop: watch::Receiver<bool>) {
-    let id = job.config.id.clone();
-    let mut wait = match &job.config.secret {
-        Some(loc) if matches!(vault.kv_read(&loc.mount, &loc.path).await, Ok(None)) => Duration::ZERO,
-        _ => job.config.interval,
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|s| *s) => break,
-        }
-        wait = job.config.interval;
-        let Ok(_permit) = limit.acquire().await else { break };
-        // Not raced against `stop`: a started rotation always completes.
-        match job.rotate(&vault, 1).await {
-            Ok(r) => tracing::info!(job = %id, version = ?r.new_version, "rotated"),
-            Err(e) => tracing::error!(job = %id, transient = e.is_transient(), error = %e, "rotation failed"),
-        }
-        if *stop.borrow() {
-            break;
-        }
+        interval_seconds: match &job.config.schedule.cadence {
+            Cadence::Interval(d) => d.as_secs(),
+            Cadence::Cron(_) => 0,
+        },
     }
 }

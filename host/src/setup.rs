@@ -11,6 +11,7 @@ use crate::config::{AuthConfig, Config, ConfigErrors, PluginRef};
 use crate::daemon::Identity;
 use crate::plugin::{Plugin, Runtime, RuntimeOptions};
 use crate::rotation::Job;
+use crate::rotation::state::StateStore;
 use crate::vault::{AuthMethod, VaultClient, VaultOptions};
 
 /// Overrides for the `[vault]` section (used by `rotator dev`).
@@ -122,4 +123,9 @@ pub fn load_jobs(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<Job>, Co
     }
     c.finish()?;
     Ok(jobs)
+}
+
+/// Where the config keeps job state records, reached through `vault`.
+pub fn state_store(config: &Config, vault: &VaultClient) -> StateStore {
+    StateStore::new(vault.clone(), config.daemon.state.mount.clone(), config.daemon.state.prefix.clone())
 }

@@ -94,6 +94,11 @@ pub fn jobs(server: &DevServer, toml: &str) -> (VaultClient, Vec<Job>, Arc<Runti
     (vault, jobs, runtime)
 }
 
+/// The default state store (`secret/rotator/state/<job>`) on `vault`.
+pub fn store(vault: &VaultClient) -> rotator::rotation::state::StateStore {
+    rotator::rotation::state::StateStore::new(vault.clone(), "secret", "rotator/state")
+}
+
 /// A TOML string literal for a path (fixtures live in the build's folder).
 pub fn fixture(name: &str) -> String {
     rotator::builtin::build_artifact(name).display().to_string()

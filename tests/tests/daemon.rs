@@ -42,6 +42,8 @@ settings = { field = "password" }
         api_listener,
         max_concurrent_rotations: 2,
         shutdown_grace: Duration::from_secs(10),
+        state: rotator_tests::store(&vault),
+        observers: Vec::new(),
     };
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -47,7 +47,7 @@ async fn database_root_rotates_the_root_password_and_vault_still_manages_the_dat
     }
     assert!(pg.logs_in("vaultadmin", "initial-root-pw").await);
 
-    let report = jobs[0].rotate(&vault, 1).await.unwrap_or_else(|e| panic!("{e}"));
+    let report = jobs[0].rotate(&rotator_tests::store(&vault), "test").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.new_version, None, "the root password never leaves Vault");
     let calls: Vec<(&str, &str)> = report.host_calls.iter().map(|c| (c.operation, c.path.as_str())).collect();
     assert_eq!(
@@ -75,7 +75,7 @@ async fn database_root_without_the_grant_is_denied_before_vault_is_called() {
     let ungranted = JOB.split("grants = [").next().unwrap();
     let (vault, jobs, _rt) = jobs(&server, ungranted);
     vault.request("POST", "sys/mounts/db", Some(json!({"type": "database"}).to_string())).await.unwrap();
-    let err = jobs[0].rotate(&vault, 1).await.unwrap_err();
+    let err = jobs[0].rotate(&rotator_tests::store(&vault), "test").await.unwrap_err();
     assert!(matches!(err, RotationError::Step { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("plugin database-root@0.1.0: set: permanent failure: vault access denied"), "{msg}");

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use rotator::rotation::RotationError;
-use rotator_tests::{dev_server, fixture, jobs};
+use rotator_tests::{dev_server, fixture, jobs, store};
 use serde_json::{Value, json};
 
 const KV_JOB: &str = r#"
@@ -39,7 +39,7 @@ async fn kv_random_rotates_the_field_keeps_the_others_and_bumps_the_version() {
 
     let mut seen = HashSet::new();
     for round in 0..5u64 {
-        let report = job.rotate(&vault, 1).await.unwrap_or_else(|e| panic!("{e}"));
+        let report = job.rotate(&store(&vault), "test").await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(report.previous_version, Some(round + 1));
         assert_eq!(report.new_version, Some(round + 2));
         let now = vault.kv_read("secret", "team/app").await.unwrap().unwrap();
@@ -60,7 +60,7 @@ async fn kv_random_rotates_the_field_keeps_the_others_and_bumps_the_version() {
 async fn a_missing_secret_is_created_with_cas_zero() {
     let server = dev_server().await;
     let (vault, jobs, _rt) = jobs(&server, KV_JOB);
-    let report = jobs[0].rotate(&vault, 1).await.unwrap();
+    let report = jobs[0].rotate(&store(&vault), "test").await.unwrap();
     assert_eq!((report.previous_version, report.new_version), (None, Some(1)));
     let s = vault.kv_read("secret", "team/app").await.unwrap().unwrap();
     assert_eq!(s.data.field_names(), vec!["password".to_owned()]);
@@ -70,7 +70,7 @@ async fn a_missing_secret_is_created_with_cas_zero() {
 async fn dry_run_plans_without_writing() {
     let server = dev_server().await;
     let (vault, jobs, _rt) = jobs(&server, KV_JOB);
-    let plan = jobs[0].plan(&vault).await.unwrap();
+    let plan = jobs[0].plan(&store(&vault)).await.unwrap();
     assert_eq!(plan.current_version, None);
     assert!(
         plan.plugin_actions.iter().any(|a| a.summary.contains("40-character value for field `password`")),
@@ -99,11 +99,15 @@ grants = [{{ path = "secret/data/shared/thing", operations = ["write"] }}]
     let before = rotator::secret::SecretJson::new(r#"{"v":"original"}"#.into());
     vault.kv_write("secret", "shared/thing", &before, Some(0)).await.unwrap();
 
-    let err = jobs[0].rotate(&vault, 1).await.unwrap_err();
-    assert!(matches!(err, RotationError::Vault { action: "promoting", .. }), "{err}");
+    let err = jobs[0].rotate(&store(&vault), "test").await.unwrap_err();
+    assert!(matches!(err, RotationError::Conflict { expected: 1, found: Some(2), .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("check-and-set on secret/data/shared/thing failed"), "{msg}");
+    assert!(msg.contains("secret/shared/thing was changed by someone else"), "{msg}");
     assert!(msg.ends_with("; rolled back"), "{msg}");
+    // PENDING is cleared and the failure recorded.
+    let state = store(&vault).load("contested").await.unwrap().state;
+    assert!(state.in_progress.is_none());
+    assert!(state.last_error.unwrap().contains("changed by someone else"));
     // The other writer's version stands; the rotation wrote nothing.
     let now = vault.kv_read("secret", "shared/thing").await.unwrap().unwrap();
     assert_eq!(now.version, Some(2));

@@ -133,7 +133,7 @@ settings = {{ field = "password" }}
     // The least-privilege token rotates its secret, and nothing else.
     let runtime = setup::runtime(&cfg).unwrap();
     let jobs = setup::load_jobs(&cfg, &runtime).unwrap();
-    let report = jobs[0].rotate(&client, 1).await.unwrap_or_else(|e| panic!("{e}"));
+    let report = jobs[0].rotate(&rotator_tests::store(&client), "test").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.new_version, Some(1));
     let other = rotator::secret::SecretJson::new(r#"{"x":"y"}"#.into());
     let denied = client.kv_write("secret", "other/thing", &other, None).await.unwrap_err();

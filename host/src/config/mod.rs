@@ -23,6 +23,7 @@
 
 mod diagnostic;
 mod parse;
+mod schedule;
 mod units;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ pub use diagnostic::{Collector, ConfigErrors, Diagnostic, SourceFile};
 pub use parse::{load, parse};
 
 use crate::plugin::{Grants, RunLimits};
+use crate::schedule::Schedule;
 
 /// A whole configuration file, validated.
 #[derive(Debug, Clone)]
@@ -193,6 +195,30 @@ pub struct DaemonConfig {
     /// How long shutdown waits for running rotations to finish.
     #[serde(default = "default_grace", with = "units::duration")]
     pub shutdown_grace: Duration,
+    /// Where each job's state record (rotation in progress, schedule) lives.
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// `[daemon.state]`: a KV v2 mount and a prefix; job `x`'s record is at
+/// `<mount>/<prefix>/x`. rotator's token needs create, read and update there.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    #[serde(default = "default_mount")]
+    pub mount: String,
+    #[serde(default = "default_state_prefix")]
+    pub prefix: String,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self { mount: default_mount(), prefix: default_state_prefix() }
+    }
+}
+
+fn default_state_prefix() -> String {
+    "rotator/state".into()
 }
 
 impl Default for DaemonConfig {
@@ -202,6 +228,7 @@ impl Default for DaemonConfig {
             max_concurrent_rotations: default_max_concurrent(),
             cache_dir: None,
             shutdown_grace: default_grace(),
+            state: StateConfig::default(),
         }
     }
 }
@@ -254,7 +281,8 @@ pub struct JobConfig {
     /// Refuse the plugin unless its sha256 matches.
     pub sha256: Option<String>,
     pub secret: Option<SecretLocation>,
-    pub interval: Duration,
+    /// When it rotates: `interval` or `cron`, window, jitter, retries.
+    pub schedule: Schedule,
     /// The `settings` table as JSON, handed to the plugin.
     pub settings: Value,
     pub limits: RunLimits,
@@ -273,6 +301,7 @@ pub struct JobSpans {
     pub settings: Range<usize>,
     /// JSON pointer inside settings → span of that value.
     pub settings_items: HashMap<String, Range<usize>>,
+    pub not_within: Range<usize>,
 }
 
 impl JobSpans {

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use super::schedule::{self, OneOrMany, RawJitter, RawNotWithin, RawRetry, RawSchedule};
 use super::units::parse_bytes;
 use super::{
     Collector, Config, ConfigErrors, DaemonConfig, JobConfig, JobSpans, PluginRef, SecretLocation, SourceFile,
@@ -35,7 +36,18 @@ struct RawJob {
     sha256: Option<Spanned<String>>,
     #[serde(default)]
     secret: Option<Spanned<SecretLocation>>,
-    interval: Spanned<String>,
+    #[serde(default)]
+    interval: Option<Spanned<String>>,
+    #[serde(default)]
+    cron: Option<Spanned<String>>,
+    #[serde(default)]
+    window: Option<Spanned<String>>,
+    #[serde(default)]
+    jitter: Option<Spanned<RawJitter>>,
+    #[serde(default)]
+    not_within: Option<Spanned<OneOrMany<RawNotWithin>>>,
+    #[serde(default)]
+    retry: Option<Spanned<RawRetry>>,
     #[serde(default)]
     settings: Option<Spanned<toml::Table>>,
     #[serde(default)]
@@ -59,7 +71,6 @@ struct RawLimits {
     step_timeout: Option<Spanned<String>>,
 }
 
-const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 const MIN_MEMORY: usize = 1 << 20;
 const STEP_TIMEOUT_RANGE: (std::time::Duration, std::time::Duration) =
     (std::time::Duration::from_millis(10), std::time::Duration::from_secs(600));
@@ -111,6 +122,7 @@ pub fn parse(name: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigEr
         }
     }
     check_daemon(&mut c, &daemon);
+    schedule::check_pairs(&mut c, &jobs);
     c.finish()?;
     Ok(Config { source, base_dir: base_dir.to_path_buf(), vault, daemon, jobs })
 }
@@ -171,20 +183,16 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path) -> Optio
             }
         }
     }
-    let interval = match humantime::parse_duration(raw.interval.get_ref()) {
-        Ok(d) if d < MIN_INTERVAL => {
-            c.error(raw.interval.span(), "interval must be at least 1s");
-            d
-        }
-        Ok(d) => d,
-        Err(e) => {
-            c.error(
-                raw.interval.span(),
-                format!("invalid interval `{}`: {e} (try \"1h\", \"30m\")", raw.interval.get_ref()),
-            );
-            MIN_INTERVAL
-        }
+    let not_within_span = raw.not_within.as_ref().map(Spanned::span).unwrap_or_else(|| span.clone());
+    let raw_schedule = RawSchedule {
+        interval: raw.interval,
+        cron: raw.cron,
+        window: raw.window,
+        jitter: raw.jitter,
+        not_within: raw.not_within,
+        retry: raw.retry,
     };
+    let schedule = schedule::schedule(c, raw_schedule, span.clone());
     let limits = limits(c, raw.limits.as_ref());
     for g in &raw.grants {
         if let Err(why) = g.get_ref().validate() {
@@ -206,12 +214,18 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path) -> Optio
         plugin: plugin?,
         sha256: raw.sha256.map(|s| s.into_inner().to_ascii_lowercase()),
         secret: raw.secret.map(Spanned::into_inner),
-        interval,
+        schedule: schedule?,
         settings,
         limits,
         grants: Arc::new(Grants { vault: raw.grants.into_iter().map(Spanned::into_inner).collect() }),
         enabled: raw.enabled,
-        spans: JobSpans { job: span, plugin: raw.plugin.span(), settings: settings_span, settings_items },
+        spans: JobSpans {
+            job: span,
+            plugin: raw.plugin.span(),
+            settings: settings_span,
+            settings_items,
+            not_within: not_within_span,
+        },
     })
 }
 

@@ -1,5 +1,17 @@
-//! When jobs run. For now: cron expressions ([`cron`]); the daemon runs
-//! each job on its `interval`. The deadline-queue scheduler with windows,
-//! jitter, `not_within` and state persisted in Vault builds on this module.
+//! When jobs run.
+//!
+//! - [`cron`]: five-field cron expressions (UTC).
+//! - [`spec`]: a job's schedule and its pure rules (slots, windows, jitter,
+//!   retries, forced collisions).
+//! - [`queue`]: the deadline queue the scheduler sleeps on.
+//! - [`scheduler`]: the running scheduler: jobs, their state in Vault,
+//!   retries, `not_within`, the concurrency limit, `rotate now`.
 
 pub mod cron;
+pub mod cycle;
+pub mod queue;
+pub mod scheduler;
+pub mod spec;
+
+pub use scheduler::{JobView, Scheduler, SchedulerError};
+pub use spec::Schedule;

@@ -66,14 +66,27 @@ impl VaultClient {
     /// Read the newest version of `<mount>/<path>`. `None` if it does not
     /// exist or (KV v2) its newest version is deleted or destroyed.
     pub async fn kv_read(&self, mount: &str, path: &str) -> Result<Option<KvSecret>, VaultError> {
-        let version = self.kv_version(mount).await;
-        let api = self.kv_data_path(mount, path).await;
+        self.read_at(mount, path, None).await
+    }
+
+    /// Read one version of a KV v2 secret (the same as [`Self::kv_read`] on
+    /// KV v1, which keeps no history). `None` if it was deleted or destroyed.
+    pub async fn kv_read_version(&self, mount: &str, path: &str, version: u64) -> Result<Option<KvSecret>, VaultError> {
+        self.read_at(mount, path, Some(version)).await
+    }
+
+    async fn read_at(&self, mount: &str, path: &str, version: Option<u64>) -> Result<Option<KvSecret>, VaultError> {
+        let kv = self.kv_version(mount).await;
+        let mut api = self.kv_data_path(mount, path).await;
+        if let (KvVersion::V2, Some(v)) = (kv, version) {
+            api = format!("{api}?version={v}");
+        }
         let body = match self.request("GET", &api, None).await {
             Ok(r) => r.body.unwrap_or(Value::Null),
             Err(e) if e.status() == Some(404) => return Ok(None),
             Err(e) => return Err(e),
         };
-        parse_read(version, &body).map_err(|message| VaultError::Protocol { path: api, message })
+        parse_read(kv, &body).map_err(|message| VaultError::Protocol { path: api, message })
     }
 
     /// Write a new version. With `cas = Some(n)` (KV v2 only) the write only

@@ -124,7 +124,7 @@ async fn daemon(config: &Config, over: VaultOverride, api_addr: Option<SocketAdd
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the API to {addr}"))?;
     Ok(Daemon {
         jobs,
-        vault,
+        vault: vault.clone(),
         identity,
         leases: LeaseOptions {
             renewals_per_second: config.vault.lease_renewals_per_second,
@@ -133,6 +133,9 @@ async fn daemon(config: &Config, over: VaultOverride, api_addr: Option<SocketAdd
         api_listener,
         max_concurrent_rotations: config.daemon.max_concurrent_rotations as usize,
         shutdown_grace: config.daemon.shutdown_grace,
+        state: setup::state_store(config, &vault),
+        vault,
+        observers: Vec::new(),
     })
 }
 
@@ -185,9 +188,13 @@ pub fn rotate(path: &Path, job_id: &str, dry_run: bool) -> anyhow::Result<ExitCo
         let vault = setup::vault_client(&single, VaultOverride::default()).map_err(|e| anyhow!(e))?;
         let runtime = setup::runtime(&single).map_err(|e| anyhow!(e))?;
         let job = setup::load_jobs(&single, &runtime).map_err(|e| anyhow!("{e}"))?.remove(0);
+        let store = setup::state_store(&single, &vault);
         if dry_run {
-            let plan = job.plan(&vault).await?;
+            let plan = job.plan(&store).await?;
             println!("job {} (plugin {}), dry run: nothing will change", plan.job, plan.plugin);
+            if let Some(r) = &plan.resumes {
+                println!("unfinished: {r}");
+            }
             println!("plugin plan:");
             for a in &plan.plugin_actions {
                 println!("  {:<8} {}", a.step.as_str(), a.summary);
@@ -198,7 +205,10 @@ pub fn rotate(path: &Path, job_id: &str, dry_run: bool) -> anyhow::Result<ExitCo
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let report = job.rotate(&vault, 1).await?;
+        let report = job.rotate(&store, "cli").await?;
+        if let Some(stage) = report.resumed_from {
+            println!("resumed an unfinished rotation (it had completed `{}`)", stage.as_str());
+        }
         let versions = match (report.previous_version, report.new_version) {
             (Some(a), Some(b)) => format!("version {a} → {b}"),
             (None, Some(b)) => format!("version {b} (new secret)"),

@@ -65,7 +65,9 @@ impl HostState {
                 return Err(e);
             }
         };
+        let n = crate::rotation::crash::before_host_call();
         let result = bridge.handle.block_on(f(bridge.client.clone()));
+        crate::rotation::crash::after_host_call(n);
         let outcome = match &result {
             Ok(_) => CallOutcome::Ok,
             Err(e) => CallOutcome::Failed(e.status()),

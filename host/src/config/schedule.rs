@@ -1,0 +1,208 @@
+//! A job's schedule keys as written (`interval` or `cron`, `window`,
+//! `jitter`, `not_within`, `retry`) → [`Schedule`], with located errors; and
+//! the checks across jobs (`not_within` names a real job; paired cron jobs
+//! whose windows force them together are refused).
+//!
+//! ```toml
+//! cron = "0 3 * * sun"          # or: interval = "24h"
+//! window = "2h"                 # cron only: may start up to 2 h after the slot
+//! jitter = true                 # random start inside the window (or "10m")
+//! not_within = { job = "orders-db-root", duration = "1h" }
+//! retry = { attempts = 3, backoff = "30s", needs_attention_after = 3 }
+//! ```
+
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Collector, JobConfig};
+use crate::schedule::spec::{Cadence, Jitter, NotWithin, RetryPolicy, Schedule, forced_collision};
+
+/// The schedule keys of a `[[jobs]]` table, as deserialized there (serde
+/// cannot flatten into a struct that denies unknown fields).
+#[derive(Default)]
+pub(super) struct RawSchedule {
+    pub interval: Option<Spanned<String>>,
+    pub cron: Option<Spanned<String>>,
+    pub window: Option<Spanned<String>>,
+    pub jitter: Option<Spanned<RawJitter>>,
+    pub not_within: Option<Spanned<OneOrMany<RawNotWithin>>>,
+    pub retry: Option<Spanned<RawRetry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawJitter {
+    Flag(bool),
+    Up(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotWithin {
+    job: String,
+    duration: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetry {
+    #[serde(default)]
+    attempts: Option<u32>,
+    #[serde(default)]
+    backoff: Option<String>,
+    #[serde(default)]
+    needs_attention_after: Option<u32>,
+}
+
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Vault's own minimum rotation window.
+const MIN_WINDOW: Duration = Duration::from_secs(60);
+
+fn duration(c: &mut Collector, text: &str, span: Range<usize>, what: &str) -> Option<Duration> {
+    humantime::parse_duration(text)
+        .map_err(|e| c.error(span, format!("invalid {what} `{text}`: {e} (try \"1h\", \"30m\")")))
+        .ok()
+}
+
+/// Validate the keys; `job_span` locates errors about missing keys.
+pub(super) fn schedule(c: &mut Collector, raw: RawSchedule, job_span: Range<usize>) -> Option<Schedule> {
+    let cadence = match (&raw.interval, &raw.cron) {
+        (Some(_), Some(cron)) => {
+            c.error(cron.span(), "set either `interval` or `cron`, not both");
+            return None;
+        }
+        (None, None) => {
+            c.error(job_span, "job needs a schedule: `interval = \"24h\"` or `cron = \"0 3 * * *\"`");
+            return None;
+        }
+        (Some(i), None) => match duration(c, i.get_ref(), i.span(), "interval")? {
+            d if d < MIN_INTERVAL => {
+                c.error(i.span(), "interval must be at least 1s");
+                return None;
+            }
+            d => Cadence::Interval(d),
+        },
+        (None, Some(cron)) => match cron.get_ref().parse() {
+            Ok(expr) => Cadence::Cron(expr),
+            Err(why) => {
+                c.error(cron.span(), format!("invalid cron `{}`: {why}", cron.get_ref()));
+                return None;
+            }
+        },
+    };
+    let mut ok = true;
+    let window = match &raw.window {
+        None => None,
+        Some(_) if matches!(cadence, Cadence::Interval(_)) => {
+            c.error(raw.window.as_ref().map(Spanned::span).unwrap_or_default(), "`window` needs a `cron` schedule");
+            ok = false;
+            None
+        }
+        Some(w) => match duration(c, w.get_ref(), w.span(), "window") {
+            Some(d) if d < MIN_WINDOW => {
+                c.error(w.span(), "window must be at least 1m");
+                ok = false;
+                None
+            }
+            d => {
+                ok &= d.is_some();
+                d
+            }
+        },
+    };
+    let jitter = match raw.jitter.as_ref().map(|j| (j.get_ref(), j.span())) {
+        None | Some((RawJitter::Flag(false), _)) => Jitter::None,
+        Some((RawJitter::Flag(true), span)) if window.is_none() => {
+            c.error(span, "`jitter = true` spreads starts inside the window: set `window`, or give a duration");
+            ok = false;
+            Jitter::None
+        }
+        Some((RawJitter::Flag(true), _)) => Jitter::InWindow,
+        Some((RawJitter::Up(text), span)) => match duration(c, text, span, "jitter") {
+            Some(d) => Jitter::Up(d),
+            None => {
+                ok = false;
+                Jitter::None
+            }
+        },
+    };
+    let mut not_within = Vec::new();
+    if let Some(raw_nw) = &raw.not_within {
+        let items = match raw_nw.get_ref() {
+            OneOrMany::One(one) => std::slice::from_ref(one),
+            OneOrMany::Many(many) => many.as_slice(),
+        };
+        for item in items {
+            match duration(c, &item.duration, raw_nw.span(), "not_within duration") {
+                Some(d) => not_within.push(NotWithin { job: item.job.clone(), duration: d }),
+                None => ok = false,
+            }
+        }
+    }
+    let retry = match &raw.retry {
+        None => RetryPolicy::default(),
+        Some(r) => {
+            let (span, r) = (r.span(), r.get_ref());
+            let mut policy = RetryPolicy::default();
+            if let Some(a) = r.attempts {
+                policy.attempts = a;
+            }
+            if let Some(n) = r.needs_attention_after {
+                policy.needs_attention_after = n;
+            }
+            if policy.attempts == 0 || policy.needs_attention_after == 0 {
+                c.error(span.clone(), "retry.attempts and retry.needs_attention_after must be at least 1");
+                ok = false;
+            }
+            if let Some(b) = &r.backoff {
+                match duration(c, b, span, "retry.backoff") {
+                    Some(d) => policy.backoff = d,
+                    None => ok = false,
+                }
+            }
+            policy
+        }
+    };
+    ok.then_some(Schedule { cadence, window, jitter, not_within, retry })
+}
+
+/// Checks that need every job: `not_within` names another existing job, and
+/// paired cron jobs are not forced to collide by their windows.
+pub(super) fn check_pairs(c: &mut Collector, jobs: &[JobConfig]) {
+    let now = time::OffsetDateTime::now_utc();
+    for job in jobs {
+        for nw in &job.schedule.not_within {
+            let span = job.spans.not_within.clone();
+            let Some(other) = jobs.iter().find(|j| j.id == nw.job) else {
+                c.error(span, format!("not_within names job `{}`, which is not in this file", nw.job));
+                continue;
+            };
+            if other.id == job.id {
+                c.error(span, "not_within names the job itself");
+                continue;
+            }
+            if let Some(at) = forced_collision(&job.schedule, &other.schedule, nw.duration, now) {
+                c.error(
+                    span,
+                    format!(
+                        "jobs `{}` and `{}` must start within {} of each other at {at}: their windows leave no room \
+                         to keep them apart (widen a window or move a schedule)",
+                        job.id,
+                        other.id,
+                        humantime::format_duration(nw.duration)
+                    ),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! What a rotation tells the rest of the daemon as it goes: one event per
+//! protocol action (plugin steps and the host's own Vault writes), for the
+//! audit log, metrics and the dashboard's live feed.
+//!
+//! Events carry names, ids, timings, outcomes and the Vault paths touched —
+//! never a secret value: [`RotationEvent`] has no field that could hold one.
+
+use std::time::Duration;
+
+/// One protocol action of one rotation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RotationEvent {
+    pub job: String,
+    /// `name@version`.
+    pub plugin: String,
+    pub plugin_sha256: String,
+    pub rotation_id: String,
+    /// Who asked: `scheduler`, `api:<caller>`, `cli`.
+    pub actor: String,
+    /// `create`, `stage`, `set`, `test`, `promote`, `finish`, `rollback`,
+    /// `resume`, or `rotation` for the overall outcome.
+    pub step: &'static str,
+    /// `ok`, `failed`, `started`, `rotated`, `rolled-back`, `kept-pending`.
+    pub outcome: &'static str,
+    pub duration: Option<Duration>,
+    /// Vault paths the action read or wrote (without `/v1/`).
+    pub vault_paths: Vec<String>,
+    /// Why it failed. Already free of secret values (errors are built from
+    /// redacted plugin output and Vault messages).
+    pub error: Option<String>,
+}
+
+/// Receives rotation events. Called on the async runtime: must not block.
+pub trait Observer: Send + Sync {
+    fn event(&self, event: &RotationEvent);
+}
+
+/// An observer that ignores everything.
+pub struct NoEvents;
+
+impl Observer for NoEvents {
+    fn event(&self, _: &RotationEvent) {}
+}
+
+/// Every observer in a list, in order.
+impl Observer for Vec<std::sync::Arc<dyn Observer>> {
+    fn event(&self, event: &RotationEvent) {
+        for o in self {
+            o.event(event);
+        }
+    }
+}

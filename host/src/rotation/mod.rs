@@ -1,0 +1,311 @@
+//! Rotating one job: the staged, crash-safe protocol the host drives around
+//! a plugin.
+//!
+//! Order (AWS Secrets Manager's four steps, with the state in Vault):
+//! read the current secret → `create` → **stage** PENDING in the job's
+//! state record → `set` → `test` → **promote** (a new KV version written with
+//! check-and-set against the version read, so a concurrent writer is
+//! detected, never overwritten) → `finish` → record done. The secret store is
+//! written before the target changes, so a crash at any point leaves the new
+//! value known to Vault, and the next run resumes from the recorded step
+//! instead of starting another rotation ([`protocol`]).
+//!
+//! `set` or `test` failing triggers `rollback` (the plugin restores the
+//! previous value in the target) and clears PENDING; the job is marked failed
+//! with the reason. Plugin steps run on a blocking thread (a plugin run is
+//! synchronous); Vault calls stay on the async runtime.
+//!
+//! - [`state`]: the state record in Vault.
+//! - [`protocol`]: the state machine, including resuming.
+//! - [`events`]: what a rotation reports as it goes (audit, metrics, the feed).
+//! - [`crash`]: crash points for the fault-injection suite.
+
+pub mod crash;
+pub mod events;
+mod protocol;
+pub mod state;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::runtime::Handle;
+
+use crate::config::{JobConfig, SecretLocation};
+use crate::plugin::{
+    CurrentSecret, HostCall, PlannedAction, Plugin, Run, RunConfig, Step, StepContext, StepError, VaultBridge,
+};
+use crate::secret::SecretJson;
+use crate::vault::{VaultClient, VaultError};
+pub use events::{NoEvents, Observer, RotationEvent};
+pub use protocol::{Finalize, RotateOptions};
+use state::{StateError, StateStore};
+
+/// A configured job with its loaded plugin.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub config: JobConfig,
+    pub plugin: Plugin,
+}
+
+/// How long one step took.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepTiming {
+    pub step: Step,
+    pub duration: Duration,
+}
+
+/// What a successful rotation did. Holds no secret values.
+#[derive(Debug, Clone)]
+pub struct RotationReport {
+    pub rotation_id: String,
+    pub job: String,
+    pub plugin: String,
+    pub plugin_sha256: String,
+    /// The KV version the rotation replaced, if any.
+    pub previous_version: Option<u64>,
+    /// The KV version it wrote, if the job has a secret.
+    pub new_version: Option<u64>,
+    /// Set when this run finished a rotation an earlier run had started.
+    pub resumed_from: Option<state::Stage>,
+    pub steps: Vec<StepTiming>,
+    pub host_calls: Vec<HostCall>,
+}
+
+/// Why a rotation failed. Nothing is left half-done: if the target may have
+/// been changed, rollback was attempted and its outcome is included; if the
+/// rotation could not end (Vault unreachable, rollback failed), PENDING stays
+/// staged in Vault and the next run resumes it.
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    #[error("{source}{}", rollback_note(.rollback))]
+    Step { source: StepError, rollback: Option<Result<(), StepError>> },
+    #[error("job `{job}`: {action} {location}: {source}{}", rollback_note(.rollback))]
+    Vault {
+        job: String,
+        action: &'static str,
+        location: String,
+        source: VaultError,
+        rollback: Option<Result<(), StepError>>,
+    },
+    /// Someone else wrote the secret while the rotation ran.
+    #[error(
+        "job `{job}`: {location} was changed by someone else during the rotation (expected version {expected}, found {found:?}); not overwritten{}",
+        rollback_note(.rollback)
+    )]
+    Conflict {
+        job: String,
+        location: String,
+        expected: u64,
+        found: Option<u64>,
+        rollback: Option<Result<(), StepError>>,
+    },
+    /// A rollback an earlier run recorded, finished by this one.
+    #[error("job `{job}`: {reason}{}", rollback_note(.rollback))]
+    RolledBack { job: String, reason: String, rollback: Option<Result<(), StepError>> },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("job `{job}`: plugin run was lost: {message}")]
+    Lost { job: String, message: String },
+}
+
+fn rollback_note(r: &Option<Result<(), StepError>>) -> String {
+    match r {
+        None => String::new(),
+        Some(Ok(())) => "; rolled back".into(),
+        Some(Err(e)) => format!("; ROLLBACK FAILED (pending value kept in Vault, will retry): {}", e.failure),
+    }
+}
+
+impl RotationError {
+    /// Worth retrying soon (Vault down, plugin said transient).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Step { source, rollback } => {
+                source.failure.is_transient() || matches!(rollback, Some(Err(e)) if e.failure.is_transient())
+            }
+            Self::Vault { source, .. } => source.is_transient(),
+            Self::State(e) => e.is_transient(),
+            Self::Conflict { .. } => false,
+            Self::RolledBack { rollback, .. } => matches!(rollback, Some(Err(e)) if e.failure.is_transient()),
+            Self::Lost { .. } => true,
+        }
+    }
+
+    /// A short machine name for metrics and audit records.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Step { source, .. } => source.failure.kind(),
+            Self::Vault { .. } => "vault",
+            Self::Conflict { .. } => "conflict",
+            Self::RolledBack { .. } => "rolled-back",
+            Self::State(_) => "state",
+            Self::Lost { .. } => "lost",
+        }
+    }
+
+    fn set_rollback(&mut self, outcome: Result<(), StepError>) {
+        match self {
+            Self::Step { rollback, .. }
+            | Self::Vault { rollback, .. }
+            | Self::Conflict { rollback, .. }
+            | Self::RolledBack { rollback, .. } => *rollback = Some(outcome),
+            Self::State(_) | Self::Lost { .. } => {}
+        }
+    }
+}
+
+/// What `--dry-run` shows: the plugin's plan and the host's own steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub job: String,
+    pub plugin: String,
+    pub current_version: Option<u64>,
+    /// A rotation an earlier run left unfinished, which a real run resumes.
+    pub resumes: Option<String>,
+    pub plugin_actions: Vec<PlannedAction>,
+    pub host_actions: Vec<String>,
+}
+
+impl Job {
+    fn step_context(&self, rotation_id: &str, current: Option<CurrentSecret>, attempt: u32) -> StepContext {
+        StepContext {
+            job_id: self.config.id.clone(),
+            rotation_id: rotation_id.to_owned(),
+            settings: self.config.settings.clone(),
+            current,
+            attempt,
+        }
+    }
+
+    fn run_config(&self, vault: &VaultClient) -> RunConfig {
+        RunConfig {
+            limits: self.config.limits,
+            grants: self.config.grants.clone(),
+            vault: Some(VaultBridge { client: vault.clone(), handle: Handle::current() }),
+        }
+    }
+
+    fn vault_error(&self, action: &'static str, loc: &SecretLocation, source: VaultError) -> RotationError {
+        RotationError::Vault { job: self.config.id.clone(), action, location: loc.to_string(), source, rollback: None }
+    }
+
+    /// The job's secret as it is now (newest version), or at `version`.
+    async fn read_secret(
+        &self,
+        vault: &VaultClient,
+        version: Option<u64>,
+    ) -> Result<Option<CurrentSecret>, RotationError> {
+        let Some(loc) = &self.config.secret else { return Ok(None) };
+        let found = match version {
+            None => vault.kv_read(&loc.mount, &loc.path).await,
+            Some(v) => vault.kv_read_version(&loc.mount, &loc.path, v).await,
+        };
+        let found = found.map_err(|e| self.vault_error("reading", loc, e))?;
+        Ok(found.map(|s| CurrentSecret { data: s.data, version: s.version }))
+    }
+
+    /// The dry run: what would happen, with no side effects.
+    pub async fn plan(&self, store: &StateStore) -> Result<Plan, RotationError> {
+        let vault = &store.vault;
+        let state = store.load(&self.config.id).await?;
+        let resumes = state.state.in_progress.as_ref().map(|p| {
+            format!("rotation {} (started {}) is past `{}`: a run resumes it", p.id, p.started, p.stage.as_str())
+        });
+        let current = self.read_secret(vault, None).await?;
+        let current_version = current.as_ref().and_then(|c| c.version);
+        let ctx = self.step_context("dry-run", current, 1);
+        let run = self.start(vault).await?;
+        let (_, actions) = on_blocking(&run, move |r| r.plan(&ctx)).await?;
+        let actions = actions.map_err(|source| RotationError::Step { source, rollback: None })?;
+        Ok(Plan {
+            job: self.config.id.clone(),
+            plugin: self.plugin.label(),
+            current_version,
+            resumes,
+            plugin_actions: actions,
+            host_actions: host_actions(store, &self.config.id, self.config.secret.as_ref(), current_version),
+        })
+    }
+
+    async fn start(&self, vault: &VaultClient) -> Result<SharedRun, RotationError> {
+        let plugin = self.plugin.clone();
+        let (id, cfg) = (self.config.id.clone(), self.run_config(vault));
+        tokio::task::spawn_blocking(move || plugin.start(&id, cfg))
+            .await
+            .map_err(|e| RotationError::Lost { job: self.config.id.clone(), message: e.to_string() })?
+            .map(|run| Arc::new(Mutex::new(run)))
+            .map_err(|source| RotationError::Step { source, rollback: None })
+    }
+
+    /// Rotate now, or finish the rotation an earlier run left unfinished.
+    pub async fn rotate(&self, store: &StateStore, actor: &str) -> Result<RotationReport, RotationError> {
+        self.rotate_with(store, RotateOptions::new(actor)).await
+    }
+
+    /// [`Job::rotate`] with an observer and a hook on the final state write.
+    pub async fn rotate_with(
+        &self,
+        store: &StateStore,
+        options: RotateOptions<'_>,
+    ) -> Result<RotationReport, RotationError> {
+        protocol::run(self, store, options).await
+    }
+}
+
+/// A run shared with the blocking thread that executes its steps. Only one
+/// step runs at a time, so the lock is never contended.
+type SharedRun = Arc<Mutex<Run>>;
+
+/// Run `f` on the blocking pool and time it.
+async fn on_blocking<T: Send + 'static>(
+    run: &SharedRun,
+    f: impl FnOnce(&mut Run) -> T + Send + 'static,
+) -> Result<(Duration, T), RotationError> {
+    let run = run.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut run = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let started = Instant::now();
+        let out = f(&mut run);
+        (started.elapsed(), out)
+    })
+    .await
+    .map_err(|e| RotationError::Lost { job: String::new(), message: e.to_string() })
+}
+
+/// Run one plugin step on a blocking thread. `create` returns the new
+/// secret; the other steps return `None`.
+async fn plugin_step(
+    run: &SharedRun,
+    step: Step,
+    ctx: &StepContext,
+    pending: Option<&SecretJson>,
+) -> Result<(Duration, Result<Option<SecretJson>, StepError>), RotationError> {
+    let (ctx, pending) = (ctx.clone(), pending.cloned());
+    on_blocking(run, move |r| match (step, pending) {
+        (Step::Create, _) => r.create(&ctx).map(Some),
+        (Step::Set, Some(p)) => r.set(&ctx, &p).map(|()| None),
+        (Step::Test, Some(p)) => r.test(&ctx, &p).map(|()| None),
+        (Step::Finish, Some(p)) => r.finish(&ctx, &p).map(|()| None),
+        (_, p) => r.rollback(&ctx, &p.unwrap_or_else(|| SecretJson::new("{}".into()))).map(|()| None),
+    })
+    .await
+}
+
+fn host_actions(store: &StateStore, job: &str, secret: Option<&SecretLocation>, current: Option<u64>) -> Vec<String> {
+    let state = format!("{}/{}/{job}", store.mount.trim_matches('/'), store.prefix.trim_matches('/'));
+    let mut out = Vec::new();
+    match (secret, current) {
+        (Some(loc), Some(v)) => out.push(format!("read {loc} (current version {v})")),
+        (Some(loc), None) => out.push(format!("read {loc} (does not exist yet)")),
+        (None, _) => out.push("no secret path: nothing is written to KV".into()),
+    }
+    out.push(format!("stage the new value as PENDING in {state} (check-and-set), before the target changes"));
+    out.push(format!("record each step in {state}; a crash resumes from the last recorded step"));
+    if let Some(loc) = secret {
+        let cas = current.unwrap_or(0);
+        out.push(format!("after set and test succeed: write {loc} as version {} with cas={cas}", cas + 1));
+    }
+    out.push("on failure: call rollback, clear PENDING, leave the secret unchanged".into());
+    out
+}

@@ -1,0 +1,367 @@
+//! The rotation state machine: start a rotation or resume the one in
+//! progress, and drive it to an end that satisfies the end-state rule
+//! (PENDING is gone, or equals CURRENT).
+//!
+//! Every transition is written to the job's state record before the next
+//! action, so the record always names the last completed step:
+//!
+//! ```text
+//! create ─ stage ─▶ Staged ─ set ─▶ Set ─ test ─▶ Tested ─ promote ─▶ Promoted ─ finish ─▶ done
+//!                     │              │                       │ (conflict)
+//!                     └── failure ───┴──▶ RollingBack ─ rollback ─▶ done (failed)
+//! ```
+//!
+//! Resuming re-runs the step after the recorded one (steps are idempotent
+//! and keyed by the rotation id). A promotion that finds the secret already
+//! at PENDING knows a crash hit between writing and recording it. Failures
+//! that may pass (Vault unreachable, a rollback that failed) keep PENDING
+//! staged and end the run; the next run resumes.
+
+use time::OffsetDateTime;
+
+use super::crash;
+use super::events::{NoEvents, Observer, RotationEvent};
+use super::state::{HistoryEntry, InProgress, JobState, Outcome, Stage, StateStore, Versioned};
+use super::{Job, RotationError, RotationReport, SharedRun, StepTiming, plugin_step};
+use crate::plugin::{Step, StepContext, StepError};
+use crate::secret::SecretJson;
+use crate::vault::VaultError;
+
+/// A hook run on the record that ends a rotation, in the same write, so the
+/// scheduler's bookkeeping can never disagree with the outcome.
+pub type Finalize<'a> = Box<dyn FnOnce(&mut JobState, Result<(), &RotationError>) + Send + 'a>;
+
+/// Who rotates, who listens, and what to add to the final record.
+pub struct RotateOptions<'a> {
+    pub actor: String,
+    pub observer: &'a dyn Observer,
+    pub finalize: Option<Finalize<'a>>,
+}
+
+impl RotateOptions<'_> {
+    pub fn new(actor: impl Into<String>) -> Self {
+        Self { actor: actor.into(), observer: &NoEvents, finalize: None }
+    }
+}
+
+pub(super) async fn run(
+    job: &Job,
+    store: &StateStore,
+    options: RotateOptions<'_>,
+) -> Result<RotationReport, RotationError> {
+    let mut driver = Driver::begin(job, store, options).await?;
+    let result = driver.drive().await;
+    let (outcome, error) = match &result {
+        Ok(_) => ("rotated", None),
+        Err(e) if driver.v.state.in_progress.is_some() => ("kept-pending", Some(e.to_string())),
+        Err(e) => ("failed", Some(e.to_string())),
+    };
+    driver.emit("rotation", outcome, None, Vec::new(), error);
+    result
+}
+
+struct Driver<'a> {
+    job: &'a Job,
+    store: &'a StateStore,
+    options: RotateOptions<'a>,
+    /// The record as last written; `in_progress` is set while running.
+    v: Versioned,
+    run: SharedRun,
+    ctx: StepContext,
+    pending: SecretJson,
+    steps: Vec<StepTiming>,
+    resumed_from: Option<Stage>,
+}
+
+impl<'a> Driver<'a> {
+    /// Resume the rotation in progress, or create and stage a new one.
+    async fn begin(job: &'a Job, store: &'a StateStore, options: RotateOptions<'a>) -> Result<Self, RotationError> {
+        let id = job.config.id.as_str();
+        let mut v = store.load(id).await?;
+        let run = job.start(&store.vault).await?;
+        if let Some(p) = v.state.in_progress.as_mut() {
+            p.attempt += 1;
+            let (rotation_id, stage, attempt, base) = (p.id.clone(), p.stage, p.attempt, p.base_version);
+            let pending = p.pending.clone().expect("a loaded rotation in progress has its pending value");
+            tracing::warn!(job = id, rotation = %rotation_id, after = stage.as_str(), attempt, "resuming an unfinished rotation");
+            // The plugin sees the value PENDING replaces, for rollback.
+            let current = job.read_secret(&store.vault, base).await?;
+            let ctx = job.step_context(&rotation_id, current, attempt);
+            let d = Self { job, store, options, v, run, ctx, pending, steps: Vec::new(), resumed_from: Some(stage) };
+            d.emit("resume", "started", None, Vec::new(), None);
+            return Ok(d);
+        }
+
+        let current = job.read_secret(&store.vault, None).await?;
+        let base_version = current.as_ref().and_then(|c| c.version);
+        let rotation_id = uuid::Uuid::new_v4().to_string();
+        let ctx = job.step_context(&rotation_id, current, 1);
+        tracing::info!(job = id, plugin = %job.plugin.label(), rotation = %rotation_id, "rotation started");
+        let mut d = Self {
+            job,
+            store,
+            options,
+            v,
+            run,
+            ctx,
+            pending: SecretJson::new("{}".into()),
+            steps: Vec::new(),
+            resumed_from: None,
+        };
+        d.pending = match d.step(Step::Create).await? {
+            (Ok(()), Some(secret)) => secret,
+            (Err(e), _) => return Err(RotationError::Step { source: e, rollback: None }),
+            (Ok(()), None) => unreachable!("create yields a secret"),
+        };
+        d.v.state.in_progress = Some(InProgress {
+            id: rotation_id,
+            stage: Stage::Staged,
+            started: OffsetDateTime::now_utc(),
+            attempt: 1,
+            base_version,
+            new_version: None,
+            error: None,
+            actor: d.options.actor.clone(),
+            pending: Some(d.pending.clone()),
+        });
+        crash::point("before", "stage");
+        let started = std::time::Instant::now();
+        d.store.save(id, &mut d.v).await?;
+        crash::point("after", "stage");
+        d.emit("stage", "ok", Some(started.elapsed()), vec![d.state_location()], None);
+        Ok(d)
+    }
+
+    fn in_progress(&mut self) -> &mut InProgress {
+        self.v.state.in_progress.as_mut().expect("a rotation is in progress while driving")
+    }
+
+    async fn drive(&mut self) -> Result<RotationReport, RotationError> {
+        loop {
+            match self.in_progress().stage {
+                Stage::Staged => match self.step(Step::Set).await?.0 {
+                    Ok(()) => self.record(Stage::Set, "record-set").await?,
+                    Err(e) => return self.roll_back(RotationError::Step { source: e, rollback: None }).await,
+                },
+                Stage::Set => match self.step(Step::Test).await?.0 {
+                    Ok(()) => self.record(Stage::Tested, "record-test").await?,
+                    Err(e) => return self.roll_back(RotationError::Step { source: e, rollback: None }).await,
+                },
+                Stage::Tested => {
+                    if let Err(e) = self.promote().await {
+                        return match e {
+                            // Vault may come back: PENDING works in the target and stays staged.
+                            e if e.is_transient() => Err(e),
+                            e => self.roll_back(e).await,
+                        };
+                    }
+                    self.record(Stage::Promoted, "record-promote").await?;
+                }
+                Stage::Promoted => {
+                    return match self.step(Step::Finish).await?.0 {
+                        Ok(()) => self.done().await,
+                        // The new value is current and works; finish is retried on the next run.
+                        Err(e) => Err(RotationError::Step { source: e, rollback: None }),
+                    };
+                }
+                Stage::RollingBack => {
+                    let reason = self.in_progress().error.clone().unwrap_or_else(|| "unknown".into());
+                    let err = RotationError::RolledBack { job: self.job.config.id.clone(), reason, rollback: None };
+                    return self.finish_rollback(err).await;
+                }
+            }
+        }
+    }
+
+    /// Run one plugin step with its crash points, timing and event.
+    async fn step(&mut self, step: Step) -> Result<(Result<(), StepError>, Option<SecretJson>), RotationError> {
+        let name = step.as_str();
+        crash::point("before", name);
+        let calls_before = self.host_call_count();
+        let pending = (step != Step::Create).then(|| self.pending.clone());
+        let (duration, result) = plugin_step(&self.run, step, &self.ctx, pending.as_ref()).await?;
+        crash::point("after", name);
+        self.steps.push(StepTiming { step, duration });
+        let paths = self.host_paths_since(calls_before);
+        let (outcome, error) = match &result {
+            Ok(_) => ("ok", None),
+            Err(e) => ("failed", Some(e.to_string())),
+        };
+        tracing::debug!(job = %self.job.config.id, step = name, ?duration, ok = result.is_ok(), "step");
+        self.emit(name, outcome, Some(duration), paths, error);
+        Ok(match result {
+            Ok(secret) => (Ok(()), secret),
+            Err(e) => (Err(e), None),
+        })
+    }
+
+    /// Record that `stage` is complete.
+    async fn record(&mut self, stage: Stage, point: &str) -> Result<(), RotationError> {
+        crash::point("before", point);
+        self.in_progress().stage = stage;
+        self.store.save(&self.job.config.id, &mut self.v).await?;
+        crash::point("after", point);
+        Ok(())
+    }
+
+    /// Write PENDING as the secret's new version, with check-and-set against
+    /// the version it replaces.
+    async fn promote(&mut self) -> Result<(), RotationError> {
+        let Some(loc) = self.job.config.secret.clone() else { return Ok(()) };
+        let expected = self.in_progress().base_version.unwrap_or(0);
+        crash::point("before", "promote");
+        let started = std::time::Instant::now();
+        let written = self.store.vault.kv_write(&loc.mount, &loc.path, &self.pending, Some(expected)).await;
+        let version = match written {
+            Ok(v) => v,
+            Err(VaultError::CasMismatch { .. }) => {
+                // Either we wrote it before a crash, or someone else wrote.
+                let now = self.job.read_secret(&self.store.vault, None).await?;
+                match now {
+                    Some(cur) if cur.data.fields() == self.pending.fields() => cur.version.unwrap_or(expected + 1),
+                    other => {
+                        let job = self.job.config.id.clone();
+                        let found = other.and_then(|c| c.version);
+                        return Err(RotationError::Conflict {
+                            job,
+                            location: loc.to_string(),
+                            expected,
+                            found,
+                            rollback: None,
+                        });
+                    }
+                }
+            }
+            Err(e) => return Err(self.job.vault_error("promoting", &loc, e)),
+        };
+        crash::point("after", "promote");
+        self.in_progress().new_version = Some(version);
+        self.emit("promote", "ok", Some(started.elapsed()), vec![loc.to_string()], None);
+        Ok(())
+    }
+
+    /// Record the rollback, then run it.
+    async fn roll_back(&mut self, err: RotationError) -> Result<RotationReport, RotationError> {
+        let p = self.in_progress();
+        p.stage = Stage::RollingBack;
+        p.error = Some(err.to_string());
+        if let Err(save) = self.store.save(&self.job.config.id, &mut self.v).await {
+            // Still roll back; the record keeps the earlier step, which a
+            // later run repeats harmlessly.
+            tracing::error!(job = %self.job.config.id, error = %save, "could not record the rollback");
+        }
+        self.finish_rollback(err).await
+    }
+
+    async fn finish_rollback(&mut self, mut err: RotationError) -> Result<RotationReport, RotationError> {
+        let outcome = self.step(Step::Rollback).await?.0;
+        if let Err(e) = &outcome {
+            tracing::error!(job = %self.job.config.id, error = %e, "rollback failed: PENDING stays staged in Vault");
+            err.set_rollback(outcome);
+            return Err(err);
+        }
+        err.set_rollback(Ok(()));
+        let message = err.to_string();
+        crash::point("before", "record-rollback");
+        self.end(Err(&err)).await?;
+        crash::point("after", "record-rollback");
+        tracing::error!(job = %self.job.config.id, error = %message, "rotation failed and was rolled back");
+        Err(err)
+    }
+
+    async fn done(&mut self) -> Result<RotationReport, RotationError> {
+        crash::point("before", "record-done");
+        let (rotation_id, previous_version, new_version) = {
+            let p = self.in_progress();
+            (p.id.clone(), p.base_version, p.new_version)
+        };
+        self.end(Ok(())).await?;
+        crash::point("after", "record-done");
+        tracing::info!(job = %self.job.config.id, plugin = %self.job.plugin.label(), rotation = %rotation_id, ?new_version, "rotation done");
+        Ok(RotationReport {
+            rotation_id,
+            job: self.job.config.id.clone(),
+            plugin: self.job.plugin.label(),
+            plugin_sha256: self.job.plugin.sha256().to_owned(),
+            previous_version,
+            new_version,
+            resumed_from: self.resumed_from,
+            steps: std::mem::take(&mut self.steps),
+            host_calls: self.run.lock().map(|r| r.host_calls().to_vec()).unwrap_or_default(),
+        })
+    }
+
+    /// Clear PENDING and remember the outcome, in one write.
+    async fn end(&mut self, result: Result<(), &RotationError>) -> Result<(), RotationError> {
+        let (outcome, error) = match result {
+            Ok(()) => (Outcome::Rotated, None),
+            Err(e) => (Outcome::Failed, Some(e.to_string())),
+        };
+        let error = error.as_deref();
+        let p = self.v.state.in_progress.take().expect("ending a rotation in progress");
+        let now = OffsetDateTime::now_utc();
+        let state = &mut self.v.state;
+        if outcome == Outcome::Rotated {
+            state.rotations += 1;
+            state.last_rotation = Some(now);
+        }
+        state.last_error = error.map(str::to_owned);
+        state.push_history(HistoryEntry {
+            id: p.id.clone(),
+            outcome,
+            started: p.started,
+            finished: now,
+            error: error.map(str::to_owned),
+            version: p.new_version,
+            actor: p.actor.clone(),
+        });
+        if let Some(finalize) = self.options.finalize.take() {
+            finalize(state, result);
+        }
+        if let Err(e) = self.store.save(&self.job.config.id, &mut self.v).await {
+            // Not written: the rotation stays in progress and is resumed.
+            self.v.state.in_progress = Some(p);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn host_call_count(&self) -> usize {
+        self.run.lock().map(|r| r.host_calls().len()).unwrap_or(0)
+    }
+
+    fn host_paths_since(&self, from: usize) -> Vec<String> {
+        let Ok(run) = self.run.lock() else { return Vec::new() };
+        let mut paths: Vec<String> = run.host_calls().iter().skip(from).map(|c| c.path.clone()).collect();
+        paths.dedup();
+        paths
+    }
+
+    fn state_location(&self) -> String {
+        format!("{}/{}/{}", self.store.mount.trim_matches('/'), self.store.prefix.trim_matches('/'), self.job.config.id)
+    }
+
+    fn emit(
+        &self,
+        step: &'static str,
+        outcome: &'static str,
+        duration: Option<std::time::Duration>,
+        vault_paths: Vec<String>,
+        error: Option<String>,
+    ) {
+        let rotation_id =
+            self.v.state.in_progress.as_ref().map(|p| p.id.clone()).unwrap_or_else(|| self.ctx.rotation_id.clone());
+        self.options.observer.event(&RotationEvent {
+            job: self.job.config.id.clone(),
+            plugin: self.job.plugin.label(),
+            plugin_sha256: self.job.plugin.sha256().to_owned(),
+            rotation_id,
+            actor: self.options.actor.clone(),
+            step,
+            outcome,
+            duration,
+            vault_paths,
+            error,
+        });
+    }
+}

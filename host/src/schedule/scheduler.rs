@@ -1,0 +1,420 @@
+//! The running scheduler: every job's next run in one deadline queue, the
+//! state of each job mirrored from (and persisted to) Vault, a global limit
+//! on concurrent rotations, `not_within` pairs, retries and `rotate now`.
+//!
+//! Flow: [`Scheduler::add`] reads a job's record from Vault and queues its
+//! next run (an unfinished rotation is due at once, so it is resumed). The
+//! loop in [`Scheduler::run`] pops due jobs and spawns a rotation for each;
+//! the rotation's final state write carries the schedule's bookkeeping (see
+//! [`super::cycle`]), and the job is queued again from the record. Shutdown
+//! stops popping and waits for running rotations: a started rotation always
+//! ends (or stays staged in Vault for the next run).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::cycle::{self, Due, RunOutcome};
+use super::queue::DeadlineQueue;
+use super::spec::{Cadence, Schedule};
+use crate::rotation::state::{HistoryEntry, JobState, StateStore, Versioned};
+use crate::rotation::{Job, Observer, RotateOptions, RotationError, RotationEvent, RotationReport};
+
+/// How long to wait before trying again when Vault could not be asked
+/// about a job at all.
+const UNREACHABLE_RETRY: Duration = Duration::from_secs(30);
+
+/// Runs jobs on their schedules. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: StateStore,
+    jobs: Mutex<HashMap<String, Entry>>,
+    queue: DeadlineQueue<String>,
+    limit: Semaphore,
+    events: broadcast::Sender<RotationEvent>,
+    observers: Vec<Arc<dyn Observer>>,
+    running: Mutex<JoinSet<()>>,
+}
+
+struct Entry {
+    job: Arc<Job>,
+    /// The record as last read or written. Holds PENDING while a rotation
+    /// runs: never shown, only summarized by [`JobView`].
+    state: JobState,
+    running: bool,
+    last_started: Option<OffsetDateTime>,
+}
+
+/// A job as the API and dashboard show it. No secret values.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    pub id: String,
+    pub plugin: String,
+    pub plugin_sha256: String,
+    pub secret: Option<String>,
+    /// `every 24h` or `cron 0 3 * * *`, with the window if any.
+    pub schedule: String,
+    pub enabled: bool,
+    pub running: bool,
+    pub needs_attention: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_rotation: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_due: Option<OffsetDateTime>,
+    pub retries: u32,
+    pub failed_cycles: u32,
+    pub rotations: u64,
+    pub last_error: Option<String>,
+    /// `rotation id` and the last step completed, for an unfinished rotation.
+    pub in_progress: Option<InProgressView>,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// An unfinished rotation, without its value.
+#[derive(Debug, Clone, Serialize)]
+pub struct InProgressView {
+    pub id: String,
+    pub stage: &'static str,
+    pub attempt: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started: OffsetDateTime,
+}
+
+/// Why `rotate now` or a job change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("no job `{0}`")]
+    UnknownJob(String),
+    #[error("job `{0}` already exists")]
+    Duplicate(String),
+    #[error("job `{0}` is rotating right now; try again when it ends")]
+    Busy(String),
+    #[error(transparent)]
+    Rotation(#[from] RotationError),
+}
+
+/// Describe a schedule for people.
+pub fn describe(s: &Schedule) -> String {
+    let mut text = match &s.cadence {
+        Cadence::Interval(d) => format!("every {}", humantime::format_duration(*d)),
+        Cadence::Cron(c) => format!("cron {c} (UTC)"),
+    };
+    if let Some(w) = s.window {
+        text.push_str(&format!(", window {}", humantime::format_duration(w)));
+    }
+    text
+}
+
+fn to_instant(at: OffsetDateTime) -> Instant {
+    let ahead = at - OffsetDateTime::now_utc();
+    Instant::now() + Duration::try_from(ahead).unwrap_or(Duration::ZERO)
+}
+
+impl Observer for Inner {
+    fn event(&self, event: &RotationEvent) {
+        for o in &self.observers {
+            o.event(event);
+        }
+        // No subscribers is fine.
+        let _ = self.events.send(event.clone());
+    }
+}
+
+impl Scheduler {
+    /// A scheduler with no jobs yet. `observers` see every rotation event.
+    pub fn new(store: StateStore, max_concurrent: usize, observers: Vec<Arc<dyn Observer>>) -> Self {
+        let inner = Inner {
+            store,
+            jobs: Mutex::new(HashMap::new()),
+            queue: DeadlineQueue::new(),
+            limit: Semaphore::new(max_concurrent.max(1)),
+            events: broadcast::channel(1024).0,
+            observers,
+            running: Mutex::new(JoinSet::new()),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Rotation events as they happen (for the live feed).
+    pub fn subscribe(&self) -> broadcast::Receiver<RotationEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Add a job and queue its next run from its record in Vault. A job
+    /// whose rotation was left unfinished is due at once.
+    pub async fn add(&self, job: Job) -> Result<(), SchedulerError> {
+        let id = job.config.id.clone();
+        {
+            let mut jobs = self.jobs();
+            if jobs.contains_key(&id) {
+                return Err(SchedulerError::Duplicate(id));
+            }
+            let entry = Entry { job: Arc::new(job), state: JobState::default(), running: false, last_started: None };
+            jobs.insert(id.clone(), entry);
+        }
+        self.arm(&id).await;
+        Ok(())
+    }
+
+    /// Stop scheduling a job. A rotation already running ends normally.
+    pub fn remove(&self, id: &str) -> bool {
+        self.inner.queue.cancel(&id.to_owned());
+        self.jobs().remove(id).is_some()
+    }
+
+    pub fn views(&self) -> Vec<JobView> {
+        let mut out: Vec<JobView> = self.jobs().values().map(view).collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    pub fn view(&self, id: &str) -> Option<JobView> {
+        self.jobs().get(id).map(view)
+    }
+
+    /// Read the job's record and queue its next run.
+    async fn arm(&self, id: &str) {
+        let Some((job, enabled)) = self.jobs().get(id).map(|e| (e.job.clone(), e.job.config.enabled)) else { return };
+        let mut v = match self.inner.store.load(id).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(job = id, error = %e, "cannot read the job's state; trying again later");
+                self.inner.queue.schedule(id.to_owned(), Instant::now() + UNREACHABLE_RETRY);
+                return;
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        let first_seen = match v.state.last_rotation.or(v.state.next_due) {
+            Some(_) => None,
+            None => self.secret_updated(&job).await,
+        };
+        let (due, changed) = cycle::next_due(&job.config.schedule, &mut v.state, now, first_seen, &mut rand::rng());
+        if changed && let Err(e) = self.inner.store.save(id, &mut v).await {
+            tracing::warn!(job = id, error = %e, "could not record the next rotation time");
+        }
+        if v.state.needs_attention {
+            tracing::error!(job = id, "job NEEDS ATTENTION: it failed too often and is not rotated automatically");
+        }
+        let resume = v.state.in_progress.is_some();
+        self.store_state(id, v.state);
+        match due {
+            Due::At(at) if enabled || resume => self.inner.queue.schedule(id.to_owned(), to_instant(at)),
+            _ => {}
+        }
+    }
+
+    /// When the job's secret last changed, for a job with no record yet.
+    async fn secret_updated(&self, job: &Job) -> Option<OffsetDateTime> {
+        let loc = job.config.secret.as_ref()?;
+        let meta = self.inner.store.vault.kv_metadata(&loc.mount, &loc.path).await.ok()??;
+        let updated = meta.pointer("/data/updated_time")?.as_str()?;
+        OffsetDateTime::parse(updated, &time::format_description::well_known::Rfc3339).ok()
+    }
+
+    fn store_state(&self, id: &str, state: JobState) {
+        if let Some(e) = self.jobs().get_mut(id) {
+            e.state = state;
+        }
+    }
+
+    /// Run until `stop` turns true, then wait for running rotations.
+    pub async fn run(&self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let id = tokio::select! {
+                (id, _) = self.inner.queue.next() => id,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            let this = self.clone();
+            self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).spawn(async move { this.scheduled(id).await });
+        }
+        let mut running = std::mem::take(&mut *self.inner.running.lock().unwrap_or_else(|p| p.into_inner()));
+        while running.join_next().await.is_some() {}
+    }
+
+    /// `not_within` partners that started too recently: when this job may start.
+    fn blocked_until(&self, id: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let jobs = self.jobs();
+        let me = jobs.get(id)?;
+        let mut pairs: Vec<(String, Duration)> =
+            me.job.config.schedule.not_within.iter().map(|n| (n.job.clone(), n.duration)).collect();
+        for (other_id, other) in jobs.iter() {
+            for nw in other.job.config.schedule.not_within.iter().filter(|n| n.job == id) {
+                pairs.push((other_id.clone(), nw.duration));
+            }
+        }
+        pairs
+            .into_iter()
+            .filter_map(|(other, apart)| {
+                let other = jobs.get(&other)?;
+                match (other.running, other.last_started) {
+                    (true, _) => Some(now + apart),
+                    (false, Some(t)) if now < t + apart => Some(t + apart),
+                    _ => None,
+                }
+            })
+            .max()
+    }
+
+    /// A queued run came due.
+    async fn scheduled(&self, id: String) {
+        let now = OffsetDateTime::now_utc();
+        if let Some(until) = self.blocked_until(&id, now) {
+            tracing::info!(job = %id, until = %until, "waiting: a paired job (not_within) rotated too recently");
+            self.inner.queue.schedule(id, to_instant(until));
+            return;
+        }
+        match self.rotate(&id, "scheduler", false).await {
+            Ok(_) | Err(SchedulerError::Rotation(_)) => {}
+            Err(e) => tracing::debug!(job = %id, error = %e, "scheduled run skipped"),
+        }
+    }
+
+    /// Rotate a job now, on behalf of `actor`, whatever its schedule says.
+    /// Success clears needs-attention; failure leaves the schedule as it was.
+    pub async fn rotate_now(&self, id: &str, actor: &str) -> Result<RotationReport, SchedulerError> {
+        self.rotate(id, actor, true).await
+    }
+
+    async fn rotate(&self, id: &str, actor: &str, manual: bool) -> Result<RotationReport, SchedulerError> {
+        let _permit = self.inner.limit.acquire().await.expect("the limit is never closed");
+        let job = {
+            let mut jobs = self.jobs();
+            let entry = jobs.get_mut(id).ok_or_else(|| SchedulerError::UnknownJob(id.to_owned()))?;
+            if entry.running {
+                return Err(SchedulerError::Busy(id.to_owned()));
+            }
+            entry.running = true;
+            entry.last_started = Some(OffsetDateTime::now_utc());
+            entry.job.clone()
+        };
+        let result = self.rotate_job(&job, actor, manual).await;
+        if let Some(e) = self.jobs().get_mut(id) {
+            e.running = false;
+        }
+        if self.jobs().contains_key(id) {
+            self.requeue(id, &job).await;
+        }
+        result.map_err(SchedulerError::from)
+    }
+
+    async fn rotate_job(&self, job: &Job, actor: &str, manual: bool) -> Result<RotationReport, RotationError> {
+        let schedule = job.config.schedule.clone();
+        let booked = Arc::new(AtomicBool::new(false));
+        let flag = booked.clone();
+        let finalize = Box::new(move |state: &mut JobState, result: Result<(), &RotationError>| {
+            let outcome = match result {
+                Ok(()) => RunOutcome::Rotated,
+                Err(e) => RunOutcome::Failed { retryable: e.is_transient() },
+            };
+            cycle::after_run(&schedule, state, outcome, OffsetDateTime::now_utc(), manual, &mut rand::rng());
+            flag.store(true, Ordering::SeqCst);
+        });
+        let options = RotateOptions { actor: actor.to_owned(), observer: &*self.inner, finalize: Some(finalize) };
+        let result = job.rotate_with(&self.inner.store, options).await;
+        match &result {
+            Ok(r) => {
+                tracing::info!(job = %job.config.id, version = ?r.new_version, resumed = r.resumed_from.is_some(), "rotated")
+            }
+            Err(e) => {
+                tracing::error!(job = %job.config.id, transient = e.is_transient(), error = %e, "rotation failed")
+            }
+        }
+        if let Err(e) = &result
+            && !booked.load(Ordering::SeqCst)
+        {
+            // The run ended before writing a final record (nothing staged,
+            // or PENDING kept for the next run): book the failure here.
+            self.book_failure(job, e, manual).await;
+        }
+        result
+    }
+
+    async fn book_failure(&self, job: &Job, error: &RotationError, manual: bool) {
+        let id = &job.config.id;
+        let outcome = RunOutcome::Failed { retryable: error.is_transient() };
+        for _ in 0..3 {
+            let Ok(mut v): Result<Versioned, _> = self.inner.store.load(id).await else { return };
+            cycle::after_run(
+                &job.config.schedule,
+                &mut v.state,
+                outcome,
+                OffsetDateTime::now_utc(),
+                manual,
+                &mut rand::rng(),
+            );
+            v.state.last_error = Some(error.to_string());
+            match self.inner.store.save(id, &mut v).await {
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => tracing::warn!(job = %id, error = %e, "could not record the failure"),
+                Ok(()) => {}
+            }
+            return;
+        }
+    }
+
+    /// Read the record the run left and queue the next run from it.
+    async fn requeue(&self, id: &str, job: &Job) {
+        let v = match self.inner.store.load(id).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(job = id, error = %e, "cannot read the job's state; trying again later");
+                self.inner.queue.schedule(id.to_owned(), Instant::now() + UNREACHABLE_RETRY);
+                return;
+            }
+        };
+        let next = match (&v.state.next_due, v.state.needs_attention, job.config.enabled) {
+            (_, true, _) => {
+                tracing::error!(job = id, "job NEEDS ATTENTION: automatic rotation stops until someone rotates it");
+                None
+            }
+            (Some(t), false, true) => Some(*t),
+            _ => None,
+        };
+        self.store_state(id, v.state);
+        if let Some(at) = next {
+            self.inner.queue.schedule(id.to_owned(), to_instant(at));
+        }
+    }
+}
+
+fn view(e: &Entry) -> JobView {
+    let s = &e.state;
+    JobView {
+        id: e.job.config.id.clone(),
+        plugin: e.job.plugin.label(),
+        plugin_sha256: e.job.plugin.sha256().to_owned(),
+        secret: e.job.config.secret.as_ref().map(ToString::to_string),
+        schedule: describe(&e.job.config.schedule),
+        enabled: e.job.config.enabled,
+        running: e.running,
+        needs_attention: s.needs_attention,
+        last_rotation: s.last_rotation,
+        next_due: if s.needs_attention { None } else { s.next_due },
+        retries: s.retries,
+        failed_cycles: s.failed_cycles,
+        rotations: s.rotations,
+        last_error: s.last_error.clone(),
+        in_progress: s.in_progress.as_ref().map(|p| InProgressView {
+            id: p.id.clone(),
+            stage: p.stage.as_str(),
+            attempt: p.attempt,
+            started: p.started,
+        }),
+        history: s.history.clone(),
+    }
+}
