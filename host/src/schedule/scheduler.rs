@@ -100,6 +100,8 @@ pub enum SchedulerError {
     Duplicate(String),
     #[error("job `{0}` is rotating right now; try again when it ends")]
     Busy(String),
+    #[error("job `{job}` must wait until {until}: a job paired with it by not_within rotated too recently")]
+    Blocked { job: String, until: OffsetDateTime },
     #[error(transparent)]
     Rotation(#[from] RotationError),
 }
@@ -246,40 +248,14 @@ impl Scheduler {
         while running.join_next().await.is_some() {}
     }
 
-    /// `not_within` partners that started too recently: when this job may start.
-    fn blocked_until(&self, id: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
-        let jobs = self.jobs();
-        let me = jobs.get(id)?;
-        let mut pairs: Vec<(String, Duration)> =
-            me.job.config.schedule.not_within.iter().map(|n| (n.job.clone(), n.duration)).collect();
-        for (other_id, other) in jobs.iter() {
-            for nw in other.job.config.schedule.not_within.iter().filter(|n| n.job == id) {
-                pairs.push((other_id.clone(), nw.duration));
-            }
-        }
-        pairs
-            .into_iter()
-            .filter_map(|(other, apart)| {
-                let other = jobs.get(&other)?;
-                match (other.running, other.last_started) {
-                    (true, _) => Some(now + apart),
-                    (false, Some(t)) if now < t + apart => Some(t + apart),
-                    _ => None,
-                }
-            })
-            .max()
-    }
-
     /// A queued run came due.
     async fn scheduled(&self, id: String) {
-        let now = OffsetDateTime::now_utc();
-        if let Some(until) = self.blocked_until(&id, now) {
-            tracing::info!(job = %id, until = %until, "waiting: a paired job (not_within) rotated too recently");
-            self.inner.queue.schedule(id, to_instant(until));
-            return;
-        }
         match self.rotate(&id, "scheduler", false).await {
             Ok(_) | Err(SchedulerError::Rotation(_)) => {}
+            Err(SchedulerError::Blocked { until, .. }) => {
+                tracing::info!(job = %id, until = %until, "waiting: a paired job (not_within) rotated too recently");
+                self.inner.queue.schedule(id, to_instant(until));
+            }
             Err(e) => tracing::debug!(job = %id, error = %e, "scheduled run skipped"),
         }
     }
@@ -294,10 +270,16 @@ impl Scheduler {
         let _permit = self.inner.limit.acquire().await.expect("the limit is never closed");
         let job = {
             let mut jobs = self.jobs();
-            let entry = jobs.get_mut(id).ok_or_else(|| SchedulerError::UnknownJob(id.to_owned()))?;
+            let entry = jobs.get(id).ok_or_else(|| SchedulerError::UnknownJob(id.to_owned()))?;
             if entry.running {
                 return Err(SchedulerError::Busy(id.to_owned()));
             }
+            // Checked while holding a permit, so two paired jobs waiting for
+            // the limit cannot both pass before either starts.
+            if let Some(until) = blocked_until(&jobs, id, OffsetDateTime::now_utc()) {
+                return Err(SchedulerError::Blocked { job: id.to_owned(), until });
+            }
+            let entry = jobs.get_mut(id).expect("checked above");
             entry.running = true;
             entry.last_started = Some(OffsetDateTime::now_utc());
             entry.job.clone()
@@ -390,6 +372,33 @@ impl Scheduler {
             self.inner.queue.schedule(id.to_owned(), to_instant(at));
         }
     }
+}
+
+/// When `id` may start, if a `not_within` partner is running or started
+/// too recently. Pairs work both ways, whichever job names the other.
+fn blocked_until(jobs: &HashMap<String, Entry>, id: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let me = jobs.get(id)?;
+    let mine = me.job.config.schedule.not_within.iter().map(|n| (n.job.as_str(), n.duration));
+    let theirs = jobs.iter().flat_map(|(other_id, other)| {
+        other
+            .job
+            .config
+            .schedule
+            .not_within
+            .iter()
+            .filter(|n| n.job == id)
+            .map(move |n| (other_id.as_str(), n.duration))
+    });
+    mine.chain(theirs)
+        .filter_map(|(other, apart)| {
+            let other = jobs.get(other)?;
+            match (other.running, other.last_started) {
+                (true, _) => Some(now + apart),
+                (false, Some(t)) if now < t + apart => Some(t + apart),
+                _ => None,
+            }
+        })
+        .max()
 }
 
 fn view(e: &Entry) -> JobView {

@@ -1,0 +1,221 @@
+//! The fault-injection suite: the real `rotator run` process is aborted at
+//! every crash point of a rotation (`ROTATOR_CRASH_AT`), restarted, and the
+//! end-state rule is checked against Vault and a real PostgreSQL.
+//!
+//! After every trial: the password Vault holds logs in to PostgreSQL, the
+//! state record holds no PENDING, and exactly one more rotation was recorded
+//! (one more KV version, one more `rotated` history entry). The randomized
+//! trial count is `CRASH_TRIALS` (default 200); `scripts/crash-trials.sh`
+//! runs 1,000 and writes `docs/reliability.md`.
+
+#[path = "../../tests/src/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rotator::devserver::{DevServer, DevServerOptions};
+use rotator::rotation::crash;
+use rotator::rotation::state::{JobState, Outcome, StateStore};
+use rotator::secret::SecretJson;
+use rotator::vault::{VaultClient, VaultOptions};
+use secrecy::SecretString;
+
+const ROOT: &str = "crash-suite-root";
+const JOB: &str = "app-db";
+const ROLE: &str = "app_user";
+
+/// One dev server, one PostgreSQL, one config: the world a daemon restarts in.
+struct Rig {
+    server: DevServer,
+    pg: postgres::Postgres,
+    vault: VaultClient,
+    store: StateStore,
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn new() -> Self {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let server = DevServer::start(DevServerOptions { addr, root_token: ROOT.into(), ..Default::default() })
+            .await
+            .expect("dev server");
+        let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
+        let pg = tokio::task::spawn_blocking(postgres::Postgres::start).await.unwrap();
+        let admin = pg.connect("postgres", postgres::SUPERUSER_PASSWORD).await.unwrap();
+        admin.batch_execute(&format!("CREATE ROLE {ROLE} LOGIN PASSWORD 'initial-password'")).await.unwrap();
+        let creds = SecretJson::new(
+            serde_json::json!({"username": "postgres", "password": postgres::SUPERUSER_PASSWORD}).to_string(),
+        );
+        vault.kv_write("secret", "pg/admin", &creds, None).await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            r#"
+[vault]
+address = "{vault}"
+token = {{ env = "CRASH_SUITE_TOKEN" }}
+
+[daemon]
+api_addr = "127.0.0.1:0"
+cache_dir = "cache"
+shutdown_grace = "20s"
+
+[sql.connections.app]
+url = "postgres://127.0.0.1:{port}/postgres"
+credentials = {{ vault = {{ mount = "secret", path = "pg/admin" }} }}
+
+[[jobs]]
+id = "{JOB}"
+plugin = "postgres-password"
+secret = {{ path = "app/db" }}
+interval = "1h"
+settings = {{ connection = "app", strategy = "single-user", username = "{ROLE}" }}
+grants = [{{ sql = "app" }}]
+"#,
+            vault = server.url(),
+            port = pg.port,
+        );
+        std::fs::write(dir.path().join("rotator.toml"), toml).unwrap();
+        let store = StateStore::new(vault.clone(), "secret", "rotator/state");
+        Self { server, pg, vault, store, dir }
+    }
+
+    fn daemon(&self, crash_at: Option<&str>) -> Child {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rotator"));
+        c.args(["--log-format", "json", "run", "--config"])
+            .arg(self.dir.path().join("rotator.toml"))
+            .env_remove("RUST_LOG")
+            .env_remove(crash::ENV)
+            .env("CRASH_SUITE_TOKEN", ROOT)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(point) = crash_at {
+            c.env(crash::ENV, point);
+        }
+        c.spawn().expect("rotator run starts")
+    }
+
+    async fn state(&self) -> JobState {
+        self.store.load(JOB).await.expect("state readable").state
+    }
+
+    /// Make the job's next rotation due now, as if its slot had come.
+    async fn make_due(&self) {
+        let mut v = self.store.load(JOB).await.unwrap();
+        let now = time::OffsetDateTime::now_utc() - Duration::from_secs(1);
+        v.state.slot = Some(now);
+        v.state.next_due = Some(now);
+        self.store.save(JOB, &mut v).await.unwrap();
+    }
+
+    /// Run `child` until it aborts at its crash point, or until the record
+    /// shows `rotations` done with nothing in progress (then stop it).
+    /// Returns whether it crashed.
+    async fn drive(&self, mut child: Child, rotations: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                let text = stderr(&mut child);
+                assert!(text.contains("crash point"), "rotator exited with {status} without a crash point:\n{text}");
+                return true;
+            }
+            let s = self.state().await;
+            if s.rotations >= rotations && s.in_progress.is_none() {
+                Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+                let status = child.wait().unwrap();
+                let text = stderr(&mut child);
+                // It may have reached a late crash point just before the signal.
+                assert!(status.success() || text.contains("crash point"), "rotator stopped with {status}:\n{text}");
+                return !status.success();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = child.kill();
+        panic!("the rotation did not settle in 60 s: {}", stderr(&mut child));
+    }
+
+    /// The end-state rule and the lockout check.
+    async fn check(&self, rotations: u64, context: &str) {
+        let s = self.state().await;
+        assert!(s.in_progress.is_none(), "{context}: PENDING left behind: {:?}", s.in_progress);
+        assert_eq!(s.rotations, rotations, "{context}: rotation count");
+        let rotated = s.history.iter().filter(|h| h.outcome == Outcome::Rotated).count() as u64;
+        assert_eq!(rotated, rotations.min(rotator::rotation::state::HISTORY_LEN as u64), "{context}: history");
+        let secret = self.vault.kv_read("secret", "app/db").await.unwrap().expect("secret exists");
+        assert_eq!(secret.version, Some(rotations), "{context}: one KV version per rotation");
+        let fields = secret.data.fields();
+        let password = fields["password"].as_str().unwrap();
+        assert_eq!(fields["username"], ROLE);
+        assert!(self.pg.logs_in(ROLE, password).await, "{context}: LOCKOUT: the password in Vault is refused");
+    }
+}
+
+fn stderr(child: &mut Child) -> String {
+    use std::io::Read;
+    let mut out = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut out);
+    }
+    out
+}
+
+/// One trial: make a rotation due, run the daemon with `crashes` armed one
+/// after another (each restart arms the next), then a clean daemon, and
+/// check the result.
+async fn trial(rig: &Rig, before: u64, crashes: &[String]) {
+    rig.make_due().await;
+    for point in crashes {
+        rig.drive(rig.daemon(Some(point)), before + 1).await;
+    }
+    let crashed = rig.drive(rig.daemon(None), before + 1).await;
+    assert!(!crashed, "no crash point was armed");
+    rig.check(before + 1, &format!("after crashes {crashes:?}")).await;
+}
+
+/// Every point a single-user PostgreSQL rotation passes: the protocol's
+/// actions and each host call the plugin makes.
+fn points() -> Vec<String> {
+    let mut all = crash::all_points();
+    for n in 1..=3 {
+        all.push(format!("before:host-call:{n}"));
+        all.push(format!("after:host-call:{n}"));
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_crash_point_recovers_without_lockout() {
+    let rig = Rig::new().await;
+    let mut done = 0;
+    // The first rotation creates the secret; each point gets one trial.
+    trial(&rig, done, &[]).await;
+    done += 1;
+    for point in points() {
+        trial(&rig, done, std::slice::from_ref(&point)).await;
+        done += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn randomized_crashes_never_lock_anyone_out() {
+    let trials: u64 = std::env::var("CRASH_TRIALS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
+    let rig = Rig::new().await;
+    trial(&rig, 0, &[]).await;
+    let all = points();
+    let mut rng = rand::rng();
+    let started = Instant::now();
+    for t in 0..trials {
+        // Up to three crashes in a row: the recovery itself may crash.
+        let n = rng.random_range(0..=3);
+        let crashes: Vec<String> = (0..n).map(|_| all[rng.random_range(0..all.len())].clone()).collect();
+        trial(&rig, t + 1, &crashes).await;
+    }
+    // Read by scripts/crash-trials.sh for docs/reliability.md.
+    println!("crash trials: 0 lockouts / {trials} trials in {:.0?}", started.elapsed());
+}

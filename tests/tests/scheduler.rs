@@ -1,0 +1,164 @@
+//! The scheduler against the dev server in real time: restarts neither
+//! repeat nor skip a rotation, downtime is caught up once, paired jobs keep
+//! apart, the concurrency limit holds, and failing jobs end up needing
+//! attention until a manual rotation succeeds.
+
+use std::time::Duration;
+
+use rotator::devserver::{DevServer, FaultPlan};
+use rotator::rotation::Job;
+use rotator::rotation::state::{Outcome, StateStore};
+use rotator::schedule::Scheduler;
+use rotator_tests::{dev_server, jobs, store};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+fn kv_job(id: &str, extra: &str) -> String {
+    format!(
+        "[[jobs]]\nid = \"{id}\"\nplugin = \"kv-random\"\nsecret = {{ path = \"sched/{id}\" }}\n{extra}\nsettings = {{ field = \"password\" }}\n"
+    )
+}
+
+/// A scheduler running `jobs` until the returned sender is told to stop.
+async fn start(server: &DevServer, toml: &str, max_concurrent: usize) -> (Scheduler, watch::Sender<bool>, StateStore) {
+    let (vault, jobs, _rt) = jobs(server, toml);
+    let store = store(&vault);
+    let scheduler = Scheduler::new(store.clone(), max_concurrent, Vec::new());
+    for job in jobs {
+        scheduler.add(job).await.unwrap();
+    }
+    let (stop, rx) = watch::channel(false);
+    let running = scheduler.clone();
+    tokio::spawn(async move { running.run(rx).await });
+    (scheduler, stop, store)
+}
+
+async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..300 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn rotations(store: &StateStore, id: &str) -> u64 {
+    store.load(id).await.unwrap().state.rotations
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_neither_repeats_nor_skips_and_downtime_is_caught_up_once() {
+    let server = dev_server().await;
+    let toml = kv_job("app", "interval = \"1h\"");
+    // A new job whose secret does not exist rotates at once, once.
+    let (_s, stop, store) = start(&server, &toml, 4).await;
+    wait_for("the first rotation", async || rotations(&store, "app").await == 1).await;
+    stop.send(true).unwrap();
+    let due = store.load("app").await.unwrap().state.next_due.unwrap();
+    let ahead = due - OffsetDateTime::now_utc();
+    assert!(ahead > time::Duration::minutes(59), "next rotation in {ahead}");
+
+    // Restart: nothing is due, nothing runs.
+    let (_s, stop, store) = start(&server, &toml, 4).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rotations(&store, "app").await, 1, "a restart repeated the rotation");
+    stop.send(true).unwrap();
+
+    // Down for five slots: one catch-up rotation, then an hour's wait.
+    let mut v = store.load("app").await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    v.state.last_rotation = Some(now - time::Duration::hours(6));
+    v.state.slot = Some(now - time::Duration::hours(5));
+    v.state.next_due = v.state.slot;
+    store.save("app", &mut v).await.unwrap();
+    let (_s, stop, store) = start(&server, &toml, 4).await;
+    wait_for("the catch-up rotation", async || rotations(&store, "app").await == 2).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rotations(&store, "app").await, 2, "downtime was caught up more than once");
+    stop.send(true).unwrap();
+    let secret = store.vault.kv_read("secret", "sched/app").await.unwrap().unwrap();
+    assert_eq!(secret.version, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paired_jobs_keep_apart_and_the_concurrency_limit_holds() {
+    let server = dev_server().await;
+    let mut toml = kv_job("first", "interval = \"1h\"");
+    toml.push_str(&kv_job("second", "interval = \"1h\"\nnot_within = { job = \"first\", duration = \"2s\" }"));
+    for id in ["c1", "c2", "c3"] {
+        toml.push_str(&kv_job(id, "interval = \"1h\""));
+    }
+    let (scheduler, stop, store) = start(&server, &toml, 1).await;
+    wait_for("every job's first rotation", async || scheduler.views().iter().all(|v| v.rotations == 1 && !v.running))
+        .await;
+    stop.send(true).unwrap();
+
+    let mut runs = Vec::new();
+    for v in scheduler.views() {
+        let h = store.load(&v.id).await.unwrap().state.history;
+        assert_eq!(h.len(), 1, "{}", v.id);
+        runs.push((v.id.clone(), h[0].started, h[0].finished));
+    }
+    let started = |id: &str| runs.iter().find(|r| r.0 == id).unwrap().1;
+    let apart = (started("second") - started("first")).abs();
+    assert!(apart >= time::Duration::seconds(2), "paired jobs started {apart} apart");
+    // One at a time: no two runs overlap.
+    runs.sort_by_key(|r| r.1);
+    for pair in runs.windows(2) {
+        assert!(pair[1].1 >= pair[0].2, "{} overlapped {}", pair[1].0, pair[0].0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_failing_every_cycle_needs_attention_until_a_manual_rotation_succeeds() {
+    let server = dev_server().await;
+    let toml = kv_job("flaky", "interval = \"1s\"\nretry = { attempts = 1, needs_attention_after = 2 }");
+    // Vault refuses the promotion (a permanent error: no retries in a cycle).
+    server.set_faults(Some(FaultPlan {
+        rate: 1.0,
+        statuses: vec![400],
+        path_prefix: Some("secret/data/sched/flaky".into()),
+        methods: vec!["POST".into()],
+        ..FaultPlan::default()
+    }));
+    let (scheduler, stop, store) = start(&server, &toml, 4).await;
+    wait_for("needs-attention", async || scheduler.view("flaky").is_some_and(|v| v.needs_attention)).await;
+    let view = scheduler.view("flaky").unwrap();
+    assert_eq!(view.failed_cycles, 2);
+    assert_eq!(view.next_due, None, "a job needing attention is not scheduled");
+    assert!(view.last_error.as_deref().unwrap_or("").contains("rolled back"), "{view:?}");
+    let state = store.load("flaky").await.unwrap().state;
+    assert!(state.in_progress.is_none(), "a failed rotation left PENDING behind");
+    assert!(state.history.iter().all(|h| h.outcome == Outcome::Failed));
+    // It stays put: no more automatic attempts.
+    let attempts = state.history.len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(store.load("flaky").await.unwrap().state.history.len(), attempts);
+
+    // Someone fixes Vault and rotates by hand: the flag clears.
+    server.set_faults(None);
+    let report = scheduler.rotate_now("flaky", "api:test").await.unwrap();
+    assert_eq!(report.new_version, Some(1));
+    let view = scheduler.view("flaky").unwrap();
+    assert!(!view.needs_attention);
+    assert_eq!(view.failed_cycles, 0);
+    assert!(view.next_due.is_some());
+    assert_eq!(store.load("flaky").await.unwrap().state.history[0].actor, "api:test");
+    stop.send(true).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_can_be_added_and_removed_at_runtime() {
+    let server = dev_server().await;
+    let (scheduler, stop, store) = start(&server, "", 4).await;
+    let (_vault, mut extra, _rt) = jobs(&server, &kv_job("late", "interval = \"1h\""));
+    let job: Job = extra.remove(0);
+    scheduler.add(job.clone()).await.unwrap();
+    assert!(scheduler.add(job).await.is_err(), "a duplicate id is refused");
+    wait_for("the added job's rotation", async || rotations(&store, "late").await == 1).await;
+    assert!(scheduler.remove("late"));
+    assert!(scheduler.view("late").is_none());
+    assert!(scheduler.rotate_now("late", "test").await.is_err());
+    stop.send(true).unwrap();
+}
