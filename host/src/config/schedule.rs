@@ -79,31 +79,33 @@ pub(super) fn schedule(c: &mut Collector, raw: RawSchedule, job_span: Range<usiz
     let cadence = match (&raw.interval, &raw.cron) {
         (Some(_), Some(cron)) => {
             c.error(cron.span(), "set either `interval` or `cron`, not both");
-            return None;
+            None
         }
         (None, None) => {
             c.error(job_span, "job needs a schedule: `interval = \"24h\"` or `cron = \"0 3 * * *\"`");
-            return None;
+            None
         }
-        (Some(i), None) => match duration(c, i.get_ref(), i.span(), "interval")? {
-            d if d < MIN_INTERVAL => {
+        (Some(i), None) => match duration(c, i.get_ref(), i.span(), "interval") {
+            Some(d) if d < MIN_INTERVAL => {
                 c.error(i.span(), "interval must be at least 1s");
-                return None;
+                None
             }
-            d => Cadence::Interval(d),
+            d => d.map(Cadence::Interval),
         },
         (None, Some(cron)) => match cron.get_ref().parse() {
-            Ok(expr) => Cadence::Cron(expr),
+            Ok(expr) => Some(Cadence::Cron(expr)),
             Err(why) => {
                 c.error(cron.span(), format!("invalid cron `{}`: {why}", cron.get_ref()));
-                return None;
+                None
             }
         },
     };
+    // Keep checking the other keys, so every mistake is reported at once.
+    let is_interval = matches!(cadence, Some(Cadence::Interval(_))) || raw.cron.is_none();
     let mut ok = true;
     let window = match &raw.window {
         None => None,
-        Some(_) if matches!(cadence, Cadence::Interval(_)) => {
+        Some(_) if is_interval => {
             c.error(raw.window.as_ref().map(Spanned::span).unwrap_or_default(), "`window` needs a `cron` schedule");
             ok = false;
             None
@@ -173,6 +175,7 @@ pub(super) fn schedule(c: &mut Collector, raw: RawSchedule, job_span: Range<usiz
             policy
         }
     };
+    let cadence = cadence?;
     ok.then_some(Schedule { cadence, window, jitter, not_within, retry })
 }
 
@@ -195,11 +198,14 @@ pub(super) fn check_pairs(c: &mut Collector, jobs: &[JobConfig]) {
                 c.error(
                     span,
                     format!(
-                        "jobs `{}` and `{}` must start within {} of each other at {at}: their windows leave no room \
-                         to keep them apart (widen a window or move a schedule)",
+                        "jobs `{}` and `{}` must start within {} of each other ({} {:02}:{:02} UTC): their windows \
+                         leave no room to keep them apart (widen a window or move a schedule)",
                         job.id,
                         other.id,
-                        humantime::format_duration(nw.duration)
+                        humantime::format_duration(nw.duration),
+                        at.weekday(),
+                        at.hour(),
+                        at.minute(),
                     ),
                 );
             }
