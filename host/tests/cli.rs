@@ -71,6 +71,8 @@ struct Dev {
     lines: mpsc::Receiver<String>,
     stderr: std::thread::JoinHandle<String>,
     stdout_seen: Vec<String>,
+    /// The folder of a jobs file written by [`Dev::with_jobs`].
+    _config: Option<tempfile::TempDir>,
 }
 
 impl Dev {
@@ -95,7 +97,17 @@ impl Dev {
             let _ = err.read_to_string(&mut s);
             s
         });
-        Self { child, lines, stderr, stdout_seen: Vec::new() }
+        Self { child, lines, stderr, stdout_seen: Vec::new(), _config: None }
+    }
+
+    /// Start with `jobs` (TOML) as the config file.
+    fn with_jobs(jobs: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("jobs.toml");
+        std::fs::write(&config, jobs).unwrap();
+        let mut dev = Self::start(&[&["--config", config.to_str().unwrap()], extra].concat());
+        dev._config = Some(dir);
+        dev
     }
 
     /// Wait for a stdout line starting with `prefix`; return the rest.
@@ -168,12 +180,8 @@ async fn wait_for_versions(addr: &str, path: &str, versions: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_rotates_and_no_secret_value_reaches_the_logs() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("jobs.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+    let jobs = format!(
+        r#"
 [[jobs]]
 id = "kv"
 plugin = "kv-random"
@@ -187,11 +195,9 @@ plugin = "{}"
 secret = {{ path = "leakcheck/leaky" }}
 interval = "1s"
 "#,
-            rotator::builtin::build_artifact("fixture_leaky").display()
-        ),
-    )
-    .unwrap();
-    let mut dev = Dev::start(&["--config", config.to_str().unwrap(), "--log-level", "debug"]);
+        rotator::builtin::build_artifact("fixture_leaky").display()
+    );
+    let mut dev = Dev::with_jobs(&jobs, &["--log-level", "debug"]);
     let addr = dev.wait_for("Address:");
     let api = dev.wait_for("rotator API:");
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -245,21 +251,15 @@ async fn rotate_and_dry_run_against_a_server_only_dev_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_are_one_json_object_per_line_without_secret_values() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("jobs.toml");
-    std::fs::write(
-        &config,
-        r#"
+    let jobs = r#"
 [[jobs]]
 id = "json-kv"
 plugin = "kv-random"
 secret = { path = "jsonlogs/app" }
 interval = "1s"
 settings = { field = "password" }
-"#,
-    )
-    .unwrap();
-    let mut dev = Dev::start(&["--config", config.to_str().unwrap(), "--log-format", "json", "--log-level", "debug"]);
+"#;
+    let mut dev = Dev::with_jobs(jobs, &["--log-format", "json", "--log-level", "debug"]);
     let addr = dev.wait_for("Address:");
     // Created, then rotated at least once.
     wait_for_versions(&addr, "jsonlogs/app", 2).await;

@@ -14,10 +14,11 @@
 //! redacted (see `secret::Redactor`); callers must pass only such messages.
 //!
 //! **What a chain cannot show.** Cutting records off the *end* of the file
-//! leaves a valid, shorter chain: [`verify`] cannot detect it. Compare
-//! [`VerifySummary::records`] and [`VerifySummary::last_hash`] with a copy
-//! kept elsewhere (a log shipper, a periodic note in another system) to
-//! catch that. Likewise an attacker who can rewrite the whole file can
+//! leaves a valid, shorter chain: [`verify`] cannot detect it, nor a
+//! well-formed edit of the very last record (no later `prev` covers it).
+//! Compare [`VerifySummary::records`] and [`VerifySummary::last_hash`] with
+//! a copy kept elsewhere (a log shipper, a periodic note in another system)
+//! to catch that. Likewise an attacker who can rewrite the whole file can
 //! rebuild a consistent chain; the chain proves integrity only relative to
 //! a trusted later hash.
 
@@ -109,7 +110,7 @@ pub enum Outcome {
 
 /// What the caller reports; [`AuditLog::append`] adds `seq`, `time` and
 /// `prev`. Holds no secret values (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Who started it: `scheduler`, `api:<caller>`, `cli`, …
     pub actor: String,
@@ -121,6 +122,7 @@ pub struct AuditEvent {
     /// Vault paths the step read or wrote (paths only, never values).
     pub vault_paths: Vec<String>,
     /// A redacted error message when the step did not succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -160,32 +162,36 @@ impl AuditEvent {
     }
 }
 
-/// One line of the log, in field order. Parsing is strict (unknown fields
-/// are rejected), so [`verify`] notices a field added to the last record.
+/// One line of the log: `seq`, `time`, the event's fields, `prev`, in that
+/// order. [`verify`] accepts a line only in exactly the form this type
+/// serializes to, so a field added to (or reformatted in) the last record,
+/// which no later `prev` covers, is still noticed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AuditRecord {
     /// 1 for the first record of a file, then +1 per record.
     pub seq: u64,
     /// RFC 3339, UTC.
     pub time: String,
-    pub actor: String,
-    pub job: String,
-    pub plugin: PluginIdentity,
-    pub rotation_id: String,
-    pub step: Step,
-    pub outcome: Outcome,
-    pub vault_paths: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    #[serde(flatten)]
+    pub event: AuditEvent,
     /// sha256 (hex) of the previous line's bytes; [`GENESIS_PREV`] first.
     pub prev: String,
 }
 
 impl AuditRecord {
-    fn new(seq: u64, time: String, event: AuditEvent, prev: String) -> Self {
-        let AuditEvent { actor, job, plugin, rotation_id, step, outcome, vault_paths, error } = event;
-        Self { seq, time, actor, job, plugin, rotation_id, step, outcome, vault_paths, error, prev }
+    /// Parse one line (without its newline), refusing anything but the exact
+    /// bytes [`AuditLog::append`] would have written for it.
+    pub fn parse_line(line: &[u8]) -> Result<Self, String> {
+        let record: Self = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+        if record.to_line() != line {
+            return Err("not in the exact form the log writes (a field added, reordered or reformatted)".into());
+        }
+        Ok(record)
+    }
+
+    /// The record as one line of JSON, without the newline.
+    fn to_line(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an audit record always serializes")
     }
 }
 
@@ -265,8 +271,8 @@ impl AuditLog {
         } else {
             let last =
                 last_line(&file, len).map_err(open_error)?.ok_or(AuditError::Unterminated { path: path.clone() })?;
-            let record: AuditRecord = serde_json::from_slice(&last)
-                .map_err(|e| AuditError::Corrupt { path: path.clone(), message: e.to_string() })?;
+            let record = AuditRecord::parse_line(&last)
+                .map_err(|message| AuditError::Corrupt { path: path.clone(), message })?;
             (record.seq + 1, line_hash(&last))
         };
         let writer = Mutex::new(Writer { file, len, next_seq, prev });
@@ -286,8 +292,7 @@ impl AuditLog {
         // (its fields change only after a successful write), so poison is moot.
         let mut w = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
         let seq = w.next_seq;
-        let record = AuditRecord::new(seq, time, event, w.prev.clone());
-        let mut line = serde_json::to_vec(&record).expect("an audit record always serializes");
+        let mut line = AuditRecord { seq, time, event, prev: w.prev.clone() }.to_line();
         let hash = line_hash(&line);
         line.push(b'\n');
         let fsync = self.inner.options.fsync;

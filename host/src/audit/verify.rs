@@ -1,11 +1,12 @@
 //! Walking an audit log's hash chain and naming the first record that is not
 //! what was written.
 //!
-//! Each line is checked in order: it is complete (ends in a newline), it is a
-//! strict [`AuditRecord`], its `seq` follows the previous one, its `prev` is
-//! the sha256 of the previous line, and its `time` is RFC 3339. A `prev`
-//! mismatch on line N means line N-1 was changed *or* line N's `prev` was;
-//! line N+1 decides which (if its `prev` matches line N, line N is intact).
+//! Each line is checked in order: it is complete (ends in a newline), it is
+//! an [`AuditRecord`] in exactly the form the log writes, its `seq` follows
+//! the previous one, its `prev` is the sha256 of the previous line, and its
+//! `time` is RFC 3339. A `prev` mismatch on line N means line N-1 was changed
+//! *or* line N's `prev` was; line N+1 decides which (if its `prev` matches
+//! line N, line N is intact).
 //!
 //! Truncating the end of the file is not detectable here: see the module
 //! docs of [`crate::audit`].
@@ -95,9 +96,9 @@ pub fn verify_reader(reader: impl BufRead) -> Result<VerifySummary, VerifyError>
         if !line.terminated {
             return tampered(seq_guess(&line.bytes, expected_seq), TamperReason::Unterminated);
         }
-        let record: AuditRecord = match serde_json::from_slice(&line.bytes) {
+        let record = match AuditRecord::parse_line(&line.bytes) {
             Ok(r) => r,
-            Err(e) => return tampered(seq_guess(&line.bytes, expected_seq), TamperReason::NotARecord(e.to_string())),
+            Err(why) => return tampered(seq_guess(&line.bytes, expected_seq), TamperReason::NotARecord(why)),
         };
         if record.seq != expected_seq {
             return tampered(record.seq, TamperReason::SeqGap { expected: expected_seq, found: record.seq });
