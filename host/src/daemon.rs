@@ -68,6 +68,8 @@ pub struct Daemon {
     pub state: StateStore,
     /// Who hears about every rotation step (audit log, metrics).
     pub observers: Vec<Arc<dyn Observer>>,
+    /// Served at `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Daemon {

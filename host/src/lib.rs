@@ -12,13 +12,17 @@
 //! - [`rotation`]: the protocol of one rotation (create, set, test, promote,
 //!   finish; rollback on failure).
 //! - [`daemon`]: scheduling jobs, the HTTP API, clean shutdown.
+//! - [`audit`]: the hash-chained JSON-lines record of every rotation step.
+//! - [`metrics`]: Prometheus counters, gauges and histograms.
 //! - [`devserver`]: an in-memory Vault-compatible server for development.
 
 pub mod api;
+pub mod audit;
 pub mod builtin;
 pub mod config;
 pub mod daemon;
 pub mod devserver;
+pub mod metrics;
 pub mod plugin;
 pub mod rotation;
 pub mod schedule;

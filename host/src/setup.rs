@@ -10,8 +10,8 @@ use secrecy::SecretString;
 use crate::config::{AuthConfig, Config, ConfigErrors, PluginRef};
 use crate::daemon::Identity;
 use crate::plugin::{Plugin, Runtime, RuntimeOptions};
-use crate::rotation::Job;
 use crate::rotation::state::StateStore;
+use crate::rotation::{Job, Observer};
 use crate::vault::{AuthMethod, VaultClient, VaultOptions};
 
 /// Overrides for the `[vault]` section (used by `rotator dev`).
@@ -128,4 +128,16 @@ pub fn load_jobs(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<Job>, Co
 /// Where the config keeps job state records, reached through `vault`.
 pub fn state_store(config: &Config, vault: &VaultClient) -> StateStore {
     StateStore::new(vault.clone(), config.daemon.state.mount.clone(), config.daemon.state.prefix.clone())
+}
+
+/// Who hears about every rotation step: the metrics, and the audit log if
+/// the config names one.
+pub fn observers(config: &Config, metrics: &crate::metrics::Metrics) -> Result<Vec<Arc<dyn Observer>>, String> {
+    let mut out: Vec<Arc<dyn Observer>> = vec![Arc::new(metrics.clone())];
+    if let Some(path) = config.audit_log() {
+        let options = crate::audit::AuditOptions { fsync: config.daemon.audit_fsync };
+        let log = crate::audit::AuditLog::open_with(&path, options).map_err(|e| e.to_string())?;
+        out.push(Arc::new(log));
+    }
+    Ok(out)
 }

@@ -71,6 +71,8 @@ struct Dev {
     lines: mpsc::Receiver<String>,
     stderr: std::thread::JoinHandle<String>,
     stdout_seen: Vec<String>,
+    /// The folder of a jobs file written by [`Dev::with_jobs`].
+    _config: Option<tempfile::TempDir>,
 }
 
 impl Dev {
@@ -95,7 +97,17 @@ impl Dev {
             let _ = err.read_to_string(&mut s);
             s
         });
-        Self { child, lines, stderr, stdout_seen: Vec::new() }
+        Self { child, lines, stderr, stdout_seen: Vec::new(), _config: None }
+    }
+
+    /// Start with `jobs` (TOML) as the config file.
+    fn with_jobs(jobs: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("jobs.toml");
+        std::fs::write(&config, jobs).unwrap();
+        let mut dev = Self::start(&[&["--config", config.to_str().unwrap()], extra].concat());
+        dev._config = Some(dir);
+        dev
     }
 
     /// Wait for a stdout line starting with `prefix`; return the rest.
@@ -141,14 +153,35 @@ async fn vault_get(addr: &str, path: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// Every value `field` of KV v2 secret `secret/<path>` ever had, oldest
+/// first, read back from the dev server.
+async fn secret_values(addr: &str, path: &str, field: &str) -> Vec<String> {
+    let meta = vault_get(addr, &format!("secret/metadata/{path}")).await;
+    let current = meta["data"]["current_version"].as_u64().unwrap_or(0);
+    let mut values = Vec::new();
+    for v in 1..=current {
+        let s = vault_get(addr, &format!("secret/data/{path}?version={v}")).await;
+        values.push(s["data"]["data"][field].as_str().unwrap().to_owned());
+    }
+    values
+}
+
+/// Poll until KV v2 secret `secret/<path>` has at least `versions` versions.
+async fn wait_for_versions(addr: &str, path: &str, versions: u64) {
+    for _ in 0..600 {
+        let meta = vault_get(addr, &format!("secret/metadata/{path}")).await;
+        if meta["data"]["current_version"].as_u64().unwrap_or(0) >= versions {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("secret/{path} never reached {versions} versions");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_rotates_and_no_secret_value_reaches_the_logs() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("jobs.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+    let jobs = format!(
+        r#"
 [[jobs]]
 id = "kv"
 plugin = "kv-random"
@@ -162,26 +195,18 @@ plugin = "{}"
 secret = {{ path = "leakcheck/leaky" }}
 interval = "1s"
 "#,
-            rotator::builtin::build_artifact("fixture_leaky").display()
-        ),
-    )
-    .unwrap();
-    let mut dev = Dev::start(&["--config", config.to_str().unwrap(), "--log-level", "debug"]);
+        rotator::builtin::build_artifact("fixture_leaky").display()
+    );
+    let mut dev = Dev::with_jobs(&jobs, &["--log-level", "debug"]);
     let addr = dev.wait_for("Address:");
     let api = dev.wait_for("rotator API:");
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let health: serde_json::Value = http().get(&api).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
 
-    // Every value the secret ever had, read back from the dev server.
-    let meta = vault_get(&addr, "secret/metadata/leakcheck/app").await;
-    let current = meta["data"]["current_version"].as_u64().unwrap();
-    assert!(current >= 3, "only {current} versions");
-    let mut values = vec!["static-api-key-value".to_owned()];
-    for v in 1..=current {
-        let s = vault_get(&addr, &format!("secret/data/leakcheck/app?version={v}")).await;
-        values.push(s["data"]["data"]["password"].as_str().unwrap().to_owned());
-    }
+    let mut values = secret_values(&addr, "leakcheck/app", "password").await;
+    assert!(values.len() >= 3, "only {} versions", values.len());
+    values.push("static-api-key-value".to_owned());
     let (stdout, stderr) = dev.stop();
     let logs = format!("{stdout}\n{stderr}");
 
@@ -222,4 +247,94 @@ async fn rotate_and_dry_run_against_a_server_only_dev_server() {
     let unknown = rotator().args(["rotate", "nope", "--config", "config/dev.toml"]).output().unwrap();
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no job `nope`"));
     dev.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_json_object_per_line_without_secret_values() {
+    let jobs = r#"
+[[jobs]]
+id = "json-kv"
+plugin = "kv-random"
+secret = { path = "jsonlogs/app" }
+interval = "1s"
+settings = { field = "password" }
+"#;
+    let mut dev = Dev::with_jobs(jobs, &["--log-format", "json", "--log-level", "debug"]);
+    let addr = dev.wait_for("Address:");
+    // Created, then rotated at least once.
+    wait_for_versions(&addr, "jsonlogs/app", 2).await;
+    let values = secret_values(&addr, "jsonlogs/app", "password").await;
+    let (stdout, stderr) = dev.stop();
+
+    // stdout is the banner; every log line (stderr) is a JSON object.
+    let mut messages = Vec::new();
+    for line in stderr.lines() {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+        assert!(entry["timestamp"].is_string() && entry["level"].is_string(), "{line}");
+        messages.push(entry["fields"]["message"].as_str().unwrap_or_default().to_owned());
+    }
+    assert!(messages.iter().any(|m| m == "rotation done"), "no rotation logged: {stderr}");
+    assert!(!stdout.lines().any(|l| l.starts_with('{')), "log lines on stdout: {stdout}");
+    assert!(values.len() >= 2);
+    for value in &values {
+        assert!(
+            !format!("{stdout}\n{stderr}").contains(value.as_str()),
+            "secret value {value:?} appears in the output"
+        );
+    }
+}
+
+/// A log of five records written by the library, checked by the binary.
+fn audit_log_of_five(dir: &Path) -> (PathBuf, Vec<String>) {
+    use rotator::audit::{AuditEvent, AuditLog, Outcome, PluginIdentity, Step};
+    let path = dir.join("audit.jsonl");
+    let log = AuditLog::open(&path).unwrap();
+    let plugin = PluginIdentity { name: "kv-random".into(), version: "0.1.0".into(), sha256: "0".repeat(64) };
+    for step in [Step::Create, Step::Set, Step::Test, Step::Promote, Step::Rotation] {
+        log.append(AuditEvent::new("cli", "demo-kv", plugin.clone(), "r-1", step, Outcome::Ok)).unwrap();
+    }
+    let lines = std::fs::read_to_string(&path).unwrap().lines().map(str::to_owned).collect();
+    (path, lines)
+}
+
+/// `rotator audit verify FILE`: (exit code, stdout).
+fn audit_verify(path: &Path, lines: &[String]) -> (Option<i32>, String) {
+    std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let out = rotator().args(["audit", "verify"]).arg(path).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn audit_verify_names_an_edited_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut lines) = audit_log_of_five(dir.path());
+    let (code, stdout) = audit_verify(&path, &lines);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.starts_with("ok: 5 records, chain intact\n"), "{stdout}");
+
+    lines[2] = lines[2].replace(r#""outcome":"ok""#, r#""outcome":"failed""#);
+    let (code, stdout) = audit_verify(&path, &lines);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stdout.trim_end(),
+        "tampered: line 3 (seq 3): record was changed after it was written: its sha256 does not match `prev` in line 4"
+    );
+}
+
+#[test]
+fn audit_verify_catches_a_deleted_middle_line_and_reports_unreadable_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut lines) = audit_log_of_five(dir.path());
+    lines.remove(2);
+    let (code, stdout) = audit_verify(&path, &lines);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stdout.trim_end(),
+        "tampered: line 3 (seq 4): seq 4 where 3 was expected: records were removed, inserted or reordered"
+    );
+
+    let out = rotator().args(["audit", "verify"]).arg(dir.path().join("missing.jsonl")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read audit log"));
 }

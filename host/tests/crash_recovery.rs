@@ -13,7 +13,6 @@
 mod postgres;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,7 +30,8 @@ const ROLE: &str = "app_user";
 
 /// One dev server, one PostgreSQL, one config: the world a daemon restarts in.
 struct Rig {
-    server: DevServer,
+    /// Kept alive for the daemons to talk to.
+    _server: DevServer,
     pg: postgres::Postgres,
     vault: VaultClient,
     store: StateStore,
@@ -82,7 +82,7 @@ grants = [{{ sql = "app" }}]
         );
         std::fs::write(dir.path().join("rotator.toml"), toml).unwrap();
         let store = StateStore::new(vault.clone(), "secret", "rotator/state");
-        Self { server, pg, vault, store, dir }
+        Self { _server: server, pg, vault, store, dir }
     }
 
     fn daemon(&self, crash_at: Option<&str>) -> Child {

@@ -44,6 +44,7 @@ settings = { field = "password" }
         shutdown_grace: Duration::from_secs(10),
         state: rotator_tests::store(&vault),
         observers: Vec::new(),
+        metrics: Default::default(),
     };
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

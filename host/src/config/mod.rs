@@ -198,6 +198,14 @@ pub struct DaemonConfig {
     /// Where each job's state record (rotation in progress, schedule) lives.
     #[serde(default)]
     pub state: StateConfig,
+    /// The hash-chained audit log (JSON lines), as written: relative paths
+    /// are resolved against the config's folder by [`Config::audit_log`].
+    /// No audit log when unset.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+    /// fsync the audit log after every record (default: flush only).
+    #[serde(default)]
+    pub audit_fsync: bool,
 }
 
 /// `[daemon.state]`: a KV v2 mount and a prefix; job `x`'s record is at
@@ -229,6 +237,8 @@ impl Default for DaemonConfig {
             cache_dir: None,
             shutdown_grace: default_grace(),
             state: StateConfig::default(),
+            audit_log: None,
+            audit_fsync: false,
         }
     }
 }
@@ -325,8 +335,30 @@ impl Config {
         self.jobs.iter().find(|j| j.id == id)
     }
 
+    /// `[daemon] audit_log`, resolved against the config's folder.
+    pub fn audit_log(&self) -> Option<PathBuf> {
+        self.daemon.audit_log.as_ref().map(|p| self.base_dir.join(p))
+    }
+
     /// A collector for problems found after parsing (e.g. by `check`).
     pub fn collector(&self) -> Collector {
         Collector::new(self.source.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn the_audit_log_is_resolved_against_the_config_folder() {
+        let parse = |text: &str| super::parse("t.toml", text, Path::new("/etc/rotator")).unwrap();
+        let relative = parse("[daemon]\naudit_log = \"audit/log.jsonl\"\naudit_fsync = true\n");
+        assert_eq!(relative.audit_log(), Some(Path::new("/etc/rotator/audit/log.jsonl").to_path_buf()));
+        assert!(relative.daemon.audit_fsync);
+        let absolute = parse("[daemon]\naudit_log = \"/var/log/rotator/audit.jsonl\"\n");
+        assert_eq!(absolute.audit_log(), Some(Path::new("/var/log/rotator/audit.jsonl").to_path_buf()));
+        let none = parse("");
+        assert_eq!((none.audit_log(), none.daemon.audit_fsync), (None, false));
     }
 }

@@ -28,6 +28,10 @@ pub struct RotationEvent {
     /// Why it failed. Already free of secret values (errors are built from
     /// redacted plugin output and Vault messages).
     pub error: Option<String>,
+    /// The failure's machine name (`trap`, `deadline`, `conflict`, …).
+    pub kind: Option<&'static str>,
+    /// Host calls the plugin made in this step that its grants refused.
+    pub denied_calls: u32,
 }
 
 /// Receives rotation events. Called on the async runtime: must not block.

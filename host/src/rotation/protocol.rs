@@ -53,8 +53,8 @@ pub(super) async fn run(
     let result = driver.drive().await;
     let (outcome, error) = match &result {
         Ok(_) => ("rotated", None),
-        Err(e) if driver.v.state.in_progress.is_some() => ("kept-pending", Some(e.to_string())),
-        Err(e) => ("failed", Some(e.to_string())),
+        Err(e) if driver.v.state.in_progress.is_some() => ("kept-pending", Some((e.to_string(), e.kind()))),
+        Err(e) => ("failed", Some((e.to_string(), e.kind()))),
     };
     driver.emit("rotation", outcome, None, Vec::new(), error);
     result
@@ -182,13 +182,13 @@ impl<'a> Driver<'a> {
         let (duration, result) = plugin_step(&self.run, step, &self.ctx, pending.as_ref()).await?;
         crash::point("after", name);
         self.steps.push(StepTiming { step, duration });
-        let paths = self.host_paths_since(calls_before);
+        let (paths, denied) = self.host_calls_since(calls_before);
         let (outcome, error) = match &result {
             Ok(_) => ("ok", None),
-            Err(e) => ("failed", Some(e.to_string())),
+            Err(e) => ("failed", Some((e.to_string(), e.failure.kind()))),
         };
         tracing::debug!(job = %self.job.config.id, step = name, ?duration, ok = result.is_ok(), "step");
-        self.emit(name, outcome, Some(duration), paths, error);
+        self.emit_with(name, outcome, Some(duration), paths, error, denied);
         Ok(match result {
             Ok(secret) => (Ok(()), secret),
             Err(e) => (Err(e), None),
@@ -330,11 +330,15 @@ impl<'a> Driver<'a> {
         self.run.lock().map(|r| r.host_calls().len()).unwrap_or(0)
     }
 
-    fn host_paths_since(&self, from: usize) -> Vec<String> {
-        let Ok(run) = self.run.lock() else { return Vec::new() };
-        let mut paths: Vec<String> = run.host_calls().iter().skip(from).map(|c| c.path.clone()).collect();
+    /// The paths the plugin's host calls since `from` touched, and how many
+    /// of those calls its grants refused.
+    fn host_calls_since(&self, from: usize) -> (Vec<String>, u32) {
+        let Ok(run) = self.run.lock() else { return (Vec::new(), 0) };
+        let calls = &run.host_calls()[from.min(run.host_calls().len())..];
+        let mut paths: Vec<String> = calls.iter().map(|c| c.path.clone()).collect();
         paths.dedup();
-        paths
+        let denied = calls.iter().filter(|c| c.outcome == crate::plugin::CallOutcome::Denied).count();
+        (paths, denied as u32)
     }
 
     fn state_location(&self) -> String {
@@ -347,8 +351,24 @@ impl<'a> Driver<'a> {
         outcome: &'static str,
         duration: Option<std::time::Duration>,
         vault_paths: Vec<String>,
-        error: Option<String>,
+        error: Option<(String, &'static str)>,
     ) {
+        self.emit_with(step, outcome, duration, vault_paths, error, 0);
+    }
+
+    fn emit_with(
+        &self,
+        step: &'static str,
+        outcome: &'static str,
+        duration: Option<std::time::Duration>,
+        vault_paths: Vec<String>,
+        error: Option<(String, &'static str)>,
+        denied_calls: u32,
+    ) {
+        let (error, kind) = match error {
+            Some((message, kind)) => (Some(message), Some(kind)),
+            None => (None, None),
+        };
         let rotation_id =
             self.v.state.in_progress.as_ref().map(|p| p.id.clone()).unwrap_or_else(|| self.ctx.rotation_id.clone());
         self.options.observer.event(&RotationEvent {
@@ -362,6 +382,8 @@ impl<'a> Driver<'a> {
             duration,
             vault_paths,
             error,
+            kind,
+            denied_calls,
         });
     }
 }

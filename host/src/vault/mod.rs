@@ -4,6 +4,8 @@
 //! the dev server and a production Vault see exactly the same calls. KV
 //! helpers on top of it live in [`kv`]. Vault's `{"errors": [...]}` answers
 //! become [`VaultError::Status`] with the status code and messages.
+//! With [`VaultClient::with_metrics`], every HTTP exchange (each retry
+//! included) is counted by status in `rotator_vault_requests_total`.
 
 pub mod auth;
 mod error;
@@ -11,12 +13,16 @@ pub mod kv;
 pub mod leases;
 pub mod lifetime;
 pub mod retry;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+
+use crate::metrics::Metrics;
 
 pub use auth::{AuthMethod, KUBERNETES_JWT_PATH, TokenLease};
 pub use error::VaultError;
@@ -67,6 +73,8 @@ struct Inner {
     http: reqwest::Client,
     /// KV version per mount, learned on first use.
     kv_versions: std::sync::Mutex<std::collections::HashMap<String, KvVersion>>,
+    /// Where requests are counted, if anywhere.
+    metrics: RwLock<Option<Metrics>>,
 }
 
 impl std::fmt::Debug for VaultClient {
@@ -106,8 +114,23 @@ impl VaultClient {
                 retry: options.retry,
                 http,
                 kv_versions: Default::default(),
+                metrics: RwLock::new(None),
             }),
         })
+    }
+
+    /// Count every HTTP exchange in `metrics` from now on. Clones of this
+    /// client share the setting (they share one connection pool too).
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        *self.inner.metrics.write().unwrap_or_else(|p| p.into_inner()) = Some(metrics);
+        self
+    }
+
+    /// Record one exchange: its status, or `None` when no response came.
+    fn count(&self, status: Option<u16>) {
+        if let Some(m) = self.inner.metrics.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            m.vault_request(status);
+        }
     }
 
     /// Use `token` from now on (after a fresh login).
@@ -177,11 +200,12 @@ impl VaultClient {
         if let Some(body) = body {
             req = req.header("Content-Type", "application/json").body(body);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| VaultError::Unavailable { address: self.inner.base.clone(), message: describe_reqwest(&e) })?;
+        let resp = req.send().await.map_err(|e| {
+            self.count(None);
+            VaultError::Unavailable { address: self.inner.base.clone(), message: describe_reqwest(&e) }
+        })?;
         let status = resp.status().as_u16();
+        self.count(Some(status));
         let bytes = resp
             .bytes()
             .await

@@ -50,6 +50,9 @@ enum Command {
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Work with the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -58,6 +61,16 @@ enum PluginCommand {
     Inspect {
         /// A component file, or the name of a built-in plugin.
         plugin: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check an audit log's hash chain: exit 0 if intact, 1 naming the first
+    /// tampered record, 2 if the file cannot be read.
+    Verify {
+        /// The audit log (JSON lines).
+        file: PathBuf,
     },
 }
 
@@ -70,6 +83,7 @@ fn main() -> ExitCode {
         Command::Check { config } => commands::check(&config),
         Command::Rotate { job, config, dry_run } => commands::rotate(&config, &job, dry_run),
         Command::Plugin(PluginCommand::Inspect { plugin }) => commands::inspect(&plugin),
+        Command::Audit(AuditCommand::Verify { file }) => commands::audit_verify(&file),
     };
     match result {
         Ok(code) => code,
