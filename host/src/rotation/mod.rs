@@ -107,6 +107,9 @@ pub enum RotationError {
     State(#[from] StateError),
     #[error("job `{job}`: plugin run was lost: {message}")]
     Lost { job: String, message: String },
+    /// Stopped on request at a crash point ([`RotateOptions::interrupt_at`]).
+    #[error("job `{job}`: interrupted at {point}")]
+    Interrupted { job: String, point: String },
 }
 
 fn rollback_note(r: &Option<Result<(), StepError>>) -> String {
@@ -128,7 +131,7 @@ impl RotationError {
             Self::State(e) => e.is_transient(),
             Self::Conflict { .. } => false,
             Self::RolledBack { rollback, .. } => matches!(rollback, Some(Err(e)) if e.failure.is_transient()),
-            Self::Lost { .. } => true,
+            Self::Lost { .. } | Self::Interrupted { .. } => true,
         }
     }
 
@@ -141,6 +144,7 @@ impl RotationError {
             Self::RolledBack { .. } => "rolled-back",
             Self::State(_) => "state",
             Self::Lost { .. } => "lost",
+            Self::Interrupted { .. } => "interrupted",
         }
     }
 
@@ -150,7 +154,7 @@ impl RotationError {
             | Self::Vault { rollback, .. }
             | Self::Conflict { rollback, .. }
             | Self::RolledBack { rollback, .. } => *rollback = Some(outcome),
-            Self::State(_) | Self::Lost { .. } => {}
+            Self::State(_) | Self::Lost { .. } | Self::Interrupted { .. } => {}
         }
     }
 }

@@ -36,11 +36,15 @@ pub struct RotateOptions<'a> {
     pub actor: String,
     pub observer: &'a dyn Observer,
     pub finalize: Option<Finalize<'a>>,
+    /// Stop the run at this crash point (`after:set`, …) as if the process
+    /// had died there: no rollback, no cleanup, PENDING left as recorded.
+    /// The in-process twin of `ROTATOR_CRASH_AT`, for the plugin harness.
+    pub interrupt_at: Option<String>,
 }
 
 impl RotateOptions<'_> {
     pub fn new(actor: impl Into<String>) -> Self {
-        Self { actor: actor.into(), observer: &NoEvents, finalize: None }
+        Self { actor: actor.into(), observer: &NoEvents, finalize: None, interrupt_at: None }
     }
 }
 
@@ -124,12 +128,24 @@ impl<'a> Driver<'a> {
             actor: d.options.actor.clone(),
             pending: Some(d.pending.clone()),
         });
-        crash::point("before", "stage");
+        d.point("before", "stage")?;
         let started = std::time::Instant::now();
         d.store.save(id, &mut d.v).await?;
-        crash::point("after", "stage");
+        d.point("after", "stage")?;
         d.emit("stage", "ok", Some(started.elapsed()), vec![d.state_location()], None);
         Ok(d)
+    }
+
+    /// A crash point: abort the process if armed, or stop this run if the
+    /// caller asked to be interrupted here.
+    fn point(&self, when: &str, what: &str) -> Result<(), RotationError> {
+        crash::point(when, what);
+        match &self.options.interrupt_at {
+            Some(p) if p.strip_prefix(when).and_then(|r| r.strip_prefix(':')) == Some(what) => {
+                Err(RotationError::Interrupted { job: self.job.config.id.clone(), point: p.clone() })
+            }
+            _ => Ok(()),
+        }
     }
 
     fn in_progress(&mut self) -> &mut InProgress {
@@ -176,11 +192,11 @@ impl<'a> Driver<'a> {
     /// Run one plugin step with its crash points, timing and event.
     async fn step(&mut self, step: Step) -> Result<(Result<(), StepError>, Option<SecretJson>), RotationError> {
         let name = step.as_str();
-        crash::point("before", name);
+        self.point("before", name)?;
         let calls_before = self.host_call_count();
         let pending = (step != Step::Create).then(|| self.pending.clone());
         let (duration, result) = plugin_step(&self.run, step, &self.ctx, pending.as_ref()).await?;
-        crash::point("after", name);
+        self.point("after", name)?;
         self.steps.push(StepTiming { step, duration });
         let (paths, denied) = self.host_calls_since(calls_before);
         let (outcome, error) = match &result {
@@ -197,10 +213,10 @@ impl<'a> Driver<'a> {
 
     /// Record that `stage` is complete.
     async fn record(&mut self, stage: Stage, point: &str) -> Result<(), RotationError> {
-        crash::point("before", point);
+        self.point("before", point)?;
         self.in_progress().stage = stage;
         self.store.save(&self.job.config.id, &mut self.v).await?;
-        crash::point("after", point);
+        self.point("after", point)?;
         Ok(())
     }
 
@@ -209,7 +225,7 @@ impl<'a> Driver<'a> {
     async fn promote(&mut self) -> Result<(), RotationError> {
         let Some(loc) = self.job.config.secret.clone() else { return Ok(()) };
         let expected = self.in_progress().base_version.unwrap_or(0);
-        crash::point("before", "promote");
+        self.point("before", "promote")?;
         let started = std::time::Instant::now();
         let written = self.store.vault.kv_write(&loc.mount, &loc.path, &self.pending, Some(expected)).await;
         let version = match written {
@@ -234,7 +250,7 @@ impl<'a> Driver<'a> {
             }
             Err(e) => return Err(self.job.vault_error("promoting", &loc, e)),
         };
-        crash::point("after", "promote");
+        self.point("after", "promote")?;
         self.in_progress().new_version = Some(version);
         self.emit("promote", "ok", Some(started.elapsed()), vec![loc.to_string()], None);
         Ok(())
@@ -262,21 +278,21 @@ impl<'a> Driver<'a> {
         }
         err.set_rollback(Ok(()));
         let message = err.to_string();
-        crash::point("before", "record-rollback");
+        self.point("before", "record-rollback")?;
         self.end(Err(&err)).await?;
-        crash::point("after", "record-rollback");
+        self.point("after", "record-rollback")?;
         tracing::error!(job = %self.job.config.id, error = %message, "rotation failed and was rolled back");
         Err(err)
     }
 
     async fn done(&mut self) -> Result<RotationReport, RotationError> {
-        crash::point("before", "record-done");
+        self.point("before", "record-done")?;
         let (rotation_id, previous_version, new_version) = {
             let p = self.in_progress();
             (p.id.clone(), p.base_version, p.new_version)
         };
         self.end(Ok(())).await?;
-        crash::point("after", "record-done");
+        self.point("after", "record-done")?;
         tracing::info!(job = %self.job.config.id, plugin = %self.job.plugin.label(), rotation = %rotation_id, ?new_version, "rotation done");
         Ok(RotationReport {
             rotation_id,

@@ -306,7 +306,12 @@ impl Scheduler {
             cycle::after_run(&schedule, state, outcome, OffsetDateTime::now_utc(), manual, &mut rand::rng());
             flag.store(true, Ordering::SeqCst);
         });
-        let options = RotateOptions { actor: actor.to_owned(), observer: &*self.inner, finalize: Some(finalize) };
+        let options = RotateOptions {
+            actor: actor.to_owned(),
+            observer: &*self.inner,
+            finalize: Some(finalize),
+            interrupt_at: None,
+        };
         let result = job.rotate_with(&self.inner.store, options).await;
         match &result {
             Ok(r) => {
