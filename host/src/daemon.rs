@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::api::{self, ApiState, JobSummary};
+use crate::api::{self, ApiOptions, ApiState, JobSummary};
 use crate::rotation::Job;
 use crate::vault::leases::LeaseManager;
 use crate::vault::lifetime::{ClientTokenApi, TokenStatus, watch_token};
@@ -61,6 +61,8 @@ pub struct Daemon {
     pub api_listener: TcpListener,
     pub max_concurrent_rotations: usize,
     pub shutdown_grace: Duration,
+    /// The operator API's token, secrets policy and built-in plugins.
+    pub api: ApiOptions,
 }
 
 impl Daemon {
@@ -89,6 +91,8 @@ impl Daemon {
             started: Instant::now(),
             token,
             leases: leases.clone(),
+            vault: self.vault.clone(),
+            options: self.api,
         });
         let mut api_stop = stop_rx.clone();
         let api = axum::serve(self.api_listener, api::router(state)).with_graceful_shutdown(async move {

@@ -12,6 +12,7 @@
 //!
 //! [daemon]
 //! api_addr = "127.0.0.1:8080"
+//! api_token = { env = "ROTATOR_API_TOKEN" }   # the operator API's bearer token
 //!
 //! [[jobs]]
 //! id = "demo-kv"
@@ -193,6 +194,14 @@ pub struct DaemonConfig {
     /// How long shutdown waits for running rotations to finish.
     #[serde(default = "default_grace", with = "units::duration")]
     pub shutdown_grace: Duration,
+    /// The bearer token the operator API demands. Default:
+    /// `$ROTATOR_API_TOKEN`; `rotator run` refuses to start without one.
+    #[serde(default)]
+    pub api_token: Option<SecretRef>,
+    /// Show secret values in API answers (KV reads, dynamic credentials,
+    /// rotations) instead of `"<redacted>"`.
+    #[serde(default)]
+    pub reveal_secrets: bool,
 }
 
 impl Default for DaemonConfig {
@@ -202,6 +211,8 @@ impl Default for DaemonConfig {
             max_concurrent_rotations: default_max_concurrent(),
             cache_dir: None,
             shutdown_grace: default_grace(),
+            api_token: None,
+            reveal_secrets: false,
         }
     }
 }

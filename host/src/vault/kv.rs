@@ -66,8 +66,31 @@ impl VaultClient {
     /// Read the newest version of `<mount>/<path>`. `None` if it does not
     /// exist or (KV v2) its newest version is deleted or destroyed.
     pub async fn kv_read(&self, mount: &str, path: &str) -> Result<Option<KvSecret>, VaultError> {
+        self.kv_read_version(mount, path, None).await
+    }
+
+    /// Read version `at` of `<mount>/<path>` (KV v2), or the newest with
+    /// `None`. `None` if that version does not exist, is deleted or is
+    /// destroyed. Asking a KV v1 mount for a version is an error: it keeps
+    /// only the newest value.
+    pub async fn kv_read_version(
+        &self,
+        mount: &str,
+        path: &str,
+        at: Option<u64>,
+    ) -> Result<Option<KvSecret>, VaultError> {
         let version = self.kv_version(mount).await;
-        let api = self.kv_data_path(mount, path).await;
+        let mut api = self.kv_data_path(mount, path).await;
+        match (at, version) {
+            (None, _) => {}
+            (Some(n), KvVersion::V2) => api.push_str(&format!("?version={n}")),
+            (Some(_), KvVersion::V1) => {
+                return Err(VaultError::Config(format!(
+                    "`{}` is a KV version 1 mount, which keeps no versions",
+                    clean(mount)
+                )));
+            }
+        }
         let body = match self.request("GET", &api, None).await {
             Ok(r) => r.body.unwrap_or(Value::Null),
             Err(e) if e.status() == Some(404) => return Ok(None),
