@@ -274,7 +274,8 @@ async fn kv_reads_writes_and_rotations_are_redacted_unless_revealed() {
     assert_eq!(stored["token"].as_str(), Some(token.as_str()));
 
     // Bad rotation requests are refused before anything runs.
-    let body = api.expect(400, "POST", "/kv/billing/db/rotate", Some(json!({ "field": "password", "length": 4 }))).await;
+    let body =
+        api.expect(400, "POST", "/kv/billing/db/rotate", Some(json!({ "field": "password", "length": 4 }))).await;
     assert!(error_message(&body).contains("length: 4 is less than the minimum of 8"), "{body}");
     let body = json!({ "field": "password", "preserve_fields": "a-secret-string-value" });
     let body = api.expect(400, "POST", "/kv/billing/db/rotate", Some(body)).await;
@@ -317,7 +318,10 @@ const ROOT_PASSWORD: &str = "initial-root-password";
 async fn dynamic_credentials_are_tracked_and_revoked_and_database_root_rotates() {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     let admin = pg.connect("postgres", SUPERUSER_PASSWORD).await.unwrap();
-    admin.batch_execute(&format!("CREATE ROLE vaultadmin WITH LOGIN SUPERUSER PASSWORD '{ROOT_PASSWORD}'")).await.unwrap();
+    admin
+        .batch_execute(&format!("CREATE ROLE vaultadmin WITH LOGIN SUPERUSER PASSWORD '{ROOT_PASSWORD}'"))
+        .await
+        .unwrap();
     let server = dev_server().await;
     let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
     let setup = [
@@ -355,6 +359,8 @@ async fn dynamic_credentials_are_tracked_and_revoked_and_database_root_rotates()
     let next = lease["next_action_in_seconds"].as_u64().unwrap();
     assert!(next > 2000 && next < ttl, "renewal at about 2/3 of the TTL: {lease}");
     assert_eq!(lease["budget_seconds"], ttl);
+    let status = open.send(None, "GET", "/status", None).await.body;
+    assert_eq!(status["leases"][0]["lease_id"], lease_id, "/status shows the lease too");
     let revoked = open.expect(200, "DELETE", &format!("/leases/{lease_id}"), None).await;
     assert_eq!(revoked, json!({ "revoked": lease_id }));
     assert!(!pg.logs_in(user, password).await, "a revoked credential still logs in");

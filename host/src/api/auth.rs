@@ -33,7 +33,9 @@ pub enum ApiTokenError {
     #[error("[daemon] api_token: {0}")]
     Unreadable(String),
     /// The token is too short to be safe.
-    #[error("the API token from {origin} is shorter than {MIN_TOKEN_LEN} characters; use a random one (e.g. `openssl rand -hex 32`)")]
+    #[error(
+        "the API token from {origin} is shorter than {MIN_TOKEN_LEN} characters; use a random one (e.g. `openssl rand -hex 32`)"
+    )]
     TooShort { origin: String },
 }
 

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Answer, ApiState};
+use super::{Answer, ApiState, leases};
 use crate::vault::{RetryPolicy, VaultError};
 
 pub(super) async fn healthz() -> Json<Value> {
@@ -39,11 +39,11 @@ pub(super) async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
     let health = "sys/health?standbyok=true&perfstandbyok=true";
     let vault = state.vault.request_with("GET", health, None, false, once).await.map_err(|e| health_problem(&e));
     let token = match &vault {
-        Ok(_) => state.vault.request_with("GET", "auth/token/lookup-self", None, true, once).await.map_err(|e| {
-            match e.status() {
-                Some(403) => "the daemon's vault token is invalid or expired".to_owned(),
-                _ => e.to_string(),
-            }
+        Ok(_) => state.vault.request_with("GET", "auth/token/lookup-self", None, true, once).await.map_err(|e| match e
+            .status()
+        {
+            Some(403) => "the daemon's vault token is invalid or expired".to_owned(),
+            _ => e.to_string(),
         }),
         Err(_) => Err("not checked: vault is not usable".to_owned()),
     };
@@ -54,29 +54,16 @@ pub(super) async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
     let checks = json!({ "vault": word(&vault), "token": word(&token) });
     match vault.and(token) {
         Ok(_) => (StatusCode::OK, Json(json!({ "status": "ready", "checks": checks }))).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "error": e, "checks": checks })))
-            .into_response(),
+        Err(e) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "error": e, "checks": checks })))
+                .into_response()
+        }
     }
 }
 
 pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Json<Value> {
     let now = tokio::time::Instant::now();
     let token = state.token.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let leases: Vec<Value> = state
-        .leases
-        .list()
-        .into_iter()
-        .map(|l| {
-            json!({
-                "path": l.path,
-                "lease_id": l.lease_id,
-                "renewable": l.renewable,
-                "budget_seconds": l.budget(now).as_secs(),
-                "next_action_in_seconds": l.next_action_at.saturating_duration_since(now).as_secs(),
-                "consecutive_failures": l.consecutive_failures,
-            })
-        })
-        .collect();
     Json(json!({
         "status": "ok",
         "uptime_seconds": state.started.elapsed().as_secs(),
@@ -90,7 +77,7 @@ pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Json<Value> {
             "consecutive_failures": token.consecutive_failures,
             "renew_denied": token.renew_denied,
         },
-        "leases": leases,
+        "leases": leases::tracked(&state, now),
     }))
 }
 

@@ -49,9 +49,9 @@ pub(super) async fn dynamic(
     })))
 }
 
-pub(super) async fn list(State(state): State<Arc<ApiState>>) -> Answer {
-    let now = tokio::time::Instant::now();
-    let leases: Vec<Value> = state
+/// Every tracked lease as the API shows it, as of `now`.
+pub(super) fn tracked(state: &ApiState, now: tokio::time::Instant) -> Vec<Value> {
+    state
         .leases
         .list()
         .into_iter()
@@ -69,8 +69,11 @@ pub(super) async fn list(State(state): State<Arc<ApiState>>) -> Answer {
                 "consecutive_failures": l.consecutive_failures,
             })
         })
-        .collect();
-    Ok(Json(json!({ "leases": leases })))
+        .collect()
+}
+
+pub(super) async fn list(State(state): State<Arc<ApiState>>) -> Answer {
+    Ok(Json(json!({ "leases": tracked(&state, tokio::time::Instant::now()) })))
 }
 
 pub(super) async fn revoke(State(state): State<Arc<ApiState>>, PathParam(lease_id): PathParam) -> Answer {
