@@ -122,7 +122,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             None => println!("API token:     from [daemon] api_token or ${API_TOKEN_ENV}"),
         }
         if reveal {
-            println!("Secrets:       revealed in API answers (--reveal-secrets)");
+            println!("Secrets:       revealed in API answers");
         }
         println!("Jobs:          {}", daemon.jobs.iter().map(|j| j.config.id.as_str()).collect::<Vec<_>>().join(", "));
         println!("Watch a secret: curl -s -H 'X-Vault-Token: root' {}/v1/secret/metadata/demo/app", server.url());
