@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::api::{self, ApiState, JobSummary};
+use crate::api::{self, ApiOptions, ApiState, JobSummary};
 use crate::rotation::state::StateStore;
 use crate::rotation::{Job, Observer};
 use crate::schedule::Scheduler;
@@ -70,6 +70,8 @@ pub struct Daemon {
     pub observers: Vec<Arc<dyn Observer>>,
     /// Served at `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// The operator API's token, secrets policy and built-in plugins.
+    pub api: ApiOptions,
 }
 
 impl Daemon {
@@ -95,11 +97,16 @@ impl Daemon {
             tokio::spawn(async move { leases.run(stop).await })
         };
 
+        let scheduler = Scheduler::new(self.state, self.max_concurrent_rotations, self.observers);
         let state = Arc::new(ApiState {
             jobs: self.jobs.iter().map(summary).collect(),
             started: Instant::now(),
             token,
             leases: leases.clone(),
+            vault: self.vault.clone(),
+            options: self.api,
+            scheduler: scheduler.clone(),
+            metrics: self.metrics.clone(),
         });
         let mut api_stop = stop_rx.clone();
         let api = axum::serve(self.api_listener, api::router(state)).with_graceful_shutdown(async move {
@@ -111,7 +118,6 @@ impl Daemon {
             }
         });
 
-        let scheduler = Scheduler::new(self.state, self.max_concurrent_rotations, self.observers);
         for job in self.jobs {
             // Reading each job's record may wait for Vault; the API is up meanwhile.
             if let Err(e) = scheduler.add(job).await {

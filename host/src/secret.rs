@@ -13,6 +13,11 @@ use zeroize::Zeroizing;
 /// What replaces a secret value in any text rotator emits.
 pub const REDACTED: &str = "[REDACTED]";
 
+/// Log filter directives every subscriber adds, whatever level is asked
+/// for: dependencies whose debug output quotes secret values. tokio-postgres
+/// logs each SQL statement, and the dev server's statements set passwords.
+pub const QUIET_LOG_TARGETS: &[&str] = &["tokio_postgres=info"];
+
 /// Secret data: a JSON object in text form. Never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretJson(Zeroizing<String>);

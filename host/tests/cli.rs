@@ -9,7 +9,11 @@ use std::time::Duration;
 
 fn rotator() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rotator"));
-    c.current_dir(repo()).env_remove("RUST_LOG").env_remove("VAULT_ADDR").env_remove("VAULT_TOKEN");
+    c.current_dir(repo())
+        .env_remove("RUST_LOG")
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .env_remove("ROTATOR_API_TOKEN");
     c
 }
 
@@ -63,6 +67,20 @@ fn plugin_inspect_shows_identity_world_and_schema() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a rotator plugin: it does not export `rotator:plugin/rotator@0.1.0`"), "{stderr}");
+}
+
+#[test]
+fn run_refuses_to_start_without_a_long_enough_api_token() {
+    let out = rotator().args(["run", "--config", "config/dev.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the operator API needs a token: set [daemon] api_token"), "{stderr}");
+
+    let out =
+        rotator().args(["run", "--config", "config/dev.toml"]).env("ROTATOR_API_TOKEN", "short").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("from ROTATOR_API_TOKEN is shorter than 16 characters"), "{stderr}");
 }
 
 /// A running `rotator dev`, its output collected on threads.
@@ -200,9 +218,15 @@ interval = "1s"
     let mut dev = Dev::with_jobs(&jobs, &["--log-level", "debug"]);
     let addr = dev.wait_for("Address:");
     let api = dev.wait_for("rotator API:");
+    let api_token = dev.wait_for("API token:");
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let health: serde_json::Value = http().get(&api).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
+    // The generated API token on the banner opens the API.
+    let token_url = api.replace("/healthz", "/token");
+    let token = http().get(&token_url).bearer_auth(&api_token).send().await.unwrap();
+    assert_eq!(token.status().as_u16(), 200);
+    assert_eq!(http().get(&token_url).send().await.unwrap().status().as_u16(), 401);
 
     let mut values = secret_values(&addr, "leakcheck/app", "password").await;
     assert!(values.len() >= 3, "only {} versions", values.len());
@@ -220,6 +244,7 @@ interval = "1s"
     // The banner prints the dev root token on purpose (as `vault server -dev`
     // does); the logs never do.
     assert!(!stderr.contains("cli-test-root"), "the token reached the logs");
+    assert!(!stderr.contains(&api_token), "the API token reached the logs");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -42,7 +42,7 @@ async fn every_step_is_audited_in_a_chain_and_counted_without_values() {
     assert_ne!(records[7].event.rotation_id, first.rotation_id);
 
     for version in 1..=2 {
-        let s = vault.kv_read_version("secret", "audited/app", version).await.unwrap().unwrap();
+        let s = vault.kv_read_version("secret", "audited/app", Some(version)).await.unwrap().unwrap();
         let password = s.data.fields()["password"].as_str().unwrap().to_owned();
         assert!(!text.contains(&password), "a password reached the audit log");
         assert!(!metrics.render().contains(&password));

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use rotator::api::{ApiOptions, ApiToken};
 use rotator::daemon::{Daemon, Identity, LeaseOptions};
 use rotator_tests::{dev_server, fixture, jobs};
 
@@ -31,7 +32,7 @@ settings = { field = "password" }
             fixture(crate_name)
         ));
     }
-    let (vault, jobs, _rt) = jobs(&server, &toml);
+    let (vault, jobs, runtime) = jobs(&server, &toml);
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}", api_listener.local_addr().unwrap());
     let daemon = Daemon {
@@ -45,6 +46,7 @@ settings = { field = "password" }
         state: rotator_tests::store(&vault),
         observers: Vec::new(),
         metrics: Default::default(),
+        api: ApiOptions::new(ApiToken::generate().0, runtime),
     };
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -12,6 +12,7 @@
 //!
 //! [daemon]
 //! api_addr = "127.0.0.1:8080"
+//! api_token = { env = "ROTATOR_API_TOKEN" }   # the operator API's bearer token
 //!
 //! [[jobs]]
 //! id = "demo-kv"
@@ -206,6 +207,14 @@ pub struct DaemonConfig {
     /// fsync the audit log after every record (default: flush only).
     #[serde(default)]
     pub audit_fsync: bool,
+    /// The bearer token the operator API demands. Default:
+    /// `$ROTATOR_API_TOKEN`; `rotator run` refuses to start without one.
+    #[serde(default)]
+    pub api_token: Option<SecretRef>,
+    /// Show secret values in API answers (KV reads, dynamic credentials,
+    /// rotations) instead of `"<redacted>"`.
+    #[serde(default)]
+    pub reveal_secrets: bool,
 }
 
 /// `[daemon.state]`: a KV v2 mount and a prefix; job `x`'s record is at
@@ -239,6 +248,8 @@ impl Default for DaemonConfig {
             state: StateConfig::default(),
             audit_log: None,
             audit_fsync: false,
+            api_token: None,
+            reveal_secrets: false,
         }
     }
 }

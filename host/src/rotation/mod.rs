@@ -203,7 +203,7 @@ impl Job {
         let Some(loc) = &self.config.secret else { return Ok(None) };
         let found = match version {
             None => vault.kv_read(&loc.mount, &loc.path).await,
-            Some(v) => vault.kv_read_version(&loc.mount, &loc.path, v).await,
+            Some(v) => vault.kv_read_version(&loc.mount, &loc.path, Some(v)).await,
         };
         let found = found.map_err(|e| self.vault_error("reading", loc, e))?;
         Ok(found.map(|s| CurrentSecret { data: s.data, version: s.version }))

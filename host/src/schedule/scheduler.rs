@@ -148,6 +148,17 @@ impl Scheduler {
         Self { inner: Arc::new(inner) }
     }
 
+    /// Where job state records live.
+    pub fn store(&self) -> &StateStore {
+        &self.inner.store
+    }
+
+    /// Everyone who hears about rotations (observers and the live feed), for
+    /// rotations run outside the scheduler (one-off API rotations).
+    pub fn observer(&self) -> &dyn Observer {
+        &*self.inner
+    }
+
     /// Rotation events as they happen (for the live feed).
     pub fn subscribe(&self) -> broadcast::Receiver<RotationEvent> {
         self.inner.events.subscribe()

@@ -66,27 +66,37 @@ impl VaultClient {
     /// Read the newest version of `<mount>/<path>`. `None` if it does not
     /// exist or (KV v2) its newest version is deleted or destroyed.
     pub async fn kv_read(&self, mount: &str, path: &str) -> Result<Option<KvSecret>, VaultError> {
-        self.read_at(mount, path, None).await
+        self.kv_read_version(mount, path, None).await
     }
 
-    /// Read one version of a KV v2 secret (the same as [`Self::kv_read`] on
-    /// KV v1, which keeps no history). `None` if it was deleted or destroyed.
-    pub async fn kv_read_version(&self, mount: &str, path: &str, version: u64) -> Result<Option<KvSecret>, VaultError> {
-        self.read_at(mount, path, Some(version)).await
-    }
-
-    async fn read_at(&self, mount: &str, path: &str, version: Option<u64>) -> Result<Option<KvSecret>, VaultError> {
-        let kv = self.kv_version(mount).await;
+    /// Read version `at` of `<mount>/<path>` (KV v2), or the newest with
+    /// `None`. `None` if that version does not exist, is deleted or is
+    /// destroyed. Asking a KV v1 mount for a version is an error: it keeps
+    /// only the newest value.
+    pub async fn kv_read_version(
+        &self,
+        mount: &str,
+        path: &str,
+        at: Option<u64>,
+    ) -> Result<Option<KvSecret>, VaultError> {
+        let version = self.kv_version(mount).await;
         let mut api = self.kv_data_path(mount, path).await;
-        if let (KvVersion::V2, Some(v)) = (kv, version) {
-            api = format!("{api}?version={v}");
+        match (at, version) {
+            (None, _) => {}
+            (Some(n), KvVersion::V2) => api.push_str(&format!("?version={n}")),
+            (Some(_), KvVersion::V1) => {
+                return Err(VaultError::Config(format!(
+                    "`{}` is a KV version 1 mount, which keeps no versions",
+                    clean(mount)
+                )));
+            }
         }
         let body = match self.request("GET", &api, None).await {
             Ok(r) => r.body.unwrap_or(Value::Null),
             Err(e) if e.status() == Some(404) => return Ok(None),
             Err(e) => return Err(e),
         };
-        parse_read(kv, &body).map_err(|message| VaultError::Protocol { path: api, message })
+        parse_read(version, &body).map_err(|message| VaultError::Protocol { path: api, message })
     }
 
     /// Write a new version. With `cas = Some(n)` (KV v2 only) the write only

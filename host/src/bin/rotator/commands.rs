@@ -7,13 +7,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
+use rotator::api::{API_TOKEN_ENV, ApiOptions, ApiToken};
 use rotator::audit;
 use rotator::config::{self, Config};
 use rotator::daemon::{Daemon, LeaseOptions};
 use rotator::devserver::{DevServer, DevServerOptions, FaultPlan};
 use rotator::plugin::{Runtime, RuntimeOptions};
 use rotator::setup::{self, VaultOverride};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 /// The dev config, embedded so `rotator dev` works from any folder.
 const DEV_CONFIG: &str = include_str!("../../../../config/dev.toml");
@@ -47,6 +48,13 @@ pub struct DevArgs {
     /// Only disturb paths starting with this (e.g. secret/).
     #[arg(long)]
     fault_path: Option<String>,
+    /// The API's bearer token (at least 16 characters). Default: [daemon]
+    /// api_token, else $ROTATOR_API_TOKEN, else a random one shown on the banner.
+    #[arg(long)]
+    api_token: Option<String>,
+    /// Show secret values in API answers instead of "<redacted>".
+    #[arg(long)]
+    reveal_secrets: bool,
 }
 
 impl DevArgs {
@@ -105,8 +113,18 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         let over = VaultOverride { address: Some(server.url()), token: Some(SecretString::from(args.root_token)) };
-        let daemon = daemon(&config, over, Some(args.api_addr)).await?;
+        let (token, shown) = dev_api_token(&config, args.api_token)?;
+        let reveal = args.reveal_secrets || config.daemon.reveal_secrets;
+        let daemon = daemon(&config, over, Some(args.api_addr), token, reveal).await?;
         println!("rotator API:   http://{}/healthz", daemon.api_listener.local_addr()?);
+        // Printed, never logged, as the dev root token is.
+        match shown {
+            Some(token) => println!("API token:     {}", token.expose_secret()),
+            None => println!("API token:     from [daemon] api_token or ${API_TOKEN_ENV}"),
+        }
+        if reveal {
+            println!("Secrets:       revealed in API answers");
+        }
         println!("Jobs:          {}", daemon.jobs.iter().map(|j| j.config.id.as_str()).collect::<Vec<_>>().join(", "));
         println!("Watch a secret: curl -s -H 'X-Vault-Token: root' {}/v1/secret/metadata/demo/app", server.url());
         daemon.run(shutdown_signal()).await?;
@@ -115,7 +133,30 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn daemon(config: &Config, over: VaultOverride, api_addr: Option<SocketAddr>) -> anyhow::Result<Daemon> {
+/// The dev API's token: `--api-token`, else the configured one, else a
+/// fresh random one. Returns the value to print when the user did not
+/// configure it.
+fn dev_api_token(config: &Config, flag: Option<String>) -> anyhow::Result<(ApiToken, Option<SecretString>)> {
+    if let Some(value) = flag {
+        let value = SecretString::from(value);
+        return Ok((ApiToken::new(&value, "--api-token")?, Some(value)));
+    }
+    Ok(match ApiToken::from_config(config)? {
+        Some(token) => (token, None),
+        None => {
+            let (token, value) = ApiToken::generate();
+            (token, Some(value))
+        }
+    })
+}
+
+async fn daemon(
+    config: &Config,
+    over: VaultOverride,
+    api_addr: Option<SocketAddr>,
+    api_token: ApiToken,
+    reveal_secrets: bool,
+) -> anyhow::Result<Daemon> {
     let metrics = rotator::metrics::Metrics::new();
     let vault = setup::vault_client(config, over).map_err(|e| anyhow!(e))?.with_metrics(metrics.clone());
     let observers = setup::observers(config, &metrics).map_err(|e| anyhow!(e))?;
@@ -139,13 +180,23 @@ async fn daemon(config: &Config, over: VaultOverride, api_addr: Option<SocketAdd
         state: setup::state_store(config, &vault),
         observers,
         metrics,
+        api: ApiOptions { reveal_secrets, ..ApiOptions::new(api_token, runtime) },
     })
 }
 
 pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let config = load_config(path)?;
+    // Never run the API open, and never invent a token that would have to
+    // be logged: without a configured token, refuse to start.
+    let token = ApiToken::from_config(&config)?.ok_or_else(|| {
+        anyhow!(
+            "the operator API needs a token: set [daemon] api_token = {{ env = \"…\" }} or {{ file = \"…\" }}, \
+             or {API_TOKEN_ENV} (at least 16 characters, e.g. `openssl rand -hex 32`)"
+        )
+    })?;
+    let reveal = config.daemon.reveal_secrets;
     tokio()?.block_on(async move {
-        let daemon = daemon(&config, VaultOverride::default(), None).await?;
+        let daemon = daemon(&config, VaultOverride::default(), None, token, reveal).await?;
         match daemon.vault.health().await {
             Ok(_) => tracing::info!(vault = daemon.vault.address(), "vault reachable"),
             Err(e) => tracing::warn!(error = %e, "vault health check failed; jobs will retry"),

@@ -1,0 +1,191 @@
+//! The daemon's operator HTTP API: health, KV reads and writes, one-off
+//! rotations, dynamic credentials and their leases, the daemon's own token.
+//!
+//! Every route is one entry of [`ROUTES`]: its method, its axum pattern, who
+//! may call it and its handler. [`router`] builds the server from that list,
+//! and the OpenAPI document (`openapi.json`, served at `GET /openapi.json`)
+//! is checked against it by a test, so a route cannot be served without
+//! being documented or documented without being served. Adding a route means
+//! adding a [`Route`] here and its operation to `openapi.json`.
+//!
+//! Every route except the health probes needs `Authorization: Bearer
+//! <token>` ([`auth`]). Secret values in answers become `"<redacted>"` unless
+//! the daemon runs with `reveal_secrets`. Errors are `{"error": "…"}` with a
+//! status that says whose fault it was ([`error`]).
+
+mod auth;
+mod error;
+mod health;
+mod kv;
+mod leases;
+mod openapi;
+mod params;
+mod rotate;
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::Method;
+use axum::middleware;
+use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::{Json, Router};
+use serde_json::{Map, Value};
+
+use crate::plugin::Runtime;
+use crate::secret::SecretJson;
+use crate::vault::VaultClient;
+use crate::vault::leases::LeaseManager;
+use crate::vault::lifetime::TokenStatus;
+
+pub use auth::{API_TOKEN_ENV, ApiToken, ApiTokenError, MIN_TOKEN_LEN};
+pub use error::ApiError;
+pub use rotate::BuiltinPlugins;
+
+/// What every secret value in an answer becomes unless secrets are revealed.
+pub const REDACTED: &str = "<redacted>";
+
+/// What the API can see of the daemon.
+pub struct ApiState {
+    pub jobs: Vec<JobSummary>,
+    pub started: Instant,
+    pub token: Arc<RwLock<TokenStatus>>,
+    pub leases: LeaseManager<VaultClient>,
+    /// The client API calls to Vault go through (the daemon's identity).
+    pub vault: VaultClient,
+    pub options: ApiOptions,
+    /// The jobs, their state and the live feed.
+    pub scheduler: crate::schedule::Scheduler,
+    /// Rendered at `/metrics`.
+    pub metrics: crate::metrics::Metrics,
+}
+
+/// How the API guards itself and what it may show.
+pub struct ApiOptions {
+    /// The bearer token every non-health route demands.
+    pub token: ApiToken,
+    /// Show secret values instead of [`REDACTED`].
+    pub reveal_secrets: bool,
+    /// The built-in plugins one-off rotations run.
+    pub plugins: BuiltinPlugins,
+}
+
+impl ApiOptions {
+    /// Options that redact secrets; rotations load built-ins from `runtime`.
+    pub fn new(token: ApiToken, runtime: Arc<Runtime>) -> Self {
+        Self { token, reveal_secrets: false, plugins: BuiltinPlugins::new(runtime) }
+    }
+}
+
+/// A job as the API shows it. No secret values.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobSummary {
+    pub id: String,
+    pub plugin: String,
+    pub plugin_sha256: String,
+    pub secret: Option<String>,
+    pub interval_seconds: u64,
+}
+
+impl ApiState {
+    /// A secret's fields as an answer shows them: each value replaced by
+    /// [`REDACTED`] unless secrets are revealed.
+    pub fn show(&self, data: &SecretJson) -> Value {
+        let fields = data.fields();
+        if self.options.reveal_secrets {
+            return Value::Object(fields);
+        }
+        Value::Object(fields.into_iter().map(|(k, _)| (k, Value::from(REDACTED))).collect::<Map<_, _>>())
+    }
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone who can reach the port: health probes only.
+    Public,
+    /// Callers presenting the API token.
+    Token,
+}
+
+/// The handler of a route, given the method filter of its entry.
+pub type Handler = fn(MethodFilter) -> MethodRouter<Arc<ApiState>>;
+
+/// One route: the single source of truth for the router and the OpenAPI test.
+pub struct Route {
+    pub method: Method,
+    /// axum pattern; `{*name}` captures the rest, slashes included, and is
+    /// documented as `{name}`.
+    pub pattern: &'static str,
+    pub access: Access,
+    pub handler: Handler,
+    /// More documented paths the same handler answers (it dispatches on the
+    /// captured rest, as `POST /kv/{path}/rotate` does).
+    pub also: &'static [&'static str],
+}
+
+impl Route {
+    const fn new(method: Method, pattern: &'static str, access: Access, handler: Handler) -> Self {
+        Self { method, pattern, access, handler, also: &[] }
+    }
+
+    /// Every OpenAPI path this route answers.
+    pub fn documented_paths(&self) -> Vec<String> {
+        let mut paths = vec![self.pattern.replace("{*", "{")];
+        paths.extend(self.also.iter().map(|p| (*p).to_owned()));
+        paths
+    }
+}
+
+use Access::{Public, Token};
+
+/// Every route the API serves.
+pub const ROUTES: &[Route] = &[
+    Route::new(Method::GET, "/healthz", Public, |m| on(m, health::healthz)),
+    Route::new(Method::GET, "/livez", Public, |m| on(m, health::livez)),
+    Route::new(Method::GET, "/readyz", Public, |m| on(m, health::readyz)),
+    Route::new(Method::GET, "/status", Public, |m| on(m, health::status)),
+    Route::new(Method::GET, "/token", Token, |m| on(m, health::token)),
+    Route::new(Method::GET, "/openapi.json", Token, |m| on(m, openapi::document)),
+    Route::new(Method::GET, "/kv/{*path}", Token, |m| on(m, kv::read)),
+    Route {
+        method: Method::POST,
+        pattern: "/kv/{*path}",
+        access: Token,
+        handler: |m| on(m, kv::write_or_rotate),
+        also: &["/kv/{path}/rotate"],
+    },
+    Route::new(Method::GET, "/dynamic/{role}", Token, |m| on(m, leases::dynamic)),
+    Route::new(Method::GET, "/leases", Token, |m| on(m, leases::list)),
+    Route::new(Method::DELETE, "/leases/{*lease_id}", Token, |m| on(m, leases::revoke)),
+    Route::new(Method::POST, "/rotate/database-root", Token, |m| on(m, rotate::database_root)),
+];
+
+/// The API's router: [`ROUTES`], guarded, with JSON answers for unknown
+/// paths and methods.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let mut router = Router::new();
+    for route in ROUTES {
+        let filter = MethodFilter::try_from(route.method.clone()).expect("ROUTES use standard methods");
+        let mut handler = (route.handler)(filter);
+        if route.access == Token {
+            handler = handler.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+        }
+        router = router.route(route.pattern, handler);
+    }
+    router.fallback(no_route).method_not_allowed_fallback(no_method).with_state(state)
+}
+
+async fn no_route(req: Request) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {} {}", req.method(), req.uri().path()))
+}
+
+async fn no_method(req: Request) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+/// `Json` with the answer type this API always uses.
+type Answer = Result<Json<Value>, ApiError>;
