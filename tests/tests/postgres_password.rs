@@ -164,7 +164,8 @@ async fn alternating_users_keep_the_previous_credential_valid_for_one_more_inter
         .unwrap();
     let server = dev_server().await;
     let env_admin = r#"{ env = { username = "CARGO_PKG_NAME", password = "CARGO_PKG_VERSION" } }"#;
-    let settings = r#"{ connection = "app", strategy = "alternating-users", usernames = ["app_a", "app_b"], length = 20 }"#;
+    let settings =
+        r#"{ connection = "app", strategy = "alternating-users", usernames = ["app_a", "app_b"], length = 20 }"#;
     let (vault, jobs, _rt) = jobs(&server, &config(pg.port, env_admin, "pair", settings, true));
 
     rotate(&jobs[0], &vault).await;
@@ -223,7 +224,8 @@ async fn a_failed_test_rolls_the_password_back() {
     let err = pair_jobs[0].rotate(&vault, 1).await.unwrap_err().to_string();
     assert!(err.contains("refused the new password") && err.ends_with("; rolled back"), "{err}");
     assert!(pg.logs_in("active_a", "active-a-pw").await, "the current credential still works");
-    let row = admin.query_one("SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = 'locked_b'", &[]).await.unwrap();
+    let row =
+        admin.query_one("SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = 'locked_b'", &[]).await.unwrap();
     assert!(row.get::<_, bool>(0), "the abandoned password was cleared");
     assert!(logs().contains("cleared the password of inactive role"));
 }

@@ -144,7 +144,8 @@ async fn substituted_literals_cannot_escape_whatever_standard_conforming_strings
     for scs in ["on", "off"] {
         admin.batch_execute(&format!("SET standard_conforming_strings = {scs}")).await.unwrap();
         for pw in evil {
-            let statement = substitute_parameters("ALTER ROLE victim PASSWORD $1", &[SqlValue::Text(pw.into())]).unwrap();
+            let statement =
+                substitute_parameters("ALTER ROLE victim PASSWORD $1", &[SqlValue::Text(pw.into())]).unwrap();
             admin.batch_execute(&statement).await.unwrap_or_else(|e| panic!("scs={scs}: {e}"));
             assert!(pg.logs_in("victim", pw).await, "scs={scs}: the password set is exactly the value given");
         }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Collector;
-use super::sql::SqlConnections;
+use super::sql::{Declared, SqlConnections};
 use crate::plugin::{Grants, Operation, SqlGrant, SqlOperation, VaultGrant};
 
 /// One grant as written.
@@ -37,7 +37,7 @@ pub(super) struct RawGrant {
 
 /// Check a job's grants. Returns them with the declared connections they
 /// name (the only ones the job's runs will know about).
-pub(super) fn grants(c: &mut Collector, raw: Vec<Spanned<RawGrant>>, declared: &SqlConnections) -> (Grants, SqlConnections) {
+pub(super) fn grants(c: &mut Collector, raw: Vec<Spanned<RawGrant>>, declared: &Declared) -> (Grants, SqlConnections) {
     let mut grants = Grants::default();
     let mut granted = SqlConnections::new();
     for item in raw {
@@ -47,7 +47,13 @@ pub(super) fn grants(c: &mut Collector, raw: Vec<Spanned<RawGrant>>, declared: &
             (Some(_), Some(_)) => c.error(span, "a grant names either a Vault `path` or an `sql` connection, not both"),
             (None, None) => c.error(span, "a grant needs `path` (Vault) or `sql` (a connection name)"),
             (Some(path), None) => {
-                let operations = operations(c, g.operations.unwrap_or_default(), "a Vault", Operation::parse, "read, write, delete, list");
+                let operations = operations(
+                    c,
+                    g.operations.unwrap_or_default(),
+                    "a Vault",
+                    Operation::parse,
+                    "read, write, delete, list",
+                );
                 let grant = VaultGrant { path, operations };
                 match grant.validate() {
                     Ok(()) => grants.vault.push(grant),
@@ -62,10 +68,14 @@ pub(super) fn grants(c: &mut Collector, raw: Vec<Spanned<RawGrant>>, declared: &
                 if operations.is_empty() {
                     c.error(span, format!("grant for sql connection `{}` lists no operations", name.get_ref()));
                 }
-                match declared.get(name.get_ref()) {
+                match declared.connections.get(name.get_ref()) {
                     Some(conn) => {
                         granted.insert(conn.name.clone(), conn.clone());
                         grants.sql.push(SqlGrant { connection: name.into_inner(), operations });
+                    }
+                    // Its own errors were reported; the job is invalid anyway.
+                    None if declared.broken.contains(name.get_ref()) => {
+                        c.error(name.span(), format!("sql connection `{}` has errors (see above)", name.get_ref()))
                     }
                     None => c.error(
                         name.span(),

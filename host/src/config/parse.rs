@@ -17,7 +17,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::grants::{RawGrant, grants};
-use super::sql::{SqlConnections, sql_section};
+use super::sql::{Declared, sql_section};
 use super::units::parse_bytes;
 use super::{
     Collector, Config, ConfigErrors, DaemonConfig, JobConfig, JobSpans, PluginRef, SecretLocation, SourceFile,
@@ -118,7 +118,7 @@ pub fn parse(name: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigEr
     }
     check_daemon(&mut c, &daemon);
     c.finish()?;
-    Ok(Config { source, base_dir: base_dir.to_path_buf(), vault, daemon, sql, jobs })
+    Ok(Config { source, base_dir: base_dir.to_path_buf(), vault, daemon, sql: sql.connections, jobs })
 }
 
 pub(super) fn section<T: DeserializeOwned>(c: &mut Collector, value: Spanned<DeValue<'_>>) -> Option<T> {
@@ -147,12 +147,7 @@ fn check_unique_ids(c: &mut Collector, items: &[Spanned<DeValue<'_>>]) {
     }
 }
 
-fn job(
-    c: &mut Collector,
-    value: Spanned<DeValue<'_>>,
-    base_dir: &Path,
-    connections: &SqlConnections,
-) -> Option<JobConfig> {
+fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path, connections: &Declared) -> Option<JobConfig> {
     let span = value.span();
     let settings_items = match value.get_ref() {
         DeValue::Table(t) => t.get("settings").map(|s| spans_of(s, String::new())).unwrap_or_default(),

@@ -16,7 +16,8 @@
 //! # or: credentials = { env = { username = "PGUSER", password = "PGPASSWORD" } }
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -71,12 +72,24 @@ pub enum SqlCredentials {
 #[serde(deny_unknown_fields)]
 struct RawConnection {
     url: Spanned<String>,
-    credentials: SqlCredentials,
+    credentials: Spanned<toml::Value>,
 }
 
+/// What the `[sql]` section declares: the valid connections, and the names
+/// of those with errors (already reported, so grants naming them are not
+/// reported again as undeclared).
+#[derive(Debug, Default)]
+pub(super) struct Declared {
+    pub connections: SqlConnections,
+    pub broken: BTreeSet<String>,
+}
+
+const CREDENTIALS_SHAPE: &str = "credentials must be a reference, { vault = { mount, path } } or \
+                                 { env = { username, password } }; admin credentials are never written inline";
+
 /// Parse the `[sql]` section, reporting every problem.
-pub(super) fn sql_section(c: &mut Collector, value: Spanned<DeValue<'_>>) -> SqlConnections {
-    let mut out = SqlConnections::new();
+pub(super) fn sql_section(c: &mut Collector, value: Spanned<DeValue<'_>>) -> Declared {
+    let mut out = Declared::default();
     let span = value.span();
     let DeValue::Table(table) = value.into_inner() else {
         c.error(span, "`sql` must be a table ([sql.connections.<name>])");
@@ -93,32 +106,54 @@ pub(super) fn sql_section(c: &mut Collector, value: Spanned<DeValue<'_>>) -> Sql
             continue;
         };
         for (name, value) in connections {
-            if !valid_id(name.get_ref()) {
-                c.error(
-                    name.span(),
-                    format!(
-                        "connection name `{}` must be 1-64 of a-z, 0-9, `-` and `_`, starting with a letter or digit",
-                        name.get_ref()
-                    ),
-                );
-            }
-            let conn_span = value.span();
-            let Some(raw) = section::<RawConnection>(c, value) else { continue };
-            if let Err(why) = check_url(raw.url.get_ref()) {
-                c.error(raw.url.span(), format!("sql connection `{}`: {why}", name.get_ref()));
-            }
-            if let SqlCredentials::Vault(loc) = &raw.credentials {
-                for (what, p) in [("mount", &loc.mount), ("path", &loc.path)] {
-                    if let Err(why) = crate::plugin::grants::validate_path(p) {
-                        c.error(conn_span.clone(), format!("sql connection `{}`: credentials {what}: {why}", name.get_ref()));
-                    }
-                }
-            }
+            let name_span = name.span();
             let name = name.into_inner().into_owned();
-            out.insert(name.clone(), SqlConnection { name, url: raw.url.into_inner(), credentials: raw.credentials });
+            match connection(c, &name, name_span, value) {
+                Some(conn) => drop(out.connections.insert(name, conn)),
+                None => drop(out.broken.insert(name)),
+            }
         }
     }
     out
+}
+
+/// One `[sql.connections.<name>]`; `None` if anything about it is wrong.
+fn connection(
+    c: &mut Collector,
+    name: &str,
+    name_span: Range<usize>,
+    value: Spanned<DeValue<'_>>,
+) -> Option<SqlConnection> {
+    let before = c.count();
+    if !valid_id(name) {
+        c.error(
+            name_span,
+            format!("connection name `{name}` must be 1-64 of a-z, 0-9, `-` and `_`, starting with a letter or digit"),
+        );
+    }
+    let raw = section::<RawConnection>(c, value)?;
+    if let Err(why) = check_url(raw.url.get_ref()) {
+        c.error(raw.url.span(), format!("sql connection `{name}`: {why}"));
+    }
+    let cred_span = raw.credentials.span();
+    let credentials = match raw.credentials.into_inner() {
+        toml::Value::Table(t) if t.len() == 1 && (t.contains_key("vault") || t.contains_key("env")) => {
+            toml::Value::Table(t).try_into::<SqlCredentials>().map_err(|e| c.toml_error(&e, cred_span.clone())).ok()
+        }
+        _ => {
+            c.error(cred_span.clone(), format!("sql connection `{name}`: {CREDENTIALS_SHAPE}"));
+            None
+        }
+    };
+    if let Some(SqlCredentials::Vault(loc)) = &credentials {
+        for (what, p) in [("mount", &loc.mount), ("path", &loc.path)] {
+            if let Err(why) = crate::plugin::grants::validate_path(p) {
+                c.error(cred_span.clone(), format!("sql connection `{name}`: credentials {what}: {why}"));
+            }
+        }
+    }
+    let credentials = credentials?;
+    (c.count() == before).then(|| SqlConnection { name: name.to_owned(), url: raw.url.into_inner(), credentials })
 }
 
 /// A URL must parse, name a host and hold no credentials. The message never
@@ -145,7 +180,8 @@ mod tests {
 
     #[test]
     fn urls_with_credentials_are_refused_without_echoing_them() {
-        for url in ["postgres://admin:hunter22@db/app", "postgres://admin@db/app", "host=db user=admin password=hunter22"]
+        for url in
+            ["postgres://admin:hunter22@db/app", "postgres://admin@db/app", "host=db user=admin password=hunter22"]
         {
             let err = check_url(url).unwrap_err();
             assert!(err.contains("must not hold credentials"), "{err}");

@@ -198,9 +198,10 @@ fn describe(
 
 fn capability(c: wit::Capability) -> Capability {
     match c {
-        wit::Capability::Vault(v) => {
-            Capability::Vault(VaultGrant { path: v.path, operations: v.operations.into_iter().map(operation).collect() })
-        }
+        wit::Capability::Vault(v) => Capability::Vault(VaultGrant {
+            path: v.path,
+            operations: v.operations.into_iter().map(operation).collect(),
+        }),
         wit::Capability::Sql(connection) => Capability::Sql(connection),
     }
 }

@@ -107,7 +107,9 @@ impl Job {
                 return Err(RotateError::InvalidConfig("single-user needs `username` (and no `usernames`)".into()));
             }
             (Strategy::AlternatingUsers, ..) => {
-                return Err(RotateError::InvalidConfig("alternating-users needs `usernames` (and no `username`)".into()));
+                return Err(RotateError::InvalidConfig(
+                    "alternating-users needs `usernames` (and no `username`)".into(),
+                ));
             }
         };
         Ok(Self { db: sql::connection(&s.connection), roles, length: s.length })
@@ -118,12 +120,10 @@ impl Job {
     fn target(&self, current: Option<&Credential>) -> &str {
         match &self.roles {
             Roles::Single(user) => user,
-            Roles::Alternating([first, second]) => {
-                match current.and_then(|c| c.username.as_deref()) {
-                    Some(active) if active == first => second,
-                    _ => first,
-                }
-            }
+            Roles::Alternating([first, second]) => match current.and_then(|c| c.username.as_deref()) {
+                Some(active) if active == first => second,
+                _ => first,
+            },
         }
     }
 
@@ -188,7 +188,10 @@ impl Guest for PostgresPassword {
         let role = job.target(current.as_ref());
         let conn = job.db.name();
         let mut actions = vec![
-            Action { step: Step::Create, summary: format!("generate a {}-character password for role `{role}`", job.length) },
+            Action {
+                step: Step::Create,
+                summary: format!("generate a {}-character password for role `{role}`", job.length),
+            },
             Action { step: Step::Set, summary: format!("on `{conn}`: ALTER ROLE {} PASSWORD $1", quote_ident(role)?) },
             Action { step: Step::Test, summary: format!("log in to `{conn}` as `{role}` with the new password") },
         ];

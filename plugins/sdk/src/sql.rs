@@ -17,9 +17,9 @@
 //! assert!(db.try_login("app_user", password)?);
 //! ```
 
-pub use crate::rotator::plugin::sql::{SqlError, SqlValue};
-use crate::rotator::plugin::sql as host;
 use crate::RotateError;
+use crate::rotator::plugin::sql as host;
+pub use crate::rotator::plugin::sql::{SqlError, SqlValue};
 
 /// A declared SQL connection, by name.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,8 +35,8 @@ use tokio_postgres::{Client, NoTls};
 pub use self::statement::substitute as substitute_parameters;
 use super::{CallOutcome, HostCall, HostState, VaultBridge};
 use crate::config::{SqlConnection, SqlConnections, SqlCredentials};
-use crate::plugin::bindings::rotator::plugin::sql::{Host, SqlError};
 pub use crate::plugin::bindings::rotator::plugin::sql::SqlValue;
+use crate::plugin::bindings::rotator::plugin::sql::{Host, SqlError};
 use crate::plugin::grants::SqlOperation;
 use crate::secret::Redactor;
 
@@ -197,7 +197,8 @@ async fn connect(config: &tokio_postgres::Config) -> Result<Client, tokio_postgr
 
 /// The admin username and password, read from their reference.
 async fn admin_credentials(conn: &SqlConnection, bridge: &VaultBridge) -> Result<(String, SecretString), SqlError> {
-    let unavailable = |why: String| SqlError::Unavailable(format!("sql connection `{}`: admin credentials: {why}", conn.name));
+    let unavailable =
+        |why: String| SqlError::Unavailable(format!("sql connection `{}`: admin credentials: {why}", conn.name));
     match &conn.credentials {
         SqlCredentials::Env { username, password } => {
             let var = |name: &str| std::env::var(name).map_err(|_| unavailable(format!("{name} is not set")));
@@ -269,8 +270,13 @@ impl Host for HostState {
         params: Vec<SqlValue>,
     ) -> Result<Vec<Vec<SqlValue>>, SqlError> {
         let name = connection.clone();
-        self.sql_statement("sql.query", SqlOperation::Query, &connection, &statement, &params, async |client, p| {
-            match p {
+        self.sql_statement(
+            "sql.query",
+            SqlOperation::Query,
+            &connection,
+            &statement,
+            &params,
+            async |client, p| match p {
                 Prepared::Bound { statement, params } => {
                     let rows = client.query(statement, &bound(&params)).await.map_err(|e| db_failure(&name, e))?;
                     rows.iter().map(values::decode_row).collect::<Result<_, _>>().map_err(SqlError::Failed)
@@ -278,13 +284,18 @@ impl Host for HostState {
                 Prepared::Substituted(text) => {
                     client.simple_query(&text).await.map(|m| values::simple_rows(&m)).map_err(|e| db_failure(&name, e))
                 }
-            }
-        })
+            },
+        )
     }
 
     fn try_login(&mut self, connection: String, username: String, password: String) -> Result<bool, SqlError> {
         let password = SecretString::from(password);
-        let call = Call { function: "sql.try-login", op: SqlOperation::Login, connection: &connection, keyword: String::new() };
+        let call = Call {
+            function: "sql.try-login",
+            op: SqlOperation::Login,
+            connection: &connection,
+            keyword: String::new(),
+        };
         let (conn, bridge) = self.sql_authorize(&call)?;
         let mut config = conn.pg_config();
         config.user(&username).password(password.expose_secret());

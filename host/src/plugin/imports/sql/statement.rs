@@ -69,10 +69,9 @@ pub fn substitute(statement: &str, params: &[SqlValue]) -> Result<String, String
             }
             b'$' if !follows_identifier(b, i) => match dollar(b, i) {
                 Dollar::Placeholder { index, end } => {
-                    let value = index
-                        .checked_sub(1)
-                        .and_then(|n| params.get(n))
-                        .ok_or_else(|| format!("the statement uses ${index} but {} parameter(s) were given", params.len()))?;
+                    let value = index.checked_sub(1).and_then(|n| params.get(n)).ok_or_else(|| {
+                        format!("the statement uses ${index} but {} parameter(s) were given", params.len())
+                    })?;
                     out.push_str(&statement[copied..i]);
                     literal(&mut out, value).map_err(|why| format!("parameter ${index}: {why}"))?;
                     copied = end;
@@ -265,12 +264,10 @@ mod tests {
 
     #[test]
     fn numbers_nulls_and_floats() {
-        let out = substitute("SELECT -$1, $2, $3, $4", &[
-            SqlValue::Int(-1),
-            SqlValue::Null,
-            SqlValue::Float(0.5),
-            SqlValue::Float(f64::NAN),
-        ])
+        let out = substitute(
+            "SELECT -$1, $2, $3, $4",
+            &[SqlValue::Int(-1), SqlValue::Null, SqlValue::Float(0.5), SqlValue::Float(f64::NAN)],
+        )
         .unwrap();
         assert_eq!(out, "SELECT - -1, NULL,  0.5, 'NaN'::float8");
     }
