@@ -13,7 +13,7 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 /// Built-in plugins: crate names whose components are embedded.
-const BUILTINS: &[&str] = &["kv_random", "database_root"];
+const BUILTINS: &[&str] = &["kv_random", "database_root", "postgres_password"];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

@@ -116,7 +116,12 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing else is expected.
     let runtime = Runtime::new(RuntimeOptions { max_concurrent_runs: 16, ..Default::default() }).unwrap();
     let plugin = runtime.load_builtin("kv-random").unwrap();
-    let config = RunConfig { limits: RunLimits::default(), grants: Arc::new(Grants::default()), vault: None };
+    let config = RunConfig {
+        limits: RunLimits::default(),
+        grants: Arc::new(Grants::default()),
+        vault: None,
+        sql: Default::default(),
+    };
     let ctx = StepContext {
         job_id: "bench".into(),
         rotation_id: "bench-rotation".into(),

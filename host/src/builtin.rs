@@ -14,6 +14,7 @@ pub struct Builtin {
 pub const BUILTINS: &[Builtin] = &[
     Builtin { name: "kv-random", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/kv_random.wasm")) },
     Builtin { name: "database-root", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/database_root.wasm")) },
+    Builtin { name: "postgres-password", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/postgres_password.wasm")) },
 ];
 
 /// The built-in plugin called `name`.

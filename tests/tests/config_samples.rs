@@ -49,6 +49,8 @@ fn invalid_samples_report_exactly_the_expected_errors() {
         } else {
             assert_eq!(actual.trim_end(), expected.trim_end(), "{}", path.display());
         }
+        // `sql-credentials.toml` writes this password inline.
+        assert!(!actual.contains("hunter22"), "{}: an error repeats a credential", path.display());
         for line in actual.lines() {
             let mut parts = line.splitn(4, ':');
             let (file, line_no, col) = (parts.next(), parts.next(), parts.next());

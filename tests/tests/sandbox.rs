@@ -17,7 +17,7 @@ fn ctx(settings: serde_json::Value) -> StepContext {
 }
 
 fn config(limits: RunLimits) -> RunConfig {
-    RunConfig { limits, grants: Arc::new(Grants::default()), vault: None }
+    RunConfig { limits, grants: Arc::new(Grants::default()), vault: None, sql: Default::default() }
 }
 
 /// kv-random still works on the same runtime: the sandbox broke nothing.

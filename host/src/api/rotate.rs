@@ -97,6 +97,7 @@ fn transient_job(
         sha256: None,
         secret,
         schedule: Schedule::every(Duration::from_secs(86_400)),
+        sql: Default::default(),
         settings,
         limits: RunLimits::default(),
         grants: Arc::new(grants),
@@ -185,6 +186,7 @@ pub(super) async fn database_root(
             grant(format!("{mount}/rotate-root/{connection}"), Operation::Write),
             grant(format!("{mount}/config/{connection}"), Operation::Read),
         ],
+        sql: Vec::new(),
     };
     let settings = Map::from_iter([("mount".into(), mount.into()), ("connection".into(), connection.into())]);
     let plugins = &state.options.plugins;

@@ -3,7 +3,8 @@
 //! Parsing is strict (`deny_unknown_fields`, typed values) and reports every
 //! problem at once, each with file, line and column (see [`parse`]). Secrets
 //! are never written inline: the Vault token is a reference to an
-//! environment variable or a file ([`SecretRef`]).
+//! environment variable or a file ([`SecretRef`]), and the admin credentials
+//! of SQL connections ([`sql`]) are a Vault KV path or environment variables.
 //!
 //! ```toml
 //! [vault]
@@ -23,8 +24,10 @@
 //! ```
 
 mod diagnostic;
+mod grants;
 mod parse;
 mod schedule;
+pub mod sql;
 mod units;
 
 use std::collections::HashMap;
@@ -40,6 +43,7 @@ use serde_json::Value;
 
 pub use diagnostic::{Collector, ConfigErrors, Diagnostic, SourceFile};
 pub use parse::{load, parse};
+pub use sql::{SqlConnection, SqlConnections, SqlCredentials};
 
 use crate::plugin::{Grants, RunLimits};
 use crate::schedule::Schedule;
@@ -52,6 +56,8 @@ pub struct Config {
     pub base_dir: PathBuf,
     pub vault: VaultConfig,
     pub daemon: DaemonConfig,
+    /// `[sql.connections.*]`: every declared SQL connection.
+    pub sql: SqlConnections,
     pub jobs: Vec<JobConfig>,
 }
 
@@ -308,6 +314,8 @@ pub struct JobConfig {
     pub settings: Value,
     pub limits: RunLimits,
     pub grants: Arc<Grants>,
+    /// The SQL connections the job's grants name (and only those).
+    pub sql: Arc<SqlConnections>,
     pub enabled: bool,
     /// Where things are in the file, for errors found after parsing.
     pub spans: JobSpans,

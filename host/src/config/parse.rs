@@ -16,7 +16,9 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use super::grants::{RawGrant, grants};
 use super::schedule::{self, OneOrMany, RawJitter, RawNotWithin, RawRetry, RawSchedule};
+use super::sql::{Declared, sql_section};
 use super::units::parse_bytes;
 use super::{
     Collector, Config, ConfigErrors, DaemonConfig, JobConfig, JobSpans, PluginRef, SecretLocation, SourceFile,
@@ -24,7 +26,7 @@ use super::{
 };
 use crate::builtin;
 use crate::plugin::grants::validate_path;
-use crate::plugin::{Grants, MAX_MEMORY, RunLimits, VaultGrant};
+use crate::plugin::{MAX_MEMORY, RunLimits};
 
 /// A job as written, before validation. Spanned fields get precise errors.
 #[derive(Deserialize)]
@@ -53,7 +55,7 @@ struct RawJob {
     #[serde(default)]
     limits: Option<RawLimits>,
     #[serde(default)]
-    grants: Vec<Spanned<VaultGrant>>,
+    grants: Vec<Spanned<RawGrant>>,
     #[serde(default = "enabled_by_default")]
     enabled: bool,
 }
@@ -102,7 +104,11 @@ pub fn parse(name: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigEr
     let mut vault = VaultConfig::default();
     let mut daemon = DaemonConfig::default();
     let mut jobs = Vec::new();
-    for (key, value) in root.into_inner() {
+    // Connections first: jobs' grants are checked against them, wherever
+    // the `[sql]` section stands in the file.
+    let (sql, rest): (Vec<_>, Vec<_>) = root.into_inner().into_iter().partition(|(key, _)| key.get_ref() == "sql");
+    let sql = sql.into_iter().map(|(_, value)| sql_section(&mut c, value)).next().unwrap_or_default();
+    for (key, value) in rest {
         let span = value.span();
         match key.get_ref().as_ref() {
             "vault" => vault = section(&mut c, value).unwrap_or_default(),
@@ -111,23 +117,23 @@ pub fn parse(name: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigEr
                 DeValue::Array(items) => {
                     check_unique_ids(&mut c, &items);
                     for item in items {
-                        if let Some(job) = job(&mut c, item, base_dir) {
+                        if let Some(job) = job(&mut c, item, base_dir, &sql) {
                             jobs.push(job);
                         }
                     }
                 }
                 _ => c.error(span, "`jobs` must be an array of tables ([[jobs]])"),
             },
-            other => c.error(key.span(), format!("unknown section `{other}` (expected vault, daemon or jobs)")),
+            other => c.error(key.span(), format!("unknown section `{other}` (expected vault, daemon, sql or jobs)")),
         }
     }
     check_daemon(&mut c, &daemon);
     schedule::check_pairs(&mut c, &jobs);
     c.finish()?;
-    Ok(Config { source, base_dir: base_dir.to_path_buf(), vault, daemon, jobs })
+    Ok(Config { source, base_dir: base_dir.to_path_buf(), vault, daemon, sql: sql.connections, jobs })
 }
 
-fn section<T: DeserializeOwned>(c: &mut Collector, value: Spanned<DeValue<'_>>) -> Option<T> {
+pub(super) fn section<T: DeserializeOwned>(c: &mut Collector, value: Spanned<DeValue<'_>>) -> Option<T> {
     let span = value.span();
     T::deserialize(ValueDeserializer::from(value)).map_err(|e| c.toml_error(&e, span)).ok()
 }
@@ -153,7 +159,7 @@ fn check_unique_ids(c: &mut Collector, items: &[Spanned<DeValue<'_>>]) {
     }
 }
 
-fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path) -> Option<JobConfig> {
+fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path, connections: &Declared) -> Option<JobConfig> {
     let span = value.span();
     let settings_items = match value.get_ref() {
         DeValue::Table(t) => t.get("settings").map(|s| spans_of(s, String::new())).unwrap_or_default(),
@@ -194,11 +200,7 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path) -> Optio
     };
     let schedule = schedule::schedule(c, raw_schedule, span.clone());
     let limits = limits(c, raw.limits.as_ref());
-    for g in &raw.grants {
-        if let Err(why) = g.get_ref().validate() {
-            c.error(g.span(), why);
-        }
-    }
+    let (grants, sql) = grants(c, raw.grants, connections);
     let (settings, settings_span) = match raw.settings {
         Some(s) => {
             let span = s.span();
@@ -217,7 +219,8 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path) -> Optio
         schedule: schedule?,
         settings,
         limits,
-        grants: Arc::new(Grants { vault: raw.grants.into_iter().map(Spanned::into_inner).collect() }),
+        grants: Arc::new(grants),
+        sql: Arc::new(sql),
         enabled: raw.enabled,
         spans: JobSpans {
             job: span,
@@ -229,7 +232,7 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path) -> Optio
     })
 }
 
-fn valid_id(id: &str) -> bool {
+pub(super) fn valid_id(id: &str) -> bool {
     let mut chars = id.chars();
     id.len() <= 64
         && chars.next().is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())

@@ -1,9 +1,11 @@
-//! Capability grants: which Vault paths and operations a job's plugin may use.
+//! Capability grants: which Vault paths and operations, and which SQL
+//! connections and operations, a job's plugin may use.
 //!
 //! Grants are data in the job's TOML and are denied by default. Paths match
 //! the way Vault policy paths do, so operators read them the same way: `+`
 //! stands for exactly one path segment, a trailing `*` for any rest (including
-//! nothing), anything else matches literally.
+//! nothing), anything else matches literally. SQL connections are matched by
+//! their exact name.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,14 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Every operation, in policy order.
+    pub const ALL: [Self; 4] = [Self::Read, Self::Write, Self::Delete, Self::List];
+
+    /// The operation called `name` in a grant.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+
     /// The operation an HTTP method (or Vault's LIST) performs.
     pub fn from_method(method: &str) -> Option<Self> {
         match method.to_ascii_uppercase().as_str() {
@@ -62,10 +72,61 @@ impl VaultGrant {
     }
 }
 
+/// What a plugin does with an SQL connection: the functions of the `sql`
+/// import it may call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqlOperation {
+    /// `sql.execute`.
+    Execute,
+    /// `sql.query`.
+    Query,
+    /// `sql.try-login`.
+    Login,
+}
+
+impl SqlOperation {
+    /// Every operation, the default of a grant that lists none.
+    pub const ALL: [Self; 3] = [Self::Execute, Self::Query, Self::Login];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Execute => "execute",
+            Self::Query => "query",
+            Self::Login => "login",
+        }
+    }
+
+    /// The operation called `name` in a grant.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+}
+
+/// One SQL grant: a declared connection (by name) and the operations allowed
+/// on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlGrant {
+    pub connection: String,
+    pub operations: Vec<SqlOperation>,
+}
+
+/// What a plugin asks for in `describe` (informative: the job's grants
+/// decide).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    /// Vault paths and operations.
+    Vault(VaultGrant),
+    /// An SQL connection by name; `*` for the one the job's settings name.
+    Sql(String),
+}
+
 /// Everything a job's plugin may do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
     pub vault: Vec<VaultGrant>,
+    pub sql: Vec<SqlGrant>,
 }
 
 impl Grants {
@@ -73,6 +134,11 @@ impl Grants {
     pub fn allows(&self, op: Operation, path: &str) -> bool {
         let path = normalize(path);
         self.vault.iter().any(|g| g.allows(op, &path))
+    }
+
+    /// Is `op` on the SQL connection `connection` allowed?
+    pub fn allows_sql(&self, op: SqlOperation, connection: &str) -> bool {
+        self.sql.iter().any(|g| g.connection == connection && g.operations.contains(&op))
     }
 }
 
@@ -167,11 +233,27 @@ mod tests {
 
     #[test]
     fn grants_check_operation_and_path() {
-        let grants =
-            Grants { vault: vec![VaultGrant { path: "secret/data/demo/*".into(), operations: vec![Operation::Read] }] };
+        let grants = Grants {
+            vault: vec![VaultGrant { path: "secret/data/demo/*".into(), operations: vec![Operation::Read] }],
+            sql: Vec::new(),
+        };
         assert!(grants.allows(Operation::Read, "/secret/data/demo/app"));
         assert!(!grants.allows(Operation::Write, "secret/data/demo/app"));
         assert!(!grants.allows(Operation::Read, "secret/data/other"));
+    }
+
+    #[test]
+    fn sql_grants_check_connection_name_and_operation() {
+        let grants = Grants {
+            vault: Vec::new(),
+            sql: vec![SqlGrant { connection: "app".into(), operations: vec![SqlOperation::Execute] }],
+        };
+        assert!(grants.allows_sql(SqlOperation::Execute, "app"));
+        assert!(!grants.allows_sql(SqlOperation::Login, "app"));
+        assert!(!grants.allows_sql(SqlOperation::Execute, "app2"));
+        assert!(!grants.allows_sql(SqlOperation::Execute, "*"), "a grant names one connection, never a pattern");
+        assert_eq!(SqlOperation::parse("login"), Some(SqlOperation::Login));
+        assert_eq!(SqlOperation::parse("write"), None);
     }
 
     #[test]

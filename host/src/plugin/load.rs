@@ -16,13 +16,20 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 use super::bindings::{self, types as wit};
-use super::{Grants, LoadError, Plugin, PluginInfo, PluginInner, RunConfig, RunLimits, Runtime, Step, VaultGrant};
+use super::{
+    Capability, Grants, LoadError, Plugin, PluginInfo, PluginInner, RunConfig, RunLimits, Runtime, Step, VaultGrant,
+};
 use crate::builtin;
 
 /// The interface every plugin must export, versioned.
 pub const EXPORT: &str = "rotator:plugin/rotator@0.1.0";
 /// Our own imports a plugin may use.
-const OUR_IMPORTS: &[&str] = &["rotator:plugin/types@0.1.0", "rotator:plugin/vault@0.1.0", "rotator:plugin/log@0.1.0"];
+const OUR_IMPORTS: &[&str] = &[
+    "rotator:plugin/types@0.1.0",
+    "rotator:plugin/vault@0.1.0",
+    "rotator:plugin/sql@0.1.0",
+    "rotator:plugin/log@0.1.0",
+];
 
 const WASM_MAGIC: &[u8] = b"\0asm";
 /// Version field of a core module (a component has layer 1 here).
@@ -167,7 +174,12 @@ fn describe(
     origin: &str,
 ) -> Result<PluginInfo, LoadError> {
     let err = |message: String| LoadError::Describe { origin: origin.to_owned(), message };
-    let config = RunConfig { limits: RunLimits::default(), grants: Arc::new(Grants::default()), vault: None };
+    let config = RunConfig {
+        limits: RunLimits::default(),
+        grants: Arc::new(Grants::default()),
+        vault: None,
+        sql: Arc::default(),
+    };
     let mut store = super::run::new_store(engine, "(describe)", origin, &config);
     let instance = pre.instantiate(&mut store).map_err(|e| err(format!("{e:#}")))?;
     let info =
@@ -184,11 +196,13 @@ fn describe(
     })
 }
 
-fn capability(c: wit::Capability) -> VaultGrant {
+fn capability(c: wit::Capability) -> Capability {
     match c {
-        wit::Capability::Vault(v) => {
-            VaultGrant { path: v.path, operations: v.operations.into_iter().map(operation).collect() }
-        }
+        wit::Capability::Vault(v) => Capability::Vault(VaultGrant {
+            path: v.path,
+            operations: v.operations.into_iter().map(operation).collect(),
+        }),
+        wit::Capability::Sql(connection) => Capability::Sql(connection),
     }
 }
 

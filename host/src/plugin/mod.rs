@@ -29,8 +29,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use error::{Failure, LoadError, StepError};
-pub use grants::{Grants, Operation, VaultGrant};
-pub use imports::{CallOutcome, HostCall, VaultBridge};
+pub use grants::{Capability, Grants, Operation, SqlGrant, SqlOperation, VaultGrant};
+pub use imports::{CallOutcome, HostCall, SqlValue, VaultBridge, substitute_parameters};
 pub use limits::RunLimits;
 pub use load::EXPORT;
 pub use run::{CurrentSecret, PlannedAction, Run, RunConfig, StepContext};
@@ -85,7 +85,7 @@ pub struct PluginInfo {
     pub description: String,
     pub settings_schema: Value,
     /// What the plugin asks to be granted.
-    pub capabilities: Vec<VaultGrant>,
+    pub capabilities: Vec<Capability>,
 }
 
 /// How to size the runtime.

@@ -14,6 +14,7 @@ use wasmtime::{Engine, Store, Trap};
 use super::bindings::{self, types as wit};
 use super::imports::{HostCall, HostState, VaultBridge};
 use super::{Failure, Grants, Plugin, RunLimits, RunState, Step, StepError};
+use crate::config::SqlConnections;
 use crate::secret::{Redactor, SecretJson};
 
 /// Per-run settings from the job.
@@ -22,6 +23,8 @@ pub struct RunConfig {
     pub limits: RunLimits,
     pub grants: Arc<Grants>,
     pub vault: Option<VaultBridge>,
+    /// The SQL connections the job is granted, by name.
+    pub sql: Arc<SqlConnections>,
 }
 
 /// The current secret, as the host read it.
@@ -64,7 +67,7 @@ pub struct Run {
 
 /// A store with the job's limits and a WASI context that grants nothing.
 pub(super) fn new_store(engine: &Engine, job_id: &str, plugin: &str, config: &RunConfig) -> Store<RunState> {
-    let host = HostState::new(job_id.to_owned(), plugin.to_owned(), config.grants.clone(), config.vault.clone());
+    let host = HostState::new(job_id.to_owned(), plugin.to_owned(), config);
     let mut store = Store::new(engine, RunState::new(host, config.limits.memory));
     store.limiter(|s| &mut s.limiter);
     // Instantiation runs guest code (start functions) too: give it a deadline.

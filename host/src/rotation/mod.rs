@@ -187,6 +187,7 @@ impl Job {
             limits: self.config.limits,
             grants: self.config.grants.clone(),
             vault: Some(VaultBridge { client: vault.clone(), handle: Handle::current() }),
+            sql: self.config.sql.clone(),
         }
     }
 

@@ -3,8 +3,9 @@
 //! A plugin implements [`Guest`] (the WIT `rotator` interface) and registers
 //! itself with [`export!`]. The SDK re-exports the generated WIT bindings so a
 //! plugin crate needs no `wit-bindgen` setup of its own, and adds the few
-//! helpers every plugin wants: parsing settings and secrets from JSON and
-//! turning errors into the right [`RotateError`] case.
+//! helpers every plugin wants: parsing settings and secrets from JSON,
+//! calling SQL connections ([`sql`]) and turning errors into the right
+//! [`RotateError`] case.
 //!
 //! ```ignore
 //! struct MyRotator;
@@ -26,6 +27,8 @@ pub use rotator::plugin::types::{
     Action, Capability, Context, Json, Operation, PluginInfo, RotateError, Secret, Step, VaultAccess,
 };
 pub use rotator::plugin::vault::{self, VaultError, VaultStatus};
+
+pub mod sql;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};

@@ -12,7 +12,7 @@ use rotator::audit;
 use rotator::config::{self, Config};
 use rotator::daemon::{Daemon, LeaseOptions};
 use rotator::devserver::{DevServer, DevServerOptions, FaultPlan};
-use rotator::plugin::{Runtime, RuntimeOptions};
+use rotator::plugin::{Capability, Runtime, RuntimeOptions};
 use rotator::setup::{self, VaultOverride};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -293,8 +293,13 @@ pub fn inspect(what: &str) -> anyhow::Result<ExitCode> {
     } else {
         println!("capabilities:");
         for c in &info.capabilities {
-            let ops: Vec<&str> = c.operations.iter().map(|o| o.as_str()).collect();
-            println!("  vault {} [{}]", c.path, ops.join(", "));
+            match c {
+                Capability::Vault(g) => {
+                    let ops: Vec<&str> = g.operations.iter().map(|o| o.as_str()).collect();
+                    println!("  vault {} [{}]", g.path, ops.join(", "));
+                }
+                Capability::Sql(connection) => println!("  sql {connection}"),
+            }
         }
     }
     println!("settings schema:\n{}", serde_json::to_string_pretty(&info.settings_schema)?);

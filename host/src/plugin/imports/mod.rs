@@ -6,24 +6,30 @@
 //! WIT interface on it and checks the grants inside every function.
 
 mod log;
+mod sql;
 mod vault;
 
 use std::sync::Arc;
 
 pub use self::log::LogLine;
+pub use self::sql::{SqlSessions, SqlValue, substitute_parameters};
 pub use self::vault::VaultBridge;
 use super::bindings::types;
 use super::grants::Grants;
+use super::run::RunConfig;
 
 /// One host call a plugin made, as recorded for audit. Never holds values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostCall {
-    /// `vault.kv-read`, `vault.request`, …
+    /// `vault.kv-read`, `vault.request`, `sql.execute`, …
     pub function: &'static str,
-    /// The Vault API path (no `/v1/`).
+    /// The Vault API path (no `/v1/`), or the SQL connection's name.
     pub path: String,
-    /// `read`, `write`, `delete` or `list`.
+    /// `read`, `write`, `delete` or `list` for Vault; `execute`, `query` or
+    /// `login` for SQL.
     pub operation: &'static str,
+    /// More about the call, never a value: an SQL statement's first keyword.
+    pub detail: Option<String>,
     pub outcome: CallOutcome,
 }
 
@@ -31,9 +37,10 @@ pub struct HostCall {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallOutcome {
     Ok,
-    /// Refused by the job's grants; Vault was not contacted.
+    /// Refused by the job's grants; Vault or the database was not contacted.
     Denied,
-    /// Vault or the network failed; the status if Vault answered.
+    /// Vault, the database or the network failed; the HTTP status if Vault
+    /// answered.
     Failed(Option<u16>),
 }
 
@@ -44,6 +51,8 @@ pub struct HostState {
     pub plugin: String,
     pub grants: Arc<Grants>,
     pub vault: Option<VaultBridge>,
+    /// The job's SQL connections and this run's open sessions.
+    pub sql: SqlSessions,
     /// Log lines of the current step, held until the step ends so they can be
     /// redacted with everything the step produced.
     pub logs: Vec<LogLine>,
@@ -51,8 +60,16 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(job_id: String, plugin: String, grants: Arc<Grants>, vault: Option<VaultBridge>) -> Self {
-        Self { job_id, plugin, grants, vault, logs: Vec::new(), calls: Vec::new() }
+    pub fn new(job_id: String, plugin: String, config: &RunConfig) -> Self {
+        Self {
+            job_id,
+            plugin,
+            grants: config.grants.clone(),
+            vault: config.vault.clone(),
+            sql: SqlSessions::new(config.sql.clone(), config.limits.step_timeout),
+            logs: Vec::new(),
+            calls: Vec::new(),
+        }
     }
 }
 

@@ -44,7 +44,7 @@ impl HostState {
     }
 
     fn record(&mut self, function: &'static str, op: Operation, path: &str, outcome: CallOutcome) {
-        self.calls.push(HostCall { function, path: path.to_owned(), operation: op.as_str(), outcome });
+        self.calls.push(HostCall { function, path: path.to_owned(), operation: op.as_str(), detail: None, outcome });
     }
 
     fn bridge(&self) -> Result<VaultBridge, VaultError> {
