@@ -83,12 +83,27 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
     config::load(path).map_err(|e| anyhow!("{e}"))
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+/// Installs SIGINT and SIGTERM handlers at once (so a signal during
+/// startup still means a clean stop) and resolves when either arrives.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    async move {
+        tokio::select! {
+            _ = recv(term.as_mut()) => {}
+            _ = recv(int.as_mut()) => {}
+        }
+    }
+}
+
+/// The next signal on `s`; never, if its handler could not be installed.
+async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -99,6 +114,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         None => config::parse("(built-in dev config)", DEV_CONFIG, Path::new(".")).map_err(|e| anyhow!("{e}"))?,
     };
     tokio()?.block_on(async move {
+        let shutdown = shutdown_signal();
         let server = DevServer::start(DevServerOptions {
             addr: args.vault_addr,
             root_token: args.root_token.clone(),
@@ -108,7 +124,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("starting the dev server on {}", args.vault_addr))?;
         println!("{}", server.banner());
         if args.server_only {
-            shutdown_signal().await;
+            shutdown.await;
             server.shutdown().await;
             return Ok(ExitCode::SUCCESS);
         }
@@ -127,7 +143,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         }
         println!("Jobs:          {}", daemon.jobs.iter().map(|j| j.config.id.as_str()).collect::<Vec<_>>().join(", "));
         println!("Watch a secret: curl -s -H 'X-Vault-Token: root' {}/v1/secret/metadata/demo/app", server.url());
-        daemon.run(shutdown_signal()).await?;
+        daemon.run(shutdown).await?;
         server.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
@@ -196,13 +212,14 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     })?;
     let reveal = config.daemon.reveal_secrets;
     tokio()?.block_on(async move {
+        let shutdown = shutdown_signal();
         let daemon = daemon(&config, VaultOverride::default(), None, token, reveal).await?;
         match daemon.vault.health().await {
             Ok(_) => tracing::info!(vault = daemon.vault.address(), "vault reachable"),
             Err(e) => tracing::warn!(error = %e, "vault health check failed; jobs will retry"),
         }
         tracing::info!(api = %daemon.api_listener.local_addr()?, jobs = daemon.jobs.len(), "daemon started");
-        daemon.run(shutdown_signal()).await?;
+        daemon.run(shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -129,7 +129,7 @@ impl HostState {
         };
         let timeout = self.sql.timeout;
         let mut client = self.sql.clients.remove(connection);
-        let result = bridge.handle.block_on(async {
+        let result = super::perform(&bridge.handle, async {
             tokio::time::timeout(timeout, async {
                 if client.as_ref().is_none_or(Client::is_closed) {
                     client = Some(connect_admin(&conn, &bridge).await?);
@@ -300,7 +300,7 @@ impl Host for HostState {
         let mut config = conn.pg_config();
         config.user(&username).password(password.expose_secret());
         let timeout = self.sql.timeout;
-        let result = bridge.handle.block_on(async {
+        let result = super::perform(&bridge.handle, async {
             match tokio::time::timeout(timeout, connect(&config)).await {
                 Err(_) => Err(SqlError::Unavailable(format!("sql connection `{connection}` timed out"))),
                 Ok(Ok(_client)) => Ok(true),

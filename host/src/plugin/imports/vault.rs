@@ -65,9 +65,7 @@ impl HostState {
                 return Err(e);
             }
         };
-        let n = crate::rotation::crash::before_host_call();
-        let result = bridge.handle.block_on(f(bridge.client.clone()));
-        crate::rotation::crash::after_host_call(n);
+        let result = super::perform(&bridge.handle, f(bridge.client.clone()));
         let outcome = match &result {
             Ok(_) => CallOutcome::Ok,
             Err(e) => CallOutcome::Failed(e.status()),
