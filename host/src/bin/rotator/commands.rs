@@ -11,7 +11,7 @@ use rotator::audit;
 use rotator::config::{self, Config};
 use rotator::daemon::{Daemon, LeaseOptions};
 use rotator::devserver::{DevServer, DevServerOptions, FaultPlan};
-use rotator::harness::{Harness, PluginSource};
+use rotator::harness::{Harness, PluginSource, parse_grant};
 use rotator::plugin::{Runtime, RuntimeOptions};
 use rotator::setup::{self, VaultOverride};
 use secrecy::SecretString;
@@ -284,30 +284,13 @@ fn read_settings(path: &Path) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
+/// Exit 0 if the plugin conforms, 1 on any violation, 2 if it could not be
+/// tested (bad arguments, unloadable plugin, settings against its schema).
 pub fn plugin_test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
-    let settings = match &args.settings {
-        Some(path) => read_settings(path)?,
-        None => serde_json::json!({}),
-    };
-    let grants = match args.grants.is_empty() {
-        true => None,
-        false => Some(
-            args.grants
-                .iter()
-                .map(|g| rotator::harness::parse_grant(g))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| anyhow!("--grant: {e}"))?,
-        ),
-    };
-    let (mount, path) = args.secret.split_once('/').ok_or_else(|| anyhow!("--secret must be MOUNT/PATH"))?;
-    let mut harness = Harness::new(PluginSource::parse(&args.plugin), settings, grants).secret(mount, path);
-    if let Some(url) = args.postgres_url {
-        harness = harness.postgres_url(SecretString::from(url));
-    }
-    let report = match tokio()?.block_on(harness.run()) {
+    let report = match run_harness(&args) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot test {}: {e}", args.plugin);
+            eprintln!("error: cannot test {}: {e:#}", args.plugin);
             return Ok(ExitCode::from(2));
         }
     };
@@ -317,6 +300,22 @@ pub fn plugin_test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
         println!("{report}");
     }
     Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn run_harness(args: &PluginTestArgs) -> anyhow::Result<rotator::harness::Report> {
+    let settings = match &args.settings {
+        Some(path) => read_settings(path)?,
+        None => serde_json::json!({}),
+    };
+    let grants: Vec<_> =
+        args.grants.iter().map(|g| parse_grant(g).map_err(|e| anyhow!("--grant: {e}"))).collect::<Result<_, _>>()?;
+    let grants = if grants.is_empty() { None } else { Some(grants) };
+    let (mount, path) = args.secret.split_once('/').ok_or_else(|| anyhow!("--secret must be MOUNT/PATH"))?;
+    let mut harness = Harness::new(PluginSource::parse(&args.plugin), settings, grants).secret(mount, path);
+    if let Some(url) = &args.postgres_url {
+        harness = harness.postgres_url(SecretString::from(url.clone()));
+    }
+    Ok(tokio()?.block_on(harness.run())?)
 }
 
 pub fn audit_verify(path: &Path) -> anyhow::Result<ExitCode> {
