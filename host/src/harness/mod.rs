@@ -5,15 +5,15 @@
 //! authors' `cargo test`) are thin fronts over [`Harness`]. A run:
 //!
 //! 1. starts a dev server on 127.0.0.1:0 (and, given a PostgreSQL URL,
-//!    mounts its database engine on it: [`postgres`]), loads the plugin and
-//!    checks the settings against its schema ([`env`]);
+//!    mounts its database engine on it: `postgres`), loads the plugin and
+//!    checks the settings against its schema (`env`);
 //! 2. drives the protocol once, step by step, recording each step's timing
-//!    and host calls ([`walk`], over [`session`]);
+//!    and host calls (`walk`, over `session`);
 //! 3. runs the conformance checks, each a named pass/fail/skip:
-//!    [`idempotency`], [`resume`] (every crash point), [`rollback`] (a
+//!    `idempotency`, `resume` (every crash point), `rollback` (a
 //!    failing test, made to fail by a fault the dev server injects:
-//!    [`faults`]), [`plan`] and [`capabilities`];
-//! 4. returns a [`Report`] ([`report`]), which holds no secret value.
+//!    `faults`), `plan` and `capabilities`;
+//! 4. returns a [`Report`] (`report`), which holds no secret value.
 //!
 //! Every check uses its own job id, so each has its own state record; they
 //! share the dev server and the job's secret and run one after another.
