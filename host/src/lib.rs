@@ -15,6 +15,7 @@
 //! - [`audit`]: the hash-chained JSON-lines record of every rotation step.
 //! - [`metrics`]: Prometheus counters, gauges and histograms.
 //! - [`devserver`]: an in-memory Vault-compatible server for development.
+//! - [`harness`]: the plugin test harness behind `rotator plugin test`.
 
 pub mod api;
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod builtin;
 pub mod config;
 pub mod daemon;
 pub mod devserver;
+pub mod harness;
 pub mod metrics;
 pub mod plugin;
 pub mod rotation;

@@ -83,6 +83,70 @@ fn run_refuses_to_start_without_a_long_enough_api_token() {
     assert!(stderr.contains("from ROTATOR_API_TOKEN is shorter than 16 characters"), "{stderr}");
 }
 
+#[test]
+fn plugin_test_passes_kv_random_with_toml_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.toml");
+    std::fs::write(&settings, "field = \"password\"\nlength = 16\n").unwrap();
+    let out = rotator().args(["plugin", "test", "kv-random", "--settings"]).arg(&settings).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for want in [
+        "plugin kv-random@0.1.0 (builtin:kv-random",
+        "grants: none",
+        "PASS idempotent-steps:",
+        "PASS crash-resume: 20 crash point(s)",
+        "SKIP failing-test-rolls-back: `test` makes no host call, so it cannot be made to fail",
+        "PASS plan-is-read-only:",
+        "PASS declared-capabilities: the plugin made no host calls",
+        "conforms: 4 passed, 0 failed, 1 skipped",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
+    }
+    let steps: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("  ")?.split_whitespace().next()).collect();
+    assert!(steps.starts_with(&["read-secret", "plan", "create", "set", "test", "promote", "finish"]), "{stdout}");
+    assert!(stdout.lines().any(|l| l.trim_start().starts_with("set") && l.contains(" ms  ok")), "{stdout}");
+    assert!(out.stderr.is_empty(), "plugin test logs nothing by default: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn plugin_test_fails_a_violation_with_its_host_calls_and_exit_1() {
+    let fixture = rotator::builtin::build_artifact("fixture_plan_writes");
+    let out = rotator().args(["plugin", "test"]).arg(&fixture).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL plan-is-read-only: 2 violations"), "{stdout}");
+    assert!(stdout.contains("- plan made a write call: vault.kv-write write secret/data/fixture/plan-marker → ok"));
+    assert!(stdout.contains("DOES NOT CONFORM: 3 passed, 1 failed, 1 skipped"), "{stdout}");
+
+    // A grant on the command line replaces the declared ones; JSON on request.
+    let fixture = rotator::builtin::build_artifact("fixture_undeclared");
+    let out = rotator()
+        .args(["plugin", "test", "--json", "--grant", "secret/data/fixture/*:read"])
+        .arg(&fixture)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["environment"]["grants"][0]["path"], "secret/data/fixture/*");
+    let failed: Vec<&serde_json::Value> =
+        report["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "fail").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["name"], "declared-capabilities");
+}
+
+#[test]
+fn plugin_test_exits_2_when_the_plugin_cannot_be_tested() {
+    let out = rotator().args(["plugin", "test", "no-such-plugin"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot test no-such-plugin: unknown built-in plugin `no-such-plugin`"), "{stderr}");
+    let out = rotator().args(["plugin", "test", "kv-random", "--grant", "secret/x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot test kv-random: --grant: `secret/x` is not PATH:OPS"), "{stderr}");
+}
+
 /// A running `rotator dev`, its output collected on threads.
 struct Dev {
     child: Child,

@@ -47,6 +47,9 @@ pub struct DevServerStats {
     pub by_status: BTreeMap<u16, u64>,
     /// Requests by path (after `/v1/`, no query string).
     pub by_path: BTreeMap<String, u64>,
+    /// Requests by HTTP method as sent (`GET`, `POST`, `LIST`, …), so a
+    /// test can tell reads from writes (the plugin harness's plan check).
+    pub by_method: BTreeMap<String, u64>,
 }
 
 impl DevServerStats {
@@ -119,9 +122,10 @@ impl Faults {
     }
 
     /// Count one answer.
-    pub fn record(&self, path: &str, status: u16, injected: bool) {
+    pub fn record(&self, method: &str, path: &str, status: u16, injected: bool) {
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         stats.total += 1;
+        *stats.by_method.entry(method.to_ascii_uppercase()).or_default() += 1;
         if injected {
             stats.faults_injected += 1;
         }
@@ -159,9 +163,10 @@ mod tests {
         assert!(faults.decide("GET", "anything").is_some());
         faults.set_plan(Some(FaultPlan { rate: 1.0, path_prefix: Some("sys/health".into()), ..Default::default() }));
         assert!(faults.decide("GET", "sys/health").is_some(), "unless targeted");
-        faults.record("sys/health", 200, false);
-        faults.record("sys/health", 503, true);
+        faults.record("GET", "sys/health", 200, false);
+        faults.record("get", "sys/health", 503, true);
         let stats = faults.stats();
         assert_eq!((stats.total, stats.faults_injected, stats.requests("/v1/sys/health")), (2, 1, 2));
+        assert_eq!(stats.by_method.get("GET"), Some(&2));
     }
 }

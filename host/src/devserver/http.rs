@@ -63,7 +63,7 @@ async fn handle(
         None => dispatch(&shared, &method, &uri, &headers, &body).await,
     };
     let status = reply.status_code().as_u16();
-    shared.faults.record(&logical_path, status, was_injected);
+    shared.faults.record(method.as_str(), &logical_path, status, was_injected);
     // Paths and statuses only: bodies and tokens never reach the logs.
     tracing::debug!(method = %method, path = uri.path(), status, injected = was_injected, "vault dev server request");
     reply.into_response(&request_id, mount_type)

@@ -140,6 +140,26 @@ impl Grants {
     pub fn allows_sql(&self, op: SqlOperation, connection: &str) -> bool {
         self.sql.iter().any(|g| g.connection == connection && g.operations.contains(&op))
     }
+
+    /// Exactly what a plugin declares in `describe`, as grants. A declared
+    /// SQL connection `*` means the one the job's settings name
+    /// (`connection`); without one it grants nothing.
+    pub fn from_capabilities(capabilities: &[Capability], connection: Option<&str>) -> Self {
+        let mut grants = Self::default();
+        for c in capabilities {
+            match c {
+                Capability::Vault(g) => grants.vault.push(g.clone()),
+                Capability::Sql(name) => {
+                    let name = if name == "*" { connection } else { Some(name.as_str()) };
+                    if let Some(name) = name {
+                        let operations = SqlOperation::ALL.to_vec();
+                        grants.sql.push(SqlGrant { connection: name.to_owned(), operations });
+                    }
+                }
+            }
+        }
+        grants
+    }
 }
 
 /// Strip leading and trailing slashes so `/secret/x/` and `secret/x` agree.

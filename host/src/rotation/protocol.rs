@@ -138,6 +138,9 @@ impl<'a> Driver<'a> {
 
     /// A crash point: abort the process if armed, or stop this run if the
     /// caller asked to be interrupted here.
+    // The error is the rotation's own (large) error type; this is called a
+    // dozen times per rotation, never in a hot loop.
+    #[allow(clippy::result_large_err)]
     fn point(&self, when: &str, what: &str) -> Result<(), RotationError> {
         crash::point(when, what);
         match &self.options.interrupt_at {

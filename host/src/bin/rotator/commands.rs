@@ -12,6 +12,7 @@ use rotator::audit;
 use rotator::config::{self, Config};
 use rotator::daemon::{Daemon, LeaseOptions};
 use rotator::devserver::{DevServer, DevServerOptions, FaultPlan};
+use rotator::harness::{Harness, PluginSource, parse_grant};
 use rotator::plugin::{Capability, Runtime, RuntimeOptions};
 use rotator::setup::{self, VaultOverride};
 use secrecy::{ExposeSecret, SecretString};
@@ -321,6 +322,73 @@ pub fn inspect(what: &str) -> anyhow::Result<ExitCode> {
     }
     println!("settings schema:\n{}", serde_json::to_string_pretty(&info.settings_schema)?);
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct PluginTestArgs {
+    /// A component file, or the name of a built-in plugin.
+    plugin: String,
+    /// The job's settings, a .json or .toml file (default: `{}`).
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// Grant PATH:OPS, e.g. `secret/data/app/*:read,write`; repeatable.
+    /// Default: exactly the capabilities the plugin declares.
+    #[arg(long = "grant", value_name = "PATH:OPS")]
+    grants: Vec<String>,
+    /// A PostgreSQL the dev server's database engine manages (mount
+    /// `database/`, connection and role `harness`). Vault takes over the
+    /// user's password: use a throwaway user.
+    #[arg(long, env = "ROTATOR_TEST_POSTGRES_URL", hide_env_values = true)]
+    postgres_url: Option<String>,
+    /// The job's secret as MOUNT/PATH on the dev server.
+    #[arg(long, default_value = "secret/harness/app")]
+    secret: String,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn read_settings(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "toml") {
+        let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        return Ok(serde_json::to_value(table)?);
+    }
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Exit 0 if the plugin conforms, 1 on any violation, 2 if it could not be
+/// tested (bad arguments, unloadable plugin, settings against its schema).
+pub fn plugin_test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
+    let report = match run_harness(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot test {}: {e:#}", args.plugin);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn run_harness(args: &PluginTestArgs) -> anyhow::Result<rotator::harness::Report> {
+    let settings = match &args.settings {
+        Some(path) => read_settings(path)?,
+        None => serde_json::json!({}),
+    };
+    let grants: Vec<_> =
+        args.grants.iter().map(|g| parse_grant(g).map_err(|e| anyhow!("--grant: {e}"))).collect::<Result<_, _>>()?;
+    let grants = if grants.is_empty() { None } else { Some(grants) };
+    let (mount, path) = args.secret.split_once('/').ok_or_else(|| anyhow!("--secret must be MOUNT/PATH"))?;
+    let mut harness = Harness::new(PluginSource::parse(&args.plugin), settings, grants).secret(mount, path);
+    if let Some(url) = &args.postgres_url {
+        harness = harness.postgres_url(SecretString::from(url.clone()));
+    }
+    Ok(tokio()?.block_on(harness.run())?)
 }
 
 pub fn audit_verify(path: &Path) -> anyhow::Result<ExitCode> {

@@ -17,8 +17,9 @@ struct Cli {
     #[arg(long, global = true, default_value = "human", value_parser = ["human", "json"])]
     log_format: String,
     /// Log filter (e.g. `info`, `rotator=debug`); `RUST_LOG` also works.
-    #[arg(long, global = true, default_value = "info")]
-    log_level: String,
+    /// Default `info`; `off` for `plugin test`, whose report is its output.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,6 +63,10 @@ enum PluginCommand {
         /// A component file, or the name of a built-in plugin.
         plugin: String,
     },
+    /// Run a plugin against an in-process dev server and check it keeps the
+    /// protocol's rules: exit 0 if it conforms, 1 on any violation, 2 if it
+    /// could not be tested.
+    Test(commands::PluginTestArgs),
 }
 
 #[derive(Subcommand)]
@@ -76,13 +81,16 @@ enum AuditCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(&cli.log_format, &cli.log_level);
+    let quiet = matches!(cli.command, Command::Plugin(PluginCommand::Test(_)));
+    let level = cli.log_level.clone().unwrap_or_else(|| if quiet { "off" } else { "info" }.into());
+    logging::init(&cli.log_format, &level);
     let result = match cli.command {
         Command::Dev(args) => commands::dev(args),
         Command::Run { config } => commands::run(&config),
         Command::Check { config } => commands::check(&config),
         Command::Rotate { job, config, dry_run } => commands::rotate(&config, &job, dry_run),
         Command::Plugin(PluginCommand::Inspect { plugin }) => commands::inspect(&plugin),
+        Command::Plugin(PluginCommand::Test(args)) => commands::plugin_test(args),
         Command::Audit(AuditCommand::Verify { file }) => commands::audit_verify(&file),
     };
     match result {
