@@ -66,7 +66,8 @@ pub struct Daemon {
     pub shutdown_grace: Duration,
     /// Where job state records live.
     pub state: StateStore,
-    /// Who hears about every rotation step (audit log, metrics).
+    /// Who else hears about every rotation step (the audit log); the
+    /// daemon's metrics always do.
     pub observers: Vec<Arc<dyn Observer>>,
     /// Served at `/metrics`.
     pub metrics: crate::metrics::Metrics,
@@ -97,7 +98,10 @@ impl Daemon {
             tokio::spawn(async move { leases.run(stop).await })
         };
 
-        let scheduler = Scheduler::new(self.state, self.max_concurrent_rotations, self.observers);
+        // The daemon's own metrics always hear every rotation.
+        let mut observers = self.observers;
+        observers.push(Arc::new(self.metrics.clone()));
+        let scheduler = Scheduler::new(self.state, self.max_concurrent_rotations, observers);
         let state = Arc::new(ApiState {
             jobs: self.jobs.iter().map(summary).collect(),
             started: Instant::now(),
@@ -107,7 +111,9 @@ impl Daemon {
             options: self.api,
             scheduler: scheduler.clone(),
             metrics: self.metrics.clone(),
+            shutdown: stop_rx.clone(),
         });
+        tasks.spawn(count_lease_events(leases.subscribe(), self.metrics.clone(), stop_rx.clone()));
         let mut api_stop = stop_rx.clone();
         let api = axum::serve(self.api_listener, api::router(state)).with_graceful_shutdown(async move {
             let _ = api_stop.wait_for(|s| *s).await;
@@ -142,6 +148,28 @@ impl Daemon {
             leases.revoke_all().await;
         }
         Ok(())
+    }
+}
+
+/// Feed lease renewals into the metrics.
+async fn count_lease_events(
+    mut events: tokio::sync::broadcast::Receiver<crate::vault::leases::LeaseEvent>,
+    metrics: crate::metrics::Metrics,
+    mut stop: watch::Receiver<bool>,
+) {
+    use crate::vault::leases::LeaseEvent;
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match event {
+            Ok(LeaseEvent::Renewed { capped, .. }) => metrics.lease_renewal(if capped { "capped" } else { "ok" }),
+            Ok(LeaseEvent::Refetched { .. }) => metrics.lease_renewal("refetched"),
+            Ok(LeaseEvent::Dropped { .. }) => metrics.lease_renewal("dropped"),
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 

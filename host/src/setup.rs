@@ -130,10 +130,10 @@ pub fn state_store(config: &Config, vault: &VaultClient) -> StateStore {
     StateStore::new(vault.clone(), config.daemon.state.mount.clone(), config.daemon.state.prefix.clone())
 }
 
-/// Who hears about every rotation step: the metrics, and the audit log if
-/// the config names one.
-pub fn observers(config: &Config, metrics: &crate::metrics::Metrics) -> Result<Vec<Arc<dyn Observer>>, String> {
-    let mut out: Vec<Arc<dyn Observer>> = vec![Arc::new(metrics.clone())];
+/// Who hears about every rotation step besides the daemon's metrics: the
+/// audit log, if the config names one.
+pub fn observers(config: &Config) -> Result<Vec<Arc<dyn Observer>>, String> {
+    let mut out: Vec<Arc<dyn Observer>> = Vec::new();
     if let Some(path) = config.audit_log() {
         let options = crate::audit::AuditOptions { fsync: config.daemon.audit_fsync };
         let log = crate::audit::AuditLog::open_with(&path, options).map_err(|e| e.to_string())?;

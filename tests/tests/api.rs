@@ -403,3 +403,61 @@ async fn dynamic_credentials_are_tracked_and_revoked_and_database_root_rotates()
     open.stop().await;
     assert_not_logged(&[password, password2, ROOT_PASSWORD, SUPERUSER_PASSWORD, &tokens[0], &tokens[1]]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_are_added_rotated_watched_and_removed_over_the_api() {
+    let server = dev_server().await;
+    let api = Api::start(&server, false).await;
+    // Seed 000's job format: created, then rotated at once (its secret is new).
+    let seed = json!({"type": "kv_random", "mount": "secret", "path": "web/app", "field": "password",
+                      "length": 24, "interval_seconds": 3600});
+    let job = api.expect(200, "POST", "/scheduler/jobs", Some(seed.clone())).await;
+    assert_eq!(job["id"], "kv-secret-web-app");
+    assert_eq!(job["schedule"], "every 1h");
+    api.expect(409, "POST", "/scheduler/jobs", Some(seed)).await;
+    let bad = api.expect(400, "POST", "/scheduler/jobs", Some(json!({"id": "x", "plugin": "kv-random"}))).await;
+    assert!(bad["error"].as_str().unwrap().contains("job needs a schedule"), "{bad}");
+    for _ in 0..100 {
+        if api.expect(200, "GET", "/jobs/kv-secret-web-app", None).await["rotations"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The live feed sees a manual rotation, step by step.
+    let mut feed = api
+        .http
+        .get(format!("{}/events", api.base))
+        .header("Authorization", format!("Bearer {}", api.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), 200);
+    let rotated = api.expect(200, "POST", "/jobs/kv-secret-web-app/rotate", None).await;
+    assert_eq!(rotated["version"], 2);
+    let mut text = String::new();
+    while !text.contains(r#""step":"rotation""#) {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), feed.chunk()).await.unwrap().unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    for step in ["create", "stage", "set", "test", "promote", "finish"] {
+        assert!(text.contains(&format!(r#""step":"{step}""#)), "{step} missing from the feed:\n{text}");
+    }
+    assert!(text.contains("event: rotation") && text.contains(r#""actor":"api""#), "{text}");
+
+    let job = api.expect(200, "GET", "/jobs/kv-secret-web-app", None).await;
+    assert_eq!(job["rotations"], 2);
+    assert_eq!(job["history"].as_array().unwrap().len(), 2);
+    assert!(job["next_due"].is_string());
+    let list = api.expect(200, "GET", "/scheduler/jobs", None).await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+    let metrics = api.http.get(format!("{}/metrics", api.base)).bearer_auth(&api.token).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains(r#"rotator_rotations_total{job="kv-secret-web-app",outcome="rotated"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"rotator_step_duration_seconds_count{job="kv-secret-web-app",step="set"} 2"#));
+    api.expect(404, "POST", "/jobs/nope/rotate", None).await;
+    api.expect(200, "DELETE", "/scheduler/jobs/kv-secret-web-app", None).await;
+    api.expect(404, "GET", "/jobs/kv-secret-web-app", None).await;
+    drop(feed);
+    api.stop().await;
+}

@@ -16,8 +16,10 @@
 mod auth;
 mod error;
 mod health;
+mod jobs;
 mod kv;
 mod leases;
+mod observe;
 mod openapi;
 mod params;
 mod rotate;
@@ -58,6 +60,9 @@ pub struct ApiState {
     pub scheduler: crate::schedule::Scheduler,
     /// Rendered at `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Turns true when the daemon stops: long-lived answers (the live
+    /// feed) end then.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// How the API guards itself and what it may show.
@@ -159,6 +164,13 @@ pub const ROUTES: &[Route] = &[
     Route::new(Method::GET, "/leases", Token, |m| on(m, leases::list)),
     Route::new(Method::DELETE, "/leases/{*lease_id}", Token, |m| on(m, leases::revoke)),
     Route::new(Method::POST, "/rotate/database-root", Token, |m| on(m, rotate::database_root)),
+    Route::new(Method::GET, "/scheduler/jobs", Token, |m| on(m, jobs::list)),
+    Route::new(Method::POST, "/scheduler/jobs", Token, |m| on(m, jobs::add)),
+    Route::new(Method::DELETE, "/scheduler/jobs/{id}", Token, |m| on(m, jobs::remove)),
+    Route::new(Method::GET, "/jobs/{id}", Token, |m| on(m, jobs::show)),
+    Route::new(Method::POST, "/jobs/{id}/rotate", Token, |m| on(m, jobs::rotate_now)),
+    Route::new(Method::GET, "/events", Token, |m| on(m, observe::events)),
+    Route::new(Method::GET, "/metrics", Token, |m| on(m, observe::metrics)),
 ];
 
 /// The API's router: [`ROUTES`], guarded, with JSON answers for unknown

@@ -51,6 +51,11 @@ impl BuiltinPlugins {
         }
     }
 
+    /// The runtime jobs added through the API load their plugins into.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
     async fn get(&self, name: &'static str) -> Result<Plugin, ApiError> {
         let cell = if name == KV_RANDOM { &self.kv_random } else { &self.database_root };
         let runtime = self.runtime.clone();

@@ -22,6 +22,7 @@ pub struct RotationEvent {
     pub step: &'static str,
     /// `ok`, `failed`, `started`, `rotated`, `rolled-back`, `kept-pending`.
     pub outcome: &'static str,
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Option<Duration>,
     /// Vault paths the action read or wrote (without `/v1/`).
     pub vault_paths: Vec<String>,
@@ -32,6 +33,13 @@ pub struct RotationEvent {
     pub kind: Option<&'static str>,
     /// Host calls the plugin made in this step that its grants refused.
     pub denied_calls: u32,
+}
+
+fn millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64() * 1e3),
+        None => s.serialize_none(),
+    }
 }
 
 /// Receives rotation events. Called on the async runtime: must not block.

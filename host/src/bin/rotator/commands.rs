@@ -176,7 +176,7 @@ async fn daemon(
 ) -> anyhow::Result<Daemon> {
     let metrics = rotator::metrics::Metrics::new();
     let vault = setup::vault_client(config, over).map_err(|e| anyhow!(e))?.with_metrics(metrics.clone());
-    let observers = setup::observers(config, &metrics).map_err(|e| anyhow!(e))?;
+    let observers = setup::observers(config).map_err(|e| anyhow!(e))?;
     let identity = setup::identity(config, &vault).await.map_err(|e| anyhow!(e))?;
     let runtime = setup::runtime(config).map_err(|e| anyhow!(e))?;
     let jobs = setup::load_jobs(config, &runtime).map_err(|e| anyhow!("{e}"))?;
