@@ -43,11 +43,7 @@ pub(super) async fn show(State(state): State<Arc<ApiState>>, Path(id): Path<Stri
 
 pub(super) async fn rotate_now(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Answer {
     let report = state.scheduler.rotate_now(&id, "api").await?;
-    let steps: Vec<Value> = report
-        .steps
-        .iter()
-        .map(|s| json!({ "step": s.step, "milliseconds": s.duration.as_secs_f64() * 1e3 }))
-        .collect();
+    let steps = super::rotate::steps_json(&report);
     Ok(Json(json!({
         "job": report.job,
         "rotation_id": report.rotation_id,

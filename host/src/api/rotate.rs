@@ -78,6 +78,13 @@ impl BuiltinPlugins {
     }
 }
 
+/// A rotation's steps with their timings, as answers show them.
+pub(super) fn steps_json(report: &RotationReport) -> Vec<Value> {
+    let step =
+        |s: &crate::rotation::StepTiming| json!({ "step": s.step, "milliseconds": s.duration.as_secs_f64() * 1e3 });
+    report.steps.iter().map(step).collect()
+}
+
 /// A job that exists for one API request. Its settings are checked against
 /// the plugin's schema first, as the config loader checks a configured job's.
 fn transient_job(
@@ -201,11 +208,7 @@ pub(super) async fn database_root(
     tracing::info!(mount, connection, rotation = %report.rotation_id, "database root rotated through the API");
     let calls: Vec<Value> =
         report.host_calls.iter().map(|c| json!({ "operation": c.operation, "path": c.path })).collect();
-    let steps: Vec<Value> = report
-        .steps
-        .iter()
-        .map(|s| json!({ "step": s.step, "milliseconds": s.duration.as_secs_f64() * 1e3 }))
-        .collect();
+    let steps = steps_json(&report);
     Ok(Json(json!({
         "mount": mount,
         "connection": connection,

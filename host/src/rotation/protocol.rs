@@ -60,8 +60,25 @@ pub(super) async fn run(
         Err(e) if driver.v.state.in_progress.is_some() => ("kept-pending", Some((e.to_string(), e.kind()))),
         Err(e) => ("failed", Some((e.to_string(), e.kind()))),
     };
-    driver.emit("rotation", outcome, None, Vec::new(), error);
+    driver.emit(Note { error, ..Note::new("rotation", outcome) });
     result
+}
+
+/// What one event says; the rotation's identity is added by [`Driver::emit`].
+struct Note {
+    step: &'static str,
+    outcome: &'static str,
+    duration: Option<std::time::Duration>,
+    vault_paths: Vec<String>,
+    /// The message and the failure's kind.
+    error: Option<(String, &'static str)>,
+    denied_calls: u32,
+}
+
+impl Note {
+    fn new(step: &'static str, outcome: &'static str) -> Self {
+        Self { step, outcome, duration: None, vault_paths: Vec::new(), error: None, denied_calls: 0 }
+    }
 }
 
 struct Driver<'a> {
@@ -92,7 +109,7 @@ impl<'a> Driver<'a> {
             let current = job.read_secret(&store.vault, base).await?;
             let ctx = job.step_context(&rotation_id, current, attempt);
             let d = Self { job, store, options, v, run, ctx, pending, steps: Vec::new(), resumed_from: Some(stage) };
-            d.emit("resume", "started", None, Vec::new(), None);
+            d.emit(Note::new("resume", "started"));
             return Ok(d);
         }
 
@@ -132,7 +149,8 @@ impl<'a> Driver<'a> {
         let started = std::time::Instant::now();
         d.store.save(id, &mut d.v).await?;
         d.point("after", "stage")?;
-        d.emit("stage", "ok", Some(started.elapsed()), vec![d.state_location()], None);
+        let paths = vec![d.state_location()];
+        d.emit(Note { duration: Some(started.elapsed()), vault_paths: paths, ..Note::new("stage", "ok") });
         Ok(d)
     }
 
@@ -207,7 +225,13 @@ impl<'a> Driver<'a> {
             Err(e) => ("failed", Some((e.to_string(), e.failure.kind()))),
         };
         tracing::debug!(job = %self.job.config.id, step = name, ?duration, ok = result.is_ok(), "step");
-        self.emit_with(name, outcome, Some(duration), paths, error, denied);
+        self.emit(Note {
+            duration: Some(duration),
+            vault_paths: paths,
+            error,
+            denied_calls: denied,
+            ..Note::new(name, outcome)
+        });
         Ok(match result {
             Ok(secret) => (Ok(()), secret),
             Err(e) => (Err(e), None),
@@ -255,7 +279,8 @@ impl<'a> Driver<'a> {
         };
         self.point("after", "promote")?;
         self.in_progress().new_version = Some(version);
-        self.emit("promote", "ok", Some(started.elapsed()), vec![loc.to_string()], None);
+        let paths = vec![loc.to_string()];
+        self.emit(Note { duration: Some(started.elapsed()), vault_paths: paths, ..Note::new("promote", "ok") });
         Ok(())
     }
 
@@ -364,26 +389,8 @@ impl<'a> Driver<'a> {
         format!("{}/{}/{}", self.store.mount.trim_matches('/'), self.store.prefix.trim_matches('/'), self.job.config.id)
     }
 
-    fn emit(
-        &self,
-        step: &'static str,
-        outcome: &'static str,
-        duration: Option<std::time::Duration>,
-        vault_paths: Vec<String>,
-        error: Option<(String, &'static str)>,
-    ) {
-        self.emit_with(step, outcome, duration, vault_paths, error, 0);
-    }
-
-    fn emit_with(
-        &self,
-        step: &'static str,
-        outcome: &'static str,
-        duration: Option<std::time::Duration>,
-        vault_paths: Vec<String>,
-        error: Option<(String, &'static str)>,
-        denied_calls: u32,
-    ) {
+    fn emit(&self, note: Note) {
+        let Note { step, outcome, duration, vault_paths, error, denied_calls } = note;
         let (error, kind) = match error {
             Some((message, kind)) => (Some(message), Some(kind)),
             None => (None, None),
