@@ -253,7 +253,10 @@ impl Scheduler {
                 _ = stop.wait_for(|s| *s) => break,
             };
             let this = self.clone();
-            self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).spawn(async move { this.scheduled(id).await });
+            let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+            // Forget finished runs, so months of rotations hold no memory.
+            while running.try_join_next().is_some() {}
+            running.spawn(async move { this.scheduled(id).await });
         }
         let mut running = std::mem::take(&mut *self.inner.running.lock().unwrap_or_else(|p| p.into_inner()));
         while running.join_next().await.is_some() {}
