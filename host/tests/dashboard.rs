@@ -10,16 +10,16 @@
 
 #[path = "dashboard/cdp.rs"]
 mod cdp;
+#[path = "support/dev.rs"]
+#[allow(dead_code)]
+mod dev;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use dev::{Dev, http, vault_get};
 use serde_json::Value;
 
-const ROOT_TOKEN: &str = "dashboard-test-root";
 const API_TOKEN: &str = "dashboard-test-api-token-0123456789";
 const JOB: &str = "web-app";
 const JOBS: &str = r#"
@@ -31,70 +31,27 @@ interval = "1h"
 settings = { field = "password", length = 24 }
 "#;
 
-/// A running `rotator dev` with [`JOBS`], and what its banner said.
-struct Dev {
-    child: Child,
-    /// The dev Vault's address.
+/// `rotator dev` with [`JOBS`] and a known API token, and what its banner
+/// said: the dev Vault's address, the API's base URL and the dashboard link.
+struct Daemon {
+    dev: Dev,
     vault: String,
-    /// The API's base URL.
     api: String,
-    /// The banner's dashboard link.
     dashboard: String,
-    /// Collects stderr (the logs) until the process ends.
-    stderr: Option<std::thread::JoinHandle<String>>,
-    _config: tempfile::TempDir,
 }
 
-impl Dev {
+impl Daemon {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("jobs.toml");
-        std::fs::write(&config, JOBS).unwrap();
-        // Port 0: the system picks free ports, and the banner names them.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rotator"))
-            .args(["dev", "--api-addr", "127.0.0.1:0", "--vault-addr", "127.0.0.1:0"])
-            .args(["--root-token", ROOT_TOKEN, "--api-token", API_TOKEN, "--config"])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .env_remove("ROTATOR_API_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rotator dev starts");
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let (mut vault, mut api, mut dashboard) = (None, None, None);
-        while dashboard.is_none() {
-            let line = lines.recv_timeout(Duration::from_secs(120)).expect("the banner names the dashboard");
-            let field = |prefix: &str| line.strip_prefix(prefix).map(|rest| rest.trim().to_owned());
-            vault = vault.or(field("Address:"));
-            api = api.or(field("rotator API:").map(|u| u.trim_end_matches("/healthz").to_owned()));
-            dashboard = field("Dashboard:");
-        }
-        let (vault, api, dashboard) = (vault.unwrap(), api.unwrap(), dashboard.unwrap());
-        Self { child, vault, api, dashboard, stderr: Some(stderr), _config: dir }
-    }
-
-    async fn vault_get(&self, path: &str) -> Value {
-        let resp = http().get(format!("{}/v1/{path}", self.vault)).header("X-Vault-Token", ROOT_TOKEN).send().await;
-        resp.unwrap().json().await.unwrap()
+        let mut dev = Dev::with_jobs(JOBS, &["--api-token", API_TOKEN]);
+        let vault = dev.wait_for("Address:");
+        let api = dev.wait_for("rotator API:").trim_end_matches("/healthz").to_owned();
+        let dashboard = dev.wait_for("Dashboard:");
+        Self { dev, vault, api, dashboard }
     }
 
     /// How many versions the job's secret has in Vault.
     async fn versions(&self) -> u64 {
-        self.vault_get("secret/metadata/web/app").await["data"]["current_version"].as_u64().unwrap_or(0)
+        vault_get(&self.vault, "secret/metadata/web/app").await["data"]["current_version"].as_u64().unwrap_or(0)
     }
 
     async fn job(&self) -> Value {
@@ -103,27 +60,9 @@ impl Dev {
     }
 
     /// SIGTERM; asserts a clean exit and returns stderr (the logs).
-    fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "rotator dev exited with {status} after SIGTERM");
-        self.stderr.take().unwrap().join().unwrap()
+    fn stop(self) -> String {
+        self.dev.stop().1
     }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn http() -> reqwest::Client {
-    rotator::vault::install_crypto_provider();
-    reqwest::Client::new()
 }
 
 /// Width and height of a PNG, from its header.
@@ -135,7 +74,7 @@ fn png_size(png: &[u8]) -> (u32, u32) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_and_its_assets_are_public_self_contained_and_under_a_strict_policy() {
-    let dev = Dev::start();
+    let dev = Daemon::start();
     // The banner's link carries the token in the fragment, which browsers keep to themselves.
     assert_eq!(dev.dashboard, format!("{}/#token={API_TOKEN}", dev.api));
     let files = [
@@ -165,7 +104,7 @@ async fn the_page_and_its_assets_are_public_self_contained_and_under_a_strict_po
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_rotates_a_job_from_the_dashboard_and_watches_it_in_the_feed() {
-    let dev = Dev::start();
+    let dev = Daemon::start();
     // The job's secret is new, so it rotates once at start; let that settle
     // so the page's feed holds only what the click causes.
     for _ in 0..600 {
@@ -197,7 +136,8 @@ async fn an_operator_rotates_a_job_from_the_dashboard_and_watches_it_in_the_feed
     let feed = format!("#feed li[data-job=\"{JOB}\"]");
     let done = format!("{feed}[data-step=\"rotation\"][data-outcome=\"rotated\"]");
     page.wait_for(&format!("document.querySelector('{done}')"), "the rotation in the feed").await;
-    let steps = page.eval(&format!("[...document.querySelectorAll('{feed}')].map(e => e.dataset.step).reverse()")).await;
+    let steps =
+        page.eval(&format!("[...document.querySelectorAll('{feed}')].map(e => e.dataset.step).reverse()")).await;
     let steps: Vec<&str> = steps.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert_eq!(steps, ["create", "stage", "set", "test", "promote", "finish", "rotation"]);
     let summary = page.eval(&format!("document.querySelector('{done}').innerText")).await;
