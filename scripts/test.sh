@@ -18,13 +18,21 @@ if ! command -v openssl >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
 fi
 
-# Tests run a throwaway PostgreSQL cluster (initdb + pg_ctl in a temp dir).
+# Tests run a throwaway PostgreSQL cluster (initdb + pg_ctl in a temp dir),
+# and the dashboard's browser test drives a headless chromium.
+missing=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+    missing+=(postgresql)
+fi
+if ! command -v chromium >/dev/null; then
+    missing+=(chromium)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "PostgreSQL server binaries are missing: install them (e.g. sudo apt-get install postgresql)" >&2
+        echo "missing: ${missing[*]}: install them (e.g. sudo apt-get install ${missing[*]})" >&2
         exit 1
     fi
 fi

@@ -1,25 +1,13 @@
 //! The `rotator` binary as a user runs it: exit codes, output, clean
 //! shutdown on SIGTERM, and no secret value in anything it prints.
 
-use std::io::{BufRead, BufReader, Read};
+#[path = "support/dev.rs"]
+mod dev;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-fn rotator() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rotator"));
-    c.current_dir(repo())
-        .env_remove("RUST_LOG")
-        .env_remove("VAULT_ADDR")
-        .env_remove("VAULT_TOKEN")
-        .env_remove("ROTATOR_API_TOKEN");
-    c
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use dev::{Dev, ROOT_TOKEN, http, rotator, vault_get};
 
 #[test]
 fn check_accepts_the_dev_config() {
@@ -147,94 +135,6 @@ fn plugin_test_exits_2_when_the_plugin_cannot_be_tested() {
     assert!(stderr.contains("cannot test kv-random: --grant: `secret/x` is not PATH:OPS"), "{stderr}");
 }
 
-/// A running `rotator dev`, its output collected on threads.
-struct Dev {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
-    stdout_seen: Vec<String>,
-    /// The folder of a jobs file written by [`Dev::with_jobs`].
-    _config: Option<tempfile::TempDir>,
-}
-
-impl Dev {
-    fn start(extra: &[&str]) -> Self {
-        let mut child = rotator()
-            .args(["dev", "--vault-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--root-token", "cli-test-root"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        Self { child, lines, stderr, stdout_seen: Vec::new(), _config: None }
-    }
-
-    /// Start with `jobs` (TOML) as the config file.
-    fn with_jobs(jobs: &str, extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("jobs.toml");
-        std::fs::write(&config, jobs).unwrap();
-        let mut dev = Self::start(&[&["--config", config.to_str().unwrap()], extra].concat());
-        dev._config = Some(dir);
-        dev
-    }
-
-    /// Wait for a stdout line starting with `prefix`; return the rest.
-    fn wait_for(&mut self, prefix: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no `{prefix}` line; saw {:?}", self.stdout_seen));
-            self.stdout_seen.push(line.clone());
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return rest.trim().to_owned();
-            }
-        }
-    }
-
-    /// SIGTERM, then (stdout, stderr); asserts a clean exit.
-    fn stop(mut self) -> (String, String) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "rotator dev exited with {status} after SIGTERM");
-        let mut stdout = self.stdout_seen.join("\n");
-        stdout.extend(self.lines.try_iter().map(|l| format!("\n{l}")));
-        (stdout, self.stderr.join().unwrap())
-    }
-}
-
-fn http() -> reqwest::Client {
-    rotator::vault::install_crypto_provider();
-    reqwest::Client::new()
-}
-
-async fn vault_get(addr: &str, path: &str) -> serde_json::Value {
-    http()
-        .get(format!("{addr}/v1/{path}"))
-        .header("X-Vault-Token", "cli-test-root")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Every value `field` of KV v2 secret `secret/<path>` ever had, oldest
 /// first, read back from the dev server.
 async fn secret_values(addr: &str, path: &str, field: &str) -> Vec<String> {
@@ -307,7 +207,7 @@ interval = "1s"
     assert!(!logs.contains("leak-"), "a leaky value reached the output");
     // The banner prints the dev root token on purpose (as `vault server -dev`
     // does); the logs never do.
-    assert!(!stderr.contains("cli-test-root"), "the token reached the logs");
+    assert!(!stderr.contains(ROOT_TOKEN), "the token reached the logs");
     assert!(!stderr.contains(&api_token), "the API token reached the logs");
 }
 
@@ -320,7 +220,7 @@ async fn rotate_and_dry_run_against_a_server_only_dev_server() {
             .args(["rotate", "demo-kv", "--config", "config/dev.toml"])
             .args(args)
             .env("VAULT_ADDR", &addr)
-            .env("VAULT_TOKEN", "cli-test-root")
+            .env("VAULT_TOKEN", ROOT_TOKEN)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -116,8 +116,14 @@ impl Api {
         let resp = req.send().await.expect("the API answers");
         let status = resp.status().as_u16();
         let challenge = resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+        let json = resp.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
         let bytes = resp.bytes().await.unwrap();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON answer") };
+        let body = match (bytes.is_empty(), json) {
+            (true, _) => Value::Null,
+            (false, true) => serde_json::from_slice(&bytes).expect("JSON answer"),
+            // The dashboard's page and assets.
+            (false, false) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+        };
         Answer { status, challenge, body }
     }
 

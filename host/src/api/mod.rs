@@ -8,12 +8,15 @@
 //! being documented or documented without being served. Adding a route means
 //! adding a [`Route`] here and its operation to `openapi.json`.
 //!
-//! Every route except the health probes needs `Authorization: Bearer
-//! <token>` ([`auth`]). Secret values in answers become `"<redacted>"` unless
+//! Every route except the health probes and the dashboard's static files
+//! needs `Authorization: Bearer <token>` ([`auth`]). The dashboard
+//! ([`dashboard`], at `/`) holds no data itself: the page calls the guarded
+//! routes with the token the operator gives it. Secret values in answers become `"<redacted>"` unless
 //! the daemon runs with `reveal_secrets`. Errors are `{"error": "…"}` with a
 //! status that says whose fault it was ([`error`]).
 
 mod auth;
+mod dashboard;
 mod error;
 mod health;
 mod jobs;
@@ -41,6 +44,7 @@ use crate::vault::leases::LeaseManager;
 use crate::vault::lifetime::TokenStatus;
 
 pub use auth::{API_TOKEN_ENV, ApiToken, ApiTokenError, MIN_TOKEN_LEN};
+pub use dashboard::CONTENT_SECURITY_POLICY;
 pub use error::ApiError;
 pub use rotate::BuiltinPlugins;
 
@@ -107,7 +111,8 @@ impl ApiState {
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone who can reach the port: health probes only.
+    /// Anyone who can reach the port: health probes and the dashboard's
+    /// static files, none of which hold data.
     Public,
     /// Callers presenting the API token.
     Token,
@@ -146,6 +151,10 @@ use Access::{Public, Token};
 
 /// Every route the API serves.
 pub const ROUTES: &[Route] = &[
+    Route::new(Method::GET, "/", Public, |m| on(m, dashboard::index)),
+    Route::new(Method::GET, "/assets/app.js", Public, |m| on(m, dashboard::app_js)),
+    Route::new(Method::GET, "/assets/style.css", Public, |m| on(m, dashboard::style_css)),
+    Route::new(Method::GET, "/assets/icon.png", Public, |m| on(m, dashboard::icon_png)),
     Route::new(Method::GET, "/healthz", Public, |m| on(m, health::healthz)),
     Route::new(Method::GET, "/livez", Public, |m| on(m, health::livez)),
     Route::new(Method::GET, "/readyz", Public, |m| on(m, health::readyz)),

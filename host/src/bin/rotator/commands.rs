@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use rotator::api::{API_TOKEN_ENV, ApiOptions, ApiToken};
 use rotator::audit;
 use rotator::config::{self, Config};
@@ -16,6 +17,10 @@ use rotator::harness::{Harness, PluginSource, parse_grant};
 use rotator::plugin::{Capability, Runtime, RuntimeOptions};
 use rotator::setup::{self, VaultOverride};
 use secrecy::{ExposeSecret, SecretString};
+
+/// What a token in the dashboard link's fragment must escape: everything
+/// but the characters URLs leave alone, so `&`, `#`, `+` and `%` survive.
+const FRAGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// The dev config, embedded so `rotator dev` works from any folder.
 const DEV_CONFIG: &str = include_str!("../../../../config/dev.toml");
@@ -133,11 +138,21 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         let (token, shown) = dev_api_token(&config, args.api_token)?;
         let reveal = args.reveal_secrets || config.daemon.reveal_secrets;
         let daemon = daemon(&config, over, Some(args.api_addr), token, reveal).await?;
-        println!("rotator API:   http://{}/healthz", daemon.api_listener.local_addr()?);
-        // Printed, never logged, as the dev root token is.
+        let api_addr = daemon.api_listener.local_addr()?;
+        println!("rotator API:   http://{api_addr}/healthz");
+        // Printed, never logged, as the dev root token is. The dashboard
+        // link carries the token in its fragment, which the browser keeps
+        // to itself: the page moves it to session storage.
         match shown {
-            Some(token) => println!("API token:     {}", token.expose_secret()),
-            None => println!("API token:     from [daemon] api_token or ${API_TOKEN_ENV}"),
+            Some(token) => {
+                println!("API token:     {}", token.expose_secret());
+                let fragment = percent_encoding::utf8_percent_encode(token.expose_secret(), FRAGMENT);
+                println!("Dashboard:     http://{api_addr}/#token={fragment}");
+            }
+            None => {
+                println!("API token:     from [daemon] api_token or ${API_TOKEN_ENV}");
+                println!("Dashboard:     http://{api_addr}/");
+            }
         }
         if reveal {
             println!("Secrets:       revealed in API answers");
