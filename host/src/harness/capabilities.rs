@@ -60,7 +60,7 @@ pub(super) fn check(env: &Env) -> CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::{Operation, VaultGrant};
+    use crate::plugin::{Operation, SqlGrant, VaultGrant};
 
     fn call(function: &str, target: &str, operation: &str) -> CallRecord {
         CallRecord {
@@ -75,13 +75,16 @@ mod tests {
     fn coverage_follows_grant_matching() {
         let declared = Grants {
             vault: vec![VaultGrant { path: "+/rotate-root/*".into(), operations: vec![Operation::Write] }],
-            sql: vec![],
+            sql: vec![SqlGrant { connection: "orders".into(), operations: vec![SqlOperation::Query] }],
         };
         assert_eq!(uncovered(&declared, &call("vault.request", "db/rotate-root/pg", "write")), None);
         let read = uncovered(&declared, &call("vault.request", "db/rotate-root/pg", "read")).unwrap();
         assert!(read.contains("no declared vault capability"), "{read}");
         assert!(uncovered(&declared, &call("vault.kv-read", "secret/data/x", "read")).is_some());
-        let sql = uncovered(&declared, &call("sql.query", "orders", "write")).unwrap();
-        assert!(sql.contains("`sql`"), "{sql}");
+        assert_eq!(uncovered(&declared, &call("sql.query", "orders", "query")), None);
+        let other = uncovered(&declared, &call("sql.query", "billing", "query")).unwrap();
+        assert!(other.contains("no declared sql capability"), "{other}");
+        let execute = uncovered(&declared, &call("sql.execute", "orders", "execute")).unwrap();
+        assert!(execute.contains("no declared sql capability"), "{execute}");
     }
 }
