@@ -19,6 +19,7 @@ use tokio::sync::watch;
 /// The policy a kv-random daemon needs, and nothing more.
 const ROTATOR_POLICY: &str = r#"
 path "secret/data/app/*" { capabilities = ["create", "read", "update"] }
+path "secret/data/rotator/state/*" { capabilities = ["create", "read", "update"] }
 path "auth/token/renew-self" { capabilities = ["update"] }
 path "auth/token/lookup-self" { capabilities = ["read"] }
 "#;
