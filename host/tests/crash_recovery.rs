@@ -50,37 +50,15 @@ impl Rig {
         let pg = tokio::task::spawn_blocking(postgres::Postgres::start).await.unwrap();
         let admin = pg.connect("postgres", postgres::SUPERUSER_PASSWORD).await.unwrap();
         admin.batch_execute(&format!("CREATE ROLE {ROLE} LOGIN PASSWORD 'initial-password'")).await.unwrap();
-        let creds = SecretJson::new(
-            serde_json::json!({"username": "postgres", "password": postgres::SUPERUSER_PASSWORD}).to_string(),
-        );
+        let creds = SecretJson::new(postgres::Postgres::admin_secret());
         vault.kv_write("secret", "pg/admin", &creds, None).await.unwrap();
 
         let dir = tempfile::tempdir().unwrap();
         let toml = format!(
-            r#"
-[vault]
-address = "{vault}"
-token = {{ env = "CRASH_SUITE_TOKEN" }}
-
-[daemon]
-api_addr = "127.0.0.1:0"
-cache_dir = "cache"
-shutdown_grace = "20s"
-
-[sql.connections.app]
-url = "postgres://127.0.0.1:{port}/postgres"
-credentials = {{ vault = {{ mount = "secret", path = "pg/admin" }} }}
-
-[[jobs]]
-id = "{JOB}"
-plugin = "postgres-password"
-secret = {{ path = "app/db" }}
-interval = "1h"
-settings = {{ connection = "app", strategy = "single-user", username = "{ROLE}" }}
-grants = [{{ sql = "app" }}]
-"#,
-            vault = server.url(),
-            port = pg.port,
+            "[vault]\naddress = \"{}\"\ntoken = {{ env = \"CRASH_SUITE_TOKEN\" }}\n\n\
+             [daemon]\napi_addr = \"127.0.0.1:0\"\ncache_dir = \"cache\"\nshutdown_grace = \"20s\"\n{}",
+            server.url(),
+            pg.single_user_job(JOB, "app/db", ROLE)
         );
         std::fs::write(dir.path().join("rotator.toml"), toml).unwrap();
         let store = StateStore::new(vault.clone(), "secret", "rotator/state");

@@ -18,27 +18,6 @@ use rotator_tests::{dev_server, jobs, store};
 
 const ROLE: &str = "faulty_app";
 
-fn config(port: u16) -> String {
-    format!(
-        r#"
-[vault]
-timeout = "300ms"
-
-[sql.connections.app]
-url = "postgres://127.0.0.1:{port}/postgres"
-credentials = {{ vault = {{ mount = "secret", path = "pg/admin" }} }}
-
-[[jobs]]
-id = "app"
-plugin = "postgres-password"
-secret = {{ path = "faulty/app" }}
-interval = "1h"
-settings = {{ connection = "app", strategy = "single-user", username = "{ROLE}" }}
-grants = [{{ sql = "app" }}]
-"#
-    )
-}
-
 /// Some password Vault knows for the job logs in.
 async fn nobody_locked_out(pg: &Postgres, vault: &VaultClient, store: &StateStore) -> bool {
     let mut known = Vec::new();
@@ -78,9 +57,9 @@ async fn rotations_survive_500_503_429_and_timeouts_at_every_step() {
     let admin = pg.connect("postgres", SUPERUSER_PASSWORD).await.unwrap();
     admin.batch_execute(&format!("CREATE ROLE {ROLE} LOGIN PASSWORD 'first-password'")).await.unwrap();
     let server = dev_server().await;
-    let (vault, jobs, _rt) = jobs(&server, &config(pg.port));
-    let creds = serde_json::json!({"username": "postgres", "password": SUPERUSER_PASSWORD}).to_string();
-    vault.kv_write("secret", "pg/admin", &SecretJson::new(creds), None).await.unwrap();
+    let toml = format!("[vault]\ntimeout = \"300ms\"\n{}", pg.single_user_job("app", "faulty/app", ROLE));
+    let (vault, jobs, _rt) = jobs(&server, &toml);
+    vault.kv_write("secret", "pg/admin", &SecretJson::new(Postgres::admin_secret()), None).await.unwrap();
     let initial = serde_json::json!({"username": ROLE, "password": "first-password"}).to_string();
     vault.kv_write("secret", "faulty/app", &SecretJson::new(initial), None).await.unwrap();
 

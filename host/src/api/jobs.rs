@@ -122,10 +122,7 @@ fn from_seed(mut f: Map<String, Value>) -> Result<Map<String, Value>, ApiError> 
                 "plugin": "database-root",
                 "interval": interval,
                 "settings": { "mount": mount, "connection": connection },
-                "grants": [
-                    { "path": format!("{mount}/rotate-root/{connection}"), "operations": ["write"] },
-                    { "path": format!("{mount}/config/{connection}"), "operations": ["read"] },
-                ],
+                "grants": super::rotate::database_root_grants(&mount, &connection),
             });
             (format!("db-root-{connection}"), job)
         }

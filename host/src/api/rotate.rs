@@ -8,8 +8,9 @@
 //! for `kv-random` (the host writes the secret), and for `database-root`
 //! exactly the rotate-root and config paths of the one connection named.
 //!
-//! Built-ins are loaded on first use, and at most [`MAX_API_ROTATIONS`] API
-//! rotations run at once so the plugin pool keeps room for scheduled jobs.
+//! Built-ins are loaded on first use. API rotations count against the
+//! daemon's `max_concurrent_rotations` like scheduled ones, are audited and
+//! appear in the live feed ([`Scheduler::rotate_once`](crate::schedule::Scheduler::rotate_once)).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,17 +19,14 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 
 use super::error::{JsonBody, from_body};
 use super::{Answer, ApiError, ApiState, params};
 use crate::config::{JobConfig, JobSpans, PluginRef, SecretLocation};
 use crate::plugin::{Grants, Operation, Plugin, RunLimits, Runtime, VaultGrant};
-use crate::rotation::{Job, RotateOptions, RotationReport};
+use crate::rotation::{Job, RotationReport};
 use crate::schedule::Schedule;
-
-/// API rotations running at once; more wait their turn.
-pub const MAX_API_ROTATIONS: usize = 2;
 
 const KV_RANDOM: &str = "kv-random";
 const DATABASE_ROOT: &str = "database-root";
@@ -38,17 +36,11 @@ pub struct BuiltinPlugins {
     runtime: Arc<Runtime>,
     kv_random: OnceCell<Plugin>,
     database_root: OnceCell<Plugin>,
-    running: Semaphore,
 }
 
 impl BuiltinPlugins {
     pub fn new(runtime: Arc<Runtime>) -> Self {
-        Self {
-            runtime,
-            kv_random: OnceCell::new(),
-            database_root: OnceCell::new(),
-            running: Semaphore::new(MAX_API_ROTATIONS),
-        }
+        Self { runtime, kv_random: OnceCell::new(), database_root: OnceCell::new() }
     }
 
     /// The runtime jobs added through the API load their plugins into.
@@ -67,14 +59,6 @@ impl BuiltinPlugins {
         })
         .await
         .cloned()
-    }
-
-    /// Run `job` as a first attempt, waiting for a free slot.
-    async fn rotate(&self, job: &Job, state: &ApiState) -> Result<RotationReport, ApiError> {
-        let _slot = self.running.acquire().await.map_err(|_| ApiError::internal("rotations are shutting down"))?;
-        let scheduler = &state.scheduler;
-        let options = RotateOptions { observer: scheduler.observer(), ..RotateOptions::new("api") };
-        Ok(job.rotate_with(scheduler.store(), options).await?)
     }
 }
 
@@ -156,7 +140,7 @@ pub(super) async fn kv_field(state: &ApiState, path: &str, query_mount: Option<S
     // secret is resumed by the next one, never confused with another's.
     let id = format!("api/kv/{mount}/{path}");
     let job = transient_job(id, plugins.get(KV_RANDOM).await?, Some(location), settings, Grants::default())?;
-    let report = plugins.rotate(&job, state).await?;
+    let report = state.scheduler.rotate_once(&job, "api").await?;
     let written = match report.new_version {
         Some(v) => state.vault.kv_read_version(mount, path, Some(v)).await?,
         None => None,
@@ -186,25 +170,28 @@ fn default_database_mount() -> String {
     "database".into()
 }
 
+/// The least `database-root` needs for one connection: rotate its root and
+/// read its config. Used by one-off rotations and seed-format jobs alike.
+pub(super) fn database_root_grants(mount: &str, connection: &str) -> Vec<VaultGrant> {
+    let grant = |path: String, op| VaultGrant { path, operations: vec![op] };
+    vec![
+        grant(format!("{mount}/rotate-root/{connection}"), Operation::Write),
+        grant(format!("{mount}/config/{connection}"), Operation::Read),
+    ]
+}
+
 pub(super) async fn database_root(
     State(state): State<Arc<ApiState>>,
     JsonBody(body): JsonBody<DatabaseRootBody>,
 ) -> Answer {
     let mount = params::name("mount", &body.mount, true)?;
     let connection = params::name("connection", &body.connection, false)?;
-    let grant = |path: String, op| VaultGrant { path, operations: vec![op] };
-    let grants = Grants {
-        vault: vec![
-            grant(format!("{mount}/rotate-root/{connection}"), Operation::Write),
-            grant(format!("{mount}/config/{connection}"), Operation::Read),
-        ],
-        sql: Vec::new(),
-    };
+    let grants = Grants { vault: database_root_grants(mount, connection), sql: Vec::new() };
     let settings = Map::from_iter([("mount".into(), mount.into()), ("connection".into(), connection.into())]);
     let plugins = &state.options.plugins;
     let id = format!("api/database-root/{mount}/{connection}");
     let job = transient_job(id, plugins.get(DATABASE_ROOT).await?, None, settings, grants)?;
-    let report = plugins.rotate(&job, &state).await?;
+    let report = state.scheduler.rotate_once(&job, "api").await?;
     tracing::info!(mount, connection, rotation = %report.rotation_id, "database root rotated through the API");
     let calls: Vec<Value> =
         report.host_calls.iter().map(|c| json!({ "operation": c.operation, "path": c.path })).collect();

@@ -104,7 +104,7 @@ impl<'a> Driver<'a> {
             p.attempt += 1;
             let (rotation_id, stage, attempt, base) = (p.id.clone(), p.stage, p.attempt, p.base_version);
             let pending = p.pending.clone().expect("a loaded rotation in progress has its pending value");
-            tracing::warn!(job = id, rotation = %rotation_id, after = stage.as_str(), attempt, "resuming an unfinished rotation");
+            tracing::warn!(job = %id, rotation = %rotation_id, after = stage.as_str(), attempt, "resuming an unfinished rotation");
             // The plugin sees the value PENDING replaces, for rollback.
             let current = job.read_secret(&store.vault, base).await?;
             let ctx = job.step_context(&rotation_id, current, attempt);
@@ -117,7 +117,7 @@ impl<'a> Driver<'a> {
         let base_version = current.as_ref().and_then(|c| c.version);
         let rotation_id = uuid::Uuid::new_v4().to_string();
         let ctx = job.step_context(&rotation_id, current, 1);
-        tracing::info!(job = id, plugin = %job.plugin.label(), rotation = %rotation_id, "rotation started");
+        tracing::info!(job = %id, plugin = %job.plugin.label(), rotation = %rotation_id, "rotation started");
         let mut d = Self {
             job,
             store,

@@ -11,7 +11,6 @@
 //! ends (or stays staged in Vault for the next run).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -146,17 +145,6 @@ impl Scheduler {
             running: Mutex::new(JoinSet::new()),
         };
         Self { inner: Arc::new(inner) }
-    }
-
-    /// Where job state records live.
-    pub fn store(&self) -> &StateStore {
-        &self.inner.store
-    }
-
-    /// Everyone who hears about rotations (observers and the live feed), for
-    /// rotations run outside the scheduler (one-off API rotations).
-    pub fn observer(&self) -> &dyn Observer {
-        &*self.inner
     }
 
     /// Rotation events as they happen (for the live feed).
@@ -298,35 +286,47 @@ impl Scheduler {
             entry.last_started = Some(OffsetDateTime::now_utc());
             entry.job.clone()
         };
-        let result = self.rotate_job(&job, actor, manual).await;
+        let (result, state) = self.rotate_job(&job, actor, manual).await;
         if let Some(e) = self.jobs().get_mut(id) {
             e.running = false;
         }
         if self.jobs().contains_key(id) {
-            self.requeue(id, &job).await;
+            self.requeue(id, &job, state).await;
         }
         result.map_err(SchedulerError::from)
     }
 
-    async fn rotate_job(&self, job: &Job, actor: &str, manual: bool) -> Result<RotationReport, RotationError> {
+    /// Run a job that is not scheduled (a one-off API rotation) under the
+    /// same concurrency limit, state store and observers as scheduled ones.
+    pub async fn rotate_once(&self, job: &Job, actor: &str) -> Result<RotationReport, RotationError> {
+        let _permit = self.inner.limit.acquire().await.expect("the limit is never closed");
+        let options = RotateOptions { observer: &*self.inner, ..RotateOptions::new(actor) };
+        job.rotate_with(&self.inner.store, options).await
+    }
+
+    /// Run the rotation and book its outcome in the job's record. Returns
+    /// the record as booked (to queue the next run from) when known.
+    async fn rotate_job(
+        &self,
+        job: &Job,
+        actor: &str,
+        manual: bool,
+    ) -> (Result<RotationReport, RotationError>, Option<JobState>) {
         let schedule = job.config.schedule.clone();
-        let booked = Arc::new(AtomicBool::new(false));
-        let flag = booked.clone();
+        let booked: Arc<Mutex<Option<JobState>>> = Arc::default();
+        let slot = booked.clone();
         let finalize = Box::new(move |state: &mut JobState, result: Result<(), &RotationError>| {
             let outcome = match result {
                 Ok(()) => RunOutcome::Rotated,
                 Err(e) => RunOutcome::Failed { retryable: e.is_transient() },
             };
             cycle::after_run(&schedule, state, outcome, OffsetDateTime::now_utc(), manual, &mut rand::rng());
-            flag.store(true, Ordering::SeqCst);
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(state.clone());
         });
-        let options = RotateOptions {
-            actor: actor.to_owned(),
-            observer: &*self.inner,
-            finalize: Some(finalize),
-            interrupt_at: None,
-        };
+        let options = RotateOptions { finalize: Some(finalize), ..RotateOptions::new(actor) };
+        let options = RotateOptions { observer: &*self.inner, ..options };
         let result = job.rotate_with(&self.inner.store, options).await;
+        let booked = booked.lock().unwrap_or_else(|p| p.into_inner()).take();
         match &result {
             Ok(r) => {
                 tracing::info!(job = %job.config.id, version = ?r.new_version, resumed = r.resumed_from.is_some(), "rotated")
@@ -335,50 +335,58 @@ impl Scheduler {
                 tracing::error!(job = %job.config.id, transient = e.is_transient(), error = %e, "rotation failed")
             }
         }
-        if let Err(e) = &result
-            && !booked.load(Ordering::SeqCst)
-        {
-            // The run ended before writing a final record (nothing staged,
-            // or PENDING kept for the next run): book the failure here.
-            self.book_failure(job, e, manual).await;
-        }
-        result
+        let state = match &result {
+            // The final record was written, with the booking in it.
+            Ok(_) => booked,
+            // Booked in memory, but the final write itself failed.
+            Err(e @ RotationError::State(_)) => Some(self.book_failure(job, e, manual).await),
+            Err(_) if booked.is_some() => booked,
+            // The run ended before a final record (nothing staged, or PENDING
+            // kept for the next run): book the failure here.
+            Err(e) => Some(self.book_failure(job, e, manual).await),
+        };
+        (result, state)
     }
 
-    async fn book_failure(&self, job: &Job, error: &RotationError, manual: bool) {
+    /// Book a failed run in the job's record. Returns the record as booked,
+    /// even if Vault refused the write, so the retry backoff still holds.
+    async fn book_failure(&self, job: &Job, error: &RotationError, manual: bool) -> JobState {
         let id = &job.config.id;
         let outcome = RunOutcome::Failed { retryable: error.is_transient() };
+        let cached = || self.jobs().get(id.as_str()).map(|e| e.state.clone()).unwrap_or_default();
         for _ in 0..3 {
-            let Ok(mut v): Result<Versioned, _> = self.inner.store.load(id).await else { return };
-            cycle::after_run(
-                &job.config.schedule,
-                &mut v.state,
-                outcome,
-                OffsetDateTime::now_utc(),
-                manual,
-                &mut rand::rng(),
-            );
+            let mut v = match self.inner.store.load(id).await {
+                Ok(v) => v,
+                Err(_) => Versioned { state: cached(), version: 0 },
+            };
+            let now = OffsetDateTime::now_utc();
+            cycle::after_run(&job.config.schedule, &mut v.state, outcome, now, manual, &mut rand::rng());
             v.state.last_error = Some(error.to_string());
             match self.inner.store.save(id, &mut v).await {
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => tracing::warn!(job = %id, error = %e, "could not record the failure"),
                 Ok(()) => {}
             }
-            return;
+            return v.state;
         }
+        cached()
     }
 
-    /// Read the record the run left and queue the next run from it.
-    async fn requeue(&self, id: &str, job: &Job) {
-        let v = match self.inner.store.load(id).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(job = id, error = %e, "cannot read the job's state; trying again later");
-                self.inner.queue.schedule(id.to_owned(), Instant::now() + UNREACHABLE_RETRY);
-                return;
-            }
+    /// Queue the next run from the record the run left (read back from
+    /// Vault only if the run could not say what it booked).
+    async fn requeue(&self, id: &str, job: &Job, booked: Option<JobState>) {
+        let state = match booked {
+            Some(state) => state,
+            None => match self.inner.store.load(id).await {
+                Ok(v) => v.state,
+                Err(e) => {
+                    tracing::error!(job = id, error = %e, "cannot read the job's state; trying again later");
+                    self.inner.queue.schedule(id.to_owned(), Instant::now() + UNREACHABLE_RETRY);
+                    return;
+                }
+            },
         };
-        let next = match (&v.state.next_due, v.state.needs_attention, job.config.enabled) {
+        let next = match (&state.next_due, state.needs_attention, job.config.enabled) {
             (_, true, _) => {
                 tracing::error!(job = id, "job NEEDS ATTENTION: automatic rotation stops until someone rotates it");
                 None
@@ -386,7 +394,7 @@ impl Scheduler {
             (Some(t), false, true) => Some(*t),
             _ => None,
         };
-        self.store_state(id, v.state);
+        self.store_state(id, state);
         if let Some(at) = next {
             self.inner.queue.schedule(id.to_owned(), to_instant(at));
         }
