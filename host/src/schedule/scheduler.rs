@@ -194,7 +194,7 @@ impl Scheduler {
         let mut v = match self.inner.store.load(id).await {
             Ok(v) => v,
             Err(e) => {
-                tracing::error!(job = id, error = %e, "cannot read the job's state; trying again later");
+                tracing::error!(job = %id, error = %e, "cannot read the job's state; trying again later");
                 self.inner.queue.schedule(id.to_owned(), Instant::now() + UNREACHABLE_RETRY);
                 return;
             }
@@ -206,10 +206,10 @@ impl Scheduler {
         };
         let (due, changed) = cycle::next_due(&job.config.schedule, &mut v.state, now, first_seen, &mut rand::rng());
         if changed && let Err(e) = self.inner.store.save(id, &mut v).await {
-            tracing::warn!(job = id, error = %e, "could not record the next rotation time");
+            tracing::warn!(job = %id, error = %e, "could not record the next rotation time");
         }
         if v.state.needs_attention {
-            tracing::error!(job = id, "job NEEDS ATTENTION: it failed too often and is not rotated automatically");
+            tracing::error!(job = %id, "job NEEDS ATTENTION: it failed too often and is not rotated automatically");
         }
         let resume = v.state.in_progress.is_some();
         self.store_state(id, v.state);
@@ -380,7 +380,7 @@ impl Scheduler {
             None => match self.inner.store.load(id).await {
                 Ok(v) => v.state,
                 Err(e) => {
-                    tracing::error!(job = id, error = %e, "cannot read the job's state; trying again later");
+                    tracing::error!(job = %id, error = %e, "cannot read the job's state; trying again later");
                     self.inner.queue.schedule(id.to_owned(), Instant::now() + UNREACHABLE_RETRY);
                     return;
                 }
@@ -388,7 +388,7 @@ impl Scheduler {
         };
         let next = match (&state.next_due, state.needs_attention, job.config.enabled) {
             (_, true, _) => {
-                tracing::error!(job = id, "job NEEDS ATTENTION: automatic rotation stops until someone rotates it");
+                tracing::error!(job = %id, "job NEEDS ATTENTION: automatic rotation stops until someone rotates it");
                 None
             }
             (Some(t), false, true) => Some(*t),
