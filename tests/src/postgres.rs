@@ -146,6 +146,34 @@ impl Postgres {
             "allowed_roles": allowed_roles,
         })
     }
+
+    /// The KV data (JSON) the admin credentials at `secret/pg/admin` hold
+    /// for [`Self::single_user_job`]'s connection.
+    pub fn admin_secret() -> String {
+        serde_json::json!({"username": "postgres", "password": SUPERUSER_PASSWORD}).to_string()
+    }
+
+    /// Config for connection `app` to this cluster (admin credentials from
+    /// `secret/pg/admin`) and an hourly single-user `postgres-password` job
+    /// `id` that rotates `role`'s password into `secret/<path>`.
+    pub fn single_user_job(&self, id: &str, path: &str, role: &str) -> String {
+        format!(
+            r#"
+[sql.connections.app]
+url = "postgres://127.0.0.1:{port}/postgres"
+credentials = {{ vault = {{ mount = "secret", path = "pg/admin" }} }}
+
+[[jobs]]
+id = "{id}"
+plugin = "postgres-password"
+secret = {{ path = "{path}" }}
+interval = "1h"
+settings = {{ connection = "app", strategy = "single-user", username = "{role}" }}
+grants = [{{ sql = "app" }}]
+"#,
+            port = self.port
+        )
+    }
 }
 
 impl Drop for Postgres {
@@ -177,32 +205,4 @@ fn run(program: &str, args: &[&str], as_nobody: bool) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-
-    /// The KV data (JSON) the admin credentials at `secret/pg/admin` hold
-    /// for [`Self::single_user_job`]'s connection.
-    pub fn admin_secret() -> String {
-        serde_json::json!({"username": "postgres", "password": SUPERUSER_PASSWORD}).to_string()
-    }
-
-    /// Config for connection `app` to this cluster (admin credentials from
-    /// `secret/pg/admin`) and an hourly single-user `postgres-password` job
-    /// `id` that rotates `role`'s password into `secret/<path>`.
-    pub fn single_user_job(&self, id: &str, path: &str, role: &str) -> String {
-        format!(
-            r#"
-[sql.connections.app]
-url = "postgres://127.0.0.1:{port}/postgres"
-credentials = {{ vault = {{ mount = "secret", path = "pg/admin" }} }}
-
-[[jobs]]
-id = "{id}"
-plugin = "postgres-password"
-secret = {{ path = "{path}" }}
-interval = "1h"
-settings = {{ connection = "app", strategy = "single-user", username = "{role}" }}
-grants = [{{ sql = "app" }}]
-"#,
-            port = self.port
-        )
-    }
 }
