@@ -13,7 +13,6 @@
 //! appear in the live feed ([`Scheduler::rotate_once`](crate::schedule::Scheduler::rotate_once)).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -23,10 +22,9 @@ use tokio::sync::OnceCell;
 
 use super::error::{JsonBody, from_body};
 use super::{Answer, ApiError, ApiState, params};
-use crate::config::{JobConfig, JobSpans, PluginRef, SecretLocation};
-use crate::plugin::{Grants, Operation, Plugin, RunLimits, Runtime, VaultGrant};
+use crate::config::{JobConfig, PluginRef, SecretLocation};
+use crate::plugin::{Grants, Operation, Plugin, Runtime, VaultGrant};
 use crate::rotation::{Job, RotationReport};
-use crate::schedule::Schedule;
 
 const KV_RANDOM: &str = "kv-random";
 const DATABASE_ROOT: &str = "database-root";
@@ -87,19 +85,8 @@ fn transient_job(
     if !problems.is_empty() {
         return Err(ApiError::bad_request(format!("{}: {}", plugin.label(), problems.join("; "))));
     }
-    let config = JobConfig {
-        id,
-        plugin: PluginRef::Builtin(plugin.info().name.clone()),
-        sha256: None,
-        secret,
-        schedule: Schedule::every(Duration::from_secs(86_400)),
-        sql: Default::default(),
-        settings,
-        limits: RunLimits::default(),
-        grants: Arc::new(grants),
-        enabled: false,
-        spans: JobSpans::default(),
-    };
+    let plugin_ref = PluginRef::Builtin(plugin.info().name.clone());
+    let config = JobConfig::unscheduled(id, plugin_ref, secret, settings, Arc::new(grants));
     Ok(Job { config, plugin })
 }
 

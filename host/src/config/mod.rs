@@ -321,6 +321,33 @@ pub struct JobConfig {
     pub spans: JobSpans,
 }
 
+impl JobConfig {
+    /// A job that exists outside any config file (a one-off API rotation,
+    /// the plugin harness): never scheduled, default limits, no SQL
+    /// connections, nothing to locate errors in.
+    pub fn unscheduled(
+        id: String,
+        plugin: PluginRef,
+        secret: Option<SecretLocation>,
+        settings: Value,
+        grants: Arc<Grants>,
+    ) -> Self {
+        Self {
+            id,
+            plugin,
+            sha256: None,
+            secret,
+            schedule: Schedule::every(Duration::from_secs(86_400)),
+            sql: Default::default(),
+            settings,
+            limits: RunLimits::default(),
+            grants,
+            enabled: false,
+            spans: JobSpans::default(),
+        }
+    }
+}
+
 /// Source locations of a job, for diagnostics found after parsing (plugin
 /// load errors, settings that fail the plugin's schema).
 #[derive(Debug, Clone, Default)]

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::Value;
@@ -18,14 +17,13 @@ use tokio::runtime::Handle;
 
 use super::report::{CallRecord, Environment, PluginSummary};
 use super::{Harness, HarnessError, PluginSource, postgres};
-use crate::config::{JobConfig, JobSpans, PluginRef, SecretLocation};
+use crate::config::{JobConfig, PluginRef, SecretLocation};
 use crate::devserver::{DevServer, DevServerOptions};
 use crate::plugin::{
     CurrentSecret, Grants, HostCall, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext, VaultBridge,
 };
 use crate::rotation::Job;
 use crate::rotation::state::StateStore;
-use crate::schedule::Schedule;
 use crate::secret::SecretJson;
 use crate::vault::{VaultClient, VaultError, VaultOptions};
 
@@ -144,19 +142,9 @@ impl Env {
 
     /// A job as the daemon would build it from config, with id `id`.
     pub fn job(&self, id: &str) -> Job {
-        let config = JobConfig {
-            id: id.to_owned(),
-            plugin: self.plugin_ref.clone(),
-            sha256: None,
-            secret: Some(self.secret.clone()),
-            schedule: Schedule::every(Duration::from_secs(3600)),
-            sql: Default::default(),
-            settings: self.settings.clone(),
-            limits: self.limits,
-            grants: self.grants.clone(),
-            enabled: true,
-            spans: JobSpans::default(),
-        };
+        let (plugin, secret) = (self.plugin_ref.clone(), Some(self.secret.clone()));
+        let config = JobConfig::unscheduled(id.to_owned(), plugin, secret, self.settings.clone(), self.grants.clone());
+        let config = JobConfig { limits: self.limits, ..config };
         Job { config, plugin: self.plugin.clone() }
     }
 
