@@ -284,6 +284,9 @@ impl Run {
     fn flush_logs(&mut self, step: Step) {
         use bindings::rotator::plugin::log::Level;
         let lines = std::mem::take(&mut self.store.data_mut().host.logs);
+        if lines.is_empty() {
+            return;
+        }
         let plugin = self.plugin.label();
         for line in lines {
             let message = self.redactor.redact(&line.message);

@@ -10,6 +10,9 @@
 mod policy;
 mod settings;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use rotator_plugin_sdk::{
     Action, Context, Guest, Json, PluginInfo, RotateError, Secret, Step, fields, settings, to_json,
 };
@@ -18,10 +21,27 @@ use settings::{Job, Settings};
 
 const SCHEMA: &str = include_str!("settings.schema.json");
 
+thread_local! {
+    /// The settings as an earlier step parsed them. An instance lives for one
+    /// rotation, and its steps carry the same settings, so `test` reuses what
+    /// `create` parsed instead of parsing and validating them again. Keyed by
+    /// the raw JSON, so different settings are never mistaken for these.
+    static LOADED: RefCell<Option<(String, Rc<Job>)>> = const { RefCell::new(None) };
+}
+
 impl Job {
-    fn load(ctx: &Context) -> Result<Self, RotateError> {
-        let raw: Settings = settings(ctx)?;
-        raw.check().map_err(RotateError::InvalidConfig)
+    fn load(ctx: &Context) -> Result<Rc<Self>, RotateError> {
+        LOADED.with_borrow_mut(|loaded| {
+            if let Some((raw, job)) = loaded
+                && *raw == ctx.settings
+            {
+                return Ok(job.clone());
+            }
+            let raw: Settings = settings(ctx)?;
+            let job = Rc::new(raw.check().map_err(RotateError::InvalidConfig)?);
+            *loaded = Some((ctx.settings.clone(), job.clone()));
+            Ok(job)
+        })
     }
 }
 
@@ -71,7 +91,7 @@ impl Guest for KvRandom {
         }
         let value = s.policy.generate().map_err(RotateError::Transient)?;
         data.insert(s.field.clone(), Value::String(value));
-        Ok(to_json(&data))
+        Ok(to_json(data))
     }
 
     fn set(_ctx: Context, _pending: Secret) -> Result<(), RotateError> {

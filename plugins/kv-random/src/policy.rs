@@ -15,11 +15,12 @@ pub struct Rule {
     pub min_chars: usize,
 }
 
-/// What a generated value must look like.
+/// What a generated value must look like: checked, with its character sets
+/// built once (generation and checking only read them).
 pub struct Policy {
     pub length: usize,
-    pub alphabet: Option<String>,
-    pub rules: Vec<Rule>,
+    alphabet: Charset,
+    rules: Vec<(Charset, usize)>,
 }
 
 pub fn default_length() -> usize {
@@ -27,26 +28,23 @@ pub fn default_length() -> usize {
 }
 
 impl Policy {
-    /// The characters a value may use, without duplicates, in a stable order.
-    fn alphabet(&self) -> Charset {
-        match &self.alphabet {
-            Some(a) => Charset::new([a.as_str()]),
-            None if !self.rules.is_empty() => Charset::new(self.rules.iter().map(|r| r.charset.as_str())),
+    /// Check that a value can satisfy the policy, with a message for the
+    /// operator if not. Without an alphabet, the rules' charsets together
+    /// form it, or letters and digits if there are no rules either.
+    pub fn new(length: usize, alphabet: Option<&str>, rules: &[Rule]) -> Result<Self, String> {
+        if !(8..=1024).contains(&length) {
+            return Err(format!("length must be between 8 and 1024, not {length}"));
+        }
+        let alphabet = match alphabet {
+            Some(a) => Charset::new([a]),
+            None if !rules.is_empty() => Charset::new(rules.iter().map(|r| r.charset.as_str())),
             None => Charset::new([DEFAULT_ALPHABET]),
-        }
-    }
-
-    /// Reject policies no value can satisfy, with a message for the operator.
-    pub fn validate(&self) -> Result<(), String> {
-        if !(8..=1024).contains(&self.length) {
-            return Err(format!("length must be between 8 and 1024, not {}", self.length));
-        }
-        let alphabet = self.alphabet();
+        };
         if alphabet.chars.len() < 2 {
             return Err("alphabet needs at least 2 distinct characters".into());
         }
         let mut required = 0;
-        for (i, rule) in self.rules.iter().enumerate() {
+        for (i, rule) in rules.iter().enumerate() {
             if rule.charset.is_empty() {
                 return Err(format!("rules[{i}].charset is empty"));
             }
@@ -55,19 +53,20 @@ impl Policy {
             }
             required += rule.min_chars;
         }
-        if required > self.length {
-            return Err(format!("rules require {required} characters but length is {}", self.length));
+        if required > length {
+            return Err(format!("rules require {required} characters but length is {length}"));
         }
-        Ok(())
+        let rules = rules.iter().map(|r| (Charset::new([r.charset.as_str()]), r.min_chars)).collect();
+        Ok(Self { length, alphabet, rules })
     }
 
     /// A short description for `plan`.
     pub fn describe(&self) -> String {
-        let alphabet = self.alphabet().chars.len();
+        let alphabet = self.alphabet.chars.len();
         if self.rules.is_empty() {
             format!("{alphabet}-character alphabet")
         } else {
-            let mins: Vec<String> = self.rules.iter().map(|r| r.min_chars.to_string()).collect();
+            let mins: Vec<String> = self.rules.iter().map(|(_, min)| min.to_string()).collect();
             format!("{alphabet}-character alphabet, rule minimums {}", mins.join("/"))
         }
     }
@@ -75,15 +74,14 @@ impl Policy {
     /// A fresh value: each rule's minimum drawn from its charset, the rest
     /// from the alphabet, then shuffled so positions give nothing away.
     pub fn generate(&self) -> Result<String, String> {
-        let alphabet = self.alphabet().chars;
         let mut rng = Random::new();
         let mut chars: Vec<char> = Vec::with_capacity(self.length);
-        for rule in &self.rules {
-            let set: Vec<char> = rule.charset.chars().collect();
-            for _ in 0..rule.min_chars {
-                chars.push(set[rng.below(set.len())?]);
+        for (set, min) in &self.rules {
+            for _ in 0..*min {
+                chars.push(set.chars[rng.below(set.chars.len())?]);
             }
         }
+        let alphabet = &self.alphabet.chars;
         while chars.len() < self.length {
             chars.push(alphabet[rng.below(alphabet.len())?]);
         }
@@ -95,19 +93,17 @@ impl Policy {
 
     /// Does `value` obey the policy? The message names the broken rule only.
     pub fn check(&self, value: &str) -> Result<(), String> {
-        let alphabet = self.alphabet();
         let len = value.chars().count();
         if len != self.length {
             return Err(format!("value has {len} characters, policy wants {}", self.length));
         }
-        if value.chars().any(|c| !alphabet.contains(c)) {
+        if value.chars().any(|c| !self.alphabet.contains(c)) {
             return Err("value has characters outside the alphabet".into());
         }
-        for (i, rule) in self.rules.iter().enumerate() {
-            let set = Charset::new([rule.charset.as_str()]);
+        for (i, (set, min)) in self.rules.iter().enumerate() {
             let n = value.chars().filter(|c| set.contains(*c)).count();
-            if n < rule.min_chars {
-                return Err(format!("rules[{i}] wants {} characters from its charset, value has {n}", rule.min_chars));
+            if n < *min {
+                return Err(format!("rules[{i}] wants {min} characters from its charset, value has {n}"));
             }
         }
         Ok(())

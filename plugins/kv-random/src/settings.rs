@@ -33,8 +33,7 @@ pub struct Job {
 impl Settings {
     /// Check the policy can be met and the rotated field is not also fixed.
     pub fn check(self) -> Result<Job, String> {
-        let policy = Policy { length: self.length, alphabet: self.alphabet, rules: self.rules };
-        policy.validate()?;
+        let policy = Policy::new(self.length, self.alphabet.as_deref(), &self.rules)?;
         if self.preserve_fields.contains_key(&self.field) {
             return Err(format!("preserve_fields must not contain the rotated field `{}`", self.field));
         }

@@ -215,7 +215,7 @@ impl Guest for PostgresPassword {
         };
         data.insert("username".into(), Value::String(job.target(current.as_ref()).to_owned()));
         data.insert("password".into(), Value::String(generate(job.length)?));
-        Ok(to_json(&data))
+        Ok(to_json(data))
     }
 
     fn set(ctx: Context, pending: Secret) -> Result<(), RotateError> {

@@ -49,8 +49,8 @@ pub fn fields(data: &str) -> Result<Map<String, Value>, RotateError> {
 }
 
 /// Serialize secret fields back to the JSON the host expects.
-pub fn to_json(map: &Map<String, Value>) -> Json {
-    Value::Object(map.clone()).to_string()
+pub fn to_json(map: Map<String, Value>) -> Json {
+    Value::Object(map).to_string()
 }
 
 /// Log a message through the host (which tags it with job and plugin).
