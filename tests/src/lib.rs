@@ -2,6 +2,8 @@
 //! HTTP calls to it as a Vault client makes them, and jobs built from TOML
 //! exactly as the daemon builds them.
 
+pub mod contract;
+pub mod jwt;
 pub mod postgres;
 
 use std::net::SocketAddr;

@@ -5,10 +5,10 @@
 //! answers are checked against approle.json, jwt.json and kubernetes.json.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::Duration;
 
+use rotator_tests::jwt::{keys, now, sign};
 use rotator_tests::{Dev, ROOT};
 use serde_json::{Value, json};
 
@@ -125,98 +125,6 @@ async fn approle_role_secret_id_login_and_disable() {
     assert_eq!(dev.call(Some(ROOT), "DELETE", "sys/auth/approle", None).await.0, 204);
     assert_eq!(dev.call(Some(&token), "GET", "auth/token/lookup-self", None).await.0, 403, "its tokens went with it");
     assert_eq!(dev.login("auth/approle/login", json!({"role_id": "my-custom-id"})).await.0, 403, "no method, no login");
-}
-
-// ------------------------------------------------------------ JWT signing
-
-/// Keys made by the openssl CLI in a temp dir (None: openssl is missing).
-struct Keys {
-    _dir: tempfile::TempDir,
-    rsa: PathBuf,
-    rsa_pub: String,
-    ec: PathBuf,
-    ec_pub: String,
-    other_rsa: PathBuf,
-}
-
-fn openssl(args: &[&str]) -> bool {
-    Command::new("openssl").args(args).output().is_ok_and(|o| o.status.success())
-}
-
-fn keys() -> Option<Keys> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = |name: &str| dir.path().join(name);
-    let make = |name: &str, algo: &[&str]| {
-        let out = path(name);
-        let mut args = vec!["genpkey"];
-        args.extend_from_slice(algo);
-        args.extend(["-out", out.to_str().unwrap()]);
-        openssl(&args).then_some(out)
-    };
-    let public = |key: &Path| {
-        let out = key.with_extension("pub");
-        openssl(&["pkey", "-in", key.to_str()?, "-pubout", "-out", out.to_str()?])
-            .then(|| std::fs::read_to_string(&out).ok())?
-    };
-    let rsa_args = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"];
-    let rsa = make("rsa.pem", &rsa_args)?;
-    let ec = make("ec.pem", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])?;
-    let other_rsa = make("other.pem", &rsa_args)?;
-    Some(Keys { rsa_pub: public(&rsa)?, ec_pub: public(&ec)?, rsa, ec, other_rsa, _dir: dir })
-}
-
-fn b64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// A compact JWS signed by `key` with `openssl dgst`; ES256 signatures are
-/// turned from DER into JWS's `r || s`.
-fn sign(key: &Path, alg: &str, claims: &Value) -> String {
-    let header = json!({"alg": alg, "typ": "JWT"});
-    let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
-    let dir = key.parent().unwrap();
-    let (data, sig) = (dir.join("input"), dir.join("sig"));
-    std::fs::write(&data, &input).unwrap();
-    assert!(openssl(&[
-        "dgst",
-        "-sha256",
-        "-sign",
-        key.to_str().unwrap(),
-        "-out",
-        sig.to_str().unwrap(),
-        data.to_str().unwrap()
-    ]));
-    let mut signature = std::fs::read(&sig).unwrap();
-    if alg == "ES256" {
-        signature = der_to_raw(&signature);
-    }
-    format!("{input}.{}", b64url(&signature))
-}
-
-fn der_to_raw(der: &[u8]) -> Vec<u8> {
-    let mut raw = Vec::new();
-    let mut rest = &der[2..];
-    for _ in 0..2 {
-        let len = rest[1] as usize;
-        let int = &rest[2..2 + len];
-        let int = if int.len() > 32 { &int[int.len() - 32..] } else { int };
-        raw.extend(std::iter::repeat_n(0, 32 - int.len()));
-        raw.extend_from_slice(int);
-        rest = &rest[2 + len..];
-    }
-    raw
-}
-
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 #[tokio::test]

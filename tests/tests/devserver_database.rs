@@ -540,3 +540,35 @@ async fn devserver_database_scram_password_authentication_hashes_before_sending(
         admin.query_one("SELECT rolpassword FROM pg_authid WHERE rolname = $1", &[&user]).await.unwrap().get(0);
     assert!(stored.starts_with("md5"), "without it the plain password went over the wire: {stored}");
 }
+
+#[tokio::test]
+async fn devserver_database_custom_revocation_statements_run_instead_of_the_default() {
+    let env = env().await;
+    env.mount("db").await;
+    env.configure("db", "postgres", SUPERUSER_PASSWORD, json!("*")).await;
+    let admin = env.superuser().await;
+    admin.batch_execute("CREATE TABLE revoked (name text)").await.unwrap();
+    // Vault's documented PostgreSQL revocation, plus a trace the default
+    // revocation would never leave.
+    let revoke = [
+        r#"INSERT INTO revoked VALUES ('{{name}}');"#,
+        r#"REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM "{{name}}";"#,
+        r#"DROP ROLE IF EXISTS "{{name}}";"#,
+    ];
+    let role = json!({ "db_name": "pg", "creation_statements": CREATE, "revocation_statements": revoke });
+    env.role("db", "custom", role).await;
+    let (_, body) = env.call("GET", "db/roles/custom", None).await;
+    assert_eq!(body["data"]["revocation_statements"], json!(revoke), "{body}");
+
+    let creds = env.creds("db", "custom").await;
+    let (user, password) = credentials(&creds);
+    env.assert_logs_in(&user, &password).await;
+    let lease = creds["lease_id"].as_str().unwrap();
+    let (status, body) = env.call("PUT", "sys/leases/revoke", Some(json!({ "lease_id": lease }))).await;
+    assert_eq!(status, 204, "{body}");
+    assert!(!env.role_exists(&user).await, "the custom DROP ROLE ran");
+    env.assert_refused(&user, &password, "after the custom revocation").await;
+    let traced: Vec<String> =
+        admin.query("SELECT name FROM revoked", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(traced, vec![user], "the role's own statements ran, with {{{{name}}}} filled in");
+}

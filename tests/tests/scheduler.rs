@@ -162,3 +162,25 @@ async fn jobs_can_be_added_and_removed_at_runtime() {
     assert!(scheduler.rotate_now("late", "test").await.is_err());
     stop.send(true).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_job_whose_secret_exists_waits_an_interval_from_its_last_change() {
+    let server = dev_server().await;
+    let http = rotator_tests::http_client(Duration::from_secs(10));
+    let written = rotator_tests::call(
+        &http,
+        &server,
+        Some(rotator_tests::ROOT),
+        "POST",
+        "secret/data/sched/old",
+        Some(serde_json::json!({"data": {"password": "set by hand"}})),
+    )
+    .await;
+    assert_eq!(written.0, 200, "{}", written.1);
+    let (_s, stop, store) = start(&server, &kv_job("old", "interval = \"1h\""), 4).await;
+    let state = store.load("old").await.unwrap().state;
+    let ahead = state.next_due.expect("scheduled") - OffsetDateTime::now_utc();
+    assert!(ahead > time::Duration::minutes(59), "due an hour after the secret changed, not in {ahead}");
+    assert_eq!(state.rotations, 0);
+    stop.send(true).unwrap();
+}

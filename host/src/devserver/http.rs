@@ -15,6 +15,13 @@
 //!    whatever the path; auth methods' login paths need no token.
 //! 5. The longest mount prefix picks the engine; no mount is a 404
 //!    ([`routing`]).
+//! 6. With `X-Vault-Wrap-TTL`, an answer with data is wrapped ([`wrapping`]).
+//!
+//! `X-Vault-Namespace` resolves the path under that namespace, as the
+//! headers contract says (the same as prefixing the path). The dev server
+//! has only the root namespace, so anything under another finds no mount;
+//! the unauthenticated sys/ endpoints ignore the header, as Vault's
+//! dedicated handlers do.
 //!
 //! Before all that, a [`super::FaultPlan`] may answer in Vault's place, and
 //! every answer is counted ([`super::faults`]).
@@ -31,7 +38,7 @@ use time::OffsetDateTime;
 
 use super::leases::run_revocations;
 use super::response::{Reply, multierror};
-use super::{Handled, Operation, Request, Shared, access, routing, sys};
+use super::{Handled, Operation, Request, Shared, access, routing, sys, wrapping};
 
 /// The axum app: one fallback handler for every path and method.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -86,15 +93,29 @@ async fn dispatch(
         return (reply, "system");
     }
 
-    let (op, path, data) = match logical_request(method, path, query, headers, body) {
+    let path = match namespace(headers) {
+        Some(ns) => format!("{ns}{path}"),
+        None => path.to_owned(),
+    };
+    let wrap_ttl = match wrapping::parse_ttl(header_text(headers, "x-vault-wrap-ttl")) {
+        Ok(ttl) => ttl,
+        Err(reply) => return (reply, ""),
+    };
+    let (op, path, data) = match logical_request(method, &path, query, headers, body) {
         Ok(parts) => parts,
         Err(reply) => return (reply, ""),
     };
+    let creation_path = path.clone();
     let client_token = request_token(headers);
     let now = OffsetDateTime::now_utc();
     // The lock is held for this block only: never across an await.
     let (handled, mount_type, exhausted) = {
         let mut state = shared.lock();
+        if let Some(token) = &client_token
+            && let Some(reply) = wrapping::as_wrapping_token(&mut state, op, &path, token, now)
+        {
+            return (reply, "system");
+        }
         let (client_token, grant) = if access::is_login(&state, op, &path) {
             (String::new(), access::Grant { accessor: String::new(), policies: Vec::new(), exhausted: false })
         } else {
@@ -106,8 +127,16 @@ async fn dispatch(
                 Err(reply) => return (reply, ""),
             }
         };
-        let request =
-            Request { op, path, data, client_token, token_accessor: grant.accessor, policies: grant.policies, now };
+        let request = Request {
+            op,
+            path,
+            data,
+            client_token,
+            token_accessor: grant.accessor,
+            policies: grant.policies,
+            now,
+            wrap_ttl,
+        };
         let (handled, mount_type) = routing::route(shared, &mut state, &request);
         let exhausted = if grant.exhausted { state.revoke_token_tree(&request.client_token) } else { Vec::new() };
         (handled, mount_type, exhausted)
@@ -123,7 +152,26 @@ async fn dispatch(
             Reply::Errors(StatusCode::INTERNAL_SERVER_ERROR, vec![multierror("internal error")])
         }),
     };
+    if let Some(ttl) = wrap_ttl
+        && wrapping::wrappable(&reply)
+    {
+        let body = reply.into_body(&uuid::Uuid::new_v4().to_string(), mount_type).unwrap_or_default();
+        let info = shared.lock().wraps.wrap(body, ttl, &creation_path, now);
+        return (wrapping::wrapped_reply(info), mount_type);
+    }
     (reply, mount_type)
+}
+
+/// A request header as text, if present and readable.
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `X-Vault-Namespace` as a path prefix ("ns1/ns2/"); `None` for the root
+/// namespace (no header, empty, or `root`).
+fn namespace(headers: &HeaderMap) -> Option<String> {
+    let ns = header_text(headers, "x-vault-namespace")?.trim().trim_matches('/');
+    (!ns.is_empty() && ns != "root").then(|| format!("{ns}/"))
 }
 
 /// Vault's method-to-operation rules and request data parsing.

@@ -26,6 +26,8 @@
 //!   lease table dynamic secrets use, and `expiry` the task that revokes
 //!   what has run out (next to it runs the database engine's static-role
 //!   rotation task).
+//! - `wrapping` stores answers behind single-use wrapping tokens
+//!   (`X-Vault-Wrap-TTL`, sys/wrapping/*).
 //! - `response` is the only place that knows the wire shapes.
 //!
 //! All state sits behind one `std::sync::Mutex`. Handlers run under it and
@@ -50,6 +52,7 @@ mod sys;
 mod token;
 mod ttl;
 mod util;
+mod wrapping;
 
 pub use faults::{DevServerStats, FaultPlan};
 
@@ -69,6 +72,7 @@ use mounts::MountTable;
 use policy::PolicyStore;
 use response::Reply;
 use token::TokenStore;
+use wrapping::WrapStore;
 
 /// The Vault release whose API the dev server follows; reported by
 /// sys/health and sys/seal-status with a build tag saying what it really is.
@@ -274,6 +278,7 @@ impl Shared {
                 tokens: TokenStore::with_root(root_token, now),
                 policies: PolicyStore::with_defaults(),
                 leases: LeaseTable::default(),
+                wraps: WrapStore::default(),
                 wake: Arc::clone(&wake),
             }),
             faults: Faults::new(faults),
@@ -295,6 +300,8 @@ pub(crate) struct State {
     pub tokens: TokenStore,
     pub policies: PolicyStore,
     pub leases: LeaseTable,
+    /// Answers wrapped behind wrapping tokens.
+    pub wraps: WrapStore,
     /// Tell the expiry task something new may expire (`notify_one`).
     pub wake: Arc<Notify>,
 }
@@ -343,6 +350,8 @@ pub(crate) struct Request {
     /// Its policies (empty for logins).
     pub policies: Vec<String>,
     pub now: OffsetDateTime,
+    /// `X-Vault-Wrap-TTL` in seconds: the answer will be wrapped.
+    pub wrap_ttl: Option<u64>,
 }
 
 impl Request {

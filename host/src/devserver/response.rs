@@ -53,11 +53,21 @@ pub(crate) struct Envelope {
     /// Vault copies `data`'s keys to the top level for a fixed list of sys/
     /// routes (sys/mounts, sys/auth, ...); see the contract README.
     pub inject_top_level: bool,
+    /// Set on the answer that replaces a wrapped one (boxed, as `lease`).
+    pub wrap_info: Option<Box<Value>>,
 }
 
 impl Envelope {
     pub fn data(data: Value) -> Self {
-        Self { data, warnings: Vec::new(), auth: None, lease_duration: 0, lease: None, inject_top_level: false }
+        Self {
+            data,
+            warnings: Vec::new(),
+            auth: None,
+            lease_duration: 0,
+            lease: None,
+            inject_top_level: false,
+            wrap_info: None,
+        }
     }
 
     fn into_json(self, request_id: &str, mount_type: &str) -> Value {
@@ -67,7 +77,7 @@ impl Envelope {
         body.insert("lease_id".into(), json!(lease_id));
         body.insert("renewable".into(), json!(renewable));
         body.insert("lease_duration".into(), json!(self.lease_duration));
-        body.insert("wrap_info".into(), Value::Null);
+        body.insert("wrap_info".into(), self.wrap_info.map_or(Value::Null, |info| *info));
         body.insert("warnings".into(), if self.warnings.is_empty() { Value::Null } else { json!(self.warnings) });
         body.insert("auth".into(), self.auth.unwrap_or(Value::Null));
         body.insert("mount_type".into(), json!(mount_type));
@@ -190,16 +200,22 @@ impl Reply {
         }
     }
 
-    /// The HTTP response, with the request id and the mount type of the
-    /// engine that answered.
-    pub fn into_response(self, request_id: &str, mount_type: &str) -> Response {
-        let status = self.status_code();
-        let body = match self {
+    /// The JSON body, with the request id and the mount type of the engine
+    /// that answered; `None` for answers without one.
+    pub fn into_body(self, request_id: &str, mount_type: &str) -> Option<Value> {
+        match self {
             Self::NoContent | Self::Head(_) => None,
             Self::Plain(_, body) => Some(body),
             Self::Errors(_, errors) => Some(json!({ "errors": errors })),
             Self::Envelope(_, envelope) => Some(envelope.into_json(request_id, mount_type)),
-        };
+        }
+    }
+
+    /// The HTTP response, with the request id and the mount type of the
+    /// engine that answered.
+    pub fn into_response(self, request_id: &str, mount_type: &str) -> Response {
+        let status = self.status_code();
+        let body = self.into_body(request_id, mount_type);
         let bytes = match body {
             // Go's json.Encoder ends each document with a newline.
             Some(body) => {

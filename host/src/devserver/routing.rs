@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::mounts::Engine;
 use super::response::Reply;
-use super::{Handled, Request, Shared, State, auth, database, leases, policy, sys, token};
+use super::{Handled, Request, Shared, State, auth, database, leases, policy, sys, token, wrapping};
 
 /// Send `req` to its handler; answers the reply and the `mount_type` the
 /// envelope reports.
@@ -20,6 +20,9 @@ pub(crate) fn route(shared: &Arc<Shared>, state: &mut State, req: &Request) -> (
             return (handled, "system");
         }
         if let Some(reply) = policy::handle(state, rest, req) {
+            return (reply.into(), "system");
+        }
+        if let Some(reply) = rest.strip_prefix("wrapping/").and_then(|w| wrapping::handle(state, w, req)) {
             return (reply.into(), "system");
         }
         return (sys::handle(shared, state, rest, req), "system");

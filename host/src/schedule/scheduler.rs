@@ -222,8 +222,9 @@ impl Scheduler {
     /// When the job's secret last changed, for a job with no record yet.
     async fn secret_updated(&self, job: &Job) -> Option<OffsetDateTime> {
         let loc = job.config.secret.as_ref()?;
+        // kv_metadata answers the metadata answer's `data` object (kv2.json).
         let meta = self.inner.store.vault.kv_metadata(&loc.mount, &loc.path).await.ok()??;
-        let updated = meta.pointer("/data/updated_time")?.as_str()?;
+        let updated = meta.get("updated_time")?.as_str()?;
         OffsetDateTime::parse(updated, &time::format_description::well_known::Rfc3339).ok()
     }
 

@@ -2,16 +2,20 @@
 //! database users whose password the server owns and rotates.
 //!
 //! Writes follow Vault's `pathStaticRoleCreateUpdate`: `db_name` and (on
-//! create) `username` and `rotation_period` (at least 5 s) are required, the
-//! username cannot change, and a name used by a dynamic role is refused.
+//! create) `username` are required, and exactly one cadence: a
+//! `rotation_period` (at least 5 s), or Vault's `rotation_schedule` (five
+//! cron fields, UTC) with an optional `rotation_window` (at least an hour)
+//! within which a missed slot may still be caught up. The username cannot
+//! change, and a name used by a dynamic role is refused.
 //! Creating a static role rotates the user's password at once, outside the
 //! state lock (the user must exist; failures are Vault's plain errors, 500,
 //! and nothing is saved); updates only change the settings, and the next
-//! rotation moves with the period. Reads answer the data of database.json
-//! (`rotation_period` in seconds, plus `last_vault_rotation`);
-//! `static-creds` answers `username`, `password`, `last_vault_rotation`,
-//! `rotation_period` and `ttl` (seconds to the next rotation). Rotations
-//! themselves live in [`super::rotation`].
+//! rotation moves with the cadence. Reads answer the data of database.json
+//! (`rotation_period` in seconds, or `rotation_schedule` and
+//! `rotation_window`, plus `last_vault_rotation` and Vault 1.16's
+//! `skip_import_rotation`); `static-creds` answers `username`, `password`,
+//! `last_vault_rotation`, the cadence and `ttl` (seconds to the next
+//! rotation). Rotations themselves live in [`super::rotation`].
 
 use std::sync::Arc;
 
@@ -27,16 +31,42 @@ use super::{
 use crate::devserver::response::Reply;
 use crate::devserver::util::rfc3339;
 use crate::devserver::{Handled, Operation, Request, Shared, State};
+use crate::schedule::cron::Cron;
 
 /// Vault's queue tick: the shortest rotation period it accepts.
 const MIN_ROTATION_PERIOD: u64 = 5;
+
+/// Vault's shortest `rotation_window`.
+const MIN_ROTATION_WINDOW: u64 = 3600;
+
+/// When a static role rotates.
+#[derive(Clone)]
+pub(crate) enum Cadence {
+    /// Every this many seconds after the last rotation.
+    Period(u64),
+    /// At the cron expression's times; a slot missed by more than `window`
+    /// seconds (0: no limit) waits for the next one.
+    Schedule { cron: Cron, window: u64 },
+}
+
+impl Cadence {
+    /// The cadence fields of a read or a static-creds answer.
+    fn fields(&self, data: &mut Value) {
+        match self {
+            Cadence::Period(period) => data["rotation_period"] = json!(period),
+            Cadence::Schedule { cron, window } => {
+                data["rotation_schedule"] = json!(cron.to_string());
+                data["rotation_window"] = json!(window);
+            }
+        }
+    }
+}
 
 /// A static role: one existing user and its current password.
 pub(crate) struct StaticRole {
     pub db_name: String,
     pub username: String,
-    /// Seconds between rotations.
-    pub rotation_period: u64,
+    pub cadence: Cadence,
     pub rotation_statements: Vec<String>,
     pub credential_config: Option<Map<String, Value>>,
     pub password: Zeroizing<String>,
@@ -48,20 +78,28 @@ pub(crate) struct StaticRole {
 }
 
 impl StaticRole {
-    /// When the password is next rotated.
-    pub fn next_rotation(&self) -> OffsetDateTime {
-        self.last_vault_rotation + time::Duration::seconds(self.rotation_period as i64)
+    /// When the password is next rotated, as of `now`.
+    pub fn next_rotation(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let never = || now + time::Duration::days(3660);
+        match &self.cadence {
+            Cadence::Period(period) => self.last_vault_rotation + time::Duration::seconds(*period as i64),
+            Cadence::Schedule { cron, window } => {
+                let slot = cron.next_after(self.last_vault_rotation).unwrap_or_else(never);
+                let missed = *window > 0 && now > slot + time::Duration::seconds(*window as i64);
+                if missed { cron.next_after(now).unwrap_or_else(never) } else { slot }
+            }
+        }
     }
 
     /// Whether the background task should rotate it now.
     pub fn due(&self, now: OffsetDateTime) -> bool {
-        !self.rotating && self.next_rotation().max(self.retry_at.unwrap_or(self.last_vault_rotation)) <= now
+        !self.rotating && self.next_rotation(now).max(self.retry_at.unwrap_or(self.last_vault_rotation)) <= now
     }
 
     /// Vault's `CredentialTTL`: seconds to the next rotation, rounded, never
     /// negative.
     fn ttl(&self, now: OffsetDateTime) -> i64 {
-        let left = self.next_rotation() - now;
+        let left = self.next_rotation(now) - now;
         (left.as_seconds_f64().round() as i64).max(0)
     }
 
@@ -71,10 +109,11 @@ impl StaticRole {
             "credential_type": "password",
             "db_name": self.db_name,
             "last_vault_rotation": rfc3339(self.last_vault_rotation),
-            "rotation_period": self.rotation_period,
             "rotation_statements": self.rotation_statements,
+            "skip_import_rotation": false,
             "username": self.username,
         });
+        self.cadence.fields(&mut data);
         if let Some(config) = self.credential_config.as_ref().filter(|c| !c.is_empty()) {
             data["credential_config"] = Value::Object(config.clone());
         }
@@ -110,13 +149,14 @@ pub(super) fn creds(state: &mut State, mount: &str, name: &str, req: &Request) -
             Ok(config) if !config.allows(name) => return not_allowed(name),
             Ok(_) => {}
         }
-        Reply::ok(json!({
+        let mut data = json!({
             "last_vault_rotation": rfc3339(role.last_vault_rotation),
             "password": role.password.as_str(),
-            "rotation_period": role.rotation_period,
             "ttl": role.ttl(req.now),
             "username": role.username,
-        }))
+        });
+        role.cadence.fields(&mut data);
+        Reply::ok(data)
     })
 }
 
@@ -124,7 +164,7 @@ pub(super) fn creds(state: &mut State, mount: &str, name: &str, req: &Request) -
 struct Fields {
     db_name: String,
     username: String,
-    rotation_period: u64,
+    cadence: Cadence,
     rotation_statements: Vec<String>,
     credential_config: Option<Map<String, Value>>,
 }
@@ -141,7 +181,7 @@ fn write(shared: &Arc<Shared>, state: &mut State, mount: &str, name: &str, req: 
     };
     if let Some(role) = db.static_roles.get_mut(name) {
         role.db_name = fields.db_name;
-        role.rotation_period = fields.rotation_period;
+        role.cadence = fields.cadence;
         role.rotation_statements = fields.rotation_statements;
         role.credential_config = fields.credential_config;
         return Reply::NoContent.into();
@@ -174,7 +214,7 @@ fn write(shared: &Arc<Shared>, state: &mut State, mount: &str, name: &str, req: 
         let role = StaticRole {
             db_name: fields.db_name,
             username: fields.username,
-            rotation_period: fields.rotation_period,
+            cadence: fields.cadence,
             rotation_statements: fields.rotation_statements,
             credential_config: fields.credential_config,
             password,
@@ -207,19 +247,7 @@ fn check(db: &Database, name: &str, body: &Map<String, Value>) -> Result<Fields,
         (Some(given), _) => given,
         (None, Some(role)) => role.username.clone(),
     };
-    let rotation_period = match (body.get("rotation_period"), existing) {
-        (None, None) => return Err(Reply::bad_request("rotation_period is required to create static accounts")),
-        (None, Some(role)) => role.rotation_period,
-        (Some(v), _) => {
-            let period = seconds(v, "rotation_period")?;
-            if period < MIN_ROTATION_PERIOD {
-                return Err(Reply::bad_request(format!(
-                    "rotation_period must be {MIN_ROTATION_PERIOD} seconds or more"
-                )));
-            }
-            period
-        }
-    };
+    let cadence = cadence(body, existing.map(|r| &r.cadence))?;
     let rotation_statements = match body.get("rotation_statements") {
         Some(v) => statement_list(Some(v), "rotation_statements")?,
         None => existing.map(|r| r.rotation_statements.clone()).unwrap_or_default(),
@@ -229,5 +257,52 @@ fn check(db: &Database, name: &str, body: &Map<String, Value>) -> Result<Fields,
         Some(config) => Some(config),
         None => existing.and_then(|r| r.credential_config.clone()),
     };
-    Ok(Fields { db_name, username, rotation_period, rotation_statements, credential_config })
+    Ok(Fields { db_name, username, cadence, rotation_statements, credential_config })
+}
+
+/// Vault's rules for the cadence fields: one of `rotation_period` and
+/// `rotation_schedule`, a window only with a schedule; an update that
+/// names neither keeps the role's cadence.
+fn cadence(body: &Map<String, Value>, existing: Option<&Cadence>) -> Result<Cadence, Reply> {
+    let given = |key: &str| body.get(key).filter(|v| !v.is_null() && v.as_str() != Some(""));
+    let window = given("rotation_window").map(|v| seconds(v, "rotation_window")).transpose()?;
+    if window.is_some_and(|w| w < MIN_ROTATION_WINDOW) {
+        return Err(Reply::bad_request(format!(
+            "rotation_window is invalid: must be at least {MIN_ROTATION_WINDOW} seconds"
+        )));
+    }
+    match (given("rotation_period"), given("rotation_schedule")) {
+        (Some(_), Some(_)) => Err(Reply::bad_request(
+            "mutually exclusive fields rotation_period and rotation_schedule were both specified; only one of them \
+             can be provided",
+        )),
+        (Some(_), None) if window.is_some() => {
+            Err(Reply::bad_request("rotation_window is invalid with use of rotation_period"))
+        }
+        (Some(v), None) => {
+            let period = seconds(v, "rotation_period")?;
+            if period < MIN_ROTATION_PERIOD {
+                return Err(Reply::bad_request(format!(
+                    "rotation_period must be {MIN_ROTATION_PERIOD} seconds or more"
+                )));
+            }
+            Ok(Cadence::Period(period))
+        }
+        (None, Some(v)) => {
+            let text = string_field(v, "rotation_schedule")?;
+            let cron: Cron =
+                text.parse().map_err(|e| Reply::bad_request(format!("could not parse rotation_schedule: {e}")))?;
+            Ok(Cadence::Schedule { cron, window: window.unwrap_or(0) })
+        }
+        (None, None) => match (existing, window) {
+            (Some(Cadence::Schedule { cron, .. }), Some(window)) => {
+                Ok(Cadence::Schedule { cron: cron.clone(), window })
+            }
+            (Some(_), Some(_)) => Err(Reply::bad_request("rotation_window is invalid with use of rotation_period")),
+            (Some(cadence), None) => Ok(cadence.clone()),
+            (None, _) => Err(Reply::bad_request(
+                "one of rotation_schedule or rotation_period must be provided to create a static account",
+            )),
+        },
+    }
 }
