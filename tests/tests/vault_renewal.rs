@@ -274,24 +274,75 @@ async fn a_thousand_leases_renew_spread_out_under_the_rate_limit() {
     assert!(renewals.iter().all(|(_, t)| *t < 600.0));
 }
 
+/// The reasons of every `Dropped` event received so far, by lease id.
+fn dropped(events: &mut tokio::sync::broadcast::Receiver<LeaseEvent>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let LeaseEvent::Dropped { lease_id, reason, .. } = e {
+            out.push((lease_id, reason));
+        }
+    }
+    out
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_lease_failing_repeatedly_is_dropped_loudly() {
-    let api = Leases::new(3600, true, |_, _| Err(status(500)));
+async fn a_lease_refused_repeatedly_is_dropped_loudly() {
+    // 403: the policy lost `sys/leases/renew`; retrying cannot fix that.
+    let api = Leases::new(3600, true, |_, _| Err(status(403)));
     let m = LeaseManager::new(api.clone(), 20);
     let mut events = m.subscribe();
     let s = m.fetch("database/creds/x").await.unwrap();
     run_leases(&m, 3600).await;
     assert_eq!(api.renewals.lock().unwrap().len(), 5);
     assert!(m.list().is_empty());
-    let mut dropped = false;
-    while let Ok(e) = events.try_recv() {
-        if let LeaseEvent::Dropped { lease_id, reason, .. } = e {
-            assert_eq!(lease_id, s.lease_id);
-            assert!(reason.contains("5 failures"), "{reason}");
-            dropped = true;
+    let dropped = dropped(&mut events);
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(dropped[0].0, s.lease_id);
+    assert!(dropped[0].1.contains("5 failures"), "{}", dropped[0].1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ten_minute_outage_does_not_cost_a_lease() {
+    // Vault answers 503 (sealed) from 2400 s to 3000 s, across the first
+    // renewal (≈2500–2650 s) of a one-hour lease.
+    let api = Leases::new(3600, true, |_, t| {
+        if (2400.0..3000.0).contains(&t) {
+            Err(status(503))
+        } else {
+            Ok(Renewed { lease_duration: Duration::from_secs(3600), renewable: true })
         }
-    }
-    assert!(dropped);
+    });
+    let m = LeaseManager::new(api.clone(), 20);
+    let mut events = m.subscribe();
+    let s = m.fetch("database/creds/app").await.unwrap();
+    run_leases(&m, 3500).await;
+    let renewals = api.renewals.lock().unwrap().clone();
+    let failed = renewals.iter().filter(|(_, t)| *t < 3000.0).count();
+    assert!(failed >= 5, "only {failed} tries during the outage: {renewals:?}");
+    let (_, renewed_at) = renewals.last().unwrap();
+    assert!((3000.0..3400.0).contains(renewed_at), "renewed at {renewed_at} s: {renewals:?}");
+    assert!(dropped(&mut events).is_empty());
+    let tracked = m.list();
+    assert_eq!(tracked.len(), 1);
+    assert_eq!((tracked[0].lease_id.as_str(), tracked[0].consecutive_failures), (s.lease_id.as_str(), 0));
+    assert!(tracked[0].budget(Instant::now()) > Duration::from_secs(3000), "the renewal extended the lease");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_is_retried_through_an_outage_until_it_expires_and_never_after() {
+    let api = Leases::new(3600, true, |_, _| Err(status(500)));
+    let m = LeaseManager::new(api.clone(), 20);
+    let mut events = m.subscribe();
+    m.fetch("database/creds/x").await.unwrap();
+    run_leases(&m, 4000).await;
+    let times: Vec<f64> = api.renewals.lock().unwrap().iter().map(|(_, t)| *t).collect();
+    assert!(times.len() > 5, "{times:?}");
+    let last = *times.last().unwrap();
+    assert!((3540.0..3600.0).contains(&last), "last try at {last} s: {times:?}");
+    assert!(m.list().is_empty());
+    let dropped = dropped(&mut events);
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert!(dropped[0].1.contains("expired"), "{}", dropped[0].1);
 }
 
 #[tokio::test(start_paused = true)]
