@@ -161,6 +161,8 @@ struct Leases {
     fetched: Mutex<u32>,
     renewals: Mutex<Vec<(String, f64)>>,
     revoked: Mutex<Vec<String>>,
+    /// Renewals of leases under this path never get an answer.
+    hang: Mutex<Option<String>>,
 }
 
 impl Leases {
@@ -177,6 +179,7 @@ impl Leases {
             fetched: Mutex::default(),
             renewals: Mutex::default(),
             revoked: Mutex::default(),
+            hang: Mutex::default(),
         })
     }
 }
@@ -196,6 +199,10 @@ impl LeaseApi for Leases {
     async fn renew(&self, lease_id: &str, _increment: Duration) -> Result<Renewed, VaultError> {
         let t = self.start.elapsed().as_secs_f64();
         self.renewals.lock().unwrap().push((lease_id.to_owned(), t));
+        let hangs = self.hang.lock().unwrap().as_ref().is_some_and(|p| lease_id.starts_with(p.as_str()));
+        if hangs {
+            std::future::pending::<()>().await;
+        }
         (self.renew)(lease_id, t)
     }
     async fn revoke(&self, lease_id: &str) -> Result<(), VaultError> {
@@ -212,7 +219,8 @@ async fn run_leases<A: LeaseApi>(m: &LeaseManager<A>, secs: u64) {
     };
     tokio::time::sleep(Duration::from_secs(secs)).await;
     tx.send(true).unwrap();
-    task.await.unwrap();
+    // A manager stuck in one renewal would never see the signal.
+    tokio::time::timeout(Duration::from_secs(60), task).await.expect("the manager stops when told").unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -343,6 +351,37 @@ async fn a_lease_is_retried_through_an_outage_until_it_expires_and_never_after()
     let dropped = dropped(&mut events);
     assert_eq!(dropped.len(), 1, "{dropped:?}");
     assert!(dropped[0].1.contains("expired"), "{}", dropped[0].1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_that_hangs_delays_no_other_lease() {
+    let api = Leases::new(600, true, |_, _| Ok(Renewed { lease_duration: Duration::from_secs(600), renewable: true }));
+    *api.hang.lock().unwrap() = Some("database/creds/slow".into());
+    let m = LeaseManager::new(api.clone(), 20);
+    // The hanging lease falls due first (≈420–440 s), the others a minute later.
+    m.fetch("database/creds/slow").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    for name in ["a", "b"] {
+        m.fetch(&format!("database/creds/{name}")).await.unwrap();
+    }
+    // Stopping must not wait for the answer that never comes, either.
+    run_leases(&m, 1500).await;
+    let renewals = api.renewals.lock().unwrap().clone();
+    let of = |name: &str| -> Vec<f64> {
+        renewals.iter().filter(|(id, _)| id.starts_with(&format!("database/creds/{name}/"))).map(|(_, t)| *t).collect()
+    };
+    assert_eq!(of("slow").len(), 1, "{renewals:?}");
+    assert!((420.0..=445.0).contains(&of("slow")[0]), "{renewals:?}");
+    for name in ["a", "b"] {
+        let times = of(name);
+        // Fetched at 60 s: renewals due at ≈480–500 s and ≈900–940 s,
+        // each on time even though the slow one is still waiting.
+        assert_eq!(times.len(), 3, "{name}: {times:?}");
+        assert!((480.0..=505.0).contains(&times[0]), "{name}: {times:?}");
+        for gap in times.windows(2).map(|w| w[1] - w[0]) {
+            assert!((415.0..=445.0).contains(&gap), "{name}: {times:?}");
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]

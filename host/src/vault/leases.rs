@@ -20,7 +20,9 @@
 //!   when it expires during an outage.
 //!
 //! A deadline queue (ordered set of next-action times) drives one task; a
-//! newly tracked lease wakes it early. [`LeaseApi`] is the Vault side, so the
+//! newly tracked lease wakes it early. Each due renewal runs in a task of
+//! its own (at most [`MAX_CONCURRENT_RENEWALS`] at once), so one slow
+//! request delays no other lease. [`LeaseApi`] is the Vault side, so the
 //! timing can be tested on tokio's paused clock.
 
 use std::collections::{BTreeSet, HashMap};
@@ -30,12 +32,16 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, Semaphore, broadcast, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::lifetime::Plan;
 use super::{Backoff, VaultClient, VaultError};
 use crate::secret::SecretJson;
+
+/// Renewals and refetches in flight at once, at most.
+pub const MAX_CONCURRENT_RENEWALS: usize = 16;
 
 /// Consecutive failures that retrying cannot fix (403, a malformed answer)
 /// after which a lease is dropped. Transient failures never count: they are
@@ -330,13 +336,22 @@ impl<A: LeaseApi> LeaseManager<A> {
     }
 
     /// Renew and refetch until `shutdown` flips to true.
+    ///
+    /// Each due lease gets its own task: one renewal stuck on a slow Vault
+    /// (a request may retry for most of a minute) must not hold up the
+    /// others. The global rate limit still spaces their starts, and at most
+    /// [`MAX_CONCURRENT_RENEWALS`] are in flight. Renewals still running at
+    /// shutdown are abandoned.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_RENEWALS));
+        let mut inflight = JoinSet::new();
         loop {
             let next = self.state.lock().unwrap_or_else(|p| p.into_inner()).queue.first().map(|(at, _)| *at);
             tokio::select! {
                 _ = async { match next { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {}
                 _ = self.wake.notified() => continue,
-                _ = shutdown.wait_for(|s| *s) => return,
+                Some(_) = inflight.join_next(), if !inflight.is_empty() => continue,
+                _ = shutdown.wait_for(|s| *s) => break,
             }
             let now = Instant::now();
             let due: Vec<String> = {
@@ -345,10 +360,15 @@ impl<A: LeaseApi> LeaseManager<A> {
                 due.into_iter().map(|k| st.queue.take(&k).expect("present").1).collect()
             };
             for path in due {
-                self.limiter.acquire().await;
-                self.act(&path).await;
+                let (manager, slots) = (self.clone(), slots.clone());
+                inflight.spawn(async move {
+                    let Ok(_slot) = slots.acquire_owned().await else { return };
+                    manager.limiter.acquire().await;
+                    manager.act(&path).await;
+                });
             }
         }
+        inflight.shutdown().await;
     }
 
     /// Renew or refetch one due lease and schedule its next action.
