@@ -149,6 +149,34 @@ async fn vault_outages_back_off_exponentially_but_never_past_expiry() {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_plain_token_at_its_max_ttl_is_retried_at_half_the_time_left() {
+    // explicit_max_ttl of 2 h and no way to log in: renewals are capped at
+    // what is left, so the token is stranded in its last minutes.
+    let api = Script::new(|_, t| Ok(lease((7200.0 - t).clamp(0.0, 3600.0) as u64, true)), None);
+    let status = Arc::new(RwLock::new(TokenStatus::default()));
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(watch_token(api.clone(), lease(3600, true), status.clone(), rx));
+    tokio::time::sleep(Duration::from_secs(7100)).await;
+    let s = status.read().unwrap().clone();
+    assert!(s.stranded, "the watcher knows the token cannot be saved: {s:?}");
+    tokio::time::sleep(Duration::from_secs(900)).await;
+    tx.send(true).unwrap();
+    task.await.unwrap();
+
+    let times = api.times("renew");
+    assert!(times.iter().all(|t| *t < 7200.0), "renewed an expired token: {times:?}");
+    // Inside the grace (≥ 360 s) renewals no longer help: each try comes
+    // after at most half the time that was left, densest at the end.
+    let stranded: Vec<f64> = times.iter().copied().filter(|t| 7200.0 - t < 360.0).collect();
+    assert!(stranded.len() >= 4, "{times:?}");
+    for w in stranded.windows(2) {
+        let (left, gap) = (7200.0 - w[0], w[1] - w[0]);
+        assert!(gap <= (left / 2.0).clamp(1.0, 300.0) + 1e-6, "waited {gap} s with {left} s left: {times:?}");
+    }
+    assert!(7200.0 - stranded.last().unwrap() <= 2.0, "{times:?}");
+}
+
 /// Vault's answer to a renewal, by lease id and seconds since start.
 type RenewAnswer = Box<dyn Fn(&str, f64) -> Result<Renewed, VaultError> + Send + Sync>;
 

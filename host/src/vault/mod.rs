@@ -171,7 +171,9 @@ impl VaultClient {
     ) -> Result<VaultResponse, VaultError> {
         let mut attempt = 1;
         loop {
-            match self.send(method, path, body.clone(), authenticated).await {
+            // Read per try: a login may have replaced the token meanwhile.
+            let token = authenticated.then(|| self.token());
+            match self.send(method, path, body.clone(), token.as_ref()).await {
                 Err(Failure { error, retry_after }) if retry.should_retry(attempt, &error) => {
                     let delay = retry_delay(&retry, attempt, retry_after, &mut rand::rng());
                     tracing::debug!(method, path, attempt, %error, ?delay, "retrying vault request");
@@ -188,7 +190,7 @@ impl VaultClient {
         method: &str,
         path: &str,
         body: Option<String>,
-        authenticated: bool,
+        token: Option<&SecretString>,
     ) -> Result<VaultResponse, Failure> {
         let path = path.trim_start_matches('/');
         let method_name = method.to_ascii_uppercase();
@@ -196,8 +198,8 @@ impl VaultClient {
             .map_err(|_| VaultError::Config(format!("`{method}` is not an HTTP method")))?;
         let url = format!("{}/v1/{}", self.inner.base, path);
         let mut req = self.inner.http.request(http_method, &url).header("X-Vault-Request", "true");
-        if authenticated {
-            req = req.header("X-Vault-Token", self.token().expose_secret());
+        if let Some(token) = token {
+            req = req.header("X-Vault-Token", token.expose_secret());
         }
         if let Some(ns) = &self.inner.namespace {
             req = req.header("X-Vault-Namespace", ns);
@@ -235,6 +237,18 @@ impl VaultClient {
         // itself is never quoted (it could echo anything).
         let body = parsed.ok().flatten();
         Err(Failure { error: VaultError::from_status(&method_name, path, status, body.as_ref()), retry_after })
+    }
+
+    /// [`request`](Self::request) with `token` instead of the client's own,
+    /// to check a candidate token before switching to it. Not retried.
+    pub async fn request_as(
+        &self,
+        token: &SecretString,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<VaultResponse, VaultError> {
+        self.send(method, path, body, Some(token)).await.map_err(|f| f.error)
     }
 
     /// `GET sys/health`: is Vault up, initialized and unsealed?
