@@ -262,6 +262,13 @@ impl<A: LeaseApi> LeaseManager<A> {
         let plan = Plan::for_ttl(secret.lease_duration, &mut rand::rng());
         let refetch = !secret.renewable;
         let next = now + first_wait(&plan, secret.lease_duration, refetch);
+        tracing::info!(
+            path = %secret.path,
+            lease = %secret.lease_id,
+            budget = %humantime::format_duration(secret.lease_duration),
+            renewable = secret.renewable,
+            "renewal budget: vault may be unreachable this long before the lease expires"
+        );
         self.emit(LeaseEvent::Tracked {
             path: secret.path.clone(),
             lease_id: secret.lease_id.clone(),
