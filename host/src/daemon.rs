@@ -20,7 +20,7 @@ use crate::rotation::state::StateStore;
 use crate::rotation::{Job, Observer};
 use crate::schedule::Scheduler;
 use crate::schedule::spec::Cadence;
-use crate::vault::leases::LeaseManager;
+use crate::vault::leases::{LeaseManager, LeaseStatus};
 use crate::vault::lifetime::{ClientTokenApi, TokenStatus, watch_token};
 use crate::vault::{AuthMethod, TokenLease, VaultClient};
 
@@ -90,9 +90,12 @@ impl Daemon {
             method: self.identity.method.clone(),
             base_dir: self.identity.base_dir.clone(),
         };
-        log_budget(&self.identity);
         tasks.spawn(watch_token(Arc::new(api_client), self.identity.lease.clone(), token.clone(), stop_rx.clone()));
         let leases = LeaseManager::new(Arc::new(self.vault.clone()), self.leases.renewals_per_second);
+        // No lease is tracked yet at startup today (they come through the
+        // API later, and each logs its own budget when tracked); should the
+        // manager ever start with leases, they are in this report too.
+        log_budget(&self.identity, &leases.list(), tokio::time::Instant::now());
         let lease_task = {
             let (leases, stop) = (leases.clone(), stop_rx.clone());
             tokio::spawn(async move { leases.run(stop).await })
@@ -174,8 +177,8 @@ async fn count_lease_events(
 }
 
 /// Say at startup how long Vault may be unreachable before rotator loses
-/// its token (no peer tells its operators this).
-fn log_budget(identity: &Identity) {
+/// its token, and each tracked lease (no peer tells its operators this).
+fn log_budget(identity: &Identity, leases: &[LeaseStatus], now: tokio::time::Instant) {
     if identity.lease.ttl.is_zero() {
         tracing::info!(method = identity.method.name(), "renewal budget: the vault token never expires");
     } else {
@@ -185,6 +188,15 @@ fn log_budget(identity: &Identity) {
             renewable = identity.lease.renewable,
             can_login = identity.method.can_login(),
             "renewal budget: vault may be unreachable this long before the token expires"
+        );
+    }
+    for lease in leases {
+        tracing::info!(
+            path = %lease.path,
+            lease = %lease.lease_id,
+            budget = %humantime::format_duration(Duration::from_secs(lease.budget(now).as_secs())),
+            renewable = lease.renewable,
+            "renewal budget: vault may be unreachable this long before the lease expires"
         );
     }
 }
@@ -199,5 +211,54 @@ fn summary(job: &Job) -> JobSummary {
             Cadence::Interval(d) => d.as_secs(),
             Cadence::Cron(_) => 0,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek};
+
+    use super::*;
+
+    /// What `f` logs, as the human log format writes it.
+    fn logged(f: impl FnOnce()) -> String {
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        let subscriber = tracing_subscriber::fmt().with_writer(file.clone()).with_ansi(false).finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let mut reader = &*file;
+        reader.rewind().unwrap();
+        let mut text = String::new();
+        reader.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    #[test]
+    fn the_startup_log_names_the_token_budget_and_every_lease_budget() {
+        let lease = TokenLease {
+            ttl: Duration::from_secs(2 * 3600),
+            renewable: true,
+            policies: vec![],
+            accessor: String::new(),
+        };
+        let identity = Identity { method: AuthMethod::Token, lease, base_dir: ".".into() };
+        let now = tokio::time::Instant::now();
+        let tracked = LeaseStatus {
+            path: "database/creds/app".into(),
+            lease_id: "database/creds/app/abc".into(),
+            renewable: true,
+            expires_at: now + Duration::from_secs(1800),
+            next_action_at: now + Duration::from_secs(1200),
+            consecutive_failures: 0,
+        };
+        let text = logged(|| log_budget(&identity, std::slice::from_ref(&tracked), now));
+        let token = text.lines().find(|l| l.contains("before the token expires")).expect(&text);
+        assert!(token.contains("budget=2h") && token.contains("method=\"token\""), "{token}");
+        assert!(token.contains("can_login=false"), "{token}");
+        let lease = text.lines().find(|l| l.contains("before the lease expires")).expect(&text);
+        assert!(lease.contains("budget=30m") && lease.contains("database/creds/app/abc"), "{lease}");
+
+        let forever = logged(|| log_budget(&Identity::static_token(), &[], now));
+        assert!(forever.contains("renewal budget: the vault token never expires"), "{forever}");
+        assert!(!forever.contains("lease"), "{forever}");
     }
 }

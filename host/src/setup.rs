@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::config::{AuthConfig, Config, ConfigErrors, PluginRef};
+use crate::config::{AuthConfig, Config, ConfigErrors, PluginRef, SecretRef};
 use crate::daemon::Identity;
 use crate::plugin::{Plugin, Runtime, RuntimeOptions};
 use crate::rotation::state::StateStore;
@@ -45,10 +45,14 @@ pub fn vault_client(config: &Config, over: VaultOverride) -> Result<VaultClient,
     VaultClient::new(options).map_err(|e| e.to_string())
 }
 
-/// The auth method the config asks for (the plain token if none).
+/// The auth method the config asks for (the plain token if none; a token
+/// from a file is read again when it can no longer be renewed).
 pub fn auth_method(config: &Config) -> AuthMethod {
     match config.vault.auth.clone() {
-        None => AuthMethod::Token,
+        None => match &config.vault.token {
+            Some(SecretRef::File(path)) => AuthMethod::TokenFile(path.clone()),
+            _ => AuthMethod::Token,
+        },
         Some(AuthConfig::Approle { mount, role_id, secret_id }) => AuthMethod::AppRole { mount, role_id, secret_id },
         Some(AuthConfig::Kubernetes { mount, role, jwt_path }) => AuthMethod::Kubernetes { mount, role, jwt_path },
         Some(AuthConfig::Jwt { mount, role, jwt }) => AuthMethod::Jwt { mount, role, jwt },

@@ -1,7 +1,8 @@
 //! rotator's own Vault identity in real time against the dev server: an
 //! AppRole login with short TTLs renewed and replaced by the token watcher,
-//! a least-privilege policy that is enough for a rotation, and a token whose
-//! policy lacks `renew-self` that does not flood Vault.
+//! a least-privilege policy that is enough for a rotation, a token whose
+//! policy lacks `renew-self` that does not flood Vault, and a token file that
+//! is read again when its token can no longer be extended.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use rotator::setup;
 use rotator::vault::lifetime::{ClientTokenApi, TokenStatus, watch_token};
 use rotator::vault::{AuthMethod, VaultClient, VaultOptions};
 use rotator_tests::{ROOT, dev_server};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -172,7 +173,59 @@ async fn a_token_whose_policy_lacks_renew_self_does_not_flood_vault() {
 
     let status = watch_for(&client, &identity, 5.0).await;
     let renewals = server.stats().requests("auth/token/renew-self");
-    // One denied try, then one every five minutes at most.
-    assert_eq!(renewals, 1, "{renewals} renew-self requests in 5 s");
+    // One denied try at ≈2.8 s, then retries at half the time left (here
+    // one more, a second before expiry), and none once the token expired.
+    assert!((1..=2).contains(&renewals), "{renewals} renew-self requests in 5 s");
     assert!(status.renew_denied);
+    assert!(status.stranded);
+}
+
+/// Wait (up to 20 s) until `ready` holds.
+async fn until(what: &str, ready: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_file_is_read_again_when_its_token_cannot_be_extended() {
+    let server = dev_server().await;
+    let admin = root(&server).await;
+    let token = |ttl: &str, renewable: bool| {
+        let admin = admin.clone();
+        let body = json!({"policies": ["default"], "ttl": ttl, "renewable": renewable});
+        async move {
+            call(&admin, "POST", "auth/token/create", body).await["auth"]["client_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (old, new) = (token("8s", false).await, token("1h", true).await);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vault-token"), format!("{old}\n")).unwrap();
+    let toml = format!("[vault]\naddress = \"{}\"\ntoken = {{ file = \"vault-token\" }}\n", server.url());
+    let cfg = rotator::config::parse("token-file.toml", &toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let client = setup::vault_client(&cfg, Default::default()).unwrap();
+    let identity = setup::identity(&cfg, &client).await.unwrap();
+    assert!(matches!(&identity.method, AuthMethod::TokenFile(p) if p.as_os_str() == "vault-token"));
+    assert!(!identity.lease.renewable);
+
+    // Not renewable: stranded from the start, first retry at half its 8 s.
+    // A file holding something Vault refuses is not taken.
+    std::fs::write(dir.path().join("vault-token"), "not-a-token").unwrap();
+    let watcher = Watcher::start(&client, &identity);
+    let lookups = || server.stats().requests("auth/token/lookup-self");
+    until("the watcher to try the file", || lookups() >= 2).await;
+    assert!(watcher.status().stranded);
+    assert_eq!(client.token().expose_secret(), old, "a refused token was taken");
+
+    // The operator drops in a good token: the next retry (≈2 s later) takes it.
+    std::fs::write(dir.path().join("vault-token"), &new).unwrap();
+    until("the new token to be picked up", || watcher.status().reloads == 1).await;
+    assert_eq!(client.token().expose_secret(), new);
+    let status = watcher.stop().await;
+    assert!(!status.stranded && status.renewable, "{status:?}");
+    assert!(client.lookup_self().await.unwrap().ttl > Duration::from_secs(3000));
 }

@@ -1,9 +1,13 @@
 //! The client's KV support on the dev server: the version of each mount is
-//! learned from Vault, KV v1 reads and writes plainly and refuses
+//! learned from Vault (a failed lookup is an error and is asked again, never
+//! cached as a guess), KV v1 reads and writes plainly and refuses
 //! check-and-set, KV v2 keeps versions, custom metadata and listings.
 
+use std::time::Duration;
+
+use rotator::devserver::{DevServer, FaultPlan};
 use rotator::secret::SecretJson;
-use rotator::vault::{KvVersion, VaultClient, VaultError, VaultOptions};
+use rotator::vault::{KvVersion, RetryPolicy, VaultClient, VaultError, VaultOptions};
 use rotator_tests::{ROOT, dev_server};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
@@ -19,8 +23,8 @@ async fn kv_versions_are_detected_per_mount_and_v1_refuses_cas() {
     c.request("POST", "sys/mounts/legacy", Some(json!({"type": "kv", "options": {"version": "1"}}).to_string()))
         .await
         .unwrap();
-    assert_eq!(c.kv_version("legacy").await, KvVersion::V1);
-    assert_eq!(c.kv_version("secret").await, KvVersion::V2);
+    assert_eq!(c.kv_version("legacy").await.unwrap(), KvVersion::V1);
+    assert_eq!(c.kv_version("secret").await.unwrap(), KvVersion::V2);
 
     assert_eq!(c.kv_write("legacy", "app/db", &secret(json!({"password": "one"})), None).await.unwrap(), 0);
     let read = c.kv_read("legacy", "app/db").await.unwrap().unwrap();
@@ -56,4 +60,74 @@ async fn kv_v2_keeps_versions_custom_metadata_and_listings() {
     assert_eq!(keys, vec!["a", "sub/"]);
     assert!(c.kv_list("secret", "nothing/here").await.unwrap().is_empty());
     assert!(c.kv_read("secret", "team/missing").await.unwrap().is_none());
+}
+
+/// Answer the next `count` requests under `prefix` with `status`.
+fn fault(server: &DevServer, prefix: &str, status: u16, count: u32) {
+    server.set_faults(Some(FaultPlan {
+        rate: 1.0,
+        statuses: vec![status],
+        path_prefix: Some(prefix.into()),
+        remaining: Some(count),
+        ..FaultPlan::default()
+    }));
+}
+
+async fn mount_v1(c: &VaultClient, mount: &str) {
+    let body = json!({"type": "kv", "options": {"version": "1"}}).to_string();
+    c.request("POST", &format!("sys/mounts/{mount}"), Some(body)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_kv_version_lookup_is_an_error_and_is_asked_again() {
+    let server = dev_server().await;
+    let quick = RetryPolicy { attempts: 2, base: Duration::from_millis(10), max: Duration::from_millis(20) };
+    let c =
+        VaultClient::new(VaultOptions { retry: quick, ..VaultOptions::new(server.url(), SecretString::from(ROOT)) })
+            .unwrap();
+    mount_v1(&c, "legacy").await;
+
+    // Vault sealed while the version is first asked: the KV call fails
+    // (no guess of "v2" is made or remembered)...
+    fault(&server, "sys/internal/ui/mounts/legacy", 503, 2);
+    let err = c.kv_read("legacy", "app/db").await.unwrap_err();
+    assert_eq!(err.status(), Some(503), "{err}");
+    // ...and once Vault is back the mount is known for what it is.
+    assert_eq!(c.kv_version("legacy").await.unwrap(), KvVersion::V1);
+    assert_eq!(server.stats().requests("sys/internal/ui/mounts/legacy"), 3);
+    assert_eq!(c.kv_write("legacy", "app/db", &secret(json!({"password": "one"})), None).await.unwrap(), 0);
+    assert_eq!(c.kv_read("legacy", "app/db").await.unwrap().unwrap().version, None);
+
+    // A preflight that is unknown (404: old Vault, a filtering proxy) falls
+    // back to the mount table, which the root token may read.
+    mount_v1(&c, "old").await;
+    fault(&server, "sys/internal/ui/mounts/old", 404, 1);
+    assert_eq!(c.kv_version("old").await.unwrap(), KvVersion::V1);
+    assert_eq!(server.stats().requests("sys/mounts"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_preflight_without_the_mount_table_is_the_preflight_error() {
+    let server = dev_server().await;
+    let root = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
+    mount_v1(&root, "legacy").await;
+    let policy = r#"path "legacy/app/*" { capabilities = ["create", "read", "update"] }"#;
+    root.request("PUT", "sys/policies/acl/legacy-app", Some(json!({"policy": policy}).to_string())).await.unwrap();
+    let created = root
+        .request("POST", "auth/token/create", Some(json!({"policies": ["legacy-app"]}).to_string()))
+        .await
+        .unwrap()
+        .body
+        .unwrap();
+    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    let c = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(token))).unwrap();
+
+    fault(&server, "sys/internal/ui/mounts/legacy", 403, 1);
+    let err = c.kv_version("legacy").await.unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err}");
+    assert!(err.to_string().contains("sys/internal/ui/mounts/legacy"), "the preflight's error: {err}");
+    assert_eq!(server.stats().requests("sys/mounts"), 1, "the mount table was tried");
+    // Nothing was cached: the next ask (preflight allowed again) answers.
+    assert_eq!(c.kv_version("legacy").await.unwrap(), KvVersion::V1);
+    c.kv_write("legacy", "app/db", &secret(json!({"password": "one"})), None).await.unwrap();
 }

@@ -133,9 +133,10 @@ async fn a_policy_denying_renew_self_does_not_flood_vault() {
 
 #[tokio::test(start_paused = true)]
 async fn vault_outages_back_off_exponentially_but_never_past_expiry() {
-    // Vault answers 503 (sealed) to everything.
+    // Vault answers 503 (sealed) to everything; the run goes on well past
+    // the token's expiry at 3600 s.
     let api = Script::new(|_, _| Err(status(503)), None);
-    watch_for(api.clone(), lease(3600, true), 3599).await;
+    let s = watch_for(api.clone(), lease(3600, true), 4500).await;
     let times = api.times("renew");
     assert!(times.len() >= 5, "{times:?}");
     let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
@@ -143,10 +144,39 @@ async fn vault_outages_back_off_exponentially_but_never_past_expiry() {
     assert!((8.0..=12.0).contains(&gaps[0]), "{gaps:?}");
     assert!((16.0..=24.0).contains(&gaps[1]), "{gaps:?}");
     assert!((32.0..=48.0).contains(&gaps[2]), "{gaps:?}");
-    for (t, gap) in times.iter().skip(1).zip(&gaps) {
-        assert!(*gap <= 300.0 + 1e-6, "waited {gap} s");
-        assert!(*t < 3600.0, "tried at {t} s, after expiry");
+    assert!(gaps.iter().all(|gap| *gap <= 300.0 + 1e-6), "{gaps:?}");
+    // Tries keep coming until the last minute, and none once it expired.
+    let last = *times.last().unwrap();
+    assert!((3540.0..3600.0).contains(&last), "last try at {last} s: {times:?}");
+    assert!(s.stranded, "{s:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plain_token_at_its_max_ttl_is_retried_at_half_the_time_left() {
+    // explicit_max_ttl of 2 h and no way to log in: renewals are capped at
+    // what is left, so the token is stranded in its last minutes.
+    let api = Script::new(|_, t| Ok(lease((7200.0 - t).clamp(0.0, 3600.0) as u64, true)), None);
+    let status = Arc::new(RwLock::new(TokenStatus::default()));
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(watch_token(api.clone(), lease(3600, true), status.clone(), rx));
+    tokio::time::sleep(Duration::from_secs(7100)).await;
+    let s = status.read().unwrap().clone();
+    assert!(s.stranded, "the watcher knows the token cannot be saved: {s:?}");
+    tokio::time::sleep(Duration::from_secs(900)).await;
+    tx.send(true).unwrap();
+    task.await.unwrap();
+
+    let times = api.times("renew");
+    assert!(times.iter().all(|t| *t < 7200.0), "renewed an expired token: {times:?}");
+    // Inside the grace (≥ 360 s) renewals no longer help: each try comes
+    // after at most half the time that was left, densest at the end.
+    let stranded: Vec<f64> = times.iter().copied().filter(|t| 7200.0 - t < 360.0).collect();
+    assert!(stranded.len() >= 4, "{times:?}");
+    for w in stranded.windows(2) {
+        let (left, gap) = (7200.0 - w[0], w[1] - w[0]);
+        assert!(gap <= (left / 2.0).clamp(1.0, 300.0) + 1e-6, "waited {gap} s with {left} s left: {times:?}");
     }
+    assert!(7200.0 - stranded.last().unwrap() <= 2.0, "{times:?}");
 }
 
 /// Vault's answer to a renewal, by lease id and seconds since start.
@@ -161,6 +191,8 @@ struct Leases {
     fetched: Mutex<u32>,
     renewals: Mutex<Vec<(String, f64)>>,
     revoked: Mutex<Vec<String>>,
+    /// Renewals of leases under this path never get an answer.
+    hang: Mutex<Option<String>>,
 }
 
 impl Leases {
@@ -177,6 +209,7 @@ impl Leases {
             fetched: Mutex::default(),
             renewals: Mutex::default(),
             revoked: Mutex::default(),
+            hang: Mutex::default(),
         })
     }
 }
@@ -196,6 +229,10 @@ impl LeaseApi for Leases {
     async fn renew(&self, lease_id: &str, _increment: Duration) -> Result<Renewed, VaultError> {
         let t = self.start.elapsed().as_secs_f64();
         self.renewals.lock().unwrap().push((lease_id.to_owned(), t));
+        let hangs = self.hang.lock().unwrap().as_ref().is_some_and(|p| lease_id.starts_with(p.as_str()));
+        if hangs {
+            std::future::pending::<()>().await;
+        }
         (self.renew)(lease_id, t)
     }
     async fn revoke(&self, lease_id: &str) -> Result<(), VaultError> {
@@ -212,7 +249,8 @@ async fn run_leases<A: LeaseApi>(m: &LeaseManager<A>, secs: u64) {
     };
     tokio::time::sleep(Duration::from_secs(secs)).await;
     tx.send(true).unwrap();
-    task.await.unwrap();
+    // A manager stuck in one renewal would never see the signal.
+    tokio::time::timeout(Duration::from_secs(60), task).await.expect("the manager stops when told").unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -274,24 +312,106 @@ async fn a_thousand_leases_renew_spread_out_under_the_rate_limit() {
     assert!(renewals.iter().all(|(_, t)| *t < 600.0));
 }
 
+/// The reasons of every `Dropped` event received so far, by lease id.
+fn dropped(events: &mut tokio::sync::broadcast::Receiver<LeaseEvent>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let LeaseEvent::Dropped { lease_id, reason, .. } = e {
+            out.push((lease_id, reason));
+        }
+    }
+    out
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_lease_failing_repeatedly_is_dropped_loudly() {
-    let api = Leases::new(3600, true, |_, _| Err(status(500)));
+async fn a_lease_refused_repeatedly_is_dropped_loudly() {
+    // 403: the policy lost `sys/leases/renew`; retrying cannot fix that.
+    let api = Leases::new(3600, true, |_, _| Err(status(403)));
     let m = LeaseManager::new(api.clone(), 20);
     let mut events = m.subscribe();
     let s = m.fetch("database/creds/x").await.unwrap();
     run_leases(&m, 3600).await;
     assert_eq!(api.renewals.lock().unwrap().len(), 5);
     assert!(m.list().is_empty());
-    let mut dropped = false;
-    while let Ok(e) = events.try_recv() {
-        if let LeaseEvent::Dropped { lease_id, reason, .. } = e {
-            assert_eq!(lease_id, s.lease_id);
-            assert!(reason.contains("5 failures"), "{reason}");
-            dropped = true;
+    let dropped = dropped(&mut events);
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(dropped[0].0, s.lease_id);
+    assert!(dropped[0].1.contains("5 failures"), "{}", dropped[0].1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ten_minute_outage_does_not_cost_a_lease() {
+    // Vault answers 503 (sealed) from 2400 s to 3000 s, across the first
+    // renewal (≈2500–2650 s) of a one-hour lease.
+    let api = Leases::new(3600, true, |_, t| {
+        if (2400.0..3000.0).contains(&t) {
+            Err(status(503))
+        } else {
+            Ok(Renewed { lease_duration: Duration::from_secs(3600), renewable: true })
+        }
+    });
+    let m = LeaseManager::new(api.clone(), 20);
+    let mut events = m.subscribe();
+    let s = m.fetch("database/creds/app").await.unwrap();
+    run_leases(&m, 3500).await;
+    let renewals = api.renewals.lock().unwrap().clone();
+    let failed = renewals.iter().filter(|(_, t)| *t < 3000.0).count();
+    assert!(failed >= 5, "only {failed} tries during the outage: {renewals:?}");
+    let (_, renewed_at) = renewals.last().unwrap();
+    assert!((3000.0..3400.0).contains(renewed_at), "renewed at {renewed_at} s: {renewals:?}");
+    assert!(dropped(&mut events).is_empty());
+    let tracked = m.list();
+    assert_eq!(tracked.len(), 1);
+    assert_eq!((tracked[0].lease_id.as_str(), tracked[0].consecutive_failures), (s.lease_id.as_str(), 0));
+    assert!(tracked[0].budget(Instant::now()) > Duration::from_secs(3000), "the renewal extended the lease");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_is_retried_through_an_outage_until_it_expires_and_never_after() {
+    let api = Leases::new(3600, true, |_, _| Err(status(500)));
+    let m = LeaseManager::new(api.clone(), 20);
+    let mut events = m.subscribe();
+    m.fetch("database/creds/x").await.unwrap();
+    run_leases(&m, 4000).await;
+    let times: Vec<f64> = api.renewals.lock().unwrap().iter().map(|(_, t)| *t).collect();
+    assert!(times.len() > 5, "{times:?}");
+    let last = *times.last().unwrap();
+    assert!((3540.0..3600.0).contains(&last), "last try at {last} s: {times:?}");
+    assert!(m.list().is_empty());
+    let dropped = dropped(&mut events);
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert!(dropped[0].1.contains("expired"), "{}", dropped[0].1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_that_hangs_delays_no_other_lease() {
+    let api = Leases::new(600, true, |_, _| Ok(Renewed { lease_duration: Duration::from_secs(600), renewable: true }));
+    *api.hang.lock().unwrap() = Some("database/creds/slow".into());
+    let m = LeaseManager::new(api.clone(), 20);
+    // The hanging lease falls due first (≈420–440 s), the others a minute later.
+    m.fetch("database/creds/slow").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    for name in ["a", "b"] {
+        m.fetch(&format!("database/creds/{name}")).await.unwrap();
+    }
+    // Stopping must not wait for the answer that never comes, either.
+    run_leases(&m, 1500).await;
+    let renewals = api.renewals.lock().unwrap().clone();
+    let of = |name: &str| -> Vec<f64> {
+        renewals.iter().filter(|(id, _)| id.starts_with(&format!("database/creds/{name}/"))).map(|(_, t)| *t).collect()
+    };
+    assert_eq!(of("slow").len(), 1, "{renewals:?}");
+    assert!((420.0..=445.0).contains(&of("slow")[0]), "{renewals:?}");
+    for name in ["a", "b"] {
+        let times = of(name);
+        // Fetched at 60 s: renewals due at ≈480–500 s and ≈900–940 s,
+        // each on time even though the slow one is still waiting.
+        assert_eq!(times.len(), 3, "{name}: {times:?}");
+        assert!((480.0..=505.0).contains(&times[0]), "{name}: {times:?}");
+        for gap in times.windows(2).map(|w| w[1] - w[0]) {
+            assert!((415.0..=445.0).contains(&gap), "{name}: {times:?}");
         }
     }
-    assert!(dropped);
 }
 
 #[tokio::test(start_paused = true)]

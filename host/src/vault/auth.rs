@@ -1,7 +1,10 @@
 //! Who rotator is in Vault: the auth methods and logging in.
 //!
 //! A token given by the operator (`VAULT_TOKEN`, a token file) cannot be
-//! replaced when it runs out, so it can only be renewed. AppRole, Kubernetes
+//! replaced by logging in, so it can only be renewed; a token file, though,
+//! is read again once the token can no longer be extended, so an operator
+//! (or an agent writing the file) can hand over a new token without a
+//! restart ([`AuthMethod::reload_token`]). AppRole, Kubernetes
 //! and JWT can log in again whenever the token stops renewing; their
 //! credentials (secret id, service-account JWT) are read afresh at each
 //! login, because the files behind them rotate too.
@@ -23,6 +26,9 @@ pub const KUBERNETES_JWT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceacc
 pub enum AuthMethod {
     /// A token supplied from outside; renewable at best.
     Token,
+    /// A token read from this file (relative to the config's folder):
+    /// renewable at best, and the file is read again when it stops renewing.
+    TokenFile(PathBuf),
     AppRole {
         mount: String,
         role_id: SecretRef,
@@ -60,13 +66,18 @@ impl std::fmt::Debug for TokenLease {
 impl AuthMethod {
     /// Can this method get a new token when the current one runs out?
     pub fn can_login(&self) -> bool {
-        !matches!(self, Self::Token)
+        !matches!(self, Self::Token | Self::TokenFile(_))
+    }
+
+    /// Can a new token be picked up from outside ([`reload_token`](Self::reload_token))?
+    pub fn can_reload(&self) -> bool {
+        matches!(self, Self::TokenFile(_))
     }
 
     /// Name for logs.
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Token => "token",
+            Self::Token | Self::TokenFile(_) => "token",
             Self::AppRole { .. } => "approle",
             Self::Kubernetes { .. } => "kubernetes",
             Self::Jwt { .. } => "jwt",
@@ -78,7 +89,7 @@ impl AuthMethod {
     pub async fn login(&self, client: &VaultClient, base: &std::path::Path) -> Result<Option<TokenLease>, VaultError> {
         let secret = |r: &SecretRef| r.resolve(base).map_err(VaultError::Config);
         let (mount, body) = match self {
-            Self::Token => return Ok(None),
+            Self::Token | Self::TokenFile(_) => return Ok(None),
             Self::AppRole { mount, role_id, secret_id } => (
                 mount,
                 json!({ "role_id": secret(role_id)?.expose_secret(), "secret_id": secret(secret_id)?.expose_secret() }),
@@ -102,6 +113,26 @@ impl AuthMethod {
             .ok_or_else(|| VaultError::Protocol { path: path.clone(), message: "no auth.client_token".into() })?;
         client.set_token(SecretString::from(token.to_owned()));
         Ok(Some(lease_from(auth, "lease_duration", "token_policies")))
+    }
+
+    /// For a token file: if the file now holds a different token, check it
+    /// with Vault (`lookup-self` as that token) and, if Vault accepts it,
+    /// give it to `client` and return its lease. `Ok(None)` if there is
+    /// nothing new (or no file). A token Vault refuses is an error, and the
+    /// client keeps the token it had.
+    pub async fn reload_token(
+        &self,
+        client: &VaultClient,
+        base: &std::path::Path,
+    ) -> Result<Option<TokenLease>, VaultError> {
+        let Self::TokenFile(path) = self else { return Ok(None) };
+        let token = SecretRef::File(path.clone()).resolve(base).map_err(VaultError::Config)?;
+        if token.expose_secret().is_empty() || token.expose_secret() == client.token().expose_secret() {
+            return Ok(None);
+        }
+        let resp = client.request_as(&token, "GET", "auth/token/lookup-self", None).await?;
+        client.set_token(token);
+        Ok(Some(lease_from(&resp.body.unwrap_or(Value::Null)["data"], "ttl", "policies")))
     }
 }
 

@@ -1,8 +1,9 @@
 //! KV secrets on any mount, version 1 or 2.
 //!
 //! The version is learned per mount from `sys/internal/ui/mounts/<path>`
-//! (the endpoint the `vault kv` CLI uses; Vault's default policy allows it)
-//! and cached. Version 2 gives versions, check-and-set and custom metadata;
+//! (the endpoint the `vault kv` CLI uses; any token with access to the mount
+//! may ask), with `sys/mounts` as a fallback, and cached once known; a
+//! failed lookup is an error, never a guess. Version 2 gives versions, check-and-set and custom metadata;
 //! version 1 is plain read/write, so a check-and-set write to it is refused
 //! rather than silently done without the check.
 
@@ -33,33 +34,74 @@ fn clean(p: &str) -> &str {
 }
 
 impl VaultClient {
-    /// The KV version of `mount`, asked once and cached. If Vault will not
-    /// say (older servers, restrictive policies), KV v2 is assumed, as the
-    /// `secret/` mount of every dev server is.
-    pub async fn kv_version(&self, mount: &str) -> KvVersion {
+    /// The KV version of `mount`, learned from Vault once and cached.
+    ///
+    /// Only answers are cached: an error (Vault down, sealed, a denied
+    /// preflight) is returned and the next call asks again, so one blip at
+    /// startup cannot make a KV v1 mount look like v2 for the life of the
+    /// process.
+    pub async fn kv_version(&self, mount: &str) -> Result<KvVersion, VaultError> {
         let mount = clean(mount).to_owned();
         if let Some(v) = self.inner.kv_versions.lock().unwrap_or_else(|p| p.into_inner()).get(&mount) {
-            return *v;
+            return Ok(*v);
         }
-        let version = match self.request("GET", &format!("sys/internal/ui/mounts/{mount}"), None).await {
-            Ok(r) => match r.body.as_ref().and_then(|b| b["data"]["options"]["version"].as_str()) {
-                Some("1") => KvVersion::V1,
-                _ => KvVersion::V2,
-            },
-            Err(e) => {
-                tracing::debug!(mount, error = %e, "could not learn KV version; assuming 2");
-                KvVersion::V2
+        let version = self.ask_kv_version(&mount).await?;
+        self.inner.kv_versions.lock().unwrap_or_else(|p| p.into_inner()).insert(mount, version);
+        Ok(version)
+    }
+
+    /// Ask Vault which KV version serves `mount`.
+    ///
+    /// `sys/internal/ui/mounts/<mount>` first: it is what the `vault kv`
+    /// CLI asks, and Vault answers it for any token with some capability
+    /// under the mount, so a least-privilege policy needs nothing extra.
+    /// `sys/mounts` (the full mount table) needs `read` on `sys/mounts`,
+    /// which such a policy rarely grants, so it is only the fallback: when
+    /// the preflight is refused (403) or unknown (404: a Vault older than
+    /// 0.10, or a proxy filtering `sys/internal`), a token that may read the
+    /// mount table still gets an exact answer. If the fallback fails too, the
+    /// preflight's error is returned: it is the one that names the problem
+    /// (a 403 there means the token has no access to the mount at all).
+    async fn ask_kv_version(&self, mount: &str) -> Result<KvVersion, VaultError> {
+        let preflight = match self.request("GET", &format!("sys/internal/ui/mounts/{mount}"), None).await {
+            Ok(r) => return Ok(version_from_options(&r.body.unwrap_or(Value::Null)["data"])),
+            Err(e) if matches!(e.status(), Some(403 | 404)) => e,
+            Err(e) => return Err(e),
+        };
+        let table = match self.request("GET", "sys/mounts", None).await {
+            Ok(r) => r.body.unwrap_or(Value::Null),
+            Err(fallback) => {
+                tracing::debug!(mount, error = %fallback, "sys/mounts fallback for the KV version failed too");
+                return Err(preflight);
             }
         };
-        self.inner.kv_versions.lock().unwrap_or_else(|p| p.into_inner()).insert(mount, version);
-        version
+        // Vault lists mounts both at the top level (older servers) and
+        // under `data`; keys end in `/`.
+        let key = format!("{mount}/");
+        match table["data"].get(&key).or_else(|| table.get(&key)) {
+            Some(entry) => Ok(version_from_options(entry)),
+            None => Err(preflight),
+        }
     }
 
     /// The API path of a secret's data on `mount`.
-    pub async fn kv_data_path(&self, mount: &str, path: &str) -> String {
-        match self.kv_version(mount).await {
+    pub async fn try_kv_data_path(&self, mount: &str, path: &str) -> Result<String, VaultError> {
+        Ok(match self.kv_version(mount).await? {
             KvVersion::V2 => kv_data_path(mount, path),
             KvVersion::V1 => format!("{}/{}", clean(mount), clean(path)),
+        })
+    }
+
+    /// [`try_kv_data_path`](Self::try_kv_data_path), or the KV v2 form when
+    /// the version cannot be learned now (the KV call that follows reports
+    /// that error itself). For callers that only need a path to check.
+    pub async fn kv_data_path(&self, mount: &str, path: &str) -> String {
+        match self.try_kv_data_path(mount, path).await {
+            Ok(api) => api,
+            Err(e) => {
+                tracing::debug!(mount, error = %e, "KV version unknown for now; using the KV v2 path");
+                kv_data_path(mount, path)
+            }
         }
     }
 
@@ -79,8 +121,8 @@ impl VaultClient {
         path: &str,
         at: Option<u64>,
     ) -> Result<Option<KvSecret>, VaultError> {
-        let version = self.kv_version(mount).await;
-        let mut api = self.kv_data_path(mount, path).await;
+        let version = self.kv_version(mount).await?;
+        let mut api = self.try_kv_data_path(mount, path).await?;
         match (at, version) {
             (None, _) => {}
             (Some(n), KvVersion::V2) => api.push_str(&format!("?version={n}")),
@@ -109,8 +151,8 @@ impl VaultClient {
         data: &SecretJson,
         cas: Option<u64>,
     ) -> Result<u64, VaultError> {
-        let api = self.kv_data_path(mount, path).await;
-        if self.kv_version(mount).await == KvVersion::V1 {
+        let api = self.try_kv_data_path(mount, path).await?;
+        if self.kv_version(mount).await? == KvVersion::V1 {
             if cas.is_some() {
                 return Err(VaultError::Config(format!(
                     "`{}` is a KV version 1 mount, which has no check-and-set; rotate secrets on KV v2",
@@ -167,7 +209,7 @@ impl VaultClient {
 
     /// The keys under a folder (folders end in `/`); empty if there are none.
     pub async fn kv_list(&self, mount: &str, path: &str) -> Result<Vec<String>, VaultError> {
-        let api = match self.kv_version(mount).await {
+        let api = match self.kv_version(mount).await? {
             KvVersion::V2 => format!("{}/metadata/{}", clean(mount), clean(path)),
             KvVersion::V1 => format!("{}/{}", clean(mount), clean(path)),
         };
@@ -182,6 +224,15 @@ impl VaultClient {
             Err(e) if e.status() == Some(404) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The version a mount's entry (`{"options": {"version": "2"}, ...}`)
+/// declares. Like the `vault kv` CLI: no options or no version means 1.
+fn version_from_options(entry: &Value) -> KvVersion {
+    match entry["options"]["version"].as_str() {
+        Some("2") => KvVersion::V2,
+        _ => KvVersion::V1,
     }
 }
 

@@ -12,10 +12,17 @@
 //!   expires), so nobody loses a working credential to a refresh (vault#17541);
 //! - one global rate limit spaces out all renewals, so thousands of leases
 //!   never hit Vault in one burst;
-//! - after [`MAX_FAILURES`] failures in a row a lease is dropped, loudly.
+//! - a Vault outage does not cost a lease: transient errors (unreachable,
+//!   5xx, 429, 503 sealed) are retried with jittered exponential backoff,
+//!   never past expiry, for as long as the lease has TTL left; only errors
+//!   that retrying cannot fix (403, a malformed answer) count towards
+//!   [`MAX_FAILURES`], after which the lease is dropped, loudly, as it is
+//!   when it expires during an outage.
 //!
 //! A deadline queue (ordered set of next-action times) drives one task; a
-//! newly tracked lease wakes it early. [`LeaseApi`] is the Vault side, so the
+//! newly tracked lease wakes it early. Each due renewal runs in a task of
+//! its own (at most [`MAX_CONCURRENT_RENEWALS`] at once), so one slow
+//! request delays no other lease. [`LeaseApi`] is the Vault side, so the
 //! timing can be tested on tokio's paused clock.
 
 use std::collections::{BTreeSet, HashMap};
@@ -25,14 +32,20 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, Semaphore, broadcast, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::lifetime::Plan;
 use super::{Backoff, VaultClient, VaultError};
 use crate::secret::SecretJson;
 
-/// Consecutive failures after which a lease is dropped.
+/// Renewals and refetches in flight at once, at most.
+pub const MAX_CONCURRENT_RENEWALS: usize = 16;
+
+/// Consecutive failures that retrying cannot fix (403, a malformed answer)
+/// after which a lease is dropped. Transient failures never count: they are
+/// retried until the lease expires.
 pub const MAX_FAILURES: u32 = 5;
 
 /// A dynamic secret with its lease.
@@ -159,7 +172,10 @@ struct Tracked {
     plan: Plan,
     /// Renewal stopped extending (max TTL reached): fetch anew when due.
     refetch: bool,
+    /// Failures in a row, of any kind: they drive the backoff.
     failures: u32,
+    /// Failures in a row that retrying cannot fix: they drop the lease.
+    hard_failures: u32,
 }
 
 #[derive(Default)]
@@ -246,6 +262,13 @@ impl<A: LeaseApi> LeaseManager<A> {
         let plan = Plan::for_ttl(secret.lease_duration, &mut rand::rng());
         let refetch = !secret.renewable;
         let next = now + first_wait(&plan, secret.lease_duration, refetch);
+        tracing::info!(
+            path = %secret.path,
+            lease = %secret.lease_id,
+            budget = %humantime::format_duration(secret.lease_duration),
+            renewable = secret.renewable,
+            "renewal budget: vault may be unreachable this long before the lease expires"
+        );
         self.emit(LeaseEvent::Tracked {
             path: secret.path.clone(),
             lease_id: secret.lease_id.clone(),
@@ -259,6 +282,7 @@ impl<A: LeaseApi> LeaseManager<A> {
             plan,
             refetch,
             failures: 0,
+            hard_failures: 0,
             secret,
         };
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -319,13 +343,22 @@ impl<A: LeaseApi> LeaseManager<A> {
     }
 
     /// Renew and refetch until `shutdown` flips to true.
+    ///
+    /// Each due lease gets its own task: one renewal stuck on a slow Vault
+    /// (a request may retry for most of a minute) must not hold up the
+    /// others. The global rate limit still spaces their starts, and at most
+    /// [`MAX_CONCURRENT_RENEWALS`] are in flight. Renewals still running at
+    /// shutdown are abandoned.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_RENEWALS));
+        let mut inflight = JoinSet::new();
         loop {
             let next = self.state.lock().unwrap_or_else(|p| p.into_inner()).queue.first().map(|(at, _)| *at);
             tokio::select! {
                 _ = async { match next { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {}
                 _ = self.wake.notified() => continue,
-                _ = shutdown.wait_for(|s| *s) => return,
+                Some(_) = inflight.join_next(), if !inflight.is_empty() => continue,
+                _ = shutdown.wait_for(|s| *s) => break,
             }
             let now = Instant::now();
             let due: Vec<String> = {
@@ -334,10 +367,15 @@ impl<A: LeaseApi> LeaseManager<A> {
                 due.into_iter().map(|k| st.queue.take(&k).expect("present").1).collect()
             };
             for path in due {
-                self.limiter.acquire().await;
-                self.act(&path).await;
+                let (manager, slots) = (self.clone(), slots.clone());
+                inflight.spawn(async move {
+                    let Ok(_slot) = slots.acquire_owned().await else { return };
+                    manager.limiter.acquire().await;
+                    manager.act(&path).await;
+                });
             }
         }
+        inflight.shutdown().await;
     }
 
     /// Renew or refetch one due lease and schedule its next action.
@@ -345,9 +383,18 @@ impl<A: LeaseApi> LeaseManager<A> {
         let (lease_id, increment, refetch, remaining) = {
             let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let Some(t) = st.leases.get(path) else { return };
+            // Only a lease Vault will not extend (capped, not renewable) is
+            // replaced. One whose renewals failed is still renewed, even
+            // late: its users hold this credential, and a fresh one would
+            // leave theirs to expire.
             let remaining = t.expires.saturating_duration_since(Instant::now());
-            (t.secret.lease_id.clone(), t.increment, t.refetch || t.plan.exhausted(remaining), remaining)
+            (t.secret.lease_id.clone(), t.increment, t.refetch, remaining)
         };
+        if remaining.is_zero() {
+            // Vault has forgotten it already: asking would only add load.
+            self.drop_lease(path, &lease_id, "the lease expired before it could be renewed".into());
+            return;
+        }
         if refetch {
             match self.api.fetch(path).await {
                 Ok(new) => {
@@ -360,7 +407,7 @@ impl<A: LeaseApi> LeaseManager<A> {
                     });
                     self.track(new);
                 }
-                Err(e) => self.failed(path, &lease_id, remaining, e),
+                Err(e) => self.failed(path, &lease_id, e),
             }
             return;
         }
@@ -369,8 +416,9 @@ impl<A: LeaseApi> LeaseManager<A> {
                 let capped = r.lease_duration < increment;
                 let now = Instant::now();
                 let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                let Some(t) = st.leases.get_mut(path) else { return };
+                let Some(t) = st.leases.get_mut(path).filter(|t| t.secret.lease_id == lease_id) else { return };
                 t.failures = 0;
+                t.hard_failures = 0;
                 t.expires = now + r.lease_duration;
                 t.refetch = capped || !r.renewable;
                 t.next = now + first_wait(&t.plan, r.lease_duration, t.refetch);
@@ -386,34 +434,69 @@ impl<A: LeaseApi> LeaseManager<A> {
                 // "lease not found" / "lease is not renewable": fetch anew now.
                 let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 let now = Instant::now();
-                if let Some(t) = st.leases.get_mut(path) {
+                if let Some(t) = st.leases.get_mut(path).filter(|t| t.secret.lease_id == lease_id) {
                     t.refetch = true;
                     t.next = now;
                     st.queue.insert((now, path.to_owned()));
                 }
                 tracing::warn!(path, lease = %lease_id, error = %e, "lease cannot be renewed; fetching fresh credentials");
             }
-            Err(e) => self.failed(path, &lease_id, remaining, e),
+            Err(e) => self.failed(path, &lease_id, e),
         }
     }
 
-    fn failed(&self, path: &str, lease_id: &str, remaining: Duration, e: VaultError) {
+    /// Book a failed renewal or refetch: back off and try again, or drop the
+    /// lease once it has expired or failed [`MAX_FAILURES`] times in a way
+    /// retrying cannot fix.
+    fn failed(&self, path: &str, lease_id: &str, e: VaultError) {
+        let now = Instant::now();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(t) = st.leases.get_mut(path) else { return };
+        let Some(t) = st.leases.get_mut(path).filter(|t| t.secret.lease_id == lease_id) else { return };
+        let transient = e.is_transient();
         t.failures += 1;
-        if t.failures >= MAX_FAILURES || remaining.is_zero() {
-            st.leases.remove(path);
+        if !transient {
+            t.hard_failures += 1;
+        }
+        let remaining = t.expires.saturating_duration_since(now);
+        let reason = if remaining.is_zero() {
+            Some(format!("the lease expired after {} failed tries; last: {e}", t.failures))
+        } else if t.hard_failures >= MAX_FAILURES {
+            Some(format!("{MAX_FAILURES} failures in a row that retrying cannot fix; last: {e}"))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
             drop(st);
-            let reason = format!("{MAX_FAILURES} failures in a row or expired; last: {e}");
-            tracing::error!(path, lease = %lease_id, %reason, "DROPPING LEASE: its credential will not be renewed");
-            self.emit(LeaseEvent::Dropped { path: path.to_owned(), lease_id: lease_id.to_owned(), reason });
+            self.drop_lease(path, lease_id, reason);
             return;
         }
-        t.next = Instant::now() + Backoff::default().delay(t.failures, Some(remaining), &mut rand::rng());
-        let next = t.next;
-        let failures = t.failures;
+        // Backoff caps each wait at half the time left, so tries keep
+        // coming until the very end of the lease, and never after it.
+        t.next = now + Backoff::default().delay(t.failures, Some(remaining), &mut rand::rng());
+        let (next, failures) = (t.next, t.failures);
         st.queue.insert((next, path.to_owned()));
-        tracing::warn!(path, lease = %lease_id, failures, error = %e, "lease renewal failed; backing off");
+        drop(st);
+        tracing::warn!(
+            path,
+            lease = %lease_id,
+            failures,
+            transient,
+            budget = %humantime::format_duration(Duration::from_secs(remaining.as_secs())),
+            error = %e,
+            "lease renewal failed; backing off"
+        );
+    }
+
+    /// Stop tracking a lease whose credential can no longer be kept alive.
+    fn drop_lease(&self, path: &str, lease_id: &str, reason: String) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.leases.get(path).is_none_or(|t| t.secret.lease_id != lease_id) {
+            return;
+        }
+        st.leases.remove(path);
+        drop(st);
+        tracing::error!(path, lease = %lease_id, %reason, "DROPPING LEASE: its credential will not be renewed");
+        self.emit(LeaseEvent::Dropped { path: path.to_owned(), lease_id: lease_id.to_owned(), reason });
     }
 }
 

@@ -10,6 +10,13 @@
 //! that denies `renew-self` is remembered, so it costs one request per token
 //! lifetime, not a flood (hashicorp/vault#22575).
 //!
+//! A token that can neither be extended nor replaced by a login (the token
+//! auth method at its max TTL, or denied renewal) is reported once, loudly,
+//! with the time it expires; the watcher then retries every
+//! `min(5 min, half the time left)`, and a token file is read again before
+//! each retry so an operator can drop in a new token. Once the token has
+//! expired only a new token can help, so renewal stops being tried.
+//!
 //! The loop talks to Vault through [`TokenApi`], so its timing can be tested
 //! with tokio's paused clock; [`ClientTokenApi`] is the real implementation.
 
@@ -31,6 +38,15 @@ pub trait TokenApi: Send + Sync + 'static {
     fn renew_self(&self) -> impl Future<Output = Result<TokenLease, VaultError>> + Send;
     /// Log in afresh; `Ok(None)` if the auth method cannot.
     fn login(&self) -> impl Future<Output = Result<Option<TokenLease>, VaultError>> + Send;
+    /// Whether [`reload`](Self::reload) can ever find a new token.
+    fn can_reload(&self) -> bool {
+        false
+    }
+    /// Pick up a token supplied from outside (a token file), if a new one
+    /// is there; `Ok(None)` if not.
+    fn reload(&self) -> impl Future<Output = Result<Option<TokenLease>, VaultError>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// [`TokenApi`] over a real client and auth method.
@@ -50,6 +66,12 @@ impl TokenApi for ClientTokenApi {
     async fn login(&self) -> Result<Option<TokenLease>, VaultError> {
         self.method.login(&self.client, &self.base_dir).await
     }
+    fn can_reload(&self) -> bool {
+        self.method.can_reload()
+    }
+    async fn reload(&self) -> Result<Option<TokenLease>, VaultError> {
+        self.method.reload_token(&self.client, &self.base_dir).await
+    }
 }
 
 /// What the watcher is doing, for the API and the renewal budget.
@@ -63,8 +85,13 @@ pub struct TokenStatus {
     pub consecutive_failures: u32,
     pub renewals: u64,
     pub logins: u64,
+    /// New tokens picked up from the token file.
+    pub reloads: u64,
     /// Set once Vault refused `renew-self`; the watcher then only logs in.
     pub renew_denied: bool,
+    /// The token can no longer be extended and the auth method cannot log
+    /// in: it expires at `expires_at` unless the operator supplies a new one.
+    pub stranded: bool,
 }
 
 impl TokenStatus {
@@ -103,9 +130,40 @@ impl Plan {
 enum Action {
     Renew,
     Login,
-    /// Neither renewing nor logging in can help now; retry renewal rarely in
-    /// case the operator fixes the policy or the token.
+    /// Neither renewing nor logging in can help now; look for a new token
+    /// (a token file) and retry renewal now and then, in case the operator
+    /// fixes the policy or the token.
     Retry,
+}
+
+/// The token in hand and the timing drawn for it.
+struct Held {
+    lease: TokenLease,
+    /// When `lease` was issued or last renewed.
+    obtained: Instant,
+    plan: Plan,
+    /// The TTL a fresh token gets; a renewal returning less means the max
+    /// TTL is in sight, and the grace stays sized for the full TTL so the
+    /// login happens with time to spare.
+    full_ttl: Duration,
+}
+
+impl Held {
+    /// A token just obtained: at startup, by a login or from the token file.
+    fn fresh(lease: TokenLease) -> Self {
+        let plan = Plan::for_ttl(lease.ttl, &mut rand::rng());
+        Self { full_ttl: lease.ttl, plan, lease, obtained: Instant::now() }
+    }
+
+    /// The same token, renewed.
+    fn renewed(&mut self, lease: TokenLease) {
+        if lease.ttl >= self.full_ttl {
+            // Fully extended: re-draw the grace for the new TTL.
+            *self = Self::fresh(lease);
+        } else {
+            (self.lease, self.obtained) = (lease, Instant::now());
+        }
+    }
 }
 
 /// Renew or log in again until `shutdown` flips to true.
@@ -116,37 +174,38 @@ pub async fn watch_token<A: TokenApi>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let backoff = Backoff::default();
-    let mut lease = initial;
-    let mut obtained = Instant::now();
-    let mut plan = Plan::for_ttl(lease.ttl, &mut rand::rng());
-    // The TTL a fresh token gets; a renewal returning less means the max TTL
-    // is in sight, and the grace stays sized for the full TTL so the login
-    // happens with time to spare.
-    let mut full_ttl = lease.ttl;
+    let mut held = Held::fresh(initial);
     let mut failures = 0u32;
     let mut renew_denied = false;
     let mut login_impossible = !api.can_login();
+    // The operator has been told this token is stranded / has expired.
+    let (mut told_stranded, mut told_expired) = (false, false);
     loop {
         let now = Instant::now();
-        if lease.ttl.is_zero() {
+        if held.lease.ttl.is_zero() {
             set(&status, |s| {
                 s.expires_at = None;
                 s.next_action_at = None;
-                s.renewable = lease.renewable;
+                s.renewable = held.lease.renewable;
+                s.stranded = false;
             });
             tracing::info!("vault token does not expire; nothing to renew");
             let _ = shutdown.wait_for(|s| *s).await;
             return;
         }
-        let expires = obtained + lease.ttl;
+        let (expires, plan) = (held.obtained + held.lease.ttl, held.plan);
         let remaining = expires.saturating_duration_since(now);
-        let action = if lease.renewable && !renew_denied && !plan.exhausted(remaining) {
+        let action = if held.lease.renewable && !renew_denied && !plan.exhausted(remaining) {
             Action::Renew
         } else if !login_impossible {
             Action::Login
         } else {
             Action::Retry
         };
+        if action == Action::Retry && !told_stranded {
+            told_stranded = true;
+            tell_stranded(remaining, api.can_reload());
+        }
         let wait = match action {
             _ if failures > 0 => backoff.delay(failures, Some(remaining).filter(|r| !r.is_zero()), &mut rand::rng()),
             // Wake no later than when the grace begins, so a capped token
@@ -154,34 +213,54 @@ pub async fn watch_token<A: TokenApi>(
             Action::Renew => plan.sleep(remaining).min(remaining.saturating_sub(plan.grace)),
             Action::Login if plan.exhausted(remaining) => Duration::ZERO,
             Action::Login => plan.sleep(remaining),
-            Action::Retry => backoff.max,
+            Action::Retry => retry_wait(remaining, backoff.max),
         };
         let at = now + wait;
         set(&status, |s| {
             s.expires_at = Some(expires);
-            s.renewable = lease.renewable;
+            s.renewable = held.lease.renewable;
             s.next_action_at = Some(at);
             s.consecutive_failures = failures;
             s.renew_denied = renew_denied;
+            s.stranded = action == Action::Retry;
         });
         tokio::select! {
             _ = tokio::time::sleep_until(at) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
+        if action == Action::Retry {
+            match api.reload().await {
+                Ok(Some(new)) => {
+                    (failures, renew_denied, told_stranded, told_expired) = (0, false, false, false);
+                    tracing::info!(ttl = ?new.ttl, "picked up a new vault token from the token file");
+                    held = Held::fresh(new);
+                    set(&status, |s| s.reloads += 1);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "the token file does not hold a token vault accepts"),
+            }
+            if Instant::now() >= expires {
+                // Renewing an expired token cannot work; only a new one can.
+                if !told_expired {
+                    told_expired = true;
+                    tracing::error!(
+                        "THE VAULT TOKEN HAS EXPIRED: rotator cannot use vault until it is given a new token"
+                    );
+                }
+                continue;
+            }
+        }
         match action {
             Action::Renew | Action::Retry => match api.renew_self().await {
+                // Vault rounds a token's last second down to 0: it is about
+                // to expire, not become eternal. Keep the expiry we know.
+                Ok(new) if new.ttl.is_zero() => tracing::debug!("vault token renewal left no time"),
                 Ok(new) => {
-                    failures = 0;
-                    renew_denied = false;
-                    if new.ttl >= full_ttl {
-                        // Fully extended: re-draw the grace for the new TTL.
-                        full_ttl = new.ttl;
-                        plan = Plan::for_ttl(new.ttl, &mut rand::rng());
-                    }
-                    lease = new;
-                    obtained = Instant::now();
+                    (failures, renew_denied) = (0, false);
+                    tracing::debug!(ttl = ?new.ttl, "vault token renewed");
+                    held.renewed(new);
                     set(&status, |s| s.renewals += 1);
-                    tracing::debug!(ttl = ?lease.ttl, "vault token renewed");
                 }
                 Err(e) if matches!(e.status(), Some(400 | 403)) => {
                     renew_denied = true;
@@ -194,22 +273,13 @@ pub async fn watch_token<A: TokenApi>(
             },
             Action::Login => match api.login().await {
                 Ok(Some(new)) => {
-                    failures = 0;
-                    full_ttl = new.ttl;
-                    plan = Plan::for_ttl(new.ttl, &mut rand::rng());
-                    lease = new;
-                    obtained = Instant::now();
+                    (failures, told_stranded, told_expired) = (0, false, false);
+                    tracing::info!(ttl = ?new.ttl, "logged in to vault again");
+                    held = Held::fresh(new);
                     set(&status, |s| s.logins += 1);
-                    tracing::info!(ttl = ?lease.ttl, "logged in to vault again");
                 }
-                Ok(None) => {
-                    login_impossible = true;
-                    tracing::error!(
-                        expires_in = ?remaining,
-                        "the vault token cannot be renewed further and the token auth method cannot log in: \
-                         supply a new token before it expires"
-                    );
-                }
+                // The next turn of the loop tells the operator.
+                Ok(None) => login_impossible = true,
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, failures, "vault login failed");
@@ -217,6 +287,30 @@ pub async fn watch_token<A: TokenApi>(
             },
         }
     }
+}
+
+/// How long to wait between tries for a token that cannot be extended:
+/// at most `max`, and at most half the time left so the tries get denser
+/// (a new token file is noticed in time) as expiry nears, but at least a
+/// second while there is a second left. After expiry, `max`.
+fn retry_wait(remaining: Duration, max: Duration) -> Duration {
+    if remaining.is_zero() { max } else { max.min(remaining / 2).max(Duration::from_secs(1).min(remaining)) }
+}
+
+/// Say once, loudly, that the token will run out and what to do about it.
+fn tell_stranded(remaining: Duration, can_reload: bool) {
+    let expires_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + remaining);
+    let expires_in = humantime::format_duration(Duration::from_secs(remaining.as_secs()));
+    let what_to_do = if can_reload {
+        "write a new token to the token file; it is read again before every retry"
+    } else {
+        "restart rotator with a new token (VAULT_TOKEN or [vault] token), or configure [vault.auth] so it can log in"
+    };
+    tracing::error!(
+        %expires_at,
+        %expires_in,
+        "THE VAULT TOKEN WILL EXPIRE: it cannot be renewed any further and the token auth method cannot log in; {what_to_do}"
+    );
 }
 
 fn set(status: &RwLock<TokenStatus>, f: impl FnOnce(&mut TokenStatus)) {

@@ -3,7 +3,10 @@
 //! Everything rotator does in Vault goes through [`VaultClient::request`], so
 //! the dev server and a production Vault see exactly the same calls. KV
 //! helpers on top of it live in [`kv`]. Vault's `{"errors": [...]}` answers
-//! become [`VaultError::Status`] with the status code and messages.
+//! become [`VaultError::Status`] with the status code and messages; an error
+//! status whose body is not JSON (a proxy's HTML page) becomes the same typed
+//! error with no messages, so it is retried like any other. A `Retry-After`
+//! on a 429 or 503 is honoured, up to [`MAX_RETRY_AFTER`].
 //! With [`VaultClient::with_metrics`], every HTTP exchange (each retry
 //! included) is counted by status in `rotator_vault_requests_total`.
 
@@ -13,6 +16,8 @@ pub mod kv;
 pub mod leases;
 pub mod lifetime;
 pub mod retry;
+#[cfg(test)]
+mod stub_tests;
 #[cfg(test)]
 mod tests;
 
@@ -166,14 +171,16 @@ impl VaultClient {
     ) -> Result<VaultResponse, VaultError> {
         let mut attempt = 1;
         loop {
-            match self.send(method, path, body.clone(), authenticated).await {
-                Err(e) if retry.should_retry(attempt, &e) => {
-                    let delay = retry.delay(attempt, &mut rand::rng());
-                    tracing::debug!(method, path, attempt, error = %e, ?delay, "retrying vault request");
+            // Read per try: a login may have replaced the token meanwhile.
+            let token = authenticated.then(|| self.token());
+            match self.send(method, path, body.clone(), token.as_ref()).await {
+                Err(Failure { error, retry_after }) if retry.should_retry(attempt, &error) => {
+                    let delay = retry_delay(&retry, attempt, retry_after, &mut rand::rng());
+                    tracing::debug!(method, path, attempt, %error, ?delay, "retrying vault request");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
-                other => return other,
+                other => return other.map_err(|f| f.error),
             }
         }
     }
@@ -183,16 +190,16 @@ impl VaultClient {
         method: &str,
         path: &str,
         body: Option<String>,
-        authenticated: bool,
-    ) -> Result<VaultResponse, VaultError> {
+        token: Option<&SecretString>,
+    ) -> Result<VaultResponse, Failure> {
         let path = path.trim_start_matches('/');
         let method_name = method.to_ascii_uppercase();
         let http_method = reqwest::Method::from_bytes(method_name.as_bytes())
             .map_err(|_| VaultError::Config(format!("`{method}` is not an HTTP method")))?;
         let url = format!("{}/v1/{}", self.inner.base, path);
         let mut req = self.inner.http.request(http_method, &url).header("X-Vault-Request", "true");
-        if authenticated {
-            req = req.header("X-Vault-Token", self.token().expose_secret());
+        if let Some(token) = token {
+            req = req.header("X-Vault-Token", token.expose_secret());
         }
         if let Some(ns) = &self.inner.namespace {
             req = req.header("X-Vault-Namespace", ns);
@@ -202,33 +209,90 @@ impl VaultClient {
         }
         let resp = req.send().await.map_err(|e| {
             self.count(None);
-            VaultError::Unavailable { address: self.inner.base.clone(), message: describe_reqwest(&e) }
+            Failure::from(VaultError::Unavailable { address: self.inner.base.clone(), message: describe_reqwest(&e) })
         })?;
         let status = resp.status().as_u16();
         self.count(Some(status));
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| VaultError::Unavailable { address: self.inner.base.clone(), message: describe_reqwest(&e) })?;
-        let body: Option<Value> = if bytes.is_empty() {
-            None
-        } else {
-            Some(serde_json::from_slice(&bytes).map_err(|e| VaultError::Protocol {
+        let retry_after = match status {
+            429 | 503 => {
+                resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| parse_retry_after(v.to_str().ok()?))
+            }
+            _ => None,
+        };
+        let bytes = resp.bytes().await.map_err(|e| {
+            Failure::from(VaultError::Unavailable { address: self.inner.base.clone(), message: describe_reqwest(&e) })
+        })?;
+        let parsed: Result<Option<Value>, _> =
+            if bytes.is_empty() { Ok(None) } else { serde_json::from_slice(&bytes).map(Some) };
+        if (200..300).contains(&status) {
+            let body = parsed.map_err(|e| VaultError::Protocol {
                 path: path.to_owned(),
                 message: format!("answer is not JSON ({e})"),
-            })?)
-        };
-        if (200..300).contains(&status) {
-            Ok(VaultResponse { status, body })
-        } else {
-            Err(VaultError::from_status(&method_name, path, status, body.as_ref()))
+            })?;
+            return Ok(VaultResponse { status, body });
         }
+        // An error status decides what happens next, whatever the body: a
+        // proxy or load balancer in front of Vault answers 502/503 with an
+        // HTML page, and that must be retried like Vault's own 503. The body
+        // itself is never quoted (it could echo anything).
+        let body = parsed.ok().flatten();
+        Err(Failure { error: VaultError::from_status(&method_name, path, status, body.as_ref()), retry_after })
+    }
+
+    /// [`request`](Self::request) with `token` instead of the client's own,
+    /// to check a candidate token before switching to it. Not retried.
+    pub async fn request_as(
+        &self,
+        token: &SecretString,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<VaultResponse, VaultError> {
+        self.send(method, path, body, Some(token)).await.map_err(|f| f.error)
     }
 
     /// `GET sys/health`: is Vault up, initialized and unsealed?
     pub async fn health(&self) -> Result<Value, VaultError> {
         let resp = self.request("GET", "sys/health", None).await?;
         Ok(resp.body.unwrap_or(Value::Null))
+    }
+}
+
+/// The longest `Retry-After` honoured: a server asking for more still gets
+/// retried after this long (the caller's own retry budget decides the rest).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// One failed exchange: the error, and how long the server asked us to wait
+/// before trying again (`Retry-After` on a 429 or 503), if it said.
+struct Failure {
+    error: VaultError,
+    retry_after: Option<Duration>,
+}
+
+impl From<VaultError> for Failure {
+    fn from(error: VaultError) -> Self {
+        Self { error, retry_after: None }
+    }
+}
+
+/// `Retry-After` in its delay-seconds form, the one Vault sends. The
+/// HTTP-date form is ignored (the policy's own backoff applies then).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The wait before retry `attempt + 1`: the policy's jittered delay, but no
+/// less than what the server asked for (capped at [`MAX_RETRY_AFTER`]).
+fn retry_delay(
+    policy: &RetryPolicy,
+    attempt: u32,
+    retry_after: Option<Duration>,
+    rng: &mut impl rand::Rng,
+) -> Duration {
+    let own = policy.delay(attempt, rng);
+    match retry_after {
+        Some(asked) => own.max(asked.min(MAX_RETRY_AFTER)),
+        None => own,
     }
 }
 
