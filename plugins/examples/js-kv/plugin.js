@@ -43,8 +43,9 @@ const SCHEMA = {
 const invalidConfig = (message) => ({ tag: "invalid-config", val: message });
 const permanent = (message) => ({ tag: "permanent", val: message });
 
-/** The job's settings, checked again here: the host validates them against
- *  SCHEMA, but a plugin should not trust that every caller did. */
+/** The job's settings. The host validates them against SCHEMA before any
+ *  step; checking again here keeps a mismatch between SCHEMA and this code
+ *  from ending in an uncaught exception, which would trap. */
 function settings(ctx) {
   let raw;
   try {

@@ -9,7 +9,8 @@ promoted.
 
 Randomness comes from `secrets`, which reads `os.urandom`; inside the
 component that is WASI random, the host's CSPRNG. The `random` module is
-not used: componentize-py seeds it when the component is built.
+for simulations, not secrets: its Mersenne Twister is predictable from its
+output.
 """
 
 import json
@@ -56,8 +57,9 @@ SCHEMA = {
 
 
 class Settings:
-    """The job's settings, checked again here: the host validates them
-    against SCHEMA, but `rotator plugin test` and old hosts may not."""
+    """The job's settings. The host validates them against SCHEMA before
+    any step; checking again here keeps a mismatch between SCHEMA and this
+    code from ending in an uncaught exception, which would trap."""
 
     def __init__(self, ctx: Context):
         try:
