@@ -8,7 +8,10 @@
 //! Each iteration is timed on its own so median and p99 are real.
 //!
 //! Run: `cargo bench -p rotator --bench plugin_overhead`
-//! (`-- --iterations N` to change the sample count.)
+//! (`-- --iterations N` to change the sample count). With `-- --plugin
+//! FILE`, the wasm part measures that component instead, with settings
+//! `{"field": "password", "length": 32}` (the Python and JavaScript examples
+//! of `plugins/examples/` take them); the native twin is kv-random's alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,15 +110,16 @@ fn report(name: &str, s: &Stats) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let iterations = args
-        .iter()
-        .position(|a| a == "--iterations")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(20_000);
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    let iterations = flag("--iterations").and_then(|n| n.parse().ok()).unwrap_or(20_000);
+    let file = flag("--plugin");
     // `cargo bench` passes `--bench`; nothing else is expected.
     let runtime = Runtime::new(RuntimeOptions { max_concurrent_runs: 16, ..Default::default() }).unwrap();
-    let plugin = runtime.load_builtin("kv-random").unwrap();
+    let plugin = match file {
+        Some(path) => runtime.load_file(std::path::Path::new(path), None).unwrap_or_else(|e| panic!("{e}")),
+        None => runtime.load_builtin("kv-random").unwrap(),
+    };
+    let job_settings = if file.is_some() { json!({"field": "password", "length": 32}) } else { settings() };
     let config = RunConfig {
         limits: RunLimits::default(),
         grants: Arc::new(Grants::default()),
@@ -125,11 +129,15 @@ fn main() {
     let ctx = StepContext {
         job_id: "bench".into(),
         rotation_id: "bench-rotation".into(),
-        settings: settings(),
+        settings: job_settings,
         current: Some(CurrentSecret { data: SecretJson::new(CURRENT.into()), version: Some(7) }),
         attempt: 1,
     };
-    println!("kv-random per-rotation overhead, {iterations} iterations, pooling allocator: {}", runtime.is_pooling());
+    println!(
+        "{} per-rotation overhead, {iterations} iterations, pooling allocator: {}",
+        plugin.label(),
+        runtime.is_pooling()
+    );
 
     let wasm = measure(iterations, || {
         let mut run = plugin.start("bench", config.clone()).unwrap();
@@ -152,6 +160,9 @@ fn main() {
     report("  warm set", &measure(iterations, || warm.set(&ctx, &pending).unwrap()));
     report("  warm test", &measure(iterations, || warm.test(&ctx, &pending).unwrap()));
     drop(warm);
+    if file.is_some() {
+        return;
+    }
 
     let settings_json = settings().to_string();
     let native = measure(iterations, || {

@@ -88,7 +88,12 @@ impl Dev {
 
 /// Parse `toml`, connect to `server`, load every job.
 pub fn jobs(server: &DevServer, toml: &str) -> (VaultClient, Vec<Job>, Arc<Runtime>) {
-    let cfg = config::parse("test.toml", toml, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    jobs_in(server, "test.toml", toml, Path::new("."))
+}
+
+/// [`jobs`] for a config file `name` whose relative paths start at `base_dir`.
+pub fn jobs_in(server: &DevServer, name: &str, toml: &str, base_dir: &Path) -> (VaultClient, Vec<Job>, Arc<Runtime>) {
+    let cfg = config::parse(name, toml, base_dir).unwrap_or_else(|e| panic!("{e}"));
     let over = VaultOverride { address: Some(server.url()), token: Some(SecretString::from(ROOT)) };
     let vault = setup::vault_client(&cfg, over).unwrap();
     let runtime = setup::runtime(&cfg).unwrap();
