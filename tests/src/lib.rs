@@ -2,6 +2,7 @@
 //! HTTP calls to it as a Vault client makes them, and jobs built from TOML
 //! exactly as the daemon builds them.
 
+pub mod logs;
 pub mod postgres;
 
 use std::net::SocketAddr;
