@@ -173,7 +173,7 @@ pub(super) async fn database_root(
 ) -> Answer {
     let mount = params::name("mount", &body.mount, true)?;
     let connection = params::name("connection", &body.connection, false)?;
-    let grants = Grants { vault: database_root_grants(mount, connection), sql: Vec::new() };
+    let grants = Grants { vault: database_root_grants(mount, connection), ..Grants::default() };
     let settings = Map::from_iter([("mount".into(), mount.into()), ("connection".into(), connection.into())]);
     let plugins = &state.options.plugins;
     let id = format!("api/database-root/{mount}/{connection}");

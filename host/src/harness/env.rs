@@ -94,7 +94,7 @@ impl Env {
         let connection = h.settings.get("connection").and_then(|c| c.as_str());
         let declared = Grants::from_capabilities(&plugin.info().capabilities, connection);
         let grants = match h.grants.clone() {
-            Some(vault) => Grants { vault, sql: declared.sql },
+            Some(vault) => Grants { vault, ..declared },
             None => declared,
         };
         for g in &grants.vault {

@@ -4,11 +4,13 @@
 //! A plugin run is synchronous (it lives on a blocking thread), the Vault
 //! client is async, so [`VaultBridge`] blocks on the daemon's runtime for the
 //! length of one call. Every call, allowed or denied, is recorded; a denial is
-//! also logged as a warning naming job, plugin, operation and path.
+//! also logged as a warning naming job, plugin, operation and path. In a
+//! read-only run (a dry run's `plan`) writes and deletes are denied whatever
+//! the grants say.
 
 use tokio::runtime::Handle;
 
-use super::{CallOutcome, HostCall, HostState};
+use super::{CallOutcome, HostCall, HostState, NOT_GRANTED, READ_ONLY};
 use crate::plugin::bindings::rotator::plugin::types::Secret;
 use crate::plugin::bindings::rotator::plugin::vault::{Host, VaultError, VaultStatus};
 use crate::plugin::grants::{Operation, validate_path};
@@ -29,18 +31,28 @@ impl HostState {
             self.record(function, op, path, CallOutcome::Denied);
             return Err(VaultError::Denied(why));
         }
+        if self.grants.read_only && op.changes_state() {
+            let what = format!("{} on `{path}`", op.as_str());
+            return Err(self.deny(function, op, path, READ_ONLY, super::read_only_refusal(&what, &self.job_id)));
+        }
         if self.grants.allows(op, path) {
             return Ok(());
         }
+        let message = format!("{} on `{path}` is not granted to job `{}`", op.as_str(), self.job_id);
+        Err(self.deny(function, op, path, NOT_GRANTED, message))
+    }
+
+    /// Record and log a refused call; the error the plugin gets.
+    fn deny(&mut self, function: &'static str, op: Operation, path: &str, reason: &str, message: String) -> VaultError {
         self.record(function, op, path, CallOutcome::Denied);
         tracing::warn!(
             job = %self.job_id,
             plugin = %self.plugin,
             operation = op.as_str(),
             path,
-            "plugin call denied: not in the job's grants"
+            "plugin call denied: {reason}"
         );
-        Err(VaultError::Denied(format!("{} on `{path}` is not granted to job `{}`", op.as_str(), self.job_id)))
+        VaultError::Denied(message)
     }
 
     fn record(&mut self, function: &'static str, op: Operation, path: &str, outcome: CallOutcome) {
