@@ -5,8 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rotator::builtin::build_artifact;
-use rotator::plugin::{Failure, Grants, LoadError, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext};
+use rotator::plugin::{
+    CallOutcome, Failure, Grants, HostCall, LoadError, Operation, Plugin, RunConfig, RunLimits, Runtime,
+    RuntimeOptions, StepContext, StepError, VaultBridge, VaultGrant,
+};
+use rotator::vault::{VaultClient, VaultOptions};
+use rotator_tests::{ROOT, dev_server};
+use secrecy::SecretString;
 use serde_json::json;
+use tokio::runtime::Handle;
 
 fn runtime() -> Arc<Runtime> {
     Runtime::new(RuntimeOptions { max_concurrent_runs: 8, ..Default::default() }).expect("runtime")
@@ -86,6 +93,50 @@ fn a_plugin_writing_outside_its_grant_is_denied_without_contacting_vault() {
     assert_eq!(calls[0].path, "secret/data/forbidden/target");
     assert_eq!(calls[0].outcome, rotator::plugin::CallOutcome::Denied);
     assert_runtime_healthy(&rt);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kv_call_outside_the_grants_is_denied_before_vault_is_asked_anything() {
+    let server = dev_server().await;
+    let client = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
+    let rt = runtime();
+    let p = rt.load_file(&build_artifact("fixture_trespass"), None).unwrap();
+    // A job granted something else entirely, with a live Vault connection.
+    let other = VaultGrant { path: "secret/data/elsewhere".into(), operations: vec![Operation::Write] };
+    let bridge = VaultBridge { client: client.clone(), handle: Handle::current() };
+    let denied = RunConfig {
+        grants: Arc::new(Grants { vault: vec![other], ..Grants::default() }),
+        ..config(RunLimits::default())
+    };
+    let (err, calls) =
+        create_on_blocking(&p, "trespasser-online", RunConfig { vault: Some(bridge.clone()), ..denied }).await;
+    let err = err.expect_err("the write is denied");
+    assert!(err.to_string().contains("write on `secret/data/forbidden/target` is not granted"), "{err}");
+    assert_eq!(calls.len(), 1);
+    assert_eq!((calls[0].path.as_str(), &calls[0].outcome), ("secret/data/forbidden/target", &CallOutcome::Denied));
+    assert_eq!(server.stats().total, 0, "Vault was contacted for a denied call: {:?}", server.stats().by_path);
+
+    // The same call granted goes through the same bridge: the stats see it.
+    let target = VaultGrant { path: "secret/data/forbidden/target".into(), operations: vec![Operation::Write] };
+    let granted = Grants { vault: vec![target], ..Grants::default() };
+    let allowed = RunConfig { grants: Arc::new(granted), vault: Some(bridge), ..config(RunLimits::default()) };
+    let (created, _) = create_on_blocking(&p, "trespasser-granted", allowed).await;
+    created.unwrap();
+    assert_eq!(server.stats().requests("sys/internal/ui/mounts/secret"), 1, "the KV version is asked once allowed");
+    assert_eq!(server.stats().requests("secret/data/forbidden/target"), 1);
+}
+
+/// `create` of a fresh run of `plugin` on a blocking thread (its Vault calls
+/// block on this runtime): the outcome and the host calls it made.
+async fn create_on_blocking(plugin: &Plugin, job: &str, cfg: RunConfig) -> (Result<(), StepError>, Vec<HostCall>) {
+    let (plugin, job) = (plugin.clone(), job.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut run = plugin.start(&job, cfg).unwrap();
+        let created = run.create(&ctx(json!({}))).map(drop);
+        (created, run.host_calls().to_vec())
+    })
+    .await
+    .unwrap()
 }
 
 #[test]

@@ -59,7 +59,7 @@ impl VaultClient {
     pub async fn kv_data_path(&self, mount: &str, path: &str) -> String {
         match self.kv_version(mount).await {
             KvVersion::V2 => kv_data_path(mount, path),
-            KvVersion::V1 => format!("{}/{}", clean(mount), clean(path)),
+            KvVersion::V1 => kv_v1_path(mount, path),
         }
     }
 
@@ -211,4 +211,9 @@ pub fn parse_write(body: &Value) -> Option<u64> {
 /// The API path of a KV v2 secret's data: `<mount>/data/<path>`.
 pub fn kv_data_path(mount: &str, path: &str) -> String {
     format!("{}/data/{}", clean(mount), clean(path))
+}
+
+/// The API path of a KV v1 secret: `<mount>/<path>`.
+pub fn kv_v1_path(mount: &str, path: &str) -> String {
+    format!("{}/{}", clean(mount), clean(path))
 }
