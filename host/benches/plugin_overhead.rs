@@ -115,7 +115,7 @@ fn main() {
         .unwrap_or(20_000);
     // `cargo bench` passes `--bench`; nothing else is expected.
     let runtime = Runtime::new(RuntimeOptions { max_concurrent_runs: 16, ..Default::default() }).unwrap();
-    let plugin = runtime.load_builtin("kv-random").unwrap();
+    let plugin = runtime.load_builtin("kv-random", None).unwrap();
     let config = RunConfig {
         limits: RunLimits::default(),
         grants: Arc::new(Grants::default()),

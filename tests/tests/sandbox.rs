@@ -29,7 +29,7 @@ fn config(limits: RunLimits) -> RunConfig {
 
 /// kv-random still works on the same runtime: the sandbox broke nothing.
 fn assert_runtime_healthy(rt: &Arc<Runtime>) {
-    let kv = rt.load_builtin("kv-random").unwrap();
+    let kv = rt.load_builtin("kv-random", None).unwrap();
     let mut run = kv.start("other", config(RunLimits::default())).unwrap();
     let c = ctx(json!({"field": "password"}));
     let secret = run.create(&c).unwrap();

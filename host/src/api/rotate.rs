@@ -50,7 +50,7 @@ impl BuiltinPlugins {
         let cell = if name == KV_RANDOM { &self.kv_random } else { &self.database_root };
         let runtime = self.runtime.clone();
         cell.get_or_try_init(|| async move {
-            tokio::task::spawn_blocking(move || runtime.load_builtin(name))
+            tokio::task::spawn_blocking(move || runtime.load_builtin(name, None))
                 .await
                 .map_err(|e| ApiError::internal(format!("loading {name}: {e}")))?
                 .map_err(|e| ApiError::internal(e.to_string()))
