@@ -1,6 +1,7 @@
 //! The sandbox holds: misbehaving plugins (built from plugins/fixtures) are
 //! stopped with typed errors, and the runtime keeps serving other plugins.
 
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -124,6 +125,38 @@ async fn a_kv_call_outside_the_grants_is_denied_before_vault_is_asked_anything()
     created.unwrap();
     assert_eq!(server.stats().requests("sys/internal/ui/mounts/secret"), 1, "the KV version is asked once allowed");
     assert_eq!(server.stats().requests("secret/data/forbidden/target"), 1);
+}
+
+#[test]
+fn a_plugin_gets_no_files_sockets_environment_or_arguments() {
+    // Stands where a service would be: nothing may connect to it.
+    let service = TcpListener::bind("127.0.0.1:0").unwrap();
+    service.set_nonblocking(true).unwrap();
+    let rt = runtime();
+    let p = rt.load_file(&build_artifact("fixture_escape"), None).unwrap();
+    // The attempts below reach the host's WASI: the component imports it.
+    for interface in ["wasi:filesystem/preopens", "wasi:cli/environment", "wasi:sockets/tcp", "wasi:cli/stdout"] {
+        assert!(p.imports().iter().any(|i| i.starts_with(interface)), "{interface} not in {:?}", p.imports());
+    }
+    let mut run = p.start("escaper", config(RunLimits::default())).unwrap();
+    let port = service.local_addr().unwrap().port();
+    let err = run.create(&ctx(json!({ "port": port }))).unwrap_err();
+    let Failure::Permanent(report) = &err.failure else { panic!("expected the fixture's report, got {err}") };
+    let report: serde_json::Value = serde_json::from_str(report).unwrap();
+
+    for attempt in ["read_file", "list_dir", "write_file", "resolve", "connect"] {
+        assert!(report[attempt]["error"].is_string(), "{attempt} got through: {report}");
+    }
+    // Refused by the host's socket policy, not merely unanswered.
+    assert!(report["connect"]["error"].as_str().is_some_and(|e| e.contains("Permission denied")), "{report}");
+    assert_eq!(report["env"], json!([]), "{report}");
+    assert_eq!(report["args"], json!([]), "{report}");
+    assert_eq!(service.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "the plugin connected");
+    // Writes to stdio are swallowed (stdout is discarded, stderr kept only to
+    // explain a panic); `rotator plugin test` shows none reaches the host's
+    // output (host/tests/cli.rs).
+    assert!(run.host_calls().is_empty());
+    assert_runtime_healthy(&rt);
 }
 
 /// `create` of a fresh run of `plugin` on a blocking thread (its Vault calls
