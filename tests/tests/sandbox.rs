@@ -11,7 +11,7 @@ use rotator::plugin::{
     RuntimeOptions, StepContext, StepError, VaultBridge, VaultGrant,
 };
 use rotator::vault::{VaultClient, VaultOptions};
-use rotator_tests::{ROOT, dev_server};
+use rotator_tests::{ROOT, dev_server, logs};
 use secrecy::SecretString;
 use serde_json::json;
 use tokio::runtime::Handle;
@@ -80,6 +80,7 @@ fn a_panicking_plugin_becomes_a_typed_trap_with_its_message() {
 
 #[test]
 fn a_plugin_writing_outside_its_grant_is_denied_without_contacting_vault() {
+    logs::capture();
     let rt = runtime();
     let p = rt.load_file(&build_artifact("fixture_trespass"), None).unwrap();
     // No vault connection at all: a denial must come before any attempt.
@@ -93,6 +94,9 @@ fn a_plugin_writing_outside_its_grant_is_denied_without_contacting_vault() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].path, "secret/data/forbidden/target");
     assert_eq!(calls[0].outcome, rotator::plugin::CallOutcome::Denied);
+    // The denial is logged, naming job, plugin, operation and path.
+    let reason = "not in the job's grants";
+    assert_eq!(logs::denials("trespasser", &p.label(), reason, "write", "secret/data/forbidden/target"), 1);
     assert_runtime_healthy(&rt);
 }
 
