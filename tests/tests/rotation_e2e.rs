@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::net::TcpListener;
 
 use rotator::rotation::RotationError;
+use rotator_tests::postgres::app_connection;
 use rotator_tests::{dev_server, fixture, jobs, logs, store};
 use serde_json::{Value, json};
 
@@ -89,11 +90,7 @@ async fn a_dry_run_refuses_a_plan_that_writes_even_when_the_job_grants_it() {
     let database = TcpListener::bind("127.0.0.1:0").unwrap();
     database.set_nonblocking(true).unwrap();
     let toml = format!(
-        r#"
-[sql.connections.app]
-url = "postgres://127.0.0.1:{port}/postgres"
-credentials = {{ vault = {{ mount = "secret", path = "pg/admin" }} }}
-
+        r#"{connection}
 [[jobs]]
 id = "planner"
 plugin = "{plugin}"
@@ -104,7 +101,7 @@ grants = [
     {{ sql = "app", operations = ["execute"] }},
 ]
 "#,
-        port = database.local_addr().unwrap().port(),
+        connection = app_connection(database.local_addr().unwrap().port()),
         plugin = fixture("fixture_plan_writes"),
     );
     let (vault, jobs, _rt) = jobs(&server, &toml);
