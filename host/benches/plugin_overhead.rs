@@ -117,7 +117,7 @@ fn main() {
     let runtime = Runtime::new(RuntimeOptions { max_concurrent_runs: 16, ..Default::default() }).unwrap();
     let plugin = match file {
         Some(path) => runtime.load_file(std::path::Path::new(path), None).unwrap_or_else(|e| panic!("{e}")),
-        None => runtime.load_builtin("kv-random").unwrap(),
+        None => runtime.load_builtin("kv-random", None).unwrap(),
     };
     let job_settings = if file.is_some() { json!({"field": "password", "length": 32}) } else { settings() };
     let config = RunConfig {

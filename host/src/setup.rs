@@ -97,7 +97,7 @@ pub fn load_jobs(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<Job>, Co
             Some(p) => p.clone(),
             None => {
                 let result = match &job.plugin {
-                    PluginRef::Builtin(name) => runtime.load_builtin(name),
+                    PluginRef::Builtin(name) => runtime.load_builtin(name, job.sha256.as_deref()),
                     PluginRef::File(path) => runtime.load_file(path, job.sha256.as_deref()),
                 };
                 match result {

@@ -124,6 +124,19 @@ fn plugin_test_fails_a_violation_with_its_host_calls_and_exit_1() {
 }
 
 #[test]
+fn a_plugin_writing_to_stdout_and_stderr_reaches_none_of_rotators_output() {
+    // `create` of this fixture writes a marker to stdout and stderr, then
+    // fails with a report of its escape attempts (which never holds it).
+    let fixture = rotator::builtin::build_artifact("fixture_escape");
+    let out = rotator().args(["--log-level", "debug", "plugin", "test"]).arg(&fixture).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(r#""read_file":{"error":"#), "create ran and reported:\n{stdout}{stderr}");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains("fixture-escape-was-here"), "the plugin's stdio got out:\n{text}");
+    }
+}
+
+#[test]
 fn plugin_test_exits_2_when_the_plugin_cannot_be_tested() {
     let out = rotator().args(["plugin", "test", "no-such-plugin"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

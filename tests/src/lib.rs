@@ -4,6 +4,7 @@
 
 pub mod contract;
 pub mod jwt;
+pub mod logs;
 pub mod postgres;
 
 use std::net::SocketAddr;

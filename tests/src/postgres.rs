@@ -157,12 +157,9 @@ impl Postgres {
     /// `secret/pg/admin`) and an hourly single-user `postgres-password` job
     /// `id` that rotates `role`'s password into `secret/<path>`.
     pub fn single_user_job(&self, id: &str, path: &str, role: &str) -> String {
+        let connection = app_connection(self.port);
         format!(
-            r#"
-[sql.connections.app]
-url = "postgres://127.0.0.1:{port}/postgres"
-credentials = {{ vault = {{ mount = "secret", path = "pg/admin" }} }}
-
+            r#"{connection}
 [[jobs]]
 id = "{id}"
 plugin = "postgres-password"
@@ -170,10 +167,21 @@ secret = {{ path = "{path}" }}
 interval = "1h"
 settings = {{ connection = "app", strategy = "single-user", username = "{role}" }}
 grants = [{{ sql = "app" }}]
-"#,
-            port = self.port
+"#
         )
     }
+}
+
+/// Config for connection `app` to a server on loopback `port`, with the
+/// admin credentials [`Postgres::admin_secret`] at `secret/pg/admin`.
+pub fn app_connection(port: u16) -> String {
+    format!(
+        r#"
+[sql.connections.app]
+url = "postgres://127.0.0.1:{port}/postgres"
+credentials = {{ vault = {{ mount = "secret", path = "pg/admin" }} }}
+"#
+    )
 }
 
 impl Drop for Postgres {

@@ -3,50 +3,20 @@
 //! rotation, a real PostgreSQL. Every daemon log line of the test binary is
 //! captured, and no secret value (nor the API token) may appear in it.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rotator::api::{ApiOptions, ApiToken, ROUTES};
 use rotator::daemon::{Daemon, Identity, LeaseOptions};
 use rotator::devserver::DevServer;
 use rotator::vault::{VaultClient, VaultOptions};
+use rotator_tests::logs;
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{ROOT, dev_server, http_client, jobs};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-/// Every log line any daemon in this binary writes.
-fn logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let writer = move || SharedWriter(sink.clone());
-        // As the binary logs at `--log-level debug`.
-        let mut filter = tracing_subscriber::EnvFilter::new("debug");
-        for directive in rotator::secret::QUIET_LOG_TARGETS {
-            filter = filter.add_directive(directive.parse().unwrap());
-        }
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(writer).try_init();
-        buf
-    })
-}
-
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn assert_not_logged(values: &[&str]) {
-    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    let text = logs::text();
     assert!(text.contains("DEBUG") || text.contains("INFO"), "the log capture works");
     for v in values {
         let line = text.lines().find(|l| l.contains(v));
@@ -73,7 +43,7 @@ struct Api {
 impl Api {
     /// A daemon without jobs whose Vault client uses `vault_token`.
     async fn start_as(server: &DevServer, vault_token: &str, reveal_secrets: bool) -> Self {
-        logs();
+        logs::capture();
         let (_, _, runtime) = jobs(server, "");
         let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(vault_token))).unwrap();
         let (token, value) = ApiToken::generate();

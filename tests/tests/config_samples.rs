@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use rotator::config;
+use rotator::plugin::{Runtime, RuntimeOptions};
 use rotator::setup;
 
 fn repo() -> PathBuf {
@@ -61,4 +62,33 @@ fn invalid_samples_report_exactly_the_expected_errors() {
         seen += 1;
     }
     assert!(seen >= 3, "expected at least 3 invalid samples, found {seen}");
+}
+
+/// A job may pin a built-in plugin's sha256 as it pins a file's: a mismatch
+/// is refused with the same error, naming job, plugin and both hashes. Not an
+/// invalid sample: its expected text would hold kv-random's hash, which
+/// changes with every build of the plugin.
+#[test]
+fn a_sha256_pin_holds_for_built_in_plugins_too() {
+    let runtime = Runtime::new(RuntimeOptions { cache_dir: None, ..RuntimeOptions::default() }).unwrap();
+    let actual = runtime.load_builtin("kv-random", None).unwrap().sha256().to_owned();
+    let wrong = "0".repeat(64);
+    let job = |pin: &str| {
+        format!(
+            "[[jobs]]\nid = \"pinned\"\nplugin = \"kv-random\"\nsha256 = \"{pin}\"\ninterval = \"1h\"\n\
+             settings = {{ field = \"password\" }}\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pinned.toml");
+
+    std::fs::write(&path, job(&wrong)).unwrap();
+    let err = check(&path).unwrap_err();
+    let expected = format!(
+        "pinned.toml:3:10: error: job `pinned`: builtin:kv-random: sha256 is {actual}, but the job pins {wrong}"
+    );
+    assert_eq!(err.trim_end(), expected);
+
+    std::fs::write(&path, job(&actual.to_uppercase())).unwrap();
+    assert_eq!(check(&path), Ok(1), "the matching pin (in any case) is accepted");
 }

@@ -1,11 +1,30 @@
 //! The daemon keeps rotating healthy jobs while misbehaving plugins loop,
 //! hog memory, panic, trespass and leak next to them, and shuts down cleanly.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rotator::api::{ApiOptions, ApiToken};
 use rotator::daemon::{Daemon, Identity, LeaseOptions};
+use rotator::rotation::{Observer, RotationEvent};
 use rotator_tests::{dev_server, fixture, jobs};
+
+/// Every rotation event the daemon emits, in order.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<RotationEvent>>);
+
+impl Observer for Recorder {
+    fn event(&self, event: &RotationEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+impl Recorder {
+    /// The events of `job`'s `step` (`rotation` for whole rotations).
+    fn of(&self, job: &str, step: &str) -> Vec<RotationEvent> {
+        self.0.lock().unwrap().iter().filter(|e| e.job == job && e.step == step).cloned().collect()
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthy_jobs_keep_rotating_next_to_misbehaving_plugins() {
@@ -33,6 +52,7 @@ settings = { field = "password" }
         ));
     }
     let (vault, jobs, runtime) = jobs(&server, &toml);
+    let recorder = Arc::new(Recorder::default());
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}", api_listener.local_addr().unwrap());
     let daemon = Daemon {
@@ -44,7 +64,7 @@ settings = { field = "password" }
         max_concurrent_rotations: 2,
         shutdown_grace: Duration::from_secs(10),
         state: rotator_tests::store(&vault),
-        observers: Vec::new(),
+        observers: vec![recorder.clone()],
         metrics: Default::default(),
         api: ApiOptions::new(ApiToken::generate().0, runtime),
     };
@@ -69,4 +89,35 @@ settings = { field = "password" }
     }
     // The trespasser's target was never touched.
     assert!(vault.kv_read("secret", "forbidden/target").await.unwrap().is_none());
+
+    // Each failed for its own reason, recorded with the failure's kind, and
+    // kept failing that way on every retry.
+    for (id, step, kind) in [
+        ("spinner", "create", "deadline"),
+        ("hog", "create", "memory-limit"),
+        ("panicky", "create", "trap"),
+        ("trespasser", "create", "permanent"),
+        ("leaky", "test", "permanent"),
+    ] {
+        let failed = recorder.of(id, step);
+        assert!(!failed.is_empty(), "{id} never ran {step}");
+        for e in failed.iter().chain(&recorder.of(id, "rotation")) {
+            assert_eq!((e.outcome, e.kind), ("failed", Some(kind)), "{id}: {e:?}");
+        }
+    }
+    // The trespasser's failure is its denied call, counted on its step.
+    for e in recorder.of("trespasser", "create") {
+        assert_eq!(e.denied_calls, 1, "{e:?}");
+        let error = e.error.unwrap_or_default();
+        assert!(
+            error.contains("vault access denied: write on `secret/data/forbidden/target` is not granted"),
+            "{error}"
+        );
+    }
+    // The leak is redacted in the recorded error.
+    for e in recorder.of("leaky", "test") {
+        let error = e.error.unwrap_or_default();
+        assert!(error.contains("login with [REDACTED] failed") && !error.contains("leak-"), "{error}");
+    }
+    assert!(recorder.of("healthy", "rotation").iter().all(|e| e.outcome == "rotated" && e.kind.is_none()));
 }

@@ -5,51 +5,16 @@
 //! variables, never from the plugin. Every rotation's log output is captured
 //! and must not contain any password the rotation generated.
 
-use std::io::Write;
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex, OnceLock};
 
 use rotator::plugin::CallOutcome;
 use rotator::rotation::{Job, RotationError};
 use rotator::secret::SecretJson;
 use rotator::vault::VaultClient;
+use rotator_tests::logs::{self, capture};
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{dev_server, jobs};
 use serde_json::{Value, json};
-
-/// Everything every test in this binary logged (the subscriber is global,
-/// because plugin steps log from the blocking pool's threads).
-fn captured() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("rotator=debug,plugin=debug")
-            .with_ansi(false)
-            .with_writer(move || Sink(sink.clone()))
-            .init();
-        buf
-    })
-    .clone()
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> String {
-    String::from_utf8_lossy(&captured().lock().unwrap()).into_owned()
-}
 
 /// A connection `app` to `port` with admin credentials from `credentials`,
 /// and one job `id` rotating `secret/<id>` with `settings`; `grant` adds the
@@ -91,7 +56,7 @@ async fn rotate(job: &Job, vault: &VaultClient) -> rotator::rotation::RotationRe
 }
 
 fn assert_not_logged(passwords: &[&str]) {
-    let logs = logs();
+    let logs = logs::text();
     for pw in passwords {
         assert!(!logs.contains(pw), "a password reached the logs");
     }
@@ -99,7 +64,7 @@ fn assert_not_logged(passwords: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn single_user_sets_a_new_password_and_the_old_one_is_refused() {
-    captured();
+    capture();
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     let admin = pg.connect("postgres", SUPERUSER_PASSWORD).await.unwrap();
     admin.batch_execute("CREATE ROLE app_user LOGIN PASSWORD 'initial-app-pw'").await.unwrap();
@@ -141,13 +106,13 @@ async fn single_user_sets_a_new_password_and_the_old_one_is_refused() {
 
     // Every value of the secret is redacted from plugin lines, the username
     // included.
-    assert!(logs().contains("changed the password of role `[REDACTED]` on `app`"), "plugin lines are captured");
+    assert!(logs::text().contains("changed the password of role `[REDACTED]` on `app`"), "plugin lines are captured");
     assert_not_logged(&[&first, &second]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alternating_users_keep_the_previous_credential_valid_for_one_more_interval() {
-    captured();
+    capture();
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     let admin = pg.connect("postgres", SUPERUSER_PASSWORD).await.unwrap();
     // Admin credentials from environment variables. Cargo sets these two for
@@ -190,7 +155,7 @@ async fn alternating_users_keep_the_previous_credential_valid_for_one_more_inter
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_test_rolls_the_password_back() {
-    captured();
+    capture();
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     let admin = pg.connect("postgres", SUPERUSER_PASSWORD).await.unwrap();
     admin
@@ -227,12 +192,12 @@ async fn a_failed_test_rolls_the_password_back() {
     let row =
         admin.query_one("SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = 'locked_b'", &[]).await.unwrap();
     assert!(row.get::<_, bool>(0), "the abandoned password was cleared");
-    assert!(logs().contains("cleared the password of inactive role"));
+    assert!(logs::text().contains("cleared the password of inactive role"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_without_the_sql_grant_is_denied_before_the_database_is_contacted() {
-    captured();
+    capture();
     // Stands where the database would be: nothing may connect to it.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -248,5 +213,7 @@ async fn a_job_without_the_sql_grant_is_denied_before_the_database_is_contacted(
     assert!(msg.ends_with("; rolled back"), "{msg}");
     assert_eq!(listener.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "the database was contacted");
     assert_eq!(server.stats().requests("secret/data/pg/admin"), 0, "admin credentials were read");
-    assert!(logs().contains("plugin call denied: not in the job's grants"), "denials are logged");
+    let plugin = jobs[0].plugin.label();
+    let denials = logs::denials("ungranted", &plugin, "not in the job's grants", "execute", "app");
+    assert!(denials >= 1, "denials are logged with job, plugin, operation and connection");
 }

@@ -1,9 +1,11 @@
 //! Rotations end to end: real components, the dev server over real HTTP.
 
 use std::collections::HashSet;
+use std::net::TcpListener;
 
 use rotator::rotation::RotationError;
-use rotator_tests::{dev_server, fixture, jobs, store};
+use rotator_tests::postgres::app_connection;
+use rotator_tests::{dev_server, fixture, jobs, logs, store};
 use serde_json::{Value, json};
 
 const KV_JOB: &str = r#"
@@ -78,6 +80,49 @@ async fn dry_run_plans_without_writing() {
     );
     assert!(plan.host_actions.iter().any(|h| h.contains("cas=0")), "{plan:?}");
     assert!(vault.kv_read("secret", "team/app").await.unwrap().is_none(), "dry run wrote the secret");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_refuses_a_plan_that_writes_even_when_the_job_grants_it() {
+    logs::capture();
+    let server = dev_server().await;
+    // Stands where the database would be: a dry run may not reach it.
+    let database = TcpListener::bind("127.0.0.1:0").unwrap();
+    database.set_nonblocking(true).unwrap();
+    let toml = format!(
+        r#"{connection}
+[[jobs]]
+id = "planner"
+plugin = "{plugin}"
+interval = "1h"
+settings = {{ sql = "app" }}
+grants = [
+    {{ path = "secret/data/fixture/plan-marker", operations = ["write"] }},
+    {{ sql = "app", operations = ["execute"] }},
+]
+"#,
+        connection = app_connection(database.local_addr().unwrap().port()),
+        plugin = fixture("fixture_plan_writes"),
+    );
+    let (vault, jobs, _rt) = jobs(&server, &toml);
+
+    let err = jobs[0].plan(&store(&vault)).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, RotationError::Step { .. }), "{msg}");
+    assert!(msg.contains("write on `secret/data/fixture/plan-marker` refused: job `planner` is in a dry run"), "{msg}");
+    assert!(msg.contains("execute on sql connection `app` refused: job `planner` is in a dry run"), "{msg}");
+
+    // Nothing changed: no write reached Vault, the database was never
+    // contacted and its admin credentials were never read.
+    assert!(vault.kv_read("secret", "fixture/plan-marker").await.unwrap().is_none(), "the plan wrote");
+    let stats = server.stats();
+    assert!(stats.by_method.keys().all(|m| m == "GET" || m == "LIST"), "{:?}", stats.by_method);
+    assert_eq!(stats.requests("secret/data/pg/admin"), 0, "admin credentials were read");
+    assert_eq!(database.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "the database was contacted");
+    // Both refusals were logged like any other denial.
+    let (plugin, reason) = (jobs[0].plugin.label(), "a dry run's plan is read-only");
+    assert_eq!(logs::denials("planner", &plugin, reason, "write", "secret/data/fixture/plan-marker"), 1);
+    assert_eq!(logs::denials("planner", &plugin, reason, "execute", "app"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

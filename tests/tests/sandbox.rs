@@ -1,12 +1,20 @@
 //! The sandbox holds: misbehaving plugins (built from plugins/fixtures) are
 //! stopped with typed errors, and the runtime keeps serving other plugins.
 
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rotator::builtin::build_artifact;
-use rotator::plugin::{Failure, Grants, LoadError, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext};
+use rotator::plugin::{
+    CallOutcome, Failure, Grants, HostCall, LoadError, Operation, Plugin, RunConfig, RunLimits, Runtime,
+    RuntimeOptions, StepContext, StepError, VaultBridge, VaultGrant,
+};
+use rotator::vault::{VaultClient, VaultOptions};
+use rotator_tests::{ROOT, dev_server, logs};
+use secrecy::SecretString;
 use serde_json::json;
+use tokio::runtime::Handle;
 
 fn runtime() -> Arc<Runtime> {
     Runtime::new(RuntimeOptions { max_concurrent_runs: 8, ..Default::default() }).expect("runtime")
@@ -22,7 +30,7 @@ fn config(limits: RunLimits) -> RunConfig {
 
 /// kv-random still works on the same runtime: the sandbox broke nothing.
 fn assert_runtime_healthy(rt: &Arc<Runtime>) {
-    let kv = rt.load_builtin("kv-random").unwrap();
+    let kv = rt.load_builtin("kv-random", None).unwrap();
     let mut run = kv.start("other", config(RunLimits::default())).unwrap();
     let c = ctx(json!({"field": "password"}));
     let secret = run.create(&c).unwrap();
@@ -72,6 +80,7 @@ fn a_panicking_plugin_becomes_a_typed_trap_with_its_message() {
 
 #[test]
 fn a_plugin_writing_outside_its_grant_is_denied_without_contacting_vault() {
+    logs::capture();
     let rt = runtime();
     let p = rt.load_file(&build_artifact("fixture_trespass"), None).unwrap();
     // No vault connection at all: a denial must come before any attempt.
@@ -85,7 +94,86 @@ fn a_plugin_writing_outside_its_grant_is_denied_without_contacting_vault() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].path, "secret/data/forbidden/target");
     assert_eq!(calls[0].outcome, rotator::plugin::CallOutcome::Denied);
+    // The denial is logged, naming job, plugin, operation and path.
+    let reason = "not in the job's grants";
+    assert_eq!(logs::denials("trespasser", &p.label(), reason, "write", "secret/data/forbidden/target"), 1);
     assert_runtime_healthy(&rt);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kv_call_outside_the_grants_is_denied_before_vault_is_asked_anything() {
+    let server = dev_server().await;
+    let client = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
+    let rt = runtime();
+    let p = rt.load_file(&build_artifact("fixture_trespass"), None).unwrap();
+    // A job granted something else entirely, with a live Vault connection.
+    let other = VaultGrant { path: "secret/data/elsewhere".into(), operations: vec![Operation::Write] };
+    let bridge = VaultBridge { client: client.clone(), handle: Handle::current() };
+    let denied = RunConfig {
+        grants: Arc::new(Grants { vault: vec![other], ..Grants::default() }),
+        ..config(RunLimits::default())
+    };
+    let (err, calls) =
+        create_on_blocking(&p, "trespasser-online", RunConfig { vault: Some(bridge.clone()), ..denied }).await;
+    let err = err.expect_err("the write is denied");
+    assert!(err.to_string().contains("write on `secret/data/forbidden/target` is not granted"), "{err}");
+    assert_eq!(calls.len(), 1);
+    assert_eq!((calls[0].path.as_str(), &calls[0].outcome), ("secret/data/forbidden/target", &CallOutcome::Denied));
+    assert_eq!(server.stats().total, 0, "Vault was contacted for a denied call: {:?}", server.stats().by_path);
+
+    // The same call granted goes through the same bridge: the stats see it.
+    let target = VaultGrant { path: "secret/data/forbidden/target".into(), operations: vec![Operation::Write] };
+    let granted = Grants { vault: vec![target], ..Grants::default() };
+    let allowed = RunConfig { grants: Arc::new(granted), vault: Some(bridge), ..config(RunLimits::default()) };
+    let (created, _) = create_on_blocking(&p, "trespasser-granted", allowed).await;
+    created.unwrap();
+    assert_eq!(server.stats().requests("sys/internal/ui/mounts/secret"), 1, "the KV version is asked once allowed");
+    assert_eq!(server.stats().requests("secret/data/forbidden/target"), 1);
+}
+
+#[test]
+fn a_plugin_gets_no_files_sockets_environment_or_arguments() {
+    // Stands where a service would be: nothing may connect to it.
+    let service = TcpListener::bind("127.0.0.1:0").unwrap();
+    service.set_nonblocking(true).unwrap();
+    let rt = runtime();
+    let p = rt.load_file(&build_artifact("fixture_escape"), None).unwrap();
+    // The attempts below reach the host's WASI: the component imports it.
+    for interface in ["wasi:filesystem/preopens", "wasi:cli/environment", "wasi:sockets/tcp", "wasi:cli/stdout"] {
+        assert!(p.imports().iter().any(|i| i.starts_with(interface)), "{interface} not in {:?}", p.imports());
+    }
+    let mut run = p.start("escaper", config(RunLimits::default())).unwrap();
+    let port = service.local_addr().unwrap().port();
+    let err = run.create(&ctx(json!({ "port": port }))).unwrap_err();
+    let Failure::Permanent(report) = &err.failure else { panic!("expected the fixture's report, got {err}") };
+    let report: serde_json::Value = serde_json::from_str(report).unwrap();
+
+    for attempt in ["read_file", "list_dir", "write_file", "resolve", "connect"] {
+        assert!(report[attempt]["error"].is_string(), "{attempt} got through: {report}");
+    }
+    // Refused by the host's socket policy, not merely unanswered.
+    assert!(report["connect"]["error"].as_str().is_some_and(|e| e.contains("Permission denied")), "{report}");
+    assert_eq!(report["env"], json!([]), "{report}");
+    assert_eq!(report["args"], json!([]), "{report}");
+    assert_eq!(service.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "the plugin connected");
+    // Writes to stdio are swallowed (stdout is discarded, stderr kept only to
+    // explain a panic); `rotator plugin test` shows none reaches the host's
+    // output (host/tests/cli.rs).
+    assert!(run.host_calls().is_empty());
+    assert_runtime_healthy(&rt);
+}
+
+/// `create` of a fresh run of `plugin` on a blocking thread (its Vault calls
+/// block on this runtime): the outcome and the host calls it made.
+async fn create_on_blocking(plugin: &Plugin, job: &str, cfg: RunConfig) -> (Result<(), StepError>, Vec<HostCall>) {
+    let (plugin, job) = (plugin.clone(), job.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut run = plugin.start(&job, cfg).unwrap();
+        let created = run.create(&ctx(json!({}))).map(drop);
+        (created, run.host_calls().to_vec())
+    })
+    .await
+    .unwrap()
 }
 
 #[test]

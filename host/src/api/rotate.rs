@@ -50,7 +50,7 @@ impl BuiltinPlugins {
         let cell = if name == KV_RANDOM { &self.kv_random } else { &self.database_root };
         let runtime = self.runtime.clone();
         cell.get_or_try_init(|| async move {
-            tokio::task::spawn_blocking(move || runtime.load_builtin(name))
+            tokio::task::spawn_blocking(move || runtime.load_builtin(name, None))
                 .await
                 .map_err(|e| ApiError::internal(format!("loading {name}: {e}")))?
                 .map_err(|e| ApiError::internal(e.to_string()))
@@ -173,7 +173,7 @@ pub(super) async fn database_root(
 ) -> Answer {
     let mount = params::name("mount", &body.mount, true)?;
     let connection = params::name("connection", &body.connection, false)?;
-    let grants = Grants { vault: database_root_grants(mount, connection), sql: Vec::new() };
+    let grants = Grants { vault: database_root_grants(mount, connection), ..Grants::default() };
     let settings = Map::from_iter([("mount".into(), mount.into()), ("connection".into(), connection.into())]);
     let plugins = &state.options.plugins;
     let id = format!("api/database-root/{mount}/{connection}");

@@ -83,7 +83,7 @@ impl Env {
         let options = RuntimeOptions { max_concurrent_runs: 8, ..RuntimeOptions::default() };
         let runtime = Runtime::new(options).map_err(HarnessError::Start)?;
         let (plugin, plugin_ref) = match &h.plugin {
-            PluginSource::Builtin(name) => (runtime.load_builtin(name)?, PluginRef::Builtin(name.clone())),
+            PluginSource::Builtin(name) => (runtime.load_builtin(name, None)?, PluginRef::Builtin(name.clone())),
             PluginSource::File(path) => (runtime.load_file(path, None)?, PluginRef::File(path.clone())),
         };
         let problems = plugin.validate_settings(&h.settings);
@@ -94,7 +94,7 @@ impl Env {
         let connection = h.settings.get("connection").and_then(|c| c.as_str());
         let declared = Grants::from_capabilities(&plugin.info().capabilities, connection);
         let grants = match h.grants.clone() {
-            Some(vault) => Grants { vault, sql: declared.sql },
+            Some(vault) => Grants { vault, ..declared },
             None => declared,
         };
         for g in &grants.vault {

@@ -6,6 +6,10 @@
 //! stands for exactly one path segment, a trailing `*` for any rest (including
 //! nothing), anything else matches literally. SQL connections are matched by
 //! their exact name.
+//!
+//! A dry run adds one rule on top: [`Grants::to_read_only`] keeps the job's
+//! grants but refuses everything that could change state, so `plan` may look
+//! and never touch, whatever the job is granted.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +41,11 @@ impl Operation {
             "LIST" => Some(Self::List),
             _ => None,
         }
+    }
+
+    /// Whether the operation can change state in Vault (`write`, `delete`).
+    pub fn changes_state(self) -> bool {
+        matches!(self, Self::Write | Self::Delete)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +110,14 @@ impl SqlOperation {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|op| op.as_str() == name)
     }
+
+    /// Whether the operation can change state in the database. Only a login
+    /// probe cannot: `execute` runs any statement, and so can `query` (a
+    /// `SELECT` may call a function that writes, `WITH … DELETE … RETURNING`
+    /// is a query too), and the host cannot tell them apart from the text.
+    pub fn changes_state(self) -> bool {
+        !matches!(self, Self::Login)
+    }
 }
 
 /// One SQL grant: a declared connection (by name) and the operations allowed
@@ -127,17 +144,34 @@ pub enum Capability {
 pub struct Grants {
     pub vault: Vec<VaultGrant>,
     pub sql: Vec<SqlGrant>,
+    /// Refuse every operation that changes state, whatever `vault` and `sql`
+    /// allow (see [`Grants::to_read_only`]).
+    pub read_only: bool,
 }
 
 impl Grants {
+    /// These grants for a dry run: reads and lists on Vault and SQL login
+    /// probes as granted; every Vault write or delete and every SQL
+    /// statement refused (see [`Operation::changes_state`] and
+    /// [`SqlOperation::changes_state`]).
+    pub fn to_read_only(&self) -> Self {
+        Self { read_only: true, ..self.clone() }
+    }
+
     /// Is `op` on `path` (no leading `/v1/`) allowed?
     pub fn allows(&self, op: Operation, path: &str) -> bool {
+        if self.read_only && op.changes_state() {
+            return false;
+        }
         let path = normalize(path);
         self.vault.iter().any(|g| g.allows(op, &path))
     }
 
     /// Is `op` on the SQL connection `connection` allowed?
     pub fn allows_sql(&self, op: SqlOperation, connection: &str) -> bool {
+        if self.read_only && op.changes_state() {
+            return false;
+        }
         self.sql.iter().any(|g| g.connection == connection && g.operations.contains(&op))
     }
 
@@ -256,6 +290,7 @@ mod tests {
         let grants = Grants {
             vault: vec![VaultGrant { path: "secret/data/demo/*".into(), operations: vec![Operation::Read] }],
             sql: Vec::new(),
+            read_only: false,
         };
         assert!(grants.allows(Operation::Read, "/secret/data/demo/app"));
         assert!(!grants.allows(Operation::Write, "secret/data/demo/app"));
@@ -267,6 +302,7 @@ mod tests {
         let grants = Grants {
             vault: Vec::new(),
             sql: vec![SqlGrant { connection: "app".into(), operations: vec![SqlOperation::Execute] }],
+            read_only: false,
         };
         assert!(grants.allows_sql(SqlOperation::Execute, "app"));
         assert!(!grants.allows_sql(SqlOperation::Login, "app"));
@@ -274,6 +310,25 @@ mod tests {
         assert!(!grants.allows_sql(SqlOperation::Execute, "*"), "a grant names one connection, never a pattern");
         assert_eq!(SqlOperation::parse("login"), Some(SqlOperation::Login));
         assert_eq!(SqlOperation::parse("write"), None);
+    }
+
+    #[test]
+    fn read_only_grants_refuse_everything_that_changes_state() {
+        let all = |path: &str| VaultGrant { path: path.into(), operations: Operation::ALL.to_vec() };
+        let grants = Grants {
+            vault: vec![all("secret/*")],
+            sql: vec![SqlGrant { connection: "app".into(), operations: SqlOperation::ALL.to_vec() }],
+            read_only: false,
+        }
+        .to_read_only();
+        assert!(grants.allows(Operation::Read, "secret/data/x"));
+        assert!(grants.allows(Operation::List, "secret/metadata/"));
+        assert!(!grants.allows(Operation::Write, "secret/data/x"));
+        assert!(!grants.allows(Operation::Delete, "secret/data/x"));
+        assert!(grants.allows_sql(SqlOperation::Login, "app"));
+        assert!(!grants.allows_sql(SqlOperation::Execute, "app"));
+        assert!(!grants.allows_sql(SqlOperation::Query, "app"), "a query can change state too");
+        assert!(!grants.allows(Operation::Read, "other/x"), "read-only never grants more");
     }
 
     #[test]

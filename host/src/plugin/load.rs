@@ -36,13 +36,15 @@ const WASM_MAGIC: &[u8] = b"\0asm";
 const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
 
 impl Runtime {
-    /// Load a built-in plugin by name.
-    pub fn load_builtin(self: &Arc<Self>, name: &str) -> Result<Plugin, LoadError> {
+    /// Load a built-in plugin by name, optionally refusing it unless its
+    /// sha256 matches `pin` (a job can pin a built-in as it pins a file, so
+    /// an upgraded binary cannot change the job's plugin unnoticed).
+    pub fn load_builtin(self: &Arc<Self>, name: &str, pin: Option<&str>) -> Result<Plugin, LoadError> {
         let b = builtin::find(name).ok_or_else(|| LoadError::UnknownBuiltin {
             name: name.to_owned(),
             known: builtin::BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
         })?;
-        self.load(&format!("builtin:{name}"), b.wasm, None)
+        self.load(&format!("builtin:{name}"), b.wasm, pin)
     }
 
     /// Load a plugin from a file, optionally refusing it unless its sha256

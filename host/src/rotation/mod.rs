@@ -210,7 +210,10 @@ impl Job {
         Ok(found.map(|s| CurrentSecret { data: s.data, version: s.version }))
     }
 
-    /// The dry run: what would happen, with no side effects.
+    /// The dry run: what would happen, with no side effects. The plugin's
+    /// `plan` runs with the job's grants made read-only, so a plugin that
+    /// tries to write anyway is refused (and the refusal logged) instead of
+    /// trusted.
     pub async fn plan(&self, store: &StateStore) -> Result<Plan, RotationError> {
         let vault = &store.vault;
         let state = store.load(&self.config.id).await?;
@@ -220,7 +223,9 @@ impl Job {
         let current = self.read_secret(vault, None).await?;
         let current_version = current.as_ref().and_then(|c| c.version);
         let ctx = self.step_context("dry-run", current, 1);
-        let run = self.start(vault).await?;
+        let mut config = self.run_config(vault);
+        config.grants = Arc::new(config.grants.to_read_only());
+        let run = self.start(config).await?;
         let (_, actions) = on_blocking(&run, move |r| r.plan(&ctx)).await?;
         let actions = actions.map_err(|source| RotationError::Step { source, rollback: None })?;
         Ok(Plan {
@@ -233,9 +238,9 @@ impl Job {
         })
     }
 
-    async fn start(&self, vault: &VaultClient) -> Result<SharedRun, RotationError> {
+    async fn start(&self, cfg: RunConfig) -> Result<SharedRun, RotationError> {
         let plugin = self.plugin.clone();
-        let (id, cfg) = (self.config.id.clone(), self.run_config(vault));
+        let id = self.config.id.clone();
         tokio::task::spawn_blocking(move || plugin.start(&id, cfg))
             .await
             .map_err(|e| RotationError::Lost { job: self.config.id.clone(), message: e.to_string() })?

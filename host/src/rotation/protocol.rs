@@ -99,7 +99,7 @@ impl<'a> Driver<'a> {
     async fn begin(job: &'a Job, store: &'a StateStore, options: RotateOptions<'a>) -> Result<Self, RotationError> {
         let id = job.config.id.as_str();
         let mut v = store.load(id).await?;
-        let run = job.start(&store.vault).await?;
+        let run = job.start(job.run_config(&store.vault)).await?;
         if let Some(p) = v.state.in_progress.as_mut() {
             p.attempt += 1;
             let (rotation_id, stage, attempt, base) = (p.id.clone(), p.stage, p.attempt, p.base_version);

@@ -88,21 +88,8 @@ impl VaultClient {
     pub async fn try_kv_data_path(&self, mount: &str, path: &str) -> Result<String, VaultError> {
         Ok(match self.kv_version(mount).await? {
             KvVersion::V2 => kv_data_path(mount, path),
-            KvVersion::V1 => format!("{}/{}", clean(mount), clean(path)),
+            KvVersion::V1 => kv_v1_path(mount, path),
         })
-    }
-
-    /// [`try_kv_data_path`](Self::try_kv_data_path), or the KV v2 form when
-    /// the version cannot be learned now (the KV call that follows reports
-    /// that error itself). For callers that only need a path to check.
-    pub async fn kv_data_path(&self, mount: &str, path: &str) -> String {
-        match self.try_kv_data_path(mount, path).await {
-            Ok(api) => api,
-            Err(e) => {
-                tracing::debug!(mount, error = %e, "KV version unknown for now; using the KV v2 path");
-                kv_data_path(mount, path)
-            }
-        }
     }
 
     /// Read the newest version of `<mount>/<path>`. `None` if it does not
@@ -262,4 +249,9 @@ pub fn parse_write(body: &Value) -> Option<u64> {
 /// The API path of a KV v2 secret's data: `<mount>/data/<path>`.
 pub fn kv_data_path(mount: &str, path: &str) -> String {
     format!("{}/data/{}", clean(mount), clean(path))
+}
+
+/// The API path of a KV v1 secret: `<mount>/<path>`.
+pub fn kv_v1_path(mount: &str, path: &str) -> String {
+    format!("{}/{}", clean(mount), clean(path))
 }

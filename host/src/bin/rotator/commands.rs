@@ -312,7 +312,7 @@ pub fn rotate(path: &Path, job_id: &str, dry_run: bool) -> anyhow::Result<ExitCo
 pub fn inspect(what: &str) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::new(RuntimeOptions::default()).map_err(|e| anyhow!(e))?;
     let path = PathBuf::from(what);
-    let plugin = if path.exists() { runtime.load_file(&path, None)? } else { runtime.load_builtin(what)? };
+    let plugin = if path.exists() { runtime.load_file(&path, None)? } else { runtime.load_builtin(what, None)? };
     let info = plugin.info();
     println!("name:         {}", info.name);
     println!("version:      {}", info.version);

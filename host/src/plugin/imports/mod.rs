@@ -3,7 +3,9 @@
 //! [`HostState`] is the per-run state every host function sees: who is
 //! calling (job, plugin), what the job is granted, and a record of every call
 //! (for audit and the plugin harness). Each capability module implements its
-//! WIT interface on it and checks the grants inside every function.
+//! WIT interface on it and checks the grants inside every function, before
+//! anything is sent; a read-only run (the dry run's `plan`) also refuses
+//! every call that could change state.
 
 mod log;
 mod sql;
@@ -74,6 +76,18 @@ impl HostState {
 }
 
 impl types::Host for HostState {}
+
+/// Why a call outside the job's grants is refused (in the log line).
+const NOT_GRANTED: &str = "not in the job's grants";
+
+/// Why a read-only run refuses a call that changes state (in the log line).
+const READ_ONLY: &str = "a dry run's plan is read-only";
+
+/// What a plugin is told when a read-only run ([`Grants::read_only`])
+/// refuses `what` (`write on `…``, `execute on sql connection `…``).
+fn read_only_refusal(what: &str, job: &str) -> String {
+    format!("{what} refused: job `{job}` is in a dry run, and `plan` may not change anything")
+}
 
 /// Run a host call's I/O on the async runtime, between its crash points
 /// (`before:host-call:<n>` / `after:host-call:<n>`, see

@@ -5,12 +5,18 @@
 //! Every call names a connection. The grant (connection and operation:
 //! execute, query or login) is checked first, so a denied plugin learns
 //! nothing about which connections exist and the database is never
-//! contacted; the denial is recorded and logged. An allowed call connects
-//! lazily: the admin credentials are resolved from their reference (a KV
-//! secret read with the daemon's own Vault identity, or environment
-//! variables) when the run first uses the connection, and the session is
-//! kept for the rest of the run (dropped with the store). `try-login`
-//! always opens its own short session with the credentials it is given.
+//! contacted; the denial is recorded and logged. A read-only run (a dry
+//! run's `plan`) is refused every statement, `query` included: the host
+//! cannot tell a `SELECT` that writes (through a function or a data-changing
+//! `WITH`) from one that does not; a login probe changes nothing and is
+//! allowed.
+//!
+//! An allowed call connects lazily: the admin credentials are resolved from
+//! their reference (a KV secret read with the daemon's own Vault identity,
+//! or environment variables) when the run first uses the connection, and the
+//! session is kept for the rest of the run (dropped with the store).
+//! `try-login` always opens its own short session with the credentials it is
+//! given.
 //!
 //! Like the `vault` import, calls run on the plugin's blocking thread and
 //! block on the daemon's runtime for the length of one call, bounded by the
@@ -33,7 +39,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
 pub use self::statement::substitute as substitute_parameters;
-use super::{CallOutcome, HostCall, HostState, VaultBridge};
+use super::{CallOutcome, HostCall, HostState, NOT_GRANTED, READ_ONLY, VaultBridge};
 use crate::config::{SqlConnection, SqlConnections, SqlCredentials};
 pub use crate::plugin::bindings::rotator::plugin::sql::SqlValue;
 use crate::plugin::bindings::rotator::plugin::sql::{Host, SqlError};
@@ -66,21 +72,24 @@ struct Call<'a> {
 impl HostState {
     /// Check the grant and find the connection; record a refusal.
     fn sql_authorize(&mut self, call: &Call<'_>) -> Result<(SqlConnection, VaultBridge), SqlError> {
-        if !self.grants.allows_sql(call.op, call.connection) {
+        let what = format!("{} on sql connection `{}`", call.op.as_str(), call.connection);
+        let refusal = if self.grants.read_only && call.op.changes_state() {
+            Some((READ_ONLY, super::read_only_refusal(&what, &self.job_id)))
+        } else if !self.grants.allows_sql(call.op, call.connection) {
+            Some((NOT_GRANTED, format!("{what} is not granted to job `{}`", self.job_id)))
+        } else {
+            None
+        };
+        if let Some((reason, message)) = refusal {
             self.sql_record(call, CallOutcome::Denied);
             tracing::warn!(
                 job = %self.job_id,
                 plugin = %self.plugin,
                 operation = call.op.as_str(),
                 connection = call.connection,
-                "plugin call denied: not in the job's grants"
+                "plugin call denied: {reason}"
             );
-            return Err(SqlError::Denied(format!(
-                "{} on sql connection `{}` is not granted to job `{}`",
-                call.op.as_str(),
-                call.connection,
-                self.job_id
-            )));
+            return Err(SqlError::Denied(message));
         }
         let Some(conn) = self.sql.connections.get(call.connection).cloned() else {
             self.sql_record(call, CallOutcome::Failed(None));

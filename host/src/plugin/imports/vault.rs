@@ -1,19 +1,23 @@
 //! The `vault` import: KV and generic Vault calls, checked against the job's
-//! grants before anything is sent.
+//! grants before anything is sent (for KV, before the mount's version is
+//! even asked).
 //!
 //! A plugin run is synchronous (it lives on a blocking thread), the Vault
 //! client is async, so [`VaultBridge`] blocks on the daemon's runtime for the
 //! length of one call. Every call, allowed or denied, is recorded; a denial is
-//! also logged as a warning naming job, plugin, operation and path.
+//! also logged as a warning naming job, plugin, operation and path. In a
+//! read-only run (a dry run's `plan`) writes and deletes are denied whatever
+//! the grants say.
 
 use tokio::runtime::Handle;
 
-use super::{CallOutcome, HostCall, HostState};
+use super::{CallOutcome, HostCall, HostState, NOT_GRANTED, READ_ONLY};
 use crate::plugin::bindings::rotator::plugin::types::Secret;
 use crate::plugin::bindings::rotator::plugin::vault::{Host, VaultError, VaultStatus};
 use crate::plugin::grants::{Operation, validate_path};
 use crate::secret::SecretJson;
-use crate::vault::{self as client, kv::kv_data_path};
+use crate::vault as client;
+use crate::vault::kv::{kv_data_path, kv_v1_path};
 
 /// A Vault client plus the runtime to drive it from a blocking thread.
 #[derive(Clone)]
@@ -29,18 +33,28 @@ impl HostState {
             self.record(function, op, path, CallOutcome::Denied);
             return Err(VaultError::Denied(why));
         }
+        if self.grants.read_only && op.changes_state() {
+            let what = format!("{} on `{path}`", op.as_str());
+            return Err(self.deny(function, op, path, READ_ONLY, super::read_only_refusal(&what, &self.job_id)));
+        }
         if self.grants.allows(op, path) {
             return Ok(());
         }
+        let message = format!("{} on `{path}` is not granted to job `{}`", op.as_str(), self.job_id);
+        Err(self.deny(function, op, path, NOT_GRANTED, message))
+    }
+
+    /// Record and log a refused call; the error the plugin gets.
+    fn deny(&mut self, function: &'static str, op: Operation, path: &str, reason: &str, message: String) -> VaultError {
         self.record(function, op, path, CallOutcome::Denied);
         tracing::warn!(
             job = %self.job_id,
             plugin = %self.plugin,
             operation = op.as_str(),
             path,
-            "plugin call denied: not in the job's grants"
+            "plugin call denied: {reason}"
         );
-        Err(VaultError::Denied(format!("{} on `{path}` is not granted to job `{}`", op.as_str(), self.job_id)))
+        VaultError::Denied(message)
     }
 
     fn record(&mut self, function: &'static str, op: Operation, path: &str, outcome: CallOutcome) {
@@ -85,25 +99,46 @@ fn to_wit(e: client::VaultError) -> VaultError {
 
 impl HostState {
     /// The API path a KV call touches (`<mount>/data/<path>` on KV v2,
-    /// `<mount>/<path>` on v1): what the grants are checked against.
-    fn kv_api_path(&self, mount: &str, path: &str) -> String {
-        match &self.vault {
-            Some(b) => b.handle.block_on(b.client.kv_data_path(mount, path)),
-            None => kv_data_path(mount, path),
+    /// `<mount>/<path>` on v1): what the grants are checked against. Which
+    /// form applies depends on the mount's version, and only Vault knows it
+    /// (asked once per mount). A call the grants refuse in both forms, or
+    /// that a read-only run refuses, is denied before that question, so a
+    /// denied plugin never makes the host contact Vault.
+    fn kv_api_path(
+        &mut self,
+        function: &'static str,
+        op: Operation,
+        mount: &str,
+        path: &str,
+    ) -> Result<String, VaultError> {
+        let v2 = kv_data_path(mount, path);
+        let granted = validate_path(&v2).is_ok()
+            && (self.grants.allows(op, &v2) || self.grants.allows(op, &kv_v1_path(mount, path)));
+        if !granted {
+            // Refused in both forms: this names the reason and records it.
+            // (Were it ever to pass, `call` still checks the real path.)
+            self.authorize(function, op, &v2)?;
         }
+        let Some(bridge) = &self.vault else { return Ok(v2) };
+        // If the version cannot be learned now (Vault down), the call fails
+        // as the KV call itself would have, rather than guessing a form.
+        bridge.handle.block_on(bridge.client.try_kv_data_path(mount, path)).map_err(|e| {
+            self.record(function, op, &v2, CallOutcome::Failed(e.status()));
+            to_wit(e)
+        })
     }
 }
 
 impl Host for HostState {
     fn kv_read(&mut self, mount: String, path: String) -> Result<Option<Secret>, VaultError> {
-        let api = self.kv_api_path(&mount, &path);
+        let api = self.kv_api_path("vault.kv-read", Operation::Read, &mount, &path)?;
         let found =
             self.call("vault.kv-read", Operation::Read, &api, |c| async move { c.kv_read(&mount, &path).await })?;
         Ok(found.map(|s| Secret { data: s.data.expose().to_owned(), version: s.version }))
     }
 
     fn kv_write(&mut self, mount: String, path: String, data: String, cas: Option<u64>) -> Result<u64, VaultError> {
-        let api = self.kv_api_path(&mount, &path);
+        let api = self.kv_api_path("vault.kv-write", Operation::Write, &mount, &path)?;
         let data =
             SecretJson::parse(data).map_err(|m| VaultError::Status(VaultStatus { code: 400, errors: vec![m] }))?;
         self.call(
