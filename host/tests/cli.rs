@@ -7,7 +7,7 @@ mod dev;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dev::{Dev, ROOT_TOKEN, http, rotator, vault_get};
+use dev::{Dev, ROOT_TOKEN, http, repo, rotator, vault_get};
 
 #[test]
 fn check_accepts_the_dev_config() {
@@ -30,6 +30,17 @@ fn check_reports_every_error_with_its_location_and_fails() {
         stderr.contains("many-mistakes.toml:25:6: error: duplicate job id `db` (first defined on line 12)"),
         "{stderr}"
     );
+}
+
+#[test]
+fn check_reports_parse_and_schema_errors_in_one_run() {
+    let sample = "tests/config/invalid/two-phases.toml";
+    let out = rotator().args(["check", "--config", sample]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The sample's expected errors, named by the path the binary was given.
+    let expected = std::fs::read_to_string(repo().join(sample).with_extension("expected")).unwrap();
+    assert_eq!(stderr.trim_end(), expected.trim_end().replace("two-phases.toml:", &format!("{sample}:")));
 }
 
 #[test]
