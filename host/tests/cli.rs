@@ -1,5 +1,5 @@
 //! The `rotator` binary as a user runs it: exit codes, output, clean
-//! shutdown on SIGTERM, and no secret value in anything it prints.
+//! shutdown on SIGTERM and SIGINT, and no secret value in anything it prints.
 
 #[path = "support/dev.rs"]
 mod dev;
@@ -146,6 +146,15 @@ fn plugin_test_exits_2_when_the_plugin_cannot_be_tested() {
     assert!(stderr.contains("cannot test kv-random: --grant: `secret/x` is not PATH:OPS"), "{stderr}");
 }
 
+/// A `kv-random` job `id` rotating field `password` of `secret/<path>`;
+/// `schedule` holds its schedule lines.
+fn kv_job(id: &str, path: &str, schedule: &str) -> String {
+    format!(
+        "[[jobs]]\nid = \"{id}\"\nplugin = \"kv-random\"\nsecret = {{ path = \"{path}\" }}\n{schedule}\n\
+         settings = {{ field = \"password\" }}\n"
+    )
+}
+
 /// Every value `field` of KV v2 secret `secret/<path>` ever had, oldest
 /// first, read back from the dev server.
 async fn secret_values(addr: &str, path: &str, field: &str) -> Vec<String> {
@@ -251,15 +260,8 @@ async fn rotate_and_dry_run_against_a_server_only_dev_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_are_one_json_object_per_line_without_secret_values() {
-    let jobs = r#"
-[[jobs]]
-id = "json-kv"
-plugin = "kv-random"
-secret = { path = "jsonlogs/app" }
-interval = "1s"
-settings = { field = "password" }
-"#;
-    let mut dev = Dev::with_jobs(jobs, &["--log-format", "json", "--log-level", "debug"]);
+    let jobs = kv_job("json-kv", "jsonlogs/app", "interval = \"1s\"");
+    let mut dev = Dev::with_jobs(&jobs, &["--log-format", "json", "--log-level", "debug"]);
     let addr = dev.wait_for("Address:");
     // Created, then rotated at least once.
     wait_for_versions(&addr, "jsonlogs/app", 2).await;
@@ -283,6 +285,14 @@ settings = { field = "password" }
             "secret value {value:?} appears in the output"
         );
     }
+}
+
+#[test]
+fn sigint_stops_an_idle_daemon_with_exit_0() {
+    let mut dev = Dev::with_jobs(&kv_job("idle", "idle/app", "interval = \"1h\"\nenabled = false"), &[]);
+    assert_eq!(dev.wait_for("Jobs:"), "idle");
+    let (_, stderr) = dev.stop_with("INT");
+    assert!(stderr.contains("shutting down"), "{stderr}");
 }
 
 /// A log of five records written by the library, checked by the binary.
