@@ -43,23 +43,41 @@ fn check_reports_parse_and_schema_errors_in_one_run() {
     assert_eq!(stderr.trim_end(), expected.trim_end().replace("two-phases.toml:", &format!("{sample}:")));
 }
 
-#[test]
-fn plugin_inspect_shows_identity_world_and_schema() {
-    let out = rotator().args(["plugin", "inspect", "kv-random"]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+/// `rotator plugin inspect` of `what`: its stdout.
+fn inspect(what: &std::ffi::OsStr) -> String {
+    let out = rotator().args(["plugin", "inspect"]).arg(what).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of the `label:` line in `stdout`.
+fn field(stdout: &str, label: &str) -> String {
+    let found = stdout.lines().find_map(|l| l.strip_prefix(&format!("{label}:")));
+    found.unwrap_or_else(|| panic!("no {label}: line in\n{stdout}")).trim().to_owned()
+}
+
+#[test]
+fn plugin_inspect_shows_identity_exports_imports_and_schema() {
+    let stdout = inspect("kv-random".as_ref());
     for want in [
         "name:         kv-random",
         "version:      0.1.0",
         "origin:       builtin:kv-random",
-        "rotator:plugin/rotator@0.1.0",
         "capabilities: none",
         "\"field\"",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
     }
-    let sha = stdout.lines().find_map(|l| l.strip_prefix("sha256:")).unwrap().trim();
-    assert_eq!(sha.len(), 64);
+    assert_eq!(field(&stdout, "sha256").len(), 64);
+    // Read from the component: its one export with every function in it,
+    // and only the interfaces it really imports.
+    let exports = field(&stdout, "exports");
+    assert_eq!(exports, "rotator:plugin/rotator@0.1.0 (describe, plan, create, set, test, finish, rollback)");
+    let imports = field(&stdout, "imports");
+    assert!(imports.contains("rotator:plugin/types@0.1.0"), "{imports}");
+    assert!(!imports.contains("rotator:plugin/sql@0.1.0"), "kv-random makes no SQL calls: {imports}");
+    let sql_runner = inspect(rotator::builtin::build_artifact("fixture_sql_runner").as_os_str());
+    assert!(field(&sql_runner, "imports").contains("rotator:plugin/sql@0.1.0"), "{sql_runner}");
 
     let wrong = rotator::builtin::build_artifact("fixture_wrong_world");
     let out = rotator().args(["plugin", "inspect"]).arg(&wrong).output().unwrap();

@@ -316,7 +316,15 @@ pub fn inspect(what: &str) -> anyhow::Result<ExitCode> {
     println!("description:  {}", info.description);
     println!("origin:       {}", plugin.origin());
     println!("sha256:       {}", plugin.sha256());
-    println!("world:        rotator:plugin/plugin@0.1.0 (exports {})", rotator::plugin::EXPORT);
+    // Both read from the component's own type, not from the WIT we expect.
+    for (i, (name, functions)) in plugin.exports().iter().enumerate() {
+        let label = if i == 0 { "exports:" } else { "" };
+        if functions.is_empty() {
+            println!("{label:<14}{name}");
+        } else {
+            println!("{label:<14}{name} ({})", functions.join(", "));
+        }
+    }
     println!("imports:      {}", plugin.imports().join(", "));
     if info.capabilities.is_empty() {
         println!("capabilities: none");
