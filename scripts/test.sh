@@ -37,6 +37,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
 fi
 
+# Two workspaces: the host (the root) and the guests (plugins/, built to
+# wasm32-wasip2 by host/build.rs). Cheap checks first, then the tests.
+# The guests' clippy uses the build script's target and target dir; it checks
+# the debug profile while the build script builds release, so neither
+# overwrites the other's artifacts.
+plugins=(--manifest-path plugins/Cargo.toml --target-dir plugins/target)
 cargo fmt --all --check
+cargo fmt --manifest-path plugins/Cargo.toml --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy "${plugins[@]}" --workspace --all-targets --locked --target wasm32-wasip2 -- -D warnings
 cargo test --workspace --locked
+# The SDK's unit tests run natively: off wasm, its WIT imports compile to stubs.
+cargo test "${plugins[@]}" --locked -p rotator-plugin-sdk

@@ -140,6 +140,9 @@ impl Daemon {
 
         shutdown.await;
         tracing::info!("shutting down: waiting for running rotations to finish");
+        // The scheduler first, synchronously: a rotation waiting for a
+        // concurrency slot must not slip in before its loop sees the signal.
+        scheduler.stop();
         let _ = stop_tx.send(true);
         let drained =
             tokio::time::timeout(self.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use crate::config::{AuthConfig, Config, ConfigErrors, PluginRef, SecretRef};
+use crate::config::{AuthConfig, Collector, Config, ConfigErrors, Parsed, PluginRef, SecretRef};
 use crate::daemon::Identity;
 use crate::plugin::{Plugin, Runtime, RuntimeOptions};
 use crate::rotation::state::StateStore;
@@ -89,6 +89,24 @@ pub fn runtime(config: &Config) -> Result<Arc<Runtime>, String> {
 /// located in the config file.
 pub fn load_jobs(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<Job>, ConfigErrors> {
     let mut c = config.collector();
+    let jobs = load_jobs_into(config, runtime, &mut c);
+    c.finish()?;
+    Ok(jobs)
+}
+
+/// What `rotator check` does: the jobs that parsed get their plugins loaded
+/// and their settings checked even when other parts of the file are wrong,
+/// and every problem (parse, plugin, schema) comes back in one report, in
+/// file order.
+pub fn check(parsed: Parsed, runtime: &Arc<Runtime>) -> Result<Vec<Job>, ConfigErrors> {
+    let Parsed { config, mut problems } = parsed;
+    let jobs = load_jobs_into(&config, runtime, &mut problems);
+    problems.finish()?;
+    Ok(jobs)
+}
+
+/// [`load_jobs`], recording problems in `c`; the jobs that loaded.
+fn load_jobs_into(config: &Config, runtime: &Arc<Runtime>, c: &mut Collector) -> Vec<Job> {
     let mut loaded: HashMap<(PluginRef, Option<String>), Plugin> = HashMap::new();
     let mut jobs = Vec::new();
     for job in &config.jobs {
@@ -125,8 +143,7 @@ pub fn load_jobs(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<Job>, Co
         }
         jobs.push(Job { config: job.clone(), plugin });
     }
-    c.finish()?;
-    Ok(jobs)
+    jobs
 }
 
 /// Where the config keeps job state records, reached through `vault`.

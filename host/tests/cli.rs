@@ -1,5 +1,5 @@
 //! The `rotator` binary as a user runs it: exit codes, output, clean
-//! shutdown on SIGTERM, and no secret value in anything it prints.
+//! shutdown on SIGTERM and SIGINT, and no secret value in anything it prints.
 
 #[path = "support/dev.rs"]
 mod dev;
@@ -7,7 +7,7 @@ mod dev;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dev::{Dev, ROOT_TOKEN, http, rotator, vault_get};
+use dev::{Dev, ROOT_TOKEN, http, repo, rotator, vault_get};
 
 #[test]
 fn check_accepts_the_dev_config() {
@@ -33,22 +33,51 @@ fn check_reports_every_error_with_its_location_and_fails() {
 }
 
 #[test]
-fn plugin_inspect_shows_identity_world_and_schema() {
-    let out = rotator().args(["plugin", "inspect", "kv-random"]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+fn check_reports_parse_and_schema_errors_in_one_run() {
+    let sample = "tests/config/invalid/two-phases.toml";
+    let out = rotator().args(["check", "--config", sample]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The sample's expected errors, named by the path the binary was given.
+    let expected = std::fs::read_to_string(repo().join(sample).with_extension("expected")).unwrap();
+    assert_eq!(stderr.trim_end(), expected.trim_end().replace("two-phases.toml:", &format!("{sample}:")));
+}
+
+/// `rotator plugin inspect` of `what`: its stdout.
+fn inspect(what: &std::ffi::OsStr) -> String {
+    let out = rotator().args(["plugin", "inspect"]).arg(what).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of the `label:` line in `stdout`.
+fn field(stdout: &str, label: &str) -> String {
+    let found = stdout.lines().find_map(|l| l.strip_prefix(&format!("{label}:")));
+    found.unwrap_or_else(|| panic!("no {label}: line in\n{stdout}")).trim().to_owned()
+}
+
+#[test]
+fn plugin_inspect_shows_identity_exports_imports_and_schema() {
+    let stdout = inspect("kv-random".as_ref());
     for want in [
         "name:         kv-random",
         "version:      0.1.0",
         "origin:       builtin:kv-random",
-        "rotator:plugin/rotator@0.1.0",
         "capabilities: none",
         "\"field\"",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
     }
-    let sha = stdout.lines().find_map(|l| l.strip_prefix("sha256:")).unwrap().trim();
-    assert_eq!(sha.len(), 64);
+    assert_eq!(field(&stdout, "sha256").len(), 64);
+    // Read from the component: its one export with every function in it,
+    // and only the interfaces it really imports.
+    let exports = field(&stdout, "exports");
+    assert_eq!(exports, "rotator:plugin/rotator@0.1.0 (describe, plan, create, set, test, finish, rollback)");
+    let imports = field(&stdout, "imports");
+    assert!(imports.contains("rotator:plugin/types@0.1.0"), "{imports}");
+    assert!(!imports.contains("rotator:plugin/sql@0.1.0"), "kv-random makes no SQL calls: {imports}");
+    let sql_runner = inspect(rotator::builtin::build_artifact("fixture_sql_runner").as_os_str());
+    assert!(field(&sql_runner, "imports").contains("rotator:plugin/sql@0.1.0"), "{sql_runner}");
 
     let wrong = rotator::builtin::build_artifact("fixture_wrong_world");
     let out = rotator().args(["plugin", "inspect"]).arg(&wrong).output().unwrap();
@@ -146,6 +175,15 @@ fn plugin_test_exits_2_when_the_plugin_cannot_be_tested() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot test kv-random: --grant: `secret/x` is not PATH:OPS"), "{stderr}");
+}
+
+/// A `kv-random` job `id` rotating field `password` of `secret/<path>`;
+/// `schedule` holds its schedule lines.
+fn kv_job(id: &str, path: &str, schedule: &str) -> String {
+    format!(
+        "[[jobs]]\nid = \"{id}\"\nplugin = \"kv-random\"\nsecret = {{ path = \"{path}\" }}\n{schedule}\n\
+         settings = {{ field = \"password\" }}\n"
+    )
 }
 
 /// Every value `field` of KV v2 secret `secret/<path>` ever had, oldest
@@ -253,15 +291,8 @@ async fn rotate_and_dry_run_against_a_server_only_dev_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_are_one_json_object_per_line_without_secret_values() {
-    let jobs = r#"
-[[jobs]]
-id = "json-kv"
-plugin = "kv-random"
-secret = { path = "jsonlogs/app" }
-interval = "1s"
-settings = { field = "password" }
-"#;
-    let mut dev = Dev::with_jobs(jobs, &["--log-format", "json", "--log-level", "debug"]);
+    let jobs = kv_job("json-kv", "jsonlogs/app", "interval = \"1s\"");
+    let mut dev = Dev::with_jobs(&jobs, &["--log-format", "json", "--log-level", "debug"]);
     let addr = dev.wait_for("Address:");
     // Created, then rotated at least once.
     wait_for_versions(&addr, "jsonlogs/app", 2).await;
@@ -285,6 +316,14 @@ settings = { field = "password" }
             "secret value {value:?} appears in the output"
         );
     }
+}
+
+#[test]
+fn sigint_stops_an_idle_daemon_with_exit_0() {
+    let mut dev = Dev::with_jobs(&kv_job("idle", "idle/app", "interval = \"1h\"\nenabled = false"), &[]);
+    assert_eq!(dev.wait_for("Jobs:"), "idle");
+    let (_, stderr) = dev.stop_with("INT");
+    assert!(stderr.contains("shutting down"), "{stderr}");
 }
 
 /// A log of five records written by the library, checked by the binary.

@@ -11,167 +11,40 @@
 #[path = "../../tests/src/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
+#[path = "support/rig.rs"]
+#[allow(dead_code)]
+mod rig;
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use rotator::devserver::{DevServer, DevServerOptions};
+use rig::{Proc, Rig};
 use rotator::rotation::crash;
-use rotator::rotation::state::{JobState, Outcome, StateStore};
-use rotator::secret::SecretJson;
-use rotator::vault::{VaultClient, VaultOptions};
-use secrecy::SecretString;
 
-const ROOT: &str = "crash-suite-root";
-const JOB: &str = "app-db";
-const ROLE: &str = "app_user";
-
-/// One dev server, one PostgreSQL, one config: the world a daemon restarts in.
-struct Rig {
-    /// Kept alive for the daemons to talk to.
-    _server: DevServer,
-    pg: postgres::Postgres,
-    vault: VaultClient,
-    store: StateStore,
-    dir: tempfile::TempDir,
-}
-
-impl Rig {
-    async fn new() -> Self {
-        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let server = DevServer::start(DevServerOptions { addr, root_token: ROOT.into(), ..Default::default() })
-            .await
-            .expect("dev server");
-        let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
-        let pg = tokio::task::spawn_blocking(postgres::Postgres::start).await.unwrap();
-        let admin = pg.connect("postgres", postgres::SUPERUSER_PASSWORD).await.unwrap();
-        admin.batch_execute(&format!("CREATE ROLE {ROLE} LOGIN PASSWORD 'initial-password'")).await.unwrap();
-        let creds = SecretJson::new(postgres::Postgres::admin_secret());
-        vault.kv_write("secret", "pg/admin", &creds, None).await.unwrap();
-
-        let dir = tempfile::tempdir().unwrap();
-        let toml = format!(
-            "[vault]\naddress = \"{}\"\ntoken = {{ env = \"CRASH_SUITE_TOKEN\" }}\n\n\
-             [daemon]\napi_addr = \"127.0.0.1:0\"\ncache_dir = \"cache\"\nshutdown_grace = \"20s\"\n{}",
-            server.url(),
-            pg.single_user_job(JOB, "app/db", ROLE)
-        );
-        std::fs::write(dir.path().join("rotator.toml"), toml).unwrap();
-        let store = StateStore::new(vault.clone(), "secret", "rotator/state");
-        Self { _server: server, pg, vault, store, dir }
-    }
-
-    fn daemon(&self, crash_at: Option<&str>) -> Proc {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_rotator"));
-        c.args(["--log-format", "json", "run", "--config"])
-            .arg(self.dir.path().join("rotator.toml"))
-            .env_remove("RUST_LOG")
-            .env_remove(crash::ENV)
-            .env("CRASH_SUITE_TOKEN", ROOT)
-            .env("ROTATOR_API_TOKEN", "crash-suite-api-token-0123456789")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(point) = crash_at {
-            c.env(crash::ENV, point);
+/// Run the daemon until it aborts at its crash point, or until the record
+/// shows `rotations` done with nothing in progress (then stop it with
+/// SIGTERM, once it is up). Returns whether it crashed.
+async fn drive(rig: &Rig, mut p: Proc, rotations: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = p.child.try_wait() {
+            let text = p.output();
+            assert!(text.contains("crash point"), "rotator exited with {status} without a crash point:\n{text}");
+            return true;
         }
-        Proc::spawn(c)
-    }
-
-    async fn state(&self) -> JobState {
-        self.store.load(JOB).await.expect("state readable").state
-    }
-
-    /// Make the job's next rotation due now, as if its slot had come.
-    async fn make_due(&self) {
-        let mut v = self.store.load(JOB).await.unwrap();
-        let now = time::OffsetDateTime::now_utc() - Duration::from_secs(1);
-        v.state.slot = Some(now);
-        v.state.next_due = Some(now);
-        self.store.save(JOB, &mut v).await.unwrap();
-    }
-
-    /// Run the daemon until it aborts at its crash point, or until the
-    /// record shows `rotations` done with nothing in progress (then stop it
-    /// with SIGTERM, once it is up). Returns whether it crashed.
-    async fn drive(&self, mut p: Proc, rotations: u64) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                let text = p.output();
-                assert!(text.contains("crash point"), "rotator exited with {status} without a crash point:\n{text}");
-                return true;
-            }
-            let s = self.state().await;
-            if p.is_up() && s.rotations >= rotations && s.in_progress.is_none() {
-                Command::new("kill").args(["-TERM", &p.child.id().to_string()]).status().unwrap();
-                let status = p.child.wait().unwrap();
-                let text = p.output();
-                // It may have reached a late crash point just before the signal.
-                assert!(status.success() || text.contains("crash point"), "rotator stopped with {status}:\n{text}");
-                return !status.success();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let s = rig.state().await;
+        if p.is_up() && s.rotations >= rotations && s.in_progress.is_none() {
+            p.signal("TERM");
+            let status = p.child.wait().unwrap();
+            let text = p.output();
+            // It may have reached a late crash point just before the signal.
+            assert!(status.success() || text.contains("crash point"), "rotator stopped with {status}:\n{text}");
+            return !status.success();
         }
-        let _ = p.child.kill();
-        panic!("the rotation did not settle in 60 s: {}", p.output());
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-
-    /// The end-state rule and the lockout check.
-    async fn check(&self, rotations: u64, context: &str) {
-        let s = self.state().await;
-        assert!(s.in_progress.is_none(), "{context}: PENDING left behind: {:?}", s.in_progress);
-        assert_eq!(s.rotations, rotations, "{context}: rotation count");
-        let rotated = s.history.iter().filter(|h| h.outcome == Outcome::Rotated).count() as u64;
-        assert_eq!(rotated, rotations.min(rotator::rotation::state::HISTORY_LEN as u64), "{context}: history");
-        let secret = self.vault.kv_read("secret", "app/db").await.unwrap().expect("secret exists");
-        assert_eq!(secret.version, Some(rotations), "{context}: one KV version per rotation");
-        let fields = secret.data.fields();
-        let password = fields["password"].as_str().unwrap();
-        assert_eq!(fields["username"], ROLE);
-        assert!(self.pg.logs_in(ROLE, password).await, "{context}: LOCKOUT: the password in Vault is refused");
-    }
-}
-
-/// A running `rotator run`, with its output collected as it comes.
-struct Proc {
-    child: Child,
-    output: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(mut c: Command) -> Self {
-        let mut child = c.spawn().expect("rotator run starts");
-        let output = Arc::new(Mutex::new(String::new()));
-        let pipes: [Box<dyn Read + Send>; 2] =
-            [Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
-        for pipe in pipes {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let mut out = output.lock().unwrap();
-                    out.push_str(&line);
-                    out.push('\n');
-                }
-            });
-        }
-        Self { child, output }
-    }
-
-    /// Past startup: its signal handlers are installed.
-    fn is_up(&self) -> bool {
-        self.output.lock().unwrap().contains("daemon started")
-    }
-
-    fn output(&self) -> String {
-        // Let the reader threads drain what the process wrote last.
-        std::thread::sleep(Duration::from_millis(50));
-        self.output.lock().unwrap().clone()
-    }
+    let _ = p.child.kill();
+    panic!("the rotation did not settle in 60 s: {}", p.output());
 }
 
 /// One trial: make a rotation due, run the daemon with `crashes` armed one
@@ -181,9 +54,9 @@ async fn trial(rig: &Rig, before: u64, crashes: &[String]) -> usize {
     rig.make_due().await;
     let mut crashed = 0;
     for point in crashes {
-        crashed += usize::from(rig.drive(rig.daemon(Some(point)), before + 1).await);
+        crashed += usize::from(drive(rig, rig.daemon(Some(point)), before + 1).await);
     }
-    let clean = rig.drive(rig.daemon(None), before + 1).await;
+    let clean = drive(rig, rig.daemon(None), before + 1).await;
     assert!(!clean, "no crash point was armed");
     rig.check(before + 1, &format!("after crashes {crashes:?}")).await;
     crashed
@@ -202,7 +75,7 @@ fn points() -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_crash_point_recovers_without_lockout() {
-    let rig = Rig::new().await;
+    let rig = Rig::new("").await;
     let mut done = 0;
     // The first rotation creates the secret; each point gets one trial.
     trial(&rig, done, &[]).await;
@@ -220,7 +93,7 @@ async fn every_crash_point_recovers_without_lockout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn randomized_crashes_never_lock_anyone_out() {
     let trials: u64 = std::env::var("CRASH_TRIALS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
-    let rig = Rig::new().await;
+    let rig = Rig::new("").await;
     trial(&rig, 0, &[]).await;
     let all = points();
     let mut rng = rand::rng();

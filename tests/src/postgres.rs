@@ -130,6 +130,32 @@ impl Postgres {
         }
     }
 
+    /// Hold `role`'s catalog row in an open transaction: every `ALTER ROLE`
+    /// on it waits until the returned session ends that transaction
+    /// (`ROLLBACK`), so a test can hold a rotation inside its `set` step.
+    pub async fn hold_role(&self, role: &str) -> tokio_postgres::Client {
+        let session = self.connect("postgres", SUPERUSER_PASSWORD).await.expect("superuser session");
+        // -1 is the default: the change itself is nothing.
+        session.batch_execute(&format!("BEGIN; ALTER ROLE {role} CONNECTION LIMIT -1")).await.expect("hold the role");
+        session
+    }
+
+    /// Wait until some other session waits for a lock (such as an `ALTER
+    /// ROLE` behind [`Self::hold_role`]); panics after a minute.
+    pub async fn wait_for_lock_waiter(&self) {
+        let session = self.connect("postgres", SUPERUSER_PASSWORD).await.expect("superuser session");
+        let waiting =
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()";
+        for _ in 0..3000 {
+            let n: i64 = session.query_one(waiting, &[]).await.expect("pg_stat_activity").get(0);
+            if n > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no session waited for a lock within a minute");
+    }
+
     /// The connection URL with Vault's `{{username}}`/`{{password}}` slots.
     pub fn templated_url(&self) -> String {
         format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres", self.port)

@@ -1,7 +1,7 @@
 //! Sample configs are kept under test: the shipped ones must pass `check`
 //! (parse + plugin load + settings schema), and each invalid sample must
 //! produce exactly the errors in its `.expected` file, all at once, each with
-//! file, line and column.
+//! file, line and column: parse errors and schema errors in one report.
 
 use std::path::{Path, PathBuf};
 
@@ -17,9 +17,9 @@ fn repo() -> PathBuf {
 fn check(path: &Path) -> Result<usize, String> {
     let text = std::fs::read_to_string(path).unwrap();
     let name = path.file_name().unwrap().to_string_lossy().to_string();
-    let cfg = config::parse(&name, &text, path.parent().unwrap()).map_err(|e| e.to_string())?;
-    let runtime = setup::runtime(&cfg).unwrap();
-    setup::load_jobs(&cfg, &runtime).map(|jobs| jobs.len()).map_err(|e| e.to_string())
+    let parsed = config::parse_partial(&name, &text, path.parent().unwrap());
+    let runtime = setup::runtime(&parsed.config).unwrap();
+    setup::check(parsed, &runtime).map(|jobs| jobs.len()).map_err(|e| e.to_string())
 }
 
 #[test]

@@ -1,14 +1,17 @@
 //! The scheduler against the dev server in real time: restarts neither
 //! repeat nor skip a rotation, downtime is caught up once, paired jobs keep
-//! apart, the concurrency limit holds, and failing jobs end up needing
-//! attention until a manual rotation succeeds.
+//! apart, the concurrency limit holds, failing jobs end up needing
+//! attention until a manual rotation succeeds, and shutdown finishes what
+//! runs and starts nothing more.
 
 use std::time::Duration;
 
 use rotator::devserver::{DevServer, FaultPlan};
 use rotator::rotation::Job;
 use rotator::rotation::state::{Outcome, StateStore};
-use rotator::schedule::Scheduler;
+use rotator::schedule::{Scheduler, SchedulerError};
+use rotator::secret::SecretJson;
+use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{dev_server, jobs, store};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -183,4 +186,50 @@ async fn a_new_job_whose_secret_exists_waits_an_interval_from_its_last_change() 
     assert!(ahead > time::Duration::minutes(59), "due an hour after the secret changed, not in {ahead}");
     assert_eq!(state.rotations, 0);
     stop.send(true).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_finishes_the_running_rotation_and_starts_no_waiting_one() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let admin = pg.connect("postgres", SUPERUSER_PASSWORD).await.unwrap();
+    admin.batch_execute("CREATE ROLE app_user LOGIN PASSWORD 'initial-password'").await.unwrap();
+    let server = dev_server().await;
+    let mut toml = pg.single_user_job("db", "sched/db", "app_user");
+    // Room for the held `set` step on a busy machine.
+    toml.push_str("limits = { step_timeout = \"5m\" }\n");
+    toml.push_str(&kv_job("waiting", "interval = \"1h\"\nenabled = false"));
+    let (vault, _, _rt) = jobs(&server, &toml);
+    vault.kv_write("secret", "pg/admin", &SecretJson::new(Postgres::admin_secret()), None).await.unwrap();
+
+    // `db`'s first rotation is due at once and stops inside `set`, holding
+    // the only slot; `waiting` is rotated by hand and waits for that slot.
+    let held = pg.hold_role("app_user").await;
+    let (scheduler, stop, store) = start(&server, &toml, 1).await;
+    pg.wait_for_lock_waiter().await;
+    let waiting = {
+        let scheduler = scheduler.clone();
+        tokio::spawn(async move { scheduler.rotate_now("waiting", "test").await })
+    };
+
+    stop.send(true).unwrap();
+    // Refused at once, while `db` still holds the slot.
+    let refused = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("a run waiting for a slot was not refused at shutdown")
+        .unwrap();
+    match refused {
+        Err(SchedulerError::ShuttingDown(id)) => assert_eq!(id, "waiting"),
+        other => panic!("a run waiting for a slot went on after shutdown: {:?}", other.map(|r| r.rotation_id)),
+    }
+    assert!(store.load("db").await.unwrap().state.in_progress.is_some(), "db's rotation is under way");
+
+    held.batch_execute("ROLLBACK").await.unwrap();
+    wait_for("db's rotation to finish", async || rotations(&store, "db").await == 1).await;
+    let db = store.load("db").await.unwrap().state;
+    assert!(db.in_progress.is_none(), "PENDING left behind: {:?}", db.in_progress);
+    let secret = vault.kv_read("secret", "sched/db").await.unwrap().expect("db's secret was written");
+    assert!(pg.logs_in("app_user", secret.data.fields()["password"].as_str().unwrap()).await);
+    assert_eq!(rotations(&store, "waiting").await, 0);
+    assert!(vault.kv_read("secret", "sched/waiting").await.unwrap().is_none(), "the waiting run started");
+    assert!(matches!(scheduler.rotate_now("db", "test").await, Err(SchedulerError::ShuttingDown(_))));
 }

@@ -27,6 +27,7 @@ impl From<SchedulerError> for ApiError {
             SchedulerError::Duplicate(_) | SchedulerError::Busy(_) | SchedulerError::Blocked { .. } => {
                 Self::new(StatusCode::CONFLICT, e.to_string())
             }
+            SchedulerError::ShuttingDown(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             SchedulerError::Rotation(r) => r.into(),
         }
     }

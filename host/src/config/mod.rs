@@ -42,7 +42,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use diagnostic::{Collector, ConfigErrors, Diagnostic, SourceFile};
-pub use parse::{load, parse};
+pub use parse::{Parsed, load, load_partial, parse, parse_partial};
 pub use sql::{SqlConnection, SqlConnections, SqlCredentials};
 
 use crate::plugin::{Grants, RunLimits};
@@ -377,6 +377,19 @@ impl JobSpans {
 }
 
 impl Config {
+    /// Nothing configured: the defaults and no jobs (what is left of a file
+    /// that could not be read or has syntax errors).
+    fn empty(source: Arc<SourceFile>, base_dir: &Path) -> Self {
+        Self {
+            source,
+            base_dir: base_dir.to_path_buf(),
+            vault: VaultConfig::default(),
+            daemon: DaemonConfig::default(),
+            sql: SqlConnections::default(),
+            jobs: Vec::new(),
+        }
+    }
+
     pub fn job(&self, id: &str) -> Option<&JobConfig> {
         self.jobs.iter().find(|j| j.id == id)
     }

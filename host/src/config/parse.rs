@@ -77,19 +77,53 @@ const MIN_MEMORY: usize = 1 << 20;
 const STEP_TIMEOUT_RANGE: (std::time::Duration, std::time::Duration) =
     (std::time::Duration::from_millis(10), std::time::Duration::from_secs(600));
 
+/// A config read as far as it could be: every section and job that parsed
+/// (a job with a problem is left out), and every problem found so far.
+///
+/// `rotator check` adds the plugin and settings-schema problems of the jobs
+/// that did parse to the same [`Collector`], so one run reports everything.
+#[derive(Debug)]
+pub struct Parsed {
+    pub config: Config,
+    pub problems: Collector,
+}
+
+impl Parsed {
+    /// The config, or every problem in file order.
+    pub fn finish(self) -> Result<Config, ConfigErrors> {
+        self.problems.finish()?;
+        Ok(self.config)
+    }
+}
+
 /// Read and parse a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-        file: name.clone(),
-        errors: vec![super::Diagnostic { line: 1, column: 1, message: format!("cannot read: {e}") }],
-    })?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse(&name, &text, &base)
+    load_partial(path).finish()
 }
 
 /// Parse config text. `name` labels errors; `base_dir` resolves relative paths.
 pub fn parse(name: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    parse_partial(name, text, base_dir).finish()
+}
+
+/// Read and parse a config file, keeping what parsed next to the problems.
+/// An unreadable file is one problem at 1:1 and a config with no jobs.
+pub fn load_partial(path: &Path) -> Parsed {
+    let name = path.display().to_string();
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_partial(&name, &text, &base),
+        Err(e) => {
+            let source = Arc::new(SourceFile { name, text: String::new() });
+            let mut problems = Collector::new(source.clone());
+            problems.error(0..0, format!("cannot read: {e}"));
+            Parsed { config: Config::empty(source, &base), problems }
+        }
+    }
+}
+
+/// Parse config text, keeping what parsed next to the problems.
+pub fn parse_partial(name: &str, text: &str, base_dir: &Path) -> Parsed {
     let source = Arc::new(SourceFile { name: name.to_owned(), text: text.to_owned() });
     let mut c = Collector::new(source.clone());
     let (root, syntax) = DeTable::parse_recoverable(&source.text);
@@ -98,7 +132,7 @@ pub fn parse(name: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigEr
     }
     if !syntax.is_empty() {
         // Everything after a syntax error is noise; report just those.
-        return c.finish().map(|()| unreachable!("syntax errors were recorded"));
+        return Parsed { config: Config::empty(source, base_dir), problems: c };
     }
 
     let mut vault = VaultConfig::default();
@@ -129,8 +163,8 @@ pub fn parse(name: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigEr
     }
     check_daemon(&mut c, &daemon);
     schedule::check_pairs(&mut c, &jobs);
-    c.finish()?;
-    Ok(Config { source, base_dir: base_dir.to_path_buf(), vault, daemon, sql: sql.connections, jobs })
+    let config = Config { source, base_dir: base_dir.to_path_buf(), vault, daemon, sql: sql.connections, jobs };
+    Parsed { config, problems: c }
 }
 
 pub(super) fn section<T: DeserializeOwned>(c: &mut Collector, value: Spanned<DeValue<'_>>) -> Option<T> {

@@ -137,6 +137,29 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+impl Plugin {
+    /// What the component really exports, read from its own type (not from
+    /// our WIT): each export's name with, for an interface, the names of the
+    /// functions in it.
+    pub fn exports(&self) -> Vec<(String, Vec<String>)> {
+        let engine = &self.0.engine;
+        let ty = self.0.pre.instance_pre().component().component_type();
+        ty.exports(engine)
+            .map(|(name, item)| {
+                let functions = match item.ty {
+                    ComponentItem::ComponentInstance(instance) => instance
+                        .exports(engine)
+                        .filter(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_)))
+                        .map(|(f, _)| f.to_owned())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                (name.to_owned(), functions)
+            })
+            .collect()
+    }
+}
+
 /// Check the component's exports and imports against our world, naming
 /// exactly what is wrong.
 fn check_world(engine: &wasmtime::Engine, component: &Component) -> Result<(), String> {

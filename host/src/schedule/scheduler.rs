@@ -7,8 +7,9 @@
 //! loop in [`Scheduler::run`] pops due jobs and spawns a rotation for each;
 //! the rotation's final state write carries the schedule's bookkeeping (see
 //! [`super::cycle`]), and the job is queued again from the record. Shutdown
-//! stops popping and waits for running rotations: a started rotation always
-//! ends (or stays staged in Vault for the next run).
+//! ([`Scheduler::stop`]) stops popping and waits for running rotations: a
+//! started rotation always ends (or stays staged in Vault for the next run),
+//! and a run still waiting for a concurrency slot never starts.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,8 @@ struct Inner {
     events: broadcast::Sender<RotationEvent>,
     observers: Vec<Arc<dyn Observer>>,
     running: Mutex<JoinSet<()>>,
+    /// True once shutdown began: no rotation starts after that.
+    stopped: watch::Sender<bool>,
 }
 
 struct Entry {
@@ -101,6 +104,8 @@ pub enum SchedulerError {
     Busy(String),
     #[error("job `{job}` must wait until {until}: a job paired with it by not_within rotated too recently")]
     Blocked { job: String, until: OffsetDateTime },
+    #[error("job `{0}` was not rotated: the daemon is shutting down")]
+    ShuttingDown(String),
     #[error(transparent)]
     Rotation(#[from] RotationError),
 }
@@ -143,6 +148,7 @@ impl Scheduler {
             events: broadcast::channel(1024).0,
             observers,
             running: Mutex::new(JoinSet::new()),
+            stopped: watch::Sender::new(false),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -234,12 +240,22 @@ impl Scheduler {
         }
     }
 
-    /// Run until `stop` turns true, then wait for running rotations.
+    /// Begin shutdown: from now on no rotation starts, including runs that
+    /// are waiting for a concurrency slot (they end with
+    /// [`SchedulerError::ShuttingDown`]). Rotations already running go on.
+    pub fn stop(&self) {
+        self.inner.stopped.send_replace(true);
+    }
+
+    /// Run until `stop` turns true (or [`Self::stop`] is called), then wait
+    /// for running rotations.
     pub async fn run(&self, mut stop: watch::Receiver<bool>) {
+        let mut stopped = self.inner.stopped.subscribe();
         loop {
             let id = tokio::select! {
                 (id, _) = self.inner.queue.next() => id,
                 _ = stop.wait_for(|s| *s) => break,
+                _ = stopped.wait_for(|s| *s) => break,
             };
             let this = self.clone();
             let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -247,8 +263,20 @@ impl Scheduler {
             while running.try_join_next().is_some() {}
             running.spawn(async move { this.scheduled(id).await });
         }
+        self.stop();
         let mut running = std::mem::take(&mut *self.inner.running.lock().unwrap_or_else(|p| p.into_inner()));
         while running.join_next().await.is_some() {}
+    }
+
+    /// A slot under the concurrency limit, unless shutdown begins first.
+    /// Shutdown wins a tie, so nothing starts once it has begun.
+    async fn slot(&self, id: &str) -> Result<tokio::sync::SemaphorePermit<'_>, SchedulerError> {
+        let mut stopped = self.inner.stopped.subscribe();
+        tokio::select! {
+            biased;
+            _ = stopped.wait_for(|s| *s) => Err(SchedulerError::ShuttingDown(id.to_owned())),
+            permit = self.inner.limit.acquire() => Ok(permit.expect("the limit is never closed")),
+        }
     }
 
     /// A queued run came due.
@@ -259,6 +287,7 @@ impl Scheduler {
                 tracing::info!(job = %id, until = %until, "waiting: a paired job (not_within) rotated too recently");
                 self.inner.queue.schedule(id, to_instant(until));
             }
+            Err(e @ SchedulerError::ShuttingDown(_)) => tracing::info!(job = %id, error = %e, "scheduled run skipped"),
             Err(e) => tracing::debug!(job = %id, error = %e, "scheduled run skipped"),
         }
     }
@@ -270,7 +299,7 @@ impl Scheduler {
     }
 
     async fn rotate(&self, id: &str, actor: &str, manual: bool) -> Result<RotationReport, SchedulerError> {
-        let _permit = self.inner.limit.acquire().await.expect("the limit is never closed");
+        let _permit = self.slot(id).await?;
         let job = {
             let mut jobs = self.jobs();
             let entry = jobs.get(id).ok_or_else(|| SchedulerError::UnknownJob(id.to_owned()))?;
@@ -298,11 +327,12 @@ impl Scheduler {
     }
 
     /// Run a job that is not scheduled (a one-off API rotation) under the
-    /// same concurrency limit, state store and observers as scheduled ones.
-    pub async fn rotate_once(&self, job: &Job, actor: &str) -> Result<RotationReport, RotationError> {
-        let _permit = self.inner.limit.acquire().await.expect("the limit is never closed");
+    /// same concurrency limit, shutdown, state store and observers as
+    /// scheduled ones.
+    pub async fn rotate_once(&self, job: &Job, actor: &str) -> Result<RotationReport, SchedulerError> {
+        let _permit = self.slot(&job.config.id).await?;
         let options = RotateOptions { observer: &*self.inner, ..RotateOptions::new(actor) };
-        job.rotate_with(&self.inner.store, options).await
+        Ok(job.rotate_with(&self.inner.store, options).await?)
     }
 
     /// Run the rotation and book its outcome in the job's record. Returns

@@ -90,11 +90,16 @@ impl Dev {
     }
 
     /// SIGTERM, then (stdout, stderr); asserts a clean exit.
-    pub fn stop(mut self) -> (String, String) {
+    pub fn stop(self) -> (String, String) {
+        self.stop_with("TERM")
+    }
+
+    /// Signal `name` (`TERM`, `INT`), then (stdout, stderr); asserts exit 0.
+    pub fn stop_with(mut self, name: &str) -> (String, String) {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(Command::new("kill").args([&format!("-{name}"), &pid]).status().unwrap().success());
         let status = self.child.wait().unwrap();
-        assert!(status.success(), "rotator dev exited with {status} after SIGTERM");
+        assert_eq!(status.code(), Some(0), "rotator dev exited with {status} after SIG{name}");
         let mut stdout = self.stdout_seen.join("\n");
         stdout.extend(self.lines.try_iter().map(|l| format!("\n{l}")));
         (stdout, self.stderr.take().unwrap().join().unwrap())

@@ -241,17 +241,14 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
 }
 
 pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
-    let config = match config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let runtime = setup::runtime(&config).map_err(|e| anyhow!(e))?;
-    match setup::load_jobs(&config, &runtime) {
+    // Whatever parsed is checked against its plugins too, so one run
+    // reports every problem in the file.
+    let parsed = config::load_partial(path);
+    let name = parsed.config.source.name.clone();
+    let runtime = setup::runtime(&parsed.config).map_err(|e| anyhow!(e))?;
+    match setup::check(parsed, &runtime) {
         Ok(jobs) => {
-            println!("{}: OK, {} job(s)", config.source.name, jobs.len());
+            println!("{name}: OK, {} job(s)", jobs.len());
             for j in &jobs {
                 println!("  {} → {} (sha256 {})", j.config.id, j.plugin.label(), &j.plugin.sha256()[..16]);
             }
@@ -319,7 +316,15 @@ pub fn inspect(what: &str) -> anyhow::Result<ExitCode> {
     println!("description:  {}", info.description);
     println!("origin:       {}", plugin.origin());
     println!("sha256:       {}", plugin.sha256());
-    println!("world:        rotator:plugin/plugin@0.1.0 (exports {})", rotator::plugin::EXPORT);
+    // Both read from the component's own type, not from the WIT we expect.
+    for (i, (name, functions)) in plugin.exports().iter().enumerate() {
+        let label = if i == 0 { "exports:" } else { "" };
+        if functions.is_empty() {
+            println!("{label:<14}{name}");
+        } else {
+            println!("{label:<14}{name} ({})", functions.join(", "));
+        }
+    }
     println!("imports:      {}", plugin.imports().join(", "));
     if info.capabilities.is_empty() {
         println!("capabilities: none");
