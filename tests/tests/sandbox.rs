@@ -51,6 +51,19 @@ fn a_plugin_that_loops_forever_is_stopped_at_the_deadline() {
 }
 
 #[test]
+fn a_run_still_meets_its_deadline_after_the_runtime_is_dropped() {
+    // A daemon shutting down drops its runtime while a step may still run on
+    // a blocking thread; that step must still be stopped at its deadline.
+    let rt = runtime();
+    let p = rt.load_file(&build_artifact("fixture_spin"), None).unwrap();
+    let limits = RunLimits { step_timeout: Duration::from_millis(200), ..Default::default() };
+    let mut run = p.start("spinner", config(limits)).unwrap();
+    drop((rt, p));
+    let err = run.create(&ctx(json!({}))).unwrap_err();
+    assert_eq!(err.failure, Failure::Deadline(Duration::from_millis(200)), "{err}");
+}
+
+#[test]
 fn a_plugin_that_allocates_without_bound_is_stopped_at_the_cap() {
     let rt = runtime();
     let p = rt.load_file(&build_artifact("fixture_hog"), None).unwrap();

@@ -86,7 +86,16 @@ impl Runtime {
         let info = describe(&self.engine, &pre, &origin)?;
         let schema = jsonschema::validator_for(&info.settings_schema)
             .map_err(|e| LoadError::Schema { origin: origin.clone(), message: e.to_string() })?;
-        Ok(Plugin(Arc::new(PluginInner { engine: self.engine.clone(), pre, info, sha256, origin, schema, imports })))
+        Ok(Plugin(Arc::new(PluginInner {
+            engine: self.engine.clone(),
+            _ticker: self.ticker.clone(),
+            pre,
+            info,
+            sha256,
+            origin,
+            schema,
+            imports,
+        })))
     }
 
     /// Compile through the on-disk cache, keyed by the component's sha256

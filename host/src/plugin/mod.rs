@@ -120,7 +120,9 @@ pub struct Runtime {
     linker: Linker<RunState>,
     cache_dir: Option<PathBuf>,
     pooling: bool,
-    _ticker: EpochTicker,
+    /// Shared with every loaded plugin: a run keeps its plugin, so its step
+    /// deadlines keep firing even if the runtime is dropped mid-step.
+    ticker: Arc<EpochTicker>,
 }
 
 impl fmt::Debug for Runtime {
@@ -147,8 +149,8 @@ impl Runtime {
             &mut s.host
         })
         .map_err(|e| format!("linking rotator imports: {e}"))?;
-        let ticker = EpochTicker::start(&engine);
-        Ok(Arc::new(Self { engine, linker, cache_dir: options.cache_dir, pooling, _ticker: ticker }))
+        let ticker = Arc::new(EpochTicker::start(&engine));
+        Ok(Arc::new(Self { engine, linker, cache_dir: options.cache_dir, pooling, ticker }))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -218,6 +220,8 @@ pub struct Plugin(Arc<PluginInner>);
 
 struct PluginInner {
     engine: Engine,
+    /// Keeps the epoch advancing while any run of this plugin is alive.
+    _ticker: Arc<EpochTicker>,
     pre: bindings::PluginPre<RunState>,
     info: PluginInfo,
     sha256: String,
