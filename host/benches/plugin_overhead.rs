@@ -42,20 +42,19 @@ fn settings() -> Value {
 
 const CURRENT: &str = r#"{"username":"app","password":"old-password-value-0123456789","host":"db.internal"}"#;
 
-/// The native twin of kv-random's create + test.
+/// The native twin of kv-random's create + test. Like the plugin, which keeps
+/// what `create` parsed for `test`, it parses the settings once.
 fn native_rotation(settings_json: &str, current: &str) -> String {
-    let load = || serde_json::from_str::<settings::Settings>(settings_json).unwrap().check().unwrap();
-    let settings::Job { field, policy, preserve_fields: preserve } = load();
+    let job = serde_json::from_str::<settings::Settings>(settings_json).unwrap().check().unwrap();
     let mut data: Map<String, Value> = serde_json::from_str(current).unwrap();
-    for (k, v) in &preserve {
+    for (k, v) in &job.preserve_fields {
         data.insert(k.clone(), v.clone());
     }
-    data.insert(field, Value::String(policy.generate().unwrap()));
+    data.insert(job.field.clone(), Value::String(job.policy.generate().unwrap()));
     let pending = Value::Object(data).to_string();
     // test
-    let settings::Job { field, policy, .. } = load();
     let parsed: Map<String, Value> = serde_json::from_str(&pending).unwrap();
-    policy.check(parsed[&field].as_str().unwrap()).unwrap();
+    job.policy.check(parsed[&job.field].as_str().unwrap()).unwrap();
     pending
 }
 
