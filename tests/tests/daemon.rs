@@ -111,6 +111,7 @@ settings = { field = "password" }
     ] {
         let failed = recorder.of(id, step);
         assert!(!failed.is_empty(), "{id} never ran {step}");
+        assert!(!recorder.of(id, "rotation").is_empty(), "{id}'s failed rotations were never reported as such");
         for e in failed.iter().chain(&recorder.of(id, "rotation")) {
             assert_eq!((e.outcome, e.kind), ("failed", Some(kind)), "{id}: {e:?}");
         }

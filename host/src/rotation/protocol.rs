@@ -53,7 +53,20 @@ pub(super) async fn run(
     store: &StateStore,
     options: RotateOptions<'_>,
 ) -> Result<RotationReport, RotationError> {
-    let mut driver = Driver::begin(job, store, options).await?;
+    let (observer, actor) = (options.observer, options.actor.clone());
+    let mut attempt = Attempt { rotation_id: uuid::Uuid::new_v4().to_string(), resuming: false };
+    let mut driver = match Driver::begin(job, store, options, &mut attempt).await {
+        Ok(d) => d,
+        Err(e) => {
+            // It ended before a driver existed (state unreadable, the plugin
+            // not instantiable, `create` failed, …): still say how it ended,
+            // so the audit log and the metrics count every attempt.
+            let outcome = if attempt.resuming { "kept-pending" } else { "failed" };
+            let note = Note { error: Some((e.to_string(), e.kind())), ..Note::new("rotation", outcome) };
+            observer.event(&event(job, attempt.rotation_id, actor, note));
+            return Err(e);
+        }
+    };
     let result = driver.drive().await;
     let (outcome, error) = match &result {
         Ok(_) => ("rotated", None),
@@ -62,6 +75,14 @@ pub(super) async fn run(
     };
     driver.emit(Note { error, ..Note::new("rotation", outcome) });
     result
+}
+
+/// The rotation an attempt is about, as far as [`Driver::begin`] got.
+struct Attempt {
+    /// A new rotation's id, or the one being resumed.
+    rotation_id: String,
+    /// Whether a staged rotation was found (its PENDING stays staged).
+    resuming: bool,
 }
 
 /// What one event says; the rotation's identity is added by [`Driver::emit`].
@@ -96,9 +117,17 @@ struct Driver<'a> {
 
 impl<'a> Driver<'a> {
     /// Resume the rotation in progress, or create and stage a new one.
-    async fn begin(job: &'a Job, store: &'a StateStore, options: RotateOptions<'a>) -> Result<Self, RotationError> {
+    async fn begin(
+        job: &'a Job,
+        store: &'a StateStore,
+        options: RotateOptions<'a>,
+        attempt: &mut Attempt,
+    ) -> Result<Self, RotationError> {
         let id = job.config.id.as_str();
         let mut v = store.load(id).await?;
+        if let Some(p) = &v.state.in_progress {
+            *attempt = Attempt { rotation_id: p.id.clone(), resuming: true };
+        }
         let run = job.start(job.run_config(&store.vault)).await?;
         if let Some(p) = v.state.in_progress.as_mut() {
             p.attempt += 1;
@@ -115,7 +144,7 @@ impl<'a> Driver<'a> {
 
         let current = job.read_secret(&store.vault, None).await?;
         let base_version = current.as_ref().and_then(|c| c.version);
-        let rotation_id = uuid::Uuid::new_v4().to_string();
+        let rotation_id = attempt.rotation_id.clone();
         let ctx = job.step_context(&rotation_id, current, 1);
         tracing::info!(job = %id, plugin = %job.plugin.label(), rotation = %rotation_id, "rotation started");
         let mut d = Self {
@@ -390,26 +419,31 @@ impl<'a> Driver<'a> {
     }
 
     fn emit(&self, note: Note) {
-        let Note { step, outcome, duration, vault_paths, error, denied_calls } = note;
-        let (error, kind) = match error {
-            Some((message, kind)) => (Some(message), Some(kind)),
-            None => (None, None),
-        };
         let rotation_id =
             self.v.state.in_progress.as_ref().map(|p| p.id.clone()).unwrap_or_else(|| self.ctx.rotation_id.clone());
-        self.options.observer.event(&RotationEvent {
-            job: self.job.config.id.clone(),
-            plugin: self.job.plugin.label(),
-            plugin_sha256: self.job.plugin.sha256().to_owned(),
-            rotation_id,
-            actor: self.options.actor.clone(),
-            step,
-            outcome,
-            duration,
-            vault_paths,
-            error,
-            kind,
-            denied_calls,
-        });
+        self.options.observer.event(&event(self.job, rotation_id, self.options.actor.clone(), note));
+    }
+}
+
+/// The event for `note` about `job`'s rotation `rotation_id`.
+fn event(job: &Job, rotation_id: String, actor: String, note: Note) -> RotationEvent {
+    let Note { step, outcome, duration, vault_paths, error, denied_calls } = note;
+    let (error, kind) = match error {
+        Some((message, kind)) => (Some(message), Some(kind)),
+        None => (None, None),
+    };
+    RotationEvent {
+        job: job.config.id.clone(),
+        plugin: job.plugin.label(),
+        plugin_sha256: job.plugin.sha256().to_owned(),
+        rotation_id,
+        actor,
+        step,
+        outcome,
+        duration,
+        vault_paths,
+        error,
+        kind,
+        denied_calls,
     }
 }
