@@ -76,6 +76,19 @@ fn a_plugin_that_allocates_without_bound_is_stopped_at_the_cap() {
 }
 
 #[test]
+fn a_cap_below_the_plugins_initial_memory_is_a_memory_limit_not_a_retry() {
+    // kv-random starts with over 1 MiB (its stack and data); 512 KiB can
+    // never fit, so retrying would be pointless.
+    let rt = runtime();
+    let p = rt.load_builtin("kv-random", None).unwrap();
+    let limits = RunLimits { memory: 512 << 10, ..Default::default() };
+    let err = p.start("tiny", config(limits)).err().expect("instantiation refused");
+    assert_eq!(err.failure, Failure::MemoryLimit(512 << 10), "{err}");
+    assert!(!err.failure.is_transient());
+    assert_runtime_healthy(&rt);
+}
+
+#[test]
 fn a_panicking_plugin_becomes_a_typed_trap_with_its_message() {
     let rt = runtime();
     let p = rt.load_file(&build_artifact("fixture_panicky"), None).unwrap();

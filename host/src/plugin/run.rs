@@ -111,6 +111,16 @@ pub(super) fn classify_trap(
     }
 }
 
+/// Why instantiation failed. A component whose initial memory is larger
+/// than the job's cap can never start, so that is the memory limit (a
+/// configuration problem), not a transient instantiation failure to retry.
+fn instantiate_failure(e: wasmtime::Error, store: &Store<RunState>, limits: &RunLimits) -> Failure {
+    if store.data().limiter.hit {
+        return Failure::MemoryLimit(limits.memory);
+    }
+    Failure::Instantiate(format!("{e:#}"))
+}
+
 /// The `panicked at …` line a Rust guest writes to stderr, if any.
 fn panic_message(stderr: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(stderr);
@@ -133,7 +143,7 @@ impl Plugin {
             job: job_id.to_owned(),
             plugin: self.label(),
             step: Step::Create,
-            failure: Failure::Instantiate(format!("{e:#}")),
+            failure: instantiate_failure(e, &store, &config.limits),
         })?;
         Ok(Run {
             plugin: self.clone(),
@@ -304,8 +314,12 @@ impl Run {
         let calls = std::mem::take(&mut self.store.data_mut().host.calls);
         let mut store = new_store(&self.plugin.0.engine, &self.job_id, &self.plugin.label(), &self.config);
         store.data_mut().host.calls = calls;
-        self.instance =
-            self.plugin.0.pre.instantiate(&mut store).map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+        self.instance = self
+            .plugin
+            .0
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| instantiate_failure(e, &store, &self.config.limits))?;
         self.store = store;
         self.poisoned = false;
         Ok(())
