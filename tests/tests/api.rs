@@ -161,6 +161,7 @@ async fn health_is_open_everything_else_needs_the_token_and_errors_are_json() {
     assert_eq!(token["policies"], json!(["root"]));
     assert_eq!((token["expires"].clone(), token["budget_seconds"].clone()), (json!(false), Value::Null));
     assert_eq!(token["renewals"], 0);
+    assert_eq!((token["stranded"].clone(), token["reloads"].clone()), (json!(false), json!(0)));
 
     // The served document lists every route.
     let doc = api.expect(200, "GET", "/openapi.json", None).await;

@@ -76,6 +76,8 @@ pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Json<Value> {
             "logins": token.logins,
             "consecutive_failures": token.consecutive_failures,
             "renew_denied": token.renew_denied,
+            "reloads": token.reloads,
+            "stranded": token.stranded,
         },
         "leases": leases::tracked(&state, now),
     }))
@@ -95,6 +97,8 @@ pub(super) async fn token(State(state): State<Arc<ApiState>>) -> Answer {
         "renewals": watch.renewals,
         "logins": watch.logins,
         "renew_denied": watch.renew_denied,
+        "reloads": watch.reloads,
+        "stranded": watch.stranded,
         "consecutive_failures": watch.consecutive_failures,
         "budget_seconds": watch.budget(now).map(|d| d.as_secs()),
         "next_action_in_seconds": watch.next_action_at.map(|at| at.saturating_duration_since(now).as_secs()),

@@ -388,7 +388,10 @@
     $('token-renewals').textContent = String(t.renewals);
     $('token-logins').textContent = String(t.logins);
     const stateBadge = $('token-state');
-    if (t.consecutive_failures) {
+    if (t.stranded) {
+      stateBadge.textContent = 'expiring: supply a new token';
+      stateBadge.className = 'badge bad';
+    } else if (t.consecutive_failures) {
       stateBadge.textContent = `${plural(t.consecutive_failures, 'failure')}`;
       stateBadge.className = 'badge bad';
     } else if (t.renew_denied) {
