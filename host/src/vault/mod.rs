@@ -209,7 +209,7 @@ impl VaultClient {
         }
         let resp = req.send().await.map_err(|e| {
             self.count(None);
-            Failure::from(VaultError::Unavailable { address: self.inner.base.clone(), message: describe_reqwest(&e) })
+            self.unavailable(&e)
         })?;
         let status = resp.status().as_u16();
         self.count(Some(status));
@@ -219,9 +219,7 @@ impl VaultClient {
             }
             _ => None,
         };
-        let bytes = resp.bytes().await.map_err(|e| {
-            Failure::from(VaultError::Unavailable { address: self.inner.base.clone(), message: describe_reqwest(&e) })
-        })?;
+        let bytes = resp.bytes().await.map_err(|e| self.unavailable(&e))?;
         let parsed: Result<Option<Value>, _> =
             if bytes.is_empty() { Ok(None) } else { serde_json::from_slice(&bytes).map(Some) };
         if (200..300).contains(&status) {
@@ -237,6 +235,11 @@ impl VaultClient {
         // itself is never quoted (it could echo anything).
         let body = parsed.ok().flatten();
         Err(Failure { error: VaultError::from_status(&method_name, path, status, body.as_ref()), retry_after })
+    }
+
+    /// Vault could not be reached, or its answer not read.
+    fn unavailable(&self, e: &reqwest::Error) -> Failure {
+        Failure::from(VaultError::Unavailable { address: self.inner.base.clone(), message: describe_reqwest(e) })
     }
 
     /// [`request`](Self::request) with `token` instead of the client's own,
