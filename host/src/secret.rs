@@ -130,21 +130,73 @@ impl Redactor {
         }
     }
 
-    /// `text` with every registered value replaced by [`REDACTED`].
-    pub fn redact(&mut self, text: &str) -> String {
+    fn parse_pending(&mut self) {
         for secret in std::mem::take(&mut self.unparsed) {
             if let Ok(value) = serde_json::from_str::<Value>(secret.expose()) {
                 self.add_value(&value);
             }
         }
-        let mut out = text.to_owned();
-        for needle in &self.needles {
-            if out.contains(needle.as_str()) {
-                out = out.replace(needle.as_str(), REDACTED);
+    }
+
+    /// `text` with every registered value replaced by [`REDACTED`].
+    pub fn redact(&mut self, text: &str) -> String {
+        self.redact_capped(text, usize::MAX, 0)
+    }
+
+    /// At most `cap` bytes of `text` redacted, then `…[truncated N bytes]`
+    /// if anything was cut (N counts bytes of the original text, including
+    /// `cut_before`: bytes the caller already dropped after `text`).
+    ///
+    /// Redaction comes first and the cut second, and both happen in one
+    /// left-to-right pass: at each position the longest registered value
+    /// that starts there (in the whole text, not just the part kept) is
+    /// replaced, and the pass stops once the output is full. So a value
+    /// that straddles the cut is replaced or dropped whole, never shown in
+    /// part. When the caller already cut the text (`cut_before > 0`), the
+    /// pass also stops where a value could run past that earlier cut. The
+    /// work is bounded by `cap`, not by the length of `text`.
+    pub fn redact_capped(&mut self, text: &str, cap: usize, cut_before: usize) -> String {
+        self.parse_pending();
+        let longest = self.needles.first().map_or(0, |n| n.len());
+        // Positions from here on may start a value the caller's cut split.
+        let scan_end = if cut_before > 0 { text.len().saturating_sub(longest.saturating_sub(1)) } else { text.len() };
+        let mut first_bytes = [false; 256];
+        for n in &self.needles {
+            first_bytes[n.as_bytes()[0] as usize] = true;
+        }
+        let mut out = String::with_capacity(text.len().min(cap));
+        let mut at = 0;
+        while at < scan_end {
+            let rest = &text[at..];
+            let matched = if first_bytes[rest.as_bytes()[0] as usize] {
+                self.needles.iter().find(|n| rest.starts_with(n.as_str())).map(|n| n.len())
+            } else {
+                None
+            };
+            let (emit, consumed) = match matched {
+                Some(len) => (REDACTED, len),
+                None => {
+                    let len = rest.chars().next().map_or(1, char::len_utf8);
+                    (&rest[..len], len)
+                }
+            };
+            if out.len() + emit.len() > cap {
+                break;
             }
+            out.push_str(emit);
+            at += consumed;
+        }
+        let cut = text.len() - at + cut_before;
+        if cut > 0 {
+            out.push_str(&truncation_marker(cut));
         }
         out
     }
+}
+
+/// What marks the end of text that was cut.
+pub fn truncation_marker(cut: usize) -> String {
+    format!("…[truncated {cut} bytes]")
 }
 
 #[cfg(test)]
@@ -173,6 +225,42 @@ mod tests {
         r.add_str("abcd");
         r.add_str("abcdefgh");
         assert_eq!(r.redact("xabcdefghx"), "x[REDACTED]x");
+    }
+
+    #[test]
+    fn capped_redaction_keeps_short_text_whole() {
+        let mut r = Redactor::new();
+        r.add_str("s3cr3t-value");
+        assert_eq!(r.redact_capped("pw=s3cr3t-value", 100, 0), "pw=[REDACTED]");
+        assert_eq!(r.redact_capped("héllo", 5, 0), "héll…[truncated 1 bytes]");
+        // Cut on a character boundary: `é` is two bytes and does not fit.
+        assert_eq!(r.redact_capped("héllo", 2, 0), "h…[truncated 5 bytes]");
+    }
+
+    #[test]
+    fn capped_redaction_never_shows_part_of_a_secret_at_the_cut() {
+        let mut r = Redactor::new();
+        r.add_str("0123456789abcdef");
+        // The secret straddles the cut: it is replaced (or dropped) whole.
+        let text = format!("{}0123456789abcdef tail", "x".repeat(10));
+        for cap in 0..text.len() + 4 {
+            let out = r.redact_capped(&text, cap, 0);
+            let shown = out.split('…').next().unwrap();
+            assert!(shown.len() <= cap);
+            for k in 4..=16 {
+                assert!(!shown.contains(&"0123456789abcdef"[..k]), "cap {cap}: {out}");
+            }
+        }
+    }
+
+    #[test]
+    fn capped_redaction_stops_where_an_earlier_cut_could_split_a_secret() {
+        let mut r = Redactor::new();
+        r.add_str("0123456789");
+        // The caller kept only "...01234" of a line that went on.
+        let out = r.redact_capped("abc01234", 100, 50);
+        assert_eq!(out, "…[truncated 58 bytes]");
+        assert_eq!(r.redact_capped("abcdefghijklm01234", 100, 50), "abcdefghi…[truncated 59 bytes]");
     }
 
     #[test]

@@ -25,6 +25,7 @@
 
 mod diagnostic;
 mod grants;
+mod output_limits;
 mod parse;
 mod schedule;
 pub mod sql;

@@ -66,11 +66,24 @@ fn enabled_by_default() -> bool {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawLimits {
+pub(super) struct RawLimits {
     #[serde(default)]
     memory: Option<Spanned<String>>,
     #[serde(default)]
     step_timeout: Option<Spanned<String>>,
+    // Caps on plugin output (see `output_limits`): sizes and counts.
+    #[serde(default)]
+    pub(super) error_message: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) log_line: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) log_lines: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub(super) plan_summary: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) secret: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) host_calls: Option<Spanned<u64>>,
 }
 
 const MIN_MEMORY: usize = 1 << 20;
@@ -304,6 +317,7 @@ fn plugin_ref(c: &mut Collector, plugin: &Spanned<String>, base_dir: &Path) -> O
 fn limits(c: &mut Collector, raw: Option<&RawLimits>) -> RunLimits {
     let mut limits = RunLimits::default();
     let Some(raw) = raw else { return limits };
+    limits.output = super::output_limits::parse(c, raw);
     if let Some(m) = &raw.memory {
         match parse_bytes(m.get_ref()) {
             Ok(n) if (MIN_MEMORY..=MAX_MEMORY).contains(&n) => limits.memory = n,
