@@ -122,7 +122,7 @@ fn a_huge_plan_summary_is_cut_and_a_plan_with_too_many_actions_is_refused() {
     assert!(plan[0].summary.len() <= OutputLimits::DEFAULT.plan_summary + MARKER);
     assert_eq!(truncated(&plan[0].summary), HUGE - OutputLimits::DEFAULT.plan_summary);
 
-    let mut c = ctx("flood-plan", "plan", None);
+    let mut c = ctx("flood-plan-many", "plan", None);
     c.settings = json!({ "mode": "plan", "actions": 100_000 });
     let err = run.plan(&c).unwrap_err();
     assert_eq!(err.failure, Failure::BadOutput("plan listed 100000 actions; at most 64 are allowed".into()));
@@ -150,8 +150,10 @@ fn a_huge_secret_is_refused_unseen_and_so_are_its_log_lines() {
     let lines = logs::lines_with(&[job]);
     assert!(lines.iter().all(|l| !l.contains("sss")), "a piece of the refused secret was logged");
     assert!(lines.iter().any(|l| l.contains("1 log line(s) of this step were withheld")), "{lines:?}");
-    // The run goes on: the next step works.
-    run.create(&ctx(job, "none", None)).unwrap();
+    // The run goes on: the next rotation's `create` works.
+    let mut next = ctx(job, "none", None);
+    next.rotation_id = "r2".into();
+    run.create(&next).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
