@@ -37,10 +37,8 @@ fn ctx(job: &str, mode: &str, current: Option<&str>) -> StepContext {
         job_id: job.into(),
         rotation_id: format!("{job}-r1"),
         settings: json!({ "mode": mode }),
-        current: current.map(|pw| CurrentSecret {
-            data: SecretJson::new(json!({ "password": pw }).to_string()),
-            version: Some(1),
-        }),
+        current: current
+            .map(|pw| CurrentSecret { data: SecretJson::new(json!({ "password": pw }).to_string()), version: Some(1) }),
         attempt: 1,
     }
 }
@@ -83,7 +81,8 @@ fn a_50_mb_error_is_redacted_then_cut_and_names_job_plugin_and_version() {
     assert!(shown.starts_with("job `flood-error`: plugin fixture-flood@0.0.1: create: permanent failure: xxx"));
 
     // A job's own cap applies in the same way.
-    let limits = RunLimits { output: OutputLimits { error_message: 300, ..OutputLimits::DEFAULT }, ..Default::default() };
+    let limits =
+        RunLimits { output: OutputLimits { error_message: 300, ..OutputLimits::DEFAULT }, ..Default::default() };
     let mut run = p.start("flood-error-small", config(limits)).unwrap();
     let err = run.create(&ctx("flood-error-small", "error", Some(password))).unwrap_err();
     assert!(err.to_string().len() < 300 + 200, "{err}");

@@ -91,7 +91,8 @@ mod tests {
 
     #[test]
     fn output_caps_past_their_hard_limits_are_errors_at_their_place() {
-        let text = job(r#"{ error_message = "1MiB", log_lines = 0, secret = "2MiB", host_calls = 10001, log_line = "9x" }"#);
+        let text =
+            job(r#"{ error_message = "1MiB", log_lines = 0, secret = "2MiB", host_calls = 10001, log_line = "9x" }"#);
         let err = parse("t.toml", &text, Path::new(".")).unwrap_err().to_string();
         for want in [
             "limits.error_message must be between 256B and 64KiB",

@@ -40,7 +40,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::Value;
 
-pub use report::{CallRecord, CheckResult, Environment, PluginSummary, Report, Status, StepRecord, group_repeats, names};
+pub use report::{
+    CallRecord, CheckResult, Environment, PluginSummary, Report, Status, StepRecord, group_repeats, names,
+};
 
 use crate::config::SecretLocation;
 use crate::plugin::limits::STEP_TIMEOUT_RANGE;

@@ -265,8 +265,11 @@ impl fmt::Display for Report {
         writeln!(f, "\nsteps:")?;
         let mut shown = Shown::default();
         for s in &self.steps {
-            let outcome =
-                if s.ok { "ok".to_owned() } else { format!("FAILED: {}", shown.show(s.error.as_deref().unwrap_or(""))) };
+            let outcome = if s.ok {
+                "ok".to_owned()
+            } else {
+                format!("FAILED: {}", shown.show(s.error.as_deref().unwrap_or("")))
+            };
             writeln!(f, "  {:<12} {:<6} {:>9.3} ms  {outcome}", s.step, s.by, s.duration_ms)?;
             for c in &s.host_calls {
                 writeln!(f, "      {c}")?;

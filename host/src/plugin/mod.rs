@@ -148,7 +148,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("linking WASI: {e}"))?;
         // Every import goes through the per-step host-call budget.
         bindings::Plugin::add_to_linker::<RunState, imports::Gated>(&mut linker, |s| imports::Gate(&mut s.host))
-        .map_err(|e| format!("linking rotator imports: {e}"))?;
+            .map_err(|e| format!("linking rotator imports: {e}"))?;
         let ticker = Arc::new(EpochTicker::start(&engine));
         Ok(Arc::new(Self { engine, linker, cache_dir: options.cache_dir, pooling, ticker }))
     }
