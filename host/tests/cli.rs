@@ -196,6 +196,42 @@ fn plugin_test_prints_a_50_mb_failure_once_and_stays_small() {
     serde_json::from_slice::<serde_json::Value>(&json.stdout).expect("a JSON report");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_running_a_flooding_plugin_keeps_its_log_and_answers_small() {
+    // `create` fails with a 50 MB message; the job caps messages at 2 KiB.
+    let jobs = format!(
+        r#"
+[[jobs]]
+id = "flood"
+plugin = "{}"
+secret = {{ path = "flood/app" }}
+interval = "1h"
+enabled = false
+settings = {{ mode = "error" }}
+limits = {{ error_message = "2KiB" }}
+"#,
+        rotator::builtin::build_artifact("fixture_flood").display()
+    );
+    let mut dev = Dev::with_jobs(&jobs, &["--log-level", "debug"]);
+    let api = dev.wait_for("rotator API:").replace("/healthz", "");
+    let token = dev.wait_for("API token:");
+    let mut answers = Vec::new();
+    for (method, path) in [("POST", "/jobs/flood/rotate"), ("GET", "/jobs/flood"), ("GET", "/status")] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = http().request(method, format!("{api}{path}")).bearer_auth(&token).send().await.unwrap();
+        answers.push((path, resp.status().as_u16(), resp.text().await.unwrap()));
+    }
+    let (_, status, rotated) = &answers[0];
+    assert_eq!(*status, 502, "{rotated}");
+    assert!(rotated.contains("create: permanent failure: xxx") && rotated.contains("…[truncated "), "{rotated}");
+    for (path, _, body) in &answers {
+        assert!(body.len() < 4 << 10, "{path} answered {} bytes", body.len());
+    }
+    let (stdout, stderr) = dev.stop();
+    assert!(stderr.contains("…[truncated "), "the failure was logged:\n{stderr}");
+    assert!(stdout.len() + stderr.len() < 64 << 10, "{} bytes of output", stdout.len() + stderr.len());
+}
+
 #[test]
 fn plugin_test_step_timeout_stops_a_runaway_step_and_is_held_to_the_config_range() {
     let fixture = rotator::builtin::build_artifact("fixture_spin");

@@ -2,23 +2,21 @@
 //! 50 MB errors, log lines and plan summaries, a 50 MB secret and 100,000
 //! host calls, and the host shows a capped, redacted part of each (marked
 //! `…[truncated N bytes]`) or refuses it with a typed error. Secrets placed
-//! across a cut never show in part. A whole daemon running the fixture keeps
-//! its log and its API answers small.
+//! across a cut never show in part. (A whole `rotator dev` running the
+//! fixture, and `rotator plugin test` of it, keep their log, API answers and
+//! output small: host/tests/cli.rs.)
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use rotator::api::{ApiOptions, ApiToken};
 use rotator::builtin::build_artifact;
-use rotator::daemon::{Daemon, Identity, LeaseOptions};
 use rotator::plugin::{
     CurrentSecret, Failure, Grants, Operation, OutputLimits, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions,
     StepContext, StepError, VaultBridge, VaultGrant,
 };
 use rotator::secret::SecretJson;
 use rotator::vault::{VaultClient, VaultOptions};
-use rotator_tests::{ROOT, dev_server, fixture, http_client, jobs, logs};
-use secrecy::{ExposeSecret, SecretString};
+use rotator_tests::{ROOT, dev_server, logs};
+use secrecy::SecretString;
 use serde_json::json;
 use tokio::runtime::Handle;
 
@@ -186,65 +184,4 @@ async fn host_calls_past_the_cap_are_refused_unrecorded_and_fail_the_step() {
     assert_eq!(server.stats().requests("secret/data/flood/probe"), 50);
     let warned = logs::lines_with(&[job, "reached its host-call limit"]);
     assert_eq!(warned.len(), 1, "the refusals are logged once: {warned:?}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_daemon_running_a_flooding_plugin_keeps_its_log_and_answers_small() {
-    logs::capture();
-    let server = dev_server().await;
-    let toml = format!(
-        r#"
-[[jobs]]
-id = "flood-daemon"
-plugin = "{}"
-secret = {{ mount = "secret", path = "flood/daemon" }}
-interval = "1h"
-enabled = false
-settings = {{ mode = "error" }}
-limits = {{ error_message = "2KiB", log_lines = 5 }}
-"#,
-        fixture("fixture_flood")
-    );
-    let (vault, jobs, runtime) = jobs(&server, &toml);
-    assert_eq!(jobs[0].config.limits.output.error_message, 2 << 10);
-    let (token, value) = ApiToken::generate();
-    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", api_listener.local_addr().unwrap());
-    let daemon = Daemon {
-        state: rotator_tests::store(&vault),
-        observers: Vec::new(),
-        metrics: Default::default(),
-        jobs,
-        vault,
-        identity: Identity::static_token(),
-        leases: LeaseOptions::default(),
-        api_listener,
-        max_concurrent_rotations: 1,
-        shutdown_grace: Duration::from_secs(10),
-        api: ApiOptions::new(token, runtime),
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(daemon.run(async move {
-        let _ = stopped.await;
-    }));
-    let http = http_client(Duration::from_secs(60));
-    let bearer = format!("Bearer {}", value.expose_secret());
-    let mut answers = Vec::new();
-    for (method, path) in [("POST", "/jobs/flood-daemon/rotate"), ("GET", "/jobs/flood-daemon"), ("GET", "/status")] {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let resp = http.request(method, format!("{base}{path}")).header("Authorization", &bearer).send().await.unwrap();
-        let status = resp.status().as_u16();
-        answers.push((path, status, resp.text().await.unwrap()));
-    }
-    let (_, status, rotated) = &answers[0];
-    assert!(*status >= 400, "{status} {rotated}");
-    assert!(rotated.contains("permanent failure: xxx") && rotated.contains("…[truncated "), "{rotated}");
-    for (path, _, body) in &answers {
-        assert!(body.len() < 8 << 10, "{path} answered {} bytes", body.len());
-    }
-    stop.send(()).unwrap();
-    running.await.unwrap().unwrap();
-    let logged = logs::lines_with(&["flood-daemon"]).concat();
-    assert!(logged.contains("…[truncated "), "the failure was logged");
-    assert!(logged.len() < 64 << 10, "{} bytes logged for one failed rotation", logged.len());
 }
