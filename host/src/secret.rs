@@ -263,6 +263,75 @@ mod tests {
         assert_eq!(r.redact_capped("abcdefghijklm01234", 100, 50), "abcdefghi…[truncated 59 bytes]");
     }
 
+    /// Secrets (4 to 12 characters) and text made of filler and secrets,
+    /// from a tiny alphabet with a multi-byte character, so secrets overlap,
+    /// share prefixes and sit across every possible cut.
+    fn redaction_case() -> impl proptest::strategy::Strategy<Value = (Vec<String>, String, usize, usize)> {
+        use proptest::prelude::*;
+        let word = |min: usize, max: usize| proptest::collection::vec(prop_oneof!["a", "b", "€", "x"], min..max);
+        let secrets = proptest::collection::vec(word(4, 13).prop_map(|w| w.concat()), 1..4);
+        (secrets, proptest::collection::vec((word(0, 6), any::<prop::sample::Index>()), 0..8), 0..120usize, 0..3usize)
+            .prop_map(|(secrets, pieces, cap, cut)| {
+                let text = pieces.iter().map(|(w, i)| w.concat() + i.get::<String>(&secrets)).collect::<String>();
+                (secrets, text, cap, cut * 7)
+            })
+    }
+
+    /// What must hold for any text, secrets, cap and earlier cut.
+    fn capped_redaction_holds(secrets: &[String], text: &str, cap: usize, cut_before: usize) {
+        let mut r = Redactor::new();
+        secrets.iter().for_each(|s| r.add_str(s));
+        let full = r.redact(text);
+        let out = r.redact_capped(text, cap, cut_before);
+        let (kept, cut) = match out.split_once("…[truncated ") {
+            Some((kept, tail)) => (kept, tail.strip_suffix(" bytes]").unwrap().parse::<usize>().unwrap()),
+            None => (out.as_str(), 0),
+        };
+        assert!(kept.len() <= cap, "{} bytes kept under a cap of {cap}", kept.len());
+        // Redacted first, then cut: what is kept starts the full redaction,
+        // and holds `[REDACTED]` only whole (the alphabet has no `[`).
+        assert!(full.starts_with(kept), "{kept:?} does not start {full:?}");
+        assert_eq!(kept.matches('[').count(), kept.matches(REDACTED).count(), "{kept:?}");
+        for s in secrets {
+            assert!(!full.contains(s.as_str()) && !kept.contains(s.as_str()), "{s:?} shows");
+        }
+        assert!(cut >= cut_before);
+        if cut_before == 0 {
+            assert_eq!(cut > 0, kept != full, "{out:?} of {full:?}");
+        }
+        if cut_before > 0 {
+            // The caller cut a secret's start off its end: what is kept
+            // still starts the redaction of the text as it really went on.
+            for s in secrets {
+                for k in (1..s.len()).filter(|&k| s.is_char_boundary(k) && text.ends_with(&s[..k])) {
+                    let whole = r.redact(&format!("{text}{}", &s[k..]));
+                    assert!(whole.starts_with(kept), "{kept:?} shows part of {s:?}: {whole:?}");
+                }
+            }
+        }
+    }
+
+    fn run_redaction_property(rng_seed: proptest::test_runner::RngSeed) {
+        use proptest::test_runner::{Config, TestRunner};
+        let config = Config { cases: 10_000, rng_seed, failure_persistence: None, ..Config::default() };
+        TestRunner::new(config)
+            .run(&redaction_case(), |(secrets, text, cap, cut)| {
+                capped_redaction_holds(&secrets, &text, cap, cut);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn capped_redaction_never_shows_a_secret_in_part_fixed_seed() {
+        run_redaction_property(proptest::test_runner::RngSeed::Fixed(0x5EC2E7));
+    }
+
+    #[test]
+    fn capped_redaction_never_shows_a_secret_in_part_random_seed() {
+        run_redaction_property(proptest::test_runner::RngSeed::Random);
+    }
+
     #[test]
     fn parse_rejects_non_objects_without_echoing_them() {
         let err = SecretJson::parse("\"topsecret\"".into()).unwrap_err();
