@@ -130,7 +130,7 @@ impl<'a> Driver<'a> {
         }
         let run = job.start(job.run_config(&store.vault)).await?;
         if let Some(p) = v.state.in_progress.as_mut() {
-            p.attempt += 1;
+            p.attempt = p.attempt.saturating_add(1);
             let (rotation_id, stage, attempt, base) = (p.id.clone(), p.stage, p.attempt, p.base_version);
             let pending = p.pending.clone().expect("a loaded rotation in progress has its pending value");
             tracing::warn!(job = %id, rotation = %rotation_id, after = stage.as_str(), attempt, "resuming an unfinished rotation");
@@ -375,7 +375,7 @@ impl<'a> Driver<'a> {
         let now = OffsetDateTime::now_utc();
         let state = &mut self.v.state;
         if outcome == Outcome::Rotated {
-            state.rotations += 1;
+            state.rotations = state.rotations.saturating_add(1);
             state.last_rotation = Some(now);
         }
         state.last_error = error.map(str::to_owned);

@@ -122,9 +122,12 @@ pub fn describe(s: &Schedule) -> String {
     text
 }
 
+/// The monotonic instant for a wall-clock time, at most ~30 years ahead
+/// (dates from Vault may say year 9999; `Instant` arithmetic must not overflow).
 fn to_instant(at: OffsetDateTime) -> Instant {
-    let ahead = at - OffsetDateTime::now_utc();
-    Instant::now() + Duration::try_from(ahead).unwrap_or(Duration::ZERO)
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    let ahead = Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO).min(FAR);
+    Instant::now() + ahead
 }
 
 impl Observer for Inner {

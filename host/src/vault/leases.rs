@@ -93,13 +93,23 @@ impl LeaseApi for VaultClient {
     }
 }
 
+/// The longest TTL believed from an answer: ten years. Vault's own ceiling
+/// (`max_lease_ttl`) is far lower; a larger number is a broken or hostile
+/// server, and must not overflow the clock arithmetic that plans renewals.
+const MAX_TTL: Duration = Duration::from_secs(3650 * 86_400);
+
+/// A TTL in seconds from a Vault answer, at most [`MAX_TTL`].
+pub(crate) fn ttl(v: &Value) -> Duration {
+    Duration::from_secs(v.as_u64().unwrap_or(0)).min(MAX_TTL)
+}
+
 /// Parse a dynamic secret answer (`GET database/creds/<role>` and alike).
 pub fn parse_dynamic(path: &str, body: &Value) -> Result<DynamicSecret, String> {
     let data = body["data"].as_object().ok_or("dynamic secret answer has no data")?;
     Ok(DynamicSecret {
         path: path.to_owned(),
         lease_id: body["lease_id"].as_str().unwrap_or_default().to_owned(),
-        lease_duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
+        lease_duration: ttl(&body["lease_duration"]),
         renewable: body["renewable"].as_bool().unwrap_or(false),
         data: SecretJson::from_map(data),
     })
@@ -107,10 +117,7 @@ pub fn parse_dynamic(path: &str, body: &Value) -> Result<DynamicSecret, String> 
 
 /// Parse a `sys/leases/renew` answer.
 pub fn parse_renewed(body: &Value) -> Renewed {
-    Renewed {
-        lease_duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
-        renewable: body["renewable"].as_bool().unwrap_or(false),
-    }
+    Renewed { lease_duration: ttl(&body["lease_duration"]), renewable: body["renewable"].as_bool().unwrap_or(false) }
 }
 
 /// Something that happened to a lease. Holds ids and times, never values.
