@@ -23,9 +23,12 @@
 //! settings = { field = "password", length = 24 }
 //! ```
 
+mod checks;
 mod diagnostic;
 mod grants;
 mod parse;
+#[cfg(test)]
+mod proptests;
 mod schedule;
 pub mod sql;
 mod units;
@@ -65,8 +68,9 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
-    /// Default: `$VAULT_ADDR`.
-    #[serde(default)]
+    /// Default: `$VAULT_ADDR`. An `http` or `https` URL with a host and
+    /// nothing after it (no credentials, path, query or fragment).
+    #[serde(default, deserialize_with = "checks::vault_address")]
     pub address: Option<String>,
     /// Default: `$VAULT_TOKEN`.
     #[serde(default)]
@@ -74,8 +78,8 @@ pub struct VaultConfig {
     /// Default: `$VAULT_NAMESPACE`.
     #[serde(default)]
     pub namespace: Option<String>,
-    /// Per-request timeout.
-    #[serde(default = "default_vault_timeout", with = "units::duration")]
+    /// Per-request timeout ([`units::VAULT_TIMEOUT`]).
+    #[serde(default = "default_vault_timeout", deserialize_with = "units::bounded::vault_timeout")]
     pub timeout: Duration,
     /// PEM CA certificate for Vault's TLS. Default: `$VAULT_CACERT`.
     #[serde(default)]
@@ -86,8 +90,8 @@ pub struct VaultConfig {
     /// Revoke every lease rotator holds when it shuts down.
     #[serde(default)]
     pub revoke_leases_on_shutdown: bool,
-    /// At most this many lease renewals per second, spread evenly.
-    #[serde(default = "default_renewal_rate")]
+    /// At most this many lease renewals per second, spread evenly (1 to 10,000).
+    #[serde(default = "default_renewal_rate", deserialize_with = "checks::renewal_rate")]
     pub lease_renewals_per_second: u32,
 }
 
@@ -193,14 +197,15 @@ pub struct DaemonConfig {
     /// Where the HTTP API listens.
     #[serde(default = "default_api_addr")]
     pub api_addr: SocketAddr,
-    /// At most this many rotations run at once.
-    #[serde(default = "default_max_concurrent")]
+    /// At most this many rotations run at once (1 to 1,024).
+    #[serde(default = "default_max_concurrent", deserialize_with = "checks::max_concurrent")]
     pub max_concurrent_rotations: u32,
     /// Compiled-plugin cache; default `~/.cache/rotator`.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
-    /// How long shutdown waits for running rotations to finish.
-    #[serde(default = "default_grace", with = "units::duration")]
+    /// How long shutdown waits for running rotations to finish
+    /// ([`units::SHUTDOWN_GRACE`]).
+    #[serde(default = "default_grace", deserialize_with = "units::bounded::shutdown_grace")]
     pub shutdown_grace: Duration,
     /// Where each job's state record (rotation in progress, schedule) lives.
     #[serde(default)]
@@ -228,9 +233,11 @@ pub struct DaemonConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    #[serde(default = "default_mount")]
+    /// A mount path: segments without `.`, `..` or empty ones.
+    #[serde(default = "default_mount", deserialize_with = "checks::state_mount")]
     pub mount: String,
-    #[serde(default = "default_state_prefix")]
+    /// A path inside the mount, under the same rules.
+    #[serde(default = "default_state_prefix", deserialize_with = "checks::state_prefix")]
     pub prefix: String,
 }
 

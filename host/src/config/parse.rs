@@ -161,21 +161,46 @@ pub fn parse_partial(name: &str, text: &str, base_dir: &Path) -> Parsed {
             other => c.error(key.span(), format!("unknown section `{other}` (expected vault, daemon, sql or jobs)")),
         }
     }
-    check_daemon(&mut c, &daemon);
     schedule::check_pairs(&mut c, &jobs);
     let config = Config { source, base_dir: base_dir.to_path_buf(), vault, daemon, sql: sql.connections, jobs };
     Parsed { config, problems: c }
 }
 
-pub(super) fn section<T: DeserializeOwned>(c: &mut Collector, value: Spanned<DeValue<'_>>) -> Option<T> {
+/// Deserialize a whole section (or a job). serde stops at the first bad
+/// value, so the key it failed on is dropped and the rest read again, until
+/// the section reads cleanly: every bad key is reported in one run. `None`
+/// if any key was bad.
+pub(super) fn section<T: DeserializeOwned>(c: &mut Collector, mut value: Spanned<DeValue<'_>>) -> Option<T> {
     let span = value.span();
-    T::deserialize(ValueDeserializer::from(value)).map_err(|e| c.toml_error(&e, span)).ok()
+    let mut failed = false;
+    loop {
+        match T::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(t) => return (!failed).then_some(t),
+            Err(e) => {
+                c.toml_error(&e, span.clone());
+                failed = true;
+                // Each round removes a key, so this ends.
+                if !e.span().is_some_and(|at| drop_key_at(value.get_mut(), &at)) {
+                    return None;
+                }
+            }
+        }
+    }
 }
 
-fn check_daemon(c: &mut Collector, d: &DaemonConfig) {
-    if d.max_concurrent_rotations == 0 {
-        c.error(0..0, "daemon.max_concurrent_rotations must be at least 1");
+/// Remove the innermost key whose name or value covers `at`.
+fn drop_key_at(value: &mut DeValue<'_>, at: &Range<usize>) -> bool {
+    let DeValue::Table(table) = value else { return false };
+    let covers = |span: Range<usize>| span.start <= at.start && at.end <= span.end;
+    let Some(key) = table.iter().find(|(k, v)| covers(k.span()) || covers(v.span())).map(|(k, _)| k.clone()) else {
+        return false;
+    };
+    if let Some(inner) = table.get_mut(&key)
+        && drop_key_at(inner.get_mut(), at)
+    {
+        return true;
     }
+    table.remove(&key).is_some()
 }
 
 /// Duplicate ids are found on the raw tables, so a job that is invalid for
