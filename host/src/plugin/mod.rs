@@ -11,6 +11,7 @@
 
 mod bindings;
 mod error;
+mod files;
 pub mod grants;
 mod imports;
 pub mod limits;
@@ -32,6 +33,7 @@ pub use error::{Failure, LoadError, StepError};
 pub use grants::{Capability, Grants, Operation, SqlGrant, SqlOperation, VaultGrant};
 pub use imports::{CallOutcome, HostCall, SqlValue, VaultBridge, substitute_parameters};
 pub use limits::RunLimits;
+pub use files::{MAX_PLUGIN_BYTES, find_in_dirs};
 pub use load::EXPORT;
 pub use run::{CurrentSecret, PlannedAction, Run, RunConfig, StepContext};
 
