@@ -55,13 +55,8 @@ pub async fn catch<F: Future>(
 /// A background loop that ends (rather than unwinds) if it panics, with the
 /// panic recorded. The loop is not restarted: its state is unknown, and the
 /// daemon reports itself unready instead.
-pub fn task<F>(metrics: Metrics, name: &'static str, fut: F) -> impl Future<Output = ()> + Send + 'static
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    async move {
-        let _ = catch(&metrics, name, None, fut).await;
-    }
+pub async fn task<F: Future<Output = ()>>(metrics: Metrics, name: &'static str, fut: F) {
+    let _ = catch(&metrics, name, None, fut).await;
 }
 
 /// Log and count a panic whose payload was caught elsewhere (e.g. from a

@@ -145,4 +145,3 @@ pub fn error_message(body: &Value) -> &str {
     assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
     body["error"].as_str().unwrap_or_else(|| panic!("no error message in {body}"))
 }
-

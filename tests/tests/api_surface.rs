@@ -206,7 +206,9 @@ async fn jobs_added_at_run_time_load_plugin_files_only_from_the_plugin_dirs() {
 
     // With no plugin directories configured, not even that file loads.
     let api = Api::start(&server, false).await;
-    let body = api.expect(400, "POST", "/scheduler/jobs", Some(job("inside", &plugins.join("mine.wasm").display().to_string()))).await;
+    let body = api
+        .expect(400, "POST", "/scheduler/jobs", Some(job("inside", &plugins.join("mine.wasm").display().to_string())))
+        .await;
     assert!(error_message(&body).contains("neither a built-in nor a readable file"), "{body}");
     api.expect(200, "POST", "/scheduler/jobs", Some(job("builtin", "kv-random"))).await;
     api.stop().await;

@@ -67,7 +67,9 @@ enum ReadBody {
     Within(Bytes),
     /// Over [`MAX_REQUEST_SIZE`]; `drained` when all of it was read, so the
     /// connection may carry the next request.
-    TooLarge { drained: bool },
+    TooLarge {
+        drained: bool,
+    },
     /// The client's stream broke off.
     Broken,
 }

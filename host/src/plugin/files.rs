@@ -60,8 +60,8 @@ pub fn find_in_dirs(dirs: &[PathBuf], name: &str) -> Result<PathBuf, LoadError> 
         let dir = std::fs::canonicalize(dir).ok()?;
         let candidate = std::fs::canonicalize(dir.join(name)).ok()?;
         let inside = candidate.starts_with(&dir) && candidate != dir && candidate.to_str().is_some();
-        let readable = std::fs::metadata(&candidate).is_ok_and(|m| m.is_file())
-            && std::fs::File::open(&candidate).is_ok();
+        let readable =
+            std::fs::metadata(&candidate).is_ok_and(|m| m.is_file()) && std::fs::File::open(&candidate).is_ok();
         (inside && readable).then_some(candidate)
     });
     // Echo at most a bounded part of the caller's own input.
@@ -146,8 +146,23 @@ mod tests {
         let canonical = std::fs::canonicalize(&plugins).unwrap();
         let outside = root.path().join("outside").to_str().unwrap().to_owned();
         let piece = prop::sample::select(vec![
-            "..", ".", "", "ok.wasm", "sub", "inner.wasm", "link-in", "link-out", "dir-out", "secret.wasm", "fifo",
-            "missing.wasm", "outside", "plugins", "%2e%2e", "ok.wasm\0", "\\..",
+            "..",
+            ".",
+            "",
+            "ok.wasm",
+            "sub",
+            "inner.wasm",
+            "link-in",
+            "link-out",
+            "dir-out",
+            "secret.wasm",
+            "fifo",
+            "missing.wasm",
+            "outside",
+            "plugins",
+            "%2e%2e",
+            "ok.wasm\0",
+            "\\..",
         ]);
         let name = (any::<bool>(), prop::collection::vec(piece, 0..6)).prop_map(move |(absolute, pieces)| {
             let joined = pieces.join("/");

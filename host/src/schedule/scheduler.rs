@@ -24,8 +24,8 @@ use tokio::time::Instant;
 use super::cycle::{self, Due, RunOutcome};
 use super::queue::DeadlineQueue;
 use super::spec::{Cadence, Schedule};
-use crate::rotation::state::{HistoryEntry, JobState, StateStore, Versioned};
 use crate::metrics::Metrics;
+use crate::rotation::state::{HistoryEntry, JobState, StateStore, Versioned};
 use crate::rotation::{Job, Observer, RotateOptions, RotationError, RotationEvent, RotationReport};
 use crate::supervise::{self, Panicked};
 
@@ -353,7 +353,8 @@ impl Scheduler {
             entry.last_started = Some(OffsetDateTime::now_utc());
             entry.job.clone()
         };
-        let ran = supervise::catch(&self.inner.metrics, "rotation", Some(id), self.rotate_job(&job, actor, manual)).await;
+        let ran =
+            supervise::catch(&self.inner.metrics, "rotation", Some(id), self.rotate_job(&job, actor, manual)).await;
         if let Some(e) = self.jobs().get_mut(id) {
             e.running = false;
         }
@@ -417,7 +418,9 @@ impl Scheduler {
             // The final record was written, with the booking in it.
             Ok(_) => booked,
             // Booked in memory, but the final write itself failed.
-            Err(e @ RotationError::State(_)) => Some(self.book_failure(job, e.is_transient(), e.to_string(), manual).await),
+            Err(e @ RotationError::State(_)) => {
+                Some(self.book_failure(job, e.is_transient(), e.to_string(), manual).await)
+            }
             Err(_) if booked.is_some() => booked,
             // The run ended before a final record (nothing staged, or PENDING
             // kept for the next run): book the failure here.
