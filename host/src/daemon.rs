@@ -96,7 +96,8 @@ impl Daemon {
         let metrics = self.metrics.clone();
         let watcher = watch_token(Arc::new(api_client), self.identity.lease.clone(), token.clone(), stop_rx.clone());
         tasks.spawn(supervise::task(metrics.clone(), "token-renewal", watcher));
-        let leases = LeaseManager::new(Arc::new(self.vault.clone()), self.leases.renewals_per_second);
+        let leases = LeaseManager::new(Arc::new(self.vault.clone()), self.leases.renewals_per_second)
+            .with_metrics(metrics.clone());
         // No lease is tracked yet at startup today (they come through the
         // API later, and each logs its own budget when tracked); should the
         // manager ever start with leases, they are in this report too.
@@ -134,9 +135,13 @@ impl Daemon {
         }));
 
         for job in self.jobs {
-            // Reading each job's record may wait for Vault; the API is up meanwhile.
-            if let Err(e) = scheduler.add(job).await {
-                tracing::error!(error = %e, "job not scheduled");
+            // Reading each job's record may wait for Vault; the API is up
+            // meanwhile. A panic while queueing one job leaves it unqueued
+            // (it still rotates on request) and the others scheduled.
+            let id = job.config.id.clone();
+            match supervise::catch(&metrics, "schedule", Some(&id), scheduler.add(job)).await {
+                Ok(Err(e)) => tracing::error!(error = %e, "job not scheduled"),
+                Ok(Ok(())) | Err(_) => {}
             }
         }
         {

@@ -186,12 +186,12 @@ mod tests {
     #[test]
     fn hostile_paths_never_leave_the_plugin_dir_fixed_seed() {
         let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[9; 32]);
-        check_paths(&mut TestRunner::new_with_rng(Config::with_cases(3000), rng));
+        check_paths(&mut TestRunner::new_with_rng(Config::with_cases(10_000), rng));
     }
 
     #[test]
     fn hostile_paths_never_leave_the_plugin_dir_random_seed() {
-        check_paths(&mut TestRunner::new(Config::with_cases(3000)));
+        check_paths(&mut TestRunner::new(Config::with_cases(10_000)));
     }
 
     #[test]

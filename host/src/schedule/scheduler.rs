@@ -280,7 +280,13 @@ impl Scheduler {
             let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
             // Forget finished runs, so months of rotations hold no memory.
             while running.try_join_next().is_some() {}
-            running.spawn(async move { this.scheduled(id).await });
+            // The rotation catches its own panics; this catches one in
+            // handling its outcome, so it is counted rather than lost.
+            running.spawn(async move {
+                let metrics = this.inner.metrics.clone();
+                let job = id.clone();
+                let _ = supervise::catch(&metrics, "schedule", Some(&job), this.scheduled(id)).await;
+            });
         }
         self.stop();
         let mut running = std::mem::take(&mut *self.inner.running.lock().unwrap_or_else(|p| p.into_inner()));
