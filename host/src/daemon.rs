@@ -139,9 +139,8 @@ impl Daemon {
             // meanwhile. A panic while queueing one job leaves it unqueued
             // (it still rotates on request) and the others scheduled.
             let id = job.config.id.clone();
-            match supervise::catch(&metrics, "schedule", Some(&id), scheduler.add(job)).await {
-                Ok(Err(e)) => tracing::error!(error = %e, "job not scheduled"),
-                Ok(Ok(())) | Err(_) => {}
+            if let Ok(Err(e)) = supervise::catch(&metrics, "schedule", Some(&id), scheduler.add(job)).await {
+                tracing::error!(error = %e, "job not scheduled");
             }
         }
         {

@@ -161,8 +161,13 @@ async fn jobs_added_at_run_time_load_plugin_files_only_from_the_plugin_dirs() {
     std::os::unix::fs::symlink("../outside.wasm", plugins.join("escape.wasm")).unwrap();
     std::fs::write(plugins.join("junk.wasm"), b"not wasm").unwrap();
 
+    // `[daemon] plugin_dirs` is relative to the config's folder.
+    let config =
+        rotator::config::parse("rotator.toml", "[daemon]\nplugin_dirs = [\"plugins\"]\n", root.path()).unwrap();
+    assert_eq!(config.plugin_dirs(), vec![plugins.clone()]);
+
     let server = dev_server().await;
-    let setup = ApiSetup { plugin_dirs: vec![plugins.clone()], ..ApiSetup::default() };
+    let setup = ApiSetup { plugin_dirs: config.plugin_dirs(), ..ApiSetup::default() };
     let api = Api::start_with(&server, setup).await;
     let job = |id: &str, plugin: &str| {
         json!({ "id": id, "plugin": plugin, "secret": { "mount": "secret", "path": format!("file/{id}") },
