@@ -91,10 +91,12 @@ impl Readiness {
 }
 
 /// Public, so it says one word: why is at `/status`, behind the token.
+/// After a panic Vault is not asked at all: the answer cannot change.
 pub(super) async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
-    match Readiness::check(&state).await.problem() {
-        None => (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response(),
-        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready" }))).into_response(),
+    if state.metrics.task_panics() == 0 && Readiness::check(&state).await.problem().is_none() {
+        (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready" }))).into_response()
     }
 }
 
