@@ -14,6 +14,7 @@
 //! - [`daemon`]: scheduling jobs, the HTTP API, clean shutdown.
 //! - [`audit`]: the hash-chained JSON-lines record of every rotation step.
 //! - [`metrics`]: Prometheus counters, gauges and histograms.
+//! - [`supervise`]: panics in daemon tasks caught, logged and counted.
 //! - [`devserver`]: an in-memory Vault-compatible server for development.
 //! - [`harness`]: the plugin test harness behind `rotator plugin test`.
 
@@ -30,4 +31,5 @@ pub mod rotation;
 pub mod schedule;
 pub mod secret;
 pub mod setup;
+pub mod supervise;
 pub mod vault;

@@ -2,10 +2,12 @@
 //! HTTP calls to it as a Vault client makes them, and jobs built from TOML
 //! exactly as the daemon builds them.
 
+pub mod api;
 pub mod contract;
 pub mod jwt;
 pub mod logs;
 pub mod postgres;
+pub mod raw_http;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -8,7 +8,15 @@
 //! (`{"type": "kv_random", "path": …, "interval_seconds": …}`) is accepted
 //! and translated to the same fields. Runtime jobs live until the daemon
 //! stops; their state (last rotation, PENDING) is in Vault like any job's.
+//!
+//! One difference from a configured job: the API caller is not the
+//! operator who wrote the config, so a runtime job's plugin is a built-in
+//! or a file inside `[daemon] plugin_dirs` ([`crate::plugin::find_in_dirs`]),
+//! replaced by its canonical path before the config parser ever sees it.
+//! Any other name gets one and the same refusal, which tells the caller
+//! nothing about which files exist.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
@@ -28,6 +36,7 @@ impl From<SchedulerError> for ApiError {
                 Self::new(StatusCode::CONFLICT, e.to_string())
             }
             SchedulerError::ShuttingDown(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            SchedulerError::Panicked { .. } => Self::internal(e.to_string()),
             SchedulerError::Rotation(r) => r.into(),
         }
     }
@@ -65,7 +74,8 @@ pub(super) async fn remove(State(state): State<Arc<ApiState>>, Path(id): Path<St
 
 pub(super) async fn add(State(state): State<Arc<ApiState>>, JsonBody(body): JsonBody<Value>) -> Answer {
     let Value::Object(fields) = body else { return Err(ApiError::bad_request("a job is a JSON object")) };
-    let table = if fields.contains_key("type") { from_seed(fields)? } else { fields };
+    let mut table = if fields.contains_key("type") { from_seed(fields)? } else { fields };
+    confine_plugin(&mut table, &state.options.plugin_dirs)?;
     let doc = json!({ "jobs": [table] });
     let text = toml::to_string(&doc).map_err(|e| ApiError::bad_request(format!("not a job: {e}")))?;
     let config = crate::config::parse("job", &text, std::path::Path::new("."))
@@ -81,6 +91,20 @@ pub(super) async fn add(State(state): State<Arc<ApiState>>, JsonBody(body): Json
     tracing::info!(job = %id, "job added through the API");
     let view = state.scheduler.view(&id).ok_or_else(|| ApiError::internal("the job vanished"))?;
     Ok(Json(serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?))
+}
+
+/// A runtime job's `plugin`: a built-in name stays; anything else must be a
+/// file inside one of `dirs` and becomes its canonical path. A missing or
+/// non-string `plugin` is left for the config parser to report.
+fn confine_plugin(table: &mut Map<String, Value>, dirs: &[PathBuf]) -> Result<(), ApiError> {
+    let Some(Value::String(name)) = table.get("plugin") else { return Ok(()) };
+    if crate::builtin::find(name).is_some() {
+        return Ok(());
+    }
+    let path = crate::plugin::find_in_dirs(dirs, name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // Lossless: found paths are UTF-8.
+    table.insert("plugin".into(), Value::String(path.to_string_lossy().into_owned()));
+    Ok(())
 }
 
 /// Seed 000's job format → our job fields.

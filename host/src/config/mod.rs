@@ -226,6 +226,12 @@ pub struct DaemonConfig {
     /// rotations) instead of `"<redacted>"`.
     #[serde(default)]
     pub reveal_secrets: bool,
+    /// The only directories a job added through the API may load a plugin
+    /// file from, as written (relative to the config's folder; see
+    /// [`Config::plugin_dirs`]). Default: none, so such jobs run built-ins
+    /// only. Jobs in the config file may name any file.
+    #[serde(default)]
+    pub plugin_dirs: Vec<PathBuf>,
 }
 
 /// `[daemon.state]`: a KV v2 mount and a prefix; job `x`'s record is at
@@ -263,6 +269,7 @@ impl Default for DaemonConfig {
             audit_fsync: false,
             api_token: None,
             reveal_secrets: false,
+            plugin_dirs: Vec::new(),
         }
     }
 }
@@ -404,6 +411,11 @@ impl Config {
     /// `[daemon] audit_log`, resolved against the config's folder.
     pub fn audit_log(&self) -> Option<PathBuf> {
         self.daemon.audit_log.as_ref().map(|p| self.base_dir.join(p))
+    }
+
+    /// `[daemon] plugin_dirs`, resolved against the config's folder.
+    pub fn plugin_dirs(&self) -> Vec<PathBuf> {
+        self.daemon.plugin_dirs.iter().map(|p| self.base_dir.join(p)).collect()
     }
 
     /// A collector for problems found after parsing (e.g. by `check`).

@@ -55,6 +55,7 @@ mod util;
 mod wrapping;
 
 pub use faults::{DevServerStats, FaultPlan};
+pub use http::{DRAIN_LIMIT, MAX_REQUEST_SIZE};
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

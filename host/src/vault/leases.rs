@@ -199,6 +199,8 @@ pub struct LeaseManager<A: LeaseApi> {
     wake: Arc<Notify>,
     events: broadcast::Sender<LeaseEvent>,
     limiter: Arc<Spacing>,
+    /// Where a renewal that panics is counted ([`crate::supervise`]).
+    metrics: crate::metrics::Metrics,
 }
 
 impl<A: LeaseApi> Clone for LeaseManager<A> {
@@ -209,6 +211,7 @@ impl<A: LeaseApi> Clone for LeaseManager<A> {
             wake: self.wake.clone(),
             events: self.events.clone(),
             limiter: self.limiter.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -245,7 +248,15 @@ impl<A: LeaseApi> LeaseManager<A> {
                 interval: Duration::from_secs(1) / renewals_per_second.max(1),
                 next_free: Mutex::new(None),
             }),
+            metrics: crate::metrics::Metrics::default(),
         }
+    }
+
+    /// Count renewals that panic in `metrics` (the daemon's, so that
+    /// `/readyz` sees them).
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
@@ -378,7 +389,10 @@ impl<A: LeaseApi> LeaseManager<A> {
                 inflight.spawn(async move {
                     let Ok(_slot) = slots.acquire_owned().await else { return };
                     manager.limiter.acquire().await;
-                    manager.act(&path).await;
+                    let renewal = manager.act(&path);
+                    if crate::supervise::catch(&manager.metrics, "lease-renewal", None, renewal).await.is_err() {
+                        tracing::error!(path = %path, "this lease is no longer renewed: its renewal panicked");
+                    }
                 });
             }
         }

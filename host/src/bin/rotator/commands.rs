@@ -212,7 +212,7 @@ async fn daemon(
         state: setup::state_store(config, &vault),
         observers,
         metrics,
-        api: ApiOptions { reveal_secrets, ..ApiOptions::new(api_token, runtime) },
+        api: ApiOptions { reveal_secrets, plugin_dirs: config.plugin_dirs(), ..ApiOptions::new(api_token, runtime) },
     })
 }
 
