@@ -1,11 +1,14 @@
 //! Rotation events → audit records: every protocol action of every
 //! rotation becomes one line of the chain.
 //!
+//! The log is also the source of the anchor the protocol stores in Vault
+//! ([`Observer::anchor`]): its head, which only moves once a line is written.
+//!
 //! Writing is synchronous and small (one line, flushed); a failed write is
 //! logged loudly and the rotation carries on, because refusing to rotate
 //! for want of an audit line would trade a security control for an outage.
 
-use super::{AuditEvent, AuditLog, Outcome, PluginIdentity, Step};
+use super::{AuditAnchor, AuditEvent, AuditLog, Outcome, PluginIdentity, Step};
 use crate::rotation::{Observer, RotationEvent};
 
 fn step(name: &str) -> Step {
@@ -55,6 +58,11 @@ impl Observer for AuditLog {
         if let Err(err) = self.append(record) {
             tracing::error!(job = %e.job, error = %err, "AUDIT LOG WRITE FAILED");
         }
+    }
+
+    /// The head after the last successful append: a record in the file.
+    fn anchor(&self) -> Option<AuditAnchor> {
+        self.head()
     }
 }
 

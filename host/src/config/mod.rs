@@ -14,6 +14,8 @@
 //! [daemon]
 //! api_addr = "127.0.0.1:8080"
 //! api_token = { env = "ROTATOR_API_TOKEN" }   # the operator API's bearer token
+//! audit_log = "audit.jsonl"
+//! audit_key = { env = "ROTATOR_AUDIT_KEY" }   # hex, >= 32 bytes: keys the audit chain
 //!
 //! [[jobs]]
 //! id = "demo-kv"
@@ -213,6 +215,11 @@ pub struct DaemonConfig {
     /// fsync the audit log after every record (default: flush only).
     #[serde(default)]
     pub audit_fsync: bool,
+    /// The audit chain's HMAC key, as a reference (never inline): its text
+    /// is hex, at least 32 bytes (`openssl rand -hex 32`). Unset: the chain
+    /// is an unkeyed sha256 chain. See [`crate::audit`].
+    #[serde(default)]
+    pub audit_key: Option<SecretRef>,
     /// The bearer token the operator API demands. Default:
     /// `$ROTATOR_API_TOKEN`; `rotator run` refuses to start without one.
     #[serde(default)]
@@ -254,6 +261,7 @@ impl Default for DaemonConfig {
             state: StateConfig::default(),
             audit_log: None,
             audit_fsync: false,
+            audit_key: None,
             api_token: None,
             reveal_secrets: false,
         }

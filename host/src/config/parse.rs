@@ -176,6 +176,9 @@ fn check_daemon(c: &mut Collector, d: &DaemonConfig) {
     if d.max_concurrent_rotations == 0 {
         c.error(0..0, "daemon.max_concurrent_rotations must be at least 1");
     }
+    if d.audit_key.is_some() && d.audit_log.is_none() {
+        c.error(0..0, "daemon.audit_key is set but daemon.audit_log is not: there is no audit log to key");
+    }
 }
 
 /// Duplicate ids are found on the raw tables, so a job that is invalid for

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use super::state::AuditAnchor;
+
 /// One protocol action of one rotation.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RotationEvent {
@@ -45,6 +47,13 @@ fn millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::
 /// Receives rotation events. Called on the async runtime: must not block.
 pub trait Observer: Send + Sync {
     fn event(&self, event: &RotationEvent);
+
+    /// The head of the audit log this observer writes, if it is one: the
+    /// newest record already in the file. The protocol stores it with each
+    /// state write, so Vault vouches for the log (see [`crate::audit`]).
+    fn anchor(&self) -> Option<AuditAnchor> {
+        None
+    }
 }
 
 /// An observer that ignores everything.
@@ -60,5 +69,10 @@ impl Observer for Vec<std::sync::Arc<dyn Observer>> {
         for o in self {
             o.event(event);
         }
+    }
+
+    /// The first audit log's head (a daemon writes one log).
+    fn anchor(&self) -> Option<AuditAnchor> {
+        self.iter().find_map(|o| o.anchor())
     }
 }

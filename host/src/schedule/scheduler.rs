@@ -135,6 +135,10 @@ impl Observer for Inner {
         // No subscribers is fine.
         let _ = self.events.send(event.clone());
     }
+
+    fn anchor(&self) -> Option<crate::rotation::state::AuditAnchor> {
+        self.observers.anchor()
+    }
 }
 
 impl Scheduler {
