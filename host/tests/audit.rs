@@ -102,7 +102,10 @@ async fn verify_with_the_config_catches_a_cut_tail_and_a_log_rebuilt_with_the_wr
     std::fs::write(&log, kept).unwrap();
     let out = verify(&log, &config_arg, &addr);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    let want = format!("truncated: anchor for job kv says seq 13 hash {}, file ends at seq 10", anchor["hash"].as_str().unwrap());
+    let want = format!(
+        "truncated: anchor for job kv says seq 13 hash {}, file ends at seq 10",
+        anchor["hash"].as_str().unwrap()
+    );
     assert!(stdout(&out).contains(&want), "{}", stdout(&out));
 
     // The same events rebuilt into a fresh chain under another key.

@@ -44,7 +44,9 @@ pub enum KeyError {
     Unreadable(String),
     #[error("audit_key is not hexadecimal (use e.g. `openssl rand -hex 32`)")]
     NotHex,
-    #[error("audit_key is {bytes} bytes; at least {MIN_KEY_BYTES} are needed (64 hex digits, e.g. `openssl rand -hex 32`)")]
+    #[error(
+        "audit_key is {bytes} bytes; at least {MIN_KEY_BYTES} are needed (64 hex digits, e.g. `openssl rand -hex 32`)"
+    )]
     TooShort { bytes: usize },
     #[error("audit_key is longer than {MAX_KEY_BYTES} bytes")]
     TooLong,
