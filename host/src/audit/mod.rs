@@ -38,7 +38,11 @@
 //! order, but records *after* the newest anchor (at least the last
 //! rotation's final `rotation` record) can be cut without a trace until the
 //! next rotation anchors a later head. Someone holding the key *and* write
-//! access to the state records in Vault can still rewrite history. Without
+//! access to the state records in Vault can still rewrite history. A job's
+//! record keeps only its newest anchor: if the file is cut and the daemon
+//! then keeps writing, the anchors show the cut (as truncated or rewritten)
+//! only until rotations store newer heads, so verify regularly or ship the
+//! log elsewhere to close that window. Without
 //! `audit_fsync`, a power loss can lose records an anchor names: that looks
 //! like truncation, and is.
 //!

@@ -13,6 +13,7 @@ use proptest::test_runner::{Config as PropConfig, RngAlgorithm, TestRng, TestRun
 use secrecy::SecretString;
 
 use super::anchor::check_anchors;
+use super::tests::{lines, write_lines};
 use super::*;
 
 const KEY_HEX: &str = "5c0ffee5a11ce0b0b0deadbeef00112233445566778899aabbccddeeff001122";
@@ -37,14 +38,6 @@ fn write_log(path: &Path, n: usize, options: AuditOptions) -> AuditLog {
         log.append(event(Step::Set)).unwrap();
     }
     log
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap().lines().map(str::to_owned).collect()
-}
-
-fn write_lines(path: &Path, lines: &[String]) {
-    std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
 }
 
 fn with_key() -> VerifyOptions {
