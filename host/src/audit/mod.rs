@@ -39,10 +39,14 @@
 //! rotation's final `rotation` record) can be cut without a trace until the
 //! next rotation anchors a later head. Someone holding the key *and* write
 //! access to the state records in Vault can still rewrite history. A job's
-//! record keeps only its newest anchor: if the file is cut and the daemon
-//! then keeps writing, the anchors show the cut (as truncated or rewritten)
-//! only until rotations store newer heads, so verify regularly or ship the
-//! log elsewhere to close that window. Without
+//! record keeps only its newest anchor, and the writer replaces it only if
+//! the file agrees with it as far as the writer knows without reading it
+//! ([`AuditLog::anchor_over`]: the anchored record is not past the end and,
+//! if it is among the newest 4096, has the anchored hash); otherwise the
+//! old anchor stays and the daemon logs `AUDIT LOG cut short`. A cut made
+//! while the daemon is down is therefore still in Vault after it restarts
+//! and writes on, until it restarts again or writes 4096 more records:
+//! verify regularly, or ship the log elsewhere, to close that window. Without
 //! `audit_fsync`, a power loss can lose records an anchor names: that looks
 //! like truncation, and is.
 //!
@@ -66,6 +70,7 @@ mod tests;
 #[cfg(test)]
 mod tests_keyed;
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -335,7 +340,14 @@ struct Writer {
     prev: String,
     /// The first record's hash, once there is one: the log's identity.
     log: Option<String>,
+    /// `(seq, hash)` of the newest records (the last one found on opening,
+    /// then each one written), at most [`RECENT`]: what a stored anchor is
+    /// checked against before it is replaced.
+    recent: VecDeque<(u64, String)>,
 }
+
+/// How many recent record hashes the writer keeps (about 100 bytes each).
+const RECENT: usize = 4096;
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -363,7 +375,8 @@ impl AuditLog {
         let file =
             OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&path).map_err(open_error)?;
         let len = file.metadata().map_err(open_error)?.len();
-        let mut writer = Writer { file, len, next_seq: 1, prev: GENESIS_PREV.to_owned(), log: None };
+        let mut writer =
+            Writer { file, len, next_seq: 1, prev: GENESIS_PREV.to_owned(), log: None, recent: VecDeque::new() };
         if len > 0 {
             let corrupt = |which, message| AuditError::Corrupt { path: path.clone(), which, message };
             let read = |which, line: std::io::Result<tail::Line>| match line.map_err(open_error)? {
@@ -385,6 +398,7 @@ impl AuditLog {
             writer.next_seq = last.seq + 1;
             writer.prev = last.hash(&last_bytes);
             writer.log = Some(first.hash(&first_bytes));
+            writer.recent.push_back((last.seq, writer.prev.clone()));
         }
         Ok(Self { inner: Arc::new(Inner { path, options, writer: Mutex::new(writer) }) })
     }
@@ -397,9 +411,7 @@ impl AuditLog {
     /// The newest record already written (`None` while the log is empty):
     /// what a state record stores as its anchor.
     pub fn head(&self) -> Option<AuditAnchor> {
-        let w = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let log = w.log.clone()?;
-        Some(AuditAnchor { log, seq: w.next_seq - 1, hash: w.prev.clone() })
+        self.anchor_over(None)
     }
 
     /// Append one record; returns its `seq`. On error nothing was recorded:
@@ -435,6 +447,10 @@ impl AuditLog {
         if w.log.is_none() {
             w.log = Some(hash.clone());
         }
+        if w.recent.len() == RECENT {
+            w.recent.pop_front();
+        }
+        w.recent.push_back((seq, hash.clone()));
         w.prev = hash;
         Ok(seq)
     }

@@ -235,6 +235,7 @@ fn a_failed_append_leaves_the_chain_intact() {
                 next_seq: 2,
                 prev: line_hash(lines(&path)[0].as_bytes()),
                 log: Some(line_hash(lines(&path)[0].as_bytes())),
+                recent: Default::default(),
             }),
         }),
     };

@@ -180,7 +180,7 @@ fn the_head_names_the_newest_record_written_and_survives_reopening() {
     let recs = records(&path);
     let head = AuditAnchor { log: recs[0].mac.clone().unwrap(), seq: 2, hash: recs[1].mac.clone().unwrap() };
     assert_eq!(log.head(), Some(head.clone()));
-    assert_eq!(crate::rotation::Observer::anchor(&log), Some(head.clone()));
+    assert_eq!(crate::rotation::Observer::anchor(&log, None), Some(head.clone()));
     drop(log);
     assert_eq!(AuditLog::open_with(&path, keyed()).unwrap().head(), Some(head));
 
@@ -189,6 +189,43 @@ fn the_head_names_the_newest_record_written_and_survives_reopening() {
     let line = &lines(&plain)[0];
     let hash = line_hash(line.as_bytes());
     assert_eq!(log.head(), Some(AuditAnchor { log: hash.clone(), seq: 1, hash }));
+}
+
+#[test]
+fn a_stored_anchor_that_shows_a_cut_is_kept_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let at5 = write_log(&path, 5, keyed()).head().unwrap();
+    let original = lines(&path);
+
+    // Intact: the head replaces an older anchor of the same log.
+    let log = AuditLog::open_with(&path, keyed()).unwrap();
+    log.append(event(Step::Finish)).unwrap();
+    let at6 = log.head().unwrap();
+    assert_eq!(log.anchor_over(Some(&at5)), Some(at6.clone()));
+    drop(log);
+
+    // Cut to three records: an anchor past the end is kept...
+    write_lines(&path, &original[..3]);
+    let log = AuditLog::open_with(&path, keyed()).unwrap();
+    assert_eq!(log.anchor_over(Some(&at5)), Some(at5.clone()));
+    // ...and still kept once the daemon has written past it: seq 5 now
+    // holds another record.
+    for _ in 0..4 {
+        log.append(event(Step::Set)).unwrap();
+    }
+    assert_eq!(log.head().unwrap().seq, 7);
+    assert_eq!(log.anchor_over(Some(&at5)), Some(at5.clone()));
+    assert_eq!(log.anchor_over(Some(&at6)), Some(at6.clone()), "seq 6 differs too");
+    // An anchor the file agrees with is replaced by the head.
+    let at7 = log.head().unwrap();
+    let mut at3 = at7.clone();
+    (at3.seq, at3.hash) = (3, records(&path)[2].mac.clone().unwrap());
+    assert_eq!(log.anchor_over(Some(&at3)), Some(at7.clone()));
+
+    // An anchor of another log is replaced (a log moved aside looks the same).
+    let foreign = AuditAnchor { log: "f".repeat(64), ..at5 };
+    assert_eq!(log.anchor_over(Some(&foreign)), Some(at7));
 }
 
 /// `anchors` as the jobs `a`, `b`, … would hold them.

@@ -48,10 +48,12 @@ fn millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::
 pub trait Observer: Send + Sync {
     fn event(&self, event: &RotationEvent);
 
-    /// The head of the audit log this observer writes, if it is one: the
-    /// newest record already in the file. The protocol stores it with each
-    /// state write, so Vault vouches for the log (see [`crate::audit`]).
-    fn anchor(&self) -> Option<AuditAnchor> {
+    /// If this observer writes an audit log: the anchor a state record
+    /// should store in place of `previous` (the log's head, i.e. the newest
+    /// record already in the file, unless `previous` shows the file was cut
+    /// since). The protocol stores it with each state write, so Vault
+    /// vouches for the log (see [`crate::audit`]).
+    fn anchor(&self, _previous: Option<&AuditAnchor>) -> Option<AuditAnchor> {
         None
     }
 }
@@ -72,7 +74,7 @@ impl Observer for Vec<std::sync::Arc<dyn Observer>> {
     }
 
     /// The first audit log's head (a daemon writes one log).
-    fn anchor(&self) -> Option<AuditAnchor> {
-        self.iter().find_map(|o| o.anchor())
+    fn anchor(&self, previous: Option<&AuditAnchor>) -> Option<AuditAnchor> {
+        self.iter().find_map(|o| o.anchor(previous))
     }
 }

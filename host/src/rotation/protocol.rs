@@ -402,9 +402,10 @@ impl<'a> Driver<'a> {
     /// Write the record (check-and-set), with the audit log's head as its
     /// anchor. The head is read only now, after every event of this
     /// rotation so far was appended (appends are synchronous), so the
-    /// anchor names a record that is already in the file.
+    /// anchor names a record that is already in the file. The log keeps
+    /// the stored anchor instead if that one shows the file was cut.
     async fn save(&mut self) -> Result<(), StateError> {
-        if let Some(anchor) = self.options.observer.anchor() {
+        if let Some(anchor) = self.options.observer.anchor(self.v.state.audit_anchor.as_ref()) {
             self.v.state.audit_anchor = Some(anchor);
         }
         self.store.save(&self.job.config.id, &mut self.v).await

@@ -136,8 +136,11 @@ impl Observer for Inner {
         let _ = self.events.send(event.clone());
     }
 
-    fn anchor(&self) -> Option<crate::rotation::state::AuditAnchor> {
-        self.observers.anchor()
+    fn anchor(
+        &self,
+        previous: Option<&crate::rotation::state::AuditAnchor>,
+    ) -> Option<crate::rotation::state::AuditAnchor> {
+        self.observers.anchor(previous)
     }
 }
 
