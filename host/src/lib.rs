@@ -12,7 +12,7 @@
 //! - [`rotation`]: the protocol of one rotation (create, set, test, promote,
 //!   finish; rollback on failure).
 //! - [`daemon`]: scheduling jobs, the HTTP API, clean shutdown.
-//! - [`audit`]: the hash-chained JSON-lines record of every rotation step.
+//! - [`audit`]: the hash-chained (HMAC-keyed, Vault-anchored) JSON-lines record of every rotation step.
 //! - [`metrics`]: Prometheus counters, gauges and histograms.
 //! - [`supervise`]: panics in daemon tasks caught, logged and counted.
 //! - [`devserver`]: an in-memory Vault-compatible server for development.

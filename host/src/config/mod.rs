@@ -14,6 +14,8 @@
 //! [daemon]
 //! api_addr = "127.0.0.1:8080"
 //! api_token = { env = "ROTATOR_API_TOKEN" }   # the operator API's bearer token
+//! audit_log = "audit.jsonl"
+//! audit_key = { env = "ROTATOR_AUDIT_KEY" }   # hex, >= 32 bytes: keys the audit chain
 //!
 //! [[jobs]]
 //! id = "demo-kv"
@@ -164,13 +166,61 @@ fn default_vault_timeout() -> Duration {
 }
 
 /// Where a secret value comes from. Never the value itself.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretRef {
     /// An environment variable's value.
     Env(String),
     /// A file's contents, trimmed.
     File(PathBuf),
+}
+
+/// `{ env = "…" }` or `{ file = "…" }`. Anything else is refused *without
+/// quoting it*: a value written where a reference belongs is most likely
+/// the secret itself, and serde's own message ("unknown variant
+/// `<value>`") would print it.
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "lowercase", deny_unknown_fields)]
+        enum Table {
+            Env(String),
+            File(PathBuf),
+        }
+        struct Reference;
+        impl Reference {
+            fn inline<E: serde::de::Error>(self) -> Result<SecretRef, E> {
+                Err(E::custom("a secret is never written inline: use { env = \"VAR\" } or { file = \"/path\" }"))
+            }
+        }
+        impl<'de> serde::de::Visitor<'de> for Reference {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("{ env = \"VAR\" } or { file = \"/path\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
+                self.inline()
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretRef, A::Error> {
+                Ok(match Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))? {
+                    Table::Env(var) => SecretRef::Env(var),
+                    Table::File(path) => SecretRef::File(path),
+                })
+            }
+        }
+        d.deserialize_any(Reference)
+    }
 }
 
 impl SecretRef {
@@ -218,6 +268,11 @@ pub struct DaemonConfig {
     /// fsync the audit log after every record (default: flush only).
     #[serde(default)]
     pub audit_fsync: bool,
+    /// The audit chain's HMAC key, as a reference (never inline): its text
+    /// is hex, at least 32 bytes (`openssl rand -hex 32`). Unset: the chain
+    /// is an unkeyed sha256 chain. See [`crate::audit`].
+    #[serde(default)]
+    pub audit_key: Option<SecretRef>,
     /// The bearer token the operator API demands. Default:
     /// `$ROTATOR_API_TOKEN`; `rotator run` refuses to start without one.
     #[serde(default)]
@@ -267,6 +322,7 @@ impl Default for DaemonConfig {
             state: StateConfig::default(),
             audit_log: None,
             audit_fsync: false,
+            audit_key: None,
             api_token: None,
             reveal_secrets: false,
             plugin_dirs: Vec::new(),
@@ -438,5 +494,24 @@ mod tests {
         assert_eq!(absolute.audit_log(), Some(Path::new("/var/log/rotator/audit.jsonl").to_path_buf()));
         let none = parse("");
         assert_eq!((none.audit_log(), none.daemon.audit_fsync), (None, false));
+    }
+
+    #[test]
+    fn the_audit_key_is_a_reference_and_needs_a_log() {
+        let parse = |text: &str| super::parse("t.toml", text, Path::new("/etc/rotator"));
+        let keyed = parse("[daemon]\naudit_log = \"a.jsonl\"\naudit_key = { env = \"ROTATOR_AUDIT_KEY\" }\n").unwrap();
+        assert_eq!(keyed.daemon.audit_key, Some(super::SecretRef::Env("ROTATOR_AUDIT_KEY".into())));
+        // A key written inline is refused without being echoed, whatever its type.
+        for inline in ["\"00112233deadbeef\"", "112233445566", "[\"00112233deadbeef\"]", "0.112233"] {
+            for key in ["audit_key", "api_token"] {
+                let err = parse(&format!("[daemon]\naudit_log = \"a.jsonl\"\n{key} = {inline}\n")).unwrap_err();
+                let err = err.to_string();
+                assert!(!err.contains("112233") && err.contains("a secret is never written inline"), "{err}");
+            }
+        }
+        let unknown = parse("[daemon]\naudit_log = \"a.jsonl\"\naudit_key = { vault = \"x\" }\n").unwrap_err();
+        assert!(unknown.to_string().contains("unknown variant `vault`, expected `env` or `file`"), "{unknown}");
+        let orphan = parse("[daemon]\naudit_key = { file = \"k\" }\n").unwrap_err().to_string();
+        assert!(orphan.contains("daemon.audit_key is set but daemon.audit_log is not"), "{orphan}");
     }
 }

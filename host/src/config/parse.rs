@@ -146,7 +146,10 @@ pub fn parse_partial(name: &str, text: &str, base_dir: &Path) -> Parsed {
         let span = value.span();
         match key.get_ref().as_ref() {
             "vault" => vault = section(&mut c, value).unwrap_or_default(),
-            "daemon" => daemon = section(&mut c, value).unwrap_or_default(),
+            "daemon" => {
+                daemon = section(&mut c, value).unwrap_or_default();
+                check_daemon(&mut c, &daemon, span);
+            }
             "jobs" => match value.into_inner() {
                 DeValue::Array(items) => {
                     check_unique_ids(&mut c, &items);
@@ -201,6 +204,13 @@ fn drop_key_at(value: &mut DeValue<'_>, at: &Range<usize>) -> bool {
         return true;
     }
     table.remove(&key).is_some()
+}
+
+/// Checks across `[daemon]` keys, located at the section.
+fn check_daemon(c: &mut Collector, d: &DaemonConfig, span: Range<usize>) {
+    if d.audit_key.is_some() && d.audit_log.is_none() {
+        c.error(span, "daemon.audit_key is set but daemon.audit_log is not: there is no audit log to key");
+    }
 }
 
 /// Duplicate ids are found on the raw tables, so a job that is invalid for

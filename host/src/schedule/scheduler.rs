@@ -145,6 +145,13 @@ impl Observer for Inner {
         // No subscribers is fine.
         let _ = self.events.send(event.clone());
     }
+
+    fn anchor(
+        &self,
+        previous: Option<&crate::rotation::state::AuditAnchor>,
+    ) -> Option<crate::rotation::state::AuditAnchor> {
+        self.observers.anchor(previous)
+    }
 }
 
 impl Scheduler {
