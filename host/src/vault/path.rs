@@ -7,7 +7,8 @@
 //! else entirely. So a raw path is parsed exactly once into a
 //! [`VaultPath`]: non-empty segments, none of them `.` or `..`, and no
 //! character whose meaning differs between a grant, a URL and a server
-//! (`%`, `?`, `#`, `\`, control characters). Everything ambiguous is
+//! (`%`, `?`, `#`, `\`, control characters, white space that URL parsers
+//! trim from a segment's ends). Everything ambiguous is
 //! refused with a [`PathError`] naming why; nothing is "cleaned up". Grants
 //! are matched against the canonical text ([`VaultPath::as_str`]) and the
 //! Vault client builds its URL from the canonical segments
@@ -31,7 +32,8 @@ const SHOWN_CHARS: usize = 120;
 
 /// A Vault API path (what follows `/v1/`) in canonical form: one or more
 /// segments separated by single `/`, no leading or trailing `/`, no `.` or
-/// `..` segment, no `%`, `?`, `#`, `\` or control character.
+/// `..` segment, no `%`, `?`, `#`, `\` or control character, and no
+/// segment that starts or ends with white space.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VaultPath(String);
 
@@ -61,7 +63,8 @@ pub enum PathError {
     /// A `%` that starts no escape: still ambiguous (is it meant encoded?).
     #[error("`{0}` holds a `%`; paths are plain text and the host encodes them")]
     Percent(String),
-    /// `?`, `#`, `\` or a control character.
+    /// `?`, `#`, `\`, a control character, or white space at either end
+    /// of a segment.
     #[error("`{path}` holds {what}")]
     Character { path: String, what: &'static str },
 }
@@ -85,6 +88,10 @@ impl VaultPath {
             match segment {
                 "" => return Err(PathError::EmptySegment(shown(raw))),
                 "." | ".." => return Err(PathError::DotSegment(shown(raw))),
+                s if s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) => {
+                    let what = "white space at the start or end of a segment, which URL parsers and people trim";
+                    return Err(PathError::Character { path: shown(raw), what });
+                }
                 _ => {}
             }
         }

@@ -15,6 +15,7 @@ fn plain_paths_parse_to_their_canonical_text() {
         ("/secret/data/app/", "secret/data/app"),
         ("sys/internal/ui/mounts/secret", "sys/internal/ui/mounts/secret"),
         ("secret/data/a b/é/日本", "secret/data/a b/é/日本"),
+        ("secret/data/a\u{a0}b", "secret/data/a\u{a0}b"),
         ("secret/data/...", "secret/data/..."),
         ("a+b/*/c:d", "a+b/*/c:d"),
     ] {
@@ -62,6 +63,9 @@ fn characters_a_url_would_read_differently_are_refused() {
         ("a\nb", "control"),
         ("a\u{7f}", "control"),
         ("a\u{85}", "control"),
+        ("secret/data/ ", "white space"),
+        ("secret/ x/y", "white space"),
+        ("secret/x\u{3000}/y", "white space"),
     ] {
         let e = refused(raw);
         assert!(matches!(e, PathError::Character { .. }), "{raw:?}: {e}");
