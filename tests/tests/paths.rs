@@ -95,12 +95,31 @@ fn random_seed() -> [u8; 32] {
 fn piece() -> impl Strategy<Value = String> {
     let names = ["secret", "data", "allowed", "sys", "policy", "mounts", "auth", "token", "create", "x", "v1"];
     let dots = [
-        ".", "..", "...", "%2e", "%2E", "%2e%2e", "%2E%2E", ".%2e", "%2e.", "%2f", "%2F", "%5c", "%5C", "%25",
-        "%252e", "%3f", "%23", "%00", "%20", "%", ".\t.", ".\n.",
+        ".", "..", "...", "%2e", "%2E", "%2e%2e", "%2E%2E", ".%2e", "%2e.", "%2f", "%2F", "%5c", "%5C", "%25", "%252e",
+        "%3f", "%23", "%00", "%20", "%", ".\t.", ".\n.",
     ];
     let specials = [
-        "?", "#", "\\", "?list=true", "#x", "\0", "\t", "\n", "\r", "\u{7f}", "\u{85}", "\u{202e}", "é", "日本",
-        "\u{ff0e}\u{ff0e}", "\u{2215}", "//", "http:", "http://127.0.0.1:1", ":", " ",
+        "?",
+        "#",
+        "\\",
+        "?list=true",
+        "#x",
+        "\0",
+        "\t",
+        "\n",
+        "\r",
+        "\u{7f}",
+        "\u{85}",
+        "\u{202e}",
+        "é",
+        "日本",
+        "\u{ff0e}\u{ff0e}",
+        "\u{2215}",
+        "//",
+        "http:",
+        "http://127.0.0.1:1",
+        ":",
+        " ",
     ];
     prop_oneof![
         4 => prop::sample::select(names.to_vec()).prop_map(String::from),
@@ -287,7 +306,8 @@ impl Smuggler {
     /// of each attempt.
     fn attempt(&self, settings: Value) -> Vec<String> {
         let mut run = self.plugin.start("smuggler", self.config.clone()).unwrap();
-        let ctx = StepContext { job_id: "smuggler".into(), rotation_id: "r1".into(), settings, current: None, attempt: 1 };
+        let ctx =
+            StepContext { job_id: "smuggler".into(), rotation_id: "r1".into(), settings, current: None, attempt: 1 };
         let created = run.create(&ctx).expect("the fixture reports, it does not fail");
         let report: Value = serde_json::from_str(created.expose()).unwrap();
         report["outcomes"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_owned()).collect()
@@ -297,7 +317,9 @@ impl Smuggler {
 /// The API path a fixture attempt names, as the sandbox parses it.
 fn api_path(function: &str, arg: &str, path: &str) -> Option<VaultPath> {
     match function {
-        "request" => VaultPath::parse(path.strip_prefix("/v1/").or_else(|| path.strip_prefix("v1/")).unwrap_or(path)).ok(),
+        "request" => {
+            VaultPath::parse(path.strip_prefix("/v1/").or_else(|| path.strip_prefix("v1/")).unwrap_or(path)).ok()
+        }
         _ => {
             let (mount, path) = (VaultPath::parse(arg).ok()?, VaultPath::parse(path).ok()?);
             Some(mount.child("data").join(&path))
@@ -336,7 +358,10 @@ fn check_arrivals(attempts: &[[String; 3]], outcomes: &[String], seen: &[SeenReq
         let op = Operation::from_method(&r.method).ok_or_else(|| format!("method {}", r.method))?;
         let url = reqwest::Url::parse(&format!("{BASE}{}", r.raw_path)).map_err(|e| e.to_string())?;
         if r.query.is_some() || !lands_inside(&url, op) {
-            return Err(format!("{} {:?} (raw {:?}, query {:?}) reached Vault outside {GRANT}", r.method, r.path, r.raw_path, r.query));
+            return Err(format!(
+                "{} {:?} (raw {:?}, query {:?}) reached Vault outside {GRANT}",
+                r.method, r.path, r.raw_path, r.query
+            ));
         }
         arrived.push(r.path.clone());
     }
@@ -371,7 +396,8 @@ async fn the_hostile_fixture_is_denied_every_bypass_and_keeps_its_grant() {
     let http = rotator_tests::http_client(std::time::Duration::from_secs(10));
     let (_, policies) = rotator_tests::call(&http, &server, Some(ROOT), "LIST", "sys/policy", None).await;
     assert_eq!(policies["data"]["keys"], json!(["default", "root"]), "no policy was written");
-    let (status, written) = rotator_tests::call(&http, &server, Some(ROOT), "GET", "secret/data/allowed/written", None).await;
+    let (status, written) =
+        rotator_tests::call(&http, &server, Some(ROOT), "GET", "secret/data/allowed/written", None).await;
     assert_eq!((status, &written["data"]["data"]), (200, &json!({"smuggled": "yes"})));
 }
 

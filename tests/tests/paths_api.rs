@@ -136,3 +136,21 @@ async fn the_api_refuses_mounts_that_are_not_kv_and_paths_that_are_not_canonical
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configured_job_whose_secret_is_on_no_kv_mount_fails_before_writing_anything() {
+    let server = dev_server().await;
+    for mount in ["sys", "auth/token", "cubbyhole"] {
+        let toml = format!(
+            "[[jobs]]\nid = \"deputy\"\nplugin = \"kv-random\"\nsecret = {{ mount = \"{mount}\", path = \"policy/pwned\" }}\n\
+             interval = \"1h\"\nsettings = {{ field = \"policy\" }}\n"
+        );
+        let (vault, jobs, _rt) = jobs(&server, &toml);
+        server.start_request_log();
+        let err = jobs[0].rotate(&rotator_tests::store(&vault), "test").await.expect_err(mount);
+        assert!(err.to_string().contains("is not a KV mount"), "{mount}: {err}");
+        let seen = server.take_request_log();
+        let writes: Vec<_> = seen.iter().filter(|r| r.method != "GET").collect();
+        assert!(writes.is_empty(), "{mount}: written: {writes:?}");
+    }
+}

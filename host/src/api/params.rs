@@ -68,7 +68,9 @@ mod tests {
 
     #[test]
     fn escapes_that_change_the_path_are_refused() {
-        for bad in ["/kv/a%2Fb", "/kv/%2e%2e/sys", "/kv/a%5c", "/kv/a%252e", "/kv/a%00", "/kv/a%", "/kv/a%zz", "/kv/%3f"] {
+        for bad in
+            ["/kv/a%2Fb", "/kv/%2e%2e/sys", "/kv/a%5c", "/kv/a%252e", "/kv/a%00", "/kv/a%", "/kv/a%zz", "/kv/%3f"]
+        {
             assert!(raw_escapes(bad).is_err(), "{bad}");
         }
         for good in ["/kv/app/db", "/kv/a%20b", "/kv/%C3%A9"] {

@@ -37,7 +37,10 @@ pub struct KvSecret {
 const CAS_MISMATCH: &str = "check-and-set parameter did not match the current version";
 
 /// A mount and a secret path, each parsed into its canonical form.
-fn locate(mount: &(impl AsVaultPath + ?Sized), path: &(impl AsVaultPath + ?Sized)) -> Result<(VaultPath, VaultPath), VaultError> {
+fn locate(
+    mount: &(impl AsVaultPath + ?Sized),
+    path: &(impl AsVaultPath + ?Sized),
+) -> Result<(VaultPath, VaultPath), VaultError> {
     Ok((mount.to_vault_path()?, path.to_vault_path()?))
 }
 
@@ -135,9 +138,7 @@ impl VaultClient {
             (None, _) => None,
             (Some(n), KvVersion::V2) => Some(format!("version={n}")),
             (Some(_), KvVersion::V1) => {
-                return Err(VaultError::Config(format!(
-                    "`{mount}` is a KV version 1 mount, which keeps no versions"
-                )));
+                return Err(VaultError::Config(format!("`{mount}` is a KV version 1 mount, which keeps no versions")));
             }
         };
         let body = match self.request("GET", Target { path: api.clone(), query }, None).await {

@@ -45,7 +45,13 @@ impl HostState {
     fn authorize(&mut self, function: &'static str, op: Operation, path: &VaultPath) -> Result<(), VaultError> {
         if self.grants.read_only && op.changes_state() {
             let what = format!("{} on `{path}`", op.as_str());
-            return Err(self.deny(function, op, path.as_str(), READ_ONLY, super::read_only_refusal(&what, &self.job_id)));
+            return Err(self.deny(
+                function,
+                op,
+                path.as_str(),
+                READ_ONLY,
+                super::read_only_refusal(&what, &self.job_id),
+            ));
         }
         if self.grants.allows_path(op, path) {
             return Ok(());
@@ -76,7 +82,13 @@ impl HostState {
     }
 
     /// Authorize, run the call on the bridge, record the outcome.
-    fn call<R, F, Fut>(&mut self, function: &'static str, op: Operation, path: &VaultPath, f: F) -> Result<R, VaultError>
+    fn call<R, F, Fut>(
+        &mut self,
+        function: &'static str,
+        op: Operation,
+        path: &VaultPath,
+        f: F,
+    ) -> Result<R, VaultError>
     where
         F: FnOnce(client::VaultClient) -> Fut,
         Fut: Future<Output = Result<R, client::VaultError>>,
@@ -124,7 +136,13 @@ impl HostState {
     /// then). A call the grants refuse in both forms, or that a read-only
     /// run refuses, is denied before that question, so a denied plugin
     /// never makes the host contact Vault.
-    fn kv_target(&mut self, function: &'static str, op: Operation, mount: &str, path: &str) -> Result<KvTarget, VaultError> {
+    fn kv_target(
+        &mut self,
+        function: &'static str,
+        op: Operation,
+        mount: &str,
+        path: &str,
+    ) -> Result<KvTarget, VaultError> {
         let mount = self.parse_path(function, op, mount)?;
         let path = self.parse_path(function, op, path)?;
         let v2 = kv_data_path(&mount, &path);
@@ -175,8 +193,7 @@ impl Host for HostState {
         let raw = path.strip_prefix("/v1/").or_else(|| path.strip_prefix("v1/")).unwrap_or(&path);
         let api = self.parse_path("vault.request", op, raw)?;
         let target = api.clone();
-        let resp =
-            self.call("vault.request", op, &api, |c| async move { c.request(&method, &target, body).await })?;
+        let resp = self.call("vault.request", op, &api, |c| async move { c.request(&method, &target, body).await })?;
         Ok(resp.body.map(|b| b.to_string()).unwrap_or_else(|| "{}".into()))
     }
 }
