@@ -102,6 +102,28 @@ pub fn jobs_in(server: &DevServer, name: &str, toml: &str, base_dir: &Path) -> (
     (vault, jobs, runtime)
 }
 
+/// A daemon without jobs on `vault` (static token, default state store),
+/// serving its API on `api_listener` with `api`.
+pub fn daemon_without_jobs(
+    vault: VaultClient,
+    api_listener: tokio::net::TcpListener,
+    api: rotator::api::ApiOptions,
+) -> rotator::daemon::Daemon {
+    rotator::daemon::Daemon {
+        state: store(&vault),
+        observers: Vec::new(),
+        metrics: Default::default(),
+        jobs: vec![],
+        vault,
+        identity: rotator::daemon::Identity::static_token(),
+        leases: rotator::daemon::LeaseOptions::default(),
+        api_listener,
+        max_concurrent_rotations: 1,
+        shutdown_grace: Duration::from_secs(10),
+        api,
+    }
+}
+
 /// The default state store (`secret/rotator/state/<job>`) on `vault`.
 pub fn store(vault: &VaultClient) -> rotator::rotation::state::StateStore {
     rotator::rotation::state::StateStore::new(vault.clone(), "secret", "rotator/state")

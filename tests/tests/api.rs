@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use rotator::api::{ApiOptions, ApiToken, ROUTES};
-use rotator::daemon::{Daemon, Identity, LeaseOptions};
 use rotator::devserver::DevServer;
 use rotator::vault::{VaultClient, VaultOptions};
 use rotator_tests::logs;
@@ -49,19 +48,8 @@ impl Api {
         let (token, value) = ApiToken::generate();
         let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", api_listener.local_addr().unwrap());
-        let daemon = Daemon {
-            state: rotator_tests::store(&vault),
-            observers: Vec::new(),
-            metrics: Default::default(),
-            jobs: vec![],
-            vault,
-            identity: Identity::static_token(),
-            leases: LeaseOptions::default(),
-            api_listener,
-            max_concurrent_rotations: 1,
-            shutdown_grace: Duration::from_secs(10),
-            api: ApiOptions { reveal_secrets, ..ApiOptions::new(token, runtime) },
-        };
+        let api = ApiOptions { reveal_secrets, ..ApiOptions::new(token, runtime) };
+        let daemon = rotator_tests::daemon_without_jobs(vault, api_listener, api);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(daemon.run(async move {
             let _ = stopped.await;

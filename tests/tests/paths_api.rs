@@ -11,7 +11,6 @@
 use std::time::Duration;
 
 use rotator::api::{ApiOptions, ApiToken};
-use rotator::daemon::{Daemon, Identity, LeaseOptions};
 use rotator::vault::{VaultClient, VaultOptions};
 use rotator_tests::{ROOT, dev_server, jobs};
 use secrecy::{ExposeSecret, SecretString};
@@ -45,19 +44,7 @@ async fn the_api_refuses_mounts_that_are_not_kv_and_paths_that_are_not_canonical
     let (token, value) = ApiToken::generate();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let daemon = Daemon {
-        state: rotator_tests::store(&vault),
-        observers: Vec::new(),
-        metrics: Default::default(),
-        jobs: vec![],
-        vault,
-        identity: Identity::static_token(),
-        leases: LeaseOptions::default(),
-        api_listener: listener,
-        max_concurrent_rotations: 1,
-        shutdown_grace: Duration::from_secs(10),
-        api: ApiOptions::new(token, runtime),
-    };
+    let daemon = rotator_tests::daemon_without_jobs(vault, listener, ApiOptions::new(token, runtime));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(daemon.run(async move {
         let _ = stopped.await;
