@@ -1,7 +1,10 @@
 //! The Vault client: one HTTP client, one token, typed errors.
 //!
 //! Everything rotator does in Vault goes through [`VaultClient::request`], so
-//! the dev server and a production Vault see exactly the same calls. KV
+//! the dev server and a production Vault see exactly the same calls. A
+//! request names a canonical [`VaultPath`] ([`path`]); its URL is built from
+//! the path's segments ([`api_url`]), never by pasting text, so the path a
+//! grant was checked against is the path Vault receives. KV
 //! helpers on top of it live in [`kv`]. Vault's `{"errors": [...]}` answers
 //! become [`VaultError::Status`] with the status code and messages; an error
 //! status whose body is not JSON (a proxy's HTML page) becomes the same typed

@@ -2,6 +2,12 @@
 //! grants before anything is sent (for KV, before the mount's version is
 //! even asked).
 //!
+//! Every path the plugin names is parsed once into a [`VaultPath`]; that
+//! value, and nothing else, is checked against the grants and handed to the
+//! client, which builds the URL from its segments. A path that does not
+//! parse (`%2e%2e`, `..`, `?`, `\`, an absolute URL, …) is `denied` with the
+//! reason, like a path outside the grants.
+//!
 //! A plugin run is synchronous (it lives on a blocking thread), the Vault
 //! client is async, so [`VaultBridge`] blocks on the daemon's runtime for the
 //! length of one call. Every call, allowed or denied, is recorded; a denial is
