@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rotator::api::{ApiOptions, ApiToken};
-use rotator::daemon::{Daemon, Identity, LeaseOptions};
 use rotator::devserver::DevServer;
 use rotator::rotation::Observer;
 use rotator::vault::{VaultClient, VaultOptions};
@@ -66,19 +65,8 @@ impl Api {
         let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", api_listener.local_addr().unwrap());
         let options = ApiOptions::new(token, runtime);
-        let daemon = Daemon {
-            state: crate::store(&vault),
-            observers: setup.observers,
-            metrics: Default::default(),
-            jobs,
-            vault,
-            identity: Identity::static_token(),
-            leases: LeaseOptions::default(),
-            api_listener,
-            max_concurrent_rotations: 1,
-            shutdown_grace: Duration::from_secs(10),
-            api: ApiOptions { reveal_secrets: setup.reveal_secrets, plugin_dirs: setup.plugin_dirs, ..options },
-        };
+        let api = ApiOptions { reveal_secrets: setup.reveal_secrets, plugin_dirs: setup.plugin_dirs, ..options };
+        let daemon = crate::daemon(vault, api_listener, api, jobs, setup.observers);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(daemon.run(async move {
             let _ = stopped.await;

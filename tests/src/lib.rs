@@ -104,6 +104,30 @@ pub fn jobs_in(server: &DevServer, name: &str, toml: &str, base_dir: &Path) -> (
     (vault, jobs, runtime)
 }
 
+/// A daemon running `jobs` on `vault` (static token, default state store),
+/// serving its API on `api_listener` with `api`.
+pub fn daemon(
+    vault: VaultClient,
+    api_listener: tokio::net::TcpListener,
+    api: rotator::api::ApiOptions,
+    jobs: Vec<Job>,
+    observers: Vec<Arc<dyn rotator::rotation::Observer>>,
+) -> rotator::daemon::Daemon {
+    rotator::daemon::Daemon {
+        state: store(&vault),
+        observers,
+        metrics: Default::default(),
+        jobs,
+        vault,
+        identity: rotator::daemon::Identity::static_token(),
+        leases: rotator::daemon::LeaseOptions::default(),
+        api_listener,
+        max_concurrent_rotations: 1,
+        shutdown_grace: Duration::from_secs(10),
+        api,
+    }
+}
+
 /// The default state store (`secret/rotator/state/<job>`) on `vault`.
 pub fn store(vault: &VaultClient) -> rotator::rotation::state::StateStore {
     rotator::rotation::state::StateStore::new(vault.clone(), "secret", "rotator/state")

@@ -25,7 +25,7 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::error::JsonBody;
-use super::{Answer, ApiError, ApiState};
+use super::{Answer, ApiError, ApiState, params};
 use crate::schedule::SchedulerError;
 
 impl From<SchedulerError> for ApiError {
@@ -86,6 +86,11 @@ pub(super) async fn add(State(state): State<Arc<ApiState>>, JsonBody(body): Json
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let job = jobs.pop().ok_or_else(|| ApiError::bad_request("no job in the body"))?;
+    // A job's secret lives on a real KV mount, as Vault's mount table says:
+    // `sys` or `auth/token` is refused here (400), not at the first rotation.
+    if let Some(secret) = &job.config.secret {
+        state.vault.kv_version(&secret.mount).await?;
+    }
     let id = job.config.id.clone();
     state.scheduler.add(job).await?;
     tracing::info!(job = %id, "job added through the API");
@@ -124,7 +129,8 @@ fn from_seed(mut f: Map<String, Value>) -> Result<Map<String, Value>, ApiError> 
     let (id, job) = match kind.as_str() {
         "kv_random" => {
             let mount = take("mount").and_then(|m| m.as_str().map(str::to_owned)).unwrap_or_else(|| "secret".into());
-            let path = text(take("path"), "path")?;
+            let mount = params::kv_path("mount", &mount)?.to_string();
+            let path = params::kv_path("path", &text(take("path"), "path")?)?.to_string();
             let mut settings = Map::new();
             for key in ["field", "length", "alphabet", "rules", "preserve_fields"] {
                 if let Some(v) = take(key) {
@@ -143,6 +149,10 @@ fn from_seed(mut f: Map<String, Value>) -> Result<Map<String, Value>, ApiError> 
         "database_root" => {
             let mount = take("mount").and_then(|m| m.as_str().map(str::to_owned)).unwrap_or_else(|| "database".into());
             let connection = text(take("connection"), "connection")?;
+            // Both become grant paths, where `*` and `+` are wildcards: a
+            // connection `*` would grant every connection's root.
+            let mount = params::name("mount", &mount, true)?.to_owned();
+            let connection = params::name("connection", &connection, false)?.to_owned();
             let job = json!({
                 "plugin": "database-root",
                 "interval": interval,
@@ -203,5 +213,25 @@ mod tests {
             unreachable!()
         };
         assert!(from_seed(f).is_err());
+    }
+
+    #[test]
+    fn seed_jobs_cannot_smuggle_wildcards_or_paths() {
+        let refused = |seed: Value| {
+            let Value::Object(f) = seed else { unreachable!() };
+            from_seed(f).err().map(|e| e.message).expect("refused")
+        };
+        let db = |extra: Value| {
+            let mut seed = json!({"type": "database_root", "connection": "pg", "interval_seconds": 60});
+            seed.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            seed
+        };
+        assert!(refused(db(json!({"connection": "*"}))).contains("not a plain name"));
+        assert!(refused(db(json!({"connection": "+"}))).contains("not a plain name"));
+        assert!(refused(db(json!({"mount": "*"}))).contains("not a plain name"));
+        assert!(refused(db(json!({"connection": "../../sys"}))).contains("not a plain name"));
+        let kv = |path: &str| json!({"type": "kv_random", "path": path, "interval_seconds": 60});
+        assert!(refused(kv("a/../../sys/policy/x")).contains("`.` or `..` segment"));
+        assert!(refused(kv("a?b")).contains("query"));
     }
 }

@@ -88,6 +88,15 @@ async fn handle(
 ) -> Response {
     let body = read_body(&headers, body).await;
     let request_id = uuid::Uuid::new_v4().to_string();
+    shared.faults.log(|| {
+        let decoded = percent_decode(uri.path());
+        super::SeenRequest {
+            method: method.as_str().to_owned(),
+            path: decoded.strip_prefix("/v1/").map_or_else(|| decoded.clone(), str::to_owned),
+            raw_path: uri.path().to_owned(),
+            query: uri.query().map(str::to_owned),
+        }
+    });
     let logical_path = uri.path().strip_prefix("/v1/").unwrap_or(uri.path()).to_owned();
     let disturbance = shared.faults.decide(method.as_str(), &logical_path);
     let injected = match disturbance {
