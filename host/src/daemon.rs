@@ -121,6 +121,7 @@ impl Daemon {
             scheduler: scheduler.clone(),
             metrics: self.metrics.clone(),
             shutdown: stop_rx.clone(),
+            ready_probe: Default::default(),
         });
         let counting = count_lease_events(leases.subscribe(), metrics.clone(), stop_rx.clone());
         tasks.spawn(supervise::task(metrics.clone(), "lease-metrics", counting));

@@ -31,6 +31,14 @@ async fn health_is_open_everything_else_needs_the_token_and_errors_are_json() {
     // (every route's access is checked in api_surface.rs).
     let ready = api.send(None, "GET", "/readyz", None).await;
     assert_eq!((ready.status, ready.body), (200, json!({ "status": "ready" })));
+    // Anyone can probe, but a burst of probes asks Vault once per second at
+    // most: one probe checks, the others wait for and share its answer.
+    let checked = || server.stats().by_path.get("sys/health").copied().unwrap_or(0);
+    let before = checked();
+    let burst = (0..64).map(|_| api.send(None, "GET", "/readyz", None));
+    let answers = futures_util::future::join_all(burst).await;
+    assert!(answers.iter().all(|a| a.status == 200), "a probe in the burst was not ready");
+    assert!(checked() - before <= 2, "64 probes asked Vault {} times", checked() - before);
     let status = api.expect(200, "GET", "/status", None).await;
     let checks = json!({ "vault": "ok", "token": "ok", "task_panics": 0 });
     assert_eq!(status["readiness"], json!({ "status": "ready", "checks": checks }));

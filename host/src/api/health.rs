@@ -8,12 +8,16 @@
 //! all that and needs the API token like every other route.
 //!
 //! Readiness asks Vault without retries: a probe must answer within its
-//! own timeout, and the orchestrator retries anyway. A panicked task (see
+//! own timeout, and the orchestrator retries anyway. The public probe
+//! answers from a result at most [`PROBE_FRESH`] old, found by one check at
+//! a time, so whoever can reach the port cannot make the daemon call Vault
+//! faster than that. A panicked task (see
 //! [`crate::supervise`]) keeps the daemon unready until it restarts, while
 //! `/healthz` and `/livez` still answer: the process is alive, only no
 //! longer trustworthy.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -90,10 +94,29 @@ impl Readiness {
     }
 }
 
+/// How long a `/readyz` answer is reused.
+pub const PROBE_FRESH: Duration = Duration::from_secs(1);
+
+/// `/readyz`'s last answer (ready or not) and when it was found. The lock is
+/// held across the check: probes arriving meanwhile wait for its answer.
+pub type ProbeCache = tokio::sync::Mutex<Option<(Instant, bool)>>;
+
+async fn ready_cached(state: &ApiState) -> bool {
+    let mut last = state.ready_probe.lock().await;
+    if let Some((at, ready)) = *last
+        && at.elapsed() < PROBE_FRESH
+    {
+        return ready;
+    }
+    let ready = Readiness::check(state).await.problem().is_none();
+    *last = Some((Instant::now(), ready));
+    ready
+}
+
 /// Public, so it says one word: why is at `/status`, behind the token.
 /// After a panic Vault is not asked at all: the answer cannot change.
 pub(super) async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
-    if state.metrics.task_panics() == 0 && Readiness::check(&state).await.problem().is_none() {
+    if state.metrics.task_panics() == 0 && ready_cached(&state).await {
         (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready" }))).into_response()

@@ -74,6 +74,8 @@ pub struct ApiState {
     /// Turns true when the daemon stops: long-lived answers (the live
     /// feed) end then.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The public `/readyz` probe's last answer and when it was found.
+    pub ready_probe: health::ProbeCache,
 }
 
 /// How the API guards itself and what it may show.
