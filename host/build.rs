@@ -58,14 +58,17 @@ fn main() {
     println!("cargo:rustc-env=ROTATOR_PLUGIN_DIR={}", built.display());
 }
 
-/// Rebuild when any source of the guest crates or the WIT changes. The
-/// plugins' own `target/` is skipped, or every build would trigger the next.
+/// Rebuild when any source of the guest crates or the WIT changes, and only
+/// then: a file is watched, never a folder (cargo scans a watched folder
+/// whole, and the folders below hold the guest build's own output, so every
+/// build would trigger the next). Build output and the Python/JavaScript
+/// examples, which cargo does not build, are not watched.
 fn watch(dir: &Path) {
-    println!("cargo:rerun-if-changed={}", dir.display());
+    const NOT_SOURCES: &[&str] = &["target", "examples", "node_modules", ".venv", "__pycache__"];
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.file_name().is_some_and(|n| n == "target") {
+        if path.file_name().is_some_and(|n| NOT_SOURCES.iter().any(|skip| n == *skip)) {
             continue;
         }
         if path.is_dir() {

@@ -20,6 +20,7 @@ use crate::rotation::state::StateStore;
 use crate::rotation::{Job, Observer};
 use crate::schedule::Scheduler;
 use crate::schedule::spec::Cadence;
+use crate::supervise;
 use crate::vault::leases::{LeaseManager, LeaseStatus};
 use crate::vault::lifetime::{ClientTokenApi, TokenStatus, watch_token};
 use crate::vault::{AuthMethod, TokenLease, VaultClient};
@@ -90,21 +91,26 @@ impl Daemon {
             method: self.identity.method.clone(),
             base_dir: self.identity.base_dir.clone(),
         };
-        tasks.spawn(watch_token(Arc::new(api_client), self.identity.lease.clone(), token.clone(), stop_rx.clone()));
-        let leases = LeaseManager::new(Arc::new(self.vault.clone()), self.leases.renewals_per_second);
+        // Every long-lived task runs under `supervise::task`: a panic in one
+        // is logged and counted and makes `/readyz` answer 503.
+        let metrics = self.metrics.clone();
+        let watcher = watch_token(Arc::new(api_client), self.identity.lease.clone(), token.clone(), stop_rx.clone());
+        tasks.spawn(supervise::task(metrics.clone(), "token-renewal", watcher));
+        let leases = LeaseManager::new(Arc::new(self.vault.clone()), self.leases.renewals_per_second)
+            .with_metrics(metrics.clone());
         // No lease is tracked yet at startup today (they come through the
         // API later, and each logs its own budget when tracked); should the
         // manager ever start with leases, they are in this report too.
         log_budget(&self.identity, &leases.list(), tokio::time::Instant::now());
         let lease_task = {
             let (leases, stop) = (leases.clone(), stop_rx.clone());
-            tokio::spawn(async move { leases.run(stop).await })
+            tokio::spawn(supervise::task(metrics.clone(), "lease-renewal", async move { leases.run(stop).await }))
         };
 
         // The daemon's own metrics always hear every rotation.
         let mut observers = self.observers;
         observers.push(Arc::new(self.metrics.clone()));
-        let scheduler = Scheduler::new(self.state, self.max_concurrent_rotations, observers);
+        let scheduler = Scheduler::with_metrics(self.state, self.max_concurrent_rotations, observers, metrics.clone());
         let state = Arc::new(ApiState {
             jobs: self.jobs.iter().map(summary).collect(),
             started: Instant::now(),
@@ -115,27 +121,32 @@ impl Daemon {
             scheduler: scheduler.clone(),
             metrics: self.metrics.clone(),
             shutdown: stop_rx.clone(),
+            ready_probe: Default::default(),
         });
-        tasks.spawn(count_lease_events(leases.subscribe(), self.metrics.clone(), stop_rx.clone()));
+        let counting = count_lease_events(leases.subscribe(), metrics.clone(), stop_rx.clone());
+        tasks.spawn(supervise::task(metrics.clone(), "lease-metrics", counting));
         let mut api_stop = stop_rx.clone();
         let api = axum::serve(self.api_listener, api::router(state)).with_graceful_shutdown(async move {
             let _ = api_stop.wait_for(|s| *s).await;
         });
-        tasks.spawn(async move {
+        tasks.spawn(supervise::task(metrics.clone(), "api-server", async move {
             if let Err(e) = api.await {
                 tracing::error!(error = %e, "API server failed");
             }
-        });
+        }));
 
         for job in self.jobs {
-            // Reading each job's record may wait for Vault; the API is up meanwhile.
-            if let Err(e) = scheduler.add(job).await {
+            // Reading each job's record may wait for Vault; the API is up
+            // meanwhile. A panic while queueing one job leaves it unqueued
+            // (it still rotates on request) and the others scheduled.
+            let id = job.config.id.clone();
+            if let Ok(Err(e)) = supervise::catch(&metrics, "schedule", Some(&id), scheduler.add(job)).await {
                 tracing::error!(error = %e, "job not scheduled");
             }
         }
         {
             let (scheduler, stop) = (scheduler.clone(), stop_rx.clone());
-            tasks.spawn(async move { scheduler.run(stop).await });
+            tasks.spawn(supervise::task(metrics.clone(), "scheduler", async move { scheduler.run(stop).await }));
         }
 
         shutdown.await;

@@ -12,8 +12,9 @@
 //! - [`rotation`]: the protocol of one rotation (create, set, test, promote,
 //!   finish; rollback on failure).
 //! - [`daemon`]: scheduling jobs, the HTTP API, clean shutdown.
-//! - [`audit`]: the hash-chained JSON-lines record of every rotation step.
+//! - [`audit`]: the hash-chained (HMAC-keyed, Vault-anchored) JSON-lines record of every rotation step.
 //! - [`metrics`]: Prometheus counters, gauges and histograms.
+//! - [`supervise`]: panics in daemon tasks caught, logged and counted.
 //! - [`devserver`]: an in-memory Vault-compatible server for development.
 //! - [`harness`]: the plugin test harness behind `rotator plugin test`.
 
@@ -30,4 +31,5 @@ pub mod rotation;
 pub mod schedule;
 pub mod secret;
 pub mod setup;
+pub mod supervise;
 pub mod vault;

@@ -64,9 +64,10 @@ enum Id {
     PluginTraps,
     PluginDenials,
     NeedsAttention,
+    TaskPanics,
 }
 
-const FAMILIES: [Family; 9] = [
+const FAMILIES: [Family; 10] = [
     Family {
         name: "rotator_rotations_total",
         help: "Rotations finished, by job and outcome.",
@@ -115,6 +116,12 @@ const FAMILIES: [Family; 9] = [
         help: "1 when a job failed in a way that needs an operator (e.g. a rollback failed).",
         kind: Kind::Gauge,
         labels: &["job"],
+    },
+    Family {
+        name: "rotator_task_panics_total",
+        help: "Daemon tasks that panicked (a bug in rotator); any makes /readyz answer 503.",
+        kind: Kind::Counter,
+        labels: &["task"],
     },
 ];
 
@@ -206,6 +213,18 @@ impl Metrics {
     /// Whether `job` needs an operator (1) or not (0).
     pub fn set_needs_attention(&self, job: &str, needs: bool) {
         self.set(Id::NeedsAttention, &[job], if needs { 1.0 } else { 0.0 });
+    }
+
+    /// A daemon task (`rotation`, `token-renewal`, `api`, …) panicked.
+    pub fn task_panic(&self, task: &str) {
+        self.add(Id::TaskPanics, &[task]);
+    }
+
+    /// How many daemon tasks have panicked since the start, all kinds.
+    pub fn task_panics(&self) -> u64 {
+        let registry = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = registry.series[Id::TaskPanics as usize].values();
+        counts.map(|s| if let Series::Counter(n) = s { *n } else { 0 }).sum()
     }
 
     /// Every family with at least one series, in the text format 0.0.4.

@@ -152,11 +152,12 @@ pub fn state_store(config: &Config, vault: &VaultClient) -> StateStore {
 }
 
 /// Who hears about every rotation step besides the daemon's metrics: the
-/// audit log, if the config names one.
+/// audit log, if the config names one (keyed if it names a key).
 pub fn observers(config: &Config) -> Result<Vec<Arc<dyn Observer>>, String> {
     let mut out: Vec<Arc<dyn Observer>> = Vec::new();
     if let Some(path) = config.audit_log() {
-        let options = crate::audit::AuditOptions { fsync: config.daemon.audit_fsync };
+        let key = crate::audit::AuditKey::from_config(config).map_err(|e| e.to_string())?;
+        let options = crate::audit::AuditOptions { fsync: config.daemon.audit_fsync, key };
         let log = crate::audit::AuditLog::open_with(&path, options).map_err(|e| e.to_string())?;
         out.push(Arc::new(log));
     }

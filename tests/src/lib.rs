@@ -2,10 +2,12 @@
 //! HTTP calls to it as a Vault client makes them, and jobs built from TOML
 //! exactly as the daemon builds them.
 
+pub mod api;
 pub mod contract;
 pub mod jwt;
 pub mod logs;
 pub mod postgres;
+pub mod raw_http;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -100,6 +102,30 @@ pub fn jobs_in(server: &DevServer, name: &str, toml: &str, base_dir: &Path) -> (
     let runtime = setup::runtime(&cfg).unwrap();
     let jobs = setup::load_jobs(&cfg, &runtime).unwrap_or_else(|e| panic!("{e}"));
     (vault, jobs, runtime)
+}
+
+/// A daemon running `jobs` on `vault` (static token, default state store),
+/// serving its API on `api_listener` with `api`.
+pub fn daemon(
+    vault: VaultClient,
+    api_listener: tokio::net::TcpListener,
+    api: rotator::api::ApiOptions,
+    jobs: Vec<Job>,
+    observers: Vec<Arc<dyn rotator::rotation::Observer>>,
+) -> rotator::daemon::Daemon {
+    rotator::daemon::Daemon {
+        state: store(&vault),
+        observers,
+        metrics: Default::default(),
+        jobs,
+        vault,
+        identity: rotator::daemon::Identity::static_token(),
+        leases: rotator::daemon::LeaseOptions::default(),
+        api_listener,
+        max_concurrent_rotations: 1,
+        shutdown_grace: Duration::from_secs(10),
+        api,
+    }
 }
 
 /// The default state store (`secret/rotator/state/<job>`) on `vault`.

@@ -41,6 +41,13 @@ async fn every_step_is_audited_in_a_chain_and_counted_without_values() {
     assert!(records[..7].iter().all(|r| r.event.rotation_id == first.rotation_id));
     assert_ne!(records[7].event.rotation_id, first.rotation_id);
 
+    // The final state write of each rotation anchored the log's head: the
+    // `finish` record, the newest one in the file at that moment.
+    let anchor = store.load("app").await.unwrap().state.audit_anchor.expect("the state record holds an anchor");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!((anchor.seq, anchor.hash), (13, rotator::audit::line_hash(lines[12].as_bytes())));
+    assert_eq!(anchor.log, rotator::audit::line_hash(lines[0].as_bytes()));
+
     for version in 1..=2 {
         let s = vault.kv_read_version("secret", "audited/app", Some(version)).await.unwrap().unwrap();
         let password = s.data.fields()["password"].as_str().unwrap().to_owned();

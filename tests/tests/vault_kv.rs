@@ -33,8 +33,8 @@ async fn kv_versions_are_detected_per_mount_and_v1_refuses_cas() {
     assert!(matches!(err, VaultError::Config(_)), "{err}");
     assert!(err.to_string().contains("KV version 1"), "{err}");
     assert_eq!(c.kv_list("legacy", "app").await.unwrap(), vec!["db"]);
-    assert_eq!(c.try_kv_data_path("legacy", "app/db").await.unwrap(), "legacy/app/db");
-    assert_eq!(c.try_kv_data_path("secret", "app/db").await.unwrap(), "secret/data/app/db");
+    assert_eq!(c.try_kv_data_path("legacy", "app/db").await.unwrap().as_str(), "legacy/app/db");
+    assert_eq!(c.try_kv_data_path("secret", "app/db").await.unwrap().as_str(), "secret/data/app/db");
 }
 
 #[tokio::test(flavor = "multi_thread")]

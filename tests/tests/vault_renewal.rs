@@ -424,3 +424,25 @@ async fn revoking_a_lease_tells_vault_and_stops_tracking_it() {
     assert_eq!(*api.revoked.lock().unwrap(), vec![s.lease_id]);
     assert!(m.current("database/creds/y").is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_that_panics_is_counted_and_the_other_leases_keep_renewing() {
+    let api = Leases::new(600, true, |lease_id, _| {
+        assert!(!lease_id.starts_with("database/creds/bad"), "injected bug in one lease's renewal");
+        Ok(Renewed { lease_duration: Duration::from_secs(600), renewable: true })
+    });
+    let metrics = rotator::metrics::Metrics::new();
+    let m = LeaseManager::new(api.clone(), 20).with_metrics(metrics.clone());
+    m.fetch("database/creds/bad").await.unwrap();
+    m.fetch("database/creds/good").await.unwrap();
+    run_leases(&m, 1800).await;
+    // The panic was caught inside the manager: counted once (that lease is
+    // no longer renewed), and the good lease renewed on, every ~400 s.
+    assert_eq!(metrics.task_panics(), 1);
+    assert!(metrics.render().contains("rotator_task_panics_total{task=\"lease-renewal\"} 1\n"));
+    let renewals = api.renewals.lock().unwrap().clone();
+    let good = renewals.iter().filter(|(id, _)| id.starts_with("database/creds/good")).count();
+    let bad = renewals.iter().filter(|(id, _)| id.starts_with("database/creds/bad")).count();
+    assert_eq!(bad, 1, "{renewals:?}");
+    assert!(good >= 3, "{renewals:?}");
+}

@@ -66,7 +66,10 @@ impl IntoResponse for ApiError {
 fn vault_status(e: &VaultError) -> StatusCode {
     match e {
         VaultError::Status { status: 404, .. } => StatusCode::NOT_FOUND,
-        VaultError::Status { status: 400, .. } | VaultError::Config(_) => StatusCode::BAD_REQUEST,
+        VaultError::Status { status: 400, .. }
+        | VaultError::Config(_)
+        | VaultError::Path(_)
+        | VaultError::NotKv { .. } => StatusCode::BAD_REQUEST,
         VaultError::CasMismatch { .. } => StatusCode::CONFLICT,
         VaultError::Status { .. } | VaultError::Unavailable { .. } | VaultError::Protocol { .. } => {
             StatusCode::BAD_GATEWAY
@@ -127,13 +130,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
-/// The captured path parameter of a route.
+/// The captured path parameter of a route, decoded; a URL whose escapes
+/// would change the path is refused ([`super::params::raw_escapes`]).
 pub struct PathParam(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // Before decoding: `%2F` would otherwise become a segment separator.
+        super::params::raw_escapes(parts.uri.path())?;
         Path::<String>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| Self(v))

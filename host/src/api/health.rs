@@ -1,11 +1,23 @@
 //! Probes and the daemon's own state: `/healthz` and `/livez` (the process
-//! answers), `/readyz` (Vault is reachable and unsealed, and the daemon's
-//! token is valid), `/status` (jobs, token and lease budgets) and `/token`.
+//! answers), `/readyz` (Vault is reachable and unsealed, the daemon's token
+//! is valid, and no daemon task has panicked), `/status` (readiness with its
+//! reasons, jobs, token and lease budgets) and `/token`.
 //!
-//! `/readyz` asks Vault without retries: a probe must answer within its
-//! own timeout, and the orchestrator retries anyway.
+//! The three probes are public, so they answer a status word and nothing
+//! else: no job ids, paths, lease ids or Vault error text. `/status` holds
+//! all that and needs the API token like every other route.
+//!
+//! Readiness asks Vault without retries: a probe must answer within its
+//! own timeout, and the orchestrator retries anyway. The public probe
+//! answers from a result at most [`PROBE_FRESH`] old, found by one check at
+//! a time, so whoever can reach the port cannot make the daemon call Vault
+//! faster than that. A panicked task (see
+//! [`crate::supervise`]) keeps the daemon unready until it restarts, while
+//! `/healthz` and `/livez` still answer: the process is alive, only no
+//! longer trustworthy.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -16,11 +28,10 @@ use serde_json::{Value, json};
 use super::{Answer, ApiState, leases};
 use crate::vault::{RetryPolicy, VaultError};
 
-pub(super) async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-pub(super) async fn livez() -> Json<Value> {
+/// `/healthz` and `/livez`: the process is alive and serving HTTP. Nothing
+/// else is checked, so an orchestrator never restarts a daemon for a Vault
+/// outage that a restart would not fix.
+pub(super) async fn alive() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
@@ -33,39 +44,92 @@ fn health_problem(e: &VaultError) -> String {
     }
 }
 
-pub(super) async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
-    let once = RetryPolicy::NONE;
-    // Standbys forward requests to the active node, so they count as ready.
-    let health = "sys/health?standbyok=true&perfstandbyok=true";
-    let vault = state.vault.request_with("GET", health, None, false, once).await.map_err(|e| health_problem(&e));
-    let token = match &vault {
-        Ok(_) => state.vault.request_with("GET", "auth/token/lookup-self", None, true, once).await.map_err(|e| match e
-            .status()
-        {
-            Some(403) => "the daemon's vault token is invalid or expired".to_owned(),
-            _ => e.to_string(),
-        }),
-        Err(_) => Err("not checked: vault is not usable".to_owned()),
-    };
-    let word = |r: &Result<_, String>| match r {
-        Ok(_) => "ok".to_owned(),
-        Err(e) => e.clone(),
-    };
-    let checks = json!({ "vault": word(&vault), "token": word(&token) });
-    match vault.and(token) {
-        Ok(_) => (StatusCode::OK, Json(json!({ "status": "ready", "checks": checks }))).into_response(),
-        Err(e) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "error": e, "checks": checks })))
-                .into_response()
+/// What the readiness checks found. Vault is asked without retries; a
+/// panicked task makes the daemon unready whatever Vault says.
+struct Readiness {
+    vault: Result<(), String>,
+    token: Result<(), String>,
+    task_panics: u64,
+}
+
+impl Readiness {
+    async fn check(state: &ApiState) -> Self {
+        let once = RetryPolicy::NONE;
+        // Standbys forward requests to the active node, so they count as ready.
+        let health = "sys/health?standbyok=true&perfstandbyok=true";
+        let vault =
+            state.vault.request_with("GET", health, None, false, once).await.map(drop).map_err(|e| health_problem(&e));
+        let token = match &vault {
+            Ok(()) => {
+                let lookup = state.vault.request_with("GET", "auth/token/lookup-self", None, true, once).await;
+                lookup.map(drop).map_err(|e| match e.status() {
+                    Some(403) => "the daemon's vault token is invalid or expired".to_owned(),
+                    _ => e.to_string(),
+                })
+            }
+            Err(_) => Err("not checked: vault is not usable".to_owned()),
+        };
+        Self { vault, token, task_panics: state.metrics.task_panics() }
+    }
+
+    /// Why the daemon is not ready; `None` when it is.
+    fn problem(&self) -> Option<String> {
+        if self.task_panics > 0 {
+            return Some(format!("{} daemon task(s) panicked (see the log)", self.task_panics));
         }
+        self.vault.clone().and(self.token.clone()).err()
+    }
+
+    /// The whole story, for `/status` (behind the token).
+    fn detail(&self) -> Value {
+        let word = |r: &Result<(), String>| r.clone().err().unwrap_or_else(|| "ok".to_owned());
+        let mut detail = json!({
+            "status": if self.problem().is_none() { "ready" } else { "not ready" },
+            "checks": { "vault": word(&self.vault), "token": word(&self.token), "task_panics": self.task_panics },
+        });
+        if let Some(problem) = self.problem() {
+            detail["error"] = problem.into();
+        }
+        detail
+    }
+}
+
+/// How long a `/readyz` answer is reused.
+pub const PROBE_FRESH: Duration = Duration::from_secs(1);
+
+/// `/readyz`'s last answer (ready or not) and when it was found. The lock is
+/// held across the check: probes arriving meanwhile wait for its answer.
+pub type ProbeCache = tokio::sync::Mutex<Option<(Instant, bool)>>;
+
+async fn ready_cached(state: &ApiState) -> bool {
+    let mut last = state.ready_probe.lock().await;
+    if let Some((at, ready)) = *last
+        && at.elapsed() < PROBE_FRESH
+    {
+        return ready;
+    }
+    let ready = Readiness::check(state).await.problem().is_none();
+    *last = Some((Instant::now(), ready));
+    ready
+}
+
+/// Public, so it says one word: why is at `/status`, behind the token.
+/// After a panic Vault is not asked at all: the answer cannot change.
+pub(super) async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
+    if state.metrics.task_panics() == 0 && ready_cached(&state).await {
+        (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready" }))).into_response()
     }
 }
 
 pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Json<Value> {
+    let readiness = Readiness::check(&state).await;
     let now = tokio::time::Instant::now();
     let token = state.token.read().unwrap_or_else(|p| p.into_inner()).clone();
     Json(json!({
         "status": "ok",
+        "readiness": readiness.detail(),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "jobs": state.jobs,
         "token": {

@@ -8,7 +8,15 @@
 //! (`{"type": "kv_random", "path": …, "interval_seconds": …}`) is accepted
 //! and translated to the same fields. Runtime jobs live until the daemon
 //! stops; their state (last rotation, PENDING) is in Vault like any job's.
+//!
+//! One difference from a configured job: the API caller is not the
+//! operator who wrote the config, so a runtime job's plugin is a built-in
+//! or a file inside `[daemon] plugin_dirs` ([`crate::plugin::find_in_dirs`]),
+//! replaced by its canonical path before the config parser ever sees it.
+//! Any other name gets one and the same refusal, which tells the caller
+//! nothing about which files exist.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
@@ -17,7 +25,7 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::error::JsonBody;
-use super::{Answer, ApiError, ApiState};
+use super::{Answer, ApiError, ApiState, params};
 use crate::schedule::SchedulerError;
 
 impl From<SchedulerError> for ApiError {
@@ -28,6 +36,7 @@ impl From<SchedulerError> for ApiError {
                 Self::new(StatusCode::CONFLICT, e.to_string())
             }
             SchedulerError::ShuttingDown(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            SchedulerError::Panicked { .. } => Self::internal(e.to_string()),
             SchedulerError::Rotation(r) => r.into(),
         }
     }
@@ -65,7 +74,8 @@ pub(super) async fn remove(State(state): State<Arc<ApiState>>, Path(id): Path<St
 
 pub(super) async fn add(State(state): State<Arc<ApiState>>, JsonBody(body): JsonBody<Value>) -> Answer {
     let Value::Object(fields) = body else { return Err(ApiError::bad_request("a job is a JSON object")) };
-    let table = if fields.contains_key("type") { from_seed(fields)? } else { fields };
+    let mut table = if fields.contains_key("type") { from_seed(fields)? } else { fields };
+    confine_plugin(&mut table, &state.options.plugin_dirs)?;
     let doc = json!({ "jobs": [table] });
     let text = toml::to_string(&doc).map_err(|e| ApiError::bad_request(format!("not a job: {e}")))?;
     let config = crate::config::parse("job", &text, std::path::Path::new("."))
@@ -76,11 +86,30 @@ pub(super) async fn add(State(state): State<Arc<ApiState>>, JsonBody(body): Json
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let job = jobs.pop().ok_or_else(|| ApiError::bad_request("no job in the body"))?;
+    // A job's secret lives on a real KV mount, as Vault's mount table says:
+    // `sys` or `auth/token` is refused here (400), not at the first rotation.
+    if let Some(secret) = &job.config.secret {
+        state.vault.kv_version(&secret.mount).await?;
+    }
     let id = job.config.id.clone();
     state.scheduler.add(job).await?;
     tracing::info!(job = %id, "job added through the API");
     let view = state.scheduler.view(&id).ok_or_else(|| ApiError::internal("the job vanished"))?;
     Ok(Json(serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?))
+}
+
+/// A runtime job's `plugin`: a built-in name stays; anything else must be a
+/// file inside one of `dirs` and becomes its canonical path. A missing or
+/// non-string `plugin` is left for the config parser to report.
+fn confine_plugin(table: &mut Map<String, Value>, dirs: &[PathBuf]) -> Result<(), ApiError> {
+    let Some(Value::String(name)) = table.get("plugin") else { return Ok(()) };
+    if crate::builtin::find(name).is_some() {
+        return Ok(());
+    }
+    let path = crate::plugin::find_in_dirs(dirs, name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // Lossless: found paths are UTF-8.
+    table.insert("plugin".into(), Value::String(path.to_string_lossy().into_owned()));
+    Ok(())
 }
 
 /// Seed 000's job format → our job fields.
@@ -100,7 +129,8 @@ fn from_seed(mut f: Map<String, Value>) -> Result<Map<String, Value>, ApiError> 
     let (id, job) = match kind.as_str() {
         "kv_random" => {
             let mount = take("mount").and_then(|m| m.as_str().map(str::to_owned)).unwrap_or_else(|| "secret".into());
-            let path = text(take("path"), "path")?;
+            let mount = params::kv_path("mount", &mount)?.to_string();
+            let path = params::kv_path("path", &text(take("path"), "path")?)?.to_string();
             let mut settings = Map::new();
             for key in ["field", "length", "alphabet", "rules", "preserve_fields"] {
                 if let Some(v) = take(key) {
@@ -119,6 +149,10 @@ fn from_seed(mut f: Map<String, Value>) -> Result<Map<String, Value>, ApiError> 
         "database_root" => {
             let mount = take("mount").and_then(|m| m.as_str().map(str::to_owned)).unwrap_or_else(|| "database".into());
             let connection = text(take("connection"), "connection")?;
+            // Both become grant paths, where `*` and `+` are wildcards: a
+            // connection `*` would grant every connection's root.
+            let mount = params::name("mount", &mount, true)?.to_owned();
+            let connection = params::name("connection", &connection, false)?.to_owned();
             let job = json!({
                 "plugin": "database-root",
                 "interval": interval,
@@ -179,5 +213,25 @@ mod tests {
             unreachable!()
         };
         assert!(from_seed(f).is_err());
+    }
+
+    #[test]
+    fn seed_jobs_cannot_smuggle_wildcards_or_paths() {
+        let refused = |seed: Value| {
+            let Value::Object(f) = seed else { unreachable!() };
+            from_seed(f).err().map(|e| e.message).expect("refused")
+        };
+        let db = |extra: Value| {
+            let mut seed = json!({"type": "database_root", "connection": "pg", "interval_seconds": 60});
+            seed.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            seed
+        };
+        assert!(refused(db(json!({"connection": "*"}))).contains("not a plain name"));
+        assert!(refused(db(json!({"connection": "+"}))).contains("not a plain name"));
+        assert!(refused(db(json!({"mount": "*"}))).contains("not a plain name"));
+        assert!(refused(db(json!({"connection": "../../sys"}))).contains("not a plain name"));
+        let kv = |path: &str| json!({"type": "kv_random", "path": path, "interval_seconds": 60});
+        assert!(refused(kv("a/../../sys/policy/x")).contains("`.` or `..` segment"));
+        assert!(refused(kv("a?b")).contains("query"));
     }
 }

@@ -6,6 +6,11 @@
 //! A KV path may hold slashes, so both POSTs share one catch-all route; a
 //! path ending in `/rotate` is a rotation, as in the service this API grew
 //! from. Mounts default to `secret` and are chosen with `?mount=`.
+//!
+//! This is not a Vault proxy: paths and mounts are canonical
+//! [`VaultPath`](crate::vault::VaultPath)s ([`params::kv_path`]), and the
+//! Vault client serves only mounts whose type is `kv`, so `?mount=sys`,
+//! `auth/token` or `cubbyhole` is a 400 before anything is written.
 
 use std::sync::Arc;
 
@@ -54,13 +59,13 @@ pub(super) async fn read(
 ) -> Answer {
     let path = params::kv_path("path", &path)?;
     let mount = params::kv_path("mount", &q.mount)?;
-    let secret = state.vault.kv_read_version(mount, path, q.version).await?.ok_or_else(|| {
+    let secret = state.vault.kv_read_version(&mount, &path, q.version).await?.ok_or_else(|| {
         let version = q.version.map(|v| format!(" version {v}")).unwrap_or_default();
         ApiError::not_found(format!("no secret at {mount}/{path}{version}"))
     })?;
     Ok(Json(json!({
-        "mount": mount,
-        "path": path,
+        "mount": mount.as_str(),
+        "path": path.as_str(),
         "version": secret.version,
         "data": state.show(&secret.data),
         "redacted": !state.options.reveal_secrets,
@@ -75,7 +80,7 @@ pub(super) async fn write_or_rotate(
 ) -> Answer {
     if let Some(secret) = path.strip_suffix("/rotate") {
         let secret = params::kv_path("path", secret)?;
-        return rotate::kv_field(&state, secret, q.mount, body).await;
+        return rotate::kv_field(&state, &secret, q.mount, body).await;
     }
     let path = params::kv_path("path", &path)?;
     let mount = q.mount.unwrap_or_else(default_mount);
@@ -85,10 +90,10 @@ pub(super) async fn write_or_rotate(
         return Err(ApiError::bad_request("`data` must be a JSON object of the secret's fields"));
     };
     let data = SecretJson::from_map(&fields);
-    let version = state.vault.kv_write(mount, path, &data, body.cas).await?;
+    let version = state.vault.kv_write(&mount, &path, &data, body.cas).await?;
     Ok(Json(json!({
-        "mount": mount,
-        "path": path,
+        "mount": mount.as_str(),
+        "path": path.as_str(),
         // KV v1 keeps no versions.
         "version": (version > 0).then_some(version),
     })))

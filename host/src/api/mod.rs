@@ -8,14 +8,19 @@
 //! being documented or documented without being served. Adding a route means
 //! adding a [`Route`] here and its operation to `openapi.json`.
 //!
-//! Every route except the health probes and the dashboard's static files
-//! needs `Authorization: Bearer <token>` ([`auth`]). The dashboard
+//! Every route except the health probes (`/healthz`, `/livez`, `/readyz`,
+//! which answer a status word and nothing else) and the dashboard's static
+//! files needs `Authorization: Bearer <token>` ([`auth`]); `/status`, with
+//! job ids, paths and leases, is guarded like the rest. Request bodies are
+//! capped at [`MAX_REQUEST_BODY`], refused before they are read when their
+//! declared length is over it ([`body`]). The dashboard
 //! ([`dashboard`], at `/`) holds no data itself: the page calls the guarded
 //! routes with the token the operator gives it. Secret values in answers become `"<redacted>"` unless
 //! the daemon runs with `reveal_secrets`. Errors are `{"error": "…"}` with a
 //! status that says whose fault it was ([`error`]).
 
 mod auth;
+mod body;
 mod dashboard;
 mod error;
 mod health;
@@ -30,9 +35,10 @@ mod rotate;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::Method;
-use axum::middleware;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use serde_json::{Map, Value};
@@ -44,6 +50,7 @@ use crate::vault::leases::LeaseManager;
 use crate::vault::lifetime::TokenStatus;
 
 pub use auth::{API_TOKEN_ENV, ApiToken, ApiTokenError, MIN_TOKEN_LEN};
+pub use body::MAX_REQUEST_BODY;
 pub use dashboard::CONTENT_SECURITY_POLICY;
 pub use error::ApiError;
 pub use rotate::BuiltinPlugins;
@@ -67,6 +74,8 @@ pub struct ApiState {
     /// Turns true when the daemon stops: long-lived answers (the live
     /// feed) end then.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The public `/readyz` probe's last answer and when it was found.
+    pub ready_probe: health::ProbeCache,
 }
 
 /// How the API guards itself and what it may show.
@@ -77,12 +86,16 @@ pub struct ApiOptions {
     pub reveal_secrets: bool,
     /// The built-in plugins one-off rotations run.
     pub plugins: BuiltinPlugins,
+    /// The only directories a job added through the API may load a plugin
+    /// file from (`[daemon] plugin_dirs`); empty: built-ins only.
+    pub plugin_dirs: Vec<std::path::PathBuf>,
 }
 
 impl ApiOptions {
-    /// Options that redact secrets; rotations load built-ins from `runtime`.
+    /// Options that redact secrets and allow built-in plugins only for jobs
+    /// added at run time; rotations load built-ins from `runtime`.
     pub fn new(token: ApiToken, runtime: Arc<Runtime>) -> Self {
-        Self { token, reveal_secrets: false, plugins: BuiltinPlugins::new(runtime) }
+        Self { token, reveal_secrets: false, plugins: BuiltinPlugins::new(runtime), plugin_dirs: Vec::new() }
     }
 }
 
@@ -155,10 +168,10 @@ pub const ROUTES: &[Route] = &[
     Route::new(Method::GET, "/assets/app.js", Public, |m| on(m, dashboard::app_js)),
     Route::new(Method::GET, "/assets/style.css", Public, |m| on(m, dashboard::style_css)),
     Route::new(Method::GET, "/assets/icon.png", Public, |m| on(m, dashboard::icon_png)),
-    Route::new(Method::GET, "/healthz", Public, |m| on(m, health::healthz)),
-    Route::new(Method::GET, "/livez", Public, |m| on(m, health::livez)),
+    Route::new(Method::GET, "/healthz", Public, |m| on(m, health::alive)),
+    Route::new(Method::GET, "/livez", Public, |m| on(m, health::alive)),
     Route::new(Method::GET, "/readyz", Public, |m| on(m, health::readyz)),
-    Route::new(Method::GET, "/status", Public, |m| on(m, health::status)),
+    Route::new(Method::GET, "/status", Token, |m| on(m, health::status)),
     Route::new(Method::GET, "/token", Token, |m| on(m, health::token)),
     Route::new(Method::GET, "/openapi.json", Token, |m| on(m, openapi::document)),
     Route::new(Method::GET, "/kv/{*path}", Token, |m| on(m, kv::read)),
@@ -184,17 +197,34 @@ pub const ROUTES: &[Route] = &[
 
 /// The API's router: [`ROUTES`], guarded, with JSON answers for unknown
 /// paths and methods.
+///
+/// Layers, outermost first: a panic in any handler is caught ([`catch_panics`]);
+/// the token is checked (guarded routes); the body is bounded ([`body`]),
+/// so a caller without the token never gets a byte of its body read.
 pub fn router(state: Arc<ApiState>) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
         let filter = MethodFilter::try_from(route.method.clone()).expect("ROUTES use standard methods");
-        let mut handler = (route.handler)(filter);
+        let mut handler = (route.handler)(filter).layer(middleware::from_fn(body::limit));
         if route.access == Token {
             handler = handler.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
         }
         router = router.route(route.pattern, handler);
     }
-    router.fallback(no_route).method_not_allowed_fallback(no_method).with_state(state)
+    router
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
+        .layer(middleware::from_fn_with_state(state.clone(), catch_panics))
+        .with_state(state)
+}
+
+/// A handler that panics answers 500 in the API's shape; the panic is
+/// logged and counted, and `/readyz` turns unready ([`crate::supervise`]).
+async fn catch_panics(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+    match crate::supervise::catch(&state.metrics, "api", None, next.run(req)).await {
+        Ok(response) => response,
+        Err(panicked) => ApiError::internal(panicked.to_string()).into_response(),
+    }
 }
 
 async fn no_route(req: Request) -> ApiError {

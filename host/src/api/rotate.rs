@@ -25,6 +25,7 @@ use super::{Answer, ApiError, ApiState, params};
 use crate::config::{JobConfig, PluginRef, SecretLocation};
 use crate::plugin::{Grants, Operation, Plugin, Runtime, VaultGrant};
 use crate::rotation::{Job, RotationReport};
+use crate::vault::VaultPath;
 
 const KV_RANDOM: &str = "kv-random";
 const DATABASE_ROOT: &str = "database-root";
@@ -104,10 +105,12 @@ struct KvRotateBody {
     mount: Option<String>,
 }
 
-pub(super) async fn kv_field(state: &ApiState, path: &str, query_mount: Option<String>, body: Value) -> Answer {
+pub(super) async fn kv_field(state: &ApiState, path: &VaultPath, query_mount: Option<String>, body: Value) -> Answer {
     let body: KvRotateBody = from_body(body)?;
     let mount = body.mount.or(query_mount).unwrap_or_else(|| "secret".into());
     let mount = params::kv_path("mount", &mount)?;
+    // Refused (400) before a state record is staged for it.
+    state.vault.kv_version(&mount).await?;
     if body.preserve_fields.as_ref().is_some_and(|p| !p.is_object()) {
         return Err(ApiError::bad_request("`preserve_fields` must be a JSON object"));
     }
@@ -122,19 +125,19 @@ pub(super) async fn kv_field(state: &ApiState, path: &str, query_mount: Option<S
     settings.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))));
 
     let plugins = &state.options.plugins;
-    let location = SecretLocation { mount: mount.to_owned(), path: path.to_owned() };
+    let location = SecretLocation { mount: mount.to_string(), path: path.to_string() };
     // One state record per target, so an interrupted API rotation of this
     // secret is resumed by the next one, never confused with another's.
     let id = format!("api/kv/{mount}/{path}");
     let job = transient_job(id, plugins.get(KV_RANDOM).await?, Some(location), settings, Grants::default())?;
     let report = state.scheduler.rotate_once(&job, "api").await?;
     let written = match report.new_version {
-        Some(v) => state.vault.kv_read_version(mount, path, Some(v)).await?,
+        Some(v) => state.vault.kv_read_version(&mount, path, Some(v)).await?,
         None => None,
     };
     Ok(Json(json!({
-        "mount": mount,
-        "path": path,
+        "mount": mount.as_str(),
+        "path": path.as_str(),
         "field": body.field,
         "rotation_id": report.rotation_id,
         "plugin": report.plugin,

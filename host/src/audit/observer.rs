@@ -1,11 +1,14 @@
 //! Rotation events → audit records: every protocol action of every
 //! rotation becomes one line of the chain.
 //!
+//! The log is also the source of the anchor the protocol stores in Vault
+//! ([`Observer::anchor`]): its head, which only moves once a line is written.
+//!
 //! Writing is synchronous and small (one line, flushed); a failed write is
 //! logged loudly and the rotation carries on, because refusing to rotate
 //! for want of an audit line would trade a security control for an outage.
 
-use super::{AuditEvent, AuditLog, Outcome, PluginIdentity, Step};
+use super::{AuditAnchor, AuditEvent, AuditLog, Outcome, PluginIdentity, Step};
 use crate::rotation::{Observer, RotationEvent};
 
 fn step(name: &str) -> Step {
@@ -55,6 +58,39 @@ impl Observer for AuditLog {
         if let Err(err) = self.append(record) {
             tracing::error!(job = %e.job, error = %err, "AUDIT LOG WRITE FAILED");
         }
+    }
+
+    fn anchor(&self, previous: Option<&AuditAnchor>) -> Option<AuditAnchor> {
+        self.anchor_over(previous)
+    }
+}
+
+impl AuditLog {
+    /// What a state record should store as its anchor in place of
+    /// `previous`: the head (the newest record already in the file), unless
+    /// `previous` shows the file was cut or rewritten since — then
+    /// `previous` is kept, so the evidence stays in Vault for `rotator audit
+    /// verify`, and the daemon says so loudly. Checked against what the
+    /// writer knows without reading the file: the head and the hashes of
+    /// the newest records (those it found on opening and wrote since).
+    pub fn anchor_over(&self, previous: Option<&AuditAnchor>) -> Option<AuditAnchor> {
+        let w = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let head = AuditAnchor { log: w.log.clone()?, seq: w.next_seq - 1, hash: w.prev.clone() };
+        let Some(previous) = previous else { return Some(head) };
+        if previous.log != head.log {
+            // A log moved aside on purpose looks the same; keeping the old
+            // anchor would fail every later check, so only say it.
+            tracing::error!(path = %self.path().display(), anchored_seq = previous.seq, "AUDIT LOG REPLACED: the state record anchored another log; check it with `rotator audit verify --config`");
+            return Some(head);
+        }
+        let cut = previous.seq > head.seq;
+        let rewritten = w.recent.iter().any(|(seq, hash)| *seq == previous.seq && *hash != previous.hash);
+        if cut || rewritten {
+            let what = if cut { "cut short" } else { "rewritten" };
+            tracing::error!(path = %self.path().display(), anchored_seq = previous.seq, head_seq = head.seq, "AUDIT LOG {what} since it was anchored: keeping the anchor that shows it; check it with `rotator audit verify --config`");
+            return Some(previous.clone());
+        }
+        Some(head)
     }
 }
 

@@ -25,11 +25,11 @@ fn log_with(n: u64) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, path)
 }
 
-fn lines(path: &Path) -> Vec<String> {
+pub(super) fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path).unwrap().lines().map(str::to_owned).collect()
 }
 
-fn write_lines(path: &Path, lines: &[String]) {
+pub(super) fn write_lines(path: &Path, lines: &[String]) {
     std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
 }
 
@@ -52,7 +52,10 @@ fn records_are_chained_by_the_hash_of_the_previous_line() {
     assert!(time::OffsetDateTime::parse(&records[0].time, &time::format_description::well_known::Rfc3339).is_ok());
     assert!(records[0].time.ends_with('Z'), "{}", records[0].time);
     let summary = verify(&path).unwrap();
-    assert_eq!(summary, VerifySummary { records: 3, last_seq: Some(3), last_hash: line_hash(lines[2].as_bytes()) });
+    assert_eq!((summary.records, summary.last_seq), (3, Some(3)));
+    assert_eq!(summary.last_hash, line_hash(lines[2].as_bytes()));
+    assert_eq!(summary.log, Some(line_hash(lines[0].as_bytes())));
+    assert!(!summary.keyed);
 }
 
 #[test]
@@ -74,7 +77,7 @@ fn a_record_has_the_documented_fields_in_order() {
 fn the_file_is_created_0600_and_reopening_continues_the_chain() {
     let (_dir, path) = log_with(2);
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    let log = AuditLog::open_with(&path, AuditOptions { fsync: true }).unwrap();
+    let log = AuditLog::open_with(&path, AuditOptions { fsync: true, key: None }).unwrap();
     assert_eq!(log.append(event(Step::Rollback, Outcome::Failed).error("target refused")).unwrap(), 3);
     assert_eq!(verify(&path).unwrap().records, 3);
 }
@@ -209,7 +212,8 @@ fn a_rewritten_first_record_and_a_bad_time_are_caught() {
 #[test]
 fn an_empty_or_missing_file() {
     let (dir, path) = log_with(0);
-    assert_eq!(verify(&path).unwrap(), VerifySummary { records: 0, last_seq: None, last_hash: GENESIS_PREV.into() });
+    let empty = verify(&path).unwrap();
+    assert_eq!((empty.records, empty.last_seq, empty.last_hash.as_str(), empty.log), (0, None, GENESIS_PREV, None));
     let missing = dir.path().join("nope.jsonl");
     let err = verify(&missing).unwrap_err();
     assert!(matches!(err, VerifyError::Io { ref path, .. } if *path == missing), "{err}");
@@ -230,6 +234,8 @@ fn a_failed_append_leaves_the_chain_intact() {
                 len: std::fs::metadata(&path).unwrap().len(),
                 next_seq: 2,
                 prev: line_hash(lines(&path)[0].as_bytes()),
+                log: Some(line_hash(lines(&path)[0].as_bytes())),
+                recent: Default::default(),
             }),
         }),
     };

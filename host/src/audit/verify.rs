@@ -1,21 +1,40 @@
-//! Walking an audit log's hash chain and naming the first record that is not
+//! Walking an audit log's chain and naming the first record that is not
 //! what was written.
 //!
-//! Each line is checked in order: it is complete (ends in a newline), it is
-//! an [`AuditRecord`] in exactly the form the log writes, its `seq` follows
-//! the previous one, its `prev` is the sha256 of the previous line, and its
-//! `time` is RFC 3339. A `prev` mismatch on line N means line N-1 was changed
-//! *or* line N's `prev` was; line N+1 decides which (if its `prev` matches
-//! line N, line N is intact).
+//! Each line is checked in order: it is complete (ends in a newline) and at
+//! most [`MAX_LINE_BYTES`], it is an [`AuditRecord`] in exactly the form the
+//! log writes, it is of the log's kind (keyed records carry `mac`; with a
+//! key, every record must), its `seq` follows the previous one, its `mac`
+//! (keyed) is right, its `prev` is the previous record's hash, and its
+//! `time` is RFC 3339.
 //!
-//! Truncating the end of the file is not detectable here: see the module
-//! docs of [`crate::audit`].
+//! Who is blamed: in a keyed log each record's own MAC says whether *it*
+//! changed, so a wrong `prev` with a right MAC means records around it were
+//! removed, inserted or copied from elsewhere. In an unkeyed log a `prev`
+//! mismatch on line N means line N-1 was changed *or* line N's `prev` was;
+//! line N+1 decides which (if its `prev` matches line N, line N is intact).
+//!
+//! Cutting off the end is not detectable from the file alone: the caller
+//! asks for the hashes at the anchored `seq`s ([`VerifyOptions::hashes_at`])
+//! and hands the result to [`super::check_anchors`].
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
-use super::{AuditRecord, GENESIS_PREV, line_hash};
+use super::{AuditKey, AuditRecord, GENESIS_PREV, MAX_LINE_BYTES};
+
+/// What to verify with, and what to report beyond pass or fail.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// The chain's key: every record must carry a MAC made with it. Without
+    /// a key, only an unkeyed log can be verified.
+    pub key: Option<AuditKey>,
+    /// The `seq`s whose hashes [`VerifySummary::hashes`] should hold (those
+    /// that anchors name).
+    pub hashes_at: BTreeSet<u64>,
+}
 
 /// A chain that verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +43,14 @@ pub struct VerifySummary {
     pub records: u64,
     /// `seq` of the last record (`None` for an empty file).
     pub last_seq: Option<u64>,
-    /// sha256 of the last line ([`GENESIS_PREV`] for an empty file): keep it
-    /// elsewhere to detect a later truncation.
+    /// The last record's hash ([`GENESIS_PREV`] for an empty file).
     pub last_hash: String,
+    /// Whether the records carry MACs (all of them checked with the key).
+    pub keyed: bool,
+    /// The first record's hash, which names the log in anchors.
+    pub log: Option<String>,
+    /// The hash at each `seq` asked for that the file has.
+    pub hashes: BTreeMap<u64, String>,
 }
 
 /// The first record that is not what was written.
@@ -53,6 +77,8 @@ pub enum TamperReason {
     NotARecord(String),
     #[error("incomplete last line (no newline): a write was cut short or the file was cut")]
     Unterminated,
+    #[error("line longer than {MAX_LINE_BYTES} bytes, which the log never writes")]
+    TooLong,
     #[error("seq {found} where {expected} was expected: records were removed, inserted or reordered")]
     SeqGap { expected: u64, found: u64 },
     #[error("`prev` of the first record is not the all-zero start value: records before it were removed")]
@@ -63,6 +89,16 @@ pub enum TamperReason {
     PrevMismatch { prev_line: u64 },
     #[error("`time` is not an RFC 3339 timestamp ({0})")]
     BadTime(String),
+    #[error(
+        "record has no `mac` but the log is verified with a key: an unkeyed record in a keyed log was forged, or the log rebuilt without the key"
+    )]
+    Unkeyed,
+    #[error("record has a `mac` but the log started unkeyed: the kinds are never mixed")]
+    Mixed,
+    #[error("`mac` is wrong: the record was changed after it was written, or written with another key")]
+    BadMac,
+    #[error("`prev` is not the MAC of line {prev_line}: records were removed, inserted or copied from another log")]
+    NotLinked { prev_line: u64 },
 }
 
 /// Why a file could not be verified.
@@ -72,53 +108,88 @@ pub enum VerifyError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("tampered: {0}")]
     Tampered(Tampering),
+    #[error(
+        "the log is keyed (line {line} carries a `mac`): verify it with its key, `--config` naming [daemon] audit_key"
+    )]
+    NeedsKey { line: u64 },
 }
 
-/// Verify the chain in the file at `path`.
+/// Verify the unkeyed chain in the file at `path`.
 pub fn verify(path: &Path) -> Result<VerifySummary, VerifyError> {
+    verify_with(path, &VerifyOptions::default())
+}
+
+/// Verify the chain in the file at `path` as `options` say.
+pub fn verify_with(path: &Path, options: &VerifyOptions) -> Result<VerifySummary, VerifyError> {
     let io = |source| VerifyError::Io { path: path.to_path_buf(), source };
     let file = std::fs::File::open(path).map_err(io)?;
-    verify_reader(std::io::BufReader::new(file)).map_err(|e| match e {
+    verify_reader(std::io::BufReader::new(file), options).map_err(|e| match e {
         VerifyError::Io { source, .. } => io(source),
-        tampered => tampered,
+        other => other,
     })
 }
 
-/// [`verify`] over any reader (errors carry an empty path).
-pub fn verify_reader(reader: impl BufRead) -> Result<VerifySummary, VerifyError> {
+/// The last good record: where it is and what it hashes to.
+struct Good {
+    line: u64,
+    seq: u64,
+    hash: String,
+}
+
+/// [`verify_with`] over any reader (errors carry an empty path).
+pub fn verify_reader(reader: impl BufRead, options: &VerifyOptions) -> Result<VerifySummary, VerifyError> {
     let mut lines = Lines { reader, number: 0 };
-    // (line number, seq, sha256) of the last good record.
-    let mut last: Option<(u64, u64, String)> = None;
+    let mut last: Option<Good> = None;
+    let mut summary = VerifySummary {
+        records: 0,
+        last_seq: None,
+        last_hash: GENESIS_PREV.to_owned(),
+        keyed: options.key.is_some(),
+        log: None,
+        hashes: BTreeMap::new(),
+    };
     let mut pending = lines.next()?;
     while let Some(line) = pending.take() {
-        let expected_seq = last.as_ref().map_or(1, |(_, seq, _)| seq + 1);
+        let expected_seq = last.as_ref().map_or(1, |g| g.seq + 1);
         let tampered = |seq, reason| Err(VerifyError::Tampered(Tampering { line: line.number, seq, reason }));
-        if !line.terminated {
-            return tampered(seq_guess(&line.bytes, expected_seq), TamperReason::Unterminated);
+        match line.end {
+            End::Newline => {}
+            End::Eof => return tampered(seq_guess(&line.bytes, expected_seq), TamperReason::Unterminated),
+            End::TooLong => return tampered(expected_seq, TamperReason::TooLong),
         }
         let record = match AuditRecord::parse_line(&line.bytes) {
             Ok(r) => r,
             Err(why) => return tampered(seq_guess(&line.bytes, expected_seq), TamperReason::NotARecord(why)),
         };
+        match (&options.key, record.mac.is_some(), &last) {
+            (Some(_), false, _) => return tampered(record.seq, TamperReason::Unkeyed),
+            (None, true, None) => return Err(VerifyError::NeedsKey { line: line.number }),
+            (None, true, Some(_)) => return tampered(record.seq, TamperReason::Mixed),
+            _ => {}
+        }
         if record.seq != expected_seq {
             return tampered(record.seq, TamperReason::SeqGap { expected: expected_seq, found: record.seq });
         }
-        let hash = line_hash(&line.bytes);
+        let hash = record.hash(&line.bytes);
         pending = lines.next()?;
-        match &last {
-            None if record.prev != GENESIS_PREV => return tampered(record.seq, TamperReason::BadStart),
-            Some((prev_line, prev_seq, prev_hash)) if record.prev != *prev_hash => {
+        match (&options.key, &last) {
+            (Some(key), _) if !record.mac_matches(key) => return tampered(record.seq, TamperReason::BadMac),
+            (_, None) if record.prev != GENESIS_PREV => return tampered(record.seq, TamperReason::BadStart),
+            (Some(_), Some(prev)) if record.prev != prev.hash => {
+                return tampered(record.seq, TamperReason::NotLinked { prev_line: prev.line });
+            }
+            (None, Some(prev)) if record.prev != prev.hash => {
                 let next_vouches = pending.as_ref().is_some_and(|next| prev_field(&next.bytes) == Some(hash.clone()));
                 return if next_vouches || pending.is_none() {
                     // This line is intact (or nothing says otherwise): the
                     // one before it changed.
                     Err(VerifyError::Tampered(Tampering {
-                        line: *prev_line,
-                        seq: *prev_seq,
+                        line: prev.line,
+                        seq: prev.seq,
                         reason: TamperReason::Changed { next_line: line.number },
                     }))
                 } else {
-                    tampered(record.seq, TamperReason::PrevMismatch { prev_line: *prev_line })
+                    tampered(record.seq, TamperReason::PrevMismatch { prev_line: prev.line })
                 };
             }
             _ => {}
@@ -126,12 +197,20 @@ pub fn verify_reader(reader: impl BufRead) -> Result<VerifySummary, VerifyError>
         if let Err(e) = time::OffsetDateTime::parse(&record.time, &time::format_description::well_known::Rfc3339) {
             return tampered(record.seq, TamperReason::BadTime(e.to_string()));
         }
-        last = Some((line.number, record.seq, hash));
+        if summary.log.is_none() {
+            summary.log = Some(hash.clone());
+        }
+        if options.hashes_at.contains(&record.seq) {
+            summary.hashes.insert(record.seq, hash.clone());
+        }
+        last = Some(Good { line: line.number, seq: record.seq, hash });
     }
-    Ok(match last {
-        Some((number, seq, hash)) => VerifySummary { records: number, last_seq: Some(seq), last_hash: hash },
-        None => VerifySummary { records: 0, last_seq: None, last_hash: GENESIS_PREV.to_owned() },
-    })
+    if let Some(good) = last {
+        summary.records = good.line;
+        summary.last_seq = Some(good.seq);
+        summary.last_hash = good.hash;
+    }
+    Ok(summary)
 }
 
 /// The `seq` of a line that is JSON but not a valid record, else `expected`.
@@ -148,11 +227,21 @@ struct Line {
     number: u64,
     /// Without the newline.
     bytes: Vec<u8>,
-    terminated: bool,
+    end: End,
+}
+
+/// How a line ended.
+enum End {
+    Newline,
+    /// The file ended first.
+    Eof,
+    /// [`MAX_LINE_BYTES`] passed first (the rest was not read).
+    TooLong,
 }
 
 /// Lines as exact bytes (not `BufRead::lines`, which would drop `\r` and
-/// reject invalid UTF-8 instead of letting the record check report it).
+/// reject invalid UTF-8 instead of letting the record check report it),
+/// each read no further than [`MAX_LINE_BYTES`].
 struct Lines<R> {
     reader: R,
     number: u64,
@@ -161,18 +250,23 @@ struct Lines<R> {
 impl<R: BufRead> Lines<R> {
     fn next(&mut self) -> Result<Option<Line>, VerifyError> {
         let mut bytes = Vec::new();
-        let n = self
-            .reader
+        let limit = MAX_LINE_BYTES as u64 + 1;
+        let n = (&mut self.reader)
+            .take(limit)
             .read_until(b'\n', &mut bytes)
             .map_err(|source| VerifyError::Io { path: PathBuf::new(), source })?;
         if n == 0 {
             return Ok(None);
         }
-        let terminated = bytes.last() == Some(&b'\n');
-        if terminated {
+        let end = if bytes.last() == Some(&b'\n') {
             bytes.pop();
-        }
+            End::Newline
+        } else if n as u64 == limit {
+            End::TooLong
+        } else {
+            End::Eof
+        };
         self.number += 1;
-        Ok(Some(Line { number: self.number, bytes, terminated }))
+        Ok(Some(Line { number: self.number, bytes, end }))
     }
 }

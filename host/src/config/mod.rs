@@ -14,6 +14,8 @@
 //! [daemon]
 //! api_addr = "127.0.0.1:8080"
 //! api_token = { env = "ROTATOR_API_TOKEN" }   # the operator API's bearer token
+//! audit_log = "audit.jsonl"
+//! audit_key = { env = "ROTATOR_AUDIT_KEY" }   # hex, >= 32 bytes: keys the audit chain
 //!
 //! [[jobs]]
 //! id = "demo-kv"
@@ -23,10 +25,13 @@
 //! settings = { field = "password", length = 24 }
 //! ```
 
+mod checks;
 mod diagnostic;
 mod grants;
 mod output_limits;
 mod parse;
+#[cfg(test)]
+mod proptests;
 mod schedule;
 pub mod sql;
 mod units;
@@ -66,8 +71,9 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
-    /// Default: `$VAULT_ADDR`.
-    #[serde(default)]
+    /// Default: `$VAULT_ADDR`. An `http` or `https` URL with a host and
+    /// nothing after it (no credentials, path, query or fragment).
+    #[serde(default, deserialize_with = "checks::vault_address")]
     pub address: Option<String>,
     /// Default: `$VAULT_TOKEN`.
     #[serde(default)]
@@ -75,8 +81,8 @@ pub struct VaultConfig {
     /// Default: `$VAULT_NAMESPACE`.
     #[serde(default)]
     pub namespace: Option<String>,
-    /// Per-request timeout.
-    #[serde(default = "default_vault_timeout", with = "units::duration")]
+    /// Per-request timeout ([`units::VAULT_TIMEOUT`]).
+    #[serde(default = "default_vault_timeout", deserialize_with = "units::bounded::vault_timeout")]
     pub timeout: Duration,
     /// PEM CA certificate for Vault's TLS. Default: `$VAULT_CACERT`.
     #[serde(default)]
@@ -87,8 +93,8 @@ pub struct VaultConfig {
     /// Revoke every lease rotator holds when it shuts down.
     #[serde(default)]
     pub revoke_leases_on_shutdown: bool,
-    /// At most this many lease renewals per second, spread evenly.
-    #[serde(default = "default_renewal_rate")]
+    /// At most this many lease renewals per second, spread evenly (1 to 10,000).
+    #[serde(default = "default_renewal_rate", deserialize_with = "checks::renewal_rate")]
     pub lease_renewals_per_second: u32,
 }
 
@@ -161,13 +167,61 @@ fn default_vault_timeout() -> Duration {
 }
 
 /// Where a secret value comes from. Never the value itself.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretRef {
     /// An environment variable's value.
     Env(String),
     /// A file's contents, trimmed.
     File(PathBuf),
+}
+
+/// `{ env = "…" }` or `{ file = "…" }`. Anything else is refused *without
+/// quoting it*: a value written where a reference belongs is most likely
+/// the secret itself, and serde's own message ("unknown variant
+/// `<value>`") would print it.
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "lowercase", deny_unknown_fields)]
+        enum Table {
+            Env(String),
+            File(PathBuf),
+        }
+        struct Reference;
+        impl Reference {
+            fn inline<E: serde::de::Error>(self) -> Result<SecretRef, E> {
+                Err(E::custom("a secret is never written inline: use { env = \"VAR\" } or { file = \"/path\" }"))
+            }
+        }
+        impl<'de> serde::de::Visitor<'de> for Reference {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("{ env = \"VAR\" } or { file = \"/path\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
+                self.inline()
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretRef, A::Error> {
+                Ok(match Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))? {
+                    Table::Env(var) => SecretRef::Env(var),
+                    Table::File(path) => SecretRef::File(path),
+                })
+            }
+        }
+        d.deserialize_any(Reference)
+    }
 }
 
 impl SecretRef {
@@ -194,14 +248,15 @@ pub struct DaemonConfig {
     /// Where the HTTP API listens.
     #[serde(default = "default_api_addr")]
     pub api_addr: SocketAddr,
-    /// At most this many rotations run at once.
-    #[serde(default = "default_max_concurrent")]
+    /// At most this many rotations run at once (1 to 1,024).
+    #[serde(default = "default_max_concurrent", deserialize_with = "checks::max_concurrent")]
     pub max_concurrent_rotations: u32,
     /// Compiled-plugin cache; default `~/.cache/rotator`.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
-    /// How long shutdown waits for running rotations to finish.
-    #[serde(default = "default_grace", with = "units::duration")]
+    /// How long shutdown waits for running rotations to finish
+    /// ([`units::SHUTDOWN_GRACE`]).
+    #[serde(default = "default_grace", deserialize_with = "units::bounded::shutdown_grace")]
     pub shutdown_grace: Duration,
     /// Where each job's state record (rotation in progress, schedule) lives.
     #[serde(default)]
@@ -214,6 +269,11 @@ pub struct DaemonConfig {
     /// fsync the audit log after every record (default: flush only).
     #[serde(default)]
     pub audit_fsync: bool,
+    /// The audit chain's HMAC key, as a reference (never inline): its text
+    /// is hex, at least 32 bytes (`openssl rand -hex 32`). Unset: the chain
+    /// is an unkeyed sha256 chain. See [`crate::audit`].
+    #[serde(default)]
+    pub audit_key: Option<SecretRef>,
     /// The bearer token the operator API demands. Default:
     /// `$ROTATOR_API_TOKEN`; `rotator run` refuses to start without one.
     #[serde(default)]
@@ -222,6 +282,12 @@ pub struct DaemonConfig {
     /// rotations) instead of `"<redacted>"`.
     #[serde(default)]
     pub reveal_secrets: bool,
+    /// The only directories a job added through the API may load a plugin
+    /// file from, as written (relative to the config's folder; see
+    /// [`Config::plugin_dirs`]). Default: none, so such jobs run built-ins
+    /// only. Jobs in the config file may name any file.
+    #[serde(default)]
+    pub plugin_dirs: Vec<PathBuf>,
 }
 
 /// `[daemon.state]`: a KV v2 mount and a prefix; job `x`'s record is at
@@ -229,9 +295,11 @@ pub struct DaemonConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    #[serde(default = "default_mount")]
+    /// A mount path: segments without `.`, `..` or empty ones.
+    #[serde(default = "default_mount", deserialize_with = "checks::state_mount")]
     pub mount: String,
-    #[serde(default = "default_state_prefix")]
+    /// A path inside the mount, under the same rules.
+    #[serde(default = "default_state_prefix", deserialize_with = "checks::state_prefix")]
     pub prefix: String,
 }
 
@@ -255,8 +323,10 @@ impl Default for DaemonConfig {
             state: StateConfig::default(),
             audit_log: None,
             audit_fsync: false,
+            audit_key: None,
             api_token: None,
             reveal_secrets: false,
+            plugin_dirs: Vec::new(),
         }
     }
 }
@@ -400,6 +470,11 @@ impl Config {
         self.daemon.audit_log.as_ref().map(|p| self.base_dir.join(p))
     }
 
+    /// `[daemon] plugin_dirs`, resolved against the config's folder.
+    pub fn plugin_dirs(&self) -> Vec<PathBuf> {
+        self.daemon.plugin_dirs.iter().map(|p| self.base_dir.join(p)).collect()
+    }
+
     /// A collector for problems found after parsing (e.g. by `check`).
     pub fn collector(&self) -> Collector {
         Collector::new(self.source.clone())
@@ -420,5 +495,24 @@ mod tests {
         assert_eq!(absolute.audit_log(), Some(Path::new("/var/log/rotator/audit.jsonl").to_path_buf()));
         let none = parse("");
         assert_eq!((none.audit_log(), none.daemon.audit_fsync), (None, false));
+    }
+
+    #[test]
+    fn the_audit_key_is_a_reference_and_needs_a_log() {
+        let parse = |text: &str| super::parse("t.toml", text, Path::new("/etc/rotator"));
+        let keyed = parse("[daemon]\naudit_log = \"a.jsonl\"\naudit_key = { env = \"ROTATOR_AUDIT_KEY\" }\n").unwrap();
+        assert_eq!(keyed.daemon.audit_key, Some(super::SecretRef::Env("ROTATOR_AUDIT_KEY".into())));
+        // A key written inline is refused without being echoed, whatever its type.
+        for inline in ["\"00112233deadbeef\"", "112233445566", "[\"00112233deadbeef\"]", "0.112233"] {
+            for key in ["audit_key", "api_token"] {
+                let err = parse(&format!("[daemon]\naudit_log = \"a.jsonl\"\n{key} = {inline}\n")).unwrap_err();
+                let err = err.to_string();
+                assert!(!err.contains("112233") && err.contains("a secret is never written inline"), "{err}");
+            }
+        }
+        let unknown = parse("[daemon]\naudit_log = \"a.jsonl\"\naudit_key = { vault = \"x\" }\n").unwrap_err();
+        assert!(unknown.to_string().contains("unknown variant `vault`, expected `env` or `file`"), "{unknown}");
+        let orphan = parse("[daemon]\naudit_key = { file = \"k\" }\n").unwrap_err().to_string();
+        assert!(orphan.contains("daemon.audit_key is set but daemon.audit_log is not"), "{orphan}");
     }
 }

@@ -26,6 +26,9 @@ use super::{
 };
 use crate::builtin;
 use crate::plugin::grants::validate_path;
+// The step deadlines a job may set are the runtime's range, which `rotator
+// plugin test --step-timeout` is held to as well.
+use crate::plugin::limits::STEP_TIMEOUT_RANGE;
 use crate::plugin::{MAX_MEMORY, RunLimits};
 
 /// A job as written, before validation. Spanned fields get precise errors.
@@ -87,8 +90,6 @@ pub(super) struct RawLimits {
 }
 
 const MIN_MEMORY: usize = 1 << 20;
-const STEP_TIMEOUT_RANGE: (std::time::Duration, std::time::Duration) =
-    (std::time::Duration::from_millis(10), std::time::Duration::from_secs(600));
 
 /// A config read as far as it could be: every section and job that parsed
 /// (a job with a problem is left out), and every problem found so far.
@@ -159,7 +160,10 @@ pub fn parse_partial(name: &str, text: &str, base_dir: &Path) -> Parsed {
         let span = value.span();
         match key.get_ref().as_ref() {
             "vault" => vault = section(&mut c, value).unwrap_or_default(),
-            "daemon" => daemon = section(&mut c, value).unwrap_or_default(),
+            "daemon" => {
+                daemon = section(&mut c, value).unwrap_or_default();
+                check_daemon(&mut c, &daemon, span);
+            }
             "jobs" => match value.into_inner() {
                 DeValue::Array(items) => {
                     check_unique_ids(&mut c, &items);
@@ -174,20 +178,52 @@ pub fn parse_partial(name: &str, text: &str, base_dir: &Path) -> Parsed {
             other => c.error(key.span(), format!("unknown section `{other}` (expected vault, daemon, sql or jobs)")),
         }
     }
-    check_daemon(&mut c, &daemon);
     schedule::check_pairs(&mut c, &jobs);
     let config = Config { source, base_dir: base_dir.to_path_buf(), vault, daemon, sql: sql.connections, jobs };
     Parsed { config, problems: c }
 }
 
-pub(super) fn section<T: DeserializeOwned>(c: &mut Collector, value: Spanned<DeValue<'_>>) -> Option<T> {
+/// Deserialize a whole section (or a job). serde stops at the first bad
+/// value, so the key it failed on is dropped and the rest read again, until
+/// the section reads cleanly: every bad key is reported in one run. `None`
+/// if any key was bad.
+pub(super) fn section<T: DeserializeOwned>(c: &mut Collector, mut value: Spanned<DeValue<'_>>) -> Option<T> {
     let span = value.span();
-    T::deserialize(ValueDeserializer::from(value)).map_err(|e| c.toml_error(&e, span)).ok()
+    let mut failed = false;
+    loop {
+        match T::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(t) => return (!failed).then_some(t),
+            Err(e) => {
+                c.toml_error(&e, span.clone());
+                failed = true;
+                // Each round removes a key, so this ends.
+                if !e.span().is_some_and(|at| drop_key_at(value.get_mut(), &at)) {
+                    return None;
+                }
+            }
+        }
+    }
 }
 
-fn check_daemon(c: &mut Collector, d: &DaemonConfig) {
-    if d.max_concurrent_rotations == 0 {
-        c.error(0..0, "daemon.max_concurrent_rotations must be at least 1");
+/// Remove the innermost key whose name or value covers `at`.
+fn drop_key_at(value: &mut DeValue<'_>, at: &Range<usize>) -> bool {
+    let DeValue::Table(table) = value else { return false };
+    let covers = |span: Range<usize>| span.start <= at.start && at.end <= span.end;
+    let Some(key) = table.iter().find(|(k, v)| covers(k.span()) || covers(v.span())).map(|(k, _)| k.clone()) else {
+        return false;
+    };
+    if let Some(inner) = table.get_mut(&key)
+        && drop_key_at(inner.get_mut(), at)
+    {
+        return true;
+    }
+    table.remove(&key).is_some()
+}
+
+/// Checks across `[daemon]` keys, located at the section.
+fn check_daemon(c: &mut Collector, d: &DaemonConfig, span: Range<usize>) {
+    if d.audit_key.is_some() && d.audit_log.is_none() {
+        c.error(span, "daemon.audit_key is set but daemon.audit_log is not: there is no audit log to key");
     }
 }
 
@@ -328,7 +364,7 @@ fn limits(c: &mut Collector, raw: Option<&RawLimits>) -> RunLimits {
     if let Some(t) = &raw.step_timeout {
         match humantime::parse_duration(t.get_ref()) {
             Ok(d) if d >= STEP_TIMEOUT_RANGE.0 && d <= STEP_TIMEOUT_RANGE.1 => limits.step_timeout = d,
-            Ok(_) => c.error(t.span(), "limits.step_timeout must be between 10ms and 10m"),
+            Ok(_) => c.error(t.span(), "limits.step_timeout must be between 100ms and 10m"),
             Err(e) => c.error(t.span(), format!("invalid duration `{}`: {e}", t.get_ref())),
         }
     }

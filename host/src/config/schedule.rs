@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::units::{self, Bounds};
 use super::{Collector, JobConfig};
 use crate::schedule::spec::{Cadence, Jitter, NotWithin, RetryPolicy, Schedule, forced_collision};
 
@@ -64,14 +65,9 @@ pub(super) struct RawRetry {
     needs_attention_after: Option<u32>,
 }
 
-const MIN_INTERVAL: Duration = Duration::from_secs(1);
-/// Vault's own minimum rotation window.
-const MIN_WINDOW: Duration = Duration::from_secs(60);
-
-fn duration(c: &mut Collector, text: &str, span: Range<usize>, what: &str) -> Option<Duration> {
-    humantime::parse_duration(text)
-        .map_err(|e| c.error(span, format!("invalid {what} `{text}`: {e} (try \"1h\", \"30m\")")))
-        .ok()
+/// Parse a duration key within its documented range, reporting at `span`.
+fn duration(c: &mut Collector, text: &str, span: Range<usize>, bounds: &Bounds) -> Option<Duration> {
+    bounds.parse(text).map_err(|why| c.error(span, why)).ok()
 }
 
 /// Validate the keys; `job_span` locates errors about missing keys.
@@ -85,13 +81,7 @@ pub(super) fn schedule(c: &mut Collector, raw: RawSchedule, job_span: Range<usiz
             c.error(job_span, "job needs a schedule: `interval = \"24h\"` or `cron = \"0 3 * * *\"`");
             None
         }
-        (Some(i), None) => match duration(c, i.get_ref(), i.span(), "interval") {
-            Some(d) if d < MIN_INTERVAL => {
-                c.error(i.span(), "interval must be at least 1s");
-                None
-            }
-            d => d.map(Cadence::Interval),
-        },
+        (Some(i), None) => duration(c, i.get_ref(), i.span(), &units::INTERVAL).map(Cadence::Interval),
         (None, Some(cron)) => match cron.get_ref().parse() {
             Ok(expr) => Some(Cadence::Cron(expr)),
             Err(why) => {
@@ -110,17 +100,11 @@ pub(super) fn schedule(c: &mut Collector, raw: RawSchedule, job_span: Range<usiz
             ok = false;
             None
         }
-        Some(w) => match duration(c, w.get_ref(), w.span(), "window") {
-            Some(d) if d < MIN_WINDOW => {
-                c.error(w.span(), "window must be at least 1m");
-                ok = false;
-                None
-            }
-            d => {
-                ok &= d.is_some();
-                d
-            }
-        },
+        Some(w) => {
+            let d = duration(c, w.get_ref(), w.span(), &units::WINDOW);
+            ok &= d.is_some();
+            d
+        }
     };
     let jitter = match raw.jitter.as_ref().map(|j| (j.get_ref(), j.span())) {
         None | Some((RawJitter::Flag(false), _)) => Jitter::None,
@@ -130,8 +114,17 @@ pub(super) fn schedule(c: &mut Collector, raw: RawSchedule, job_span: Range<usiz
             Jitter::None
         }
         Some((RawJitter::Flag(true), _)) => Jitter::InWindow,
-        Some((RawJitter::Up(text), span)) => match duration(c, text, span, "jitter") {
-            Some(d) => Jitter::Up(d),
+        Some((RawJitter::Up(text), span)) => match duration(c, text, span.clone(), &units::JITTER) {
+            Some(d) => match jitter_room(cadence.as_ref(), window) {
+                // A start after the window's end (cron) or after the next
+                // slot (interval) would be a run outside its schedule.
+                Some((room, what)) if d > room => {
+                    c.error(span, format!("jitter `{text}` is longer than the {what} ({})", units::show(room)));
+                    ok = false;
+                    Jitter::None
+                }
+                _ => Jitter::Up(d),
+            },
             None => {
                 ok = false;
                 Jitter::None
@@ -145,7 +138,7 @@ pub(super) fn schedule(c: &mut Collector, raw: RawSchedule, job_span: Range<usiz
             OneOrMany::Many(many) => many.as_slice(),
         };
         for item in items {
-            match duration(c, &item.duration, raw_nw.span(), "not_within duration") {
+            match duration(c, &item.duration, raw_nw.span(), &units::NOT_WITHIN) {
                 Some(d) => not_within.push(NotWithin { job: item.job.clone(), duration: d }),
                 None => ok = false,
             }
@@ -162,12 +155,20 @@ pub(super) fn schedule(c: &mut Collector, raw: RawSchedule, job_span: Range<usiz
             if let Some(n) = r.needs_attention_after {
                 policy.needs_attention_after = n;
             }
-            if policy.attempts == 0 || policy.needs_attention_after == 0 {
-                c.error(span.clone(), "retry.attempts and retry.needs_attention_after must be at least 1");
+            if !(1..=MAX_ATTEMPTS).contains(&policy.attempts)
+                || !(1..=MAX_NEEDS_ATTENTION).contains(&policy.needs_attention_after)
+            {
+                c.error(
+                    span.clone(),
+                    format!(
+                        "retry.attempts must be between 1 and {MAX_ATTEMPTS}, retry.needs_attention_after between 1 \
+                         and {MAX_NEEDS_ATTENTION}"
+                    ),
+                );
                 ok = false;
             }
             if let Some(b) = &r.backoff {
-                match duration(c, b, span, "retry.backoff") {
+                match duration(c, b, span, &units::BACKOFF) {
                     Some(d) => policy.backoff = d,
                     None => ok = false,
                 }
@@ -177,6 +178,23 @@ pub(super) fn schedule(c: &mut Collector, raw: RawSchedule, job_span: Range<usiz
     };
     let cadence = cadence?;
     ok.then_some(Schedule { cadence, window, jitter, not_within, retry })
+}
+
+/// Tries per slot: more would retry for days at the capped backoff.
+const MAX_ATTEMPTS: u32 = 100;
+/// Failed cycles before a human is asked.
+const MAX_NEEDS_ATTENTION: u32 = 1000;
+
+/// How late a `jitter = "…"` start may fall, and what bounds it: the window
+/// of a cron job that has one, else an interval job's interval. A cron job
+/// without a window may start any time before its next slot, which the
+/// scheduler handles as a catch-up, so only the key's own range applies.
+fn jitter_room(cadence: Option<&Cadence>, window: Option<Duration>) -> Option<(Duration, &'static str)> {
+    match (cadence, window) {
+        (_, Some(w)) => Some((w, "window")),
+        (Some(Cadence::Interval(every)), None) => Some((*every, "interval")),
+        _ => None,
+    }
 }
 
 /// Checks that need every job: `not_within` names another existing job, and

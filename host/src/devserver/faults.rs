@@ -7,6 +7,9 @@
 //! them with 500/503/429 in Vault's own bodies, optionally after a delay;
 //! [`DevServerStats`] counts every answer by path and status. Both live
 //! outside the state lock: they are checked before a request touches state.
+//! An opt-in request log ([`SeenRequest`]) keeps each request as the server
+//! resolved it, so a test can prove what actually arrived (the sandbox's
+//! path property: a granted call reaches exactly the granted path).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -59,6 +62,23 @@ impl DevServerStats {
     }
 }
 
+/// One request as it arrived: the path the server acts on (percent-decoded,
+/// after `/v1/`), the path as sent on the wire, and the query string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenRequest {
+    pub method: String,
+    /// Decoded, without `/v1/`: what routing and policies see.
+    pub path: String,
+    /// The URL's path exactly as sent (still encoded, with `/v1/`).
+    pub raw_path: String,
+    pub query: Option<String>,
+}
+
+/// The most requests the log keeps; later ones are dropped (and counted in
+/// [`DevServerStats::total`] as always). Bounded so a forgotten log cannot
+/// grow without end.
+pub const MAX_LOGGED_REQUESTS: usize = 100_000;
+
 /// What to do to one request.
 pub(crate) struct Disturbance {
     pub delay: Option<Duration>,
@@ -70,6 +90,8 @@ pub(crate) struct Disturbance {
 pub(crate) struct Faults {
     plan: Mutex<Option<FaultPlan>>,
     stats: Mutex<DevServerStats>,
+    /// `Some` while the request log is on.
+    log: Mutex<Option<Vec<SeenRequest>>>,
 }
 
 fn normalize(path: &str) -> &str {
@@ -79,7 +101,24 @@ fn normalize(path: &str) -> &str {
 
 impl Faults {
     pub fn new(plan: Option<FaultPlan>) -> Self {
-        Self { plan: Mutex::new(plan), stats: Mutex::default() }
+        Self { plan: Mutex::new(plan), stats: Mutex::default(), log: Mutex::default() }
+    }
+
+    pub fn start_log(&self) {
+        *self.log.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+    }
+
+    pub fn take_log(&self) -> Vec<SeenRequest> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Keep one request if the log is on.
+    pub fn log(&self, request: impl FnOnce() -> SeenRequest) {
+        if let Some(log) = self.log.lock().unwrap_or_else(|p| p.into_inner()).as_mut()
+            && log.len() < MAX_LOGGED_REQUESTS
+        {
+            log.push(request());
+        }
     }
 
     pub fn set_plan(&self, plan: Option<FaultPlan>) {

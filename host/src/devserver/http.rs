@@ -25,20 +25,54 @@
 //!
 //! Before all that, a [`super::FaultPlan`] may answer in Vault's place, and
 //! every answer is counted ([`super::faults`]).
+//!
+//! Bodies are read up to Vault's default `max_request_size`
+//! ([`MAX_REQUEST_SIZE`], 32 MiB). Past it, a write or patch is answered as
+//! Vault answers it: 413 with `{"errors":["failed to parse JSON input: http:
+//! request body too large"]}` (Vault wraps the body in Go's
+//! `http.MaxBytesReader`, `parseJSONRequest` prefixes the reader's error, and
+//! `AdjustErrorStatusCode` turns it into a 413). Other operations ignore
+//! their body, as Vault's do. Unlike Go's server, which hangs up after an
+//! oversized body, the rest of the body is read and dropped (up to
+//! [`DRAIN_LIMIT`]) so the client's keep-alive connection stays usable;
+//! beyond that the connection is closed rather than read for ever.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State as AxumState;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
+use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::leases::run_revocations;
 use super::response::{Reply, multierror};
 use super::{Handled, Operation, Request, Shared, access, routing, sys, wrapping};
+
+/// Vault's default `max_request_size`: 32 MiB (`DefaultMaxRequestSize`).
+pub const MAX_REQUEST_SIZE: u64 = 32 * 1024 * 1024;
+
+/// An oversized body is read and dropped up to this many bytes in all, to
+/// keep the connection; a larger one (declared or sent) closes it instead.
+pub const DRAIN_LIMIT: u64 = 2 * MAX_REQUEST_SIZE;
+
+/// Vault's error for a body over `max_request_size`.
+const TOO_LARGE: &str = "failed to parse JSON input: http: request body too large";
+
+/// A request body as the listener read it.
+enum ReadBody {
+    Within(Bytes),
+    /// Over [`MAX_REQUEST_SIZE`]; `drained` when all of it was read, so the
+    /// connection may carry the next request.
+    TooLarge {
+        drained: bool,
+    },
+    /// The client's stream broke off.
+    Broken,
+}
 
 /// The axum app: one fallback handler for every path and method.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -50,9 +84,19 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = read_body(&headers, body).await;
     let request_id = uuid::Uuid::new_v4().to_string();
+    shared.faults.log(|| {
+        let decoded = percent_decode(uri.path());
+        super::SeenRequest {
+            method: method.as_str().to_owned(),
+            path: decoded.strip_prefix("/v1/").map_or_else(|| decoded.clone(), str::to_owned),
+            raw_path: uri.path().to_owned(),
+            query: uri.query().map(str::to_owned),
+        }
+    });
     let logical_path = uri.path().strip_prefix("/v1/").unwrap_or(uri.path()).to_owned();
     let disturbance = shared.faults.decide(method.as_str(), &logical_path);
     let injected = match disturbance {
@@ -73,7 +117,35 @@ async fn handle(
     shared.faults.record(method.as_str(), &logical_path, status, was_injected);
     // Paths and statuses only: bodies and tokens never reach the logs.
     tracing::debug!(method = %method, path = uri.path(), status, injected = was_injected, "vault dev server request");
-    reply.into_response(&request_id, mount_type)
+    let mut response = reply.into_response(&request_id, mount_type);
+    if let ReadBody::TooLarge { drained: false } = body {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Read the body up to [`MAX_REQUEST_SIZE`]; drop (but read) the rest up to
+/// [`DRAIN_LIMIT`].
+async fn read_body(headers: &HeaderMap, body: Body) -> ReadBody {
+    let declared = header_text(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        return ReadBody::TooLarge { drained: false };
+    }
+    let mut stream = body.into_data_stream();
+    let (mut kept, mut seen) = (Vec::new(), 0u64);
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return ReadBody::Broken };
+        seen = seen.saturating_add(chunk.len() as u64);
+        if seen > DRAIN_LIMIT {
+            return ReadBody::TooLarge { drained: false };
+        }
+        if seen <= MAX_REQUEST_SIZE {
+            kept.extend_from_slice(&chunk);
+        } else if !kept.is_empty() {
+            kept = Vec::new();
+        }
+    }
+    if seen > MAX_REQUEST_SIZE { ReadBody::TooLarge { drained: true } } else { ReadBody::Within(kept.into()) }
 }
 
 async fn dispatch(
@@ -81,7 +153,7 @@ async fn dispatch(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    body: &[u8],
+    body: &ReadBody,
 ) -> (Reply, &'static str) {
     let raw_path = percent_decode(uri.path());
     let Some(path) = raw_path.strip_prefix("/v1/").filter(|p| !p.is_empty()) else {
@@ -180,7 +252,7 @@ fn logical_request(
     path: &str,
     mut query: Map<String, Value>,
     headers: &HeaderMap,
-    body: &[u8],
+    body: &ReadBody,
 ) -> Result<(Operation, String, Map<String, Value>), Reply> {
     let mut path = path.to_owned();
     let op = match method.as_str() {
@@ -206,7 +278,14 @@ fn logical_request(
         path.push('/');
     }
     let data = match op {
-        Operation::Write | Operation::Patch => parse_body(body)?,
+        Operation::Write | Operation::Patch => match body {
+            ReadBody::Within(bytes) => parse_body(bytes)?,
+            ReadBody::TooLarge { .. } => {
+                return Err(Reply::Errors(StatusCode::PAYLOAD_TOO_LARGE, vec![TOO_LARGE.to_owned()]));
+            }
+            // OpenBao's wording when the body cannot be read.
+            ReadBody::Broken => return Err(Reply::bad_request("error reading data")),
+        },
         _ => query,
     };
     Ok((op, path, data))

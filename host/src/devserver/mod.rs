@@ -54,7 +54,8 @@ mod ttl;
 mod util;
 mod wrapping;
 
-pub use faults::{DevServerStats, FaultPlan};
+pub use faults::{DevServerStats, FaultPlan, SeenRequest};
+pub use http::{DRAIN_LIMIT, MAX_REQUEST_SIZE};
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -151,6 +152,20 @@ impl DevServer {
     /// Counts of the requests answered so far, by path and by status.
     pub fn stats(&self) -> DevServerStats {
         self.shared.faults.stats()
+    }
+
+    /// Start (or restart, emptying it) the request log: from now on every
+    /// request is kept as the server resolved it ([`SeenRequest`]), up to
+    /// [`faults::MAX_LOGGED_REQUESTS`]. Off by default: a long-running
+    /// `rotator dev` keeps nothing.
+    pub fn start_request_log(&self) {
+        self.shared.faults.start_log();
+    }
+
+    /// The requests logged since [`start_request_log`](Self::start_request_log),
+    /// oldest first; the log is emptied and stays on.
+    pub fn take_request_log(&self) -> Vec<SeenRequest> {
+        self.shared.faults.take_log()
     }
 
     /// The address actually bound.

@@ -31,6 +31,19 @@ pub enum LoadError {
     Schema { origin: String, message: String },
     #[error("unknown built-in plugin `{name}` (built-ins: {known})")]
     UnknownBuiltin { name: String, known: String },
+    /// Directories, devices, FIFOs and the like are refused before opening.
+    #[error("{origin}: not a regular file")]
+    NotAFile { origin: String },
+    #[error("{origin}: larger than the {limit}-byte limit for plugin files")]
+    TooLarge { origin: String, limit: u64 },
+    /// One message whether the file is missing, outside every plugin
+    /// directory, not a regular file or unreadable: the answer must not
+    /// tell a caller which files exist.
+    #[error(
+        "plugin `{name}` is neither a built-in nor a readable file in the daemon's plugin directories \
+         ([daemon] plugin_dirs)"
+    )]
+    NotInPluginDirs { name: String },
 }
 
 /// How a step failed.

@@ -7,11 +7,18 @@
 //! nothing), anything else matches literally. SQL connections are matched by
 //! their exact name.
 //!
+//! A path is matched only as a [`VaultPath`]: the canonical form the Vault
+//! client also builds its URL from ([`crate::vault::path`]), so what a grant
+//! allows is exactly what reaches Vault. Text that does not parse (`..`,
+//! `%2e`, `?`, `\`, …) matches no grant.
+//!
 //! A dry run adds one rule on top: [`Grants::to_read_only`] keeps the job's
 //! grants but refuses everything that could change state, so `plan` may look
 //! and never touch, whatever the job is granted.
 
 use serde::{Deserialize, Serialize};
+
+use crate::vault::path::{PathError, VaultPath};
 
 /// An operation on a Vault path, in policy terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,8 +83,8 @@ impl VaultGrant {
         Ok(())
     }
 
-    fn allows(&self, op: Operation, path: &str) -> bool {
-        self.operations.contains(&op) && path_matches(&self.path, path)
+    fn allows(&self, op: Operation, path: &VaultPath) -> bool {
+        self.operations.contains(&op) && path_matches(&self.path, path.as_str())
     }
 }
 
@@ -158,13 +165,18 @@ impl Grants {
         Self { read_only: true, ..self.clone() }
     }
 
-    /// Is `op` on `path` (no leading `/v1/`) allowed?
+    /// Is `op` on `path` (no leading `/v1/`) allowed? The text is parsed
+    /// first; a path that is not canonical is allowed nowhere.
     pub fn allows(&self, op: Operation, path: &str) -> bool {
+        VaultPath::parse(path).is_ok_and(|p| self.allows_path(op, &p))
+    }
+
+    /// Is `op` on the canonical `path` allowed?
+    pub fn allows_path(&self, op: Operation, path: &VaultPath) -> bool {
         if self.read_only && op.changes_state() {
             return false;
         }
-        let path = normalize(path);
-        self.vault.iter().any(|g| g.allows(op, &path))
+        self.vault.iter().any(|g| g.allows(op, path))
     }
 
     /// Is `op` on the SQL connection `connection` allowed?
@@ -196,26 +208,17 @@ impl Grants {
     }
 }
 
-/// Strip leading and trailing slashes so `/secret/x/` and `secret/x` agree.
-pub fn normalize(path: &str) -> String {
-    path.trim_matches('/').to_owned()
-}
-
-/// Reject paths that try to escape their prefix (`..`) or are empty.
+/// Refuse a path that is not canonical ([`VaultPath::parse`]), saying why.
 pub fn validate_path(path: &str) -> Result<(), String> {
-    let p = normalize(path);
-    if p.is_empty() {
-        return Err("path is empty".into());
-    }
-    if p.split('/').any(|s| s == ".." || s == "." || s.is_empty()) {
-        return Err(format!("path `{path}` has an empty, `.` or `..` segment"));
-    }
-    Ok(())
+    VaultPath::parse(path).map(drop).map_err(|e| e.to_string())
 }
 
+/// A pattern is a canonical path with `+` segments and at most a trailing
+/// `*`: anything else could never match a canonical path, and would only
+/// mislead its reader.
 fn validate_pattern(pattern: &str) -> Result<(), String> {
-    let p = normalize(pattern);
-    if p.is_empty() {
+    let p = pattern.strip_prefix('/').unwrap_or(pattern);
+    if p.trim_end_matches('/').is_empty() {
         return Err("grant path is empty".into());
     }
     if let Some(i) = p.find('*')
@@ -223,12 +226,17 @@ fn validate_pattern(pattern: &str) -> Result<(), String> {
     {
         return Err(format!("grant path `{pattern}`: `*` may only stand at the end"));
     }
-    for seg in p.trim_end_matches('*').split('/') {
+    let body = p.trim_end_matches('*');
+    for seg in body.split('/') {
         if seg.contains('+') && seg != "+" {
             return Err(format!("grant path `{pattern}`: `+` must be a whole segment"));
         }
     }
-    Ok(())
+    match VaultPath::parse(body) {
+        Ok(_) | Err(PathError::Empty) => Ok(()),
+        // `secret/*` leaves `secret/` (fine); `secret//*` an empty segment.
+        Err(e) => Err(format!("grant path: {e}")),
+    }
 }
 
 /// Vault policy path matching: `+` is one segment, a trailing `*` any rest.
@@ -337,6 +345,11 @@ mod tests {
         assert!(bad("secret/*/x"));
         assert!(bad("secret/a+b"));
         assert!(bad(""));
+        for ambiguous in ["secret/../sys/*", "secret/%2e%2e/*", "secret/a?b", "secret//x", "secret\\x/*"] {
+            assert!(bad(ambiguous), "{ambiguous}");
+        }
+        assert!(!bad("*"));
+        assert!(!bad("secret/data/allowed/*"));
         assert!(!bad("secret/+/x*"));
         assert!(VaultGrant { path: "a".into(), operations: vec![] }.validate().is_err());
     }
@@ -346,5 +359,15 @@ mod tests {
         assert!(validate_path("secret/../sys").is_err());
         assert!(validate_path("secret//x").is_err());
         assert!(validate_path("secret/x").is_ok());
+    }
+
+    #[test]
+    fn text_that_is_not_canonical_matches_no_grant() {
+        let all = VaultGrant { path: "*".into(), operations: Operation::ALL.to_vec() };
+        let grants = Grants { vault: vec![all], ..Grants::default() };
+        assert!(grants.allows(Operation::Read, "sys/policy/x"));
+        for raw in ["secret/%2e%2e/sys", "a?b", "a/../b", "a\\b", "http://x/y", ""] {
+            assert!(!grants.allows(Operation::Read, raw), "{raw:?}");
+        }
     }
 }

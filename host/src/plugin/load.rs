@@ -5,6 +5,8 @@
 //! on the component's type, before linking, so the message can name exactly
 //! which export is missing or which import we do not provide), then compile
 //! (through the on-disk cache) and `describe`.
+//!
+//! Files are read through [`super::files`], which caps their size.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -16,6 +18,7 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 use super::bindings::{self, types as wit};
+use super::files::MAX_PLUGIN_BYTES;
 use super::{
     Capability, Grants, LoadError, Plugin, PluginInfo, PluginInner, RunConfig, RunLimits, Runtime, Step, VaultGrant,
 };
@@ -51,8 +54,7 @@ impl Runtime {
     /// matches `pin`.
     pub fn load_file(self: &Arc<Self>, path: &Path, pin: Option<&str>) -> Result<Plugin, LoadError> {
         let origin = path.display().to_string();
-        let bytes =
-            std::fs::read(path).map_err(|e| LoadError::Read { origin: origin.clone(), message: e.to_string() })?;
+        let bytes = super::files::read_capped(path, MAX_PLUGIN_BYTES, &origin)?;
         self.load(&origin, &bytes, pin)
     }
 

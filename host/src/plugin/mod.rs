@@ -11,6 +11,7 @@
 
 mod bindings;
 mod error;
+mod files;
 pub mod grants;
 mod imports;
 pub mod limits;
@@ -30,6 +31,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use error::{Failure, LoadError, StepError};
+pub use files::{MAX_PLUGIN_BYTES, find_in_dirs};
 pub use grants::{Capability, Grants, Operation, SqlGrant, SqlOperation, VaultGrant};
 pub use imports::{CallOutcome, HostCall, SqlValue, VaultBridge, substitute_parameters};
 pub use limits::{OutputLimits, RunLimits};

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use super::state::AuditAnchor;
+
 /// One protocol action of one rotation.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RotationEvent {
@@ -45,6 +47,15 @@ fn millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::
 /// Receives rotation events. Called on the async runtime: must not block.
 pub trait Observer: Send + Sync {
     fn event(&self, event: &RotationEvent);
+
+    /// If this observer writes an audit log: the anchor a state record
+    /// should store in place of `previous` (the log's head, i.e. the newest
+    /// record already in the file, unless `previous` shows the file was cut
+    /// since). The protocol stores it with each state write, so Vault
+    /// vouches for the log (see [`crate::audit`]).
+    fn anchor(&self, _previous: Option<&AuditAnchor>) -> Option<AuditAnchor> {
+        None
+    }
 }
 
 /// An observer that ignores everything.
@@ -60,5 +71,10 @@ impl Observer for Vec<std::sync::Arc<dyn Observer>> {
         for o in self {
             o.event(event);
         }
+    }
+
+    /// The first audit log's head (a daemon writes one log).
+    fn anchor(&self, previous: Option<&AuditAnchor>) -> Option<AuditAnchor> {
+        self.iter().find_map(|o| o.anchor(previous))
     }
 }

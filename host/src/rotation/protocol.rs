@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use super::crash;
 use super::events::{NoEvents, Observer, RotationEvent};
-use super::state::{HistoryEntry, InProgress, JobState, Outcome, Stage, StateStore, Versioned};
+use super::state::{HistoryEntry, InProgress, JobState, Outcome, Stage, StateError, StateStore, Versioned};
 use super::{Job, RotationError, RotationReport, SharedRun, StepTiming, plugin_step};
 use crate::plugin::{Step, StepContext, StepError};
 use crate::secret::SecretJson;
@@ -130,7 +130,7 @@ impl<'a> Driver<'a> {
         }
         let run = job.start(job.run_config(&store.vault)).await?;
         if let Some(p) = v.state.in_progress.as_mut() {
-            p.attempt += 1;
+            p.attempt = p.attempt.saturating_add(1);
             let (rotation_id, stage, attempt, base) = (p.id.clone(), p.stage, p.attempt, p.base_version);
             let pending = p.pending.clone().expect("a loaded rotation in progress has its pending value");
             tracing::warn!(job = %id, rotation = %rotation_id, after = stage.as_str(), attempt, "resuming an unfinished rotation");
@@ -176,7 +176,7 @@ impl<'a> Driver<'a> {
         });
         d.point("before", "stage")?;
         let started = std::time::Instant::now();
-        d.store.save(id, &mut d.v).await?;
+        d.save().await?;
         d.point("after", "stage")?;
         let paths = vec![d.state_location()];
         d.emit(Note { duration: Some(started.elapsed()), vault_paths: paths, ..Note::new("stage", "ok") });
@@ -271,7 +271,7 @@ impl<'a> Driver<'a> {
     async fn record(&mut self, stage: Stage, point: &str) -> Result<(), RotationError> {
         self.point("before", point)?;
         self.in_progress().stage = stage;
-        self.store.save(&self.job.config.id, &mut self.v).await?;
+        self.save().await?;
         self.point("after", point)?;
         Ok(())
     }
@@ -318,7 +318,7 @@ impl<'a> Driver<'a> {
         let p = self.in_progress();
         p.stage = Stage::RollingBack;
         p.error = Some(err.to_string());
-        if let Err(save) = self.store.save(&self.job.config.id, &mut self.v).await {
+        if let Err(save) = self.save().await {
             // Still roll back; the record keeps the earlier step, which a
             // later run repeats harmlessly.
             tracing::error!(job = %self.job.config.id, error = %save, "could not record the rollback");
@@ -375,7 +375,7 @@ impl<'a> Driver<'a> {
         let now = OffsetDateTime::now_utc();
         let state = &mut self.v.state;
         if outcome == Outcome::Rotated {
-            state.rotations += 1;
+            state.rotations = state.rotations.saturating_add(1);
             state.last_rotation = Some(now);
         }
         state.last_error = error.map(str::to_owned);
@@ -391,12 +391,24 @@ impl<'a> Driver<'a> {
         if let Some(finalize) = self.options.finalize.take() {
             finalize(state, result);
         }
-        if let Err(e) = self.store.save(&self.job.config.id, &mut self.v).await {
+        if let Err(e) = self.save().await {
             // Not written: the rotation stays in progress and is resumed.
             self.v.state.in_progress = Some(p);
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// Write the record (check-and-set), with the audit log's head as its
+    /// anchor. The head is read only now, after every event of this
+    /// rotation so far was appended (appends are synchronous), so the
+    /// anchor names a record that is already in the file. The log keeps
+    /// the stored anchor instead if that one shows the file was cut.
+    async fn save(&mut self) -> Result<(), StateError> {
+        if let Some(anchor) = self.options.observer.anchor(self.v.state.audit_anchor.as_ref()) {
+            self.v.state.audit_anchor = Some(anchor);
+        }
+        self.store.save(&self.job.config.id, &mut self.v).await
     }
 
     fn host_call_count(&self) -> usize {

@@ -11,6 +11,11 @@
 //! The record holds a secret (PENDING) while a rotation runs, so it lives in
 //! Vault under the same protection as the secrets, and its `Debug` and the
 //! views the API shows never include it.
+//!
+//! It also carries the audit log's **anchor** ([`AuditAnchor`]): the head of
+//! the log (sequence number and hash) as it was when the record was written.
+//! Riding on writes the protocol makes anyway costs no extra round trip,
+//! and the check-and-set that guards the record guards the anchor too.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -147,6 +152,26 @@ pub struct JobState {
     pub in_progress: Option<InProgress>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// The audit log's head when this record was last written by a
+    /// rotation; `rotator audit verify --config` compares it with the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_anchor: Option<AuditAnchor>,
+}
+
+/// A record of the audit log that Vault vouches for: a file that no longer
+/// holds it (cut short), or holds something else at `seq` (rewritten), is
+/// caught by `rotator audit verify --config`. Holds hashes, no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditAnchor {
+    /// The hash of the log's first record: which log this anchor is about
+    /// (a file replaced or moved aside has another).
+    pub log: String,
+    /// The `seq` of the newest record written when the anchor was taken.
+    pub seq: u64,
+    /// That record's hash: its MAC in a keyed log, the sha256 of its line
+    /// in an unkeyed one (what the next record's `prev` holds).
+    pub hash: String,
 }
 
 /// The record as read back: PENDING as raw JSON text, borrowed from the

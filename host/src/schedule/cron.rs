@@ -126,9 +126,11 @@ impl Cron {
     /// expression can never match (e.g. `0 0 30 2 *`).
     pub fn next_after(&self, after: OffsetDateTime) -> Option<OffsetDateTime> {
         let after = after.to_offset(time::UtcOffset::UTC);
-        let mut t = after.replace_second(0).ok()?.replace_nanosecond(0).ok()? + Duration::minutes(1);
+        // Checked steps: near the end of the calendar (year 9999) there is
+        // no next minute, and that is "no slot", not a panic.
+        let mut t = after.replace_second(0).ok()?.replace_nanosecond(0).ok()?.checked_add(Duration::minutes(1))?;
         // Five years of days is enough for any satisfiable expression.
-        let limit = after + Duration::days(366 * 5);
+        let limit = after.saturating_add(Duration::days(366 * 5));
         while t <= limit {
             if self.months & (1 << u8::from(t.month())) == 0 {
                 let (y, m) = if t.month() == Month::December {
@@ -144,11 +146,11 @@ impl Cron {
                 continue;
             }
             if self.hours & (1 << t.hour()) == 0 {
-                t = t.replace_minute(0).ok()? + Duration::hours(1);
+                t = t.replace_minute(0).ok()?.checked_add(Duration::hours(1))?;
                 continue;
             }
             if self.minutes & (1 << t.minute()) == 0 {
-                t += Duration::minutes(1);
+                t = t.checked_add(Duration::minutes(1))?;
                 continue;
             }
             return Some(t);

@@ -8,7 +8,7 @@
 use rand::Rng;
 use time::OffsetDateTime;
 
-use super::spec::Schedule;
+use super::spec::{Schedule, later};
 use crate::rotation::state::JobState;
 
 /// When a job should run next, as decided from its record.
@@ -90,8 +90,8 @@ pub fn after_run(
         RunOutcome::Failed { .. } if manual => return,
         RunOutcome::Failed { retryable } => retryable,
     };
-    state.retries += 1;
-    let retry_at = now + schedule.retry.delay_after(state.retries);
+    state.retries = state.retries.saturating_add(1);
+    let retry_at = later(now, schedule.retry.delay_after(state.retries));
     let slot = state.slot.unwrap_or(now);
     if retryable && state.retries < schedule.retry.attempts && schedule.window_open(slot, retry_at) {
         state.next_due = Some(retry_at);
@@ -99,7 +99,7 @@ pub fn after_run(
     }
     // The cycle failed: wait for the next slot, or for a human.
     state.retries = 0;
-    state.failed_cycles += 1;
+    state.failed_cycles = state.failed_cycles.saturating_add(1);
     if state.failed_cycles >= schedule.retry.needs_attention_after {
         state.needs_attention = true;
         state.slot = None;

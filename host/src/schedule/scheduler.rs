@@ -24,8 +24,10 @@ use tokio::time::Instant;
 use super::cycle::{self, Due, RunOutcome};
 use super::queue::DeadlineQueue;
 use super::spec::{Cadence, Schedule};
+use crate::metrics::Metrics;
 use crate::rotation::state::{HistoryEntry, JobState, StateStore, Versioned};
 use crate::rotation::{Job, Observer, RotateOptions, RotationError, RotationEvent, RotationReport};
+use crate::supervise::{self, Panicked};
 
 /// How long to wait before trying again when Vault could not be asked
 /// about a job at all.
@@ -47,6 +49,8 @@ struct Inner {
     running: Mutex<JoinSet<()>>,
     /// True once shutdown began: no rotation starts after that.
     stopped: watch::Sender<bool>,
+    /// Where a rotation that panicked is counted.
+    metrics: Metrics,
 }
 
 struct Entry {
@@ -106,6 +110,9 @@ pub enum SchedulerError {
     Blocked { job: String, until: OffsetDateTime },
     #[error("job `{0}` was not rotated: the daemon is shutting down")]
     ShuttingDown(String),
+    /// The rotation panicked; the job was released and the failure booked.
+    #[error("job `{job}`: {source}")]
+    Panicked { job: String, source: Panicked },
     #[error(transparent)]
     Rotation(#[from] RotationError),
 }
@@ -122,9 +129,12 @@ pub fn describe(s: &Schedule) -> String {
     text
 }
 
+/// The monotonic instant for a wall-clock time, at most ~30 years ahead
+/// (dates from Vault may say year 9999; `Instant` arithmetic must not overflow).
 fn to_instant(at: OffsetDateTime) -> Instant {
-    let ahead = at - OffsetDateTime::now_utc();
-    Instant::now() + Duration::try_from(ahead).unwrap_or(Duration::ZERO)
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    let ahead = Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO).min(FAR);
+    Instant::now() + ahead
 }
 
 impl Observer for Inner {
@@ -135,11 +145,29 @@ impl Observer for Inner {
         // No subscribers is fine.
         let _ = self.events.send(event.clone());
     }
+
+    fn anchor(
+        &self,
+        previous: Option<&crate::rotation::state::AuditAnchor>,
+    ) -> Option<crate::rotation::state::AuditAnchor> {
+        self.observers.anchor(previous)
+    }
 }
 
 impl Scheduler {
     /// A scheduler with no jobs yet. `observers` see every rotation event.
     pub fn new(store: StateStore, max_concurrent: usize, observers: Vec<Arc<dyn Observer>>) -> Self {
+        Self::with_metrics(store, max_concurrent, observers, Metrics::default())
+    }
+
+    /// [`Self::new`], counting rotations that panic in `metrics` (the
+    /// daemon's, so that `/readyz` sees them).
+    pub fn with_metrics(
+        store: StateStore,
+        max_concurrent: usize,
+        observers: Vec<Arc<dyn Observer>>,
+        metrics: Metrics,
+    ) -> Self {
         let inner = Inner {
             store,
             jobs: Mutex::new(HashMap::new()),
@@ -149,6 +177,7 @@ impl Scheduler {
             observers,
             running: Mutex::new(JoinSet::new()),
             stopped: watch::Sender::new(false),
+            metrics,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -261,7 +290,13 @@ impl Scheduler {
             let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
             // Forget finished runs, so months of rotations hold no memory.
             while running.try_join_next().is_some() {}
-            running.spawn(async move { this.scheduled(id).await });
+            // The rotation catches its own panics; this catches one in
+            // handling its outcome, so it is counted rather than lost.
+            running.spawn(async move {
+                let metrics = this.inner.metrics.clone();
+                let job = id.clone();
+                let _ = supervise::catch(&metrics, "schedule", Some(&job), this.scheduled(id)).await;
+            });
         }
         self.stop();
         let mut running = std::mem::take(&mut *self.inner.running.lock().unwrap_or_else(|p| p.into_inner()));
@@ -298,7 +333,25 @@ impl Scheduler {
         self.rotate(id, actor, true).await
     }
 
+    /// Claim the job, rotate it, release it and queue its next run, in a
+    /// task of its own: a caller that gives up (an API client hanging up)
+    /// cannot cancel the run halfway and leave the job claimed.
     async fn rotate(&self, id: &str, actor: &str, manual: bool) -> Result<RotationReport, SchedulerError> {
+        let (this, job_id, actor) = (self.clone(), id.to_owned(), actor.to_owned());
+        match tokio::spawn(async move { this.rotate_claimed(&job_id, &actor, manual).await }).await {
+            Ok(result) => result,
+            // A panic outside the rotation itself (booking or queueing the
+            // next run); the job was released before either.
+            Err(e) if e.is_panic() => {
+                let source = supervise::record(&self.inner.metrics, "rotation", Some(id), &*e.into_panic());
+                Err(SchedulerError::Panicked { job: id.to_owned(), source })
+            }
+            // Cancelled: only when the runtime itself goes away.
+            Err(_) => Err(SchedulerError::ShuttingDown(id.to_owned())),
+        }
+    }
+
+    async fn rotate_claimed(&self, id: &str, actor: &str, manual: bool) -> Result<RotationReport, SchedulerError> {
         let _permit = self.slot(id).await?;
         let job = {
             let mut jobs = self.jobs();
@@ -316,14 +369,25 @@ impl Scheduler {
             entry.last_started = Some(OffsetDateTime::now_utc());
             entry.job.clone()
         };
-        let (result, state) = self.rotate_job(&job, actor, manual).await;
+        let ran =
+            supervise::catch(&self.inner.metrics, "rotation", Some(id), self.rotate_job(&job, actor, manual)).await;
         if let Some(e) = self.jobs().get_mut(id) {
             e.running = false;
         }
+        let (result, state) = match ran {
+            Ok((result, state)) => (result.map_err(SchedulerError::from), state),
+            // Not retried at once: the same bug would strike again. The
+            // failure is booked like a permanent one, so the job waits for
+            // its next cycle (or an operator's `rotate now`).
+            Err(source) => {
+                let booked = self.book_failure(&job, false, source.to_string(), manual).await;
+                (Err(SchedulerError::Panicked { job: id.to_owned(), source }), Some(booked))
+            }
+        };
         if self.jobs().contains_key(id) {
             self.requeue(id, &job, state).await;
         }
-        result.map_err(SchedulerError::from)
+        result
     }
 
     /// Run a job that is not scheduled (a one-off API rotation) under the
@@ -370,20 +434,23 @@ impl Scheduler {
             // The final record was written, with the booking in it.
             Ok(_) => booked,
             // Booked in memory, but the final write itself failed.
-            Err(e @ RotationError::State(_)) => Some(self.book_failure(job, e, manual).await),
+            Err(e @ RotationError::State(_)) => {
+                Some(self.book_failure(job, e.is_transient(), e.to_string(), manual).await)
+            }
             Err(_) if booked.is_some() => booked,
             // The run ended before a final record (nothing staged, or PENDING
             // kept for the next run): book the failure here.
-            Err(e) => Some(self.book_failure(job, e, manual).await),
+            Err(e) => Some(self.book_failure(job, e.is_transient(), e.to_string(), manual).await),
         };
         (result, state)
     }
 
-    /// Book a failed run in the job's record. Returns the record as booked,
-    /// even if Vault refused the write, so the retry backoff still holds.
-    async fn book_failure(&self, job: &Job, error: &RotationError, manual: bool) -> JobState {
+    /// Book a failed run (`error` says why) in the job's record. Returns the
+    /// record as booked, even if Vault refused the write, so the retry
+    /// backoff still holds.
+    async fn book_failure(&self, job: &Job, retryable: bool, error: String, manual: bool) -> JobState {
         let id = &job.config.id;
-        let outcome = RunOutcome::Failed { retryable: error.is_transient() };
+        let outcome = RunOutcome::Failed { retryable };
         let cached = || self.jobs().get(id.as_str()).map(|e| e.state.clone()).unwrap_or_default();
         for _ in 0..3 {
             let mut v = match self.inner.store.load(id).await {
@@ -392,7 +459,7 @@ impl Scheduler {
             };
             let now = OffsetDateTime::now_utc();
             cycle::after_run(&job.config.schedule, &mut v.state, outcome, now, manual, &mut rand::rng());
-            v.state.last_error = Some(error.to_string());
+            v.state.last_error = Some(error.clone());
             match self.inner.store.save(id, &mut v).await {
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => tracing::warn!(job = %id, error = %e, "could not record the failure"),

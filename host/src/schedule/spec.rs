@@ -14,6 +14,11 @@
 //! - `jitter`: a random start inside the window (`true`), or up to a
 //!   duration after the slot, drawn once per slot so restarts keep it.
 //! - `not_within`: two paired jobs never start closer than a duration.
+//!
+//! **Date arithmetic saturates** ([`later`], [`earlier`]). The config bounds
+//! every duration, but dates also come from state records in Vault, which
+//! anyone with write access there can set to year 9999; the latest
+//! representable instant means "not in this calendar", never a panic.
 
 use std::time::Duration;
 
@@ -21,6 +26,16 @@ use rand::Rng;
 use time::OffsetDateTime;
 
 use super::cron::Cron;
+
+/// `at + d`, or the last representable instant if that is past it.
+pub fn later(at: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    at.saturating_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+}
+
+/// `at - d`, or the first representable instant if that is before it.
+pub fn earlier(at: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    at.saturating_sub(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+}
 
 /// How often a job rotates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,10 +122,10 @@ impl Schedule {
     pub fn next_slot(&self, last: Option<OffsetDateTime>, now: OffsetDateTime) -> OffsetDateTime {
         match &self.cadence {
             Cadence::Interval(every) => match last {
-                Some(last) => last + *every,
+                Some(last) => later(last, *every),
                 None => now,
             },
-            Cadence::Cron(cron) => cron.next_after(now).unwrap_or(now + time::Duration::days(366)),
+            Cadence::Cron(cron) => cron.next_after(now).unwrap_or(now.saturating_add(time::Duration::days(366))),
         }
     }
 
@@ -127,20 +142,20 @@ impl Schedule {
         }
         // Whole milliseconds, and never the window's very end.
         let ms = rng.random_range(0..spread.as_millis().max(1) as u64);
-        slot + Duration::from_millis(ms)
+        later(slot, Duration::from_millis(ms))
     }
 
     /// May a run for `slot` still start at `now`?
     pub fn window_open(&self, slot: OffsetDateTime, now: OffsetDateTime) -> bool {
         match self.window {
-            Some(w) => now < slot + w,
+            Some(w) => now < later(slot, w),
             None => true,
         }
     }
 
     /// The end of `slot`'s window, if it has one.
     pub fn window_end(&self, slot: OffsetDateTime) -> Option<OffsetDateTime> {
-        self.window.map(|w| slot + w)
+        self.window.map(|w| later(slot, w))
     }
 }
 
@@ -151,18 +166,18 @@ impl Schedule {
 pub fn forced_collision(a: &Schedule, b: &Schedule, apart: Duration, from: OffsetDateTime) -> Option<OffsetDateTime> {
     let (Cadence::Cron(ca), Cadence::Cron(cb)) = (&a.cadence, &b.cadence) else { return None };
     let (Some(wa), Some(wb)) = (a.window, b.window) else { return None };
-    let horizon = from + time::Duration::days(366);
+    let horizon = from.saturating_add(time::Duration::days(366));
     let mut slot_a = ca.next_after(from)?;
     // b's slots near each a slot: start one `b window + apart` before it.
     for _ in 0..2000 {
         if slot_a > horizon {
             return None;
         }
-        let mut slot_b = cb.next_after(slot_a - wb - apart - Duration::from_secs(60))?;
-        while slot_b < slot_a + wa + apart {
+        let mut slot_b = cb.next_after(earlier(slot_a, wb + apart + Duration::from_secs(60)))?;
+        while slot_b < later(slot_a, wa + apart) {
             // The farthest apart two starts can be: the latest start of one
             // against the earliest of the other.
-            let widest = (slot_a + wa - slot_b).max(slot_b + wb - slot_a);
+            let widest = (later(slot_a, wa) - slot_b).max(later(slot_b, wb) - slot_a);
             if widest < apart {
                 return Some(slot_a);
             }
@@ -252,5 +267,23 @@ mod tests {
         assert_eq!(forced_collision(&sun, &daily, hour, from), Some(datetime!(2026-11-22 03:00 UTC)));
         // No windows: the scheduler can always delay one of them.
         assert_eq!(forced_collision(&cron("0 3 * * *", None), &cron("0 3 * * *", None), hour, from), None);
+    }
+
+    /// A state record may say year 9999 (anyone with write access to it
+    /// can); the next slot saturates instead of panicking, and so do
+    /// windows and jitter after it.
+    #[test]
+    fn dates_past_the_calendar_saturate() {
+        let end = time::PrimitiveDateTime::MAX.assume_utc();
+        let ten_years = Duration::from_secs(3650 * 86_400);
+        let s = Schedule::every(ten_years);
+        assert_eq!(s.next_slot(Some(datetime!(9999-12-31 00:00 UTC)), datetime!(2026-12-05 00:00 UTC)), end);
+        let mut windowed = cron("59 23 31 12 *", Some(366 * 86_400));
+        windowed.jitter = Jitter::InWindow;
+        assert_eq!(windowed.next_slot(None, end), end, "no cron slot after the calendar's end");
+        assert_eq!(windowed.window_end(end), Some(end));
+        assert_eq!(windowed.start_for(end, &mut StdRng::seed_from_u64(1)), end);
+        let start = time::PrimitiveDateTime::MIN.assume_utc();
+        assert_eq!(earlier(later(start, Duration::from_secs(86_400)), ten_years), start);
     }
 }

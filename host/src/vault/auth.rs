@@ -140,7 +140,7 @@ impl AuthMethod {
 /// lookup's `data` (`ttl`, `policies`).
 pub fn lease_from(v: &Value, ttl_key: &str, policies_key: &str) -> TokenLease {
     TokenLease {
-        ttl: Duration::from_secs(v[ttl_key].as_u64().unwrap_or(0)),
+        ttl: super::leases::ttl(&v[ttl_key]),
         renewable: v["renewable"].as_bool().unwrap_or(false),
         policies: v[policies_key]
             .as_array()

@@ -20,6 +20,14 @@ pub enum VaultError {
     /// The client is misconfigured.
     #[error("vault client: {0}")]
     Config(String),
+    /// A path that is not canonical ([`super::path`]); nothing was sent.
+    #[error("refused Vault path: {0}")]
+    Path(#[from] super::path::PathError),
+    /// A KV call on a mount whose type (in Vault's mount table) is not
+    /// `kv`: `sys`, `auth/token`, `cubbyhole`, … are not secrets stores, and
+    /// treating them as one would write policies or mint tokens.
+    #[error("`{mount}` is not a KV mount ({found}); only mounts of type `kv` hold secrets here")]
+    NotKv { mount: String, found: String },
 }
 
 fn display_errors(errors: &[String]) -> String {
@@ -50,7 +58,9 @@ impl VaultError {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Unavailable { .. } => true,
-            Self::CasMismatch { .. } | Self::Protocol { .. } | Self::Config(_) => false,
+            Self::CasMismatch { .. } | Self::Protocol { .. } | Self::Config(_) | Self::Path(_) | Self::NotKv { .. } => {
+                false
+            }
         }
     }
 

@@ -93,13 +93,23 @@ impl LeaseApi for VaultClient {
     }
 }
 
+/// The longest TTL believed from an answer: ten years. Vault's own ceiling
+/// (`max_lease_ttl`) is far lower; a larger number is a broken or hostile
+/// server, and must not overflow the clock arithmetic that plans renewals.
+const MAX_TTL: Duration = Duration::from_secs(3650 * 86_400);
+
+/// A TTL in seconds from a Vault answer, at most [`MAX_TTL`].
+pub(crate) fn ttl(v: &Value) -> Duration {
+    Duration::from_secs(v.as_u64().unwrap_or(0)).min(MAX_TTL)
+}
+
 /// Parse a dynamic secret answer (`GET database/creds/<role>` and alike).
 pub fn parse_dynamic(path: &str, body: &Value) -> Result<DynamicSecret, String> {
     let data = body["data"].as_object().ok_or("dynamic secret answer has no data")?;
     Ok(DynamicSecret {
         path: path.to_owned(),
         lease_id: body["lease_id"].as_str().unwrap_or_default().to_owned(),
-        lease_duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
+        lease_duration: ttl(&body["lease_duration"]),
         renewable: body["renewable"].as_bool().unwrap_or(false),
         data: SecretJson::from_map(data),
     })
@@ -107,10 +117,7 @@ pub fn parse_dynamic(path: &str, body: &Value) -> Result<DynamicSecret, String> 
 
 /// Parse a `sys/leases/renew` answer.
 pub fn parse_renewed(body: &Value) -> Renewed {
-    Renewed {
-        lease_duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
-        renewable: body["renewable"].as_bool().unwrap_or(false),
-    }
+    Renewed { lease_duration: ttl(&body["lease_duration"]), renewable: body["renewable"].as_bool().unwrap_or(false) }
 }
 
 /// Something that happened to a lease. Holds ids and times, never values.
@@ -192,6 +199,8 @@ pub struct LeaseManager<A: LeaseApi> {
     wake: Arc<Notify>,
     events: broadcast::Sender<LeaseEvent>,
     limiter: Arc<Spacing>,
+    /// Where a renewal that panics is counted ([`crate::supervise`]).
+    metrics: crate::metrics::Metrics,
 }
 
 impl<A: LeaseApi> Clone for LeaseManager<A> {
@@ -202,6 +211,7 @@ impl<A: LeaseApi> Clone for LeaseManager<A> {
             wake: self.wake.clone(),
             events: self.events.clone(),
             limiter: self.limiter.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -238,7 +248,15 @@ impl<A: LeaseApi> LeaseManager<A> {
                 interval: Duration::from_secs(1) / renewals_per_second.max(1),
                 next_free: Mutex::new(None),
             }),
+            metrics: crate::metrics::Metrics::default(),
         }
+    }
+
+    /// Count renewals that panic in `metrics` (the daemon's, so that
+    /// `/readyz` sees them).
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
@@ -371,7 +389,10 @@ impl<A: LeaseApi> LeaseManager<A> {
                 inflight.spawn(async move {
                     let Ok(_slot) = slots.acquire_owned().await else { return };
                     manager.limiter.acquire().await;
-                    manager.act(&path).await;
+                    let renewal = manager.act(&path);
+                    if crate::supervise::catch(&manager.metrics, "lease-renewal", None, renewal).await.is_err() {
+                        tracing::error!(path = %path, "this lease is no longer renewed: its renewal panicked");
+                    }
                 });
             }
         }

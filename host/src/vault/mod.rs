@@ -1,7 +1,10 @@
 //! The Vault client: one HTTP client, one token, typed errors.
 //!
 //! Everything rotator does in Vault goes through [`VaultClient::request`], so
-//! the dev server and a production Vault see exactly the same calls. KV
+//! the dev server and a production Vault see exactly the same calls. A
+//! request names a canonical [`VaultPath`] ([`path`]); its URL is built from
+//! the path's segments ([`api_url`]), never by pasting text, so the path a
+//! grant was checked against is the path Vault receives. KV
 //! helpers on top of it live in [`kv`]. Vault's `{"errors": [...]}` answers
 //! become [`VaultError::Status`] with the status code and messages; an error
 //! status whose body is not JSON (a proxy's HTML page) becomes the same typed
@@ -15,6 +18,7 @@ mod error;
 pub mod kv;
 pub mod leases;
 pub mod lifetime;
+pub mod path;
 pub mod retry;
 #[cfg(test)]
 mod stub_tests;
@@ -32,6 +36,7 @@ use crate::metrics::Metrics;
 pub use auth::{AuthMethod, KUBERNETES_JWT_PATH, TokenLease};
 pub use error::VaultError;
 pub use kv::{KvSecret, KvVersion};
+pub use path::{AsVaultPath, PathError, VaultPath};
 pub use retry::{Backoff, RetryPolicy};
 
 /// How to reach Vault.
@@ -71,6 +76,9 @@ pub struct VaultClient {
 
 struct Inner {
     base: String,
+    /// `base` parsed once; every request URL is built from it and a
+    /// [`VaultPath`]'s segments ([`api_url`]).
+    base_url: reqwest::Url,
     /// Replaced when the token watcher logs in again.
     token: RwLock<SecretString>,
     namespace: Option<String>,
@@ -102,6 +110,10 @@ impl VaultClient {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(VaultError::Config(format!("vault address `{base}` must start with http:// or https://")));
         }
+        let base_url = reqwest::Url::parse(&base)
+            .ok()
+            .filter(|u| !u.cannot_be_a_base() && u.query().is_none() && u.fragment().is_none())
+            .ok_or_else(|| VaultError::Config(format!("vault address `{base}` is not a base URL")))?;
         let mut builder = reqwest::Client::builder().timeout(options.timeout);
         if let Some(path) = &options.ca_cert {
             let pem = std::fs::read(path)
@@ -114,6 +126,7 @@ impl VaultClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 base,
+                base_url,
                 token: RwLock::new(options.token),
                 namespace: options.namespace,
                 retry: options.retry,
@@ -155,7 +168,16 @@ impl VaultClient {
     /// Call `METHOD /v1/<path>` with an optional JSON body. `LIST` is sent
     /// as Vault's LIST verb. A non-2xx answer is an error. Transient
     /// failures are retried per the client's [`RetryPolicy`].
-    pub async fn request(&self, method: &str, path: &str, body: Option<String>) -> Result<VaultResponse, VaultError> {
+    ///
+    /// `path` is a [`VaultPath`] (or a [`Target`] with a query), or text the
+    /// host writes itself, parsed here by the same rules; a path that is not
+    /// canonical is refused ([`VaultError::Path`]) before anything is sent.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: impl IntoTarget,
+        body: Option<String>,
+    ) -> Result<VaultResponse, VaultError> {
         self.request_with(method, path, body, true, self.inner.retry).await
     }
 
@@ -164,16 +186,18 @@ impl VaultClient {
     pub async fn request_with(
         &self,
         method: &str,
-        path: &str,
+        path: impl IntoTarget,
         body: Option<String>,
         authenticated: bool,
         retry: RetryPolicy,
     ) -> Result<VaultResponse, VaultError> {
+        let target = path.into_target()?;
+        let path = target.path.as_str();
         let mut attempt = 1;
         loop {
             // Read per try: a login may have replaced the token meanwhile.
             let token = authenticated.then(|| self.token());
-            match self.send(method, path, body.clone(), token.as_ref()).await {
+            match self.send(method, &target, body.clone(), token.as_ref()).await {
                 Err(Failure { error, retry_after }) if retry.should_retry(attempt, &error) => {
                     let delay = retry_delay(&retry, attempt, retry_after, &mut rand::rng());
                     tracing::debug!(method, path, attempt, %error, ?delay, "retrying vault request");
@@ -188,16 +212,16 @@ impl VaultClient {
     async fn send(
         &self,
         method: &str,
-        path: &str,
+        target: &Target,
         body: Option<String>,
         token: Option<&SecretString>,
     ) -> Result<VaultResponse, Failure> {
-        let path = path.trim_start_matches('/');
+        let path = target.path.as_str();
         let method_name = method.to_ascii_uppercase();
         let http_method = reqwest::Method::from_bytes(method_name.as_bytes())
             .map_err(|_| VaultError::Config(format!("`{method}` is not an HTTP method")))?;
-        let url = format!("{}/v1/{}", self.inner.base, path);
-        let mut req = self.inner.http.request(http_method, &url).header("X-Vault-Request", "true");
+        let url = api_url(&self.inner.base_url, target);
+        let mut req = self.inner.http.request(http_method, url).header("X-Vault-Request", "true");
         if let Some(token) = token {
             req = req.header("X-Vault-Token", token.expose_secret());
         }
@@ -248,10 +272,11 @@ impl VaultClient {
         &self,
         token: &SecretString,
         method: &str,
-        path: &str,
+        path: impl IntoTarget,
         body: Option<String>,
     ) -> Result<VaultResponse, VaultError> {
-        self.send(method, path, body, Some(token)).await.map_err(|f| f.error)
+        let target = path.into_target()?;
+        self.send(method, &target, body, Some(token)).await.map_err(|f| f.error)
     }
 
     /// `GET sys/health`: is Vault up, initialized and unsealed?
@@ -259,6 +284,66 @@ impl VaultClient {
         let resp = self.request("GET", "sys/health", None).await?;
         Ok(resp.body.unwrap_or(Value::Null))
     }
+}
+
+/// Where a request goes: a canonical path and, for the host's own calls, a
+/// query string (`version=2`, `standbyok=true`). Plugins never set a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub path: VaultPath,
+    /// Sent as is after `?`; only ever text the host writes itself.
+    pub query: Option<String>,
+}
+
+/// What [`VaultClient::request`] takes as a path.
+pub trait IntoTarget {
+    /// The target, or why the path is refused.
+    fn into_target(self) -> Result<Target, PathError>;
+}
+
+impl IntoTarget for Target {
+    fn into_target(self) -> Result<Target, PathError> {
+        Ok(self)
+    }
+}
+
+impl IntoTarget for &VaultPath {
+    fn into_target(self) -> Result<Target, PathError> {
+        Ok(Target { path: self.clone(), query: None })
+    }
+}
+
+/// Host-written text: `sys/health?standbyok=true`. The part before the
+/// first `?` is parsed like any path; the rest is the query.
+impl IntoTarget for &str {
+    fn into_target(self) -> Result<Target, PathError> {
+        let (path, query) = match self.split_once('?') {
+            Some((path, query)) => (path, Some(query.to_owned())),
+            None => (self, None),
+        };
+        Ok(Target { path: VaultPath::parse(path)?, query })
+    }
+}
+
+impl IntoTarget for &String {
+    fn into_target(self) -> Result<Target, PathError> {
+        self.as_str().into_target()
+    }
+}
+
+/// The URL of `target` under `base`: `base`'s own path (if Vault sits
+/// under a prefix), then `v1`, then the canonical segments, each pushed as
+/// one segment (the url crate encodes what a segment must not hold). No
+/// text is concatenated, so no segment can become two or vanish.
+pub fn api_url(base: &reqwest::Url, target: &Target) -> reqwest::Url {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .expect("VaultClient::new checked the base can hold a path")
+        .pop_if_empty()
+        .push("v1")
+        .extend(target.path.segments());
+    url.set_query(target.query.as_deref());
+    url
 }
 
 /// The longest `Retry-After` honoured: a server asking for more still gets

@@ -212,7 +212,7 @@ async fn daemon(
         state: setup::state_store(config, &vault),
         observers,
         metrics,
-        api: ApiOptions { reveal_secrets, ..ApiOptions::new(api_token, runtime) },
+        api: ApiOptions { reveal_secrets, plugin_dirs: config.plugin_dirs(), ..ApiOptions::new(api_token, runtime) },
     })
 }
 
@@ -418,23 +418,81 @@ fn run_harness(args: &PluginTestArgs) -> anyhow::Result<rotator::harness::Report
     Ok(tokio()?.block_on(harness.run())?)
 }
 
-pub fn audit_verify(path: &Path) -> anyhow::Result<ExitCode> {
-    match audit::verify(path) {
-        Ok(summary) => {
-            println!("ok: {} records, chain intact", summary.records);
-            // A chain cannot reveal a cut-off tail: this hash, kept elsewhere, can.
-            if let Some(seq) = summary.last_seq {
-                println!("last: seq {seq}, sha256 {}", summary.last_hash);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+/// `rotator audit verify FILE [--config F]`: exit 0 if the chain is intact
+/// (and agrees with every anchor), 1 if tampered, 2 if something needed
+/// cannot be read. The anchors are read before the file (see
+/// `audit::read_anchors`).
+pub fn audit_verify(path: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let cannot = |e: &dyn std::fmt::Display| -> anyhow::Result<ExitCode> {
+        eprintln!("error: {e}");
+        Ok(ExitCode::from(2))
+    };
+    let (key, anchors) = match config.map(audit_context).transpose() {
+        Ok(Some((key, anchors))) => (key, Some(anchors)),
+        Ok(None) => (None, None),
+        Err(e) => return cannot(&format_args!("{e:#}")),
+    };
+    let keyed = key.is_some();
+    let checked = audit::verify_anchored(path, key, anchors.as_ref().unwrap_or(&audit::Anchors::default()));
+    let audit::Anchored { summary, problems } = match checked {
+        Ok(a) => a,
         Err(audit::VerifyError::Tampered(t)) => {
             println!("tampered: {t}");
-            Ok(ExitCode::FAILURE)
+            return Ok(ExitCode::FAILURE);
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(ExitCode::from(2))
+        Err(e) => return cannot(&e),
+    };
+    for p in &problems {
+        println!("{p}");
+    }
+    if !problems.is_empty() {
+        println!(
+            "tampered: the chain of {} records is intact, but {} anchor(s) in Vault disagree with the file",
+            summary.records,
+            problems.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("ok: {} records, chain intact", summary.records);
+    if keyed {
+        println!("chain: keyed (HMAC-SHA256 with [daemon] audit_key)");
+    } else {
+        println!("chain: unkeyed (sha256): anyone who can write the file could have rebuilt it");
+    }
+    if let Some(seq) = summary.last_seq {
+        println!("last: seq {seq}, {} {}", if keyed { "mac" } else { "sha256" }, summary.last_hash);
+    }
+    match &anchors {
+        None => println!("anchors: not checked (no --config): records cut off the end go unnoticed"),
+        Some(a) => {
+            let newest = match a.newest() {
+                Some(n) => {
+                    let after = summary.last_seq.unwrap_or(0).saturating_sub(n.anchor.seq);
+                    format!(
+                        "; the newest names seq {} (job {}), {after} record(s) after it not anchored yet",
+                        n.anchor.seq, n.job
+                    )
+                }
+                None => String::new(),
+            };
+            let listed = if a.listed { "" } else { " (the state prefix cannot be listed: only the config's jobs)" };
+            println!("anchors: {} job(s) in Vault agree{newest}{listed}", a.anchors.len());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The key and the anchors the config at `path` gives access to.
+fn audit_context(path: &Path) -> anyhow::Result<(Option<audit::AuditKey>, audit::Anchors)> {
+    let config = load_config(path)?;
+    let key = audit::AuditKey::from_config(&config)?;
+    let jobs: Vec<String> = config.jobs.iter().map(|j| j.id.clone()).collect();
+    let anchors = tokio()?.block_on(async {
+        let vault = setup::vault_client(&config, VaultOverride::default()).map_err(|e| anyhow!(e))?;
+        // Logs in if the config names an auth method; checks the token otherwise.
+        setup::identity(&config, &vault).await.map_err(|e| anyhow!(e))?;
+        let store = setup::state_store(&config, &vault);
+        audit::read_anchors(&store, &jobs).await.context("reading the audit anchors")
+    })?;
+    Ok((key, anchors))
 }

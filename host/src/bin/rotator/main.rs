@@ -71,11 +71,18 @@ enum PluginCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check an audit log's hash chain: exit 0 if intact, 1 naming the first
-    /// tampered record, 2 if the file cannot be read.
+    /// Check an audit log's chain (keyed with the config's audit_key) and,
+    /// with --config, compare it with the anchors in Vault: exit 0 if intact,
+    /// 1 naming the first tampered record or each anchor the file
+    /// contradicts (truncated, rewritten, replaced), 2 if the file, the
+    /// config, the key or the anchors cannot be read.
     Verify {
         /// The audit log (JSON lines).
         file: PathBuf,
+        /// The daemon's config: its [daemon] audit_key keys the check, and
+        /// its Vault holds the anchors (VAULT_ADDR / VAULT_TOKEN honoured).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -91,7 +98,7 @@ fn main() -> ExitCode {
         Command::Rotate { job, config, dry_run } => commands::rotate(&config, &job, dry_run),
         Command::Plugin(PluginCommand::Inspect { plugin }) => commands::inspect(&plugin),
         Command::Plugin(PluginCommand::Test(args)) => commands::plugin_test(args),
-        Command::Audit(AuditCommand::Verify { file }) => commands::audit_verify(&file),
+        Command::Audit(AuditCommand::Verify { file, config }) => commands::audit_verify(&file, config.as_deref()),
     };
     match result {
         Ok(code) => code,

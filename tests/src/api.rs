@@ -1,0 +1,135 @@
+//! A whole daemon (API, scheduler, renewals) on loopback for API tests, and
+//! the calls a test makes to it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rotator::api::{ApiOptions, ApiToken};
+use rotator::devserver::DevServer;
+use rotator::rotation::Observer;
+use rotator::vault::{VaultClient, VaultOptions};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::{ROOT, http_client, logs};
+
+/// One answer: status, `WWW-Authenticate` and the JSON body.
+pub struct Answer {
+    pub status: u16,
+    pub challenge: Option<String>,
+    pub body: Value,
+}
+
+/// A running daemon's API.
+pub struct Api {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The API token.
+    pub token: String,
+    pub http: reqwest::Client,
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// How to start a daemon for an API test; [`Default`]: no jobs, the root
+/// Vault token, secrets redacted, built-in plugins only.
+pub struct ApiSetup {
+    pub vault_token: String,
+    pub reveal_secrets: bool,
+    /// The daemon's jobs, as `[[jobs]]` TOML.
+    pub jobs: String,
+    pub plugin_dirs: Vec<PathBuf>,
+    pub observers: Vec<Arc<dyn Observer>>,
+}
+
+impl Default for ApiSetup {
+    fn default() -> Self {
+        Self {
+            vault_token: ROOT.to_owned(),
+            reveal_secrets: false,
+            jobs: String::new(),
+            plugin_dirs: Vec::new(),
+            observers: Vec::new(),
+        }
+    }
+}
+
+impl Api {
+    /// A daemon as `setup` says, against `server`.
+    pub async fn start_with(server: &DevServer, setup: ApiSetup) -> Self {
+        logs::capture();
+        let (_, jobs, runtime) = crate::jobs(server, &setup.jobs);
+        let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(setup.vault_token))).unwrap();
+        let (token, value) = ApiToken::generate();
+        let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", api_listener.local_addr().unwrap());
+        let options = ApiOptions::new(token, runtime);
+        let api = ApiOptions { reveal_secrets: setup.reveal_secrets, plugin_dirs: setup.plugin_dirs, ..options };
+        let daemon = crate::daemon(vault, api_listener, api, jobs, setup.observers);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(daemon.run(async move {
+            let _ = stopped.await;
+        }));
+        let token = value.expose_secret().to_owned();
+        Self { base, token, http: http_client(Duration::from_secs(60)), stop, running }
+    }
+
+    /// A daemon without jobs whose Vault client uses `vault_token`.
+    pub async fn start_as(server: &DevServer, vault_token: &str, reveal_secrets: bool) -> Self {
+        let setup = ApiSetup { vault_token: vault_token.to_owned(), reveal_secrets, ..ApiSetup::default() };
+        Self::start_with(server, setup).await
+    }
+
+    pub async fn start(server: &DevServer, reveal_secrets: bool) -> Self {
+        Self::start_as(server, ROOT, reveal_secrets).await
+    }
+
+    pub async fn send(&self, token: Option<&str>, method: &str, path: &str, body: Option<&str>) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            req = req.header("Content-Type", "application/json").body(body.to_owned());
+        }
+        let resp = req.send().await.expect("the API answers");
+        let status = resp.status().as_u16();
+        let challenge = resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+        let json = resp.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        let bytes = resp.bytes().await.unwrap();
+        let body = match (bytes.is_empty(), json) {
+            (true, _) => Value::Null,
+            (false, true) => serde_json::from_slice(&bytes).expect("JSON answer"),
+            // The dashboard's page and assets.
+            (false, false) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+        };
+        Answer { status, challenge, body }
+    }
+
+    /// `METHOD path` with the API token; the status and JSON answer.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string());
+        let a = self.send(Some(&self.token), method, path, body.as_deref()).await;
+        (a.status, a.body)
+    }
+
+    /// Like [`call`](Self::call), but the answer must have `status`.
+    pub async fn expect(&self, status: u16, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (got, answer) = self.call(method, path, body).await;
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        answer
+    }
+
+    pub async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.running.await.unwrap().unwrap();
+    }
+}
+
+/// An error answer: `{"error": "<message>"}` and nothing else.
+pub fn error_message(body: &Value) -> &str {
+    assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
+    body["error"].as_str().unwrap_or_else(|| panic!("no error message in {body}"))
+}
