@@ -185,3 +185,13 @@ async fn host_calls_past_the_cap_are_refused_unrecorded_and_fail_the_step() {
     let warned = logs::lines_with(&[job, "reached its host-call limit"]);
     assert_eq!(warned.len(), 1, "the refusals are logged once: {warned:?}");
 }
+
+#[test]
+fn a_plugin_describing_itself_with_a_1_mb_name_is_refused_at_load() {
+    let rt = Runtime::new(RuntimeOptions { max_concurrent_runs: 2, ..Default::default() }).expect("runtime");
+    let err = rt.load_file(&build_artifact("fixture_braggart"), None).expect_err("refused");
+    assert!(matches!(err, rotator::plugin::LoadError::Describe { .. }), "{err}");
+    let shown = err.to_string();
+    assert!(shown.ends_with("describe() failed: its name has 1000000 bytes; at most 64 are allowed"), "{shown}");
+    assert!(shown.len() < 1024, "{} bytes", shown.len());
+}

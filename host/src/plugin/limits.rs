@@ -113,6 +113,47 @@ impl Default for OutputLimits {
     }
 }
 
+/// The largest answer `describe` may give, field by field: a name and a
+/// version short enough to head every log line and error, and a
+/// description, settings schema and capability list of a sane size. A
+/// plugin over any of them is refused at load.
+pub const DESCRIBE_CAPS: DescribeCaps =
+    DescribeCaps { name: 64, version: 64, description: 4 << 10, settings_schema: 64 << 10, capabilities: 64 };
+
+/// See [`DESCRIBE_CAPS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DescribeCaps {
+    pub name: usize,
+    pub version: usize,
+    pub description: usize,
+    pub settings_schema: usize,
+    pub capabilities: usize,
+}
+
+impl DescribeCaps {
+    /// Why a `describe` answer of these sizes (bytes; capabilities counted)
+    /// is refused, if it is.
+    pub fn problem(
+        &self,
+        name: usize,
+        version: usize,
+        description: usize,
+        schema: usize,
+        caps: usize,
+    ) -> Option<String> {
+        [
+            ("name", name, self.name, "bytes"),
+            ("version", version, self.version, "bytes"),
+            ("description", description, self.description, "bytes"),
+            ("settings schema", schema, self.settings_schema, "bytes"),
+            ("capability list", caps, self.capabilities, "entries"),
+        ]
+        .into_iter()
+        .find(|(_, got, cap, _)| got > cap)
+        .map(|(what, got, cap, unit)| format!("its {what} has {got} {unit}; at most {cap} are allowed"))
+    }
+}
+
 /// Caps linear memory and remembers a refusal.
 pub struct MemoryLimiter {
     pub limit: usize,
@@ -240,6 +281,14 @@ mod tests {
         ] {
             assert!(lo <= v && v <= hi, "{lo} <= {v} <= {hi}");
         }
+    }
+
+    #[test]
+    fn describe_answers_over_a_cap_are_named() {
+        let caps = DESCRIBE_CAPS;
+        assert_eq!(caps.problem(64, 64, 4096, 65536, 64), None);
+        assert_eq!(caps.problem(65, 1, 1, 1, 1).unwrap(), "its name has 65 bytes; at most 64 are allowed");
+        assert_eq!(caps.problem(1, 1, 1, 1, 65).unwrap(), "its capability list has 65 entries; at most 64 are allowed");
     }
 
     #[test]
