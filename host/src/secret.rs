@@ -130,21 +130,73 @@ impl Redactor {
         }
     }
 
-    /// `text` with every registered value replaced by [`REDACTED`].
-    pub fn redact(&mut self, text: &str) -> String {
+    fn parse_pending(&mut self) {
         for secret in std::mem::take(&mut self.unparsed) {
             if let Ok(value) = serde_json::from_str::<Value>(secret.expose()) {
                 self.add_value(&value);
             }
         }
-        let mut out = text.to_owned();
-        for needle in &self.needles {
-            if out.contains(needle.as_str()) {
-                out = out.replace(needle.as_str(), REDACTED);
+    }
+
+    /// `text` with every registered value replaced by [`REDACTED`].
+    pub fn redact(&mut self, text: &str) -> String {
+        self.redact_capped(text, usize::MAX, 0)
+    }
+
+    /// At most `cap` bytes of `text` redacted, then `…[truncated N bytes]`
+    /// if anything was cut (N counts bytes of the original text, including
+    /// `cut_before`: bytes the caller already dropped after `text`).
+    ///
+    /// Redaction comes first and the cut second, and both happen in one
+    /// left-to-right pass: at each position the longest registered value
+    /// that starts there (in the whole text, not just the part kept) is
+    /// replaced, and the pass stops once the output is full. So a value
+    /// that straddles the cut is replaced or dropped whole, never shown in
+    /// part. When the caller already cut the text (`cut_before > 0`), the
+    /// pass also stops where a value could run past that earlier cut. The
+    /// work is bounded by `cap`, not by the length of `text`.
+    pub fn redact_capped(&mut self, text: &str, cap: usize, cut_before: usize) -> String {
+        self.parse_pending();
+        let longest = self.needles.first().map_or(0, |n| n.len());
+        // Positions from here on may start a value the caller's cut split.
+        let scan_end = if cut_before > 0 { text.len().saturating_sub(longest.saturating_sub(1)) } else { text.len() };
+        let mut first_bytes = [false; 256];
+        for n in &self.needles {
+            first_bytes[n.as_bytes()[0] as usize] = true;
+        }
+        let mut out = String::with_capacity(text.len().min(cap));
+        let mut at = 0;
+        while at < scan_end {
+            let rest = &text[at..];
+            let matched = if first_bytes[rest.as_bytes()[0] as usize] {
+                self.needles.iter().find(|n| rest.starts_with(n.as_str())).map(|n| n.len())
+            } else {
+                None
+            };
+            let (emit, consumed) = match matched {
+                Some(len) => (REDACTED, len),
+                None => {
+                    let len = rest.chars().next().map_or(1, char::len_utf8);
+                    (&rest[..len], len)
+                }
+            };
+            if out.len() + emit.len() > cap {
+                break;
             }
+            out.push_str(emit);
+            at += consumed;
+        }
+        let cut = text.len() - at + cut_before;
+        if cut > 0 {
+            out.push_str(&truncation_marker(cut));
         }
         out
     }
+}
+
+/// What marks the end of text that was cut.
+pub fn truncation_marker(cut: usize) -> String {
+    format!("…[truncated {cut} bytes]")
 }
 
 #[cfg(test)]
@@ -173,6 +225,111 @@ mod tests {
         r.add_str("abcd");
         r.add_str("abcdefgh");
         assert_eq!(r.redact("xabcdefghx"), "x[REDACTED]x");
+    }
+
+    #[test]
+    fn capped_redaction_keeps_short_text_whole() {
+        let mut r = Redactor::new();
+        r.add_str("s3cr3t-value");
+        assert_eq!(r.redact_capped("pw=s3cr3t-value", 100, 0), "pw=[REDACTED]");
+        assert_eq!(r.redact_capped("héllo", 5, 0), "héll…[truncated 1 bytes]");
+        // Cut on a character boundary: `é` is two bytes and does not fit.
+        assert_eq!(r.redact_capped("héllo", 2, 0), "h…[truncated 5 bytes]");
+    }
+
+    #[test]
+    fn capped_redaction_never_shows_part_of_a_secret_at_the_cut() {
+        let mut r = Redactor::new();
+        r.add_str("0123456789abcdef");
+        // The secret straddles the cut: it is replaced (or dropped) whole.
+        let text = format!("{}0123456789abcdef tail", "x".repeat(10));
+        for cap in 0..text.len() + 4 {
+            let out = r.redact_capped(&text, cap, 0);
+            let shown = out.split('…').next().unwrap();
+            assert!(shown.len() <= cap);
+            for k in 4..=16 {
+                assert!(!shown.contains(&"0123456789abcdef"[..k]), "cap {cap}: {out}");
+            }
+        }
+    }
+
+    #[test]
+    fn capped_redaction_stops_where_an_earlier_cut_could_split_a_secret() {
+        let mut r = Redactor::new();
+        r.add_str("0123456789");
+        // The caller kept only "...01234" of a line that went on.
+        let out = r.redact_capped("abc01234", 100, 50);
+        assert_eq!(out, "…[truncated 58 bytes]");
+        assert_eq!(r.redact_capped("abcdefghijklm01234", 100, 50), "abcdefghi…[truncated 59 bytes]");
+    }
+
+    /// Secrets (4 to 12 characters) and text made of filler and secrets,
+    /// from a tiny alphabet with a multi-byte character, so secrets overlap,
+    /// share prefixes and sit across every possible cut.
+    fn redaction_case() -> impl proptest::strategy::Strategy<Value = (Vec<String>, String, usize, usize)> {
+        use proptest::prelude::*;
+        let word = |min: usize, max: usize| proptest::collection::vec(prop_oneof!["a", "b", "€", "x"], min..max);
+        let secrets = proptest::collection::vec(word(4, 13).prop_map(|w| w.concat()), 1..4);
+        (secrets, proptest::collection::vec((word(0, 6), any::<prop::sample::Index>()), 0..8), 0..120usize, 0..3usize)
+            .prop_map(|(secrets, pieces, cap, cut)| {
+                let text = pieces.iter().map(|(w, i)| w.concat() + i.get::<String>(&secrets)).collect::<String>();
+                (secrets, text, cap, cut * 7)
+            })
+    }
+
+    /// What must hold for any text, secrets, cap and earlier cut.
+    fn capped_redaction_holds(secrets: &[String], text: &str, cap: usize, cut_before: usize) {
+        let mut r = Redactor::new();
+        secrets.iter().for_each(|s| r.add_str(s));
+        let full = r.redact(text);
+        let out = r.redact_capped(text, cap, cut_before);
+        let (kept, cut) = match out.split_once("…[truncated ") {
+            Some((kept, tail)) => (kept, tail.strip_suffix(" bytes]").unwrap().parse::<usize>().unwrap()),
+            None => (out.as_str(), 0),
+        };
+        assert!(kept.len() <= cap, "{} bytes kept under a cap of {cap}", kept.len());
+        // Redacted first, then cut: what is kept starts the full redaction,
+        // and holds `[REDACTED]` only whole (the alphabet has no `[`).
+        assert!(full.starts_with(kept), "{kept:?} does not start {full:?}");
+        assert_eq!(kept.matches('[').count(), kept.matches(REDACTED).count(), "{kept:?}");
+        for s in secrets {
+            assert!(!full.contains(s.as_str()) && !kept.contains(s.as_str()), "{s:?} shows");
+        }
+        assert!(cut >= cut_before);
+        if cut_before == 0 {
+            assert_eq!(cut > 0, kept != full, "{out:?} of {full:?}");
+        }
+        if cut_before > 0 {
+            // The caller cut a secret's start off its end: what is kept
+            // still starts the redaction of the text as it really went on.
+            for s in secrets {
+                for k in (1..s.len()).filter(|&k| s.is_char_boundary(k) && text.ends_with(&s[..k])) {
+                    let whole = r.redact(&format!("{text}{}", &s[k..]));
+                    assert!(whole.starts_with(kept), "{kept:?} shows part of {s:?}: {whole:?}");
+                }
+            }
+        }
+    }
+
+    fn run_redaction_property(rng_seed: proptest::test_runner::RngSeed) {
+        use proptest::test_runner::{Config, TestRunner};
+        let config = Config { cases: 10_000, rng_seed, failure_persistence: None, ..Config::default() };
+        TestRunner::new(config)
+            .run(&redaction_case(), |(secrets, text, cap, cut)| {
+                capped_redaction_holds(&secrets, &text, cap, cut);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn capped_redaction_never_shows_a_secret_in_part_fixed_seed() {
+        run_redaction_property(proptest::test_runner::RngSeed::Fixed(0x5EC2E7));
+    }
+
+    #[test]
+    fn capped_redaction_never_shows_a_secret_in_part_random_seed() {
+        run_redaction_property(proptest::test_runner::RngSeed::Random);
     }
 
     #[test]

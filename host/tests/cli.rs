@@ -166,6 +166,88 @@ fn a_plugin_writing_to_stdout_and_stderr_reaches_none_of_rotators_output() {
 }
 
 #[test]
+fn plugin_test_prints_a_50_mb_failure_once_and_stays_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.json");
+    std::fs::write(&settings, r#"{"mode": "error"}"#).unwrap();
+    let fixture = rotator::builtin::build_artifact("fixture_flood");
+    let test = |json: bool| {
+        let mut cmd = rotator();
+        cmd.args(["plugin", "test", "--step-timeout", "1s", "--settings"]).arg(&settings).arg(&fixture);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().unwrap()
+    };
+    let out = test(false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", &stdout[..stdout.len().min(2000)]);
+    assert!(out.stdout.len() < 64 << 10, "{} bytes of output", out.stdout.len());
+    // The message (cut to 4 KiB) is printed once; repeats refer to it.
+    assert_eq!(stdout.matches("…[truncated ").count(), 1, "{stdout}");
+    assert!(stdout.contains("create       plugin"), "{stdout}");
+    assert!(stdout.contains("<the failure shown above>"), "{stdout}");
+    assert!(stdout.contains("FAIL crash-resume: 20 of 20 crash-resume runs failed"), "{stdout}");
+    // Resuming fails at the points before `create`; reaching fails after.
+    assert!(stdout.contains("- same failure in 1 other crash-resume runs: after:create\n"), "{stdout}");
+    assert!(stdout.contains("- same failure in 17 other crash-resume runs: after:stage, before:set, "), "{stdout}");
+    let json = test(true);
+    assert!(json.stdout.len() < 64 << 10, "{} bytes of JSON", json.stdout.len());
+    serde_json::from_slice::<serde_json::Value>(&json.stdout).expect("a JSON report");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_running_a_flooding_plugin_keeps_its_log_and_answers_small() {
+    // `create` fails with a 50 MB message; the job caps messages at 2 KiB.
+    let jobs = format!(
+        r#"
+[[jobs]]
+id = "flood"
+plugin = "{}"
+secret = {{ path = "flood/app" }}
+interval = "1h"
+enabled = false
+settings = {{ mode = "error" }}
+limits = {{ error_message = "2KiB" }}
+"#,
+        rotator::builtin::build_artifact("fixture_flood").display()
+    );
+    let mut dev = Dev::with_jobs(&jobs, &["--log-level", "debug"]);
+    let api = dev.wait_for("rotator API:").replace("/healthz", "");
+    let token = dev.wait_for("API token:");
+    let mut answers = Vec::new();
+    for (method, path) in [("POST", "/jobs/flood/rotate"), ("GET", "/jobs/flood"), ("GET", "/status")] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = http().request(method, format!("{api}{path}")).bearer_auth(&token).send().await.unwrap();
+        answers.push((path, resp.status().as_u16(), resp.text().await.unwrap()));
+    }
+    let (_, status, rotated) = &answers[0];
+    assert_eq!(*status, 502, "{rotated}");
+    assert!(rotated.contains("create: permanent failure: xxx") && rotated.contains("…[truncated "), "{rotated}");
+    for (path, _, body) in &answers {
+        assert!(body.len() < 4 << 10, "{path} answered {} bytes", body.len());
+    }
+    let (stdout, stderr) = dev.stop();
+    assert!(stderr.contains("…[truncated "), "the failure was logged:\n{stderr}");
+    assert!(stdout.len() + stderr.len() < 64 << 10, "{} bytes of output", stdout.len() + stderr.len());
+}
+
+#[test]
+fn plugin_test_step_timeout_stops_a_runaway_step_and_is_held_to_the_config_range() {
+    let fixture = rotator::builtin::build_artifact("fixture_spin");
+    let out = rotator().args(["plugin", "test", "--step-timeout", "150ms"]).arg(&fixture).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAILED: step ran past its deadline of 150ms and was stopped"), "{stdout}");
+    for bad in ["50ms", "11m", "soon"] {
+        let out = rotator().args(["plugin", "test", "--step-timeout", bad]).arg(&fixture).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--step-timeout"), "{stderr}");
+    }
+}
+
+#[test]
 fn plugin_test_exits_2_when_the_plugin_cannot_be_tested() {
     let out = rotator().args(["plugin", "test", "no-such-plugin"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

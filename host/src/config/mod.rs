@@ -28,6 +28,7 @@
 mod checks;
 mod diagnostic;
 mod grants;
+mod output_limits;
 mod parse;
 #[cfg(test)]
 mod proptests;

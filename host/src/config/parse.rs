@@ -26,6 +26,9 @@ use super::{
 };
 use crate::builtin;
 use crate::plugin::grants::validate_path;
+// The step deadlines a job may set are the runtime's range, which `rotator
+// plugin test --step-timeout` is held to as well.
+use crate::plugin::limits::STEP_TIMEOUT_RANGE;
 use crate::plugin::{MAX_MEMORY, RunLimits};
 
 /// A job as written, before validation. Spanned fields get precise errors.
@@ -66,16 +69,27 @@ fn enabled_by_default() -> bool {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawLimits {
+pub(super) struct RawLimits {
     #[serde(default)]
     memory: Option<Spanned<String>>,
     #[serde(default)]
     step_timeout: Option<Spanned<String>>,
+    // Caps on plugin output (see `output_limits`): sizes and counts.
+    #[serde(default)]
+    pub(super) error_message: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) log_line: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) log_lines: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub(super) plan_summary: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) secret: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) host_calls: Option<Spanned<u64>>,
 }
 
 const MIN_MEMORY: usize = 1 << 20;
-const STEP_TIMEOUT_RANGE: (std::time::Duration, std::time::Duration) =
-    (std::time::Duration::from_millis(10), std::time::Duration::from_secs(600));
 
 /// A config read as far as it could be: every section and job that parsed
 /// (a job with a problem is left out), and every problem found so far.
@@ -339,6 +353,7 @@ fn plugin_ref(c: &mut Collector, plugin: &Spanned<String>, base_dir: &Path) -> O
 fn limits(c: &mut Collector, raw: Option<&RawLimits>) -> RunLimits {
     let mut limits = RunLimits::default();
     let Some(raw) = raw else { return limits };
+    limits.output = super::output_limits::parse(c, raw);
     if let Some(m) = &raw.memory {
         match parse_bytes(m.get_ref()) {
             Ok(n) if (MIN_MEMORY..=MAX_MEMORY).contains(&n) => limits.memory = n,
@@ -349,7 +364,7 @@ fn limits(c: &mut Collector, raw: Option<&RawLimits>) -> RunLimits {
     if let Some(t) = &raw.step_timeout {
         match humantime::parse_duration(t.get_ref()) {
             Ok(d) if d >= STEP_TIMEOUT_RANGE.0 && d <= STEP_TIMEOUT_RANGE.1 => limits.step_timeout = d,
-            Ok(_) => c.error(t.span(), "limits.step_timeout must be between 10ms and 10m"),
+            Ok(_) => c.error(t.span(), "limits.step_timeout must be between 100ms and 10m"),
             Err(e) => c.error(t.span(), format!("invalid duration `{}`: {e}", t.get_ref())),
         }
     }

@@ -35,13 +35,17 @@ mod walk;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::Value;
 
-pub use report::{CallRecord, CheckResult, Environment, PluginSummary, Report, Status, StepRecord, names};
+pub use report::{
+    CallRecord, CheckResult, Environment, PluginSummary, Report, Status, StepRecord, group_repeats, names,
+};
 
 use crate::config::SecretLocation;
+use crate::plugin::limits::STEP_TIMEOUT_RANGE;
 use crate::plugin::{LoadError, Operation, RunLimits, VaultGrant};
 use crate::secret::SecretJson;
 use crate::vault::{VaultClient, VaultError};
@@ -190,6 +194,18 @@ impl Harness {
     }
 }
 
+/// A step deadline from `"500ms"`, `"2s"`…, within the range a job's
+/// `limits.step_timeout` allows ([`STEP_TIMEOUT_RANGE`]).
+pub fn parse_step_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("invalid duration `{s}`: {e} (try \"500ms\", \"2s\")"))?;
+    let (min, max) = STEP_TIMEOUT_RANGE;
+    if d < min || d > max {
+        let show = humantime::format_duration;
+        return Err(format!("a step timeout must be between {} and {}, not {}", show(min), show(max), show(d)));
+    }
+    Ok(d)
+}
+
 /// An operation by its policy name (`read`, `write`, `delete`, `list`).
 pub fn parse_operation(s: &str) -> Result<Operation, String> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -222,6 +238,16 @@ mod tests {
         assert!(parse_grant("secret/data/app").unwrap_err().contains("PATH:OPS"));
         assert!(parse_grant("secret/x:read,frob").unwrap_err().contains("unknown operation `frob`"));
         assert!(parse_grant("secret/*/x:read").is_err());
+    }
+
+    #[test]
+    fn step_timeouts_are_held_to_the_config_range() {
+        assert_eq!(parse_step_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_step_timeout("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_step_timeout("10m"), Ok(Duration::from_secs(600)));
+        assert!(parse_step_timeout("99ms").unwrap_err().contains("between 100ms and 10m"));
+        assert!(parse_step_timeout("11m").unwrap_err().contains("not 11m"));
+        assert!(parse_step_timeout("soon").unwrap_err().contains("invalid duration `soon`"));
     }
 
     #[test]

@@ -5,6 +5,13 @@
 //! operations, outcomes, durations and redacted error messages. No field can
 //! hold a secret value; comparisons of values are made elsewhere and only
 //! their verdicts ("differs", "unchanged") reach the report.
+//!
+//! A failing plugin tends to fail the same way in every run (the walk, each
+//! crash point, the rollback check), and its message may be as long as the
+//! job's error cap. So the report says each failure once: a check that ran
+//! many times lists each distinct failure with the runs it happened in
+//! ([`group_repeats`]), and the printed form replaces a failure already
+//! shown by a short reference to it.
 
 use std::fmt;
 
@@ -123,6 +130,12 @@ impl CheckResult {
         }
     }
 
+    /// Fail with `reason`, and each distinct failure of `runs` (run, why)
+    /// once ([`group_repeats`]).
+    pub fn failed_runs(name: &'static str, reason: String, runs: Vec<(String, String)>, what: &str) -> Self {
+        Self { name, status: Status::Fail, reason, details: group_repeats(runs, what) }
+    }
+
     pub fn with_details(mut self, details: Vec<String>) -> Self {
         self.details.extend(details);
         self
@@ -181,6 +194,52 @@ impl Report {
     }
 }
 
+/// Each distinct failure of `runs` (`(run, why)`, in run order) once, as
+/// `run: why`, followed by `same failure in N other <what>: …` when other
+/// runs failed the same way.
+pub fn group_repeats(runs: Vec<(String, String)>, what: &str) -> Vec<String> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (run, why) in runs {
+        match groups.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, seen_in)) => seen_in.push(run),
+            None => groups.push((why, vec![run])),
+        }
+    }
+    let mut out = Vec::new();
+    for (why, mut seen_in) in groups {
+        let first = seen_in.remove(0);
+        out.push(format!("{first}: {why}"));
+        if !seen_in.is_empty() {
+            out.push(format!("same failure in {} other {what}: {}", seen_in.len(), seen_in.join(", ")));
+        }
+    }
+    out
+}
+
+/// Texts at least this long are printed once; later mentions refer back.
+const LONG: usize = 200;
+
+/// What the printed report has shown so far, so a long failure is not
+/// printed again.
+#[derive(Default)]
+struct Shown(Vec<String>);
+
+impl Shown {
+    /// `text`, with every long text shown before replaced by a reference.
+    fn show(&mut self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for seen in &self.0 {
+            if out.contains(seen.as_str()) {
+                out = out.replace(seen.as_str(), "<the failure shown above>");
+            }
+        }
+        if out.len() >= LONG && out == text {
+            self.0.push(text.to_owned());
+        }
+        out
+    }
+}
+
 fn grant_list(grants: &[VaultGrant]) -> String {
     if grants.is_empty() {
         return "none".into();
@@ -204,8 +263,13 @@ impl fmt::Display for Report {
             writeln!(f, "postgres {pg} (dev server mount `database/`, connection and role `harness`)")?;
         }
         writeln!(f, "\nsteps:")?;
+        let mut shown = Shown::default();
         for s in &self.steps {
-            let outcome = if s.ok { "ok".to_owned() } else { format!("FAILED: {}", s.error.as_deref().unwrap_or("")) };
+            let outcome = if s.ok {
+                "ok".to_owned()
+            } else {
+                format!("FAILED: {}", shown.show(s.error.as_deref().unwrap_or("")))
+            };
             writeln!(f, "  {:<12} {:<6} {:>9.3} ms  {outcome}", s.step, s.by, s.duration_ms)?;
             for c in &s.host_calls {
                 writeln!(f, "      {c}")?;
@@ -213,13 +277,42 @@ impl fmt::Display for Report {
         }
         writeln!(f, "\nchecks:")?;
         for c in &self.checks {
-            writeln!(f, "  {} {}: {}", c.status.as_str(), c.name, c.reason)?;
+            writeln!(f, "  {} {}: {}", c.status.as_str(), c.name, shown.show(&c.reason))?;
             for d in &c.details {
-                writeln!(f, "       - {d}")?;
+                writeln!(f, "       - {}", shown.show(d))?;
             }
         }
         let (pass, fail, skip) = (self.count(Status::Pass), self.count(Status::Fail), self.count(Status::Skip));
         let verdict = if self.is_ok() { "conforms" } else { "DOES NOT CONFORM" };
         write!(f, "\n{verdict}: {pass} passed, {fail} failed, {skip} skipped")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_are_grouped_with_the_runs_they_happened_in() {
+        let runs = vec![
+            ("a".to_owned(), "boom".to_owned()),
+            ("b".to_owned(), "other".to_owned()),
+            ("c".to_owned(), "boom".to_owned()),
+            ("d".to_owned(), "boom".to_owned()),
+        ];
+        assert_eq!(
+            group_repeats(runs, "crash-resume runs"),
+            ["a: boom", "same failure in 2 other crash-resume runs: c, d", "b: other"]
+        );
+    }
+
+    #[test]
+    fn a_long_failure_is_printed_once() {
+        let long = "x".repeat(LONG);
+        let mut shown = Shown::default();
+        assert_eq!(shown.show(&long), long);
+        assert_eq!(shown.show(&format!("create: {long} (again)")), "create: <the failure shown above> (again)");
+        assert_eq!(shown.show("short"), "short");
+        assert_eq!(shown.show("short"), "short");
     }
 }

@@ -146,10 +146,13 @@ pub(super) async fn check(env: &Env, walk: &Walk) -> CheckResult {
                 continue;
             }
         };
-        match one_point(env, &format!("harness-crash-{i}"), point, plan).await {
+        let job = format!("harness-crash-{i}");
+        match one_point(env, &job, point, plan).await {
             Ok(true) => reached += 1,
             Ok(false) => not_failed.push(point.clone()),
-            Err(why) => violations.push(format!("{point}: {why}")),
+            // Each point has a job of its own; without its id, the same
+            // failure reads the same at every point and is shown once.
+            Err(why) => violations.push((point.clone(), why.replace(&format!("`{job}`"), "`harness-crash-<n>`"))),
         }
     }
     let mut ok = format!("{reached} crash point(s): each interrupted rotation resumed to a clean end");
@@ -164,5 +167,10 @@ pub(super) async fn check(env: &Env, walk: &Walk) -> CheckResult {
         ok.push_str(&format!("; {} rollback point(s) not reached", not_failed.len()));
         notes.push(format!("not reached (`test` succeeded although its call failed): {}", not_failed.join(", ")));
     }
-    CheckResult::from_violations(names::CRASH_RESUME, violations, ok).with_details(notes)
+    if violations.is_empty() {
+        return CheckResult::pass(names::CRASH_RESUME, ok).with_details(notes);
+    }
+    let runs = points.len() - unreachable.len();
+    let reason = format!("{} of {runs} crash-resume runs failed", violations.len());
+    CheckResult::failed_runs(names::CRASH_RESUME, reason, violations, "crash-resume runs").with_details(notes)
 }

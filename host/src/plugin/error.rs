@@ -1,6 +1,7 @@
 //! Typed plugin errors. Every error names the plugin; step errors also name
 //! the job and the step, so an operator reading one line knows what failed.
-//! Messages that came from a plugin are redacted before they get here.
+//! Messages that came from a plugin are redacted and cut to the job's cap
+//! before they get here; no variant holds a secret value.
 
 use std::time::Duration;
 
@@ -72,6 +73,14 @@ pub enum Failure {
     /// The plugin returned something the host cannot use.
     #[error("bad output: {0}")]
     BadOutput(String),
+    /// `create` returned a secret larger than the job allows. The value was
+    /// dropped unseen; only its size is reported.
+    #[error("the new secret is {size} bytes, over the job's limit of {limit} bytes; refused")]
+    SecretTooLarge { size: usize, limit: usize },
+    /// The step made more host calls than the job allows; the calls over
+    /// the cap were refused.
+    #[error("plugin made more than {limit} host calls in one step; {refused} call(s) over the limit were refused")]
+    HostCallLimit { limit: usize, refused: usize },
 }
 
 impl Failure {
@@ -91,6 +100,8 @@ impl Failure {
             Self::MemoryLimit(_) => "memory-limit",
             Self::Instantiate(_) => "instantiate",
             Self::BadOutput(_) => "bad-output",
+            Self::SecretTooLarge { .. } => "secret-too-large",
+            Self::HostCallLimit { .. } => "host-call-limit",
         }
     }
 }

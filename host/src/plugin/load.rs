@@ -221,6 +221,11 @@ fn describe(
     let info =
         super::run::with_deadline(&mut store, &config.limits, |s| instance.rotator_plugin_rotator().call_describe(s))
             .map_err(|e| err(super::run::classify_trap(e, &mut store, &config.limits, Step::Describe).to_string()))?;
+    let sizes = (info.name.len(), info.version.len(), info.description.len(), info.settings_schema.len());
+    if let Some(why) = super::limits::DESCRIBE_CAPS.problem(sizes.0, sizes.1, sizes.2, sizes.3, info.capabilities.len())
+    {
+        return Err(err(why));
+    }
     let settings_schema = serde_json::from_str(&info.settings_schema)
         .map_err(|e| LoadError::Schema { origin: origin.to_owned(), message: format!("not JSON: {e}") })?;
     Ok(PluginInfo {

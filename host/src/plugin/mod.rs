@@ -21,6 +21,7 @@ mod run;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -33,7 +34,7 @@ pub use error::{Failure, LoadError, StepError};
 pub use files::{MAX_PLUGIN_BYTES, find_in_dirs};
 pub use grants::{Capability, Grants, Operation, SqlGrant, SqlOperation, VaultGrant};
 pub use imports::{CallOutcome, HostCall, SqlValue, VaultBridge, substitute_parameters};
-pub use limits::RunLimits;
+pub use limits::{OutputLimits, RunLimits};
 pub use load::EXPORT;
 pub use run::{CurrentSecret, PlannedAction, Run, RunConfig, StepContext};
 
@@ -147,10 +148,9 @@ impl Runtime {
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("linking WASI: {e}"))?;
-        bindings::Plugin::add_to_linker::<RunState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| {
-            &mut s.host
-        })
-        .map_err(|e| format!("linking rotator imports: {e}"))?;
+        // Every import goes through the per-step host-call budget.
+        bindings::Plugin::add_to_linker::<RunState, imports::Gated>(&mut linker, |s| imports::Gate(&mut s.host))
+            .map_err(|e| format!("linking rotator imports: {e}"))?;
         let ticker = Arc::new(EpochTicker::start(&engine));
         Ok(Arc::new(Self { engine, linker, cache_dir: options.cache_dir, pooling, ticker }))
     }
@@ -196,6 +196,8 @@ pub struct RunState {
     limiter: MemoryLimiter,
     stderr: MemoryOutputPipe,
     host: HostState,
+    /// When the current step (or instantiation) must stop.
+    deadline: Instant,
 }
 
 /// How much of a plugin's stderr is kept to explain a trap.
@@ -206,7 +208,8 @@ impl RunState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // Defaults deny files, env, args and network; stdout is discarded.
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
-        Self { wasi, table: ResourceTable::new(), limiter: MemoryLimiter { limit: memory, hit: false }, stderr, host }
+        let limiter = MemoryLimiter { limit: memory, hit: false };
+        Self { wasi, table: ResourceTable::new(), limiter, stderr, host, deadline: Instant::now() }
     }
 }
 

@@ -1,18 +1,27 @@
 //! One rotation's plugin run: a fresh store, the protocol steps, typed errors.
 //!
-//! Each step gets the job's deadline (in epoch ticks) and runs under the
-//! job's memory cap. Log lines and error messages from the plugin are held
-//! until the step ends and then redacted with every secret the run has seen,
-//! including the one the step just produced. A trap poisons the instance, so
-//! the next step (typically `rollback`) gets a fresh instance in a fresh store.
+//! Each step gets the job's deadline (an absolute `Instant`, checked by the
+//! store's epoch-deadline callback: see [`super::limits`]), runs under the
+//! job's memory cap and starts with a fresh host-call budget. Log lines and
+//! error messages from the plugin are held until the step ends and then
+//! redacted with every secret the run has seen, including the one the step
+//! just produced, and cut to the job's [`OutputLimits`] (redacted first, so
+//! a secret is never shown in part). A plan's summaries are cut the same
+//! way; a new secret over its cap is refused unseen, and so are the log
+//! lines of its step, which could not be redacted against it. A trap
+//! poisons the instance, so the next step (typically `rollback`) gets a
+//! fresh instance in a fresh store.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
 use wasmtime::{Engine, Store, Trap};
+use zeroize::Zeroize;
 
 use super::bindings::{self, types as wit};
 use super::imports::{HostCall, HostState, VaultBridge};
+use super::limits::{self, MAX_PLAN_ACTIONS, OutputLimits};
 use super::{Failure, Grants, Plugin, RunLimits, RunState, Step, StepError};
 use crate::config::SqlConnections;
 use crate::secret::{Redactor, SecretJson};
@@ -70,21 +79,30 @@ pub(super) fn new_store(engine: &Engine, job_id: &str, plugin: &str, config: &Ru
     let host = HostState::new(job_id.to_owned(), plugin.to_owned(), config);
     let mut store = Store::new(engine, RunState::new(host, config.limits.memory));
     store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_callback(|ctx| Ok(limits::next_check(ctx.data().deadline, Instant::now())));
     // Instantiation runs guest code (start functions) too: give it a deadline.
-    store.set_epoch_deadline(config.limits.deadline_ticks());
-    store.epoch_deadline_trap();
+    arm_deadline(&mut store, &config.limits);
     store
 }
 
-/// Run `f` with a fresh deadline and memory-cap flag.
+/// The current step must stop `step_timeout` from now.
+fn arm_deadline(store: &mut Store<RunState>, limits: &RunLimits) {
+    let now = Instant::now();
+    store.data_mut().deadline = now + limits.step_timeout;
+    if let wasmtime::UpdateDeadline::Continue(ticks) = limits::next_check(store.data().deadline, now) {
+        store.set_epoch_deadline(ticks);
+    }
+}
+
+/// Run `f` with a fresh deadline, memory-cap flag and host-call budget.
 pub(super) fn with_deadline<R>(
     store: &mut Store<RunState>,
     limits: &RunLimits,
     f: impl FnOnce(&mut Store<RunState>) -> wasmtime::Result<R>,
 ) -> wasmtime::Result<R> {
-    store.set_epoch_deadline(limits.deadline_ticks());
-    store.epoch_deadline_trap();
+    arm_deadline(store, limits);
     store.data_mut().limiter.hit = false;
+    store.data_mut().host.budget.reset();
     f(store)
 }
 
@@ -169,15 +187,21 @@ impl Run {
         &self.store.data().host.calls
     }
 
+    /// The plan: at most [`MAX_PLAN_ACTIONS`] actions, each summary redacted
+    /// and cut to the job's cap.
     pub fn plan(&mut self, ctx: &StepContext) -> Result<Vec<PlannedAction>, StepError> {
         let wctx = self.wit_context(ctx);
         let raw = self.call(Step::Plan, |i, s| i.call_plan(s, &wctx));
         self.keep_context(wctx);
         let actions = self.conclude(Step::Plan, raw)?;
-        let redactor = &mut self.redactor;
+        if actions.len() > MAX_PLAN_ACTIONS {
+            let why = format!("plan listed {} actions; at most {MAX_PLAN_ACTIONS} are allowed", actions.len());
+            return Err(self.step_error(Step::Plan, Failure::BadOutput(why)));
+        }
+        let (redactor, cap) = (&mut self.redactor, self.config.limits.output.plan_summary);
         Ok(actions
             .into_iter()
-            .map(|a| PlannedAction { step: step_from_wit(a.step), summary: redactor.redact(&a.summary) })
+            .map(|a| PlannedAction { step: step_from_wit(a.step), summary: redactor.redact_capped(&a.summary, cap, 0) })
             .collect())
     }
 
@@ -187,7 +211,14 @@ impl Run {
         let wctx = self.wit_context(ctx);
         let raw = self.call(Step::Create, |i, s| i.call_create(s, &wctx));
         self.keep_context(wctx);
+        let limit = self.config.limits.output.secret;
         let parsed = match raw {
+            Ok(Ok(mut json)) if json.len() > limit => {
+                let size = json.len();
+                json.zeroize();
+                self.withhold_logs(Step::Create);
+                Err(Failure::SecretTooLarge { size, limit })
+            }
             Ok(Ok(json)) => match SecretJson::parse(json) {
                 Ok(secret) => {
                     self.redactor.add_secret(&secret);
@@ -276,37 +307,70 @@ impl Run {
         }
     }
 
-    /// Write the step's log lines and turn its outcome into a redacted result.
+    /// Write the step's log lines and turn its outcome into a redacted,
+    /// bounded result. A step that ran over its host-call budget fails so,
+    /// whatever the plugin answered (unless the host stopped it first).
     fn conclude<R>(&mut self, step: Step, raw: Result<Result<R, wit::RotateError>, Failure>) -> Result<R, StepError> {
         self.flush_logs(step);
+        let budget = self.store.data().host.budget;
+        let (redactor, cap) = (&mut self.redactor, self.config.limits.output.error_message);
         let failure = match raw {
+            Ok(_) if budget.refused > 0 => Failure::HostCallLimit { limit: budget.limit, refused: budget.refused },
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => match e {
-                wit::RotateError::InvalidConfig(m) => Failure::InvalidConfig(self.redactor.redact(&m)),
-                wit::RotateError::Transient(m) => Failure::Transient(self.redactor.redact(&m)),
-                wit::RotateError::Permanent(m) => Failure::Permanent(self.redactor.redact(&m)),
+                wit::RotateError::InvalidConfig(m) => Failure::InvalidConfig(redactor.redact_capped(&m, cap, 0)),
+                wit::RotateError::Transient(m) => Failure::Transient(redactor.redact_capped(&m, cap, 0)),
+                wit::RotateError::Permanent(m) => Failure::Permanent(redactor.redact_capped(&m, cap, 0)),
             },
-            Err(f) => redact_failure(&mut self.redactor, f),
+            Err(f) => redact_failure(redactor, f, cap),
         };
-        Err(StepError { job: self.job_id.clone(), plugin: self.plugin.label(), step, failure })
+        Err(self.step_error(step, failure))
+    }
+
+    fn step_error(&self, step: Step, failure: Failure) -> StepError {
+        StepError { job: self.job_id.clone(), plugin: self.plugin.label(), step, failure }
     }
 
     fn flush_logs(&mut self, step: Step) {
         use bindings::rotator::plugin::log::Level;
-        let lines = std::mem::take(&mut self.store.data_mut().host.logs);
-        if lines.is_empty() {
-            return;
-        }
-        let plugin = self.plugin.label();
-        for line in lines {
-            let message = self.redactor.redact(&line.message);
-            let (job, step) = (&self.job_id, step.as_str());
+        let logs = self.store.data_mut().host.logs.take();
+        let OutputLimits { log_line: cap, log_lines: max, .. } = self.config.limits.output;
+        let (job, plugin, step) = (&self.job_id, self.plugin.label(), step.as_str());
+        for line in logs.lines {
+            let message = self.redactor.redact_capped(&line.message, cap, line.cut);
             match line.level {
                 Level::Debug => tracing::debug!(target: "plugin", job, plugin, step, "{message}"),
                 Level::Info => tracing::info!(target: "plugin", job, plugin, step, "{message}"),
                 Level::Warn => tracing::warn!(target: "plugin", job, plugin, step, "{message}"),
                 Level::Error => tracing::error!(target: "plugin", job, plugin, step, "{message}"),
             }
+        }
+        if logs.dropped_lines > 0 {
+            let (lines, bytes) = (logs.dropped_lines, logs.dropped_bytes);
+            tracing::warn!(
+                target: "plugin",
+                job,
+                plugin,
+                step,
+                "{lines} further log line(s) ({bytes} bytes) of this step were dropped: the job keeps {max} per step"
+            );
+        }
+    }
+
+    /// Drop the step's log lines unwritten (they may quote a secret the
+    /// redactor was not given), saying how many.
+    fn withhold_logs(&mut self, step: Step) {
+        let logs = self.store.data_mut().host.logs.take();
+        let lines = logs.lines.len() + logs.dropped_lines;
+        if lines > 0 {
+            let (job, plugin, step) = (&self.job_id, self.plugin.label(), step.as_str());
+            tracing::warn!(
+                target: "plugin",
+                job,
+                plugin,
+                step,
+                "{lines} log line(s) of this step were withheld: its secret was refused, so they cannot be redacted"
+            );
         }
     }
 
@@ -326,11 +390,12 @@ impl Run {
     }
 }
 
-fn redact_failure(r: &mut Redactor, f: Failure) -> Failure {
+/// A host-made failure's text redacted and cut to `cap` bytes.
+fn redact_failure(r: &mut Redactor, f: Failure, cap: usize) -> Failure {
     match f {
-        Failure::Trap(m) => Failure::Trap(r.redact(&m)),
-        Failure::BadOutput(m) => Failure::BadOutput(r.redact(&m)),
-        Failure::Instantiate(m) => Failure::Instantiate(r.redact(&m)),
+        Failure::Trap(m) => Failure::Trap(r.redact_capped(&m, cap, 0)),
+        Failure::BadOutput(m) => Failure::BadOutput(r.redact_capped(&m, cap, 0)),
+        Failure::Instantiate(m) => Failure::Instantiate(r.redact_capped(&m, cap, 0)),
         other => other,
     }
 }

@@ -13,7 +13,7 @@ use rotator::audit;
 use rotator::config::{self, Config};
 use rotator::daemon::{Daemon, LeaseOptions};
 use rotator::devserver::{DevServer, DevServerOptions, FaultPlan};
-use rotator::harness::{Harness, PluginSource, parse_grant};
+use rotator::harness::{Harness, PluginSource, parse_grant, parse_step_timeout};
 use rotator::plugin::{Capability, Runtime, RuntimeOptions};
 use rotator::setup::{self, VaultOverride};
 use secrecy::{ExposeSecret, SecretString};
@@ -363,6 +363,10 @@ pub struct PluginTestArgs {
     /// The job's secret as MOUNT/PATH on the dev server.
     #[arg(long, default_value = "secret/harness/app")]
     secret: String,
+    /// Each step's deadline (100ms to 10m, as a job's `limits.step_timeout`;
+    /// default 10s). A short one makes a plugin that runs away fail fast.
+    #[arg(long, value_name = "D", value_parser = parse_step_timeout)]
+    step_timeout: Option<std::time::Duration>,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -407,6 +411,9 @@ fn run_harness(args: &PluginTestArgs) -> anyhow::Result<rotator::harness::Report
     let mut harness = Harness::new(PluginSource::parse(&args.plugin), settings, grants).secret(mount, path);
     if let Some(url) = &args.postgres_url {
         harness = harness.postgres_url(SecretString::from(url.clone()));
+    }
+    if let Some(step_timeout) = args.step_timeout {
+        harness = harness.limits(rotator::plugin::RunLimits { step_timeout, ..Default::default() });
     }
     Ok(tokio()?.block_on(harness.run())?)
 }

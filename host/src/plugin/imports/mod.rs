@@ -7,13 +7,15 @@
 //! anything is sent; a read-only run (the dry run's `plan`) also refuses
 //! every call that could change state.
 
+mod budget;
 mod log;
 mod sql;
 mod vault;
 
 use std::sync::Arc;
 
-pub use self::log::LogLine;
+pub use self::budget::{CallBudget, Gate, Gated};
+pub use self::log::LogBuffer;
 pub use self::sql::{SqlSessions, SqlValue, substitute_parameters};
 pub use self::vault::VaultBridge;
 use super::bindings::types;
@@ -57,8 +59,10 @@ pub struct HostState {
     pub sql: SqlSessions,
     /// Log lines of the current step, held until the step ends so they can be
     /// redacted with everything the step produced.
-    pub logs: Vec<LogLine>,
+    pub logs: LogBuffer,
     pub calls: Vec<HostCall>,
+    /// Vault and SQL calls of the current step against the job's cap.
+    pub budget: CallBudget,
 }
 
 impl HostState {
@@ -69,8 +73,9 @@ impl HostState {
             grants: config.grants.clone(),
             vault: config.vault.clone(),
             sql: SqlSessions::new(config.sql.clone(), config.limits.step_timeout),
-            logs: Vec::new(),
+            logs: LogBuffer::new(&config.limits.output),
             calls: Vec::new(),
+            budget: CallBudget::new(config.limits.output.host_calls),
         }
     }
 }
