@@ -168,20 +168,21 @@ pub fn forced_collision(a: &Schedule, b: &Schedule, apart: Duration, from: Offse
     let (Some(wa), Some(wb)) = (a.window, b.window) else { return None };
     let horizon = from.saturating_add(time::Duration::days(366));
     let mut slot_a = ca.next_after(from)?;
-    // b's slots near each a slot: start one `b window + apart` before it.
     for _ in 0..2000 {
         if slot_a > horizon {
             return None;
         }
-        let mut slot_b = cb.next_after(earlier(slot_a, wb + apart + Duration::from_secs(60)))?;
-        while slot_b < later(slot_a, wa + apart) {
-            // The farthest apart two starts can be: the latest start of one
-            // against the earliest of the other.
-            let widest = (later(slot_a, wa) - slot_b).max(later(slot_b, wb) - slot_a);
-            if widest < apart {
-                return Some(slot_a);
-            }
-            slot_b = cb.next_after(slot_b)?;
+        // The farthest apart the starts for `slot_a` and a b slot `s` can
+        // be is max(slot_a + wa - s, s + wb - slot_a): the latest start of
+        // one against the earliest of the other. It is below `apart` exactly
+        // when `s` lies strictly between `lo` and `hi`, so the first b slot
+        // after `lo` decides: one cron step per a slot, however wide the
+        // windows (walking every b slot in between took minutes for
+        // every-minute schedules with long windows).
+        let lo = earlier(later(slot_a, wa), apart);
+        let hi = later(earlier(slot_a, wb), apart);
+        if lo < hi && cb.next_after(lo).is_some_and(|s| s < hi) {
+            return Some(slot_a);
         }
         slot_a = ca.next_after(slot_a)?;
     }
@@ -285,5 +286,53 @@ mod tests {
         assert_eq!(windowed.start_for(end, &mut StdRng::seed_from_u64(1)), end);
         let start = time::PrimitiveDateTime::MIN.assume_utc();
         assert_eq!(earlier(later(start, Duration::from_secs(86_400)), ten_years), start);
+    }
+
+    /// The direct search: every b slot near every a slot (the rule as
+    /// stated, slow for dense schedules), as the oracle for the shortcut.
+    fn forced_collision_by_walking(
+        a: &Schedule,
+        b: &Schedule,
+        apart: Duration,
+        from: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
+        let (Cadence::Cron(ca), Cadence::Cron(cb)) = (&a.cadence, &b.cadence) else { return None };
+        let (wa, wb) = (a.window?, b.window?);
+        let mut slot_a = ca.next_after(from)?;
+        for _ in 0..2000 {
+            if slot_a > from + time::Duration::days(366) {
+                return None;
+            }
+            let mut slot_b = cb.next_after(earlier(slot_a, wb + apart + Duration::from_secs(60)))?;
+            while slot_b < later(slot_a, wa + apart) {
+                if (later(slot_a, wa) - slot_b).max(later(slot_b, wb) - slot_a) < apart {
+                    return Some(slot_a);
+                }
+                slot_b = cb.next_after(slot_b)?;
+            }
+            slot_a = ca.next_after(slot_a)?;
+        }
+        None
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 500,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(18738),
+            failure_persistence: None,
+            ..Default::default()
+        })]
+        /// The one-step search finds exactly what walking every slot finds.
+        #[test]
+        fn forced_collision_agrees_with_walking_every_slot(
+            ma in 0u8..60, ha in "(\\*|[0-9]|1[0-9]|2[0-3]|\\*/[2-8])", da in "(\\*|sun|mon|1-5)",
+            mb in 0u8..60, hb in "(\\*|[0-9]|1[0-9]|2[0-3]|\\*/[2-8])", db in "(\\*|sat|mon|2-4)",
+            wa in 1u64..300, wb in 1u64..300, apart in 1u64..600,
+        ) {
+            let a = cron(&format!("{ma} {ha} * * {da}"), Some(wa * 60));
+            let b = cron(&format!("{mb} {hb} * * {db}"), Some(wb * 60));
+            let (apart, from) = (Duration::from_secs(apart * 60), datetime!(2026-11-20 00:00 UTC));
+            proptest::prop_assert_eq!(forced_collision(&a, &b, apart, from), forced_collision_by_walking(&a, &b, apart, from));
+        }
     }
 }
