@@ -3,7 +3,8 @@
 //!
 //! The host (this crate) owns Vault identity, scheduling, staging and audit;
 //! each job's rotation logic is a WebAssembly component implementing the
-//! WIT in `wit/rotator-plugin@0.1.0/`. Modules, in the order data flows through them:
+//! versioned WIT in `wit/` (one frozen folder per release). Modules, in the
+//! order data flows through them:
 //!
 //! - [`config`]: the TOML configuration, checked strictly with every error
 //!   located by file, line and column.

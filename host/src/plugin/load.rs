@@ -192,11 +192,7 @@ fn check_world(engine: &wasmtime::Engine, component: &Component) -> Result<(), S
 }
 
 /// Instantiate once with no grants and ask the plugin who it is.
-fn describe(
-    engine: &wasmtime::Engine,
-    pre: &wit::Pre,
-    origin: &str,
-) -> Result<PluginInfo, LoadError> {
+fn describe(engine: &wasmtime::Engine, pre: &wit::Pre, origin: &str) -> Result<PluginInfo, LoadError> {
     let err = |message: String| LoadError::Describe { origin: origin.to_owned(), message };
     let config = RunConfig {
         limits: RunLimits::default(),
@@ -206,9 +202,8 @@ fn describe(
     };
     let mut store = super::run::new_store(engine, "(describe)", origin, &config);
     let instance = pre.instantiate(&mut store).map_err(|e| err(format!("{e:#}")))?;
-    let info =
-        super::run::with_deadline(&mut store, &config.limits, |s| instance.describe(s))
-            .map_err(|e| err(super::run::classify_trap(e, &mut store, &config.limits, Step::Describe).to_string()))?;
+    let info = super::run::with_deadline(&mut store, &config.limits, |s| instance.describe(s))
+        .map_err(|e| err(super::run::classify_trap(e, &mut store, &config.limits, Step::Describe).to_string()))?;
     let sizes = (info.name.len(), info.version.len(), info.description.len(), info.settings_schema.len());
     if let Some(why) = super::limits::DESCRIBE_CAPS.problem(sizes.0, sizes.1, sizes.2, sizes.3, info.capabilities.len())
     {

@@ -291,7 +291,12 @@ fn scrub(e: SqlError, params: &[SqlValue]) -> SqlError {
 /// The `sql` interface's functions, as the WIT adapter calls them.
 impl HostState {
     /// Run a statement that returns no rows; the rows affected.
-    pub fn sql_execute(&mut self, connection: String, statement: String, params: Vec<SqlValue>) -> Result<u64, SqlError> {
+    pub fn sql_execute(
+        &mut self,
+        connection: String,
+        statement: String,
+        params: Vec<SqlValue>,
+    ) -> Result<u64, SqlError> {
         let name = connection.clone();
         self.sql_statement("sql.execute", SqlOperation::Execute, &connection, &statement, &params, async |client, p| {
             match p {

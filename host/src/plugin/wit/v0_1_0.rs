@@ -150,7 +150,10 @@ impl Instance {
             job_id: ctx.job_id.clone(),
             rotation_id: ctx.rotation_id.clone(),
             settings: ctx.settings.to_string(),
-            current: ctx.current.as_ref().map(|c| types::Secret { data: c.data.expose().to_owned(), version: c.version }),
+            current: ctx
+                .current
+                .as_ref()
+                .map(|c| types::Secret { data: c.data.expose().to_owned(), version: c.version }),
             attempt: ctx.attempt,
         }
     }
@@ -243,7 +246,12 @@ fn vault_error(e: VaultError) -> vault::VaultError {
 }
 
 impl sql::Host for Gate<'_> {
-    fn execute(&mut self, connection: String, statement: String, params: Vec<sql::SqlValue>) -> Result<u64, sql::SqlError> {
+    fn execute(
+        &mut self,
+        connection: String,
+        statement: String,
+        params: Vec<sql::SqlValue>,
+    ) -> Result<u64, sql::SqlError> {
         let params = params.into_iter().map(sql_value_in).collect();
         self.sql("sql.execute").and_then(|h| h.sql_execute(connection, statement, params)).map_err(sql_error)
     }
