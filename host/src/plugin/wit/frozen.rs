@@ -1,6 +1,8 @@
 //! Released WIT folders stay as they were released: a plugin built against
 //! one must keep loading, byte for byte the same contract. This test pins
-//! the sha256 of every file of each released folder; an edit fails it.
+//! the sha256 of every file of each released folder; an edit fails it. The
+//! guests (the Rust SDK, the Python and JavaScript examples) must build
+//! against the folder of the version the host speaks.
 
 use std::path::Path;
 
@@ -55,4 +57,15 @@ fn the_hash_covers_names_and_contents() {
     let added = folder_hash(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(before != edited && edited != renamed && renamed != added);
+}
+
+#[test]
+fn the_guests_build_against_the_newest_folder() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let folder = format!("wit/rotator-plugin@{}", super::VERSION);
+    assert!(RELEASED.iter().any(|(f, _)| folder.ends_with(f)), "{folder} is not pinned in RELEASED");
+    for user in ["plugins/sdk/src/lib.rs", "scripts/build-polyglot.sh", "plugins/examples/js-kv/package.json"] {
+        let text = std::fs::read_to_string(root.join(user)).unwrap_or_else(|e| panic!("{user}: {e}"));
+        assert!(text.contains(&folder), "{user} must build against {folder}, the host's newest WIT version");
+    }
 }
