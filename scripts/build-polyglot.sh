@@ -7,7 +7,7 @@
 # Installs the tools first if they are missing or their pins changed: a venv in
 # plugins/examples/.venv from python-kv/requirements.txt, and js-kv/node_modules
 # from js-kv/package-lock.json (all gitignored, like out/). A component is
-# rebuilt only when its source, its pins or wit/ are newer than it, so a
+# rebuilt only when its source, its pins or the WIT folder are newer than it, so a
 # second run does nothing and takes well under a second. tests/tests/polyglot.rs
 # runs this script.
 #
@@ -17,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 examples=plugins/examples
+# The frozen WIT version the examples target (see wit/PENDING_CHANGES.md).
+wit="wit/rotator-plugin@0.1.0"
 out="$examples/out"
 venv="$examples/.venv"
 py_dir="$examples/python-kv"
@@ -64,11 +66,11 @@ if ! stamp_ok "$py_dir/requirements.txt" "$venv/.stamp" || [ ! -x "$venv/bin/com
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$py_dir/requirements.txt"
     write_stamp "$py_dir/requirements.txt" "$venv/.stamp"
 fi
-if stale "$out/python-kv.wasm" "$py_dir/app.py" wit "$venv/.stamp"; then
+if stale "$out/python-kv.wasm" "$py_dir/app.py" "$wit" "$venv/.stamp"; then
     started=$(date +%s)
     # componentize-py generates the bindings itself (module `wit_world`) while
     # it builds; `app` is the module holding the `Rotator` class.
-    "$venv/bin/componentize-py" --quiet -d wit -w plugin \
+    "$venv/bin/componentize-py" --quiet -d "$wit" -w plugin \
         componentize --python-path "$py_dir" app -o "$out/python-kv.wasm.tmp"
     finish "$out/python-kv.wasm.tmp" "$out/python-kv.wasm" "$started"
 fi
@@ -84,11 +86,11 @@ if ! stamp_ok "$js_dir/package-lock.json" "$js_dir/node_modules/.rotator-stamp" 
     (cd "$js_dir" && npm install --no-save --no-audit --no-fund --loglevel=error)
     write_stamp "$js_dir/package-lock.json" "$js_dir/node_modules/.rotator-stamp"
 fi
-if stale "$out/js-kv.wasm" "$js_dir/plugin.js" "$js_dir/package-lock.json" wit; then
+if stale "$out/js-kv.wasm" "$js_dir/plugin.js" "$js_dir/package-lock.json" "$wit"; then
     started=$(date +%s)
     # http and fetch-event would import wasi:http, which rotator does not
     # provide: a plugin reaches the network only through the host's imports.
-    (cd "$js_dir" && node_modules/.bin/componentize-js plugin.js --wit ../../../wit --world-name plugin \
+    (cd "$js_dir" && node_modules/.bin/componentize-js plugin.js --wit "../../../$wit" --world-name plugin \
         --disable http fetch-event -o ../out/js-kv.wasm.tmp)
     finish "$out/js-kv.wasm.tmp" "$out/js-kv.wasm" "$started"
 fi

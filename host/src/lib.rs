@@ -2,8 +2,9 @@
 //! WebAssembly rotators.
 //!
 //! The host (this crate) owns Vault identity, scheduling, staging and audit;
-//! each job's rotation logic is a WebAssembly component implementing
-//! `wit/rotator.wit`. Modules, in the order data flows through them:
+//! each job's rotation logic is a WebAssembly component implementing the
+//! versioned WIT in `wit/` (one frozen folder per release). Modules, in the
+//! order data flows through them:
 //!
 //! - [`config`]: the TOML configuration, checked strictly with every error
 //!   located by file, line and column.

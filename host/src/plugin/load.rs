@@ -17,22 +17,10 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use super::bindings::{self, types as wit};
 use super::files::MAX_PLUGIN_BYTES;
-use super::{
-    Capability, Grants, LoadError, Plugin, PluginInfo, PluginInner, RunConfig, RunLimits, Runtime, Step, VaultGrant,
-};
+use super::wit::{self, EXPORT, IMPORTS};
+use super::{Grants, LoadError, Plugin, PluginInfo, PluginInner, RunConfig, RunLimits, Runtime, Step};
 use crate::builtin;
-
-/// The interface every plugin must export, versioned.
-pub const EXPORT: &str = "rotator:plugin/rotator@0.1.0";
-/// Our own imports a plugin may use.
-const OUR_IMPORTS: &[&str] = &[
-    "rotator:plugin/types@0.1.0",
-    "rotator:plugin/vault@0.1.0",
-    "rotator:plugin/sql@0.1.0",
-    "rotator:plugin/log@0.1.0",
-];
 
 const WASM_MAGIC: &[u8] = b"\0asm";
 /// Version field of a core module (a component has layer 1 here).
@@ -81,7 +69,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::WrongWorld { origin: origin.clone(), detail: format!("{e:#}") })?;
-        let pre = bindings::PluginPre::new(instance_pre)
+        let pre = wit::Pre::new(instance_pre)
             .map_err(|e| LoadError::WrongWorld { origin: origin.clone(), detail: format!("{e:#}") })?;
 
         let imports = component.component_type().imports(&self.engine).map(|(n, _)| n.to_owned()).collect();
@@ -154,7 +142,7 @@ impl Plugin {
     /// functions in it.
     pub fn exports(&self) -> Vec<(String, Vec<String>)> {
         let engine = &self.0.engine;
-        let ty = self.0.pre.instance_pre().component().component_type();
+        let ty = self.0.pre.component().component_type();
         ty.exports(engine)
             .map(|(name, item)| {
                 let functions = match item.ty {
@@ -191,24 +179,20 @@ fn check_world(engine: &wasmtime::Engine, component: &Component) -> Result<(), S
     let unknown: Vec<String> = ty
         .imports(engine)
         .map(|(n, _)| n.to_owned())
-        .filter(|n| !(n.starts_with("wasi:") || OUR_IMPORTS.contains(&n.as_str())))
+        .filter(|n| !(n.starts_with("wasi:") || IMPORTS.contains(&n.as_str())))
         .collect();
     if !unknown.is_empty() {
         return Err(format!(
             "it imports {}, which rotator does not provide (plugins may import {} and WASI)",
             unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-            OUR_IMPORTS.join(", ")
+            IMPORTS.join(", ")
         ));
     }
     Ok(())
 }
 
 /// Instantiate once with no grants and ask the plugin who it is.
-fn describe(
-    engine: &wasmtime::Engine,
-    pre: &bindings::PluginPre<super::RunState>,
-    origin: &str,
-) -> Result<PluginInfo, LoadError> {
+fn describe(engine: &wasmtime::Engine, pre: &wit::Pre, origin: &str) -> Result<PluginInfo, LoadError> {
     let err = |message: String| LoadError::Describe { origin: origin.to_owned(), message };
     let config = RunConfig {
         limits: RunLimits::default(),
@@ -218,9 +202,8 @@ fn describe(
     };
     let mut store = super::run::new_store(engine, "(describe)", origin, &config);
     let instance = pre.instantiate(&mut store).map_err(|e| err(format!("{e:#}")))?;
-    let info =
-        super::run::with_deadline(&mut store, &config.limits, |s| instance.rotator_plugin_rotator().call_describe(s))
-            .map_err(|e| err(super::run::classify_trap(e, &mut store, &config.limits, Step::Describe).to_string()))?;
+    let info = super::run::with_deadline(&mut store, &config.limits, |s| instance.describe(s))
+        .map_err(|e| err(super::run::classify_trap(e, &mut store, &config.limits, Step::Describe).to_string()))?;
     let sizes = (info.name.len(), info.version.len(), info.description.len(), info.settings_schema.len());
     if let Some(why) = super::limits::DESCRIBE_CAPS.problem(sizes.0, sizes.1, sizes.2, sizes.3, info.capabilities.len())
     {
@@ -233,25 +216,6 @@ fn describe(
         version: info.version,
         description: info.description,
         settings_schema,
-        capabilities: info.capabilities.into_iter().map(capability).collect(),
+        capabilities: info.capabilities,
     })
-}
-
-fn capability(c: wit::Capability) -> Capability {
-    match c {
-        wit::Capability::Vault(v) => Capability::Vault(VaultGrant {
-            path: v.path,
-            operations: v.operations.into_iter().map(operation).collect(),
-        }),
-        wit::Capability::Sql(connection) => Capability::Sql(connection),
-    }
-}
-
-fn operation(op: wit::Operation) -> super::Operation {
-    match op {
-        wit::Operation::Read => super::Operation::Read,
-        wit::Operation::Write => super::Operation::Write,
-        wit::Operation::Delete => super::Operation::Delete,
-        wit::Operation::List => super::Operation::List,
-    }
 }

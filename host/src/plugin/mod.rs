@@ -9,7 +9,6 @@
 //! steps; traps, deadlines and memory caps come back as typed [`StepError`]s
 //! and the daemon carries on.
 
-mod bindings;
 mod error;
 mod files;
 pub mod grants;
@@ -17,6 +16,7 @@ mod imports;
 pub mod limits;
 mod load;
 mod run;
+mod wit;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -35,11 +35,15 @@ pub use files::{MAX_PLUGIN_BYTES, find_in_dirs};
 pub use grants::{Capability, Grants, Operation, SqlGrant, SqlOperation, VaultGrant};
 pub use imports::{CallOutcome, HostCall, SqlValue, VaultBridge, substitute_parameters};
 pub use limits::{OutputLimits, RunLimits};
-pub use load::EXPORT;
-pub use run::{CurrentSecret, PlannedAction, Run, RunConfig, StepContext};
+pub use run::{Run, RunConfig};
+pub use wit::EXPORT;
+/// The newest `rotator:plugin` WIT version this host speaks.
+pub use wit::VERSION as WIT_VERSION;
 
 use imports::HostState;
 use limits::{EpochTicker, MemoryLimiter};
+
+use crate::secret::SecretJson;
 
 /// The largest memory cap a job may ask for; also the pool's slot size.
 pub const MAX_MEMORY: usize = 1 << 30;
@@ -89,6 +93,42 @@ pub struct PluginInfo {
     pub settings_schema: Value,
     /// What the plugin asks to be granted.
     pub capabilities: Vec<Capability>,
+}
+
+/// What `describe` returned, before the loader checks its sizes and
+/// parses its schema.
+#[derive(Debug, Clone)]
+pub struct Description {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// JSON Schema text of the job's settings.
+    pub settings_schema: String,
+    pub capabilities: Vec<Capability>,
+}
+
+/// The current secret, as the host read it.
+#[derive(Debug, Clone)]
+pub struct CurrentSecret {
+    pub data: SecretJson,
+    pub version: Option<u64>,
+}
+
+/// What every step is told.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    pub job_id: String,
+    pub rotation_id: String,
+    pub settings: Value,
+    pub current: Option<CurrentSecret>,
+    pub attempt: u32,
+}
+
+/// One action from `plan`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlannedAction {
+    pub step: Step,
+    pub summary: String,
 }
 
 /// How to size the runtime.
@@ -149,8 +189,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("linking WASI: {e}"))?;
         // Every import goes through the per-step host-call budget.
-        bindings::Plugin::add_to_linker::<RunState, imports::Gated>(&mut linker, |s| imports::Gate(&mut s.host))
-            .map_err(|e| format!("linking rotator imports: {e}"))?;
+        wit::add_to_linker(&mut linker).map_err(|e| format!("linking rotator imports: {e}"))?;
         let ticker = Arc::new(EpochTicker::start(&engine));
         Ok(Arc::new(Self { engine, linker, cache_dir: options.cache_dir, pooling, ticker }))
     }
@@ -227,7 +266,7 @@ struct PluginInner {
     engine: Engine,
     /// Keeps the epoch advancing while any run of this plugin is alive.
     _ticker: Arc<EpochTicker>,
-    pre: bindings::PluginPre<RunState>,
+    pre: wit::Pre,
     info: PluginInfo,
     sha256: String,
     origin: String,

@@ -15,14 +15,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::Value;
 use wasmtime::{Engine, Store, Trap};
 use zeroize::Zeroize;
 
-use super::bindings::{self, types as wit};
-use super::imports::{HostCall, HostState, VaultBridge};
+use super::imports::{HostCall, HostState, LogLevel, VaultBridge};
 use super::limits::{self, MAX_PLAN_ACTIONS, OutputLimits};
-use super::{Failure, Grants, Plugin, RunLimits, RunState, Step, StepError};
+use super::wit::{self, Instance};
+use super::{Failure, Grants, PlannedAction, Plugin, RunLimits, RunState, Step, StepContext, StepError};
 use crate::config::SqlConnections;
 use crate::secret::{Redactor, SecretJson};
 
@@ -36,42 +35,15 @@ pub struct RunConfig {
     pub sql: Arc<SqlConnections>,
 }
 
-/// The current secret, as the host read it.
-#[derive(Debug, Clone)]
-pub struct CurrentSecret {
-    pub data: SecretJson,
-    pub version: Option<u64>,
-}
-
-/// What every step is told.
-#[derive(Debug, Clone)]
-pub struct StepContext {
-    pub job_id: String,
-    pub rotation_id: String,
-    pub settings: Value,
-    pub current: Option<CurrentSecret>,
-    pub attempt: u32,
-}
-
-/// One action from `plan`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PlannedAction {
-    pub step: Step,
-    pub summary: String,
-}
-
 /// A live plugin instance for one rotation.
 pub struct Run {
     plugin: Plugin,
     job_id: String,
     config: RunConfig,
     store: Store<RunState>,
-    instance: bindings::Plugin,
+    instance: Instance,
     redactor: Redactor,
     poisoned: bool,
-    /// The WIT form of the last context, rebuilt only when the context
-    /// changes (it is the same for every step of a rotation).
-    wit_ctx: Option<(String, u32, wit::Context)>,
 }
 
 /// A store with the job's limits and a WASI context that grants nothing.
@@ -171,7 +143,6 @@ impl Plugin {
             instance,
             redactor: Redactor::new(),
             poisoned: false,
-            wit_ctx: None,
         })
     }
 }
@@ -190,9 +161,8 @@ impl Run {
     /// The plan: at most [`MAX_PLAN_ACTIONS`] actions, each summary redacted
     /// and cut to the job's cap.
     pub fn plan(&mut self, ctx: &StepContext) -> Result<Vec<PlannedAction>, StepError> {
-        let wctx = self.wit_context(ctx);
-        let raw = self.call(Step::Plan, |i, s| i.call_plan(s, &wctx));
-        self.keep_context(wctx);
+        self.learn_current(ctx);
+        let raw = self.call(Step::Plan, |i, s| i.plan(s, ctx));
         let actions = self.conclude(Step::Plan, raw)?;
         if actions.len() > MAX_PLAN_ACTIONS {
             let why = format!("plan listed {} actions; at most {MAX_PLAN_ACTIONS} are allowed", actions.len());
@@ -201,16 +171,15 @@ impl Run {
         let (redactor, cap) = (&mut self.redactor, self.config.limits.output.plan_summary);
         Ok(actions
             .into_iter()
-            .map(|a| PlannedAction { step: step_from_wit(a.step), summary: redactor.redact_capped(&a.summary, cap, 0) })
+            .map(|a| PlannedAction { step: a.step, summary: redactor.redact_capped(&a.summary, cap, 0) })
             .collect())
     }
 
     /// `create`: the new secret. It is learned by the redactor before the
     /// step's log lines are written.
     pub fn create(&mut self, ctx: &StepContext) -> Result<SecretJson, StepError> {
-        let wctx = self.wit_context(ctx);
-        let raw = self.call(Step::Create, |i, s| i.call_create(s, &wctx));
-        self.keep_context(wctx);
+        self.learn_current(ctx);
+        let raw = self.call(Step::Create, |i, s| i.create(s, ctx));
         let limit = self.config.limits.output.secret;
         let parsed = match raw {
             Ok(Ok(mut json)) if json.len() > limit => {
@@ -250,55 +219,30 @@ impl Run {
 
     fn pending_step(&mut self, step: Step, ctx: &StepContext, pending: &SecretJson) -> Result<(), StepError> {
         self.redactor.add_secret(pending);
-        let wctx = self.wit_context(ctx);
-        let secret = wit::Secret { data: pending.expose().to_owned(), version: None };
-        let raw = self.call(step, |i, s| match step {
-            Step::Set => i.call_set(s, &wctx, &secret),
-            Step::Test => i.call_test(s, &wctx, &secret),
-            Step::Finish => i.call_finish(s, &wctx, &secret),
-            _ => i.call_rollback(s, &wctx, &secret),
-        });
-        self.keep_context(wctx);
+        self.learn_current(ctx);
+        let raw = self.call(step, |i, s| i.pending_step(s, step, ctx, pending));
         self.conclude(step, raw)
     }
 
-    /// The WIT context for `ctx`, taken out of the cache (put it back with
-    /// [`Run::keep_context`]).
-    fn wit_context(&mut self, ctx: &StepContext) -> wit::Context {
-        if let Some((id, attempt, cached)) = self.wit_ctx.take()
-            && id == ctx.rotation_id
-            && attempt == ctx.attempt
-        {
-            return cached;
-        }
+    /// The current secret is scrubbed from everything the plugin says.
+    fn learn_current(&mut self, ctx: &StepContext) {
         if let Some(cur) = &ctx.current {
             self.redactor.add_secret(&cur.data);
         }
-        wit::Context {
-            job_id: ctx.job_id.clone(),
-            rotation_id: ctx.rotation_id.clone(),
-            settings: ctx.settings.to_string(),
-            current: ctx.current.as_ref().map(|c| wit::Secret { data: c.data.expose().to_owned(), version: c.version }),
-            attempt: ctx.attempt,
-        }
-    }
-
-    fn keep_context(&mut self, wctx: wit::Context) {
-        self.wit_ctx = Some((wctx.rotation_id.clone(), wctx.attempt, wctx));
     }
 
     /// Call one export under the deadline; a trap poisons the instance.
     fn call<R>(
         &mut self,
         step: Step,
-        f: impl FnOnce(&bindings::Guest, &mut Store<RunState>) -> wasmtime::Result<Result<R, wit::RotateError>>,
-    ) -> Result<Result<R, wit::RotateError>, Failure> {
+        f: impl FnOnce(&mut Instance, &mut Store<RunState>) -> wit::Answer<R>,
+    ) -> Result<Result<R, Failure>, Failure> {
         if self.poisoned {
             self.reinstantiate()?;
         }
         let limits = self.config.limits;
-        let instance = &self.instance;
-        match with_deadline(&mut self.store, &limits, |s| f(instance.rotator_plugin_rotator(), s)) {
+        let instance = &mut self.instance;
+        match with_deadline(&mut self.store, &limits, |s| f(instance, s)) {
             Ok(r) => Ok(r),
             Err(e) => {
                 self.poisoned = true;
@@ -310,19 +254,14 @@ impl Run {
     /// Write the step's log lines and turn its outcome into a redacted,
     /// bounded result. A step that ran over its host-call budget fails so,
     /// whatever the plugin answered (unless the host stopped it first).
-    fn conclude<R>(&mut self, step: Step, raw: Result<Result<R, wit::RotateError>, Failure>) -> Result<R, StepError> {
+    fn conclude<R>(&mut self, step: Step, raw: Result<Result<R, Failure>, Failure>) -> Result<R, StepError> {
         self.flush_logs(step);
         let budget = self.store.data().host.budget;
         let (redactor, cap) = (&mut self.redactor, self.config.limits.output.error_message);
         let failure = match raw {
             Ok(_) if budget.refused > 0 => Failure::HostCallLimit { limit: budget.limit, refused: budget.refused },
             Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => match e {
-                wit::RotateError::InvalidConfig(m) => Failure::InvalidConfig(redactor.redact_capped(&m, cap, 0)),
-                wit::RotateError::Transient(m) => Failure::Transient(redactor.redact_capped(&m, cap, 0)),
-                wit::RotateError::Permanent(m) => Failure::Permanent(redactor.redact_capped(&m, cap, 0)),
-            },
-            Err(f) => redact_failure(redactor, f, cap),
+            Ok(Err(f)) | Err(f) => redact_failure(redactor, f, cap),
         };
         Err(self.step_error(step, failure))
     }
@@ -332,17 +271,16 @@ impl Run {
     }
 
     fn flush_logs(&mut self, step: Step) {
-        use bindings::rotator::plugin::log::Level;
         let logs = self.store.data_mut().host.logs.take();
         let OutputLimits { log_line: cap, log_lines: max, .. } = self.config.limits.output;
         let (job, plugin, step) = (&self.job_id, self.plugin.label(), step.as_str());
         for line in logs.lines {
             let message = self.redactor.redact_capped(&line.message, cap, line.cut);
             match line.level {
-                Level::Debug => tracing::debug!(target: "plugin", job, plugin, step, "{message}"),
-                Level::Info => tracing::info!(target: "plugin", job, plugin, step, "{message}"),
-                Level::Warn => tracing::warn!(target: "plugin", job, plugin, step, "{message}"),
-                Level::Error => tracing::error!(target: "plugin", job, plugin, step, "{message}"),
+                LogLevel::Debug => tracing::debug!(target: "plugin", job, plugin, step, "{message}"),
+                LogLevel::Info => tracing::info!(target: "plugin", job, plugin, step, "{message}"),
+                LogLevel::Warn => tracing::warn!(target: "plugin", job, plugin, step, "{message}"),
+                LogLevel::Error => tracing::error!(target: "plugin", job, plugin, step, "{message}"),
             }
         }
         if logs.dropped_lines > 0 {
@@ -390,23 +328,17 @@ impl Run {
     }
 }
 
-/// A host-made failure's text redacted and cut to `cap` bytes.
+/// A failure's text (the plugin's message, or the host's about the plugin)
+/// redacted and cut to `cap` bytes.
 fn redact_failure(r: &mut Redactor, f: Failure, cap: usize) -> Failure {
     match f {
+        Failure::InvalidConfig(m) => Failure::InvalidConfig(r.redact_capped(&m, cap, 0)),
+        Failure::Transient(m) => Failure::Transient(r.redact_capped(&m, cap, 0)),
+        Failure::Permanent(m) => Failure::Permanent(r.redact_capped(&m, cap, 0)),
         Failure::Trap(m) => Failure::Trap(r.redact_capped(&m, cap, 0)),
         Failure::BadOutput(m) => Failure::BadOutput(r.redact_capped(&m, cap, 0)),
         Failure::Instantiate(m) => Failure::Instantiate(r.redact_capped(&m, cap, 0)),
         other => other,
-    }
-}
-
-fn step_from_wit(s: wit::Step) -> Step {
-    match s {
-        wit::Step::Create => Step::Create,
-        wit::Step::Set => Step::Set,
-        wit::Step::Test => Step::Test,
-        wit::Step::Finish => Step::Finish,
-        wit::Step::Rollback => Step::Rollback,
     }
 }
 

@@ -15,7 +15,7 @@
 
 wit_bindgen::generate!({
     world: "plugin",
-    path: "../../wit",
+    path: "../../wit/rotator-plugin@0.1.0",
     pub_export_macro: true,
     export_macro_name: "export",
     default_bindings_module: "rotator_plugin_sdk",

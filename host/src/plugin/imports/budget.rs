@@ -2,8 +2,8 @@
 //! before its capability module sees it.
 //!
 //! The linker hands host functions a [`Gate`] (not the [`HostState`]
-//! itself), which counts each call against the job's `host_calls` cap and
-//! forwards it. A call over the cap is refused with the capability's
+//! itself); the WIT adapter asks it for the state, and it counts each call
+//! against the job's `host_calls` cap first. A call over the cap is refused with the capability's
 //! `denied` error, is not recorded (so a plugin looping on calls cannot grow
 //! the host's records or logs), is counted, and fails the step
 //! ([`crate::plugin::Failure::HostCallLimit`]); the first refusal of a step
@@ -12,11 +12,7 @@
 
 use wasmtime::component::HasData;
 
-use super::{HostState, SqlValue};
-use crate::plugin::bindings::rotator::plugin::log::{self, Level};
-use crate::plugin::bindings::rotator::plugin::sql::{self, SqlError};
-use crate::plugin::bindings::rotator::plugin::types::{self, Secret};
-use crate::plugin::bindings::rotator::plugin::vault::{self, VaultError};
+use super::{HostState, LogLevel, SqlError, VaultError};
 
 /// The calls of the current step against the cap.
 #[derive(Debug, Default, Clone, Copy)]
@@ -69,49 +65,21 @@ impl HasData for Gated {
     type Data<'a> = Gate<'a>;
 }
 
-impl types::Host for Gate<'_> {}
-
-impl log::Host for Gate<'_> {
-    fn write(&mut self, level: Level, message: String) {
-        log::Host::write(self.0, level, message)
-    }
-}
-
-impl vault::Host for Gate<'_> {
-    fn kv_read(&mut self, mount: String, path: String) -> Result<Option<Secret>, VaultError> {
-        self.0.admit("vault.kv-read").map_err(VaultError::Denied)?;
-        vault::Host::kv_read(self.0, mount, path)
+impl Gate<'_> {
+    /// The run's state for a Vault call, if the step's budget admits it.
+    pub fn vault(&mut self, function: &str) -> Result<&mut HostState, VaultError> {
+        self.0.admit(function).map_err(VaultError::Denied)?;
+        Ok(self.0)
     }
 
-    fn kv_write(&mut self, mount: String, path: String, data: String, cas: Option<u64>) -> Result<u64, VaultError> {
-        self.0.admit("vault.kv-write").map_err(VaultError::Denied)?;
-        vault::Host::kv_write(self.0, mount, path, data, cas)
+    /// The run's state for an SQL call, if the step's budget admits it.
+    pub fn sql(&mut self, function: &str) -> Result<&mut HostState, SqlError> {
+        self.0.admit(function).map_err(SqlError::Denied)?;
+        Ok(self.0)
     }
 
-    fn request(&mut self, method: String, path: String, body: Option<String>) -> Result<String, VaultError> {
-        self.0.admit("vault.request").map_err(VaultError::Denied)?;
-        vault::Host::request(self.0, method, path, body)
-    }
-}
-
-impl sql::Host for Gate<'_> {
-    fn execute(&mut self, connection: String, statement: String, params: Vec<SqlValue>) -> Result<u64, SqlError> {
-        self.0.admit("sql.execute").map_err(SqlError::Denied)?;
-        sql::Host::execute(self.0, connection, statement, params)
-    }
-
-    fn query(
-        &mut self,
-        connection: String,
-        statement: String,
-        params: Vec<SqlValue>,
-    ) -> Result<Vec<Vec<SqlValue>>, SqlError> {
-        self.0.admit("sql.query").map_err(SqlError::Denied)?;
-        sql::Host::query(self.0, connection, statement, params)
-    }
-
-    fn try_login(&mut self, connection: String, username: String, password: String) -> Result<bool, SqlError> {
-        self.0.admit("sql.try-login").map_err(SqlError::Denied)?;
-        sql::Host::try_login(self.0, connection, username, password)
+    /// Keep a log line (log lines have their own cap, not this budget).
+    pub fn log(&mut self, level: LogLevel, message: String) {
+        self.0.logs.push(level, message);
     }
 }

@@ -9,14 +9,21 @@
 //! counted. Lines over the count are dropped and counted, and the run writes
 //! one closing line saying how many.
 
-use super::HostState;
-use crate::plugin::bindings::rotator::plugin::log::{Host, Level};
 use crate::plugin::limits::OutputLimits;
+
+/// Severity of a plugin's log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
 
 /// One buffered log line: what was kept of it and how many bytes were not.
 #[derive(Debug, Clone)]
 pub struct LogLine {
-    pub level: Level,
+    pub level: LogLevel,
     pub message: String,
     /// Bytes of the message past `message`, dropped at once.
     pub cut: usize,
@@ -40,7 +47,7 @@ impl LogBuffer {
     }
 
     /// Keep a line, or count it if the step's lines are used up.
-    pub fn push(&mut self, level: Level, mut message: String) {
+    pub fn push(&mut self, level: LogLevel, mut message: String) {
         if self.lines.len() >= self.max_lines {
             self.dropped_lines += 1;
             self.dropped_bytes = self.dropped_bytes.saturating_add(message.len());
@@ -66,12 +73,6 @@ impl LogBuffer {
     }
 }
 
-impl Host for HostState {
-    fn write(&mut self, level: Level, message: String) {
-        self.logs.push(level, message);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,17 +81,17 @@ mod tests {
     fn the_buffer_keeps_at_most_its_lines_and_bytes_and_counts_the_rest() {
         let limits = OutputLimits { log_lines: 2, log_line: 256, ..OutputLimits::DEFAULT };
         let mut b = LogBuffer::new(&limits);
-        b.push(Level::Info, "é".repeat(1000));
-        b.push(Level::Info, "short".into());
-        b.push(Level::Warn, "x".repeat(70));
-        b.push(Level::Warn, "y".repeat(30));
+        b.push(LogLevel::Info, "é".repeat(1000));
+        b.push(LogLevel::Info, "short".into());
+        b.push(LogLevel::Warn, "x".repeat(70));
+        b.push(LogLevel::Warn, "y".repeat(30));
         let taken = b.take();
         assert_eq!(taken.lines.len(), 2);
         assert_eq!(taken.lines[0].message.len(), 512);
         assert_eq!(taken.lines[0].cut, 2000 - 512);
         assert_eq!((taken.dropped_lines, taken.dropped_bytes), (2, 100));
         assert!(b.lines.is_empty() && b.dropped_lines == 0);
-        b.push(Level::Info, "again".into());
+        b.push(LogLevel::Info, "again".into());
         assert_eq!(b.lines.len(), 1);
     }
 }

@@ -3,7 +3,8 @@
 //! [`HostState`] is the per-run state every host function sees: who is
 //! calling (job, plugin), what the job is granted, and a record of every call
 //! (for audit and the plugin harness). Each capability module implements its
-//! WIT interface on it and checks the grants inside every function, before
+//! interface's functions on it in domain types (the WIT adapter,
+//! [`crate::plugin::wit`], converts) and checks the grants inside every function, before
 //! anything is sent; a read-only run (the dry run's `plan`) also refuses
 //! every call that could change state.
 
@@ -15,10 +16,9 @@ mod vault;
 use std::sync::Arc;
 
 pub use self::budget::{CallBudget, Gate, Gated};
-pub use self::log::LogBuffer;
-pub use self::sql::{SqlSessions, SqlValue, substitute_parameters};
-pub use self::vault::VaultBridge;
-use super::bindings::types;
+pub use self::log::{LogBuffer, LogLevel};
+pub use self::sql::{SqlError, SqlSessions, SqlValue, substitute_parameters};
+pub use self::vault::{VaultBridge, VaultError};
 use super::grants::Grants;
 use super::run::RunConfig;
 
@@ -79,8 +79,6 @@ impl HostState {
         }
     }
 }
-
-impl types::Host for HostState {}
 
 /// Why a call outside the job's grants is refused (in the log line).
 const NOT_GRANTED: &str = "not in the job's grants";

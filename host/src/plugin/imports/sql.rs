@@ -41,10 +41,38 @@ use tokio_postgres::{Client, NoTls};
 pub use self::statement::substitute as substitute_parameters;
 use super::{CallOutcome, HostCall, HostState, NOT_GRANTED, READ_ONLY, VaultBridge};
 use crate::config::{SqlConnection, SqlConnections, SqlCredentials};
-pub use crate::plugin::bindings::rotator::plugin::sql::SqlValue;
-use crate::plugin::bindings::rotator::plugin::sql::{Host, SqlError};
 use crate::plugin::grants::SqlOperation;
 use crate::secret::Redactor;
+
+/// One SQL parameter or result value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Boolean(bool),
+    /// int2, int4, int8, oid.
+    Int(i64),
+    /// float4, float8.
+    Float(f64),
+    /// Text, or any value of a utility statement's result.
+    Text(String),
+}
+
+/// Why a plugin's SQL call failed, as the plugin is told. Messages never
+/// hold parameter values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlError {
+    /// Refused by the host (grants, a read-only run, the host-call budget);
+    /// the database was not contacted.
+    Denied(String),
+    /// No connection of this name is declared for the job.
+    UnknownConnection(String),
+    /// The database rejected the statement, or it or its parameters are
+    /// malformed.
+    Failed(String),
+    /// The database could not be reached, the admin credentials could not
+    /// be resolved, or the call timed out.
+    Unavailable(String),
+}
 
 /// The SQL side of one plugin run: the job's connections and the sessions
 /// opened so far.
@@ -260,8 +288,15 @@ fn scrub(e: SqlError, params: &[SqlValue]) -> SqlError {
     }
 }
 
-impl Host for HostState {
-    fn execute(&mut self, connection: String, statement: String, params: Vec<SqlValue>) -> Result<u64, SqlError> {
+/// The `sql` interface's functions, as the WIT adapter calls them.
+impl HostState {
+    /// Run a statement that returns no rows; the rows affected.
+    pub fn sql_execute(
+        &mut self,
+        connection: String,
+        statement: String,
+        params: Vec<SqlValue>,
+    ) -> Result<u64, SqlError> {
         let name = connection.clone();
         self.sql_statement("sql.execute", SqlOperation::Execute, &connection, &statement, &params, async |client, p| {
             match p {
@@ -272,7 +307,8 @@ impl Host for HostState {
         })
     }
 
-    fn query(
+    /// Run a statement and return its rows.
+    pub fn sql_query(
         &mut self,
         connection: String,
         statement: String,
@@ -297,7 +333,8 @@ impl Host for HostState {
         )
     }
 
-    fn try_login(&mut self, connection: String, username: String, password: String) -> Result<bool, SqlError> {
+    /// Try to log in as `username` with `password`: whether it was accepted.
+    pub fn sql_try_login(&mut self, connection: String, username: String, password: String) -> Result<bool, SqlError> {
         let password = SecretString::from(password);
         let call = Call {
             function: "sql.try-login",

@@ -18,16 +18,28 @@
 use tokio::runtime::Handle;
 
 use super::{CallOutcome, HostCall, HostState, NOT_GRANTED, READ_ONLY};
-use crate::plugin::bindings::rotator::plugin::types::Secret;
-use crate::plugin::bindings::rotator::plugin::vault::{Host, VaultError, VaultStatus};
 use crate::plugin::grants::Operation;
 use crate::secret::SecretJson;
 use crate::vault as client;
-use crate::vault::kv::{kv_data_path, kv_v1_path};
+use crate::vault::kv::{KvSecret, kv_data_path, kv_v1_path};
 use crate::vault::path::{VaultPath, shown};
 
 /// Why a path that does not parse is refused (in the log line).
 const NOT_CANONICAL: &str = "the path is not canonical";
+
+/// Why a plugin's Vault call failed, as the plugin is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaultError {
+    /// Refused by the host (grants, a read-only run, a path that is not
+    /// canonical, the host-call budget); Vault was not contacted.
+    Denied(String),
+    /// Vault answered with an error status and its `errors` list.
+    Status { code: u16, errors: Vec<String> },
+    /// A KV check-and-set did not match.
+    CasMismatch(String),
+    /// Vault could not be reached or did not answer in time.
+    Unavailable(String),
+}
 
 /// A Vault client plus the runtime to drive it from a blocking thread.
 #[derive(Clone)]
@@ -113,13 +125,14 @@ impl HostState {
             Err(e) => CallOutcome::Failed(e.status()),
         };
         self.record(function, op, path.as_str(), outcome);
-        result.map_err(to_wit)
+        result.map_err(plugin_error)
     }
 }
 
-fn to_wit(e: client::VaultError) -> VaultError {
+/// What the plugin is told about a failed client call.
+fn plugin_error(e: client::VaultError) -> VaultError {
     match e {
-        client::VaultError::Status { status, errors, .. } => VaultError::Status(VaultStatus { code: status, errors }),
+        client::VaultError::Status { status, errors, .. } => VaultError::Status { code: status, errors },
         client::VaultError::CasMismatch { .. } => VaultError::CasMismatch(e.to_string()),
         // Refused by the host before the call was sent.
         client::VaultError::Path(_) | client::VaultError::NotKv { .. } => VaultError::Denied(e.to_string()),
@@ -165,24 +178,24 @@ impl HostState {
             Ok(api) => Ok(KvTarget { mount, path, api }),
             Err(e) => {
                 self.record(function, op, v2.as_str(), CallOutcome::Failed(e.status()));
-                Err(to_wit(e))
+                Err(plugin_error(e))
             }
         }
     }
 }
 
-impl Host for HostState {
-    fn kv_read(&mut self, mount: String, path: String) -> Result<Option<Secret>, VaultError> {
+/// The `vault` interface's functions, as the WIT adapter calls them.
+impl HostState {
+    /// Read the newest version of a KV secret.
+    pub fn kv_read(&mut self, mount: String, path: String) -> Result<Option<KvSecret>, VaultError> {
         let KvTarget { mount, path, api } = self.kv_target("vault.kv-read", Operation::Read, &mount, &path)?;
-        let found =
-            self.call("vault.kv-read", Operation::Read, &api, |c| async move { c.kv_read(&mount, &path).await })?;
-        Ok(found.map(|s| Secret { data: s.data.expose().to_owned(), version: s.version }))
+        self.call("vault.kv-read", Operation::Read, &api, |c| async move { c.kv_read(&mount, &path).await })
     }
 
-    fn kv_write(&mut self, mount: String, path: String, data: String, cas: Option<u64>) -> Result<u64, VaultError> {
+    /// Write a new version of a KV secret; its version.
+    pub fn kv_write(&mut self, mount: String, path: String, data: String, cas: Option<u64>) -> Result<u64, VaultError> {
         let KvTarget { mount, path, api } = self.kv_target("vault.kv-write", Operation::Write, &mount, &path)?;
-        let data =
-            SecretJson::parse(data).map_err(|m| VaultError::Status(VaultStatus { code: 400, errors: vec![m] }))?;
+        let data = SecretJson::parse(data).map_err(|m| VaultError::Status { code: 400, errors: vec![m] })?;
         self.call(
             "vault.kv-write",
             Operation::Write,
@@ -191,8 +204,9 @@ impl Host for HostState {
         )
     }
 
-    /// `path` is relative to `/v1/` (a leading `/v1/` is accepted once).
-    fn request(&mut self, method: String, path: String, body: Option<String>) -> Result<String, VaultError> {
+    /// Call any Vault endpoint. `path` is relative to `/v1/` (a leading
+    /// `/v1/` is accepted once).
+    pub fn vault_request(&mut self, method: String, path: String, body: Option<String>) -> Result<String, VaultError> {
         let Some(op) = Operation::from_method(&method) else {
             return Err(VaultError::Denied(format!("method `{}` is not supported", shown(&method))));
         };
