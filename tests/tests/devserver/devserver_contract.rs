@@ -12,11 +12,11 @@ use reqwest::header::HeaderMap;
 use rotator::devserver::{DevServer, DevServerOptions};
 use serde_json::{Value, json};
 
-const SYS: &str = include_str!("../../../shared/contracts/vault/sys.json");
-const TOKEN: &str = include_str!("../../../shared/contracts/vault/token.json");
-const KV2: &str = include_str!("../../../shared/contracts/vault/kv2.json");
-const KV1: &str = include_str!("../../../shared/contracts/vault/kv1.json");
-const ERRORS: &str = include_str!("../../../shared/contracts/vault/errors.json");
+const SYS: &str = include_str!("../../../../shared/contracts/vault/sys.json");
+const TOKEN: &str = include_str!("../../../../shared/contracts/vault/token.json");
+const KV2: &str = include_str!("../../../../shared/contracts/vault/kv2.json");
+const KV1: &str = include_str!("../../../../shared/contracts/vault/kv1.json");
+const ERRORS: &str = include_str!("../../../../shared/contracts/vault/errors.json");
 
 const ROOT: &str = "dev-root-token-for-tests";
 

@@ -10,7 +10,7 @@ use rotator::devserver::{DevServer, DevServerOptions, FaultPlan};
 use rotator_tests::{ROOT, call, http_client};
 use serde_json::{Value, json};
 
-const ERRORS: &str = include_str!("../../../shared/contracts/vault/errors.json");
+const ERRORS: &str = include_str!("../../../../shared/contracts/vault/errors.json");
 
 async fn start(faults: Option<FaultPlan>) -> (DevServer, reqwest::Client) {
     let http = http_client(Duration::from_secs(10));

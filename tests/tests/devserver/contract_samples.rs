@@ -14,19 +14,12 @@
 //! new sample cannot be skipped silently; the only skips are samples that
 //! cannot apply to this server, each with its reason.
 
-#[path = "contract_samples/auth.rs"]
 mod auth;
-#[path = "contract_samples/bench.rs"]
 mod bench;
-#[path = "contract_samples/client.rs"]
 mod client;
-#[path = "contract_samples/db.rs"]
 mod db;
-#[path = "contract_samples/errors.rs"]
 mod errors;
-#[path = "contract_samples/kv.rs"]
 mod kv;
-#[path = "contract_samples/sys.rs"]
 mod sys;
 
 use std::collections::BTreeSet;

@@ -12,9 +12,9 @@ use rotator_tests::jwt::{keys, now, sign};
 use rotator_tests::{Dev, ROOT};
 use serde_json::{Value, json};
 
-const APPROLE: &str = include_str!("../../../shared/contracts/vault/approle.json");
-const JWT: &str = include_str!("../../../shared/contracts/vault/jwt.json");
-const KUBERNETES: &str = include_str!("../../../shared/contracts/vault/kubernetes.json");
+const APPROLE: &str = include_str!("../../../../shared/contracts/vault/approle.json");
+const JWT: &str = include_str!("../../../../shared/contracts/vault/jwt.json");
+const KUBERNETES: &str = include_str!("../../../../shared/contracts/vault/kubernetes.json");
 
 /// The auth tests' own shorthands on the shared [`Dev`].
 trait AuthDev {

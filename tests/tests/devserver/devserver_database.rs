@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
-const DATABASE: &str = include_str!("../../../shared/contracts/vault/database.json");
+const DATABASE: &str = include_str!("../../../../shared/contracts/vault/database.json");
 
 /// Vault's PostgreSQL creation statements, as one string of two statements.
 const CREATE: &str = r#"CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}";"#;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use rotator_tests::{Dev, ROOT};
 use serde_json::{Value, json};
 
-const TOKEN: &str = include_str!("../../../shared/contracts/vault/token.json");
-const ERRORS: &str = include_str!("../../../shared/contracts/vault/errors.json");
+const TOKEN: &str = include_str!("../../../../shared/contracts/vault/token.json");
+const ERRORS: &str = include_str!("../../../../shared/contracts/vault/errors.json");
 
 async fn start() -> Dev {
     Dev::start().await

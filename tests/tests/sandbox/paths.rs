@@ -44,7 +44,7 @@ fn grants() -> Grants {
 /// The known bypass shapes and legitimate calls: `[function, method or
 /// mount, path, expected]`, shared with the fixture that tries them.
 fn corpus() -> Vec<[String; 4]> {
-    include_str!("../../plugins/fixtures/smuggler/corpus.jsonl")
+    include_str!("../../../plugins/fixtures/smuggler/corpus.jsonl")
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("a corpus line is [function, arg, path, expected]"))

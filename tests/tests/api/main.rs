@@ -1,0 +1,9 @@
+//! Integration tests of the operator HTTP API: its answers, its surface
+//! (health, readiness, a panicking task) and the Vault paths it accepts. One
+//! binary per subject because each test binary links wasmtime, cranelift and
+//! the dev server (issue 10). Captures logs (`rotator_tests::logs`) to prove
+//! no secret value is logged.
+
+mod api;
+mod api_surface;
+mod paths_api;
