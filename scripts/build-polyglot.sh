@@ -8,7 +8,7 @@
 # plugins/examples/.venv from python-kv/requirements.txt, and js-kv/node_modules
 # from js-kv/package-lock.json (all gitignored, like out/). A component is
 # rebuilt only when its source, its pins or the WIT folder are newer than it, so a
-# second run does nothing and takes well under a second. tests/tests/polyglot.rs
+# second run does nothing and takes well under a second. tests/tests/plugins/polyglot.rs
 # runs this script.
 #
 #   ./scripts/build-polyglot.sh            # build what is out of date

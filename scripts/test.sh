@@ -48,7 +48,7 @@ cargo fmt --manifest-path plugins/Cargo.toml --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy "${plugins[@]}" --workspace --all-targets --locked --target wasm32-wasip2 -- -D warnings
 # The Python and JavaScript example plugins, built with componentize-py and
-# componentize-js from PyPI and npm (tests/tests/polyglot.rs runs them).
+# componentize-js from PyPI and npm (tests/tests/plugins/polyglot.rs runs them).
 ./scripts/build-polyglot.sh
 cargo test --workspace --locked
 # The SDK's unit tests run natively: off wasm, its WIT imports compile to stubs.

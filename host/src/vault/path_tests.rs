@@ -1,6 +1,6 @@
 //! Unit tests of the canonical path: what parses, and the reason named for
 //! every kind of refusal. The adversarial property (grant, URL and server
-//! agree) is in tests/tests/paths.rs.
+//! agree) is in tests/tests/sandbox/paths.rs.
 
 use super::*;
 
