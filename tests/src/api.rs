@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rotator::api::{ApiOptions, ApiToken};
-use rotator::devserver::DevServer;
-use rotator::rotation::Observer;
-use rotator::vault::{VaultClient, VaultOptions};
+use rotator_core::rotation::Observer;
+use rotator_core::vault::{VaultClient, VaultOptions};
+use rotator_daemon::api::{ApiOptions, ApiToken};
+use rotator_devserver::DevServer;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 

@@ -14,12 +14,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rotator::config;
-use rotator::devserver::{DevServer, DevServerOptions};
-use rotator::plugin::Runtime;
-use rotator::rotation::Job;
-use rotator::setup::{self, VaultOverride};
-use rotator::vault::VaultClient;
+use rotator_core::config;
+use rotator_core::plugin::Runtime;
+use rotator_core::rotation::Job;
+use rotator_core::vault::VaultClient;
+use rotator_daemon::setup::{self, VaultOverride};
+use rotator_devserver::{DevServer, DevServerOptions};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -37,7 +37,7 @@ pub async fn dev_server() -> DevServer {
 /// request. Installs the process-wide rustls provider reqwest is built
 /// without.
 pub fn http_client(timeout: Duration) -> reqwest::Client {
-    rotator::vault::install_crypto_provider();
+    rotator_core::vault::install_crypto_provider();
     reqwest::Client::builder().timeout(timeout).build().unwrap()
 }
 
@@ -109,18 +109,18 @@ pub fn jobs_in(server: &DevServer, name: &str, toml: &str, base_dir: &Path) -> (
 pub fn daemon(
     vault: VaultClient,
     api_listener: tokio::net::TcpListener,
-    api: rotator::api::ApiOptions,
+    api: rotator_daemon::api::ApiOptions,
     jobs: Vec<Job>,
-    observers: Vec<Arc<dyn rotator::rotation::Observer>>,
-) -> rotator::daemon::Daemon {
-    rotator::daemon::Daemon {
+    observers: Vec<Arc<dyn rotator_core::rotation::Observer>>,
+) -> rotator_daemon::daemon::Daemon {
+    rotator_daemon::daemon::Daemon {
         state: store(&vault),
         observers,
         metrics: Default::default(),
         jobs,
         vault,
-        identity: rotator::daemon::Identity::static_token(),
-        leases: rotator::daemon::LeaseOptions::default(),
+        identity: rotator_daemon::daemon::Identity::static_token(),
+        leases: rotator_daemon::daemon::LeaseOptions::default(),
         api_listener,
         max_concurrent_rotations: 1,
         shutdown_grace: Duration::from_secs(10),
@@ -129,11 +129,11 @@ pub fn daemon(
 }
 
 /// The default state store (`secret/rotator/state/<job>`) on `vault`.
-pub fn store(vault: &VaultClient) -> rotator::rotation::state::StateStore {
-    rotator::rotation::state::StateStore::new(vault.clone(), "secret", "rotator/state")
+pub fn store(vault: &VaultClient) -> rotator_core::rotation::state::StateStore {
+    rotator_core::rotation::state::StateStore::new(vault.clone(), "secret", "rotator/state")
 }
 
 /// A TOML string literal for a path (fixtures live in the build's folder).
 pub fn fixture(name: &str) -> String {
-    rotator::builtin::build_artifact(name).display().to_string()
+    rotator_test_artifacts::build_artifact(name).display().to_string()
 }

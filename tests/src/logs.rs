@@ -22,7 +22,7 @@ fn buffer() -> &'static Mutex<Vec<u8>> {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let sink = buf.clone();
         let mut filter = tracing_subscriber::EnvFilter::new("debug");
-        for directive in rotator::secret::QUIET_LOG_TARGETS {
+        for directive in rotator_core::secret::QUIET_LOG_TARGETS {
             filter = filter.add_directive(directive.parse().expect("a valid directive"));
         }
         let writer = move || Sink(sink.clone());

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rotator::vault::{VaultClient, VaultOptions};
+use rotator_core::vault::{VaultClient, VaultOptions};
 use rotator_tests::api::{Api, error_message};
 use rotator_tests::logs;
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rotator::api::{Access, MAX_REQUEST_BODY, ROUTES};
-use rotator::rotation::{Observer, RotationEvent};
-use rotator::vault::{VaultClient, VaultOptions};
+use rotator_core::rotation::{Observer, RotationEvent};
+use rotator_core::vault::{VaultClient, VaultOptions};
+use rotator_daemon::api::{Access, MAX_REQUEST_BODY, ROUTES};
 use rotator_tests::api::{Api, ApiSetup, error_message};
 use rotator_tests::raw_http::{RawConnection, chunk, head};
 use rotator_tests::{ROOT, dev_server, logs};
@@ -57,7 +57,7 @@ interval = "24h"
 settings = { field = "password" }
 "#;
 
-async fn write_secret(server: &rotator::devserver::DevServer, path: &str) {
+async fn write_secret(server: &rotator_devserver::DevServer, path: &str) {
     let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
     let data = json!({ "password": "initial-value-1" });
     vault.request("POST", &format!("secret/data/{path}"), Some(json!({ "data": data }).to_string())).await.unwrap();
@@ -156,14 +156,14 @@ async fn jobs_added_at_run_time_load_plugin_files_only_from_the_plugin_dirs() {
     let root = tempfile::tempdir().unwrap();
     let plugins = root.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(rotator::builtin::build_artifact("kv_random"), plugins.join("mine.wasm")).unwrap();
-    std::fs::copy(rotator::builtin::build_artifact("kv_random"), root.path().join("outside.wasm")).unwrap();
+    std::fs::copy(rotator_test_artifacts::build_artifact("kv_random"), plugins.join("mine.wasm")).unwrap();
+    std::fs::copy(rotator_test_artifacts::build_artifact("kv_random"), root.path().join("outside.wasm")).unwrap();
     std::os::unix::fs::symlink("../outside.wasm", plugins.join("escape.wasm")).unwrap();
     std::fs::write(plugins.join("junk.wasm"), b"not wasm").unwrap();
 
     // `[daemon] plugin_dirs` is relative to the config's folder.
     let config =
-        rotator::config::parse("rotator.toml", "[daemon]\nplugin_dirs = [\"plugins\"]\n", root.path()).unwrap();
+        rotator_core::config::parse("rotator.toml", "[daemon]\nplugin_dirs = [\"plugins\"]\n", root.path()).unwrap();
     assert_eq!(config.plugin_dirs(), vec![plugins.clone()]);
 
     let server = dev_server().await;

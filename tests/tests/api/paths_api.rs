@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use rotator::api::{ApiOptions, ApiToken};
-use rotator::vault::{VaultClient, VaultOptions};
+use rotator_core::vault::{VaultClient, VaultOptions};
+use rotator_daemon::api::{ApiOptions, ApiToken};
 use rotator_tests::{ROOT, dev_server, jobs};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};

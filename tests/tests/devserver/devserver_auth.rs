@@ -237,8 +237,8 @@ async fn kubernetes_logins_bind_service_accounts() {
 /// daemon would: credentials read from files at login time.
 #[tokio::test]
 async fn the_client_logs_in_with_kubernetes_and_jwt_credentials_from_files() {
-    use rotator::config::SecretRef;
-    use rotator::vault::{AuthMethod, VaultClient, VaultOptions};
+    use rotator_core::config::SecretRef;
+    use rotator_core::vault::{AuthMethod, VaultClient, VaultOptions};
 
     let keys = keys().expect("the openssl CLI signs the test JWTs; ./scripts/test.sh installs it");
     let dev = start().await;

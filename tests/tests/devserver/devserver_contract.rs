@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use rotator::devserver::{DevServer, DevServerOptions};
+use rotator_devserver::{DevServer, DevServerOptions};
 use serde_json::{Value, json};
 
 const SYS: &str = include_str!("../../../../shared/contracts/vault/sys.json");
@@ -104,7 +104,7 @@ impl Answer {
 
 /// reqwest is built without a rustls provider; install the process-wide one.
 fn install_crypto_provider() {
-    rotator::vault::install_crypto_provider();
+    rotator_core::vault::install_crypto_provider();
 }
 
 async fn start() -> Dev {
@@ -510,8 +510,8 @@ async fn the_vault_cli_preflight_sees_the_kv_version() {
 
 #[tokio::test]
 async fn rotators_own_vault_client_works_against_it() {
-    use rotator::secret::SecretJson;
-    use rotator::vault::{VaultClient, VaultError, VaultOptions};
+    use rotator_core::secret::SecretJson;
+    use rotator_core::vault::{VaultClient, VaultError, VaultOptions};
     let dev = start().await;
     let mut options = VaultOptions::new(dev.server.url(), ROOT.to_string().into());
     options.timeout = Duration::from_secs(5);

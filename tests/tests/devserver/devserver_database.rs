@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rotator::devserver::DevServer;
+use rotator_devserver::DevServer;
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use serde_json::{Value, json};
 use tokio_postgres::Client;

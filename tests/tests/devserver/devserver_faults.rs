@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use rotator::devserver::{DevServer, DevServerOptions, FaultPlan};
+use rotator_devserver::{DevServer, DevServerOptions, FaultPlan};
 use rotator_tests::{ROOT, call, http_client};
 use serde_json::{Value, json};
 

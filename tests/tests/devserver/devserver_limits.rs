@@ -2,7 +2,7 @@
 //! Vault's default `max_request_size` (32 MiB), Vault's error body for a
 //! larger write, and the same connection usable for the next request.
 
-use rotator::devserver::{DRAIN_LIMIT, MAX_REQUEST_SIZE};
+use rotator_devserver::{DRAIN_LIMIT, MAX_REQUEST_SIZE};
 use rotator_tests::raw_http::{RawConnection, chunk, head};
 use rotator_tests::{ROOT, dev_server};
 use serde_json::json;

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use rotator::devserver::{DevServer, DevServerOptions};
+use rotator_devserver::{DevServer, DevServerOptions};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -98,7 +98,7 @@ async fn client(http: reqwest::Client, base: String, id: usize, deadline: Instan
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn hundred_clients_increment_with_cas_and_lose_no_write() {
-    rotator::vault::install_crypto_provider();
+    rotator_core::vault::install_crypto_provider();
     let options =
         DevServerOptions { addr: "127.0.0.1:0".parse().unwrap(), root_token: ROOT.into(), ..Default::default() };
     let server = DevServer::start(options).await.expect("dev server starts");

@@ -3,8 +3,8 @@
 //! database engine), and each fixture that breaks one rule is caught by the
 //! check for that rule, with a message naming what it did, and by no other.
 
-use rotator::harness::{CheckResult, Harness, PluginSource, Report, Status, names, parse_grant};
-use rotator::secret::SecretJson;
+use rotator_core::secret::SecretJson;
+use rotator_plugin_test::harness::{CheckResult, Harness, PluginSource, Report, Status, names, parse_grant};
 use rotator_tests::fixture;
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use secrecy::SecretString;

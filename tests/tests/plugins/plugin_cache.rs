@@ -5,8 +5,8 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rotator::builtin::build_artifact;
-use rotator::plugin::{Runtime, RuntimeOptions};
+use rotator_core::plugin::{Runtime, RuntimeOptions};
+use rotator_test_artifacts::build_artifact;
 
 fn options(cache: &Path) -> RuntimeOptions {
     RuntimeOptions { max_concurrent_runs: 4, cache_dir: Some(cache.to_owned()) }

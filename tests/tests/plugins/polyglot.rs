@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use rotator::plugin::{Failure, Grants, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext};
-use rotator::secret::SecretJson;
+use rotator_core::plugin::{Failure, Grants, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext};
+use rotator_core::secret::SecretJson;
 use rotator_plugin_test::{PluginTest, Status, names};
 use rotator_tests::{dev_server, jobs_in, store};
 use serde_json::{Value, json};
@@ -68,7 +68,7 @@ fn build() {
 /// how long the load took: a first compile when the cache had no entry yet.
 fn warm_cache(name: &str, wasm: &Path) {
     let entries = || -> usize {
-        let dir = rotator::plugin::default_cache_dir();
+        let dir = rotator_core::plugin::default_cache_dir();
         dir.and_then(|d| std::fs::read_dir(d).ok()).map_or(0, Iterator::count)
     };
     let before = entries();

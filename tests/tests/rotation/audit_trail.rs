@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use rotator::audit::{AuditLog, AuditRecord, verify};
-use rotator::metrics::Metrics;
-use rotator::rotation::{Observer, RotateOptions};
+use rotator_core::audit::{AuditLog, AuditRecord, verify};
+use rotator_core::metrics::Metrics;
+use rotator_core::rotation::{Observer, RotateOptions};
 use rotator_tests::{dev_server, jobs, store};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -45,8 +45,8 @@ async fn every_step_is_audited_in_a_chain_and_counted_without_values() {
     // `finish` record, the newest one in the file at that moment.
     let anchor = store.load("app").await.unwrap().state.audit_anchor.expect("the state record holds an anchor");
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!((anchor.seq, anchor.hash), (13, rotator::audit::line_hash(lines[12].as_bytes())));
-    assert_eq!(anchor.log, rotator::audit::line_hash(lines[0].as_bytes()));
+    assert_eq!((anchor.seq, anchor.hash), (13, rotator_core::audit::line_hash(lines[12].as_bytes())));
+    assert_eq!(anchor.log, rotator_core::audit::line_hash(lines[0].as_bytes()));
 
     for version in 1..=2 {
         let s = vault.kv_read_version("secret", "audited/app", Some(version)).await.unwrap().unwrap();

@@ -3,7 +3,7 @@
 //! plugin proves the new one works by requesting and revoking credentials,
 //! and only the paths the job grants are reachable.
 
-use rotator::rotation::RotationError;
+use rotator_core::rotation::RotationError;
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{dev_server, jobs};
 use serde_json::json;

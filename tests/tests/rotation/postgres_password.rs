@@ -7,10 +7,10 @@
 
 use std::net::TcpListener;
 
-use rotator::plugin::CallOutcome;
-use rotator::rotation::{Job, RotationError};
-use rotator::secret::SecretJson;
-use rotator::vault::VaultClient;
+use rotator_core::plugin::CallOutcome;
+use rotator_core::rotation::{Job, RotationError};
+use rotator_core::secret::SecretJson;
+use rotator_core::vault::VaultClient;
 use rotator_tests::logs::{self, capture};
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{dev_server, jobs};
@@ -51,7 +51,7 @@ async fn secret(vault: &VaultClient, path: &str) -> (String, String, u64) {
     (f["username"].as_str().unwrap().to_owned(), f["password"].as_str().unwrap().to_owned(), s.version.unwrap())
 }
 
-async fn rotate(job: &Job, vault: &VaultClient) -> rotator::rotation::RotationReport {
+async fn rotate(job: &Job, vault: &VaultClient) -> rotator_core::rotation::RotationReport {
     job.rotate(&rotator_tests::store(vault), "test").await.unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -2,9 +2,9 @@
 //! finished by the next run (never started afresh), and the end-state rule
 //! holds: PENDING is gone, one KV version and one history entry per rotation.
 
-use rotator::rotation::crash::all_points;
-use rotator::rotation::state::Outcome;
-use rotator::rotation::{RotateOptions, RotationError};
+use rotator_core::rotation::crash::all_points;
+use rotator_core::rotation::state::Outcome;
+use rotator_core::rotation::{RotateOptions, RotationError};
 use rotator_tests::{dev_server, jobs, store};
 
 const JOB: &str = "[[jobs]]\nid = \"app\"\nplugin = \"kv-random\"\nsecret = { path = \"resume/app\" }\ninterval = \"1h\"\nsettings = { field = \"password\" }\n";

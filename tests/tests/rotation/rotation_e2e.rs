@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::net::TcpListener;
 
-use rotator::rotation::RotationError;
+use rotator_core::rotation::RotationError;
 use rotator_tests::postgres::app_connection;
 use rotator_tests::{dev_server, fixture, jobs, logs, store};
 use serde_json::{Value, json};
@@ -34,7 +34,7 @@ async fn kv_random_rotates_the_field_keeps_the_others_and_bumps_the_version() {
     let server = dev_server().await;
     let (vault, jobs, _rt) = jobs(&server, KV_JOB);
     let job = &jobs[0];
-    let initial = rotator::secret::SecretJson::new(
+    let initial = rotator_core::secret::SecretJson::new(
         json!({"username": "app", "password": "initial-password", "host": "db1"}).to_string(),
     );
     assert_eq!(vault.kv_write("secret", "team/app", &initial, Some(0)).await.unwrap(), 1);
@@ -141,7 +141,7 @@ grants = [{{ path = "secret/data/shared/thing", operations = ["write"] }}]
         fixture("fixture_meddler")
     );
     let (vault, jobs, _rt) = jobs(&server, &toml);
-    let before = rotator::secret::SecretJson::new(r#"{"v":"original"}"#.into());
+    let before = rotator_core::secret::SecretJson::new(r#"{"v":"original"}"#.into());
     vault.kv_write("secret", "shared/thing", &before, Some(0)).await.unwrap();
 
     let err = jobs[0].rotate(&store(&vault), "test").await.unwrap_err();

@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
-use rotator::devserver::{DevServer, FaultPlan};
-use rotator::rotation::Job;
-use rotator::rotation::state::StateStore;
-use rotator::secret::SecretJson;
-use rotator::vault::VaultClient;
+use rotator_core::rotation::Job;
+use rotator_core::rotation::state::StateStore;
+use rotator_core::secret::SecretJson;
+use rotator_core::vault::VaultClient;
+use rotator_devserver::{DevServer, FaultPlan};
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{dev_server, jobs, store};
 

@@ -20,11 +20,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
-use rotator::builtin::build_artifact;
-use rotator::devserver::{DevServer, SeenRequest};
-use rotator::plugin::{Grants, Operation, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext};
-use rotator::plugin::{VaultBridge, VaultGrant};
-use rotator::vault::{Target, VaultClient, VaultOptions, VaultPath, api_url};
+use rotator_core::plugin::{Grants, Operation, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext};
+use rotator_core::plugin::{VaultBridge, VaultGrant};
+use rotator_core::vault::{Target, VaultClient, VaultOptions, VaultPath, api_url};
+use rotator_devserver::{DevServer, SeenRequest};
+use rotator_test_artifacts::build_artifact;
 use rotator_tests::{ROOT, dev_server};
 use secrecy::SecretString;
 use serde_json::{Value, json};

@@ -8,13 +8,13 @@
 
 use std::sync::Arc;
 
-use rotator::builtin::build_artifact;
-use rotator::plugin::{
+use rotator_core::plugin::{
     CurrentSecret, Failure, Grants, Operation, OutputLimits, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions,
     StepContext, StepError, VaultBridge, VaultGrant,
 };
-use rotator::secret::SecretJson;
-use rotator::vault::{VaultClient, VaultOptions};
+use rotator_core::secret::SecretJson;
+use rotator_core::vault::{VaultClient, VaultOptions};
+use rotator_test_artifacts::build_artifact;
 use rotator_tests::{ROOT, dev_server, logs};
 use secrecy::SecretString;
 use serde_json::json;
@@ -190,7 +190,7 @@ async fn host_calls_past_the_cap_are_refused_unrecorded_and_fail_the_step() {
 fn a_plugin_describing_itself_with_a_1_mb_name_is_refused_at_load() {
     let rt = Runtime::new(RuntimeOptions { max_concurrent_runs: 2, ..Default::default() }).expect("runtime");
     let err = rt.load_file(&build_artifact("fixture_braggart"), None).expect_err("refused");
-    assert!(matches!(err, rotator::plugin::LoadError::Describe { .. }), "{err}");
+    assert!(matches!(err, rotator_core::plugin::LoadError::Describe { .. }), "{err}");
     let shown = err.to_string();
     assert!(shown.ends_with("describe() failed: its name has 1000000 bytes; at most 64 are allowed"), "{shown}");
     assert!(shown.len() < 1024, "{} bytes", shown.len());

@@ -5,12 +5,12 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rotator::builtin::build_artifact;
-use rotator::plugin::{
+use rotator_core::plugin::{
     CallOutcome, Failure, Grants, HostCall, LoadError, Operation, Plugin, RunConfig, RunLimits, Runtime,
     RuntimeOptions, StepContext, StepError, VaultBridge, VaultGrant,
 };
-use rotator::vault::{VaultClient, VaultOptions};
+use rotator_core::vault::{VaultClient, VaultOptions};
+use rotator_test_artifacts::build_artifact;
 use rotator_tests::{ROOT, dev_server, logs};
 use secrecy::SecretString;
 use serde_json::json;
@@ -99,7 +99,7 @@ fn a_panicking_plugin_becomes_a_typed_trap_with_its_message() {
         other => panic!("expected a trap, got {other:?}"),
     }
     // The trapped instance is replaced: rollback still runs.
-    let pending = rotator::secret::SecretJson::new("{}".into());
+    let pending = rotator_core::secret::SecretJson::new("{}".into());
     run.rollback(&ctx(json!({})), &pending).unwrap();
     assert_runtime_healthy(&rt);
 }
@@ -119,7 +119,7 @@ fn a_plugin_writing_outside_its_grant_is_denied_without_contacting_vault() {
     let calls = run.host_calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].path, "secret/data/forbidden/target");
-    assert_eq!(calls[0].outcome, rotator::plugin::CallOutcome::Denied);
+    assert_eq!(calls[0].outcome, rotator_core::plugin::CallOutcome::Denied);
     // The denial is logged, naming job, plugin, operation and path.
     let reason = "not in the job's grants";
     assert_eq!(logs::denials("trespasser", &p.label(), reason, "write", "secret/data/forbidden/target"), 1);

@@ -3,7 +3,7 @@
 //! its statements gave back), and the literal substitution for utility
 //! statements straight against the server.
 
-use rotator::plugin::{SqlValue, substitute_parameters};
+use rotator_core::plugin::{SqlValue, substitute_parameters};
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{dev_server, fixture, jobs};
 use serde_json::{Value, json};
@@ -42,7 +42,7 @@ fn toml_inline(v: &Value) -> String {
     }
 }
 
-async fn start() -> (Postgres, rotator::devserver::DevServer) {
+async fn start() -> (Postgres, rotator_devserver::DevServer) {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     let server = dev_server().await;
     (pg, server)
@@ -74,7 +74,7 @@ async fn bound_parameters_and_result_types_round_trip() {
     ];
     let (vault, jobs, _rt) = jobs(&server, &config(&pg, &runs));
     let admin = json!({"username": "postgres", "password": SUPERUSER_PASSWORD}).to_string();
-    vault.kv_write("secret", "pg/admin", &rotator::secret::SecretJson::new(admin), None).await.unwrap();
+    vault.kv_write("secret", "pg/admin", &rotator_core::secret::SecretJson::new(admin), None).await.unwrap();
 
     for job in &jobs {
         job.rotate(&rotator_tests::store(&vault), "test").await.unwrap_or_else(|e| panic!("{e}"));
@@ -110,7 +110,7 @@ async fn errors_name_the_sqlstate_and_never_the_parameters() {
     ];
     let (vault, jobs, _rt) = jobs(&server, &config(&pg, &runs));
     let admin = json!({"username": "postgres", "password": SUPERUSER_PASSWORD}).to_string();
-    vault.kv_write("secret", "pg/admin", &rotator::secret::SecretJson::new(admin), None).await.unwrap();
+    vault.kv_write("secret", "pg/admin", &rotator_core::secret::SecretJson::new(admin), None).await.unwrap();
 
     let mut errors = Vec::new();
     for job in &jobs {

@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rotator::config;
-use rotator::plugin::{Runtime, RuntimeOptions};
-use rotator::setup;
+use rotator_core::config;
+use rotator_core::plugin::{Runtime, RuntimeOptions};
+use rotator_daemon::setup;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

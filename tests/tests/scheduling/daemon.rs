@@ -4,9 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rotator::api::{ApiOptions, ApiToken};
-use rotator::daemon::{Daemon, Identity, LeaseOptions};
-use rotator::rotation::{Observer, RotationEvent};
+use rotator_core::rotation::{Observer, RotationEvent};
+use rotator_daemon::api::{ApiOptions, ApiToken};
+use rotator_daemon::daemon::{Daemon, Identity, LeaseOptions};
 use rotator_tests::{dev_server, fixture, jobs};
 
 /// Every rotation event the daemon emits, in order.

@@ -2,6 +2,7 @@
 //! jobs, and the sample configurations. One binary per subject because each
 //! test binary links wasmtime, cranelift and the dev server (issue 10).
 
+mod config_props;
 mod config_samples;
 mod daemon;
 mod scheduler;

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use rotator::devserver::{DevServer, FaultPlan};
-use rotator::rotation::Job;
-use rotator::rotation::state::{Outcome, StateStore};
-use rotator::schedule::{Scheduler, SchedulerError};
-use rotator::secret::SecretJson;
+use rotator_core::rotation::Job;
+use rotator_core::rotation::state::{Outcome, StateStore};
+use rotator_core::secret::SecretJson;
+use rotator_daemon::scheduler::{Scheduler, SchedulerError};
+use rotator_devserver::{DevServer, FaultPlan};
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{dev_server, jobs, store};
 use time::OffsetDateTime;

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use rotator::vault::kv::{KvVersion, parse_read, parse_write};
-use rotator::vault::leases::{parse_dynamic, parse_renewed};
-use rotator::vault::{VaultError, auth::lease_from};
+use rotator_core::vault::kv::{KvVersion, parse_read, parse_write};
+use rotator_core::vault::leases::{parse_dynamic, parse_renewed};
+use rotator_core::vault::{VaultError, auth::lease_from};
 use serde_json::Value;
 
 fn samples(file: &str) -> Vec<Value> {

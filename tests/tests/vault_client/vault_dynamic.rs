@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rotator::vault::leases::{DynamicSecret, LeaseEvent, LeaseManager};
-use rotator::vault::{VaultClient, VaultOptions};
+use rotator_core::vault::leases::{DynamicSecret, LeaseEvent, LeaseManager};
+use rotator_core::vault::{VaultClient, VaultOptions};
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{ROOT, dev_server};
 use secrecy::SecretString;

@@ -7,11 +7,11 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rotator::daemon::Identity;
-use rotator::devserver::DevServer;
-use rotator::setup;
-use rotator::vault::lifetime::{ClientTokenApi, TokenStatus, watch_token};
-use rotator::vault::{AuthMethod, VaultClient, VaultOptions};
+use rotator_core::vault::lifetime::{ClientTokenApi, TokenStatus, watch_token};
+use rotator_core::vault::{AuthMethod, VaultClient, VaultOptions};
+use rotator_daemon::daemon::Identity;
+use rotator_daemon::setup;
+use rotator_devserver::DevServer;
 use rotator_tests::{ROOT, dev_server};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -115,7 +115,7 @@ settings = {{ field = "password" }}
 "#,
         server.url()
     );
-    let cfg = rotator::config::parse("identity.toml", &toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = rotator_core::config::parse("identity.toml", &toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let client = setup::vault_client(&cfg, Default::default()).unwrap();
     let identity = setup::identity(&cfg, &client).await.unwrap();
     assert_eq!(identity.lease.ttl, Duration::from_secs(3));
@@ -137,7 +137,7 @@ settings = {{ field = "password" }}
     let jobs = setup::load_jobs(&cfg, &runtime).unwrap();
     let report = jobs[0].rotate(&rotator_tests::store(&client), "test").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.new_version, Some(1));
-    let other = rotator::secret::SecretJson::new(r#"{"x":"y"}"#.into());
+    let other = rotator_core::secret::SecretJson::new(r#"{"x":"y"}"#.into());
     let denied = client.kv_write("secret", "other/thing", &other, None).await.unwrap_err();
     assert_eq!(denied.status(), Some(403), "{denied}");
     watcher.stop().await;
@@ -163,7 +163,7 @@ async fn a_token_whose_policy_lacks_renew_self_does_not_flood_vault() {
     .await;
     let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
     let client = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(token))).unwrap();
-    let lease = rotator::vault::TokenLease {
+    let lease = rotator_core::vault::TokenLease {
         ttl: Duration::from_secs(4),
         renewable: true,
         policies: vec![],
@@ -206,7 +206,7 @@ async fn a_token_file_is_read_again_when_its_token_cannot_be_extended() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("vault-token"), format!("{old}\n")).unwrap();
     let toml = format!("[vault]\naddress = \"{}\"\ntoken = {{ file = \"vault-token\" }}\n", server.url());
-    let cfg = rotator::config::parse("token-file.toml", &toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = rotator_core::config::parse("token-file.toml", &toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let client = setup::vault_client(&cfg, Default::default()).unwrap();
     let identity = setup::identity(&cfg, &client).await.unwrap();
     assert!(matches!(&identity.method, AuthMethod::TokenFile(p) if p.as_os_str() == "vault-token"));

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use rotator::devserver::{DevServer, FaultPlan};
-use rotator::secret::SecretJson;
-use rotator::vault::{KvVersion, RetryPolicy, VaultClient, VaultError, VaultOptions};
+use rotator_core::secret::SecretJson;
+use rotator_core::vault::{KvVersion, RetryPolicy, VaultClient, VaultError, VaultOptions};
+use rotator_devserver::{DevServer, FaultPlan};
 use rotator_tests::{ROOT, dev_server};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};

@@ -8,10 +8,10 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use rotator::secret::SecretJson;
-use rotator::vault::leases::{DynamicSecret, LeaseApi, LeaseEvent, LeaseManager, Renewed};
-use rotator::vault::lifetime::{TokenApi, TokenStatus, watch_token};
-use rotator::vault::{TokenLease, VaultError};
+use rotator_core::secret::SecretJson;
+use rotator_core::vault::leases::{DynamicSecret, LeaseApi, LeaseEvent, LeaseManager, Renewed};
+use rotator_core::vault::lifetime::{TokenApi, TokenStatus, watch_token};
+use rotator_core::vault::{TokenLease, VaultError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -431,7 +431,7 @@ async fn a_renewal_that_panics_is_counted_and_the_other_leases_keep_renewing() {
         assert!(!lease_id.starts_with("database/creds/bad"), "injected bug in one lease's renewal");
         Ok(Renewed { lease_duration: Duration::from_secs(600), renewable: true })
     });
-    let metrics = rotator::metrics::Metrics::new();
+    let metrics = rotator_core::metrics::Metrics::new();
     let m = LeaseManager::new(api.clone(), 20).with_metrics(metrics.clone());
     m.fetch("database/creds/bad").await.unwrap();
     m.fetch("database/creds/good").await.unwrap();

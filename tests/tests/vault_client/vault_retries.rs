@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use rotator::devserver::{DevServer, FaultPlan};
-use rotator::secret::SecretJson;
-use rotator::vault::{RetryPolicy, VaultClient, VaultError, VaultOptions};
+use rotator_core::secret::SecretJson;
+use rotator_core::vault::{RetryPolicy, VaultClient, VaultError, VaultOptions};
+use rotator_devserver::{DevServer, FaultPlan};
 use rotator_tests::{ROOT, dev_server};
 use secrecy::SecretString;
 

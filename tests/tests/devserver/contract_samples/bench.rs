@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
-use rotator::devserver::DevServer;
-use rotator::vault::{VaultClient, VaultOptions};
+use rotator_core::vault::{VaultClient, VaultOptions};
+use rotator_devserver::DevServer;
 use rotator_tests::contract::Sample;
 use rotator_tests::postgres::Postgres;
 use rotator_tests::{ROOT, jwt};

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use rotator::vault::VaultError;
-use rotator::vault::auth::lease_from;
-use rotator::vault::kv::{KvVersion, parse_read, parse_write};
-use rotator::vault::leases::{parse_dynamic, parse_renewed};
+use rotator_core::vault::VaultError;
+use rotator_core::vault::auth::lease_from;
+use rotator_core::vault::kv::{KvVersion, parse_read, parse_write};
+use rotator_core::vault::leases::{parse_dynamic, parse_renewed};
 use serde_json::Value;
 
 type Parsed = Result<(), String>;

@@ -5,7 +5,7 @@
 //! the samples' MySQL statements are replaced by PostgreSQL ones (the
 //! role-read sample's own statements).
 
-use rotator::vault::leases::LeaseApi;
+use rotator_core::vault::leases::LeaseApi;
 use rotator_tests::ROOT;
 use rotator_tests::contract::{self, Sample};
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};

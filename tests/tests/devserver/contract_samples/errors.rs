@@ -4,7 +4,7 @@
 //! provoked with the dev server's fault injection, which answers in
 //! Vault's own bodies.
 
-use rotator::devserver::FaultPlan;
+use rotator_devserver::FaultPlan;
 use rotator_tests::ROOT;
 use rotator_tests::contract::Sample;
 use serde_json::{Value, json};

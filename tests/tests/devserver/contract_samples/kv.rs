@@ -3,7 +3,7 @@
 //! then sends the sample's request; where rotator's client reads the
 //! endpoint, the real client reads the replayed state too.
 
-use rotator::secret::SecretJson;
+use rotator_core::secret::SecretJson;
 use rotator_tests::contract::Sample;
 use serde_json::{Value, json};
 

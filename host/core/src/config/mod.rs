@@ -1,0 +1,516 @@
+//! The TOML configuration: what the operator writes and what it means.
+//!
+//! Parsing is strict (`deny_unknown_fields`, typed values) and reports every
+//! problem at once, each with file, line and column (see [`parse`]). Secrets
+//! are never written inline: the Vault token is a reference to an
+//! environment variable or a file ([`SecretRef`]), and the admin credentials
+//! of SQL connections ([`sql`]) are a Vault KV path or environment variables.
+//!
+//! ```toml
+//! [vault]
+//! address = "http://127.0.0.1:8200"     # default: $VAULT_ADDR
+//! token = { env = "VAULT_TOKEN" }       # or { file = "/run/token" }
+//!
+//! [daemon]
+//! api_addr = "127.0.0.1:8080"
+//! api_token = { env = "ROTATOR_API_TOKEN" }   # the operator API's bearer token
+//! audit_log = "audit.jsonl"
+//! audit_key = { env = "ROTATOR_AUDIT_KEY" }   # hex, >= 32 bytes: keys the audit chain
+//!
+//! [[jobs]]
+//! id = "demo-kv"
+//! plugin = "kv-random"                  # a built-in, or a path to a .wasm
+//! secret = { mount = "secret", path = "demo/app" }
+//! interval = "10s"
+//! settings = { field = "password", length = 24 }
+//! ```
+
+mod checks;
+mod diagnostic;
+mod grants;
+mod output_limits;
+mod parse;
+mod schedule;
+pub mod sql;
+pub mod units;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use diagnostic::{Collector, ConfigErrors, Diagnostic, SourceFile};
+pub use parse::{Parsed, load, load_partial, parse, parse_partial};
+pub use sql::{SqlConnection, SqlConnections, SqlCredentials};
+
+use crate::plugin::{Grants, RunLimits};
+use crate::schedule::Schedule;
+
+/// A whole configuration file, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: Arc<SourceFile>,
+    /// The folder relative plugin paths are resolved against.
+    pub base_dir: PathBuf,
+    pub vault: VaultConfig,
+    pub daemon: DaemonConfig,
+    /// `[sql.connections.*]`: every declared SQL connection.
+    pub sql: SqlConnections,
+    pub jobs: Vec<JobConfig>,
+}
+
+/// `[vault]`: where Vault is and who we are there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// Default: `$VAULT_ADDR`. An `http` or `https` URL with a host and
+    /// nothing after it (no credentials, path, query or fragment).
+    #[serde(default, deserialize_with = "checks::vault_address")]
+    pub address: Option<String>,
+    /// Default: `$VAULT_TOKEN`.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// Default: `$VAULT_NAMESPACE`.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Per-request timeout ([`units::VAULT_TIMEOUT`]).
+    #[serde(default = "default_vault_timeout", deserialize_with = "units::bounded::vault_timeout")]
+    pub timeout: Duration,
+    /// PEM CA certificate for Vault's TLS. Default: `$VAULT_CACERT`.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// How to log in. Default: the token above (or `$VAULT_TOKEN`).
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// Revoke every lease rotator holds when it shuts down.
+    #[serde(default)]
+    pub revoke_leases_on_shutdown: bool,
+    /// At most this many lease renewals per second, spread evenly (1 to 10,000).
+    #[serde(default = "default_renewal_rate", deserialize_with = "checks::renewal_rate")]
+    pub lease_renewals_per_second: u32,
+}
+
+fn default_renewal_rate() -> u32 {
+    20
+}
+
+/// `[vault.auth]`: an auth method that can log in again when the token runs
+/// out. Secrets (secret ids, JWTs) are references, read at each login.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthConfig {
+    /// `role_id` and `secret_id` from env vars or files.
+    Approle {
+        #[serde(default = "default_approle_mount")]
+        mount: String,
+        role_id: SecretRef,
+        secret_id: SecretRef,
+    },
+    /// The pod's service-account token.
+    Kubernetes {
+        #[serde(default = "default_kubernetes_mount")]
+        mount: String,
+        role: String,
+        #[serde(default = "default_jwt_path")]
+        jwt_path: PathBuf,
+    },
+    /// Any JWT Vault is configured to trust.
+    Jwt {
+        #[serde(default = "default_jwt_mount")]
+        mount: String,
+        role: String,
+        jwt: SecretRef,
+    },
+}
+
+fn default_approle_mount() -> String {
+    "approle".into()
+}
+
+fn default_kubernetes_mount() -> String {
+    "kubernetes".into()
+}
+
+fn default_jwt_mount() -> String {
+    "jwt".into()
+}
+
+fn default_jwt_path() -> PathBuf {
+    crate::vault::KUBERNETES_JWT_PATH.into()
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self {
+            address: None,
+            token: None,
+            namespace: None,
+            timeout: default_vault_timeout(),
+            ca_cert: None,
+            auth: None,
+            revoke_leases_on_shutdown: false,
+            lease_renewals_per_second: default_renewal_rate(),
+        }
+    }
+}
+
+fn default_vault_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Where a secret value comes from. Never the value itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// An environment variable's value.
+    Env(String),
+    /// A file's contents, trimmed.
+    File(PathBuf),
+}
+
+/// `{ env = "…" }` or `{ file = "…" }`. Anything else is refused *without
+/// quoting it*: a value written where a reference belongs is most likely
+/// the secret itself, and serde's own message ("unknown variant
+/// `<value>`") would print it.
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "lowercase", deny_unknown_fields)]
+        enum Table {
+            Env(String),
+            File(PathBuf),
+        }
+        struct Reference;
+        impl Reference {
+            fn inline<E: serde::de::Error>(self) -> Result<SecretRef, E> {
+                Err(E::custom("a secret is never written inline: use { env = \"VAR\" } or { file = \"/path\" }"))
+            }
+        }
+        impl<'de> serde::de::Visitor<'de> for Reference {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("{ env = \"VAR\" } or { file = \"/path\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
+                self.inline()
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretRef, A::Error> {
+                Ok(match Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))? {
+                    Table::Env(var) => SecretRef::Env(var),
+                    Table::File(path) => SecretRef::File(path),
+                })
+            }
+        }
+        d.deserialize_any(Reference)
+    }
+}
+
+impl SecretRef {
+    /// Read the secret. The error names the source, never the value.
+    pub fn resolve(&self, base_dir: &Path) -> Result<SecretString, String> {
+        match self {
+            Self::Env(var) => {
+                std::env::var(var).map(SecretString::from).map_err(|_| format!("environment variable {var} is not set"))
+            }
+            Self::File(path) => {
+                let path = base_dir.join(path);
+                std::fs::read_to_string(&path)
+                    .map(|s| SecretString::from(s.trim().to_owned()))
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+/// `[daemon]`: how the daemon itself runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Where the HTTP API listens.
+    #[serde(default = "default_api_addr")]
+    pub api_addr: SocketAddr,
+    /// At most this many rotations run at once (1 to 1,024).
+    #[serde(default = "default_max_concurrent", deserialize_with = "checks::max_concurrent")]
+    pub max_concurrent_rotations: u32,
+    /// Compiled-plugin cache; default `~/.cache/rotator`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// How long shutdown waits for running rotations to finish
+    /// ([`units::SHUTDOWN_GRACE`]).
+    #[serde(default = "default_grace", deserialize_with = "units::bounded::shutdown_grace")]
+    pub shutdown_grace: Duration,
+    /// Where each job's state record (rotation in progress, schedule) lives.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// The hash-chained audit log (JSON lines), as written: relative paths
+    /// are resolved against the config's folder by [`Config::audit_log`].
+    /// No audit log when unset.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+    /// fsync the audit log after every record (default: flush only).
+    #[serde(default)]
+    pub audit_fsync: bool,
+    /// The audit chain's HMAC key, as a reference (never inline): its text
+    /// is hex, at least 32 bytes (`openssl rand -hex 32`). Unset: the chain
+    /// is an unkeyed sha256 chain. See [`crate::audit`].
+    #[serde(default)]
+    pub audit_key: Option<SecretRef>,
+    /// The bearer token the operator API demands. Default:
+    /// `$ROTATOR_API_TOKEN`; `rotator run` refuses to start without one.
+    #[serde(default)]
+    pub api_token: Option<SecretRef>,
+    /// Show secret values in API answers (KV reads, dynamic credentials,
+    /// rotations) instead of `"<redacted>"`.
+    #[serde(default)]
+    pub reveal_secrets: bool,
+    /// The only directories a job added through the API may load a plugin
+    /// file from, as written (relative to the config's folder; see
+    /// [`Config::plugin_dirs`]). Default: none, so such jobs run built-ins
+    /// only. Jobs in the config file may name any file.
+    #[serde(default)]
+    pub plugin_dirs: Vec<PathBuf>,
+}
+
+/// `[daemon.state]`: a KV v2 mount and a prefix; job `x`'s record is at
+/// `<mount>/<prefix>/x`. rotator's token needs create, read and update there.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// A mount path: segments without `.`, `..` or empty ones.
+    #[serde(default = "default_mount", deserialize_with = "checks::state_mount")]
+    pub mount: String,
+    /// A path inside the mount, under the same rules.
+    #[serde(default = "default_state_prefix", deserialize_with = "checks::state_prefix")]
+    pub prefix: String,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self { mount: default_mount(), prefix: default_state_prefix() }
+    }
+}
+
+fn default_state_prefix() -> String {
+    "rotator/state".into()
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            api_addr: default_api_addr(),
+            max_concurrent_rotations: default_max_concurrent(),
+            cache_dir: None,
+            shutdown_grace: default_grace(),
+            state: StateConfig::default(),
+            audit_log: None,
+            audit_fsync: false,
+            audit_key: None,
+            api_token: None,
+            reveal_secrets: false,
+            plugin_dirs: Vec::new(),
+        }
+    }
+}
+
+fn default_api_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_max_concurrent() -> u32 {
+    4
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Which plugin a job runs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PluginRef {
+    /// Embedded in the binary, by name.
+    Builtin(String),
+    /// A component file, resolved against the config's folder.
+    File(PathBuf),
+}
+
+/// Where a job's secret lives: a KV mount and a path in it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretLocation {
+    #[serde(default = "default_mount")]
+    pub mount: String,
+    pub path: String,
+}
+
+fn default_mount() -> String {
+    "secret".into()
+}
+
+impl std::fmt::Display for SecretLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.mount.trim_matches('/'), self.path.trim_matches('/'))
+    }
+}
+
+/// One `[[jobs]]` entry.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    pub id: String,
+    pub plugin: PluginRef,
+    /// Refuse the plugin unless its sha256 matches.
+    pub sha256: Option<String>,
+    pub secret: Option<SecretLocation>,
+    /// When it rotates: `interval` or `cron`, window, jitter, retries.
+    pub schedule: Schedule,
+    /// The `settings` table as JSON, handed to the plugin.
+    pub settings: Value,
+    pub limits: RunLimits,
+    pub grants: Arc<Grants>,
+    /// The SQL connections the job's grants name (and only those).
+    pub sql: Arc<SqlConnections>,
+    pub enabled: bool,
+    /// Where things are in the file, for errors found after parsing.
+    pub spans: JobSpans,
+}
+
+impl JobConfig {
+    /// A job that exists outside any config file (a one-off API rotation,
+    /// the plugin harness): never scheduled, default limits, no SQL
+    /// connections, nothing to locate errors in.
+    pub fn unscheduled(
+        id: String,
+        plugin: PluginRef,
+        secret: Option<SecretLocation>,
+        settings: Value,
+        grants: Arc<Grants>,
+    ) -> Self {
+        Self {
+            id,
+            plugin,
+            sha256: None,
+            secret,
+            schedule: Schedule::every(Duration::from_secs(86_400)),
+            sql: Default::default(),
+            settings,
+            limits: RunLimits::default(),
+            grants,
+            enabled: false,
+            spans: JobSpans::default(),
+        }
+    }
+}
+
+/// Source locations of a job, for diagnostics found after parsing (plugin
+/// load errors, settings that fail the plugin's schema).
+#[derive(Debug, Clone, Default)]
+pub struct JobSpans {
+    pub job: Range<usize>,
+    pub plugin: Range<usize>,
+    pub settings: Range<usize>,
+    /// JSON pointer inside settings → span of that value.
+    pub settings_items: HashMap<String, Range<usize>>,
+    pub not_within: Range<usize>,
+}
+
+impl JobSpans {
+    /// The most precise span for a JSON pointer into the settings.
+    pub fn settings_span(&self, pointer: &str) -> Range<usize> {
+        let mut p = pointer.to_owned();
+        loop {
+            if let Some(span) = self.settings_items.get(&p) {
+                return span.clone();
+            }
+            match p.rfind('/') {
+                Some(i) => p.truncate(i),
+                None => return self.settings.clone(),
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Nothing configured: the defaults and no jobs (what is left of a file
+    /// that could not be read or has syntax errors).
+    fn empty(source: Arc<SourceFile>, base_dir: &Path) -> Self {
+        Self {
+            source,
+            base_dir: base_dir.to_path_buf(),
+            vault: VaultConfig::default(),
+            daemon: DaemonConfig::default(),
+            sql: SqlConnections::default(),
+            jobs: Vec::new(),
+        }
+    }
+
+    pub fn job(&self, id: &str) -> Option<&JobConfig> {
+        self.jobs.iter().find(|j| j.id == id)
+    }
+
+    /// `[daemon] audit_log`, resolved against the config's folder.
+    pub fn audit_log(&self) -> Option<PathBuf> {
+        self.daemon.audit_log.as_ref().map(|p| self.base_dir.join(p))
+    }
+
+    /// `[daemon] plugin_dirs`, resolved against the config's folder.
+    pub fn plugin_dirs(&self) -> Vec<PathBuf> {
+        self.daemon.plugin_dirs.iter().map(|p| self.base_dir.join(p)).collect()
+    }
+
+    /// A collector for problems found after parsing (e.g. by `check`).
+    pub fn collector(&self) -> Collector {
+        Collector::new(self.source.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn the_audit_log_is_resolved_against_the_config_folder() {
+        let parse = |text: &str| super::parse("t.toml", text, Path::new("/etc/rotator")).unwrap();
+        let relative = parse("[daemon]\naudit_log = \"audit/log.jsonl\"\naudit_fsync = true\n");
+        assert_eq!(relative.audit_log(), Some(Path::new("/etc/rotator/audit/log.jsonl").to_path_buf()));
+        assert!(relative.daemon.audit_fsync);
+        let absolute = parse("[daemon]\naudit_log = \"/var/log/rotator/audit.jsonl\"\n");
+        assert_eq!(absolute.audit_log(), Some(Path::new("/var/log/rotator/audit.jsonl").to_path_buf()));
+        let none = parse("");
+        assert_eq!((none.audit_log(), none.daemon.audit_fsync), (None, false));
+    }
+
+    #[test]
+    fn the_audit_key_is_a_reference_and_needs_a_log() {
+        let parse = |text: &str| super::parse("t.toml", text, Path::new("/etc/rotator"));
+        let keyed = parse("[daemon]\naudit_log = \"a.jsonl\"\naudit_key = { env = \"ROTATOR_AUDIT_KEY\" }\n").unwrap();
+        assert_eq!(keyed.daemon.audit_key, Some(super::SecretRef::Env("ROTATOR_AUDIT_KEY".into())));
+        // A key written inline is refused without being echoed, whatever its type.
+        for inline in ["\"00112233deadbeef\"", "112233445566", "[\"00112233deadbeef\"]", "0.112233"] {
+            for key in ["audit_key", "api_token"] {
+                let err = parse(&format!("[daemon]\naudit_log = \"a.jsonl\"\n{key} = {inline}\n")).unwrap_err();
+                let err = err.to_string();
+                assert!(!err.contains("112233") && err.contains("a secret is never written inline"), "{err}");
+            }
+        }
+        let unknown = parse("[daemon]\naudit_log = \"a.jsonl\"\naudit_key = { vault = \"x\" }\n").unwrap_err();
+        assert!(unknown.to_string().contains("unknown variant `vault`, expected `env` or `file`"), "{unknown}");
+        let orphan = parse("[daemon]\naudit_key = { file = \"k\" }\n").unwrap_err().to_string();
+        assert!(orphan.contains("daemon.audit_key is set but daemon.audit_log is not"), "{orphan}");
+    }
+}

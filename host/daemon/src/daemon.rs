@@ -1,0 +1,281 @@
+//! The daemon: every enabled job on its schedule, the HTTP API, and a clean
+//! shutdown.
+//!
+//! Shape (after mini-redis): [`Daemon::run`] takes a shutdown future. When it
+//! resolves, a watch channel tells every task; the scheduler stops starting
+//! rotations and waits for running ones (up to the grace period) before
+//! `run` returns. A failed rotation is recorded and the job carries on with
+//! its retries or next slot; one job's plugin trapping never affects another.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::api::{self, ApiOptions, ApiState, JobSummary};
+use crate::scheduler::Scheduler;
+use rotator_core::rotation::state::StateStore;
+use rotator_core::rotation::{Job, Observer};
+use rotator_core::schedule::spec::Cadence;
+use rotator_core::supervise;
+use rotator_core::vault::leases::{LeaseManager, LeaseStatus};
+use rotator_core::vault::lifetime::{ClientTokenApi, TokenStatus, watch_token};
+use rotator_core::vault::{AuthMethod, TokenLease, VaultClient};
+
+/// Who the daemon is in Vault: how it logs in and its token as of startup.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub method: AuthMethod,
+    pub lease: TokenLease,
+    /// Where relative credential files are resolved.
+    pub base_dir: std::path::PathBuf,
+}
+
+impl Identity {
+    /// A token that never expires and is never renewed (tests, dev root).
+    pub fn static_token() -> Self {
+        let lease = TokenLease { ttl: Duration::ZERO, renewable: false, policies: vec![], accessor: String::new() };
+        Self { method: AuthMethod::Token, lease, base_dir: ".".into() }
+    }
+}
+
+/// How the daemon looks after dynamic secrets' leases.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseOptions {
+    pub renewals_per_second: u32,
+    pub revoke_on_shutdown: bool,
+}
+
+impl Default for LeaseOptions {
+    fn default() -> Self {
+        Self { renewals_per_second: 20, revoke_on_shutdown: false }
+    }
+}
+
+/// Everything the daemon runs.
+pub struct Daemon {
+    pub jobs: Vec<Job>,
+    pub vault: VaultClient,
+    pub identity: Identity,
+    pub leases: LeaseOptions,
+    /// Already bound, so callers can print the real address first.
+    pub api_listener: TcpListener,
+    pub max_concurrent_rotations: usize,
+    pub shutdown_grace: Duration,
+    /// Where job state records live.
+    pub state: StateStore,
+    /// Who else hears about every rotation step (the audit log); the
+    /// daemon's metrics always do.
+    pub observers: Vec<Arc<dyn Observer>>,
+    /// Served at `/metrics`.
+    pub metrics: rotator_core::metrics::Metrics,
+    /// The operator API's token, secrets policy and built-in plugins.
+    pub api: ApiOptions,
+}
+
+impl Daemon {
+    /// Run until `shutdown` resolves, then stop cleanly.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        if rotator_core::rotation::crash::is_armed() {
+            tracing::warn!(
+                var = rotator_core::rotation::crash::ENV,
+                "CRASH POINTS ARMED: this process will abort on purpose"
+            );
+        }
+
+        let token = Arc::new(std::sync::RwLock::new(TokenStatus::default()));
+        let api_client = ClientTokenApi {
+            client: self.vault.clone(),
+            method: self.identity.method.clone(),
+            base_dir: self.identity.base_dir.clone(),
+        };
+        // Every long-lived task runs under `supervise::task`: a panic in one
+        // is logged and counted and makes `/readyz` answer 503.
+        let metrics = self.metrics.clone();
+        let watcher = watch_token(Arc::new(api_client), self.identity.lease.clone(), token.clone(), stop_rx.clone());
+        tasks.spawn(supervise::task(metrics.clone(), "token-renewal", watcher));
+        let leases = LeaseManager::new(Arc::new(self.vault.clone()), self.leases.renewals_per_second)
+            .with_metrics(metrics.clone());
+        // No lease is tracked yet at startup today (they come through the
+        // API later, and each logs its own budget when tracked); should the
+        // manager ever start with leases, they are in this report too.
+        log_budget(&self.identity, &leases.list(), tokio::time::Instant::now());
+        let lease_task = {
+            let (leases, stop) = (leases.clone(), stop_rx.clone());
+            tokio::spawn(supervise::task(metrics.clone(), "lease-renewal", async move { leases.run(stop).await }))
+        };
+
+        // The daemon's own metrics always hear every rotation.
+        let mut observers = self.observers;
+        observers.push(Arc::new(self.metrics.clone()));
+        let scheduler = Scheduler::with_metrics(self.state, self.max_concurrent_rotations, observers, metrics.clone());
+        let state = Arc::new(ApiState {
+            jobs: self.jobs.iter().map(summary).collect(),
+            started: Instant::now(),
+            token,
+            leases: leases.clone(),
+            vault: self.vault.clone(),
+            options: self.api,
+            scheduler: scheduler.clone(),
+            metrics: self.metrics.clone(),
+            shutdown: stop_rx.clone(),
+            ready_probe: Default::default(),
+        });
+        let counting = count_lease_events(leases.subscribe(), metrics.clone(), stop_rx.clone());
+        tasks.spawn(supervise::task(metrics.clone(), "lease-metrics", counting));
+        let mut api_stop = stop_rx.clone();
+        let api = axum::serve(self.api_listener, api::router(state)).with_graceful_shutdown(async move {
+            let _ = api_stop.wait_for(|s| *s).await;
+        });
+        tasks.spawn(supervise::task(metrics.clone(), "api-server", async move {
+            if let Err(e) = api.await {
+                tracing::error!(error = %e, "API server failed");
+            }
+        }));
+
+        for job in self.jobs {
+            // Reading each job's record may wait for Vault; the API is up
+            // meanwhile. A panic while queueing one job leaves it unqueued
+            // (it still rotates on request) and the others scheduled.
+            let id = job.config.id.clone();
+            if let Ok(Err(e)) = supervise::catch(&metrics, "schedule", Some(&id), scheduler.add(job)).await {
+                tracing::error!(error = %e, "job not scheduled");
+            }
+        }
+        {
+            let (scheduler, stop) = (scheduler.clone(), stop_rx.clone());
+            tasks.spawn(supervise::task(metrics.clone(), "scheduler", async move { scheduler.run(stop).await }));
+        }
+
+        shutdown.await;
+        tracing::info!("shutting down: waiting for running rotations to finish");
+        // The scheduler first, synchronously: a rotation waiting for a
+        // concurrency slot must not slip in before its loop sees the signal.
+        scheduler.stop();
+        let _ = stop_tx.send(true);
+        let drained =
+            tokio::time::timeout(self.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::error!(grace = ?self.shutdown_grace, "rotations still running after the grace period; abandoning them");
+        }
+        let _ = lease_task.await;
+        if self.leases.revoke_on_shutdown {
+            leases.revoke_all().await;
+        }
+        Ok(())
+    }
+}
+
+/// Feed lease renewals into the metrics.
+async fn count_lease_events(
+    mut events: tokio::sync::broadcast::Receiver<rotator_core::vault::leases::LeaseEvent>,
+    metrics: rotator_core::metrics::Metrics,
+    mut stop: watch::Receiver<bool>,
+) {
+    use rotator_core::vault::leases::LeaseEvent;
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match event {
+            Ok(LeaseEvent::Renewed { capped, .. }) => metrics.lease_renewal(if capped { "capped" } else { "ok" }),
+            Ok(LeaseEvent::Refetched { .. }) => metrics.lease_renewal("refetched"),
+            Ok(LeaseEvent::Dropped { .. }) => metrics.lease_renewal("dropped"),
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Say at startup how long Vault may be unreachable before rotator loses
+/// its token, and each tracked lease (no peer tells its operators this).
+fn log_budget(identity: &Identity, leases: &[LeaseStatus], now: tokio::time::Instant) {
+    if identity.lease.ttl.is_zero() {
+        tracing::info!(method = identity.method.name(), "renewal budget: the vault token never expires");
+    } else {
+        tracing::info!(
+            method = identity.method.name(),
+            budget = %humantime::format_duration(identity.lease.ttl),
+            renewable = identity.lease.renewable,
+            can_login = identity.method.can_login(),
+            "renewal budget: vault may be unreachable this long before the token expires"
+        );
+    }
+    for lease in leases {
+        tracing::info!(
+            path = %lease.path,
+            lease = %lease.lease_id,
+            budget = %humantime::format_duration(Duration::from_secs(lease.budget(now).as_secs())),
+            renewable = lease.renewable,
+            "renewal budget: vault may be unreachable this long before the lease expires"
+        );
+    }
+}
+
+fn summary(job: &Job) -> JobSummary {
+    JobSummary {
+        id: job.config.id.clone(),
+        plugin: job.plugin.label(),
+        plugin_sha256: job.plugin.sha256().to_owned(),
+        secret: job.config.secret.as_ref().map(ToString::to_string),
+        interval_seconds: match &job.config.schedule.cadence {
+            Cadence::Interval(d) => d.as_secs(),
+            Cadence::Cron(_) => 0,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek};
+
+    use super::*;
+
+    /// What `f` logs, as the human log format writes it.
+    fn logged(f: impl FnOnce()) -> String {
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        let subscriber = tracing_subscriber::fmt().with_writer(file.clone()).with_ansi(false).finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let mut reader = &*file;
+        reader.rewind().unwrap();
+        let mut text = String::new();
+        reader.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    #[test]
+    fn the_startup_log_names_the_token_budget_and_every_lease_budget() {
+        let lease = TokenLease {
+            ttl: Duration::from_secs(2 * 3600),
+            renewable: true,
+            policies: vec![],
+            accessor: String::new(),
+        };
+        let identity = Identity { method: AuthMethod::Token, lease, base_dir: ".".into() };
+        let now = tokio::time::Instant::now();
+        let tracked = LeaseStatus {
+            path: "database/creds/app".into(),
+            lease_id: "database/creds/app/abc".into(),
+            renewable: true,
+            expires_at: now + Duration::from_secs(1800),
+            next_action_at: now + Duration::from_secs(1200),
+            consecutive_failures: 0,
+        };
+        let text = logged(|| log_budget(&identity, std::slice::from_ref(&tracked), now));
+        let token = text.lines().find(|l| l.contains("before the token expires")).expect(&text);
+        assert!(token.contains("budget=2h") && token.contains("method=\"token\""), "{token}");
+        assert!(token.contains("can_login=false"), "{token}");
+        let lease = text.lines().find(|l| l.contains("before the lease expires")).expect(&text);
+        assert!(lease.contains("budget=30m") && lease.contains("database/creds/app/abc"), "{lease}");
+
+        let forever = logged(|| log_budget(&Identity::static_token(), &[], now));
+        assert!(forever.contains("renewal budget: the vault token never expires"), "{forever}");
+        assert!(!forever.contains("lease"), "{forever}");
+    }
+}

@@ -1,0 +1,544 @@
+//! The running scheduler: every job's next run in one deadline queue, the
+//! state of each job mirrored from (and persisted to) Vault, a global limit
+//! on concurrent rotations, `not_within` pairs, retries and `rotate now`.
+//!
+//! Flow: [`Scheduler::add`] reads a job's record from Vault and queues its
+//! next run (an unfinished rotation is due at once, so it is resumed). The
+//! loop in [`Scheduler::run`] pops due jobs and spawns a rotation for each;
+//! the rotation's final state write carries the schedule's bookkeeping (see
+//! [`rotator_core::schedule::cycle`]), and the job is queued again from the record. Shutdown
+//! ([`Scheduler::stop`]) stops popping and waits for running rotations: a
+//! started rotation always ends (or stays staged in Vault for the next run),
+//! and a run still waiting for a concurrency slot never starts.
+
+pub mod queue;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use queue::DeadlineQueue;
+use rotator_core::metrics::Metrics;
+use rotator_core::rotation::state::{HistoryEntry, JobState, StateStore, Versioned};
+use rotator_core::rotation::{Job, Observer, RotateOptions, RotationError, RotationEvent, RotationReport};
+use rotator_core::schedule::cycle::{self, Due, RunOutcome};
+use rotator_core::schedule::spec::describe;
+use rotator_core::supervise::{self, Panicked};
+
+/// How long to wait before trying again when Vault could not be asked
+/// about a job at all.
+const UNREACHABLE_RETRY: Duration = Duration::from_secs(30);
+
+/// Runs jobs on their schedules. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: StateStore,
+    jobs: Mutex<HashMap<String, Entry>>,
+    queue: DeadlineQueue<String>,
+    limit: Semaphore,
+    events: broadcast::Sender<RotationEvent>,
+    observers: Vec<Arc<dyn Observer>>,
+    running: Mutex<JoinSet<()>>,
+    /// True once shutdown began: no rotation starts after that.
+    stopped: watch::Sender<bool>,
+    /// Where a rotation that panicked is counted.
+    metrics: Metrics,
+}
+
+struct Entry {
+    job: Arc<Job>,
+    /// The record as last read or written. Holds PENDING while a rotation
+    /// runs: never shown, only summarized by [`JobView`].
+    state: JobState,
+    running: bool,
+    last_started: Option<OffsetDateTime>,
+}
+
+/// A job as the API and dashboard show it. No secret values.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    pub id: String,
+    pub plugin: String,
+    pub plugin_sha256: String,
+    pub secret: Option<String>,
+    /// `every 24h` or `cron 0 3 * * *`, with the window if any.
+    pub schedule: String,
+    pub enabled: bool,
+    pub running: bool,
+    pub needs_attention: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_rotation: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_due: Option<OffsetDateTime>,
+    pub retries: u32,
+    pub failed_cycles: u32,
+    pub rotations: u64,
+    pub last_error: Option<String>,
+    /// `rotation id` and the last step completed, for an unfinished rotation.
+    pub in_progress: Option<InProgressView>,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// An unfinished rotation, without its value.
+#[derive(Debug, Clone, Serialize)]
+pub struct InProgressView {
+    pub id: String,
+    pub stage: &'static str,
+    pub attempt: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started: OffsetDateTime,
+}
+
+/// Why `rotate now` or a job change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("no job `{0}`")]
+    UnknownJob(String),
+    #[error("job `{0}` already exists")]
+    Duplicate(String),
+    #[error("job `{0}` is rotating right now; try again when it ends")]
+    Busy(String),
+    #[error("job `{job}` must wait until {until}: a job paired with it by not_within rotated too recently")]
+    Blocked { job: String, until: OffsetDateTime },
+    #[error("job `{0}` was not rotated: the daemon is shutting down")]
+    ShuttingDown(String),
+    /// The rotation panicked; the job was released and the failure booked.
+    #[error("job `{job}`: {source}")]
+    Panicked { job: String, source: Panicked },
+    #[error(transparent)]
+    Rotation(#[from] RotationError),
+}
+
+/// The monotonic instant for a wall-clock time, at most ~30 years ahead
+/// (dates from Vault may say year 9999; `Instant` arithmetic must not overflow).
+fn to_instant(at: OffsetDateTime) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    let ahead = Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO).min(FAR);
+    Instant::now() + ahead
+}
+
+impl Observer for Inner {
+    fn event(&self, event: &RotationEvent) {
+        for o in &self.observers {
+            o.event(event);
+        }
+        // No subscribers is fine.
+        let _ = self.events.send(event.clone());
+    }
+
+    fn anchor(
+        &self,
+        previous: Option<&rotator_core::rotation::state::AuditAnchor>,
+    ) -> Option<rotator_core::rotation::state::AuditAnchor> {
+        self.observers.anchor(previous)
+    }
+}
+
+impl Scheduler {
+    /// A scheduler with no jobs yet. `observers` see every rotation event.
+    pub fn new(store: StateStore, max_concurrent: usize, observers: Vec<Arc<dyn Observer>>) -> Self {
+        Self::with_metrics(store, max_concurrent, observers, Metrics::default())
+    }
+
+    /// [`Self::new`], counting rotations that panic in `metrics` (the
+    /// daemon's, so that `/readyz` sees them).
+    pub fn with_metrics(
+        store: StateStore,
+        max_concurrent: usize,
+        observers: Vec<Arc<dyn Observer>>,
+        metrics: Metrics,
+    ) -> Self {
+        let inner = Inner {
+            store,
+            jobs: Mutex::new(HashMap::new()),
+            queue: DeadlineQueue::new(),
+            limit: Semaphore::new(max_concurrent.max(1)),
+            events: broadcast::channel(1024).0,
+            observers,
+            running: Mutex::new(JoinSet::new()),
+            stopped: watch::Sender::new(false),
+            metrics,
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Rotation events as they happen (for the live feed).
+    pub fn subscribe(&self) -> broadcast::Receiver<RotationEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Add a job and queue its next run from its record in Vault. A job
+    /// whose rotation was left unfinished is due at once.
+    pub async fn add(&self, job: Job) -> Result<(), SchedulerError> {
+        let id = job.config.id.clone();
+        {
+            let mut jobs = self.jobs();
+            if jobs.contains_key(&id) {
+                return Err(SchedulerError::Duplicate(id));
+            }
+            let entry = Entry { job: Arc::new(job), state: JobState::default(), running: false, last_started: None };
+            jobs.insert(id.clone(), entry);
+        }
+        self.arm(&id).await;
+        Ok(())
+    }
+
+    /// Stop scheduling a job. A rotation already running ends normally.
+    pub fn remove(&self, id: &str) -> bool {
+        self.inner.queue.cancel(&id.to_owned());
+        self.jobs().remove(id).is_some()
+    }
+
+    pub fn views(&self) -> Vec<JobView> {
+        let mut out: Vec<JobView> = self.jobs().values().map(view).collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    pub fn view(&self, id: &str) -> Option<JobView> {
+        self.jobs().get(id).map(view)
+    }
+
+    /// Read the job's record and queue its next run.
+    async fn arm(&self, id: &str) {
+        let Some((job, enabled)) = self.jobs().get(id).map(|e| (e.job.clone(), e.job.config.enabled)) else { return };
+        let mut v = match self.inner.store.load(id).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(job = %id, error = %e, "cannot read the job's state; trying again later");
+                self.inner.queue.schedule(id.to_owned(), Instant::now() + UNREACHABLE_RETRY);
+                return;
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        let first_seen = match v.state.last_rotation.or(v.state.next_due) {
+            Some(_) => None,
+            None => self.secret_updated(&job).await,
+        };
+        let (due, changed) = cycle::next_due(&job.config.schedule, &mut v.state, now, first_seen, &mut rand::rng());
+        if changed && let Err(e) = self.inner.store.save(id, &mut v).await {
+            tracing::warn!(job = %id, error = %e, "could not record the next rotation time");
+        }
+        if v.state.needs_attention {
+            tracing::error!(job = %id, "job NEEDS ATTENTION: it failed too often and is not rotated automatically");
+        }
+        let resume = v.state.in_progress.is_some();
+        self.store_state(id, v.state);
+        match due {
+            Due::At(at) if enabled || resume => self.inner.queue.schedule(id.to_owned(), to_instant(at)),
+            _ => {}
+        }
+    }
+
+    /// When the job's secret last changed, for a job with no record yet.
+    async fn secret_updated(&self, job: &Job) -> Option<OffsetDateTime> {
+        let loc = job.config.secret.as_ref()?;
+        // kv_metadata answers the metadata answer's `data` object (kv2.json).
+        let meta = self.inner.store.vault.kv_metadata(&loc.mount, &loc.path).await.ok()??;
+        let updated = meta.get("updated_time")?.as_str()?;
+        OffsetDateTime::parse(updated, &time::format_description::well_known::Rfc3339).ok()
+    }
+
+    fn store_state(&self, id: &str, state: JobState) {
+        if let Some(e) = self.jobs().get_mut(id) {
+            e.state = state;
+        }
+    }
+
+    /// Begin shutdown: from now on no rotation starts, including runs that
+    /// are waiting for a concurrency slot (they end with
+    /// [`SchedulerError::ShuttingDown`]). Rotations already running go on.
+    pub fn stop(&self) {
+        self.inner.stopped.send_replace(true);
+    }
+
+    /// Run until `stop` turns true (or [`Self::stop`] is called), then wait
+    /// for running rotations.
+    pub async fn run(&self, mut stop: watch::Receiver<bool>) {
+        let mut stopped = self.inner.stopped.subscribe();
+        loop {
+            let id = tokio::select! {
+                (id, _) = self.inner.queue.next() => id,
+                _ = stop.wait_for(|s| *s) => break,
+                _ = stopped.wait_for(|s| *s) => break,
+            };
+            let this = self.clone();
+            let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+            // Forget finished runs, so months of rotations hold no memory.
+            while running.try_join_next().is_some() {}
+            // The rotation catches its own panics; this catches one in
+            // handling its outcome, so it is counted rather than lost.
+            running.spawn(async move {
+                let metrics = this.inner.metrics.clone();
+                let job = id.clone();
+                let _ = supervise::catch(&metrics, "schedule", Some(&job), this.scheduled(id)).await;
+            });
+        }
+        self.stop();
+        let mut running = std::mem::take(&mut *self.inner.running.lock().unwrap_or_else(|p| p.into_inner()));
+        while running.join_next().await.is_some() {}
+    }
+
+    /// A slot under the concurrency limit, unless shutdown begins first.
+    /// Shutdown wins a tie, so nothing starts once it has begun.
+    async fn slot(&self, id: &str) -> Result<tokio::sync::SemaphorePermit<'_>, SchedulerError> {
+        let mut stopped = self.inner.stopped.subscribe();
+        tokio::select! {
+            biased;
+            _ = stopped.wait_for(|s| *s) => Err(SchedulerError::ShuttingDown(id.to_owned())),
+            permit = self.inner.limit.acquire() => Ok(permit.expect("the limit is never closed")),
+        }
+    }
+
+    /// A queued run came due.
+    async fn scheduled(&self, id: String) {
+        match self.rotate(&id, "scheduler", false).await {
+            Ok(_) | Err(SchedulerError::Rotation(_)) => {}
+            Err(SchedulerError::Blocked { until, .. }) => {
+                tracing::info!(job = %id, until = %until, "waiting: a paired job (not_within) rotated too recently");
+                self.inner.queue.schedule(id, to_instant(until));
+            }
+            Err(e @ SchedulerError::ShuttingDown(_)) => tracing::info!(job = %id, error = %e, "scheduled run skipped"),
+            Err(e) => tracing::debug!(job = %id, error = %e, "scheduled run skipped"),
+        }
+    }
+
+    /// Rotate a job now, on behalf of `actor`, whatever its schedule says.
+    /// Success clears needs-attention; failure leaves the schedule as it was.
+    pub async fn rotate_now(&self, id: &str, actor: &str) -> Result<RotationReport, SchedulerError> {
+        self.rotate(id, actor, true).await
+    }
+
+    /// Claim the job, rotate it, release it and queue its next run, in a
+    /// task of its own: a caller that gives up (an API client hanging up)
+    /// cannot cancel the run halfway and leave the job claimed.
+    async fn rotate(&self, id: &str, actor: &str, manual: bool) -> Result<RotationReport, SchedulerError> {
+        let (this, job_id, actor) = (self.clone(), id.to_owned(), actor.to_owned());
+        match tokio::spawn(async move { this.rotate_claimed(&job_id, &actor, manual).await }).await {
+            Ok(result) => result,
+            // A panic outside the rotation itself (booking or queueing the
+            // next run); the job was released before either.
+            Err(e) if e.is_panic() => {
+                let source = supervise::record(&self.inner.metrics, "rotation", Some(id), &*e.into_panic());
+                Err(SchedulerError::Panicked { job: id.to_owned(), source })
+            }
+            // Cancelled: only when the runtime itself goes away.
+            Err(_) => Err(SchedulerError::ShuttingDown(id.to_owned())),
+        }
+    }
+
+    async fn rotate_claimed(&self, id: &str, actor: &str, manual: bool) -> Result<RotationReport, SchedulerError> {
+        let _permit = self.slot(id).await?;
+        let job = {
+            let mut jobs = self.jobs();
+            let entry = jobs.get(id).ok_or_else(|| SchedulerError::UnknownJob(id.to_owned()))?;
+            if entry.running {
+                return Err(SchedulerError::Busy(id.to_owned()));
+            }
+            // Checked while holding a permit, so two paired jobs waiting for
+            // the limit cannot both pass before either starts.
+            if let Some(until) = blocked_until(&jobs, id, OffsetDateTime::now_utc()) {
+                return Err(SchedulerError::Blocked { job: id.to_owned(), until });
+            }
+            let entry = jobs.get_mut(id).expect("checked above");
+            entry.running = true;
+            entry.last_started = Some(OffsetDateTime::now_utc());
+            entry.job.clone()
+        };
+        let ran =
+            supervise::catch(&self.inner.metrics, "rotation", Some(id), self.rotate_job(&job, actor, manual)).await;
+        if let Some(e) = self.jobs().get_mut(id) {
+            e.running = false;
+        }
+        let (result, state) = match ran {
+            Ok((result, state)) => (result.map_err(SchedulerError::from), state),
+            // Not retried at once: the same bug would strike again. The
+            // failure is booked like a permanent one, so the job waits for
+            // its next cycle (or an operator's `rotate now`).
+            Err(source) => {
+                let booked = self.book_failure(&job, false, source.to_string(), manual).await;
+                (Err(SchedulerError::Panicked { job: id.to_owned(), source }), Some(booked))
+            }
+        };
+        if self.jobs().contains_key(id) {
+            self.requeue(id, &job, state).await;
+        }
+        result
+    }
+
+    /// Run a job that is not scheduled (a one-off API rotation) under the
+    /// same concurrency limit, shutdown, state store and observers as
+    /// scheduled ones.
+    pub async fn rotate_once(&self, job: &Job, actor: &str) -> Result<RotationReport, SchedulerError> {
+        let _permit = self.slot(&job.config.id).await?;
+        let options = RotateOptions { observer: &*self.inner, ..RotateOptions::new(actor) };
+        Ok(job.rotate_with(&self.inner.store, options).await?)
+    }
+
+    /// Run the rotation and book its outcome in the job's record. Returns
+    /// the record as booked (to queue the next run from) when known.
+    async fn rotate_job(
+        &self,
+        job: &Job,
+        actor: &str,
+        manual: bool,
+    ) -> (Result<RotationReport, RotationError>, Option<JobState>) {
+        let schedule = job.config.schedule.clone();
+        let booked: Arc<Mutex<Option<JobState>>> = Arc::default();
+        let slot = booked.clone();
+        let finalize = Box::new(move |state: &mut JobState, result: Result<(), &RotationError>| {
+            let outcome = match result {
+                Ok(()) => RunOutcome::Rotated,
+                Err(e) => RunOutcome::Failed { retryable: e.is_transient() },
+            };
+            cycle::after_run(&schedule, state, outcome, OffsetDateTime::now_utc(), manual, &mut rand::rng());
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(state.clone());
+        });
+        let options = RotateOptions { finalize: Some(finalize), ..RotateOptions::new(actor) };
+        let options = RotateOptions { observer: &*self.inner, ..options };
+        let result = job.rotate_with(&self.inner.store, options).await;
+        let booked = booked.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match &result {
+            Ok(r) => {
+                tracing::info!(job = %job.config.id, version = ?r.new_version, resumed = r.resumed_from.is_some(), "rotated")
+            }
+            Err(e) => {
+                tracing::error!(job = %job.config.id, transient = e.is_transient(), error = %e, "rotation failed")
+            }
+        }
+        let state = match &result {
+            // The final record was written, with the booking in it.
+            Ok(_) => booked,
+            // Booked in memory, but the final write itself failed.
+            Err(e @ RotationError::State(_)) => {
+                Some(self.book_failure(job, e.is_transient(), e.to_string(), manual).await)
+            }
+            Err(_) if booked.is_some() => booked,
+            // The run ended before a final record (nothing staged, or PENDING
+            // kept for the next run): book the failure here.
+            Err(e) => Some(self.book_failure(job, e.is_transient(), e.to_string(), manual).await),
+        };
+        (result, state)
+    }
+
+    /// Book a failed run (`error` says why) in the job's record. Returns the
+    /// record as booked, even if Vault refused the write, so the retry
+    /// backoff still holds.
+    async fn book_failure(&self, job: &Job, retryable: bool, error: String, manual: bool) -> JobState {
+        let id = &job.config.id;
+        let outcome = RunOutcome::Failed { retryable };
+        let cached = || self.jobs().get(id.as_str()).map(|e| e.state.clone()).unwrap_or_default();
+        for _ in 0..3 {
+            let mut v = match self.inner.store.load(id).await {
+                Ok(v) => v,
+                Err(_) => Versioned { state: cached(), version: 0 },
+            };
+            let now = OffsetDateTime::now_utc();
+            cycle::after_run(&job.config.schedule, &mut v.state, outcome, now, manual, &mut rand::rng());
+            v.state.last_error = Some(error.clone());
+            match self.inner.store.save(id, &mut v).await {
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => tracing::warn!(job = %id, error = %e, "could not record the failure"),
+                Ok(()) => {}
+            }
+            return v.state;
+        }
+        cached()
+    }
+
+    /// Queue the next run from the record the run left (read back from
+    /// Vault only if the run could not say what it booked).
+    async fn requeue(&self, id: &str, job: &Job, booked: Option<JobState>) {
+        let state = match booked {
+            Some(state) => state,
+            None => match self.inner.store.load(id).await {
+                Ok(v) => v.state,
+                Err(e) => {
+                    tracing::error!(job = %id, error = %e, "cannot read the job's state; trying again later");
+                    self.inner.queue.schedule(id.to_owned(), Instant::now() + UNREACHABLE_RETRY);
+                    return;
+                }
+            },
+        };
+        let next = match (&state.next_due, state.needs_attention, job.config.enabled) {
+            (_, true, _) => {
+                tracing::error!(job = %id, "job NEEDS ATTENTION: automatic rotation stops until someone rotates it");
+                None
+            }
+            (Some(t), false, true) => Some(*t),
+            _ => None,
+        };
+        self.store_state(id, state);
+        if let Some(at) = next {
+            self.inner.queue.schedule(id.to_owned(), to_instant(at));
+        }
+    }
+}
+
+/// When `id` may start, if a `not_within` partner is running or started
+/// too recently. Pairs work both ways, whichever job names the other.
+fn blocked_until(jobs: &HashMap<String, Entry>, id: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let me = jobs.get(id)?;
+    let mine = me.job.config.schedule.not_within.iter().map(|n| (n.job.as_str(), n.duration));
+    let theirs = jobs.iter().flat_map(|(other_id, other)| {
+        other
+            .job
+            .config
+            .schedule
+            .not_within
+            .iter()
+            .filter(|n| n.job == id)
+            .map(move |n| (other_id.as_str(), n.duration))
+    });
+    mine.chain(theirs)
+        .filter_map(|(other, apart)| {
+            let other = jobs.get(other)?;
+            match (other.running, other.last_started) {
+                (true, _) => Some(now + apart),
+                (false, Some(t)) if now < t + apart => Some(t + apart),
+                _ => None,
+            }
+        })
+        .max()
+}
+
+fn view(e: &Entry) -> JobView {
+    let s = &e.state;
+    JobView {
+        id: e.job.config.id.clone(),
+        plugin: e.job.plugin.label(),
+        plugin_sha256: e.job.plugin.sha256().to_owned(),
+        secret: e.job.config.secret.as_ref().map(ToString::to_string),
+        schedule: describe(&e.job.config.schedule),
+        enabled: e.job.config.enabled,
+        running: e.running,
+        needs_attention: s.needs_attention,
+        last_rotation: s.last_rotation,
+        next_due: if s.needs_attention { None } else { s.next_due },
+        retries: s.retries,
+        failed_cycles: s.failed_cycles,
+        rotations: s.rotations,
+        last_error: s.last_error.clone(),
+        in_progress: s.in_progress.as_ref().map(|p| InProgressView {
+            id: p.id.clone(),
+            stage: p.stage.as_str(),
+            attempt: p.attempt,
+            started: p.started,
+        }),
+        history: s.history.clone(),
+    }
+}

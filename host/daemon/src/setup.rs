@@ -1,0 +1,165 @@
+//! From a checked [`Config`] to runnable parts: the Vault client and the
+//! jobs with their plugins loaded. Shared by `run`, `dev`, `check` and
+//! `rotate`, so every command loads and validates the same way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::daemon::Identity;
+use rotator_core::config::{AuthConfig, Collector, Config, ConfigErrors, Parsed, PluginRef, SecretRef};
+use rotator_core::plugin::{Plugin, Runtime, RuntimeOptions};
+use rotator_core::rotation::state::StateStore;
+use rotator_core::rotation::{Job, Observer};
+use rotator_core::vault::{AuthMethod, VaultClient, VaultOptions};
+
+/// Overrides for the `[vault]` section (used by `rotator dev`).
+#[derive(Default)]
+pub struct VaultOverride {
+    pub address: Option<String>,
+    pub token: Option<SecretString>,
+}
+
+/// Build the Vault client: config first, then `VAULT_ADDR`, `VAULT_TOKEN`
+/// and `VAULT_NAMESPACE`, like Vault's own tools.
+pub fn vault_client(config: &Config, over: VaultOverride) -> Result<VaultClient, String> {
+    let v = &config.vault;
+    let address = over
+        .address
+        .or_else(|| v.address.clone())
+        .or_else(|| std::env::var("VAULT_ADDR").ok())
+        .ok_or("no Vault address: set [vault] address or VAULT_ADDR")?;
+    let token = match (over.token, &v.token) {
+        (Some(t), _) => t,
+        (None, Some(r)) => r.resolve(&config.base_dir).map_err(|e| format!("vault token: {e}"))?,
+        // An auth method logs in before the first request.
+        (None, None) if v.auth.is_some() => SecretString::from(String::new()),
+        (None, None) => std::env::var("VAULT_TOKEN")
+            .map(SecretString::from)
+            .map_err(|_| "no Vault token: set [vault] token = { env = \"…\" }, [vault.auth], or VAULT_TOKEN")?,
+    };
+    let namespace = v.namespace.clone().or_else(|| std::env::var("VAULT_NAMESPACE").ok());
+    let ca_cert = v.ca_cert.clone().or_else(|| std::env::var_os("VAULT_CACERT").map(Into::into));
+    let options = VaultOptions { namespace, timeout: v.timeout, ca_cert, ..VaultOptions::new(address, token) };
+    VaultClient::new(options).map_err(|e| e.to_string())
+}
+
+/// The auth method the config asks for (the plain token if none; a token
+/// from a file is read again when it can no longer be renewed).
+pub fn auth_method(config: &Config) -> AuthMethod {
+    match config.vault.auth.clone() {
+        None => match &config.vault.token {
+            Some(SecretRef::File(path)) => AuthMethod::TokenFile(path.clone()),
+            _ => AuthMethod::Token,
+        },
+        Some(AuthConfig::Approle { mount, role_id, secret_id }) => AuthMethod::AppRole { mount, role_id, secret_id },
+        Some(AuthConfig::Kubernetes { mount, role, jwt_path }) => AuthMethod::Kubernetes { mount, role, jwt_path },
+        Some(AuthConfig::Jwt { mount, role, jwt }) => AuthMethod::Jwt { mount, role, jwt },
+    }
+}
+
+/// Log in (or, for a plain token, look it up) so the daemon knows its
+/// token's TTL before it starts renewing.
+pub async fn identity(config: &Config, client: &VaultClient) -> Result<Identity, String> {
+    let method = auth_method(config);
+    let lease = match method.login(client, &config.base_dir).await {
+        Ok(Some(lease)) => lease,
+        Ok(None) => client.lookup_self().await.map_err(|e| format!("checking the vault token: {e}"))?,
+        Err(e) => return Err(format!("vault login ({}): {e}", method.name())),
+    };
+    Ok(Identity { method, lease, base_dir: config.base_dir.clone() })
+}
+
+/// The plugin runtime sized and cached as the config says.
+pub fn runtime(config: &Config) -> Result<Arc<Runtime>, String> {
+    let mut options = RuntimeOptions {
+        // Room for every concurrent rotation plus `describe` during reloads.
+        max_concurrent_runs: config.daemon.max_concurrent_rotations.saturating_mul(2).max(8),
+        ..RuntimeOptions::default()
+    };
+    if let Some(dir) = &config.daemon.cache_dir {
+        options.cache_dir = Some(config.base_dir.join(dir));
+    }
+    Runtime::new(options)
+}
+
+/// Load every job's plugin (each distinct plugin once) and check each job's
+/// settings against its plugin's schema. All problems are reported at once,
+/// located in the config file.
+pub fn load_jobs(config: &Config, runtime: &Arc<Runtime>) -> Result<Vec<Job>, ConfigErrors> {
+    let mut c = config.collector();
+    let jobs = load_jobs_into(config, runtime, &mut c);
+    c.finish()?;
+    Ok(jobs)
+}
+
+/// What `rotator check` does: the jobs that parsed get their plugins loaded
+/// and their settings checked even when other parts of the file are wrong,
+/// and every problem (parse, plugin, schema) comes back in one report, in
+/// file order.
+pub fn check(parsed: Parsed, runtime: &Arc<Runtime>) -> Result<Vec<Job>, ConfigErrors> {
+    let Parsed { config, mut problems } = parsed;
+    let jobs = load_jobs_into(&config, runtime, &mut problems);
+    problems.finish()?;
+    Ok(jobs)
+}
+
+/// [`load_jobs`], recording problems in `c`; the jobs that loaded.
+fn load_jobs_into(config: &Config, runtime: &Arc<Runtime>, c: &mut Collector) -> Vec<Job> {
+    let mut loaded: HashMap<(PluginRef, Option<String>), Plugin> = HashMap::new();
+    let mut jobs = Vec::new();
+    for job in &config.jobs {
+        let key = (job.plugin.clone(), job.sha256.clone());
+        let plugin = match loaded.get(&key) {
+            Some(p) => p.clone(),
+            None => {
+                let result = match &job.plugin {
+                    PluginRef::Builtin(name) => runtime.load_builtin(name, job.sha256.as_deref()),
+                    PluginRef::File(path) => runtime.load_file(path, job.sha256.as_deref()),
+                };
+                match result {
+                    Ok(p) => {
+                        loaded.insert(key, p.clone());
+                        p
+                    }
+                    Err(e) => {
+                        c.error(job.spans.plugin.clone(), format!("job `{}`: {e}", job.id));
+                        continue;
+                    }
+                }
+            }
+        };
+        for problem in plugin.validate_settings(&job.settings) {
+            let field = if problem.pointer.is_empty() {
+                "settings".to_owned()
+            } else {
+                format!("settings{}", problem.pointer.replace('/', "."))
+            };
+            c.error(
+                job.spans.settings_span(&problem.pointer),
+                format!("job `{}`: {field}: {} (plugin {})", job.id, problem.message, plugin.label()),
+            );
+        }
+        jobs.push(Job { config: job.clone(), plugin });
+    }
+    jobs
+}
+
+/// Where the config keeps job state records, reached through `vault`.
+pub fn state_store(config: &Config, vault: &VaultClient) -> StateStore {
+    StateStore::new(vault.clone(), config.daemon.state.mount.clone(), config.daemon.state.prefix.clone())
+}
+
+/// Who hears about every rotation step besides the daemon's metrics: the
+/// audit log, if the config names one (keyed if it names a key).
+pub fn observers(config: &Config) -> Result<Vec<Arc<dyn Observer>>, String> {
+    let mut out: Vec<Arc<dyn Observer>> = Vec::new();
+    if let Some(path) = config.audit_log() {
+        let key = rotator_core::audit::AuditKey::from_config(config).map_err(|e| e.to_string())?;
+        let options = rotator_core::audit::AuditOptions { fsync: config.daemon.audit_fsync, key };
+        let log = rotator_core::audit::AuditLog::open_with(&path, options).map_err(|e| e.to_string())?;
+        out.push(Arc::new(log));
+    }
+    Ok(out)
+}

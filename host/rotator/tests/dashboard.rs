@@ -1,0 +1,182 @@
+//! The dashboard as an operator uses it: `rotator dev` serves it, a real
+//! headless chromium opens the link the banner prints, the operator clicks
+//! "Rotate now", and the rotation shows up in the live feed, in the jobs
+//! table and in Vault. The page and its assets are checked over plain HTTP
+//! too: public, under a strict Content-Security-Policy, nothing external.
+//!
+//! Chromium is Debian's package; `scripts/test.sh` installs it. With
+//! `UPDATE_SCREENSHOT=1` the browser test saves its 1280×800 screenshot as
+//! `docs/dashboard.png`, the picture the README shows.
+
+#[path = "dashboard/cdp.rs"]
+mod cdp;
+#[path = "support/dev.rs"]
+#[allow(dead_code)]
+mod dev;
+
+use std::path::Path;
+use std::time::Duration;
+
+use dev::{Dev, http, vault_get};
+use serde_json::Value;
+
+const API_TOKEN: &str = "dashboard-test-api-token-0123456789";
+const JOB: &str = "web-app";
+const JOBS: &str = r#"
+[[jobs]]
+id = "web-app"
+plugin = "kv-random"
+secret = { mount = "secret", path = "web/app" }
+interval = "1h"
+settings = { field = "password", length = 24 }
+"#;
+
+/// `rotator dev` with [`JOBS`] and a known API token, and what its banner
+/// said: the dev Vault's address, the API's base URL and the dashboard link.
+struct Daemon {
+    dev: Dev,
+    vault: String,
+    api: String,
+    dashboard: String,
+}
+
+impl Daemon {
+    fn start() -> Self {
+        let mut dev = Dev::with_jobs(JOBS, &["--api-token", API_TOKEN]);
+        let vault = dev.wait_for("Address:");
+        let api = dev.wait_for("rotator API:").trim_end_matches("/healthz").to_owned();
+        let dashboard = dev.wait_for("Dashboard:");
+        Self { dev, vault, api, dashboard }
+    }
+
+    /// How many versions the job's secret has in Vault.
+    async fn versions(&self) -> u64 {
+        vault_get(&self.vault, "secret/metadata/web/app").await["data"]["current_version"].as_u64().unwrap_or(0)
+    }
+
+    async fn job(&self) -> Value {
+        let resp = http().get(format!("{}/jobs/{JOB}", self.api)).bearer_auth(API_TOKEN).send().await.unwrap();
+        resp.json().await.unwrap()
+    }
+
+    /// SIGTERM; asserts a clean exit and returns stderr (the logs).
+    fn stop(self) -> String {
+        self.dev.stop().1
+    }
+}
+
+/// Width and height of a PNG, from its header.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    let word = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (word(16), word(20))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_and_its_assets_are_public_self_contained_and_under_a_strict_policy() {
+    let dev = Daemon::start();
+    // The banner's link carries the token in the fragment, which browsers keep to themselves.
+    assert_eq!(dev.dashboard, format!("{}/#token={API_TOKEN}", dev.api));
+    let files = [
+        ("/", "text/html"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/style.css", "text/css"),
+        ("/assets/icon.png", "image/png"),
+    ];
+    for (path, kind) in files {
+        let resp = http().get(format!("{}{path}", dev.api)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path} is served without a token");
+        let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        assert!(header("content-type").unwrap().starts_with(kind), "{path}: {:?}", header("content-type"));
+        assert_eq!(header("content-security-policy").as_deref(), Some(rotator_daemon::api::CONTENT_SECURITY_POLICY));
+        assert!(rotator_daemon::api::CONTENT_SECURITY_POLICY.starts_with("default-src 'self';"));
+        assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+        let body = String::from_utf8_lossy(&resp.bytes().await.unwrap()).into_owned();
+        assert!(!body.contains("http://") && !body.contains("https://"), "{path} names an external URL");
+        assert!(!body.contains(API_TOKEN), "{path} holds no data");
+    }
+    // The data the page shows stays behind the token.
+    let resp = http().get(format!("{}/scheduler/jobs", dev.api)).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let logs = dev.stop();
+    assert!(!logs.contains(API_TOKEN), "the API token is printed on the banner, never logged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_rotates_a_job_from_the_dashboard_and_watches_it_in_the_feed() {
+    let dev = Daemon::start();
+    // The job's secret is new, so it rotates once at start; let that settle
+    // so the page's feed holds only what the click causes.
+    for _ in 0..600 {
+        let job = dev.job().await;
+        if job["rotations"] == 1 && job["running"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dev.versions().await, 1, "the first rotation wrote version 1");
+
+    let mut page = cdp::Browser::launch().await;
+    page.open(&dev.dashboard, 1280, 800).await;
+    let button = format!("button[data-rotate=\"{JOB}\"]");
+    page.wait_for(&format!("document.querySelector('{button}')"), "the job's Rotate now button").await;
+    page.wait_for("document.getElementById('live').dataset.state === 'on'", "a connected live feed").await;
+    // The token left the address bar for this tab's session storage.
+    assert_eq!(page.eval("location.hash").await, "");
+    assert_eq!(page.eval("sessionStorage.getItem('rotator.api-token')").await, API_TOKEN);
+    let row = format!("#jobs-body tr[data-job=\"{JOB}\"]");
+    assert_eq!(page.eval(&format!("document.querySelector('{row} .rotations').textContent")).await, "1");
+    let text = page.eval(&format!("document.querySelector('{row}').innerText")).await;
+    let text = text.as_str().unwrap();
+    assert!(text.contains("kv-random@0.1.0") && text.contains("every 1h") && text.contains("in 59 min"), "{text}");
+    assert!(text.contains("rotated") && !text.contains("NEEDS ATTENTION"), "{text}");
+    assert_eq!(page.eval(&format!("document.querySelectorAll('{row} svg.spark rect.ok').length")).await, 1);
+
+    page.click(&button).await;
+    let feed = format!("#feed li[data-job=\"{JOB}\"]");
+    let done = format!("{feed}[data-step=\"rotation\"][data-outcome=\"rotated\"]");
+    page.wait_for(&format!("document.querySelector('{done}')"), "the rotation in the feed").await;
+    let steps =
+        page.eval(&format!("[...document.querySelectorAll('{feed}')].map(e => e.dataset.step).reverse()")).await;
+    let steps: Vec<&str> = steps.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(steps, ["create", "stage", "set", "test", "promote", "finish", "rotation"]);
+    let summary = page.eval(&format!("document.querySelector('{done}').innerText")).await;
+    assert!(summary.as_str().unwrap().contains("rotation rotated by api"), "{summary}");
+    // The table catches up: two rotations, two marks in the history chart.
+    page.wait_for(&format!("document.querySelector('{row} .rotations').textContent === '2'"), "2 rotations").await;
+    assert_eq!(page.eval(&format!("document.querySelectorAll('{row} svg.spark rect.ok').length")).await, 2);
+    assert_eq!(dev.versions().await, 2, "the click rotated the secret in Vault");
+    let job = dev.job().await;
+    assert_eq!((job["rotations"].clone(), job["history"][0]["actor"].clone()), (2.into(), "api".into()));
+    page.wait_for("document.querySelector('.note-ok')", "the success note").await;
+
+    let png = page.screenshot().await;
+    assert_eq!(png_size(&png), (1280, 800));
+    if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/dashboard.png");
+        std::fs::write(&path, &png).unwrap();
+    }
+
+    // A refused rotation is shown with the daemon's reason: the job is
+    // removed behind the page's back, then clicked. A watcher records every
+    // error note, since the next refresh drops the vanished job's row.
+    page.eval(
+        "window.notes = []; new MutationObserver(() => document.querySelectorAll('.note-bad') \
+         .forEach(n => notes.push(n.textContent))).observe(document.body, {subtree: true, childList: true})",
+    )
+    .await;
+    let resp = http().delete(format!("{}/scheduler/jobs/{JOB}", dev.api)).bearer_auth(API_TOKEN).send().await;
+    assert_eq!(resp.unwrap().status(), 200);
+    page.click(&button).await;
+    let refused = format!("Rotate now refused (404): no job `{JOB}`");
+    page.wait_for(&format!("notes.includes({refused:?})"), "the refusal").await;
+    page.wait_for(&format!("!document.querySelector('{row}')"), "the job gone after a refresh").await;
+
+    let complaints = page.complaints().await;
+    // Only the refused rotation's 404, which the browser reports itself.
+    let expected = format!("/jobs/{JOB}/rotate");
+    assert!(complaints.iter().all(|c| c.contains(&expected)), "the page reported problems: {complaints:#?}");
+    page.close().await;
+    let logs = dev.stop();
+    assert!(!logs.contains(API_TOKEN), "the API token is never logged");
+}

@@ -1,0 +1,148 @@
+//! A world for `rotator run` processes: a dev server, a real PostgreSQL
+//! with role `app_user`, and a config with one single-user
+//! `postgres-password` job, plus the daemon as a child process whose output
+//! is collected as it comes. Used by the crash suite and the shutdown tests.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rotator_core::rotation::crash;
+use rotator_core::rotation::state::{JobState, Outcome, StateStore};
+use rotator_core::secret::SecretJson;
+use rotator_core::vault::{VaultClient, VaultOptions};
+use rotator_devserver::{DevServer, DevServerOptions};
+use secrecy::SecretString;
+
+use crate::postgres;
+
+pub const ROOT: &str = "crash-suite-root";
+pub const JOB: &str = "app-db";
+pub const ROLE: &str = "app_user";
+
+/// One dev server, one PostgreSQL, one config: the world a daemon restarts in.
+pub struct Rig {
+    /// Kept alive for the daemons to talk to.
+    _server: DevServer,
+    pub pg: postgres::Postgres,
+    pub vault: VaultClient,
+    pub store: StateStore,
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// `job_extra` is TOML appended to the job's table (e.g. `limits`).
+    pub async fn new(job_extra: &str) -> Self {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let server = DevServer::start(DevServerOptions { addr, root_token: ROOT.into(), ..Default::default() })
+            .await
+            .expect("dev server");
+        let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
+        let pg = tokio::task::spawn_blocking(postgres::Postgres::start).await.unwrap();
+        let admin = pg.connect("postgres", postgres::SUPERUSER_PASSWORD).await.unwrap();
+        admin.batch_execute(&format!("CREATE ROLE {ROLE} LOGIN PASSWORD 'initial-password'")).await.unwrap();
+        let creds = SecretJson::new(postgres::Postgres::admin_secret());
+        vault.kv_write("secret", "pg/admin", &creds, None).await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "[vault]\naddress = \"{}\"\ntoken = {{ env = \"CRASH_SUITE_TOKEN\" }}\n\n\
+             [daemon]\napi_addr = \"127.0.0.1:0\"\ncache_dir = \"cache\"\nshutdown_grace = \"20s\"\n{}{job_extra}",
+            server.url(),
+            pg.single_user_job(JOB, "app/db", ROLE)
+        );
+        std::fs::write(dir.path().join("rotator.toml"), toml).unwrap();
+        let store = StateStore::new(vault.clone(), "secret", "rotator/state");
+        Self { _server: server, pg, vault, store, dir }
+    }
+
+    pub fn daemon(&self, crash_at: Option<&str>) -> Proc {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rotator"));
+        c.args(["--log-format", "json", "run", "--config"])
+            .arg(self.dir.path().join("rotator.toml"))
+            .env_remove("RUST_LOG")
+            .env_remove(crash::ENV)
+            .env("CRASH_SUITE_TOKEN", ROOT)
+            .env("ROTATOR_API_TOKEN", "crash-suite-api-token-0123456789")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(point) = crash_at {
+            c.env(crash::ENV, point);
+        }
+        Proc::spawn(c)
+    }
+
+    pub async fn state(&self) -> JobState {
+        self.store.load(JOB).await.expect("state readable").state
+    }
+
+    /// Make the job's next rotation due now, as if its slot had come.
+    pub async fn make_due(&self) {
+        let mut v = self.store.load(JOB).await.unwrap();
+        let now = time::OffsetDateTime::now_utc() - Duration::from_secs(1);
+        v.state.slot = Some(now);
+        v.state.next_due = Some(now);
+        self.store.save(JOB, &mut v).await.unwrap();
+    }
+
+    /// The end-state rule and the lockout check.
+    pub async fn check(&self, rotations: u64, context: &str) {
+        let s = self.state().await;
+        assert!(s.in_progress.is_none(), "{context}: PENDING left behind: {:?}", s.in_progress);
+        assert_eq!(s.rotations, rotations, "{context}: rotation count");
+        let rotated = s.history.iter().filter(|h| h.outcome == Outcome::Rotated).count() as u64;
+        assert_eq!(rotated, rotations.min(rotator_core::rotation::state::HISTORY_LEN as u64), "{context}: history");
+        let secret = self.vault.kv_read("secret", "app/db").await.unwrap().expect("secret exists");
+        assert_eq!(secret.version, Some(rotations), "{context}: one KV version per rotation");
+        let fields = secret.data.fields();
+        let password = fields["password"].as_str().unwrap();
+        assert_eq!(fields["username"], ROLE);
+        assert!(self.pg.logs_in(ROLE, password).await, "{context}: LOCKOUT: the password in Vault is refused");
+    }
+}
+
+/// A running `rotator run`, with its output collected as it comes.
+pub struct Proc {
+    pub child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    pub fn spawn(mut c: Command) -> Self {
+        let mut child = c.spawn().expect("rotator run starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        let pipes: [Box<dyn Read + Send>; 2] =
+            [Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
+        for pipe in pipes {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut out = output.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            });
+        }
+        Self { child, output }
+    }
+
+    /// Send signal `name` (`TERM`, `INT`) to the daemon.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args([&format!("-{name}"), &pid]).status().unwrap().success(), "kill -{name}");
+    }
+
+    /// Past startup: its signal handlers are installed.
+    pub fn is_up(&self) -> bool {
+        self.output.lock().unwrap().contains("daemon started")
+    }
+
+    pub fn output(&self) -> String {
+        // Let the reader threads drain what the process wrote last.
+        std::thread::sleep(Duration::from_millis(50));
+        self.output.lock().unwrap().clone()
+    }
+}
