@@ -3,6 +3,7 @@
 //! exactly as the daemon builds them.
 
 pub mod api;
+pub mod architecture;
 pub mod contract;
 pub mod jwt;
 pub mod logs;
@@ -129,8 +130,8 @@ pub fn daemon(
 }
 
 /// The default state store (`secret/rotator/state/<job>`) on `vault`.
-pub fn store(vault: &VaultClient) -> rotator_core::rotation::state::StateStore {
-    rotator_core::rotation::state::StateStore::new(vault.clone(), "secret", "rotator/state")
+pub fn store(vault: &VaultClient) -> rotator_core::state::StateStore {
+    rotator_core::state::StateStore::new(vault.clone(), "secret", "rotator/state")
 }
 
 /// A TOML string literal for a path (fixtures live in the build's folder).

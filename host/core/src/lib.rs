@@ -22,10 +22,12 @@
 pub mod audit;
 pub mod builtin;
 pub mod config;
+pub mod crash;
 pub mod metrics;
 pub mod plugin;
 pub mod rotation;
 pub mod schedule;
 pub mod secret;
+pub mod state;
 pub mod supervise;
 pub mod vault;

@@ -326,24 +326,6 @@ fn number(v: f64) -> String {
     }
 }
 
-/// Rotation events → counters: the overall outcome per job, each step's
-/// duration, traps and grant denials.
-impl crate::rotation::Observer for Metrics {
-    fn event(&self, e: &crate::rotation::RotationEvent) {
-        if e.step == "rotation" {
-            self.rotation(&e.job, e.outcome);
-        } else if let Some(took) = e.duration {
-            self.step_duration(&e.job, e.step, took);
-        }
-        if matches!(e.kind, Some("trap" | "memory-limit" | "deadline")) && e.step != "rotation" {
-            self.plugin_trap(&e.job, &e.plugin);
-        }
-        for _ in 0..e.denied_calls {
-            self.plugin_denial(&e.job, &e.plugin);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

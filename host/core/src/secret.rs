@@ -6,7 +6,10 @@
 //! through a [`Redactor`] built from the secrets known at that point.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
+use secrecy::SecretString;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
@@ -197,6 +200,81 @@ impl Redactor {
 /// What marks the end of text that was cut.
 pub fn truncation_marker(cut: usize) -> String {
     format!("…[truncated {cut} bytes]")
+}
+
+/// Where a secret value comes from. Never the value itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// An environment variable's value.
+    Env(String),
+    /// A file's contents, trimmed.
+    File(PathBuf),
+}
+
+/// `{ env = "…" }` or `{ file = "…" }`. Anything else is refused *without
+/// quoting it*: a value written where a reference belongs is most likely
+/// the secret itself, and serde's own message ("unknown variant
+/// `<value>`") would print it.
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "lowercase", deny_unknown_fields)]
+        enum Table {
+            Env(String),
+            File(PathBuf),
+        }
+        struct Reference;
+        impl Reference {
+            fn inline<E: serde::de::Error>(self) -> Result<SecretRef, E> {
+                Err(E::custom("a secret is never written inline: use { env = \"VAR\" } or { file = \"/path\" }"))
+            }
+        }
+        impl<'de> serde::de::Visitor<'de> for Reference {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("{ env = \"VAR\" } or { file = \"/path\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
+                self.inline()
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
+                self.inline()
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretRef, A::Error> {
+                Ok(match Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))? {
+                    Table::Env(var) => SecretRef::Env(var),
+                    Table::File(path) => SecretRef::File(path),
+                })
+            }
+        }
+        d.deserialize_any(Reference)
+    }
+}
+
+impl SecretRef {
+    /// Read the secret. The error names the source, never the value.
+    pub fn resolve(&self, base_dir: &Path) -> Result<SecretString, String> {
+        match self {
+            Self::Env(var) => {
+                std::env::var(var).map(SecretString::from).map_err(|_| format!("environment variable {var} is not set"))
+            }
+            Self::File(path) => {
+                let path = base_dir.join(path);
+                std::fs::read_to_string(&path)
+                    .map(|s| SecretString::from(s.trim().to_owned()))
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

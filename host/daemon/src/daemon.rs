@@ -17,30 +17,14 @@ use tokio::task::JoinSet;
 
 use crate::api::{self, ApiOptions, ApiState, JobSummary};
 use crate::scheduler::Scheduler;
-use rotator_core::rotation::state::StateStore;
+pub use crate::setup::Identity;
 use rotator_core::rotation::{Job, Observer};
 use rotator_core::schedule::spec::Cadence;
+use rotator_core::state::StateStore;
 use rotator_core::supervise;
+use rotator_core::vault::VaultClient;
 use rotator_core::vault::leases::{LeaseManager, LeaseStatus};
 use rotator_core::vault::lifetime::{ClientTokenApi, TokenStatus, watch_token};
-use rotator_core::vault::{AuthMethod, TokenLease, VaultClient};
-
-/// Who the daemon is in Vault: how it logs in and its token as of startup.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub method: AuthMethod,
-    pub lease: TokenLease,
-    /// Where relative credential files are resolved.
-    pub base_dir: std::path::PathBuf,
-}
-
-impl Identity {
-    /// A token that never expires and is never renewed (tests, dev root).
-    pub fn static_token() -> Self {
-        let lease = TokenLease { ttl: Duration::ZERO, renewable: false, policies: vec![], accessor: String::new() };
-        Self { method: AuthMethod::Token, lease, base_dir: ".".into() }
-    }
-}
 
 /// How the daemon looks after dynamic secrets' leases.
 #[derive(Debug, Clone, Copy)]
@@ -81,11 +65,11 @@ impl Daemon {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        if rotator_core::rotation::crash::is_armed() {
-            tracing::warn!(
-                var = rotator_core::rotation::crash::ENV,
-                "CRASH POINTS ARMED: this process will abort on purpose"
-            );
+        if rotator_core::crash::is_armed() {
+            tracing::warn!(var = rotator_core::crash::ENV, "CRASH POINTS ARMED: this process will abort on purpose");
+        }
+        for unknown in rotator_core::crash::unknown_armed() {
+            tracing::warn!(var = rotator_core::crash::ENV, "{unknown}: ignored");
         }
 
         let token = Arc::new(std::sync::RwLock::new(TokenStatus::default()));
@@ -236,6 +220,7 @@ mod tests {
     use std::io::{Read, Seek};
 
     use super::*;
+    use rotator_core::vault::{AuthMethod, TokenLease};
 
     /// What `f` logs, as the human log format writes it.
     fn logged(f: impl FnOnce()) -> String {

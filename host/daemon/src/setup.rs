@@ -4,15 +4,32 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::daemon::Identity;
 use rotator_core::config::{AuthConfig, Collector, Config, ConfigErrors, Parsed, PluginRef, SecretRef};
 use rotator_core::plugin::{Plugin, Runtime, RuntimeOptions};
-use rotator_core::rotation::state::StateStore;
 use rotator_core::rotation::{Job, Observer};
-use rotator_core::vault::{AuthMethod, VaultClient, VaultOptions};
+use rotator_core::state::StateStore;
+use rotator_core::vault::{AuthMethod, TokenLease, VaultClient, VaultOptions};
+
+/// Who the daemon is in Vault: how it logs in and its token as of startup.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub method: AuthMethod,
+    pub lease: TokenLease,
+    /// Where relative credential files are resolved.
+    pub base_dir: std::path::PathBuf,
+}
+
+impl Identity {
+    /// A token that never expires and is never renewed (tests, dev root).
+    pub fn static_token() -> Self {
+        let lease = TokenLease { ttl: Duration::ZERO, renewable: false, policies: vec![], accessor: String::new() };
+        Self { method: AuthMethod::Token, lease, base_dir: ".".into() }
+    }
+}
 
 /// Overrides for the `[vault]` section (used by `rotator dev`).
 #[derive(Default)]

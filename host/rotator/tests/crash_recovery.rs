@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rig::{Proc, Rig};
-use rotator_core::rotation::crash;
+use rotator_core::crash;
 
 /// Run the daemon until it aborts at its crash point, or until the record
 /// shows `rotations` done with nothing in progress (then stop it with
@@ -65,7 +65,7 @@ async fn trial(rig: &Rig, before: u64, crashes: &[String]) -> usize {
 /// Every point a single-user PostgreSQL rotation passes: the protocol's
 /// actions and each host call the plugin makes.
 fn points() -> Vec<String> {
-    let mut all = crash::all_points();
+    let mut all: Vec<String> = crash::all_points().iter().map(ToString::to_string).collect();
     for n in 1..=3 {
         all.push(format!("before:host-call:{n}"));
         all.push(format!("after:host-call:{n}"));

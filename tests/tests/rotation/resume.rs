@@ -2,9 +2,9 @@
 //! finished by the next run (never started afresh), and the end-state rule
 //! holds: PENDING is gone, one KV version and one history entry per rotation.
 
-use rotator_core::rotation::crash::all_points;
-use rotator_core::rotation::state::Outcome;
+use rotator_core::crash::{Action, Point, all_points};
 use rotator_core::rotation::{RotateOptions, RotationError};
+use rotator_core::state::Outcome;
 use rotator_tests::{dev_server, jobs, store};
 
 const JOB: &str = "[[jobs]]\nid = \"app\"\nplugin = \"kv-random\"\nsecret = { path = \"resume/app\" }\ninterval = \"1h\"\nsettings = { field = \"password\" }\n";
@@ -17,7 +17,7 @@ async fn a_rotation_interrupted_anywhere_is_resumed_to_the_same_end() {
     let mut rotations = 0u64;
     // Points a successful rotation never passes (rollback) just run through.
     for point in all_points() {
-        let options = RotateOptions { interrupt_at: Some(point.clone()), ..RotateOptions::new("test") };
+        let options = RotateOptions { interrupt_at: Some(point), ..RotateOptions::new("test") };
         let first = job.rotate_with(&store, options).await;
         let state = store.load("app").await.unwrap().state;
         let staged = state.in_progress.as_ref().map(|p| p.id.clone());
@@ -29,7 +29,7 @@ async fn a_rotation_interrupted_anywhere_is_resumed_to_the_same_end() {
                     assert!(report.resumed_from.is_some(), "{point}");
                 }
                 // Interrupted after its final record: that run already counted.
-                if point == "after:record-done" {
+                if point == Point::after(Action::RecordDone) {
                     rotations += 1;
                 }
             }
@@ -52,7 +52,7 @@ async fn a_promotion_written_before_a_crash_is_recognised_not_redone() {
     let server = dev_server().await;
     let (vault, jobs, _rt) = jobs(&server, JOB);
     let store = store(&vault);
-    let options = RotateOptions { interrupt_at: Some("after:promote".into()), ..RotateOptions::new("test") };
+    let options = RotateOptions { interrupt_at: Some(Point::after(Action::Promote)), ..RotateOptions::new("test") };
     assert!(jobs[0].rotate_with(&store, options).await.is_err());
     // The secret is at PENDING, but the record still says `tested`.
     let pending = store.load("app").await.unwrap().state.in_progress.unwrap();

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use rotator_core::rotation::Job;
-use rotator_core::rotation::state::StateStore;
 use rotator_core::secret::SecretJson;
+use rotator_core::state::StateStore;
 use rotator_core::vault::VaultClient;
 use rotator_devserver::{DevServer, FaultPlan};
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};

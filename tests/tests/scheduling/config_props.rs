@@ -29,9 +29,9 @@ use time::OffsetDateTime;
 
 use rotator_core::config::units::{self, Bounds};
 use rotator_core::config::{Config, parse};
-use rotator_core::rotation::state::JobState;
 use rotator_core::schedule::cycle::{RunOutcome, after_run};
 use rotator_core::schedule::spec::{Cadence, Jitter, Schedule, describe};
+use rotator_core::state::JobState;
 
 /// A duration as an operator (or an attacker) might write it.
 fn duration_text() -> impl Strategy<Value = String> {
@@ -269,7 +269,7 @@ fn the_reported_configs_are_refused_where_they_are_wrong() {
 /// Accepted configs, one rotation per job through a real scheduler.
 #[test]
 fn accepted_configs_rotate_once_on_the_dev_server() {
-    use rotator_core::rotation::state::StateStore;
+    use rotator_core::state::StateStore;
     use rotator_daemon::scheduler::{Scheduler, SchedulerError};
     use rotator_daemon::setup::{self, VaultOverride};
     use rotator_devserver::{DevServer, DevServerOptions};

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use rotator_core::rotation::Job;
-use rotator_core::rotation::state::{Outcome, StateStore};
 use rotator_core::secret::SecretJson;
+use rotator_core::state::{Outcome, StateStore};
 use rotator_daemon::scheduler::{Scheduler, SchedulerError};
 use rotator_devserver::{DevServer, FaultPlan};
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};

@@ -8,13 +8,13 @@
 //! anchor names a record that was already in the file when it was stored,
 //! so a file read afterwards holds it even while the daemon keeps writing.
 //!
-//! [`JobState::audit_anchor`]: crate::rotation::state::JobState::audit_anchor
+//! [`JobState::audit_anchor`]: crate::state::JobState::audit_anchor
 
 use std::fmt;
 use std::path::Path;
 
 use super::{AuditAnchor, AuditKey, VerifyError, VerifyOptions, VerifySummary, verify_with};
-use crate::rotation::state::{StateError, StateStore};
+use crate::state::{StateError, StateStore};
 use crate::vault::VaultError;
 
 /// One job's anchor.

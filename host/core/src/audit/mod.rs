@@ -24,7 +24,7 @@
 //! the writer refuses to continue a log of the other kind.
 //!
 //! **The anchor.** Each time a rotation writes its job's state record in
-//! Vault (check-and-set, after every step; see [`crate::rotation::state`]),
+//! Vault (check-and-set, after every step; see [`crate::state`]),
 //! the record carries the log's head as an [`AuditAnchor`]: the first
 //! record's hash (which log), the newest `seq` and its hash. The head is
 //! read after the rotation's events were appended, so it names a record
@@ -80,7 +80,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use crate::rotation::state::AuditAnchor;
+pub use crate::state::AuditAnchor;
 pub use anchor::{AnchorProblem, AnchorReadError, Anchored, Anchors, JobAnchor, read_anchors, verify_anchored};
 pub use key::{AuditKey, KeyError, MAX_KEY_BYTES, MIN_KEY_BYTES};
 pub use verify::{

@@ -41,13 +41,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
 
 pub use diagnostic::{Collector, ConfigErrors, Diagnostic, SourceFile};
 pub use parse::{Parsed, load, load_partial, parse, parse_partial};
 pub use sql::{SqlConnection, SqlConnections, SqlCredentials};
+// Defined beside what uses them (a leaf, the Vault client); named here too
+// because the config is where operators meet them.
+pub use crate::secret::SecretRef;
+pub use crate::vault::kv::SecretLocation;
 
 use crate::plugin::{Grants, RunLimits};
 use crate::schedule::Schedule;
@@ -164,81 +167,6 @@ fn default_vault_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
-/// Where a secret value comes from. Never the value itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretRef {
-    /// An environment variable's value.
-    Env(String),
-    /// A file's contents, trimmed.
-    File(PathBuf),
-}
-
-/// `{ env = "…" }` or `{ file = "…" }`. Anything else is refused *without
-/// quoting it*: a value written where a reference belongs is most likely
-/// the secret itself, and serde's own message ("unknown variant
-/// `<value>`") would print it.
-impl<'de> Deserialize<'de> for SecretRef {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "lowercase", deny_unknown_fields)]
-        enum Table {
-            Env(String),
-            File(PathBuf),
-        }
-        struct Reference;
-        impl Reference {
-            fn inline<E: serde::de::Error>(self) -> Result<SecretRef, E> {
-                Err(E::custom("a secret is never written inline: use { env = \"VAR\" } or { file = \"/path\" }"))
-            }
-        }
-        impl<'de> serde::de::Visitor<'de> for Reference {
-            type Value = SecretRef;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("{ env = \"VAR\" } or { file = \"/path\" }")
-            }
-            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
-                self.inline()
-            }
-            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
-                self.inline()
-            }
-            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
-                self.inline()
-            }
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
-                self.inline()
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
-                self.inline()
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretRef, A::Error> {
-                Ok(match Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))? {
-                    Table::Env(var) => SecretRef::Env(var),
-                    Table::File(path) => SecretRef::File(path),
-                })
-            }
-        }
-        d.deserialize_any(Reference)
-    }
-}
-
-impl SecretRef {
-    /// Read the secret. The error names the source, never the value.
-    pub fn resolve(&self, base_dir: &Path) -> Result<SecretString, String> {
-        match self {
-            Self::Env(var) => {
-                std::env::var(var).map(SecretString::from).map_err(|_| format!("environment variable {var} is not set"))
-            }
-            Self::File(path) => {
-                let path = base_dir.join(path);
-                std::fs::read_to_string(&path)
-                    .map(|s| SecretString::from(s.trim().to_owned()))
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
-            }
-        }
-    }
-}
-
 /// `[daemon]`: how the daemon itself runs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -307,6 +235,10 @@ impl Default for StateConfig {
     }
 }
 
+fn default_mount() -> String {
+    "secret".into()
+}
+
 fn default_state_prefix() -> String {
     "rotator/state".into()
 }
@@ -348,25 +280,6 @@ pub enum PluginRef {
     Builtin(String),
     /// A component file, resolved against the config's folder.
     File(PathBuf),
-}
-
-/// Where a job's secret lives: a KV mount and a path in it.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct SecretLocation {
-    #[serde(default = "default_mount")]
-    pub mount: String,
-    pub path: String,
-}
-
-fn default_mount() -> String {
-    "secret".into()
-}
-
-impl std::fmt::Display for SecretLocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.mount.trim_matches('/'), self.path.trim_matches('/'))
-    }
 }
 
 /// One `[[jobs]]` entry.

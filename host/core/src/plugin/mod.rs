@@ -9,6 +9,7 @@
 //! steps; traps, deadlines and memory caps come back as typed [`StepError`]s
 //! and the daemon carries on.
 
+pub mod connections;
 mod error;
 mod files;
 pub mod grants;

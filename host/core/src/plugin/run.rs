@@ -18,11 +18,11 @@ use std::time::Instant;
 use wasmtime::{Engine, Store, Trap};
 use zeroize::Zeroize;
 
+use super::connections::SqlConnections;
 use super::imports::{HostCall, HostState, LogLevel, VaultBridge};
 use super::limits::{self, MAX_PLAN_ACTIONS, OutputLimits};
 use super::wit::{self, Instance};
 use super::{Failure, Grants, PlannedAction, Plugin, RunLimits, RunState, Step, StepContext, StepError};
-use crate::config::SqlConnections;
 use crate::secret::{Redactor, SecretJson};
 
 /// Per-run settings from the job.

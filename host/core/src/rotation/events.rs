@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use super::state::AuditAnchor;
+use crate::metrics::Metrics;
+use crate::state::AuditAnchor;
 
 /// One protocol action of one rotation.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -76,5 +77,23 @@ impl Observer for Vec<std::sync::Arc<dyn Observer>> {
     /// The first audit log's head (a daemon writes one log).
     fn anchor(&self, previous: Option<&AuditAnchor>) -> Option<AuditAnchor> {
         self.iter().find_map(|o| o.anchor(previous))
+    }
+}
+
+/// Rotation events → counters: the overall outcome per job, each step's
+/// duration, traps and grant denials.
+impl Observer for Metrics {
+    fn event(&self, e: &RotationEvent) {
+        if e.step == "rotation" {
+            self.rotation(&e.job, e.outcome);
+        } else if let Some(took) = e.duration {
+            self.step_duration(&e.job, e.step, took);
+        }
+        if matches!(e.kind, Some("trap" | "memory-limit" | "deadline")) && e.step != "rotation" {
+            self.plugin_trap(&e.job, &e.plugin);
+        }
+        for _ in 0..e.denied_calls {
+            self.plugin_denial(&e.job, &e.plugin);
+        }
     }
 }

@@ -20,10 +20,8 @@
 //! - [`events`]: what a rotation reports as it goes (audit, metrics, the feed).
 //! - [`crash`]: crash points for the fault-injection suite.
 
-pub mod crash;
 pub mod events;
 mod protocol;
-pub mod state;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,10 +34,10 @@ use crate::plugin::{
     CurrentSecret, HostCall, PlannedAction, Plugin, Run, RunConfig, Step, StepContext, StepError, VaultBridge,
 };
 use crate::secret::SecretJson;
+use crate::state::{self, StateError, StateStore};
 use crate::vault::{VaultClient, VaultError};
 pub use events::{NoEvents, Observer, RotationEvent};
 pub use protocol::{Finalize, RotateOptions};
-use state::{StateError, StateStore};
 
 /// A configured job with its loaded plugin.
 #[derive(Debug, Clone)]

@@ -19,12 +19,12 @@
 
 use time::OffsetDateTime;
 
-use super::crash;
 use super::events::{NoEvents, Observer, RotationEvent};
-use super::state::{HistoryEntry, InProgress, JobState, Outcome, Stage, StateError, StateStore, Versioned};
 use super::{Job, RotationError, RotationReport, SharedRun, StepTiming, plugin_step};
+use crate::crash::{self, Action, Point};
 use crate::plugin::{Step, StepContext, StepError};
 use crate::secret::SecretJson;
+use crate::state::{HistoryEntry, InProgress, JobState, Outcome, Stage, StateError, StateStore, Versioned};
 use crate::vault::VaultError;
 
 /// A hook run on the record that ends a rotation, in the same write, so the
@@ -39,7 +39,7 @@ pub struct RotateOptions<'a> {
     /// Stop the run at this crash point (`after:set`, …) as if the process
     /// had died there: no rollback, no cleanup, PENDING left as recorded.
     /// The in-process twin of `ROTATOR_CRASH_AT`, for the plugin harness.
-    pub interrupt_at: Option<String>,
+    pub interrupt_at: Option<Point>,
 }
 
 impl RotateOptions<'_> {
@@ -174,10 +174,10 @@ impl<'a> Driver<'a> {
             actor: d.options.actor.clone(),
             pending: Some(d.pending.clone()),
         });
-        d.point("before", "stage")?;
+        d.point(Point::before(Action::Stage))?;
         let started = std::time::Instant::now();
         d.save().await?;
-        d.point("after", "stage")?;
+        d.point(Point::after(Action::Stage))?;
         let paths = vec![d.state_location()];
         d.emit(Note { duration: Some(started.elapsed()), vault_paths: paths, ..Note::new("stage", "ok") });
         Ok(d)
@@ -188,11 +188,11 @@ impl<'a> Driver<'a> {
     // The error is the rotation's own (large) error type; this is called a
     // dozen times per rotation, never in a hot loop.
     #[allow(clippy::result_large_err)]
-    fn point(&self, when: &str, what: &str) -> Result<(), RotationError> {
-        crash::point(when, what);
-        match &self.options.interrupt_at {
-            Some(p) if p.strip_prefix(when).and_then(|r| r.strip_prefix(':')) == Some(what) => {
-                Err(RotationError::Interrupted { job: self.job.config.id.clone(), point: p.clone() })
+    fn point(&self, point: Point) -> Result<(), RotationError> {
+        crash::point(point);
+        match self.options.interrupt_at {
+            Some(p) if p == point => {
+                Err(RotationError::Interrupted { job: self.job.config.id.clone(), point: p.to_string() })
             }
             _ => Ok(()),
         }
@@ -206,11 +206,11 @@ impl<'a> Driver<'a> {
         loop {
             match self.in_progress().stage {
                 Stage::Staged => match self.step(Step::Set).await?.0 {
-                    Ok(()) => self.record(Stage::Set, "record-set").await?,
+                    Ok(()) => self.record(Stage::Set, Action::RecordSet).await?,
                     Err(e) => return self.roll_back(RotationError::Step { source: e, rollback: None }).await,
                 },
                 Stage::Set => match self.step(Step::Test).await?.0 {
-                    Ok(()) => self.record(Stage::Tested, "record-test").await?,
+                    Ok(()) => self.record(Stage::Tested, Action::RecordTest).await?,
                     Err(e) => return self.roll_back(RotationError::Step { source: e, rollback: None }).await,
                 },
                 Stage::Tested => {
@@ -221,7 +221,7 @@ impl<'a> Driver<'a> {
                             e => self.roll_back(e).await,
                         };
                     }
-                    self.record(Stage::Promoted, "record-promote").await?;
+                    self.record(Stage::Promoted, Action::RecordPromote).await?;
                 }
                 Stage::Promoted => {
                     return match self.step(Step::Finish).await?.0 {
@@ -242,11 +242,17 @@ impl<'a> Driver<'a> {
     /// Run one plugin step with its crash points, timing and event.
     async fn step(&mut self, step: Step) -> Result<(Result<(), StepError>, Option<SecretJson>), RotationError> {
         let name = step.as_str();
-        self.point("before", name)?;
+        // Describe and plan never run inside a rotation: no point to name.
+        let action = step_action(step);
+        if let Some(a) = action {
+            self.point(Point::before(a))?;
+        }
         let calls_before = self.host_call_count();
         let pending = (step != Step::Create).then(|| self.pending.clone());
         let (duration, result) = plugin_step(&self.run, step, &self.ctx, pending.as_ref()).await?;
-        self.point("after", name)?;
+        if let Some(a) = action {
+            self.point(Point::after(a))?;
+        }
         self.steps.push(StepTiming { step, duration });
         let (paths, denied) = self.host_calls_since(calls_before);
         let (outcome, error) = match &result {
@@ -268,11 +274,11 @@ impl<'a> Driver<'a> {
     }
 
     /// Record that `stage` is complete.
-    async fn record(&mut self, stage: Stage, point: &str) -> Result<(), RotationError> {
-        self.point("before", point)?;
+    async fn record(&mut self, stage: Stage, point: Action) -> Result<(), RotationError> {
+        self.point(Point::before(point))?;
         self.in_progress().stage = stage;
         self.save().await?;
-        self.point("after", point)?;
+        self.point(Point::after(point))?;
         Ok(())
     }
 
@@ -281,7 +287,7 @@ impl<'a> Driver<'a> {
     async fn promote(&mut self) -> Result<(), RotationError> {
         let Some(loc) = self.job.config.secret.clone() else { return Ok(()) };
         let expected = self.in_progress().base_version.unwrap_or(0);
-        self.point("before", "promote")?;
+        self.point(Point::before(Action::Promote))?;
         let started = std::time::Instant::now();
         let written = self.store.vault.kv_write(&loc.mount, &loc.path, &self.pending, Some(expected)).await;
         let version = match written {
@@ -306,7 +312,7 @@ impl<'a> Driver<'a> {
             }
             Err(e) => return Err(self.job.vault_error("promoting", &loc, e)),
         };
-        self.point("after", "promote")?;
+        self.point(Point::after(Action::Promote))?;
         self.in_progress().new_version = Some(version);
         let paths = vec![loc.to_string()];
         self.emit(Note { duration: Some(started.elapsed()), vault_paths: paths, ..Note::new("promote", "ok") });
@@ -335,21 +341,21 @@ impl<'a> Driver<'a> {
         }
         err.set_rollback(Ok(()));
         let message = err.to_string();
-        self.point("before", "record-rollback")?;
+        self.point(Point::before(Action::RecordRollback))?;
         self.end(Err(&err)).await?;
-        self.point("after", "record-rollback")?;
+        self.point(Point::after(Action::RecordRollback))?;
         tracing::error!(job = %self.job.config.id, error = %message, "rotation failed and was rolled back");
         Err(err)
     }
 
     async fn done(&mut self) -> Result<RotationReport, RotationError> {
-        self.point("before", "record-done")?;
+        self.point(Point::before(Action::RecordDone))?;
         let (rotation_id, previous_version, new_version) = {
             let p = self.in_progress();
             (p.id.clone(), p.base_version, p.new_version)
         };
         self.end(Ok(())).await?;
-        self.point("after", "record-done")?;
+        self.point(Point::after(Action::RecordDone))?;
         tracing::info!(job = %self.job.config.id, plugin = %self.job.plugin.label(), rotation = %rotation_id, ?new_version, "rotation done");
         Ok(RotationReport {
             rotation_id,
@@ -458,4 +464,16 @@ fn event(job: &Job, rotation_id: String, actor: String, note: Note) -> RotationE
         kind,
         denied_calls,
     }
+}
+
+/// The crash-point action of a plugin step.
+fn step_action(step: Step) -> Option<Action> {
+    Some(match step {
+        Step::Create => Action::Create,
+        Step::Set => Action::Set,
+        Step::Test => Action::Test,
+        Step::Finish => Action::Finish,
+        Step::Rollback => Action::Rollback,
+        Step::Describe | Step::Plan => return None,
+    })
 }

@@ -9,7 +9,7 @@ use rand::Rng;
 use time::OffsetDateTime;
 
 use super::spec::{Schedule, later};
-use crate::rotation::state::JobState;
+use crate::state::JobState;
 
 /// When a job should run next, as decided from its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn an_unfinished_rotation_is_resumed_at_once_even_when_paused() {
         let mut state = JobState { needs_attention: true, ..JobState::default() };
-        state.in_progress = crate::rotation::state::JobState::from_secret(&crate::secret::SecretJson::new(
+        state.in_progress = crate::state::JobState::from_secret(&crate::secret::SecretJson::new(
             r#"{"pending":{"p":"x"},"in_progress":{"id":"r","stage":"set","started":"2026-11-22T10:00:00Z","attempt":1,"base_version":null,"actor":"cli"}}"#.into(),
         ))
         .unwrap()

@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::{RetryPolicy, VaultClient, VaultError};
-use crate::config::SecretRef;
+use crate::secret::SecretRef;
 
 /// The default path of a pod's service-account token.
 pub const KUBERNETES_JWT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";

@@ -13,6 +13,7 @@
 //! Mounts and paths are [`VaultPath`]s (or text parsed into one), and API
 //! paths are joined from their segments, never from raw text.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::path::{AsVaultPath, PathError, VaultPath, shown};
@@ -311,4 +312,23 @@ pub fn kv_data_path(mount: &VaultPath, path: &VaultPath) -> VaultPath {
 /// The API path of a KV v1 secret: `<mount>/<path>`.
 pub fn kv_v1_path(mount: &VaultPath, path: &VaultPath) -> VaultPath {
     mount.join(path)
+}
+
+/// Where a job's secret lives: a KV mount and a path in it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretLocation {
+    #[serde(default = "default_mount")]
+    pub mount: String,
+    pub path: String,
+}
+
+fn default_mount() -> String {
+    "secret".into()
+}
+
+impl std::fmt::Display for SecretLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.mount.trim_matches('/'), self.path.trim_matches('/'))
+    }
 }

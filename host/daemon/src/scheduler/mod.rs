@@ -25,10 +25,10 @@ use tokio::time::Instant;
 
 use queue::DeadlineQueue;
 use rotator_core::metrics::Metrics;
-use rotator_core::rotation::state::{HistoryEntry, JobState, StateStore, Versioned};
 use rotator_core::rotation::{Job, Observer, RotateOptions, RotationError, RotationEvent, RotationReport};
 use rotator_core::schedule::cycle::{self, Due, RunOutcome};
 use rotator_core::schedule::spec::describe;
+use rotator_core::state::{HistoryEntry, JobState, StateStore, Versioned};
 use rotator_core::supervise::{self, Panicked};
 
 /// How long to wait before trying again when Vault could not be asked
@@ -136,10 +136,7 @@ impl Observer for Inner {
         let _ = self.events.send(event.clone());
     }
 
-    fn anchor(
-        &self,
-        previous: Option<&rotator_core::rotation::state::AuditAnchor>,
-    ) -> Option<rotator_core::rotation::state::AuditAnchor> {
+    fn anchor(&self, previous: Option<&rotator_core::state::AuditAnchor>) -> Option<rotator_core::state::AuditAnchor> {
         self.observers.anchor(previous)
     }
 }

@@ -22,8 +22,8 @@ use rotator_core::plugin::{
     CurrentSecret, Grants, HostCall, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext, VaultBridge,
 };
 use rotator_core::rotation::Job;
-use rotator_core::rotation::state::StateStore;
 use rotator_core::secret::SecretJson;
+use rotator_core::state::StateStore;
 use rotator_core::vault::{VaultClient, VaultError, VaultOptions};
 use rotator_devserver::{DevServer, DevServerOptions};
 

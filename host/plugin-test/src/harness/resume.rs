@@ -1,6 +1,6 @@
 //! Check: a rotation interrupted at any crash point resumes to a clean end.
 //!
-//! For every point of [`rotator_core::rotation::crash::all_points`], a job of its
+//! For every point of [`rotator_core::crash::all_points`], a job of its
 //! own starts a rotation that stops there as if the process had died
 //! ([`RotateOptions::interrupt_at`]), then runs again, which must finish
 //! (or finish rolling back) the rotation that was staged, not start afresh.
@@ -20,9 +20,9 @@ use super::env::{Env, SecretState, fingerprint};
 use super::faults::{TestFault, Watch, test_fault};
 use super::report::{CheckResult, names};
 use super::walk::Walk;
-use rotator_core::rotation::crash::all_points;
-use rotator_core::rotation::state::{Outcome, Stage};
+use rotator_core::crash::{Action, At, Point, all_points};
 use rotator_core::rotation::{RotateOptions, RotationError};
+use rotator_core::state::{Outcome, Stage};
 use rotator_devserver::FaultPlan;
 
 /// What the interrupted run left staged.
@@ -39,15 +39,14 @@ async fn secret_state(env: &Env) -> Result<SecretState, String> {
 /// Interrupt a rotation of `job` at `point`, resume it, check the end
 /// state. `Ok(false)`: the rotation completed without passing the point
 /// (on the rollback path: `test` did not fail under the fault).
-async fn one_point(env: &Env, job_id: &str, point: &str, fault: Option<&FaultPlan>) -> Result<bool, String> {
+async fn one_point(env: &Env, job_id: &str, point: Point, fault: Option<&FaultPlan>) -> Result<bool, String> {
     let job = env.job(job_id);
     let before = secret_state(env).await?;
     let watch = Watch::new(&env.server, fault.cloned());
-    let options =
-        RotateOptions { interrupt_at: Some(point.to_owned()), observer: &watch, ..RotateOptions::new("harness") };
+    let options = RotateOptions { interrupt_at: Some(point), observer: &watch, ..RotateOptions::new("harness") };
     let first = job.rotate_with(&env.store, options).await;
     drop(watch);
-    let load = |e: rotator_core::rotation::state::StateError| format!("reading the state record failed: {e}");
+    let load = |e: rotator_core::state::StateError| format!("reading the state record failed: {e}");
     let staged = env.store.load(job_id).await.map_err(load)?.state.in_progress.map(|p| Staged {
         id: p.id,
         stage: p.stage,
@@ -137,22 +136,22 @@ pub(super) async fn check(env: &Env, walk: &Walk) -> CheckResult {
     let mut not_failed = Vec::new();
     let points = all_points();
     for (i, point) in points.iter().enumerate() {
-        let on_rollback_path = point.ends_with("rollback");
+        let on_rollback_path = matches!(point.at, At::Action(Action::Rollback | Action::RecordRollback));
         let plan = match (&fault, on_rollback_path) {
             (_, false) => None,
             (Ok(f), true) => Some(&f.plan),
             (Err(_), true) => {
-                unreachable.push(point.clone());
+                unreachable.push(point.to_string());
                 continue;
             }
         };
         let job = format!("harness-crash-{i}");
-        match one_point(env, &job, point, plan).await {
+        match one_point(env, &job, *point, plan).await {
             Ok(true) => reached += 1,
-            Ok(false) => not_failed.push(point.clone()),
+            Ok(false) => not_failed.push(point.to_string()),
             // Each point has a job of its own; without its id, the same
             // failure reads the same at every point and is shown once.
-            Err(why) => violations.push((point.clone(), why.replace(&format!("`{job}`"), "`harness-crash-<n>`"))),
+            Err(why) => violations.push((point.to_string(), why.replace(&format!("`{job}`"), "`harness-crash-<n>`"))),
         }
     }
     let mut ok = format!("{reached} crash point(s): each interrupted rotation resumed to a clean end");

@@ -17,8 +17,8 @@ use super::faults::{FAULT_STATUS, Watch, test_fault};
 use super::report::{CheckResult, names};
 use super::walk::Walk;
 use rotator_core::plugin::Step;
-use rotator_core::rotation::state::Outcome;
 use rotator_core::rotation::{RotateOptions, RotationError};
+use rotator_core::state::Outcome;
 
 const JOB: &str = "harness-rollback";
 

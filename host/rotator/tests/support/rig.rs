@@ -9,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rotator_core::rotation::crash;
-use rotator_core::rotation::state::{JobState, Outcome, StateStore};
+use rotator_core::crash;
 use rotator_core::secret::SecretJson;
+use rotator_core::state::{JobState, Outcome, StateStore};
 use rotator_core::vault::{VaultClient, VaultOptions};
 use rotator_devserver::{DevServer, DevServerOptions};
 use secrecy::SecretString;
@@ -94,7 +94,7 @@ impl Rig {
         assert!(s.in_progress.is_none(), "{context}: PENDING left behind: {:?}", s.in_progress);
         assert_eq!(s.rotations, rotations, "{context}: rotation count");
         let rotated = s.history.iter().filter(|h| h.outcome == Outcome::Rotated).count() as u64;
-        assert_eq!(rotated, rotations.min(rotator_core::rotation::state::HISTORY_LEN as u64), "{context}: history");
+        assert_eq!(rotated, rotations.min(rotator_core::state::HISTORY_LEN as u64), "{context}: history");
         let secret = self.vault.kv_read("secret", "app/db").await.unwrap().expect("secret exists");
         assert_eq!(secret.version, Some(rotations), "{context}: one KV version per rotation");
         let fields = secret.data.fields();

@@ -94,10 +94,10 @@ fn read_only_refusal(what: &str, job: &str) -> String {
 
 /// Run a host call's I/O on the async runtime, between its crash points
 /// (`before:host-call:<n>` / `after:host-call:<n>`, see
-/// [`crate::rotation::crash`]). Every capability's calls go through here.
+/// [`crate::crash`]). Every capability's calls go through here.
 pub(crate) fn perform<F: std::future::Future>(handle: &tokio::runtime::Handle, io: F) -> F::Output {
-    let n = crate::rotation::crash::before_host_call();
+    let n = crate::crash::before_host_call();
     let out = handle.block_on(io);
-    crate::rotation::crash::after_host_call(n);
+    crate::crash::after_host_call(n);
     out
 }

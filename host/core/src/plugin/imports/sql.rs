@@ -40,7 +40,7 @@ use tokio_postgres::{Client, NoTls};
 
 pub use self::statement::substitute as substitute_parameters;
 use super::{CallOutcome, HostCall, HostState, NOT_GRANTED, READ_ONLY, VaultBridge};
-use crate::config::{SqlConnection, SqlConnections, SqlCredentials};
+use crate::plugin::connections::{SqlConnection, SqlConnections, SqlCredentials};
 use crate::plugin::grants::SqlOperation;
 use crate::secret::Redactor;
 
