@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rotator_core::rotation::Observer;
-use rotator_core::vault::{VaultClient, VaultOptions};
-use rotator_daemon::api::{ApiOptions, ApiToken};
+use rotator_daemon::api::ApiToken;
+use rotator_daemon::setup::VaultOverride;
+use rotator_daemon::start::StartOptions;
 use rotator_devserver::DevServer;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -59,14 +60,18 @@ impl Api {
     /// A daemon as `setup` says, against `server`.
     pub async fn start_with(server: &DevServer, setup: ApiSetup) -> Self {
         logs::capture();
-        let (_, jobs, runtime) = crate::jobs(server, &setup.jobs);
-        let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(setup.vault_token))).unwrap();
+        let dirs: Vec<String> = setup.plugin_dirs.iter().map(|d| format!("{:?}", d.display().to_string())).collect();
+        let toml = format!("[daemon]\nplugin_dirs = [{}]\n\n{}", dirs.join(", "), setup.jobs);
         let (token, value) = ApiToken::generate();
-        let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", api_listener.local_addr().unwrap());
-        let options = ApiOptions::new(token, runtime);
-        let api = ApiOptions { reveal_secrets: setup.reveal_secrets, plugin_dirs: setup.plugin_dirs, ..options };
-        let daemon = crate::daemon(vault, api_listener, api, jobs, setup.observers);
+        let options = StartOptions {
+            vault: VaultOverride { address: Some(server.url()), token: Some(SecretString::from(setup.vault_token)) },
+            api_token: Some(token),
+            reveal_secrets: Some(setup.reveal_secrets),
+            observers: setup.observers,
+            ..StartOptions::default()
+        };
+        let daemon = crate::daemon(server, &toml, options).await;
+        let base = format!("http://{}", daemon.api_listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(daemon.run(async move {
             let _ = stopped.await;

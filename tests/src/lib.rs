@@ -19,7 +19,9 @@ use rotator_core::config;
 use rotator_core::plugin::Runtime;
 use rotator_core::rotation::Job;
 use rotator_core::vault::VaultClient;
+use rotator_daemon::daemon::Daemon;
 use rotator_daemon::setup::{self, VaultOverride};
+use rotator_daemon::start::StartOptions;
 use rotator_devserver::{DevServer, DevServerOptions};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -105,28 +107,22 @@ pub fn jobs_in(server: &DevServer, name: &str, toml: &str, base_dir: &Path) -> (
     (vault, jobs, runtime)
 }
 
-/// A daemon running `jobs` on `vault` (static token, default state store),
-/// serving its API on `api_listener` with `api`.
-pub fn daemon(
-    vault: VaultClient,
-    api_listener: tokio::net::TcpListener,
-    api: rotator_daemon::api::ApiOptions,
-    jobs: Vec<Job>,
-    observers: Vec<Arc<dyn rotator_core::rotation::Observer>>,
-) -> rotator_daemon::daemon::Daemon {
-    rotator_daemon::daemon::Daemon {
-        state: store(&vault),
-        observers,
-        metrics: Default::default(),
-        jobs,
-        vault,
-        identity: rotator_daemon::daemon::Identity::static_token(),
-        leases: rotator_daemon::daemon::LeaseOptions::default(),
-        api_listener,
-        max_concurrent_rotations: 1,
-        shutdown_grace: Duration::from_secs(10),
-        api,
+/// A daemon for the config `toml`, built as `rotator run` builds one
+/// ([`Daemon::from_config`]) against `server` with the root token. Unless
+/// `options` says otherwise, its API gets a fresh token and a free loopback
+/// port: read it from `daemon.api_listener`.
+pub async fn daemon(server: &DevServer, toml: &str, mut options: StartOptions) -> Daemon {
+    let cfg = config::parse("test.toml", toml, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    if options.vault.address.is_none() {
+        options.vault = VaultOverride { address: Some(server.url()), token: Some(SecretString::from(ROOT)) };
     }
+    if options.api_listener.is_none() {
+        options.api_listener = Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    if options.api_token.is_none() {
+        options.api_token = Some(rotator_daemon::api::ApiToken::generate().0);
+    }
+    Daemon::from_config(&cfg, options).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The default state store (`secret/rotator/state/<job>`) on `vault`.

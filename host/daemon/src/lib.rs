@@ -17,3 +17,4 @@ pub mod api;
 pub mod daemon;
 pub mod scheduler;
 pub mod setup;
+pub mod start;

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -13,6 +12,8 @@ use rotator_core::plugin::{Plugin, Runtime, RuntimeOptions};
 use rotator_core::rotation::{Job, Observer};
 use rotator_core::state::StateStore;
 use rotator_core::vault::{AuthMethod, TokenLease, VaultClient, VaultOptions};
+
+pub use crate::start::StartError;
 
 /// Who the daemon is in Vault: how it logs in and its token as of startup.
 #[derive(Debug, Clone)]
@@ -24,9 +25,11 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// A token that never expires and is never renewed (tests, dev root).
-    pub fn static_token() -> Self {
-        let lease = TokenLease { ttl: Duration::ZERO, renewable: false, policies: vec![], accessor: String::new() };
+    /// A token that never expires and is never renewed (unit tests).
+    #[cfg(test)]
+    pub(crate) fn static_token() -> Self {
+        let lease =
+            TokenLease { ttl: std::time::Duration::ZERO, renewable: false, policies: vec![], accessor: String::new() };
         Self { method: AuthMethod::Token, lease, base_dir: ".".into() }
     }
 }
@@ -40,26 +43,24 @@ pub struct VaultOverride {
 
 /// Build the Vault client: config first, then `VAULT_ADDR`, `VAULT_TOKEN`
 /// and `VAULT_NAMESPACE`, like Vault's own tools.
-pub fn vault_client(config: &Config, over: VaultOverride) -> Result<VaultClient, String> {
+pub fn vault_client(config: &Config, over: VaultOverride) -> Result<VaultClient, StartError> {
     let v = &config.vault;
     let address = over
         .address
         .or_else(|| v.address.clone())
         .or_else(|| std::env::var("VAULT_ADDR").ok())
-        .ok_or("no Vault address: set [vault] address or VAULT_ADDR")?;
+        .ok_or(StartError::NoVaultAddress)?;
     let token = match (over.token, &v.token) {
         (Some(t), _) => t,
-        (None, Some(r)) => r.resolve(&config.base_dir).map_err(|e| format!("vault token: {e}"))?,
+        (None, Some(r)) => r.resolve(&config.base_dir).map_err(|e| StartError::VaultToken(e.to_string()))?,
         // An auth method logs in before the first request.
         (None, None) if v.auth.is_some() => SecretString::from(String::new()),
-        (None, None) => std::env::var("VAULT_TOKEN")
-            .map(SecretString::from)
-            .map_err(|_| "no Vault token: set [vault] token = { env = \"…\" }, [vault.auth], or VAULT_TOKEN")?,
+        (None, None) => std::env::var("VAULT_TOKEN").map(SecretString::from).map_err(|_| StartError::NoVaultToken)?,
     };
     let namespace = v.namespace.clone().or_else(|| std::env::var("VAULT_NAMESPACE").ok());
     let ca_cert = v.ca_cert.clone().or_else(|| std::env::var_os("VAULT_CACERT").map(Into::into));
     let options = VaultOptions { namespace, timeout: v.timeout, ca_cert, ..VaultOptions::new(address, token) };
-    VaultClient::new(options).map_err(|e| e.to_string())
+    VaultClient::new(options).map_err(StartError::VaultClient)
 }
 
 /// The auth method the config asks for (the plain token if none; a token
@@ -78,18 +79,18 @@ pub fn auth_method(config: &Config) -> AuthMethod {
 
 /// Log in (or, for a plain token, look it up) so the daemon knows its
 /// token's TTL before it starts renewing.
-pub async fn identity(config: &Config, client: &VaultClient) -> Result<Identity, String> {
+pub async fn identity(config: &Config, client: &VaultClient) -> Result<Identity, StartError> {
     let method = auth_method(config);
     let lease = match method.login(client, &config.base_dir).await {
         Ok(Some(lease)) => lease,
-        Ok(None) => client.lookup_self().await.map_err(|e| format!("checking the vault token: {e}"))?,
-        Err(e) => return Err(format!("vault login ({}): {e}", method.name())),
+        Ok(None) => client.lookup_self().await.map_err(StartError::TokenLookup)?,
+        Err(source) => return Err(StartError::Login { method: method.name(), source }),
     };
     Ok(Identity { method, lease, base_dir: config.base_dir.clone() })
 }
 
 /// The plugin runtime sized and cached as the config says.
-pub fn runtime(config: &Config) -> Result<Arc<Runtime>, String> {
+pub fn runtime(config: &Config) -> Result<Arc<Runtime>, StartError> {
     let mut options = RuntimeOptions {
         // Room for every concurrent rotation plus `describe` during reloads.
         max_concurrent_runs: config.daemon.max_concurrent_rotations.saturating_mul(2).max(8),
@@ -98,7 +99,7 @@ pub fn runtime(config: &Config) -> Result<Arc<Runtime>, String> {
     if let Some(dir) = &config.daemon.cache_dir {
         options.cache_dir = Some(config.base_dir.join(dir));
     }
-    Runtime::new(options)
+    Runtime::new(options).map_err(|e| StartError::Runtime(e.into()))
 }
 
 /// Load every job's plugin (each distinct plugin once) and check each job's
@@ -170,12 +171,12 @@ pub fn state_store(config: &Config, vault: &VaultClient) -> StateStore {
 
 /// Who hears about every rotation step besides the daemon's metrics: the
 /// audit log, if the config names one (keyed if it names a key).
-pub fn observers(config: &Config) -> Result<Vec<Arc<dyn Observer>>, String> {
+pub fn observers(config: &Config) -> Result<Vec<Arc<dyn Observer>>, StartError> {
     let mut out: Vec<Arc<dyn Observer>> = Vec::new();
     if let Some(path) = config.audit_log() {
-        let key = rotator_core::audit::AuditKey::from_config(config).map_err(|e| e.to_string())?;
+        let key = rotator_core::audit::AuditKey::from_config(config)?;
         let options = rotator_core::audit::AuditOptions { fsync: config.daemon.audit_fsync, key };
-        let log = rotator_core::audit::AuditLog::open_with(&path, options).map_err(|e| e.to_string())?;
+        let log = rotator_core::audit::AuditLog::open_with(&path, options)?;
         out.push(Arc::new(log));
     }
     Ok(out)

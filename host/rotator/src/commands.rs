@@ -11,9 +11,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use rotator_core::audit;
 use rotator_core::config::{self, Config};
 use rotator_core::plugin::{Capability, Runtime, RuntimeOptions};
-use rotator_daemon::api::{API_TOKEN_ENV, ApiOptions, ApiToken};
-use rotator_daemon::daemon::{Daemon, LeaseOptions};
+use rotator_daemon::api::{API_TOKEN_ENV, ApiToken};
+use rotator_daemon::daemon::Daemon;
 use rotator_daemon::setup::{self, VaultOverride};
+use rotator_daemon::start::StartOptions;
 use rotator_devserver::{DevServer, DevServerOptions, FaultPlan};
 use rotator_plugin_test::harness::{Harness, PluginSource, parse_grant, parse_step_timeout};
 use secrecy::{ExposeSecret, SecretString};
@@ -137,7 +138,17 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         let over = VaultOverride { address: Some(server.url()), token: Some(SecretString::from(args.root_token)) };
         let (token, shown) = dev_api_token(&config, args.api_token)?;
         let reveal = args.reveal_secrets || config.daemon.reveal_secrets;
-        let daemon = daemon(&config, over, Some(args.api_addr), token, reveal).await?;
+        let api_listener = tokio::net::TcpListener::bind(args.api_addr)
+            .await
+            .with_context(|| format!("binding the API to {}", args.api_addr))?;
+        let options = StartOptions {
+            vault: over,
+            api_listener: Some(api_listener),
+            api_token: Some(token),
+            reveal_secrets: Some(reveal),
+            ..StartOptions::default()
+        };
+        let daemon = Daemon::from_config(&config, options).await?;
         let api_addr = daemon.api_listener.local_addr()?;
         println!("rotator API:   http://{api_addr}/healthz");
         // Printed, never logged, as the dev root token is. The dashboard
@@ -182,54 +193,13 @@ fn dev_api_token(config: &Config, flag: Option<String>) -> anyhow::Result<(ApiTo
     })
 }
 
-async fn daemon(
-    config: &Config,
-    over: VaultOverride,
-    api_addr: Option<SocketAddr>,
-    api_token: ApiToken,
-    reveal_secrets: bool,
-) -> anyhow::Result<Daemon> {
-    let metrics = rotator_core::metrics::Metrics::new();
-    let vault = setup::vault_client(config, over).map_err(|e| anyhow!(e))?.with_metrics(metrics.clone());
-    let observers = setup::observers(config).map_err(|e| anyhow!(e))?;
-    let identity = setup::identity(config, &vault).await.map_err(|e| anyhow!(e))?;
-    let runtime = setup::runtime(config).map_err(|e| anyhow!(e))?;
-    let jobs = setup::load_jobs(config, &runtime).map_err(|e| anyhow!("{e}"))?;
-    let addr = api_addr.unwrap_or(config.daemon.api_addr);
-    let api_listener =
-        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the API to {addr}"))?;
-    Ok(Daemon {
-        jobs,
-        vault: vault.clone(),
-        identity,
-        leases: LeaseOptions {
-            renewals_per_second: config.vault.lease_renewals_per_second,
-            revoke_on_shutdown: config.vault.revoke_leases_on_shutdown,
-        },
-        api_listener,
-        max_concurrent_rotations: config.daemon.max_concurrent_rotations as usize,
-        shutdown_grace: config.daemon.shutdown_grace,
-        state: setup::state_store(config, &vault),
-        observers,
-        metrics,
-        api: ApiOptions { reveal_secrets, plugin_dirs: config.plugin_dirs(), ..ApiOptions::new(api_token, runtime) },
-    })
-}
-
 pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let config = load_config(path)?;
-    // Never run the API open, and never invent a token that would have to
-    // be logged: without a configured token, refuse to start.
-    let token = ApiToken::from_config(&config)?.ok_or_else(|| {
-        anyhow!(
-            "the operator API needs a token: set [daemon] api_token = {{ env = \"…\" }} or {{ file = \"…\" }}, \
-             or {API_TOKEN_ENV} (at least 16 characters, e.g. `openssl rand -hex 32`)"
-        )
-    })?;
-    let reveal = config.daemon.reveal_secrets;
     tokio()?.block_on(async move {
         let shutdown = shutdown_signal();
-        let daemon = daemon(&config, VaultOverride::default(), None, token, reveal).await?;
+        // Never runs the API open, and never invents a token that would have
+        // to be logged: without a configured token, this refuses to start.
+        let daemon = Daemon::from_config(&config, StartOptions::default()).await?;
         match daemon.vault.health().await {
             Ok(_) => tracing::info!(vault = daemon.vault.address(), "vault reachable"),
             Err(e) => tracing::warn!(error = %e, "vault health check failed; jobs will retry"),
@@ -245,7 +215,7 @@ pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
     // reports every problem in the file.
     let parsed = config::load_partial(path);
     let name = parsed.config.source.name.clone();
-    let runtime = setup::runtime(&parsed.config).map_err(|e| anyhow!(e))?;
+    let runtime = setup::runtime(&parsed.config)?;
     match setup::check(parsed, &runtime) {
         Ok(jobs) => {
             println!("{name}: OK, {} job(s)", jobs.len());
@@ -269,9 +239,9 @@ pub fn rotate(path: &Path, job_id: &str, dry_run: bool) -> anyhow::Result<ExitCo
     };
     let single = Config { jobs: vec![job_config.clone()], ..config.clone() };
     tokio()?.block_on(async move {
-        let vault = setup::vault_client(&single, VaultOverride::default()).map_err(|e| anyhow!(e))?;
-        let runtime = setup::runtime(&single).map_err(|e| anyhow!(e))?;
-        let job = setup::load_jobs(&single, &runtime).map_err(|e| anyhow!("{e}"))?.remove(0);
+        let vault = setup::vault_client(&single, VaultOverride::default())?;
+        let runtime = setup::runtime(&single)?;
+        let job = setup::load_jobs(&single, &runtime)?.remove(0);
         let store = setup::state_store(&single, &vault);
         if dry_run {
             let plan = job.plan(&store).await?;
@@ -488,9 +458,9 @@ fn audit_context(path: &Path) -> anyhow::Result<(Option<audit::AuditKey>, audit:
     let key = audit::AuditKey::from_config(&config)?;
     let jobs: Vec<String> = config.jobs.iter().map(|j| j.id.clone()).collect();
     let anchors = tokio()?.block_on(async {
-        let vault = setup::vault_client(&config, VaultOverride::default()).map_err(|e| anyhow!(e))?;
+        let vault = setup::vault_client(&config, VaultOverride::default())?;
         // Logs in if the config names an auth method; checks the token otherwise.
-        setup::identity(&config, &vault).await.map_err(|e| anyhow!(e))?;
+        setup::identity(&config, &vault).await?;
         let store = setup::state_store(&config, &vault);
         audit::read_anchors(&store, &jobs).await.context("reading the audit anchors")
     })?;

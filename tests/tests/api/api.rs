@@ -84,9 +84,17 @@ async fn health_is_open_everything_else_needs_the_token_and_errors_are_json() {
     let api_token = api.token.clone();
     api.stop().await;
 
-    // A daemon whose Vault token is bad is not ready, and Vault's refusal
+    // A daemon whose Vault token goes bad (revoked behind its back; it
+    // could not start with a bad one) is not ready, and Vault's refusal
     // comes back as a 502 with Vault's message.
-    let broken = Api::start_as(&server, "not-a-valid-vault-token", false).await;
+    let http = http_client(Duration::from_secs(10));
+    let (status, created) = rotator_tests::call(&http, &server, Some(ROOT), "POST", "auth/token/create", None).await;
+    assert_eq!(status, 200, "{created}");
+    let doomed = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    let broken = Api::start_as(&server, &doomed, false).await;
+    let revoke = json!({ "token": doomed });
+    let (status, _) = rotator_tests::call(&http, &server, Some(ROOT), "POST", "auth/token/revoke", Some(revoke)).await;
+    assert_eq!(status, 204);
     let ready = broken.send(None, "GET", "/readyz", None).await;
     assert_eq!((ready.status, ready.body), (503, json!({ "status": "not ready" })));
     let readiness = broken.expect(200, "GET", "/status", None).await["readiness"].clone();

@@ -10,10 +10,10 @@
 
 use std::time::Duration;
 
-use rotator_core::vault::{VaultClient, VaultOptions};
-use rotator_daemon::api::{ApiOptions, ApiToken};
+use rotator_daemon::api::ApiToken;
+use rotator_daemon::start::StartOptions;
 use rotator_tests::{ROOT, dev_server, jobs};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -39,12 +39,10 @@ async fn raw(addr: std::net::SocketAddr, token: &str, method: &str, target: &str
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_refuses_mounts_that_are_not_kv_and_paths_that_are_not_canonical() {
     let server = dev_server().await;
-    let (_, _, runtime) = jobs(&server, "");
-    let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
     let (token, value) = ApiToken::generate();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let daemon = rotator_tests::daemon(vault, listener, ApiOptions::new(token, runtime), Vec::new(), Vec::new());
+    let options = StartOptions { api_token: Some(token), ..StartOptions::default() };
+    let daemon = rotator_tests::daemon(&server, "", options).await;
+    let addr = daemon.api_listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(daemon.run(async move {
         let _ = stopped.await;

@@ -5,8 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rotator_core::rotation::{Observer, RotationEvent};
-use rotator_daemon::api::{ApiOptions, ApiToken};
-use rotator_daemon::daemon::{Daemon, Identity, LeaseOptions};
+use rotator_daemon::start::StartOptions;
 use rotator_tests::{dev_server, fixture, jobs};
 
 /// Every rotation event the daemon emits, in order.
@@ -51,23 +50,12 @@ settings = { field = "password" }
             fixture(crate_name)
         ));
     }
-    let (vault, jobs, runtime) = jobs(&server, &toml);
+    toml.insert_str(0, "[daemon]\nmax_concurrent_rotations = 2\nshutdown_grace = \"10s\"\n");
+    let (vault, _, _) = jobs(&server, &toml);
     let recorder = Arc::new(Recorder::default());
-    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = format!("http://{}", api_listener.local_addr().unwrap());
-    let daemon = Daemon {
-        jobs,
-        vault: vault.clone(),
-        identity: Identity::static_token(),
-        leases: LeaseOptions::default(),
-        api_listener,
-        max_concurrent_rotations: 2,
-        shutdown_grace: Duration::from_secs(10),
-        state: rotator_tests::store(&vault),
-        observers: vec![recorder.clone()],
-        metrics: Default::default(),
-        api: ApiOptions::new(ApiToken::generate().0, runtime),
-    };
+    let options = StartOptions { observers: vec![recorder.clone()], ..StartOptions::default() };
+    let daemon = rotator_tests::daemon(&server, &toml, options).await;
+    let api = format!("http://{}", daemon.api_listener.local_addr().unwrap());
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(daemon.run(async move {

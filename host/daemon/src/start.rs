@@ -1,0 +1,128 @@
+//! Startup, owned by the library: [`Daemon::from_config`] turns a checked
+//! [`Config`] into a daemon ready to [`run`](Daemon::run), and says why not
+//! with a typed [`StartError`].
+//!
+//! The binary, the tests and anything embedding rotator build daemons this
+//! one way, so what `rotator run` does at startup (log in, load and check
+//! every plugin, open the audit log, bind the API) is what every test runs.
+//! The few things a caller decides rather than the config are
+//! [`StartOptions`]; everything else comes from the config.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rotator_core::audit::{AuditError, KeyError};
+use rotator_core::config::{Config, ConfigErrors};
+use rotator_core::metrics::Metrics;
+use rotator_core::rotation::Observer;
+use rotator_core::vault::VaultError;
+use tokio::net::TcpListener;
+
+use crate::api::{API_TOKEN_ENV, ApiOptions, ApiToken, ApiTokenError};
+use crate::daemon::{Daemon, LeaseOptions};
+use crate::setup::{self, VaultOverride};
+
+/// What the caller decides rather than the config. [`Default`]: everything
+/// from the config and the environment.
+#[derive(Default)]
+pub struct StartOptions {
+    /// Overrides for `[vault]` (`rotator dev` points at its own server).
+    pub vault: VaultOverride,
+    /// The API's listener, already bound (so the caller can print its real
+    /// address first); `None` binds `[daemon] api_addr`.
+    pub api_listener: Option<TcpListener>,
+    /// The API token; `None` takes `[daemon] api_token` or the environment,
+    /// and refuses to start without one.
+    pub api_token: Option<ApiToken>,
+    /// Show secret values in API answers; `None` takes `[daemon] reveal_secrets`.
+    pub reveal_secrets: Option<bool>,
+    /// Who else hears every rotation step, besides the audit log the config
+    /// names and the daemon's metrics.
+    pub observers: Vec<Arc<dyn Observer>>,
+}
+
+/// Why a daemon could not start. Each names what to fix; none carries a
+/// secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("no Vault address: set [vault] address or VAULT_ADDR")]
+    NoVaultAddress,
+    #[error("no Vault token: set [vault] token = {{ env = \"…\" }}, [vault.auth], or VAULT_TOKEN")]
+    NoVaultToken,
+    /// The configured token reference could not be read (names the source).
+    #[error("vault token: {0}")]
+    VaultToken(String),
+    #[error("{0}")]
+    VaultClient(#[source] VaultError),
+    #[error("vault login ({method}): {source}")]
+    Login { method: &'static str, source: VaultError },
+    #[error("checking the vault token: {0}")]
+    TokenLookup(#[source] VaultError),
+    #[error("plugin runtime: {0}")]
+    Runtime(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Plugins that did not load or settings their schema refuses, located
+    /// in the config file.
+    #[error("{0}")]
+    Jobs(#[from] ConfigErrors),
+    #[error("{0}")]
+    AuditKey(#[from] KeyError),
+    #[error("{0}")]
+    AuditLog(#[from] AuditError),
+    #[error(
+        "the operator API needs a token: set [daemon] api_token = {{ env = \"…\" }} or {{ file = \"…\" }}, \
+         or {API_TOKEN_ENV} (at least 16 characters, e.g. `openssl rand -hex 32`)"
+    )]
+    NoApiToken,
+    #[error("{0}")]
+    ApiToken(#[from] ApiTokenError),
+    #[error("binding the API to {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+impl Daemon {
+    /// Everything `config` asks for, ready to run: the Vault client (counted
+    /// in the daemon's metrics), the daemon's identity (logged in, or its
+    /// token looked up), every job's plugin loaded and its settings checked,
+    /// the audit log opened, the API bound.
+    pub async fn from_config(config: &Config, options: StartOptions) -> Result<Daemon, StartError> {
+        let api_token = match options.api_token {
+            Some(token) => token,
+            None => ApiToken::from_config(config)?.ok_or(StartError::NoApiToken)?,
+        };
+        let metrics = Metrics::new();
+        let vault = setup::vault_client(config, options.vault)?.with_metrics(metrics.clone());
+        let mut observers = setup::observers(config)?;
+        observers.extend(options.observers);
+        let identity = setup::identity(config, &vault).await?;
+        let runtime = setup::runtime(config)?;
+        let jobs = setup::load_jobs(config, &runtime)?;
+        let api_listener = match options.api_listener {
+            Some(listener) => listener,
+            None => {
+                let addr = config.daemon.api_addr;
+                TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?
+            }
+        };
+        let api = ApiOptions {
+            reveal_secrets: options.reveal_secrets.unwrap_or(config.daemon.reveal_secrets),
+            plugin_dirs: config.plugin_dirs(),
+            ..ApiOptions::new(api_token, runtime)
+        };
+        Ok(Daemon {
+            jobs,
+            state: setup::state_store(config, &vault),
+            vault,
+            identity,
+            leases: LeaseOptions {
+                renewals_per_second: config.vault.lease_renewals_per_second,
+                revoke_on_shutdown: config.vault.revoke_leases_on_shutdown,
+            },
+            api_listener,
+            max_concurrent_rotations: config.daemon.max_concurrent_rotations as usize,
+            shutdown_grace: config.daemon.shutdown_grace,
+            observers,
+            metrics,
+            api,
+        })
+    }
+}
