@@ -38,7 +38,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # Two workspaces: the host (the root) and the guests (plugins/, built to
-# wasm32-wasip2 by host/build.rs). Cheap checks first, then the tests.
+# wasm32-wasip2 by host/core/build.rs). Cheap checks first, then the tests.
 # The guests' clippy uses the build script's target and target dir; it checks
 # the debug profile while the build script builds release, so neither
 # overwrites the other's artifacts.

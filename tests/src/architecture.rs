@@ -159,6 +159,30 @@ mod tests {
         }
     }
 
+    /// The core's `lib.rs` lists its modules leaves first; the list must stay
+    /// true: no module uses one listed after it.
+    #[test]
+    fn the_core_modules_are_listed_leaves_first() {
+        let lib = std::fs::read_to_string(host("core").join("lib.rs")).unwrap();
+        let order: Vec<String> = lib
+            .lines()
+            .filter_map(|l| l.strip_prefix("//! - [`"))
+            .map(|l| l.split('`').next().unwrap().to_owned())
+            .collect();
+        let graph = module_graph(&host("core"));
+        assert_eq!(
+            order.iter().cloned().collect::<BTreeSet<_>>(),
+            graph.keys().cloned().collect(),
+            "lib.rs lists every module once"
+        );
+        for (i, module) in order.iter().enumerate() {
+            for used in &graph[module] {
+                let at = order.iter().position(|m| m == used).unwrap();
+                assert!(at < i, "`{module}` uses `{used}`, listed after it in host/core/src/lib.rs");
+            }
+        }
+    }
+
     #[test]
     fn the_checker_sees_a_loop_and_a_grouped_use() {
         let dir = tempfile::tempdir().unwrap();

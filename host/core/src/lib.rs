@@ -1,23 +1,29 @@
-//! rotator: a daemon that rotates secrets in Vault with sandboxed
-//! WebAssembly rotators.
+//! rotator-core: the domain of rotator, a daemon that rotates secrets in
+//! Vault with sandboxed WebAssembly rotators. No HTTP server lives here: the
+//! daemon, its API and the dev server are crates of their own.
 //!
-//! The host (this crate) owns Vault identity, scheduling, staging and audit;
-//! each job's rotation logic is a WebAssembly component implementing the
-//! versioned WIT in `wit/` (one frozen folder per release). Modules, in the
-//! order data flows through them:
+//! The host owns Vault identity, staging and audit; each job's rotation
+//! logic is a WebAssembly component implementing the versioned WIT in
+//! `wit/` (one frozen folder per release). Modules, leaves first (no module
+//! uses one listed after it; `tests/src/architecture.rs` checks it):
 //!
+//! - [`secret`]: secret values that never print, and references to them.
+//! - [`metrics`]: Prometheus counters, gauges and histograms.
+//! - [`crash`]: crash points for the fault-injection suite.
+//! - [`builtin`]: the plugins embedded in the binary.
+//! - [`supervise`]: panics in long-lived tasks caught, logged and counted.
+//! - [`vault`]: the Vault client every Vault call goes through, with token
+//!   and lease renewal.
+//! - [`state`]: each job's state record in Vault (the staged protocol's
+//!   memory across crashes).
+//! - [`schedule`]: when jobs run: cron, intervals, windows, jitter, retries.
+//! - [`plugin`]: the wasmtime runtime, capability grants and host imports.
 //! - [`config`]: the TOML configuration, checked strictly with every error
 //!   located by file, line and column.
-//! - [`vault`]: the Vault client every Vault call goes through.
-//! - [`plugin`]: the wasmtime runtime, capability grants and host imports.
 //! - [`rotation`]: the protocol of one rotation (create, set, test, promote,
 //!   finish; rollback on failure).
-//! - [`daemon`]: scheduling jobs, the HTTP API, clean shutdown.
-//! - [`audit`]: the hash-chained (HMAC-keyed, Vault-anchored) JSON-lines record of every rotation step.
-//! - [`metrics`]: Prometheus counters, gauges and histograms.
-//! - [`supervise`]: panics in daemon tasks caught, logged and counted.
-//! - [`devserver`]: an in-memory Vault-compatible server for development.
-//! - [`harness`]: the plugin test harness behind `rotator plugin test`.
+//! - [`audit`]: the hash-chained (HMAC-keyed, Vault-anchored) JSON-lines
+//!   record of every rotation step.
 
 pub mod audit;
 pub mod builtin;

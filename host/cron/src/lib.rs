@@ -5,6 +5,10 @@
 //! lists `a,b`, and names (`jan`, `mon`); day of week 7 is Sunday too. As in
 //! Vixie cron, when both day fields are restricted a day matches if either
 //! does. `@hourly`, `@daily`, `@weekly`, `@monthly` and `@yearly` work too.
+//!
+//! A crate of its own because two products need it and nothing else in
+//! common: the core's schedule rules and the dev server's static-role
+//! rotation (`rotation_schedule`).
 
 use std::fmt;
 use std::str::FromStr;

@@ -7,13 +7,12 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use rotator_core::audit::{AuditError, KeyError};
 use rotator_core::config::{AuthConfig, Collector, Config, ConfigErrors, Parsed, PluginRef, SecretRef};
 use rotator_core::plugin::{Plugin, Runtime, RuntimeOptions};
 use rotator_core::rotation::{Job, Observer};
 use rotator_core::state::StateStore;
-use rotator_core::vault::{AuthMethod, TokenLease, VaultClient, VaultOptions};
-
-pub use crate::start::StartError;
+use rotator_core::vault::{AuthMethod, TokenLease, VaultClient, VaultError, VaultOptions};
 
 /// Who the daemon is in Vault: how it logs in and its token as of startup.
 #[derive(Debug, Clone)]
@@ -34,6 +33,31 @@ impl Identity {
     }
 }
 
+/// Why the config could not be turned into parts. Each names what to fix;
+/// none carries a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("no Vault address: set [vault] address or VAULT_ADDR")]
+    NoVaultAddress,
+    #[error("no Vault token: set [vault] token = {{ env = \"…\" }}, [vault.auth], or VAULT_TOKEN")]
+    NoVaultToken,
+    /// The configured token reference could not be read (names the source).
+    #[error("vault token: {0}")]
+    VaultToken(String),
+    #[error("{0}")]
+    VaultClient(#[source] VaultError),
+    #[error("vault login ({method}): {source}")]
+    Login { method: &'static str, source: VaultError },
+    #[error("checking the vault token: {0}")]
+    TokenLookup(#[source] VaultError),
+    #[error("plugin runtime: {0}")]
+    Runtime(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("{0}")]
+    AuditKey(#[from] KeyError),
+    #[error("{0}")]
+    AuditLog(#[from] AuditError),
+}
+
 /// Overrides for the `[vault]` section (used by `rotator dev`).
 #[derive(Default)]
 pub struct VaultOverride {
@@ -43,24 +67,24 @@ pub struct VaultOverride {
 
 /// Build the Vault client: config first, then `VAULT_ADDR`, `VAULT_TOKEN`
 /// and `VAULT_NAMESPACE`, like Vault's own tools.
-pub fn vault_client(config: &Config, over: VaultOverride) -> Result<VaultClient, StartError> {
+pub fn vault_client(config: &Config, over: VaultOverride) -> Result<VaultClient, SetupError> {
     let v = &config.vault;
     let address = over
         .address
         .or_else(|| v.address.clone())
         .or_else(|| std::env::var("VAULT_ADDR").ok())
-        .ok_or(StartError::NoVaultAddress)?;
+        .ok_or(SetupError::NoVaultAddress)?;
     let token = match (over.token, &v.token) {
         (Some(t), _) => t,
-        (None, Some(r)) => r.resolve(&config.base_dir).map_err(|e| StartError::VaultToken(e.to_string()))?,
+        (None, Some(r)) => r.resolve(&config.base_dir).map_err(|e| SetupError::VaultToken(e.to_string()))?,
         // An auth method logs in before the first request.
         (None, None) if v.auth.is_some() => SecretString::from(String::new()),
-        (None, None) => std::env::var("VAULT_TOKEN").map(SecretString::from).map_err(|_| StartError::NoVaultToken)?,
+        (None, None) => std::env::var("VAULT_TOKEN").map(SecretString::from).map_err(|_| SetupError::NoVaultToken)?,
     };
     let namespace = v.namespace.clone().or_else(|| std::env::var("VAULT_NAMESPACE").ok());
     let ca_cert = v.ca_cert.clone().or_else(|| std::env::var_os("VAULT_CACERT").map(Into::into));
     let options = VaultOptions { namespace, timeout: v.timeout, ca_cert, ..VaultOptions::new(address, token) };
-    VaultClient::new(options).map_err(StartError::VaultClient)
+    VaultClient::new(options).map_err(SetupError::VaultClient)
 }
 
 /// The auth method the config asks for (the plain token if none; a token
@@ -79,18 +103,18 @@ pub fn auth_method(config: &Config) -> AuthMethod {
 
 /// Log in (or, for a plain token, look it up) so the daemon knows its
 /// token's TTL before it starts renewing.
-pub async fn identity(config: &Config, client: &VaultClient) -> Result<Identity, StartError> {
+pub async fn identity(config: &Config, client: &VaultClient) -> Result<Identity, SetupError> {
     let method = auth_method(config);
     let lease = match method.login(client, &config.base_dir).await {
         Ok(Some(lease)) => lease,
-        Ok(None) => client.lookup_self().await.map_err(StartError::TokenLookup)?,
-        Err(source) => return Err(StartError::Login { method: method.name(), source }),
+        Ok(None) => client.lookup_self().await.map_err(SetupError::TokenLookup)?,
+        Err(source) => return Err(SetupError::Login { method: method.name(), source }),
     };
     Ok(Identity { method, lease, base_dir: config.base_dir.clone() })
 }
 
 /// The plugin runtime sized and cached as the config says.
-pub fn runtime(config: &Config) -> Result<Arc<Runtime>, StartError> {
+pub fn runtime(config: &Config) -> Result<Arc<Runtime>, SetupError> {
     let mut options = RuntimeOptions {
         // Room for every concurrent rotation plus `describe` during reloads.
         max_concurrent_runs: config.daemon.max_concurrent_rotations.saturating_mul(2).max(8),
@@ -99,7 +123,7 @@ pub fn runtime(config: &Config) -> Result<Arc<Runtime>, StartError> {
     if let Some(dir) = &config.daemon.cache_dir {
         options.cache_dir = Some(config.base_dir.join(dir));
     }
-    Runtime::new(options).map_err(|e| StartError::Runtime(e.into()))
+    Runtime::new(options).map_err(|e| SetupError::Runtime(e.into()))
 }
 
 /// Load every job's plugin (each distinct plugin once) and check each job's
@@ -171,7 +195,7 @@ pub fn state_store(config: &Config, vault: &VaultClient) -> StateStore {
 
 /// Who hears about every rotation step besides the daemon's metrics: the
 /// audit log, if the config names one (keyed if it names a key).
-pub fn observers(config: &Config) -> Result<Vec<Arc<dyn Observer>>, StartError> {
+pub fn observers(config: &Config) -> Result<Vec<Arc<dyn Observer>>, SetupError> {
     let mut out: Vec<Arc<dyn Observer>> = Vec::new();
     if let Some(path) = config.audit_log() {
         let key = rotator_core::audit::AuditKey::from_config(config)?;

@@ -11,16 +11,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rotator_core::audit::{AuditError, KeyError};
 use rotator_core::config::{Config, ConfigErrors};
 use rotator_core::metrics::Metrics;
 use rotator_core::rotation::Observer;
-use rotator_core::vault::VaultError;
 use tokio::net::TcpListener;
 
 use crate::api::{API_TOKEN_ENV, ApiOptions, ApiToken, ApiTokenError};
 use crate::daemon::{Daemon, LeaseOptions};
-use crate::setup::{self, VaultOverride};
+use crate::setup::{self, SetupError, VaultOverride};
 
 /// What the caller decides rather than the config. [`Default`]: everything
 /// from the config and the environment.
@@ -45,29 +43,12 @@ pub struct StartOptions {
 /// secret value.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("no Vault address: set [vault] address or VAULT_ADDR")]
-    NoVaultAddress,
-    #[error("no Vault token: set [vault] token = {{ env = \"…\" }}, [vault.auth], or VAULT_TOKEN")]
-    NoVaultToken,
-    /// The configured token reference could not be read (names the source).
-    #[error("vault token: {0}")]
-    VaultToken(String),
-    #[error("{0}")]
-    VaultClient(#[source] VaultError),
-    #[error("vault login ({method}): {source}")]
-    Login { method: &'static str, source: VaultError },
-    #[error("checking the vault token: {0}")]
-    TokenLookup(#[source] VaultError),
-    #[error("plugin runtime: {0}")]
-    Runtime(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
     /// Plugins that did not load or settings their schema refuses, located
     /// in the config file.
     #[error("{0}")]
     Jobs(#[from] ConfigErrors),
-    #[error("{0}")]
-    AuditKey(#[from] KeyError),
-    #[error("{0}")]
-    AuditLog(#[from] AuditError),
     #[error(
         "the operator API needs a token: set [daemon] api_token = {{ env = \"…\" }} or {{ file = \"…\" }}, \
          or {API_TOKEN_ENV} (at least 16 characters, e.g. `openssl rand -hex 32`)"

@@ -6,7 +6,7 @@
 //! plugin must keep: steps are idempotent under one rotation id, a rotation
 //! interrupted anywhere resumes to a clean end, a failing `test` rolls back,
 //! `plan` changes nothing, and every host call is covered by a capability
-//! `describe` declares. It is a thin layer over `crate::harness`, which
+//! `describe` declares. It is a thin layer over [`harness`], which
 //! also backs `rotator plugin test`.
 //!
 //! ```no_run

@@ -4,7 +4,7 @@
 //! `…[truncated N bytes]`) or refuses it with a typed error. Secrets placed
 //! across a cut never show in part. (A whole `rotator dev` running the
 //! fixture, and `rotator plugin test` of it, keep their log, API answers and
-//! output small: host/tests/cli.rs.)
+//! output small: host/rotator/tests/cli.rs.)
 
 use std::sync::Arc;
 

@@ -184,7 +184,7 @@ fn a_plugin_gets_no_files_sockets_environment_or_arguments() {
     assert_eq!(service.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "the plugin connected");
     // Writes to stdio are swallowed (stdout is discarded, stderr kept only to
     // explain a panic); `rotator plugin test` shows none reaches the host's
-    // output (host/tests/cli.rs).
+    // output (host/rotator/tests/cli.rs).
     assert!(run.host_calls().is_empty());
     assert_runtime_healthy(&rt);
 }
