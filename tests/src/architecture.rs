@@ -183,6 +183,23 @@ mod tests {
         }
     }
 
+    /// `cargo install` builds the binary's normal and build dependencies:
+    /// the crate that builds the hostile fixtures must never be one.
+    #[test]
+    fn fixtures_are_built_only_for_tests() {
+        for krate in ["core", "daemon", "devserver", "plugin-test", "rotator", "cron", "guest-build"] {
+            let manifest = std::fs::read_to_string(host(krate).join("../Cargo.toml")).unwrap();
+            let table: toml::Table = manifest.parse().unwrap();
+            for section in ["dependencies", "build-dependencies"] {
+                let deps = table.get(section).and_then(|d| d.as_table());
+                assert!(
+                    !deps.is_some_and(|d| d.contains_key("rotator-test-artifacts")),
+                    "host/{krate} has rotator-test-artifacts in [{section}]"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_checker_sees_a_loop_and_a_grouped_use() {
         let dir = tempfile::tempdir().unwrap();
