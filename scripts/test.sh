@@ -27,6 +27,14 @@ fi
 if ! command -v chromium >/dev/null; then
     missing+=(chromium)
 fi
+# The packaging tests check the systemd unit with systemd-analyze, and the
+# install check polls the installed binary with curl.
+if ! command -v systemd-analyze >/dev/null; then
+    missing+=(systemd)
+fi
+if ! command -v curl >/dev/null; then
+    missing+=(curl)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq
@@ -51,5 +59,7 @@ cargo clippy "${plugins[@]}" --workspace --all-targets --locked --target wasm32-
 # componentize-js from PyPI and npm (tests/tests/plugins/polyglot.rs runs them).
 ./scripts/build-polyglot.sh
 cargo test --workspace --locked
+# `cargo install` gives a rotator that runs `dev` away from this checkout.
+./scripts/install-check.sh
 # The SDK's unit tests run natively: off wasm, its WIT imports compile to stubs.
 cargo test "${plugins[@]}" --locked -p rotator-plugin-sdk

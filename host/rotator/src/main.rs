@@ -2,12 +2,13 @@
 //! library. Each subcommand lives in `commands.rs`.
 
 mod commands;
+mod generate;
 mod logging;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Rotates secrets in Vault with sandboxed WebAssembly rotators.
 #[derive(Parser)]
@@ -54,6 +55,14 @@ enum Command {
     /// Work with the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page, or write one page per command into --dir.
+    Man {
+        /// Write rotator.1, rotator-run.1, … here instead of printing rotator.1.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -88,7 +97,11 @@ enum AuditCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Plugin(PluginCommand::Test(_)));
+    // A plugin test's report, completions and man pages are the output.
+    let quiet = matches!(
+        cli.command,
+        Command::Plugin(PluginCommand::Test(_)) | Command::Completions { .. } | Command::Man { .. }
+    );
     let level = cli.log_level.clone().unwrap_or_else(|| if quiet { "off" } else { "info" }.into());
     logging::init(&cli.log_format, &level);
     let result = match cli.command {
@@ -99,6 +112,8 @@ fn main() -> ExitCode {
         Command::Plugin(PluginCommand::Inspect { plugin }) => commands::inspect(&plugin),
         Command::Plugin(PluginCommand::Test(args)) => commands::plugin_test(args),
         Command::Audit(AuditCommand::Verify { file, config }) => commands::audit_verify(&file, config.as_deref()),
+        Command::Completions { shell } => generate::completions(Cli::command(), shell),
+        Command::Man { dir } => generate::man(Cli::command(), dir.as_deref()),
     };
     match result {
         Ok(code) => code,
