@@ -9,6 +9,7 @@ pub mod jwt;
 pub mod logs;
 pub mod postgres;
 pub mod raw_http;
+mod readme;
 
 use std::net::SocketAddr;
 use std::path::Path;
