@@ -157,6 +157,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         match shown {
             Some(token) => {
                 println!("API token:     {}", token.expose_secret());
+                println!("Use it:        export API_TOKEN={}", token.expose_secret());
                 let fragment = percent_encoding::utf8_percent_encode(token.expose_secret(), FRAGMENT);
                 println!("Dashboard:     http://{api_addr}/#token={fragment}");
             }
@@ -169,7 +170,15 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             println!("Secrets:       revealed in API answers");
         }
         println!("Jobs:          {}", daemon.jobs.iter().map(|j| j.config.id.as_str()).collect::<Vec<_>>().join(", "));
-        println!("Watch a secret: curl -s -H 'X-Vault-Token: root' {}/v1/secret/metadata/demo/app", server.url());
+        // The first job's secret: what this config rotates, to watch its versions climb.
+        if let Some(secret) = daemon.jobs.iter().find_map(|j| j.config.secret.as_ref()) {
+            let (mount, path) = (secret.mount.trim_matches('/'), secret.path.trim_matches('/'));
+            println!(
+                "Watch a secret: curl -s -H 'X-Vault-Token: {}' {}/v1/{mount}/metadata/{path}",
+                server.root_token(),
+                server.url()
+            );
+        }
         daemon.run(shutdown).await?;
         server.shutdown().await;
         Ok(ExitCode::SUCCESS)
@@ -318,9 +327,11 @@ pub fn inspect(what: &str) -> anyhow::Result<ExitCode> {
 pub struct PluginTestArgs {
     /// A component file, or the name of a built-in plugin.
     plugin: String,
-    /// The job's settings, a .json or .toml file (default: `{}`).
-    #[arg(long)]
-    settings: Option<PathBuf>,
+    /// The job's settings: a .json or .toml file, or inline JSON
+    /// (`'{"field": "password"}'`) or TOML (`'field = "password"'`);
+    /// default `{}`.
+    #[arg(long, value_name = "FILE|JSON|TOML")]
+    settings: Option<String>,
     /// Grant PATH:OPS, e.g. `secret/data/app/*:read,write`; repeatable.
     /// Default: exactly the capabilities the plugin declares.
     #[arg(long = "grant", value_name = "PATH:OPS")]
@@ -342,13 +353,25 @@ pub struct PluginTestArgs {
     json: bool,
 }
 
-fn read_settings(path: &Path) -> anyhow::Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    if path.extension().is_some_and(|e| e == "toml") {
-        let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+/// `--settings`: a file if one is there, else inline JSON (`{…}`) or TOML
+/// (`key = value`).
+fn read_settings(arg: &str) -> anyhow::Result<serde_json::Value> {
+    let path = Path::new(arg);
+    let (text, origin, toml) = if path.is_file() {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        (text, path.display().to_string(), path.extension().is_some_and(|e| e == "toml"))
+    } else if arg.trim_start().starts_with('{') {
+        (arg.to_owned(), "the inline JSON of --settings".to_owned(), false)
+    } else if arg.contains('=') {
+        (arg.to_owned(), "the inline TOML of --settings".to_owned(), true)
+    } else {
+        bail!("--settings: no file `{arg}`, and not inline JSON ({{…}}) or TOML (key = value)");
+    };
+    if toml {
+        let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {origin}"))?;
         return Ok(serde_json::to_value(table)?);
     }
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    serde_json::from_str(&text).with_context(|| format!("parsing {origin}"))
 }
 
 /// Exit 0 if the plugin conforms, 1 on any violation, 2 if it could not be
@@ -371,7 +394,7 @@ pub fn plugin_test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
 
 fn run_harness(args: &PluginTestArgs) -> anyhow::Result<rotator_plugin_test::harness::Report> {
     let settings = match &args.settings {
-        Some(path) => read_settings(path)?,
+        Some(arg) => read_settings(arg)?,
         None => serde_json::json!({}),
     };
     let grants: Vec<_> =

@@ -257,6 +257,32 @@ fn plugin_test_exits_2_when_the_plugin_cannot_be_tested() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot test kv-random: --grant: `secret/x` is not PATH:OPS"), "{stderr}");
+    for (settings, why) in [
+        (
+            "no-such-file.json",
+            "--settings: no file `no-such-file.json`, and not inline JSON ({…}) or TOML (key = value)",
+        ),
+        ("{\"field\": ", "parsing the inline JSON of --settings"),
+        ("field = ", "parsing the inline TOML of --settings"),
+    ] {
+        let out = rotator().args(["plugin", "test", "kv-random", "--settings", settings]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{settings}: {stderr}");
+    }
+}
+
+#[test]
+fn plugin_test_takes_inline_json_and_toml_settings() {
+    for settings in [r#"{"field": "password", "length": 16}"#, "field = \"password\"\nlength = 16"] {
+        let out = rotator().args(["plugin", "test", "kv-random", "--settings", settings]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{settings}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("conforms: 4 passed, 0 failed, 1 skipped"), "{stdout}");
+    }
+    // Settings the schema refuses are still refused when inline.
+    let out = rotator().args(["plugin", "test", "kv-random", "--settings", r#"{"length": 16}"#]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 /// A `kv-random` job `id` rotating field `password` of `secret/<path>`;
@@ -316,6 +342,10 @@ interval = "1s"
     let addr = dev.wait_for("Address:");
     let api = dev.wait_for("rotator API:");
     let api_token = dev.wait_for("API token:");
+    assert_eq!(dev.wait_for("Use it:"), format!("export API_TOKEN={api_token}"), "a ready export line");
+    // The banner points at a secret of the loaded config, not a fixed demo path.
+    let watch = dev.wait_for("Watch a secret:");
+    assert!(watch.ends_with("/v1/secret/metadata/leakcheck/app"), "{watch}");
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let health: serde_json::Value = http().get(&api).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
