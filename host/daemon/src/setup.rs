@@ -98,6 +98,7 @@ pub fn auth_method(config: &Config) -> AuthMethod {
         Some(AuthConfig::Approle { mount, role_id, secret_id }) => AuthMethod::AppRole { mount, role_id, secret_id },
         Some(AuthConfig::Kubernetes { mount, role, jwt_path }) => AuthMethod::Kubernetes { mount, role, jwt_path },
         Some(AuthConfig::Jwt { mount, role, jwt }) => AuthMethod::Jwt { mount, role, jwt },
+        Some(AuthConfig::Userpass { mount, username, password }) => AuthMethod::UserPass { mount, username, password },
     }
 }
 

@@ -71,10 +71,11 @@ pub(crate) fn is_login(state: &State, op: Operation, path: &str) -> bool {
     let Some(mount) = state.mounts.matching(path) else {
         return false;
     };
-    let login = &path[mount.len()..] == "login";
-    login
-        && state
-            .mounts
-            .get(mount)
-            .is_some_and(|m| matches!(m.engine, Engine::AppRole(_) | Engine::Jwt(_) | Engine::Kubernetes(_)))
+    let rest = &path[mount.len()..];
+    state.mounts.get(mount).is_some_and(|m| match m.engine {
+        Engine::AppRole(_) | Engine::Jwt(_) | Engine::Kubernetes(_) => rest == "login",
+        // `login/:username`
+        Engine::UserPass(_) => rest.strip_prefix("login/").is_some_and(|name| !name.is_empty() && !name.contains('/')),
+        _ => false,
+    })
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::auth::{approle::AppRole, jwt::JwtAuth, kubernetes::KubeAuth};
+use super::auth::{approle::AppRole, jwt::JwtAuth, kubernetes::KubeAuth, userpass::UserPass};
 use super::database::Database;
 use super::kv1::KvV1;
 use super::kv2::KvV2;
@@ -74,6 +74,7 @@ pub(crate) enum Engine {
     AppRole(Box<AppRole>),
     Jwt(Box<JwtAuth>),
     Kubernetes(Box<KubeAuth>),
+    UserPass(Box<UserPass>),
     /// The database secrets engine (PostgreSQL), answered by
     /// [`super::database`].
     Database(Box<Database>),
@@ -191,6 +192,7 @@ impl MountEntry {
             Engine::AppRole(_) => "approle",
             Engine::Jwt(_) => "jwt",
             Engine::Kubernetes(_) => "kubernetes",
+            Engine::UserPass(_) => "userpass",
             Engine::Database(_) => "database",
             Engine::Unimplemented => "",
         }

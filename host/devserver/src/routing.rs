@@ -49,7 +49,9 @@ pub(crate) fn route(shared: &Arc<Shared>, state: &mut State, req: &Request) -> (
         Engine::Cubbyhole(per_token) => {
             per_token.entry(req.token_accessor.clone()).or_default().handle(rest, req, None)
         }
-        Engine::AppRole(_) | Engine::Jwt(_) | Engine::Kubernetes(_) => auth::handle(state, &mount, rest, req),
+        Engine::AppRole(_) | Engine::Jwt(_) | Engine::Kubernetes(_) | Engine::UserPass(_) => {
+            auth::handle(state, &mount, rest, req)
+        }
         Engine::System | Engine::Token | Engine::Database(_) => Reply::unsupported_path(),
         Engine::Identity | Engine::Unimplemented => {
             tracing::warn!(mount = %mount, kind = entry.type_name.as_str(), "the dev server does not implement this engine");

@@ -2,7 +2,8 @@
 //! AppRole login with short TTLs renewed and replaced by the token watcher,
 //! a least-privilege policy that is enough for a rotation, a token whose
 //! policy lacks `renew-self` that does not flood Vault, and a token file that
-//! is read again when its token can no longer be extended.
+//! is read again when its token can no longer be extended, and a userpass
+//! login that logs in again by name and password.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -228,4 +229,57 @@ async fn a_token_file_is_read_again_when_its_token_cannot_be_extended() {
     let status = watcher.stop().await;
     assert!(!status.stranded && status.renewable, "{status:?}");
     assert!(client.lookup_self().await.unwrap().ttl > Duration::from_secs(3000));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn userpass_logs_in_again_by_name_and_password_and_never_shows_the_password() {
+    let server = dev_server().await;
+    let admin = root(&server).await;
+    call(&admin, "POST", "sys/auth/userpass", json!({"type": "userpass"})).await;
+    call(&admin, "PUT", "sys/policies/acl/rotator", json!({"policy": ROTATOR_POLICY})).await;
+    let first = "first-userpass-password-6f1c";
+    let user = json!({"password": first, "token_policies": "rotator", "token_ttl": "2s", "token_max_ttl": "4s"});
+    call(&admin, "POST", "auth/userpass/users/Rotator", user).await;
+    // Usernames are case-insensitive; a read shows token settings, never the password.
+    let read = call(&admin, "GET", "auth/userpass/users/ROTATOR", Value::Null).await;
+    assert_eq!(read["data"]["token_policies"], json!(["rotator"]));
+    assert!(!read.to_string().contains(first) && read["data"].get("password").is_none(), "{read}");
+    let list = call(&admin, "LIST", "auth/userpass/users", Value::Null).await;
+    assert_eq!(list["data"]["keys"], json!(["rotator"]));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("password"), first).unwrap();
+    let toml = format!(
+        "[vault]\naddress = \"{}\"\nauth = {{ method = \"userpass\", username = \"rotator\", password = {{ file = \"password\" }} }}\n",
+        server.url()
+    );
+    let cfg = rotator_core::config::parse("userpass.toml", &toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let client = setup::vault_client(&cfg, Default::default()).unwrap();
+    let identity = setup::identity(&cfg, &client).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((identity.method.name(), identity.lease.ttl), ("userpass", Duration::from_secs(2)));
+    assert_eq!(identity.lease.policies, vec!["default", "rotator"]);
+    client.lookup_self().await.expect("the userpass token works");
+
+    // 4 s max TTL: the watcher logs in again with the same name and password.
+    let status = watch_for(&client, &identity, 6.0).await;
+    assert!(status.logins >= 1, "{status:?}");
+    client.lookup_self().await.expect("the new token works");
+
+    // A changed password: the old one is refused, without being echoed.
+    let second = "second-userpass-password-90ab";
+    call(&admin, "POST", "auth/userpass/users/rotator/password", json!({"password": second})).await;
+    let refused = setup::identity(&cfg, &client).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("vault login (userpass)") && refused.contains("invalid username or password"),
+        "{refused}"
+    );
+    assert!(!refused.contains(first) && !refused.contains(second), "{refused}");
+    std::fs::write(dir.path().join("password"), second).unwrap();
+    setup::identity(&cfg, &client).await.expect("the new password logs in");
+
+    // A username that would leave its path segment never reaches Vault.
+    let bad = toml.replace("username = \"rotator\"", "username = \"../token\"");
+    let cfg = rotator_core::config::parse("userpass.toml", &bad, dir.path()).unwrap();
+    let refused = setup::identity(&cfg, &client).await.unwrap_err().to_string();
+    assert!(refused.contains("must be one path segment"), "{refused}");
 }

@@ -130,6 +130,13 @@ pub enum AuthConfig {
         role: String,
         jwt: SecretRef,
     },
+    /// A username and a password (the password from an env var or a file).
+    Userpass {
+        #[serde(default = "default_userpass_mount")]
+        mount: String,
+        username: String,
+        password: SecretRef,
+    },
 }
 
 fn default_approle_mount() -> String {
@@ -142,6 +149,10 @@ fn default_kubernetes_mount() -> String {
 
 fn default_jwt_mount() -> String {
     "jwt".into()
+}
+
+fn default_userpass_mount() -> String {
+    "userpass".into()
 }
 
 fn default_jwt_path() -> PathBuf {

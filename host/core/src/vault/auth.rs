@@ -44,6 +44,12 @@ pub enum AuthMethod {
         role: String,
         jwt: SecretRef,
     },
+    /// `auth/<mount>/login/<username>` with the password.
+    UserPass {
+        mount: String,
+        username: String,
+        password: SecretRef,
+    },
 }
 
 /// What Vault says about a token: from a login's `auth` block or from
@@ -81,6 +87,7 @@ impl AuthMethod {
             Self::AppRole { .. } => "approle",
             Self::Kubernetes { .. } => "kubernetes",
             Self::Jwt { .. } => "jwt",
+            Self::UserPass { .. } => "userpass",
         }
     }
 
@@ -88,8 +95,18 @@ impl AuthMethod {
     /// method, which cannot log in.
     pub async fn login(&self, client: &VaultClient, base: &std::path::Path) -> Result<Option<TokenLease>, VaultError> {
         let secret = |r: &SecretRef| r.resolve(base).map_err(VaultError::Config);
+        let mut login = "login".to_owned();
         let (mount, body) = match self {
             Self::Token | Self::TokenFile(_) => return Ok(None),
+            Self::UserPass { mount, username, password } => {
+                // The username is a path segment: the client's path rules
+                // refuse one that would leave it (`/`, `..`, escapes).
+                if username.is_empty() || username.contains('/') {
+                    return Err(VaultError::Config(format!("userpass username {username:?} must be one path segment")));
+                }
+                login = format!("login/{username}");
+                (mount, json!({ "password": secret(password)?.expose_secret() }))
+            }
             Self::AppRole { mount, role_id, secret_id } => (
                 mount,
                 json!({ "role_id": secret(role_id)?.expose_secret(), "secret_id": secret(secret_id)?.expose_secret() }),
@@ -100,7 +117,7 @@ impl AuthMethod {
             }
             Self::Jwt { mount, role, jwt } => (mount, json!({ "role": role, "jwt": secret(jwt)?.expose_secret() })),
         };
-        let path = format!("auth/{}/login", mount.trim_matches('/'));
+        let path = format!("auth/{}/{login}", mount.trim_matches('/'));
         // Logins are not retried here: the token watcher backs off instead.
         let body = zeroize::Zeroizing::new(body.to_string());
         let resp = client.request_with("POST", &path, Some(body.to_string()), false, RetryPolicy::NONE).await?;

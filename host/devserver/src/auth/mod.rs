@@ -1,4 +1,4 @@
-//! Auth methods: AppRole, JWT and Kubernetes, mounted under `auth/`.
+//! Auth methods: AppRole, JWT, Kubernetes and userpass, mounted under `auth/`.
 //!
 //! Each method is an engine in the mount table ([`super::mounts::Engine`])
 //! with its own config and roles; `sys/auth/:path` enables and disables
@@ -16,6 +16,7 @@ mod jws;
 pub(crate) mod jwt;
 pub(crate) mod kubernetes;
 pub(crate) mod mount;
+pub(crate) mod userpass;
 
 use std::collections::BTreeMap;
 
@@ -135,6 +136,7 @@ pub(crate) fn handle(state: &mut State, mount: &str, rest: &str, req: &Request) 
         Engine::AppRole(method) => method.handle(rest, req),
         Engine::Jwt(method) => method.handle(rest, req),
         Engine::Kubernetes(method) => method.handle(rest, req),
+        Engine::UserPass(method) => method.handle(rest, req),
         _ => return Reply::unsupported_path(),
     };
     match outcome {

@@ -2,7 +2,7 @@
 //!
 //! Auth methods share the mount table with secret engines (Vault routes
 //! them the same way) but live under `auth/` and are listed by `GET
-//! sys/auth`. AppRole, JWT (and its `oidc` alias) and Kubernetes work;
+//! sys/auth`. AppRole, JWT (and its `oidc` alias), Kubernetes and userpass work;
 //! Vault's other builtin methods can be mounted and listed but answer
 //! "unsupported path". Disabling a method revokes every token it issued,
 //! and their leases, as Vault does.
@@ -16,13 +16,11 @@ use super::super::mounts::{Engine, MountEntry, Table, normalize_mount_path};
 use super::super::response::Reply;
 use super::super::util::weak_bool;
 use super::super::{Handled, Operation, Request, Shared, State, sys};
-use super::{approle::AppRole, jwt::JwtAuth, kubernetes::KubeAuth};
+use super::{approle::AppRole, jwt::JwtAuth, kubernetes::KubeAuth, userpass::UserPass};
 
 /// Vault's other builtin auth methods: mountable, not implemented here.
-const OTHER_BUILTINS: [&str; 14] = [
-    "alicloud", "aws", "azure", "cert", "cf", "gcp", "github", "kerberos", "ldap", "oci", "okta", "radius", "saml",
-    "userpass",
-];
+const OTHER_BUILTINS: [&str; 13] =
+    ["alicloud", "aws", "azure", "cert", "cf", "gcp", "github", "kerberos", "ldap", "oci", "okta", "radius", "saml"];
 
 /// Answer `sys/auth/<sub>` (`sub` is the method's path, maybe + "/tune").
 pub(crate) fn handle(shared: &Arc<Shared>, state: &mut State, sub: &str, req: &Request) -> Handled {
@@ -74,6 +72,7 @@ fn enable(state: &mut State, path: &str, body: &Map<String, Value>) -> Result<()
         "approle" => Engine::AppRole(Box::<AppRole>::default()),
         "jwt" | "oidc" => Engine::Jwt(Box::<JwtAuth>::default()),
         "kubernetes" => Engine::Kubernetes(Box::<KubeAuth>::default()),
+        "userpass" => Engine::UserPass(Box::<UserPass>::default()),
         "token" => return Err(Reply::bad_request("token credential backend cannot be instantiated")),
         other if OTHER_BUILTINS.contains(&other) => Engine::Unimplemented,
         other => return Err(Reply::bad_request(format!("plugin not found in the catalog: {other}"))),
