@@ -11,6 +11,13 @@
 //! cheaper than the work they count. A family with no series yet (nothing
 //! observed) is left out of the output, so an unknown token TTL is absent,
 //! not a misleading 0.
+//!
+//! Series per job exist only where an alert needs one: the time of each
+//! job's last successful rotation ("not rotated for two intervals") and the
+//! jobs that need an operator (present only while they do, with a total
+//! beside them). Everything else is labelled by plugin and step, so a scrape
+//! stays small at 10,000 jobs (`cargo bench -p rotator-core --bench
+//! metrics_scrape`; docs/benchmarks.md).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -24,6 +31,15 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// take from under a millisecond (`create`) to the step deadline (`set` and
 /// `test` against a slow target).
 pub const STEP_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0];
+
+/// One job's alerting gauges ([`Metrics::set_jobs`]).
+pub struct JobGauges<'a> {
+    pub id: &'a str,
+    pub needs_attention: bool,
+    /// When it last rotated successfully (from its state record, so it
+    /// survives restarts).
+    pub last_success: Option<time::OffsetDateTime>,
+}
 
 /// A cheap-to-clone handle on the daemon's metrics; clones share values.
 #[derive(Clone, Default)]
@@ -57,6 +73,7 @@ struct Family {
 enum Id {
     Rotations,
     StepDuration,
+    LastSuccess,
     VaultRequests,
     LeaseRenewals,
     Leases,
@@ -64,21 +81,28 @@ enum Id {
     PluginTraps,
     PluginDenials,
     NeedsAttention,
+    NeedingAttention,
     TaskPanics,
 }
 
-const FAMILIES: [Family; 10] = [
+const FAMILIES: [Family; 12] = [
     Family {
         name: "rotator_rotations_total",
-        help: "Rotations finished, by job and outcome.",
+        help: "Rotations finished, by plugin and outcome.",
         kind: Kind::Counter,
-        labels: &["job", "outcome"],
+        labels: &["plugin", "outcome"],
     },
     Family {
         name: "rotator_step_duration_seconds",
-        help: "How long each rotation step took.",
+        help: "How long each rotation step took, by plugin and step.",
         kind: Kind::Histogram(STEP_BUCKETS),
-        labels: &["job", "step"],
+        labels: &["plugin", "step"],
+    },
+    Family {
+        name: "rotator_job_last_success_timestamp_seconds",
+        help: "When each job last rotated successfully (Unix time).",
+        kind: Kind::Gauge,
+        labels: &["job"],
     },
     Family {
         name: "rotator_vault_requests_total",
@@ -103,19 +127,25 @@ const FAMILIES: [Family; 10] = [
         name: "rotator_plugin_traps_total",
         help: "Plugin steps that trapped (panic, out of memory, deadline).",
         kind: Kind::Counter,
-        labels: &["job", "plugin"],
+        labels: &["plugin"],
     },
     Family {
         name: "rotator_plugin_denials_total",
         help: "Plugin Vault calls refused by the job's grants.",
         kind: Kind::Counter,
-        labels: &["job", "plugin"],
+        labels: &["plugin"],
     },
     Family {
         name: "rotator_job_needs_attention",
-        help: "1 when a job failed in a way that needs an operator (e.g. a rollback failed).",
+        help: "1 for each job that failed in a way that needs an operator (e.g. a rollback failed); absent otherwise.",
         kind: Kind::Gauge,
         labels: &["job"],
+    },
+    Family {
+        name: "rotator_jobs_needing_attention",
+        help: "How many jobs need an operator.",
+        kind: Kind::Gauge,
+        labels: &[],
     },
     Family {
         name: "rotator_task_panics_total",
@@ -158,15 +188,17 @@ impl Metrics {
         Self::default()
     }
 
-    /// A rotation ended with `outcome` (e.g. `ok`, `failed`, `conflict`).
-    pub fn rotation(&self, job: &str, outcome: &str) {
-        self.add(Id::Rotations, &[job, outcome]);
+    /// A rotation by `plugin` (`name@version`) ended with `outcome` (e.g.
+    /// `rotated`, `failed`, `conflict`).
+    pub fn rotation(&self, plugin: &str, outcome: &str) {
+        self.add(Id::Rotations, &[plugin, outcome]);
     }
 
-    /// One step (`create`, `set`, `promote`, …) of a rotation took `took`.
-    pub fn step_duration(&self, job: &str, step: &str, took: Duration) {
+    /// One step (`create`, `set`, `promote`, …) of a rotation by `plugin`
+    /// took `took`.
+    pub fn step_duration(&self, plugin: &str, step: &str, took: Duration) {
         let seconds = took.as_secs_f64();
-        self.update(Id::StepDuration, &[job, step], |s| {
+        self.update(Id::StepDuration, &[plugin, step], |s| {
             if let (Series::Histogram { buckets, sum, count }, Kind::Histogram(bounds)) =
                 (s, FAMILIES[Id::StepDuration as usize].kind)
             {
@@ -201,18 +233,34 @@ impl Metrics {
     }
 
     /// A plugin step trapped. `plugin` is its `name@version`.
-    pub fn plugin_trap(&self, job: &str, plugin: &str) {
-        self.add(Id::PluginTraps, &[job, plugin]);
+    pub fn plugin_trap(&self, plugin: &str) {
+        self.add(Id::PluginTraps, &[plugin]);
     }
 
     /// A plugin's Vault call was denied by its grants.
-    pub fn plugin_denial(&self, job: &str, plugin: &str) {
-        self.add(Id::PluginDenials, &[job, plugin]);
+    pub fn plugin_denial(&self, plugin: &str) {
+        self.add(Id::PluginDenials, &[plugin]);
     }
 
-    /// Whether `job` needs an operator (1) or not (0).
-    pub fn set_needs_attention(&self, job: &str, needs: bool) {
-        self.set(Id::NeedsAttention, &[job], if needs { 1.0 } else { 0.0 });
+    /// The per-job gauges, replaced wholesale from the daemon's job list
+    /// at each scrape, so removed jobs vanish: each job's last successful
+    /// rotation, and the jobs that need an operator (only those have a
+    /// series) with their total.
+    pub fn set_jobs<'a>(&self, jobs: impl IntoIterator<Item = JobGauges<'a>>) {
+        let (mut last, mut needs) = (BTreeMap::new(), BTreeMap::new());
+        for job in jobs {
+            if let Some(at) = job.last_success {
+                last.insert(vec![job.id.to_owned()], Series::Gauge(at.unix_timestamp() as f64));
+            }
+            if job.needs_attention {
+                needs.insert(vec![job.id.to_owned()], Series::Gauge(1.0));
+            }
+        }
+        let total = BTreeMap::from([(Vec::new(), Series::Gauge(needs.len() as f64))]);
+        let mut registry = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        registry.series[Id::LastSuccess as usize] = last;
+        registry.series[Id::NeedsAttention as usize] = needs;
+        registry.series[Id::NeedingAttention as usize] = total;
     }
 
     /// A daemon task (`rotation`, `token-renewal`, `api`, …) panicked.
@@ -338,23 +386,28 @@ mod tests {
     #[test]
     fn counters_and_gauges_render_exactly_with_escaped_labels() {
         let m = Metrics::new();
-        m.rotation("billing", "ok");
-        m.rotation("billing", "ok");
+        m.rotation("kv-random@0.1.0", "rotated");
+        m.rotation("kv-random@0.1.0", "rotated");
         m.rotation("a\"b\\c\nd", "failed");
         m.vault_request(Some(200));
         m.vault_request(None);
         m.lease_renewal("ok");
         m.set_leases(3);
         m.set_token_ttl(Duration::from_millis(2500));
-        m.plugin_trap("billing", "kv-random@0.1.0");
-        m.clone().plugin_denial("billing", "kv-random@0.1.0");
-        m.set_needs_attention("billing", true);
-        m.set_needs_attention("orders", true);
-        m.set_needs_attention("orders", false);
-        let want = r#"# HELP rotator_rotations_total Rotations finished, by job and outcome.
+        m.plugin_trap("kv-random@0.1.0");
+        m.clone().plugin_denial("kv-random@0.1.0");
+        let at = time::OffsetDateTime::from_unix_timestamp(1_764_970_000).ok();
+        m.set_jobs([
+            JobGauges { id: "billing", needs_attention: true, last_success: at },
+            JobGauges { id: "orders", needs_attention: false, last_success: None },
+        ]);
+        let want = r#"# HELP rotator_rotations_total Rotations finished, by plugin and outcome.
 # TYPE rotator_rotations_total counter
-rotator_rotations_total{job="a\"b\\c\nd",outcome="failed"} 1
-rotator_rotations_total{job="billing",outcome="ok"} 2
+rotator_rotations_total{plugin="a\"b\\c\nd",outcome="failed"} 1
+rotator_rotations_total{plugin="kv-random@0.1.0",outcome="rotated"} 2
+# HELP rotator_job_last_success_timestamp_seconds When each job last rotated successfully (Unix time).
+# TYPE rotator_job_last_success_timestamp_seconds gauge
+rotator_job_last_success_timestamp_seconds{job="billing"} 1764970000
 # HELP rotator_vault_requests_total HTTP requests to Vault, by response status ("error" when no response came).
 # TYPE rotator_vault_requests_total counter
 rotator_vault_requests_total{status="200"} 1
@@ -370,40 +423,46 @@ rotator_leases 3
 rotator_token_ttl_seconds 2.5
 # HELP rotator_plugin_traps_total Plugin steps that trapped (panic, out of memory, deadline).
 # TYPE rotator_plugin_traps_total counter
-rotator_plugin_traps_total{job="billing",plugin="kv-random@0.1.0"} 1
+rotator_plugin_traps_total{plugin="kv-random@0.1.0"} 1
 # HELP rotator_plugin_denials_total Plugin Vault calls refused by the job's grants.
 # TYPE rotator_plugin_denials_total counter
-rotator_plugin_denials_total{job="billing",plugin="kv-random@0.1.0"} 1
-# HELP rotator_job_needs_attention 1 when a job failed in a way that needs an operator (e.g. a rollback failed).
+rotator_plugin_denials_total{plugin="kv-random@0.1.0"} 1
+# HELP rotator_job_needs_attention 1 for each job that failed in a way that needs an operator (e.g. a rollback failed); absent otherwise.
 # TYPE rotator_job_needs_attention gauge
 rotator_job_needs_attention{job="billing"} 1
-rotator_job_needs_attention{job="orders"} 0
+# HELP rotator_jobs_needing_attention How many jobs need an operator.
+# TYPE rotator_jobs_needing_attention gauge
+rotator_jobs_needing_attention 1
 "#;
         assert_eq!(m.render(), want);
+        m.set_jobs([JobGauges { id: "orders", needs_attention: false, last_success: at }]);
+        let rendered = m.render();
+        assert!(!rendered.contains("billing"), "{rendered}");
+        assert!(rendered.contains("rotator_jobs_needing_attention 0"), "{rendered}");
     }
 
     #[test]
     fn histogram_buckets_are_cumulative_with_sum_and_count() {
         let m = Metrics::new();
-        m.step_duration("j", "set", Duration::from_millis(3));
-        m.step_duration("j", "set", Duration::from_millis(5));
-        m.step_duration("j", "set", Duration::from_secs(2));
-        m.step_duration("j", "set", Duration::from_secs(90));
-        let want = r#"# HELP rotator_step_duration_seconds How long each rotation step took.
+        m.step_duration("p@1", "set", Duration::from_millis(3));
+        m.step_duration("p@1", "set", Duration::from_millis(5));
+        m.step_duration("p@1", "set", Duration::from_secs(2));
+        m.step_duration("p@1", "set", Duration::from_secs(90));
+        let want = r#"# HELP rotator_step_duration_seconds How long each rotation step took, by plugin and step.
 # TYPE rotator_step_duration_seconds histogram
-rotator_step_duration_seconds_bucket{job="j",step="set",le="0.001"} 0
-rotator_step_duration_seconds_bucket{job="j",step="set",le="0.005"} 2
-rotator_step_duration_seconds_bucket{job="j",step="set",le="0.01"} 2
-rotator_step_duration_seconds_bucket{job="j",step="set",le="0.05"} 2
-rotator_step_duration_seconds_bucket{job="j",step="set",le="0.1"} 2
-rotator_step_duration_seconds_bucket{job="j",step="set",le="0.5"} 2
-rotator_step_duration_seconds_bucket{job="j",step="set",le="1"} 2
-rotator_step_duration_seconds_bucket{job="j",step="set",le="5"} 3
-rotator_step_duration_seconds_bucket{job="j",step="set",le="10"} 3
-rotator_step_duration_seconds_bucket{job="j",step="set",le="60"} 3
-rotator_step_duration_seconds_bucket{job="j",step="set",le="+Inf"} 4
-rotator_step_duration_seconds_sum{job="j",step="set"} 92.008
-rotator_step_duration_seconds_count{job="j",step="set"} 4
+rotator_step_duration_seconds_bucket{plugin="p@1",step="set",le="0.001"} 0
+rotator_step_duration_seconds_bucket{plugin="p@1",step="set",le="0.005"} 2
+rotator_step_duration_seconds_bucket{plugin="p@1",step="set",le="0.01"} 2
+rotator_step_duration_seconds_bucket{plugin="p@1",step="set",le="0.05"} 2
+rotator_step_duration_seconds_bucket{plugin="p@1",step="set",le="0.1"} 2
+rotator_step_duration_seconds_bucket{plugin="p@1",step="set",le="0.5"} 2
+rotator_step_duration_seconds_bucket{plugin="p@1",step="set",le="1"} 2
+rotator_step_duration_seconds_bucket{plugin="p@1",step="set",le="5"} 3
+rotator_step_duration_seconds_bucket{plugin="p@1",step="set",le="10"} 3
+rotator_step_duration_seconds_bucket{plugin="p@1",step="set",le="60"} 3
+rotator_step_duration_seconds_bucket{plugin="p@1",step="set",le="+Inf"} 4
+rotator_step_duration_seconds_sum{plugin="p@1",step="set"} 92.008
+rotator_step_duration_seconds_count{plugin="p@1",step="set"} 4
 "#;
         assert_eq!(m.render(), want);
     }

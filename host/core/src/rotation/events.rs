@@ -80,20 +80,21 @@ impl Observer for Vec<std::sync::Arc<dyn Observer>> {
     }
 }
 
-/// Rotation events → counters: the overall outcome per job, each step's
-/// duration, traps and grant denials.
+/// Rotation events → metrics: the outcome and each step's duration per
+/// plugin, traps and grant denials per plugin. (The per-job gauges come
+/// from the job list at scrape time: [`Metrics::set_jobs`].)
 impl Observer for Metrics {
     fn event(&self, e: &RotationEvent) {
         if e.step == "rotation" {
-            self.rotation(&e.job, e.outcome);
+            self.rotation(&e.plugin, e.outcome);
         } else if let Some(took) = e.duration {
-            self.step_duration(&e.job, e.step, took);
+            self.step_duration(&e.plugin, e.step, took);
         }
         if matches!(e.kind, Some("trap" | "memory-limit" | "deadline")) && e.step != "rotation" {
-            self.plugin_trap(&e.job, &e.plugin);
+            self.plugin_trap(&e.plugin);
         }
         for _ in 0..e.denied_calls {
-            self.plugin_denial(&e.job, &e.plugin);
+            self.plugin_denial(&e.plugin);
         }
     }
 }

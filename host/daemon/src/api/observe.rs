@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiState;
+use rotator_core::metrics::JobGauges;
 use rotator_core::vault::leases::LeaseEvent;
 
 pub(super) async fn events(State(state): State<Arc<ApiState>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
@@ -66,9 +67,12 @@ fn lease_json(e: &LeaseEvent) -> Value {
 pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     // Gauges are read at scrape time; counters are kept as things happen.
     let m = &state.metrics;
-    for job in state.scheduler.views() {
-        m.set_needs_attention(&job.id, job.needs_attention);
-    }
+    let jobs = state.scheduler.views();
+    m.set_jobs(jobs.iter().map(|job| JobGauges {
+        id: &job.id,
+        needs_attention: job.needs_attention,
+        last_success: job.last_rotation,
+    }));
     m.set_leases(state.leases.list().len());
     let now = tokio::time::Instant::now();
     if let Some(budget) = state.token.read().unwrap_or_else(|p| p.into_inner()).budget(now) {
