@@ -66,7 +66,7 @@ fn lease_json(e: &LeaseEvent) -> Value {
 pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     // Gauges are read at scrape time; counters are kept as things happen.
     let m = &state.metrics;
-    for job in state.scheduler.views() {
+    for job in state.jobs.views() {
         m.set_needs_attention(&job.id, job.needs_attention);
     }
     m.set_leases(state.leases.list().len());
