@@ -10,7 +10,7 @@
 //! `{"type": "kv_random", "path": …}`, `POST /kv/<path>/rotate`). Which
 //! built-in a `type` means, and how the request's fields become that
 //! plugin's secret, settings and grants, is declared here beside the plugin
-//! ([`Builtin::legacy`], [`legacy`]), so the API and the scheduler stay
+//! ([`Builtin::legacy`], [`legacy_job`]), so the API and the scheduler stay
 //! generic: they look a built-in up by name or by type and never name a
 //! plugin or its settings keys.
 
@@ -58,7 +58,10 @@ pub fn by_legacy_type(job_type: &str) -> Option<&'static Builtin> {
 
 /// Map a Flask-service request of type `job_type` onto its built-in:
 /// every field of `fields` must be one the type knows.
-pub fn legacy(job_type: &str, fields: serde_json::Map<String, serde_json::Value>) -> Result<LegacyJob, LegacyError> {
+pub fn legacy_job(
+    job_type: &str,
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> Result<LegacyJob, LegacyError> {
     let builtin = by_legacy_type(job_type).ok_or_else(|| LegacyError::UnknownType {
         given: crate::vault::path::shown(job_type),
         known: BUILTINS.iter().filter_map(|b| b.legacy.as_ref()).map(|l| l.job_type).collect::<Vec<_>>().join(", "),

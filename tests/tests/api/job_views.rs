@@ -7,6 +7,8 @@ use rotator_tests::api::{Api, ApiSetup};
 use rotator_tests::dev_server;
 use serde_json::{Value, json};
 
+use crate::api_surface::scheduled;
+
 const INTERVAL_JOB: &str = r#"
 [[jobs]]
 id = "configured-job"
@@ -26,19 +28,6 @@ window = "1h"
 settings = { field = "password" }
 "#;
 
-/// `GET /jobs/<id>` until the daemon has queued its configured job (the
-/// daemon adds configured jobs once its API is up).
-async fn configured(api: &Api, id: &str) -> Value {
-    for _ in 0..200 {
-        let (status, job) = api.call("GET", &format!("/jobs/{id}"), None).await;
-        if status == 200 {
-            return job;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("job {id} never scheduled");
-}
-
 /// The ids `/status` lists, in order.
 async fn status_ids(api: &Api) -> Vec<String> {
     let status = api.expect(200, "GET", "/status", None).await;
@@ -55,7 +44,7 @@ async fn in_status(api: &Api, id: &str) -> Value {
 async fn jobs_added_and_removed_through_the_api_show_in_status() {
     let server = dev_server().await;
     let api = Api::start_with(&server, ApiSetup { jobs: INTERVAL_JOB.into(), ..ApiSetup::default() }).await;
-    configured(&api, "configured-job").await;
+    scheduled(&api, "configured-job").await;
     assert_eq!(status_ids(&api).await, ["configured-job"]);
     let job = in_status(&api, "configured-job").await;
     assert_eq!((job["interval_seconds"].clone(), job["cron"].clone()), (json!(86_400), Value::Null));
@@ -92,7 +81,7 @@ async fn jobs_added_and_removed_through_the_api_show_in_status() {
 async fn cron_jobs_show_their_cron_expression_and_no_interval() {
     let server = dev_server().await;
     let api = Api::start_with(&server, ApiSetup { jobs: CRON_JOB.into(), ..ApiSetup::default() }).await;
-    let job = configured(&api, "weekly").await;
+    let job = scheduled(&api, "weekly").await;
     let fields = job.as_object().unwrap();
     assert_eq!(fields["cron"], "0 3 * * sun");
     // Present and null, so a client reading `interval_seconds` learns the

@@ -2,7 +2,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 use serde_json::{Map, Value, json};
 
-use super::super::{BUILTINS, legacy};
+use super::super::{BUILTINS, legacy_job};
 use super::*;
 
 fn fields(v: Value) -> Map<String, Value> {
@@ -11,14 +11,14 @@ fn fields(v: Value) -> Map<String, Value> {
 }
 
 fn refused(job_type: &str, v: Value) -> LegacyError {
-    legacy(job_type, fields(v)).expect_err("refused")
+    legacy_job(job_type, fields(v)).expect_err("refused")
 }
 
 #[test]
 fn a_kv_random_request_becomes_its_secret_settings_and_names() {
     let request = json!({"mount": "secret", "path": "/app/config/", "field": "password", "length": 32,
                          "preserve_fields": {"user": "svc"}});
-    let job = legacy("kv_random", fields(request)).unwrap();
+    let job = legacy_job("kv_random", fields(request)).unwrap();
     assert_eq!(job.plugin, "kv-random");
     assert_eq!((job.job_id.as_str(), job.target.as_str()), ("kv-secret-app-config", "kv/secret/app/config"));
     assert_eq!(job.secret, Some(SecretLocation { mount: "secret".into(), path: "app/config".into() }));
@@ -30,14 +30,15 @@ fn a_kv_random_request_becomes_its_secret_settings_and_names() {
     assert_eq!(Value::Object(job.echo), json!({"mount": "secret", "path": "app/config", "field": "password"}));
 
     // The mount defaults to `secret`, as the service's did.
-    let job = legacy("kv_random", fields(json!({"path": "a", "field": "f", "alphabet": "ab", "rules": []}))).unwrap();
+    let job =
+        legacy_job("kv_random", fields(json!({"path": "a", "field": "f", "alphabet": "ab", "rules": []}))).unwrap();
     assert_eq!(job.secret.unwrap().mount, "secret");
     assert_eq!(Value::Object(job.settings), json!({"field": "f", "alphabet": "ab", "rules": []}));
 }
 
 #[test]
 fn a_database_root_request_grants_exactly_its_connection() {
-    let job = legacy("database_root", fields(json!({"connection": "pg"}))).unwrap();
+    let job = legacy_job("database_root", fields(json!({"connection": "pg"}))).unwrap();
     assert_eq!(job.plugin, "database-root");
     assert_eq!((job.job_id.as_str(), job.target.as_str()), ("db-root-pg", "database-root/database/pg"));
     assert_eq!(job.secret, None);
@@ -48,7 +49,7 @@ fn a_database_root_request_grants_exactly_its_connection() {
         {"path": "database/config/pg", "operations": ["read"]},
     ]);
     assert_eq!(grants, expected);
-    let job = legacy("database_root", fields(json!({"mount": "/team/db/", "connection": "Main_1"}))).unwrap();
+    let job = legacy_job("database_root", fields(json!({"mount": "/team/db/", "connection": "Main_1"}))).unwrap();
     assert_eq!(job.grants[0].path, "team/db/rotate-root/Main_1");
     assert_eq!(job.job_id, "db-root-main-1");
 }
@@ -119,7 +120,7 @@ fn every_built_in_with_a_type_maps_a_minimal_request() {
     };
     for b in BUILTINS {
         if let Some(form) = &b.legacy {
-            assert_eq!(legacy(form.job_type, fields(minimal(form.job_type))).unwrap().plugin, b.name);
+            assert_eq!(legacy_job(form.job_type, fields(minimal(form.job_type))).unwrap().plugin, b.name);
         }
     }
 }
@@ -165,7 +166,7 @@ fn request() -> impl Strategy<Value = (String, Map<String, Value>)> {
 /// wildcard and has a valid id; a refusal never repeats a value that may
 /// be secret and stays short.
 fn mapping_holds(job_type: &str, request: Map<String, Value>) {
-    match legacy(job_type, request) {
+    match legacy_job(job_type, request) {
         Ok(job) => {
             for g in &job.grants {
                 assert!(!g.path.contains(['*', '+']) && !g.path.split('/').any(|s| s == ".." || s == "."), "{g:?}");

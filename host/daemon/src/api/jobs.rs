@@ -7,7 +7,7 @@
 //! checked against the plugin's schema. The Flask rotation service's job
 //! format (`{"type": "kv_random", "path": …, "interval_seconds": …}`) is
 //! accepted too ([`flask_job`]): the built-in that declares the `type`
-//! turns the rest into its fields ([`rotator_core::builtin::legacy`]).
+//! turns the rest into its fields ([`rotator_core::builtin::legacy_job`]).
 //! Runtime jobs live until the daemon stops; their state (last rotation,
 //! PENDING) is in Vault like any job's. Lists and views read the live
 //! registry ([`crate::scheduler::registry`]).
@@ -134,7 +134,7 @@ fn flask_job(mut f: Map<String, Value>) -> Result<Map<String, Value>, ApiError> 
         Some(_) => return Err(ApiError::bad_request("`id` must be a string")),
         None => None,
     };
-    let mapped = rotator_core::builtin::legacy(&kind, f).map_err(|e| match e {
+    let mapped = rotator_core::builtin::legacy_job(&kind, f).map_err(|e| match e {
         LegacyError::UnknownType { .. } => ApiError::bad_request(format!("{e}; or send our job fields without `type`")),
         e => e.into(),
     })?;

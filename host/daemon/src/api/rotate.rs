@@ -4,7 +4,7 @@
 //! Each endpoint runs one of the service's job types. Which built-in plugin
 //! that is, and how the request's fields become its secret, settings and
 //! grants, is the built-in's own declaration
-//! ([`rotator_core::builtin::legacy`]); nothing here names a plugin or a
+//! ([`rotator_core::builtin::legacy_job`]); nothing here names a plugin or a
 //! settings key. The request becomes a transient [`Job`] that runs the same
 //! protocol as a scheduled one ([`Job::rotate`]): the plugin creates the
 //! value, the host promotes it with check-and-set and rolls back on
@@ -115,7 +115,7 @@ async fn one_off(
     job_type: &str,
     fields: Map<String, Value>,
 ) -> Result<(LegacyJob, RotationReport), ApiError> {
-    let mapped = builtin::legacy(job_type, fields)?;
+    let mapped = builtin::legacy_job(job_type, fields)?;
     // A secret lives on a real KV mount, as Vault's mount table says:
     // refused (400) before a state record is staged for it.
     if let Some(secret) = &mapped.secret {

@@ -221,3 +221,7 @@ fn view(e: &Entry) -> JobView {
         history: s.history.clone(),
     }
 }
+
+#[cfg(test)]
+#[path = "registry_tests.rs"]
+mod tests;
