@@ -9,24 +9,13 @@ use serde_json::{Value, json};
 
 use crate::api_surface::scheduled;
 
-const INTERVAL_JOB: &str = r#"
-[[jobs]]
-id = "configured-job"
-plugin = "kv-random"
-secret = { mount = "secret", path = "views/configured" }
-interval = "24h"
-settings = { field = "password" }
-"#;
-
-const CRON_JOB: &str = r#"
-[[jobs]]
-id = "weekly"
-plugin = "kv-random"
-secret = { mount = "secret", path = "views/weekly" }
-cron = "0 3 * * sun"
-window = "1h"
-settings = { field = "password" }
-"#;
+/// A configured `kv-random` job `id` on `secret/views/<id>`, with `schedule`.
+fn kv_job(id: &str, schedule: &str) -> String {
+    format!(
+        "[[jobs]]\nid = \"{id}\"\nplugin = \"kv-random\"\nsecret = {{ mount = \"secret\", path = \"views/{id}\" }}\n\
+         settings = {{ field = \"password\" }}\n{schedule}\n"
+    )
+}
 
 /// The ids `/status` lists, in order.
 async fn status_ids(api: &Api) -> Vec<String> {
@@ -43,12 +32,16 @@ async fn in_status(api: &Api, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn jobs_added_and_removed_through_the_api_show_in_status() {
     let server = dev_server().await;
-    let api = Api::start_with(&server, ApiSetup { jobs: INTERVAL_JOB.into(), ..ApiSetup::default() }).await;
+    let api = Api::start_with(
+        &server,
+        ApiSetup { jobs: kv_job("configured-job", "interval = \"24h\""), ..ApiSetup::default() },
+    )
+    .await;
     scheduled(&api, "configured-job").await;
     assert_eq!(status_ids(&api).await, ["configured-job"]);
     let job = in_status(&api, "configured-job").await;
     assert_eq!((job["interval_seconds"].clone(), job["cron"].clone()), (json!(86_400), Value::Null));
-    assert_eq!(job["secret"], "secret/views/configured");
+    assert_eq!(job["secret"], "secret/views/configured-job");
     assert!(job["plugin"].as_str().unwrap().starts_with("kv-random@"), "{job}");
     assert_eq!(job["plugin_sha256"].as_str().map(str::len), Some(64), "{job}");
 
@@ -80,7 +73,11 @@ async fn jobs_added_and_removed_through_the_api_show_in_status() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cron_jobs_show_their_cron_expression_and_no_interval() {
     let server = dev_server().await;
-    let api = Api::start_with(&server, ApiSetup { jobs: CRON_JOB.into(), ..ApiSetup::default() }).await;
+    let api = Api::start_with(
+        &server,
+        ApiSetup { jobs: kv_job("weekly", "cron = \"0 3 * * sun\"\nwindow = \"1h\""), ..ApiSetup::default() },
+    )
+    .await;
     let job = scheduled(&api, "weekly").await;
     let fields = job.as_object().unwrap();
     assert_eq!(fields["cron"], "0 3 * * sun");

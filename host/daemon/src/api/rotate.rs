@@ -129,7 +129,7 @@ async fn one_off(
     let id = format!("api/{}", mapped.target);
     let job = transient_job(id, plugin, mapped.secret.clone(), mapped.settings.clone(), grants)?;
     let report = state.scheduler.rotate_once(&job, "api").await?;
-    tracing::info!(target = %mapped.target, rotation = %report.rotation_id, "rotated through the API");
+    tracing::info!(job = %job.config.id, rotation = %report.rotation_id, "rotated through the API");
     Ok((mapped, report))
 }
 

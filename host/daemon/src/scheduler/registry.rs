@@ -101,6 +101,7 @@ impl Registry {
         self.lock().get(id).map(view)
     }
 
+    /// Whether the daemon knows the job `id`.
     pub fn contains(&self, id: &str) -> bool {
         self.lock().contains_key(id)
     }
