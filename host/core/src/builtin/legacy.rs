@@ -113,8 +113,10 @@ struct Fields {
 }
 
 impl Fields {
+    /// The field `key`, taken; `null` counts as absent, as it did for the
+    /// service's clients (a Python `None`).
     fn take(&mut self, key: &str) -> Option<Value> {
-        self.map.remove(key)
+        self.map.remove(key).filter(|v| !v.is_null())
     }
 
     /// A string field; `default` if absent, required without one.

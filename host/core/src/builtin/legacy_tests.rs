@@ -84,6 +84,11 @@ fn missing_and_mistyped_fields_are_refused_without_their_values() {
     assert_eq!(e.to_string(), "`preserve_fields` must be a JSON object");
     let e = refused("kv_random", json!({"path": "a", "field": "f", "mount": ["a-secret-value"]}));
     assert_eq!(e.to_string(), "`mount` must be a string");
+    // `null` is absent: defaults apply, required fields are still required.
+    let job = legacy_job("kv_random", fields(json!({"path": "a", "field": "f", "mount": null, "length": null})));
+    let job = job.unwrap();
+    assert_eq!((job.secret.unwrap().mount, Value::Object(job.settings)), ("secret".into(), json!({"field": "f"})));
+    assert_eq!(refused("database_root", json!({"connection": null})), LegacyError::Missing("connection"));
 }
 
 #[test]

@@ -131,8 +131,8 @@ fn flask_job(mut f: Map<String, Value>) -> Result<Map<String, Value>, ApiError> 
     };
     let given_id = match f.remove("id") {
         Some(Value::String(id)) => Some(id),
+        None | Some(Value::Null) => None,
         Some(_) => return Err(ApiError::bad_request("`id` must be a string")),
-        None => None,
     };
     let mapped = rotator_core::builtin::legacy_job(&kind, f).map_err(|e| match e {
         LegacyError::UnknownType { .. } => ApiError::bad_request(format!("{e}; or send our job fields without `type`")),

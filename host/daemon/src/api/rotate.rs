@@ -149,8 +149,10 @@ pub(super) async fn kv_field(state: &ApiState, path: &VaultPath, query_mount: Op
         return Err(ApiError::bad_request("unknown field `path`: the secret's path is the URL's"));
     }
     fields.insert("path".into(), path.as_str().into());
-    if let Some(mount) = query_mount {
-        fields.entry("mount").or_insert(mount.into());
+    if let Some(mount) = query_mount
+        && fields.get("mount").is_none_or(Value::is_null)
+    {
+        fields.insert("mount".into(), mount.into());
     }
     let (mapped, report) = one_off(state, KV_ROTATE, fields).await?;
     let written = match (&mapped.secret, report.new_version) {
