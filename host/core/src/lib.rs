@@ -10,10 +10,11 @@
 //! - [`secret`]: secret values that never print, and references to them.
 //! - [`metrics`]: Prometheus counters, gauges and histograms.
 //! - [`crash`]: crash points for the fault-injection suite.
-//! - [`builtin`]: the plugins embedded in the binary.
 //! - [`supervise`]: panics in long-lived tasks caught, logged and counted.
 //! - [`vault`]: the Vault client every Vault call goes through, with token
 //!   and lease renewal.
+//! - [`builtin`]: the plugins embedded in the binary, by name, with the
+//!   Flask rotation service's job format each one accepts.
 //! - [`state`]: each job's state record in Vault (the staged protocol's
 //!   memory across crashes).
 //! - [`schedule`]: when jobs run: cron, intervals, windows, jitter, retries.

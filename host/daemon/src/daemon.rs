@@ -15,11 +15,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::api::{self, ApiOptions, ApiState, JobSummary};
+use crate::api::{self, ApiOptions, ApiState};
 use crate::scheduler::Scheduler;
 pub use crate::setup::Identity;
 use rotator_core::rotation::{Job, Observer};
-use rotator_core::schedule::spec::Cadence;
 use rotator_core::state::StateStore;
 use rotator_core::supervise;
 use rotator_core::vault::VaultClient;
@@ -99,7 +98,7 @@ impl Daemon {
         observers.push(Arc::new(self.metrics.clone()));
         let scheduler = Scheduler::with_metrics(self.state, self.max_concurrent_rotations, observers, metrics.clone());
         let state = Arc::new(ApiState {
-            jobs: self.jobs.iter().map(summary).collect(),
+            jobs: scheduler.registry().clone(),
             started: Instant::now(),
             token,
             leases: leases.clone(),
@@ -199,19 +198,6 @@ fn log_budget(identity: &Identity, leases: &[LeaseStatus], now: tokio::time::Ins
             renewable = lease.renewable,
             "renewal budget: vault may be unreachable this long before the lease expires"
         );
-    }
-}
-
-fn summary(job: &Job) -> JobSummary {
-    JobSummary {
-        id: job.config.id.clone(),
-        plugin: job.plugin.label(),
-        plugin_sha256: job.plugin.sha256().to_owned(),
-        secret: job.config.secret.as_ref().map(ToString::to_string),
-        interval_seconds: match &job.config.schedule.cadence {
-            Cadence::Interval(d) => d.as_secs(),
-            Cadence::Cron(_) => 0,
-        },
     }
 }
 

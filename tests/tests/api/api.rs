@@ -332,8 +332,16 @@ async fn jobs_are_added_rotated_watched_and_removed_over_the_api() {
     assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
     let metrics = api.http.get(format!("{}/metrics", api.base)).bearer_auth(&api.token).send().await.unwrap();
     let metrics = metrics.text().await.unwrap();
-    assert!(metrics.contains(r#"rotator_rotations_total{job="kv-secret-web-app",outcome="rotated"} 2"#), "{metrics}");
-    assert!(metrics.contains(r#"rotator_step_duration_seconds_count{job="kv-secret-web-app",step="set"} 2"#));
+    // Counted by plugin (this daemon's only rotations are this job's two),
+    // and the job's own series is its last success, for alerting.
+    let has = |prefix: &str, suffix: &str| metrics.lines().any(|l| l.starts_with(prefix) && l.ends_with(suffix));
+    assert!(has(r#"rotator_rotations_total{plugin="kv-random@"#, r#",outcome="rotated"} 2"#), "{metrics}");
+    assert!(has(r#"rotator_step_duration_seconds_count{plugin="kv-random@"#, r#",step="set"} 2"#), "{metrics}");
+    let last = r#"rotator_job_last_success_timestamp_seconds{job="kv-secret-web-app"} "#;
+    let last = metrics.lines().find(|l| l.starts_with(last)).expect("the job's last success");
+    let at: i64 = last.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((time::OffsetDateTime::now_utc().unix_timestamp() - at).abs() < 600, "{last}");
+    assert!(!metrics.contains(r#"job_needs_attention{job="kv-secret-web-app"}"#), "{metrics}");
     api.expect(404, "POST", "/jobs/nope/rotate", None).await;
     api.expect(200, "DELETE", "/scheduler/jobs/kv-secret-web-app", None).await;
     api.expect(404, "GET", "/jobs/kv-secret-web-app", None).await;

@@ -65,7 +65,7 @@ async fn write_secret(server: &rotator_devserver::DevServer, path: &str) {
 
 /// `GET /jobs/<id>` until the scheduler has the job (it is added once the
 /// API is up).
-async fn scheduled(api: &Api, id: &str) -> Value {
+pub(crate) async fn scheduled(api: &Api, id: &str) -> Value {
     for _ in 0..200 {
         let (status, job) = api.call("GET", &format!("/jobs/{id}"), None).await;
         if status == 200 {

@@ -6,4 +6,5 @@
 
 mod api;
 mod api_surface;
+mod job_views;
 mod paths_api;

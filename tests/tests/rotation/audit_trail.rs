@@ -55,6 +55,10 @@ async fn every_step_is_audited_in_a_chain_and_counted_without_values() {
         assert!(!metrics.render().contains(&password));
     }
     let rendered = metrics.render();
-    assert!(rendered.contains(r#"rotator_rotations_total{job="app",outcome="rotated"} 2"#), "{rendered}");
-    assert!(rendered.contains(r#"rotator_step_duration_seconds_count{job="app",step="set"} 2"#), "{rendered}");
+    let plugin = r#"plugin="kv-random@0.1.0""#;
+    assert!(rendered.contains(&format!(r#"rotator_rotations_total{{{plugin},outcome="rotated"}} 2"#)), "{rendered}");
+    assert!(
+        rendered.contains(&format!(r#"rotator_step_duration_seconds_count{{{plugin},step="set"}} 2"#)),
+        "{rendered}"
+    );
 }

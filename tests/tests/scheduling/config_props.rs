@@ -310,7 +310,7 @@ fn accepted_configs_rotate_once_on_the_dev_server() {
                     Err(SchedulerError::Blocked { .. }) if paired => {}
                     Err(e) => prop_assert!(false, "{id}: {e}\n{text}"),
                 }
-                let view = scheduler.view(&id).unwrap();
+                let view = scheduler.registry().view(&id).unwrap();
                 prop_assert!(view.next_due.is_some() || view.needs_attention, "{id} has no next run");
             }
             Ok(())

@@ -93,12 +93,14 @@ async fn paired_jobs_keep_apart_and_the_concurrency_limit_holds() {
         toml.push_str(&kv_job(id, "interval = \"1h\""));
     }
     let (scheduler, stop, store) = start(&server, &toml, 1).await;
-    wait_for("every job's first rotation", async || scheduler.views().iter().all(|v| v.rotations == 1 && !v.running))
-        .await;
+    wait_for("every job's first rotation", async || {
+        scheduler.registry().views().iter().all(|v| v.rotations == 1 && !v.running)
+    })
+    .await;
     stop.send(true).unwrap();
 
     let mut runs = Vec::new();
-    for v in scheduler.views() {
+    for v in scheduler.registry().views() {
         let h = store.load(&v.id).await.unwrap().state.history;
         assert_eq!(h.len(), 1, "{}", v.id);
         runs.push((v.id.clone(), h[0].started, h[0].finished));
@@ -126,8 +128,8 @@ async fn a_job_failing_every_cycle_needs_attention_until_a_manual_rotation_succe
         ..FaultPlan::default()
     }));
     let (scheduler, stop, store) = start(&server, &toml, 4).await;
-    wait_for("needs-attention", async || scheduler.view("flaky").is_some_and(|v| v.needs_attention)).await;
-    let view = scheduler.view("flaky").unwrap();
+    wait_for("needs-attention", async || scheduler.registry().view("flaky").is_some_and(|v| v.needs_attention)).await;
+    let view = scheduler.registry().view("flaky").unwrap();
     assert_eq!(view.failed_cycles, 2);
     assert_eq!(view.next_due, None, "a job needing attention is not scheduled");
     assert!(view.last_error.as_deref().unwrap_or("").contains("rolled back"), "{view:?}");
@@ -143,7 +145,7 @@ async fn a_job_failing_every_cycle_needs_attention_until_a_manual_rotation_succe
     server.set_faults(None);
     let report = scheduler.rotate_now("flaky", "api:test").await.unwrap();
     assert_eq!(report.new_version, Some(1));
-    let view = scheduler.view("flaky").unwrap();
+    let view = scheduler.registry().view("flaky").unwrap();
     assert!(!view.needs_attention);
     assert_eq!(view.failed_cycles, 0);
     assert!(view.next_due.is_some());
@@ -161,7 +163,7 @@ async fn jobs_can_be_added_and_removed_at_runtime() {
     assert!(scheduler.add(job).await.is_err(), "a duplicate id is refused");
     wait_for("the added job's rotation", async || rotations(&store, "late").await == 1).await;
     assert!(scheduler.remove("late"));
-    assert!(scheduler.view("late").is_none());
+    assert!(scheduler.registry().view("late").is_none());
     assert!(scheduler.rotate_now("late", "test").await.is_err());
     stop.send(true).unwrap();
 }

@@ -102,6 +102,12 @@ impl From<RotationError> for ApiError {
     }
 }
 
+impl From<rotator_core::builtin::LegacyError> for ApiError {
+    fn from(e: rotator_core::builtin::LegacyError) -> Self {
+        Self::bad_request(e.to_string())
+    }
+}
+
 /// A JSON request body; a malformed one is a 400 in this API's shape.
 pub struct JsonBody<T>(pub T);
 

@@ -131,7 +131,7 @@ pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Json<Value> {
         "status": "ok",
         "readiness": readiness.detail(),
         "uptime_seconds": state.started.elapsed().as_secs(),
-        "jobs": state.jobs,
+        "jobs": state.jobs.views(),
         "token": {
             "expires": token.expires_at.is_some(),
             "budget_seconds": token.budget(now).map(|d| d.as_secs()),

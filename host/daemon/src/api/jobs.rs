@@ -4,10 +4,13 @@
 //! A job added at runtime goes through exactly the checks a configured one
 //! does: its JSON is turned into a `[[jobs]]` TOML table and parsed by
 //! [`rotator_core::config::parse`], then its plugin is loaded and its settings are
-//! checked against the plugin's schema. Seed 000's job format
-//! (`{"type": "kv_random", "path": …, "interval_seconds": …}`) is accepted
-//! and translated to the same fields. Runtime jobs live until the daemon
-//! stops; their state (last rotation, PENDING) is in Vault like any job's.
+//! checked against the plugin's schema. The Flask rotation service's job
+//! format (`{"type": "kv_random", "path": …, "interval_seconds": …}`) is
+//! accepted too ([`flask_job`]): the built-in that declares the `type`
+//! turns the rest into its fields ([`rotator_core::builtin::legacy_job`]).
+//! Runtime jobs live until the daemon stops; their state (last rotation,
+//! PENDING) is in Vault like any job's. Lists and views read the live
+//! registry ([`crate::scheduler::registry`]).
 //!
 //! One difference from a configured job: the API caller is not the
 //! operator who wrote the config, so a runtime job's plugin is a built-in
@@ -25,8 +28,9 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::error::JsonBody;
-use super::{Answer, ApiError, ApiState, params};
+use super::{Answer, ApiError, ApiState};
 use crate::scheduler::SchedulerError;
+use rotator_core::builtin::LegacyError;
 
 impl From<SchedulerError> for ApiError {
     fn from(e: SchedulerError) -> Self {
@@ -43,11 +47,11 @@ impl From<SchedulerError> for ApiError {
 }
 
 pub(super) async fn list(State(state): State<Arc<ApiState>>) -> Answer {
-    Ok(Json(json!({ "jobs": state.scheduler.views() })))
+    Ok(Json(json!({ "jobs": state.jobs.views() })))
 }
 
 pub(super) async fn show(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Answer {
-    let view = state.scheduler.view(&id).ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
+    let view = state.jobs.view(&id).ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
     Ok(Json(serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?))
 }
 
@@ -74,7 +78,7 @@ pub(super) async fn remove(State(state): State<Arc<ApiState>>, Path(id): Path<St
 
 pub(super) async fn add(State(state): State<Arc<ApiState>>, JsonBody(body): JsonBody<Value>) -> Answer {
     let Value::Object(fields) = body else { return Err(ApiError::bad_request("a job is a JSON object")) };
-    let mut table = if fields.contains_key("type") { from_seed(fields)? } else { fields };
+    let mut table = if fields.contains_key("type") { flask_job(fields)? } else { fields };
     confine_plugin(&mut table, &state.options.plugin_dirs)?;
     let doc = json!({ "jobs": [table] });
     let text = toml::to_string(&doc).map_err(|e| ApiError::bad_request(format!("not a job: {e}")))?;
@@ -94,7 +98,7 @@ pub(super) async fn add(State(state): State<Arc<ApiState>>, JsonBody(body): Json
     let id = job.config.id.clone();
     state.scheduler.add(job).await?;
     tracing::info!(job = %id, "job added through the API");
-    let view = state.scheduler.view(&id).ok_or_else(|| ApiError::internal("the job vanished"))?;
+    let view = state.jobs.view(&id).ok_or_else(|| ApiError::internal("the job vanished"))?;
     Ok(Json(serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?))
 }
 
@@ -112,126 +116,87 @@ fn confine_plugin(table: &mut Map<String, Value>, dirs: &[PathBuf]) -> Result<()
     Ok(())
 }
 
-/// Seed 000's job format → our job fields.
-fn from_seed(mut f: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
-    let kind = f.remove("type").and_then(|t| t.as_str().map(str::to_owned)).unwrap_or_default();
+/// The Flask rotation service's job format → our job fields. `type` names
+/// the built-in whose declared form reads the other fields; `id` (else the
+/// service's id for the target) and `interval_seconds` are the service's
+/// own job fields.
+fn flask_job(mut f: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    let Some(Value::String(kind)) = f.remove("type") else {
+        return Err(ApiError::bad_request("`type` must be a string"));
+    };
     let interval = match f.remove("interval_seconds") {
         Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => format!("{n}s"),
         Some(_) => return Err(ApiError::bad_request("`interval_seconds` must be a positive whole number")),
         None => return Err(ApiError::bad_request("`interval_seconds` is required")),
     };
-    let mut take = |key: &str| f.remove(key);
-    let text = |v: Option<Value>, key: &str| -> Result<String, ApiError> {
-        v.and_then(|v| v.as_str().map(str::to_owned))
-            .ok_or_else(|| ApiError::bad_request(format!("`{key}` is required")))
+    let given_id = match f.remove("id") {
+        Some(Value::String(id)) => Some(id),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(ApiError::bad_request("`id` must be a string")),
     };
-    let given_id = take("id");
-    let (id, job) = match kind.as_str() {
-        "kv_random" => {
-            let mount = take("mount").and_then(|m| m.as_str().map(str::to_owned)).unwrap_or_else(|| "secret".into());
-            let mount = params::kv_path("mount", &mount)?.to_string();
-            let path = params::kv_path("path", &text(take("path"), "path")?)?.to_string();
-            let mut settings = Map::new();
-            for key in ["field", "length", "alphabet", "rules", "preserve_fields"] {
-                if let Some(v) = take(key) {
-                    settings.insert(key.into(), v);
-                }
-            }
-            let id = format!("kv-{mount}-{path}");
-            let job = json!({
-                "plugin": "kv-random",
-                "secret": { "mount": mount, "path": path },
-                "interval": interval,
-                "settings": settings,
-            });
-            (id, job)
-        }
-        "database_root" => {
-            let mount = take("mount").and_then(|m| m.as_str().map(str::to_owned)).unwrap_or_else(|| "database".into());
-            let connection = text(take("connection"), "connection")?;
-            // Both become grant paths, where `*` and `+` are wildcards: a
-            // connection `*` would grant every connection's root.
-            let mount = params::name("mount", &mount, true)?.to_owned();
-            let connection = params::name("connection", &connection, false)?.to_owned();
-            let job = json!({
-                "plugin": "database-root",
-                "interval": interval,
-                "settings": { "mount": mount, "connection": connection },
-                "grants": super::rotate::database_root_grants(&mount, &connection),
-            });
-            (format!("db-root-{connection}"), job)
-        }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "unknown job type `{other}` (kv_random or database_root; or send our job fields without `type`)"
-            )));
-        }
-    };
-    if let Some(key) = f.keys().next() {
-        return Err(ApiError::bad_request(format!("unknown field `{key}` for a {kind} job")));
+    let mapped = rotator_core::builtin::legacy_job(&kind, f).map_err(|e| match e {
+        LegacyError::UnknownType { .. } => ApiError::bad_request(format!("{e}; or send our job fields without `type`")),
+        e => e.into(),
+    })?;
+    let mut job = Map::new();
+    job.insert("id".into(), given_id.unwrap_or(mapped.job_id).into());
+    job.insert("plugin".into(), mapped.plugin.into());
+    job.insert("interval".into(), interval.into());
+    job.insert("settings".into(), Value::Object(mapped.settings));
+    if let Some(secret) = mapped.secret {
+        job.insert("secret".into(), json!({ "mount": secret.mount, "path": secret.path }));
     }
-    let Value::Object(mut job) = job else { unreachable!("built as an object") };
-    let id = match given_id {
-        Some(Value::String(id)) => id,
-        _ => job_id(&id),
-    };
-    job.insert("id".into(), id.into());
+    if !mapped.grants.is_empty() {
+        job.insert("grants".into(), json!(mapped.grants));
+    }
     Ok(job)
-}
-
-/// A valid job id from free text: lowercase, `-` for anything else.
-fn job_id(text: &str) -> String {
-    let mut id: String =
-        text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-    id.truncate(64);
-    id.trim_matches('-').to_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn seed_jobs_become_our_fields() {
-        let seed = json!({"type": "kv_random", "mount": "secret", "path": "app/config", "field": "password",
-                          "length": 32, "interval_seconds": 3600});
-        let Value::Object(f) = seed else { unreachable!() };
-        let job = from_seed(f).unwrap();
-        assert_eq!(job["id"], "kv-secret-app-config");
-        assert_eq!(job["plugin"], "kv-random");
-        assert_eq!(job["interval"], "3600s");
-        assert_eq!(job["settings"], json!({"field": "password", "length": 32}));
-
-        let Value::Object(f) = json!({"type": "database_root", "connection": "pg", "interval_seconds": 86400}) else {
-            unreachable!()
-        };
-        let job = from_seed(f).unwrap();
-        assert_eq!(job["id"], "db-root-pg");
-        assert_eq!(job["grants"][0]["path"], "database/rotate-root/pg");
-
-        let Value::Object(f) = json!({"type": "kv_random", "path": "a", "interval_seconds": 5, "colour": 1}) else {
-            unreachable!()
-        };
-        assert!(from_seed(f).is_err());
+    fn flask(job: Value) -> Result<Map<String, Value>, ApiError> {
+        let Value::Object(f) = job else { unreachable!("an object") };
+        flask_job(f)
     }
 
     #[test]
-    fn seed_jobs_cannot_smuggle_wildcards_or_paths() {
-        let refused = |seed: Value| {
-            let Value::Object(f) = seed else { unreachable!() };
-            from_seed(f).err().map(|e| e.message).expect("refused")
-        };
-        let db = |extra: Value| {
-            let mut seed = json!({"type": "database_root", "connection": "pg", "interval_seconds": 60});
-            seed.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-            seed
-        };
-        assert!(refused(db(json!({"connection": "*"}))).contains("not a plain name"));
-        assert!(refused(db(json!({"connection": "+"}))).contains("not a plain name"));
-        assert!(refused(db(json!({"mount": "*"}))).contains("not a plain name"));
-        assert!(refused(db(json!({"connection": "../../sys"}))).contains("not a plain name"));
-        let kv = |path: &str| json!({"type": "kv_random", "path": path, "interval_seconds": 60});
-        assert!(refused(kv("a/../../sys/policy/x")).contains("`.` or `..` segment"));
-        assert!(refused(kv("a?b")).contains("query"));
+    fn flask_jobs_become_our_fields() {
+        let job = flask(json!({"type": "kv_random", "mount": "secret", "path": "app/config", "field": "password",
+                               "length": 32, "interval_seconds": 3600}))
+        .unwrap();
+        assert_eq!(job["id"], "kv-secret-app-config");
+        assert_eq!(job["plugin"], "kv-random");
+        assert_eq!(job["interval"], "3600s");
+        assert_eq!(job["secret"], json!({"mount": "secret", "path": "app/config"}));
+        assert_eq!(job["settings"], json!({"field": "password", "length": 32}));
+        assert!(!job.contains_key("grants"));
+
+        let job = flask(json!({"type": "database_root", "connection": "pg", "interval_seconds": 86400})).unwrap();
+        assert_eq!(job["id"], "db-root-pg");
+        assert_eq!(job["grants"][0], json!({"path": "database/rotate-root/pg", "operations": ["write"]}));
+        let named = flask(json!({"type": "database_root", "connection": "pg", "interval_seconds": 60, "id": "mine"}));
+        assert_eq!(named.unwrap()["id"], "mine");
+    }
+
+    #[test]
+    fn flask_jobs_with_bad_envelopes_or_fields_are_refused_by_name() {
+        let refused = |job: Value| flask(job).err().map(|e| (e.status, e.message)).expect("refused");
+        let message = |job: Value| refused(job).1;
+        assert_eq!(refused(json!({"type": "kv_random", "path": "a", "field": "f"})).0, StatusCode::BAD_REQUEST);
+        assert_eq!(message(json!({"type": "kv_random", "path": "a", "field": "f"})), "`interval_seconds` is required");
+        let zero = json!({"type": "kv_random", "path": "a", "field": "f", "interval_seconds": 0});
+        assert_eq!(message(zero), "`interval_seconds` must be a positive whole number");
+        assert_eq!(message(json!({"type": 7, "interval_seconds": 5})), "`type` must be a string");
+        let unknown = message(json!({"type": "ldap", "interval_seconds": 5}));
+        assert!(unknown.starts_with("unknown job type `ldap` (known: kv_random, database_root)"), "{unknown}");
+        assert!(unknown.ends_with("or send our job fields without `type`"), "{unknown}");
+        let extra = json!({"type": "kv_random", "path": "a", "field": "f", "interval_seconds": 5, "colour": 1});
+        assert_eq!(message(extra), "unknown field `colour` for a kv_random job");
+        let id = json!({"type": "kv_random", "path": "a", "field": "f", "interval_seconds": 5, "id": 3});
+        assert_eq!(message(id), "`id` must be a string");
+        let wildcard = json!({"type": "database_root", "connection": "*", "interval_seconds": 60});
+        assert!(message(wildcard).contains("not a plain name"));
     }
 }

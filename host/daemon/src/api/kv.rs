@@ -1,7 +1,7 @@
 //! KV secrets: `GET /kv/{path}` reads (any version on KV v2), `POST
 //! /kv/{path}` writes (optionally with check-and-set), and `POST
-//! /kv/{path}/rotate` rotates one field through the built-in `kv-random`
-//! plugin ([`super::rotate`]).
+//! /kv/{path}/rotate` rotates one field through the built-in that serves
+//! the Flask service's `kv_random` jobs ([`super::rotate`]).
 //!
 //! A KV path may hold slashes, so both POSTs share one catch-all route; a
 //! path ending in `/rotate` is a rotation, as in the service this API grew

@@ -60,14 +60,16 @@ pub const REDACTED: &str = "<redacted>";
 
 /// What the API can see of the daemon.
 pub struct ApiState {
-    pub jobs: Vec<JobSummary>,
+    /// The live job registry: `/status`, `/scheduler/jobs` and `/jobs/{id}`
+    /// show what it holds now.
+    pub jobs: crate::scheduler::registry::Registry,
     pub started: Instant,
     pub token: Arc<RwLock<TokenStatus>>,
     pub leases: LeaseManager<VaultClient>,
     /// The client API calls to Vault go through (the daemon's identity).
     pub vault: VaultClient,
     pub options: ApiOptions,
-    /// The jobs, their state and the live feed.
+    /// Adds, removes and rotates jobs; the live feed.
     pub scheduler: crate::scheduler::Scheduler,
     /// Rendered at `/metrics`.
     pub metrics: rotator_core::metrics::Metrics,
@@ -97,16 +99,6 @@ impl ApiOptions {
     pub fn new(token: ApiToken, runtime: Arc<Runtime>) -> Self {
         Self { token, reveal_secrets: false, plugins: BuiltinPlugins::new(runtime), plugin_dirs: Vec::new() }
     }
-}
-
-/// A job as the API shows it. No secret values.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct JobSummary {
-    pub id: String,
-    pub plugin: String,
-    pub plugin_sha256: String,
-    pub secret: Option<String>,
-    pub interval_seconds: u64,
 }
 
 impl ApiState {

@@ -67,7 +67,7 @@ fn lease_json(e: &LeaseEvent) -> Value {
 pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     // Gauges are read at scrape time; counters are kept as things happen.
     let m = &state.metrics;
-    let jobs = state.scheduler.views();
+    let jobs = state.jobs.views();
     m.set_jobs(jobs.iter().map(|job| JobGauges {
         id: &job.id,
         needs_attention: job.needs_attention,

@@ -4,9 +4,9 @@
 //! [`VaultPath`] a plugin's paths are (no `..`, `?`, `#`, `%`, `\`, …;
 //! [`rotator_core::vault::path`]). The URL the caller sent is held to it too: an
 //! escape that hides a `/`, `.`, `\` or `%` ([`raw_escapes`]) is refused
-//! before axum decodes it into something else. Mounts, roles and
-//! connections also end up in the grants of a one-off rotation, where `+`
-//! and `*` are wildcards, so they are held to plain names.
+//! before axum decodes it into something else. Mounts and roles of dynamic
+//! credentials are held to plain names, like every name a built-in puts in
+//! a grant path, where `+` and `*` are wildcards.
 
 use super::ApiError;
 use rotator_core::vault::VaultPath;
@@ -35,23 +35,11 @@ pub fn raw_escapes(raw_path: &str) -> Result<(), ApiError> {
 }
 
 /// A plain name: letters, digits, `-`, `_` and `.` (not `.` or `..`),
-/// with `/` between segments where `nested` allows it (mounts).
+/// with `/` between segments where `nested` allows it (mounts); the same
+/// check the built-ins apply to the names they put in grants
+/// ([`rotator_core::builtin::legacy::plain_name`]).
 pub fn name<'a>(what: &str, raw: &'a str, nested: bool) -> Result<&'a str, ApiError> {
-    let trimmed = if nested { raw.trim_matches('/') } else { raw };
-    let plain = |s: &str| {
-        !s.is_empty()
-            && s != "."
-            && s != ".."
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    let ok = if nested { trimmed.split('/').all(plain) } else { plain(trimmed) };
-    if !ok {
-        let extra = if nested { ", `.` and `/`" } else { " and `.`" };
-        return Err(ApiError::bad_request(format!(
-            "{what} `{raw}` is not a plain name: use letters, digits, `-`, `_`{extra}"
-        )));
-    }
-    Ok(trimmed)
+    Ok(rotator_core::builtin::legacy::plain_name(what, raw, nested)?)
 }
 
 #[cfg(test)]

@@ -1,45 +1,52 @@
-//! One-off rotations through the built-in plugins: `POST /kv/{path}/rotate`
-//! (`kv-random`) and `POST /rotate/database-root` (`database-root`).
+//! One-off rotations, as the Flask rotation service offered them:
+//! `POST /kv/{path}/rotate` and `POST /rotate/database-root`.
 //!
-//! Each request becomes a transient [`Job`] that runs the same protocol as a
-//! scheduled one ([`Job::rotate`]): the plugin creates the value, the host
-//! promotes it with check-and-set and rolls back on failure. Nothing is
-//! generated here. The job's grants are the least the plugin needs: none
-//! for `kv-random` (the host writes the secret), and for `database-root`
-//! exactly the rotate-root and config paths of the one connection named.
+//! Each endpoint runs one of the service's job types. Which built-in plugin
+//! that is, and how the request's fields become its secret, settings and
+//! grants, is the built-in's own declaration
+//! ([`rotator_core::builtin::legacy_job`]); nothing here names a plugin or a
+//! settings key. The request becomes a transient [`Job`] that runs the same
+//! protocol as a scheduled one ([`Job::rotate`]): the plugin creates the
+//! value, the host promotes it with check-and-set and rolls back on
+//! failure. Nothing is generated here. The job's grants are the least the
+//! built-in declares for the one target named.
 //!
 //! Built-ins are loaded on first use. API rotations count against the
 //! daemon's `max_concurrent_rotations` like scheduled ones, are audited and
 //! appear in the live feed ([`Scheduler::rotate_once`](crate::scheduler::Scheduler::rotate_once)).
+//! Each answer repeats the fields that name the target (the built-in's
+//! `echo`) and adds what the rotation did.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
-use super::error::{JsonBody, from_body};
-use super::{Answer, ApiError, ApiState, params};
+use super::error::JsonBody;
+use super::{Answer, ApiError, ApiState};
+use rotator_core::builtin::{self, LegacyGrant, LegacyJob};
 use rotator_core::config::{JobConfig, PluginRef, SecretLocation};
 use rotator_core::plugin::{Grants, Operation, Plugin, Runtime, VaultGrant};
 use rotator_core::rotation::{Job, RotationReport};
 use rotator_core::vault::VaultPath;
 
-const KV_RANDOM: &str = "kv-random";
-const DATABASE_ROOT: &str = "database-root";
+/// The service's job type `POST /kv/{path}/rotate` runs.
+const KV_ROTATE: &str = "kv_random";
+/// The service's job type `POST /rotate/database-root` runs.
+const DATABASE_ROOT_ROTATE: &str = "database_root";
 
-/// The built-in plugins, loaded on first use.
+/// The built-in plugins, each loaded on first use.
 pub struct BuiltinPlugins {
     runtime: Arc<Runtime>,
-    kv_random: OnceCell<Plugin>,
-    database_root: OnceCell<Plugin>,
+    loaded: HashMap<&'static str, OnceCell<Plugin>>,
 }
 
 impl BuiltinPlugins {
     pub fn new(runtime: Arc<Runtime>) -> Self {
-        Self { runtime, kv_random: OnceCell::new(), database_root: OnceCell::new() }
+        Self { runtime, loaded: builtin::BUILTINS.iter().map(|b| (b.name, OnceCell::new())).collect() }
     }
 
     /// The runtime jobs added through the API load their plugins into.
@@ -47,8 +54,11 @@ impl BuiltinPlugins {
         &self.runtime
     }
 
-    async fn get(&self, name: &'static str) -> Result<Plugin, ApiError> {
-        let cell = if name == KV_RANDOM { &self.kv_random } else { &self.database_root };
+    async fn get(&self, name: &str) -> Result<Plugin, ApiError> {
+        let (&name, cell) = self
+            .loaded
+            .get_key_value(name)
+            .ok_or_else(|| ApiError::internal(format!("no built-in plugin `{name}`")))?;
         let runtime = self.runtime.clone();
         cell.get_or_try_init(|| async move {
             tokio::task::spawn_blocking(move || runtime.load_builtin(name, None))
@@ -65,6 +75,14 @@ impl BuiltinPlugins {
 pub(super) fn steps_json(report: &RotationReport) -> Vec<Value> {
     let step = |s: &rotator_core::rotation::StepTiming| json!({ "step": s.step, "milliseconds": s.duration.as_secs_f64() * 1e3 });
     report.steps.iter().map(step).collect()
+}
+
+/// A declared grant as the plugin runtime enforces it.
+fn vault_grant(g: &LegacyGrant) -> Result<VaultGrant, ApiError> {
+    let operations: Option<Vec<Operation>> = g.operations.iter().map(|o| Operation::parse(o)).collect();
+    let operations =
+        operations.ok_or_else(|| ApiError::internal(format!("a built-in grant on {} is malformed", g.path)))?;
+    Ok(VaultGrant { path: g.path.clone(), operations })
 }
 
 /// A job that exists for one API request. Its settings are checked against
@@ -90,107 +108,81 @@ fn transient_job(
     Ok(Job { config, plugin })
 }
 
-/// The body of `POST /kv/{path}/rotate`: `kv-random`'s settings and the
-/// mount. Fields that may hold secret values are `Value`s (never quoted in
-/// errors) and checked by the plugin's schema.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KvRotateBody {
-    field: String,
-    length: Option<u32>,
-    alphabet: Option<String>,
-    rules: Option<Value>,
-    preserve_fields: Option<Value>,
-    mount: Option<String>,
-}
-
-pub(super) async fn kv_field(state: &ApiState, path: &VaultPath, query_mount: Option<String>, body: Value) -> Answer {
-    let body: KvRotateBody = from_body(body)?;
-    let mount = body.mount.or(query_mount).unwrap_or_else(|| "secret".into());
-    let mount = params::kv_path("mount", &mount)?;
-    // Refused (400) before a state record is staged for it.
-    state.vault.kv_version(&mount).await?;
-    if body.preserve_fields.as_ref().is_some_and(|p| !p.is_object()) {
-        return Err(ApiError::bad_request("`preserve_fields` must be a JSON object"));
+/// Map a request of the service's `job_type` onto its built-in and rotate
+/// it once, as `api`.
+async fn one_off(
+    state: &ApiState,
+    job_type: &str,
+    fields: Map<String, Value>,
+) -> Result<(LegacyJob, RotationReport), ApiError> {
+    let mapped = builtin::legacy_job(job_type, fields)?;
+    // A secret lives on a real KV mount, as Vault's mount table says:
+    // refused (400) before a state record is staged for it.
+    if let Some(secret) = &mapped.secret {
+        state.vault.kv_version(&secret.mount).await?;
     }
-    let mut settings = Map::new();
-    settings.insert("field".into(), body.field.clone().into());
-    let optional = [
-        ("length", body.length.map(Value::from)),
-        ("alphabet", body.alphabet.map(Value::from)),
-        ("rules", body.rules),
-        ("preserve_fields", body.preserve_fields),
-    ];
-    settings.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))));
-
-    let plugins = &state.options.plugins;
-    let location = SecretLocation { mount: mount.to_string(), path: path.to_string() };
-    // One state record per target, so an interrupted API rotation of this
-    // secret is resumed by the next one, never confused with another's.
-    let id = format!("api/kv/{mount}/{path}");
-    let job = transient_job(id, plugins.get(KV_RANDOM).await?, Some(location), settings, Grants::default())?;
+    let plugin = state.options.plugins.get(mapped.plugin).await?;
+    let vault = mapped.grants.iter().map(vault_grant).collect::<Result<_, _>>()?;
+    let grants = Grants { vault, ..Grants::default() };
+    // One state record per target, so an interrupted API rotation of it is
+    // resumed by the next one, never confused with another target's.
+    let id = format!("api/{}", mapped.target);
+    let job = transient_job(id, plugin, mapped.secret.clone(), mapped.settings.clone(), grants)?;
     let report = state.scheduler.rotate_once(&job, "api").await?;
-    let written = match report.new_version {
-        Some(v) => state.vault.kv_read_version(&mount, path, Some(v)).await?,
-        None => None,
+    tracing::info!(job = %job.config.id, rotation = %report.rotation_id, "rotated through the API");
+    Ok((mapped, report))
+}
+
+fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(ApiError::bad_request("the body must be a JSON object")),
+    }
+}
+
+/// `POST /kv/{path}/rotate`: the secret's path is the URL's; its mount the
+/// body's `mount`, else the `?mount=` query's. Answers what Vault now holds
+/// (redacted unless secrets are revealed).
+pub(super) async fn kv_field(state: &ApiState, path: &VaultPath, query_mount: Option<String>, body: Value) -> Answer {
+    let mut fields = object(body)?;
+    if fields.contains_key("path") {
+        return Err(ApiError::bad_request("unknown field `path`: the secret's path is the URL's"));
+    }
+    fields.insert("path".into(), path.as_str().into());
+    if let Some(mount) = query_mount
+        && fields.get("mount").is_none_or(Value::is_null)
+    {
+        fields.insert("mount".into(), mount.into());
+    }
+    let (mapped, report) = one_off(state, KV_ROTATE, fields).await?;
+    let written = match (&mapped.secret, report.new_version) {
+        (Some(s), Some(v)) => state.vault.kv_read_version(&s.mount, &s.path, Some(v)).await?,
+        _ => None,
     };
-    Ok(Json(json!({
-        "mount": mount.as_str(),
-        "path": path.as_str(),
-        "field": body.field,
-        "rotation_id": report.rotation_id,
-        "plugin": report.plugin,
-        "previous_version": report.previous_version,
-        "version": report.new_version,
-        "data": written.map(|s| state.show(&s.data)),
-        "redacted": !state.options.reveal_secrets,
-    })))
+    let mut answer = mapped.echo;
+    answer.extend([
+        ("rotation_id".to_owned(), json!(report.rotation_id)),
+        ("plugin".to_owned(), json!(report.plugin)),
+        ("previous_version".to_owned(), json!(report.previous_version)),
+        ("version".to_owned(), json!(report.new_version)),
+        ("data".to_owned(), json!(written.map(|s| state.show(&s.data)))),
+        ("redacted".to_owned(), json!(!state.options.reveal_secrets)),
+    ]);
+    Ok(Json(Value::Object(answer)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DatabaseRootBody {
-    #[serde(default = "default_database_mount")]
-    mount: String,
-    connection: String,
-}
-
-fn default_database_mount() -> String {
-    "database".into()
-}
-
-/// The least `database-root` needs for one connection: rotate its root and
-/// read its config. Used by one-off rotations and seed-format jobs alike.
-pub(super) fn database_root_grants(mount: &str, connection: &str) -> Vec<VaultGrant> {
-    let grant = |path: String, op| VaultGrant { path, operations: vec![op] };
-    vec![
-        grant(format!("{mount}/rotate-root/{connection}"), Operation::Write),
-        grant(format!("{mount}/config/{connection}"), Operation::Read),
-    ]
-}
-
-pub(super) async fn database_root(
-    State(state): State<Arc<ApiState>>,
-    JsonBody(body): JsonBody<DatabaseRootBody>,
-) -> Answer {
-    let mount = params::name("mount", &body.mount, true)?;
-    let connection = params::name("connection", &body.connection, false)?;
-    let grants = Grants { vault: database_root_grants(mount, connection), ..Grants::default() };
-    let settings = Map::from_iter([("mount".into(), mount.into()), ("connection".into(), connection.into())]);
-    let plugins = &state.options.plugins;
-    let id = format!("api/database-root/{mount}/{connection}");
-    let job = transient_job(id, plugins.get(DATABASE_ROOT).await?, None, settings, grants)?;
-    let report = state.scheduler.rotate_once(&job, "api").await?;
-    tracing::info!(mount, connection, rotation = %report.rotation_id, "database root rotated through the API");
+/// `POST /rotate/database-root`: answers the steps and every Vault call
+/// the plugin made.
+pub(super) async fn database_root(State(state): State<Arc<ApiState>>, JsonBody(body): JsonBody<Value>) -> Answer {
+    let (mapped, report) = one_off(&state, DATABASE_ROOT_ROTATE, object(body)?).await?;
     let calls: Vec<Value> =
         report.host_calls.iter().map(|c| json!({ "operation": c.operation, "path": c.path })).collect();
-    let steps = steps_json(&report);
-    Ok(Json(json!({
-        "mount": mount,
-        "connection": connection,
-        "rotation_id": report.rotation_id,
-        "plugin": report.plugin,
-        "steps": steps,
-        "vault_calls": calls,
-    })))
+    let mut answer = mapped.echo;
+    answer.extend([
+        ("rotation_id".to_owned(), json!(report.rotation_id)),
+        ("plugin".to_owned(), json!(report.plugin)),
+        ("steps".to_owned(), json!(steps_json(&report))),
+        ("vault_calls".to_owned(), json!(calls)),
+    ]);
+    Ok(Json(Value::Object(answer)))
 }

@@ -1,6 +1,8 @@
 //! The running scheduler: every job's next run in one deadline queue, the
 //! state of each job mirrored from (and persisted to) Vault, a global limit
 //! on concurrent rotations, `not_within` pairs, retries and `rotate now`.
+//! The jobs themselves and the views the API shows of them are in the
+//! [`registry`]; this module decides when each runs.
 //!
 //! Flow: [`Scheduler::add`] reads a job's record from Vault and queues its
 //! next run (an unfinished rotation is due at once, so it is resumed). The
@@ -12,23 +14,22 @@
 //! and a run still waiting for a concurrency slot never starts.
 
 pub mod queue;
+pub mod registry;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use queue::DeadlineQueue;
+use registry::{Registry, Unclaimed};
 use rotator_core::metrics::Metrics;
 use rotator_core::rotation::{Job, Observer, RotateOptions, RotationError, RotationEvent, RotationReport};
 use rotator_core::schedule::cycle::{self, Due, RunOutcome};
-use rotator_core::schedule::spec::describe;
-use rotator_core::state::{HistoryEntry, JobState, StateStore, Versioned};
+use rotator_core::state::{JobState, StateStore, Versioned};
 use rotator_core::supervise::{self, Panicked};
 
 /// How long to wait before trying again when Vault could not be asked
@@ -43,7 +44,7 @@ pub struct Scheduler {
 
 struct Inner {
     store: StateStore,
-    jobs: Mutex<HashMap<String, Entry>>,
+    jobs: Registry,
     queue: DeadlineQueue<String>,
     limit: Semaphore,
     events: broadcast::Sender<RotationEvent>,
@@ -53,50 +54,6 @@ struct Inner {
     stopped: watch::Sender<bool>,
     /// Where a rotation that panicked is counted.
     metrics: Metrics,
-}
-
-struct Entry {
-    job: Arc<Job>,
-    /// The record as last read or written. Holds PENDING while a rotation
-    /// runs: never shown, only summarized by [`JobView`].
-    state: JobState,
-    running: bool,
-    last_started: Option<OffsetDateTime>,
-}
-
-/// A job as the API and dashboard show it. No secret values.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobView {
-    pub id: String,
-    pub plugin: String,
-    pub plugin_sha256: String,
-    pub secret: Option<String>,
-    /// `every 24h` or `cron 0 3 * * *`, with the window if any.
-    pub schedule: String,
-    pub enabled: bool,
-    pub running: bool,
-    pub needs_attention: bool,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_rotation: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub next_due: Option<OffsetDateTime>,
-    pub retries: u32,
-    pub failed_cycles: u32,
-    pub rotations: u64,
-    pub last_error: Option<String>,
-    /// `rotation id` and the last step completed, for an unfinished rotation.
-    pub in_progress: Option<InProgressView>,
-    pub history: Vec<HistoryEntry>,
-}
-
-/// An unfinished rotation, without its value.
-#[derive(Debug, Clone, Serialize)]
-pub struct InProgressView {
-    pub id: String,
-    pub stage: &'static str,
-    pub attempt: u32,
-    #[serde(with = "time::serde::rfc3339")]
-    pub started: OffsetDateTime,
 }
 
 /// Why `rotate now` or a job change was refused.
@@ -157,7 +114,7 @@ impl Scheduler {
     ) -> Self {
         let inner = Inner {
             store,
-            jobs: Mutex::new(HashMap::new()),
+            jobs: Registry::default(),
             queue: DeadlineQueue::new(),
             limit: Semaphore::new(max_concurrent.max(1)),
             events: broadcast::channel(1024).0,
@@ -174,21 +131,17 @@ impl Scheduler {
         self.inner.events.subscribe()
     }
 
-    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    /// The jobs and their views (what the API reads).
+    pub fn registry(&self) -> &Registry {
+        &self.inner.jobs
     }
 
     /// Add a job and queue its next run from its record in Vault. A job
     /// whose rotation was left unfinished is due at once.
     pub async fn add(&self, job: Job) -> Result<(), SchedulerError> {
         let id = job.config.id.clone();
-        {
-            let mut jobs = self.jobs();
-            if jobs.contains_key(&id) {
-                return Err(SchedulerError::Duplicate(id));
-            }
-            let entry = Entry { job: Arc::new(job), state: JobState::default(), running: false, last_started: None };
-            jobs.insert(id.clone(), entry);
+        if !self.inner.jobs.insert(job) {
+            return Err(SchedulerError::Duplicate(id));
         }
         self.arm(&id).await;
         Ok(())
@@ -197,22 +150,13 @@ impl Scheduler {
     /// Stop scheduling a job. A rotation already running ends normally.
     pub fn remove(&self, id: &str) -> bool {
         self.inner.queue.cancel(&id.to_owned());
-        self.jobs().remove(id).is_some()
-    }
-
-    pub fn views(&self) -> Vec<JobView> {
-        let mut out: Vec<JobView> = self.jobs().values().map(view).collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        out
-    }
-
-    pub fn view(&self, id: &str) -> Option<JobView> {
-        self.jobs().get(id).map(view)
+        self.inner.jobs.remove(id)
     }
 
     /// Read the job's record and queue its next run.
     async fn arm(&self, id: &str) {
-        let Some((job, enabled)) = self.jobs().get(id).map(|e| (e.job.clone(), e.job.config.enabled)) else { return };
+        let Some(job) = self.inner.jobs.job(id) else { return };
+        let enabled = job.config.enabled;
         let mut v = match self.inner.store.load(id).await {
             Ok(v) => v,
             Err(e) => {
@@ -234,7 +178,7 @@ impl Scheduler {
             tracing::error!(job = %id, "job NEEDS ATTENTION: it failed too often and is not rotated automatically");
         }
         let resume = v.state.in_progress.is_some();
-        self.store_state(id, v.state);
+        self.inner.jobs.set_state(id, v.state);
         match due {
             Due::At(at) if enabled || resume => self.inner.queue.schedule(id.to_owned(), to_instant(at)),
             _ => {}
@@ -248,12 +192,6 @@ impl Scheduler {
         let meta = self.inner.store.vault.kv_metadata(&loc.mount, &loc.path).await.ok()??;
         let updated = meta.get("updated_time")?.as_str()?;
         OffsetDateTime::parse(updated, &time::format_description::well_known::Rfc3339).ok()
-    }
-
-    fn store_state(&self, id: &str, state: JobState) {
-        if let Some(e) = self.jobs().get_mut(id) {
-            e.state = state;
-        }
     }
 
     /// Begin shutdown: from now on no rotation starts, including runs that
@@ -340,27 +278,16 @@ impl Scheduler {
 
     async fn rotate_claimed(&self, id: &str, actor: &str, manual: bool) -> Result<RotationReport, SchedulerError> {
         let _permit = self.slot(id).await?;
-        let job = {
-            let mut jobs = self.jobs();
-            let entry = jobs.get(id).ok_or_else(|| SchedulerError::UnknownJob(id.to_owned()))?;
-            if entry.running {
-                return Err(SchedulerError::Busy(id.to_owned()));
-            }
-            // Checked while holding a permit, so two paired jobs waiting for
-            // the limit cannot both pass before either starts.
-            if let Some(until) = blocked_until(&jobs, id, OffsetDateTime::now_utc()) {
-                return Err(SchedulerError::Blocked { job: id.to_owned(), until });
-            }
-            let entry = jobs.get_mut(id).expect("checked above");
-            entry.running = true;
-            entry.last_started = Some(OffsetDateTime::now_utc());
-            entry.job.clone()
-        };
+        // Claimed while holding a permit, so two paired jobs waiting for
+        // the limit cannot both pass before either starts.
+        let job = self.inner.jobs.claim(id, OffsetDateTime::now_utc()).map_err(|why| match why {
+            Unclaimed::Unknown => SchedulerError::UnknownJob(id.to_owned()),
+            Unclaimed::Busy => SchedulerError::Busy(id.to_owned()),
+            Unclaimed::Blocked(until) => SchedulerError::Blocked { job: id.to_owned(), until },
+        })?;
         let ran =
             supervise::catch(&self.inner.metrics, "rotation", Some(id), self.rotate_job(&job, actor, manual)).await;
-        if let Some(e) = self.jobs().get_mut(id) {
-            e.running = false;
-        }
+        self.inner.jobs.release(id);
         let (result, state) = match ran {
             Ok((result, state)) => (result.map_err(SchedulerError::from), state),
             // Not retried at once: the same bug would strike again. The
@@ -371,7 +298,7 @@ impl Scheduler {
                 (Err(SchedulerError::Panicked { job: id.to_owned(), source }), Some(booked))
             }
         };
-        if self.jobs().contains_key(id) {
+        if self.inner.jobs.contains(id) {
             self.requeue(id, &job, state).await;
         }
         result
@@ -438,7 +365,7 @@ impl Scheduler {
     async fn book_failure(&self, job: &Job, retryable: bool, error: String, manual: bool) -> JobState {
         let id = &job.config.id;
         let outcome = RunOutcome::Failed { retryable };
-        let cached = || self.jobs().get(id.as_str()).map(|e| e.state.clone()).unwrap_or_default();
+        let cached = || self.inner.jobs.state(id);
         for _ in 0..3 {
             let mut v = match self.inner.store.load(id).await {
                 Ok(v) => v,
@@ -479,63 +406,9 @@ impl Scheduler {
             (Some(t), false, true) => Some(*t),
             _ => None,
         };
-        self.store_state(id, state);
+        self.inner.jobs.set_state(id, state);
         if let Some(at) = next {
             self.inner.queue.schedule(id.to_owned(), to_instant(at));
         }
-    }
-}
-
-/// When `id` may start, if a `not_within` partner is running or started
-/// too recently. Pairs work both ways, whichever job names the other.
-fn blocked_until(jobs: &HashMap<String, Entry>, id: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
-    let me = jobs.get(id)?;
-    let mine = me.job.config.schedule.not_within.iter().map(|n| (n.job.as_str(), n.duration));
-    let theirs = jobs.iter().flat_map(|(other_id, other)| {
-        other
-            .job
-            .config
-            .schedule
-            .not_within
-            .iter()
-            .filter(|n| n.job == id)
-            .map(move |n| (other_id.as_str(), n.duration))
-    });
-    mine.chain(theirs)
-        .filter_map(|(other, apart)| {
-            let other = jobs.get(other)?;
-            match (other.running, other.last_started) {
-                (true, _) => Some(now + apart),
-                (false, Some(t)) if now < t + apart => Some(t + apart),
-                _ => None,
-            }
-        })
-        .max()
-}
-
-fn view(e: &Entry) -> JobView {
-    let s = &e.state;
-    JobView {
-        id: e.job.config.id.clone(),
-        plugin: e.job.plugin.label(),
-        plugin_sha256: e.job.plugin.sha256().to_owned(),
-        secret: e.job.config.secret.as_ref().map(ToString::to_string),
-        schedule: describe(&e.job.config.schedule),
-        enabled: e.job.config.enabled,
-        running: e.running,
-        needs_attention: s.needs_attention,
-        last_rotation: s.last_rotation,
-        next_due: if s.needs_attention { None } else { s.next_due },
-        retries: s.retries,
-        failed_cycles: s.failed_cycles,
-        rotations: s.rotations,
-        last_error: s.last_error.clone(),
-        in_progress: s.in_progress.as_ref().map(|p| InProgressView {
-            id: p.id.clone(),
-            stage: p.stage.as_str(),
-            attempt: p.attempt,
-            started: p.started,
-        }),
-        history: s.history.clone(),
     }
 }
