@@ -8,7 +8,7 @@
 //! what a caller waiting for the step sees. Deadlines of 100 ms, 1 s and
 //! 10 s, a few iterations each (the 10 s case costs 10 s per iteration).
 //!
-//! Run: `cargo bench -p rotator --bench deadline_overshoot`
+//! Run: `cargo bench -p rotator-core --bench deadline_overshoot`
 //! (`-- --iterations N` for N runs of the 100 ms and 1 s cases; the 10 s
 //! case runs max(N / 10, 3) times.)
 

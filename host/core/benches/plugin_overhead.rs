@@ -7,7 +7,7 @@
 //! own `policy.rs`, compiled for the host) with the same JSON handling.
 //! Each iteration is timed on its own so median and p99 are real.
 //!
-//! Run: `cargo bench -p rotator --bench plugin_overhead`
+//! Run: `cargo bench -p rotator-core --bench plugin_overhead`
 //! (`-- --iterations N` to change the sample count). With `-- --plugin
 //! FILE`, the wasm part measures that component instead, with settings
 //! `{"field": "password", "length": 32}` (the Python and JavaScript examples

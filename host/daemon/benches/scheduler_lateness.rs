@@ -9,7 +9,7 @@
 //! do), so early wake-ups are part of what is measured. Real time, multi-thread
 //! runtime, no Vault: the number is the scheduler's own cost.
 //!
-//! Run: `cargo bench -p rotator --bench scheduler_lateness`
+//! Run: `cargo bench -p rotator-daemon --bench scheduler_lateness`
 //! (`-- --jobs N --spread-ms M` to change the load.)
 
 use std::sync::{Arc, Mutex};
