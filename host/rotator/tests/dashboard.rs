@@ -30,6 +30,19 @@ secret = { mount = "secret", path = "web/app" }
 interval = "1h"
 settings = { field = "password", length = 24 }
 "#;
+/// A job whose plugin fails every attempt (it calls Vault outside its
+/// grants, a permanent failure, so it waits for its next cycle), with an id
+/// and a secret path long enough to push a table column.
+const FAILING: &str = "payments_eu_west_1_production_billing_api_database_password";
+
+fn jobs() -> String {
+    format!(
+        "{JOBS}\n[[jobs]]\nid = \"{FAILING}\"\nplugin = \"{}\"\n\
+         secret = {{ path = \"teams/payments/production/eu-west-1/billing-api/database/credentials\" }}\n\
+         interval = \"1h\"\nretry = {{ attempts = 100, backoff = \"1s\" }}\n",
+        rotator_test_artifacts::build_artifact("fixture_trespass").display()
+    )
+}
 
 /// `rotator dev` with [`JOBS`] and a known API token, and what its banner
 /// said: the dev Vault's address, the API's base URL and the dashboard link.
@@ -42,7 +55,7 @@ struct Daemon {
 
 impl Daemon {
     fn start() -> Self {
-        let mut dev = Dev::with_jobs(JOBS, &["--api-token", API_TOKEN]);
+        let mut dev = Dev::with_jobs(&jobs(), &["--api-token", API_TOKEN]);
         let vault = dev.wait_for("Address:");
         let api = dev.wait_for("rotator API:").trim_end_matches("/healthz").to_owned();
         let dashboard = dev.wait_for("Dashboard:");
@@ -131,6 +144,41 @@ async fn an_operator_rotates_a_job_from_the_dashboard_and_watches_it_in_the_feed
     assert!(text.contains("kv-random@0.1.0") && text.contains("every 1h") && text.contains("in 59 min"), "{text}");
     assert!(text.contains("rotated") && !text.contains("NEEDS ATTENTION"), "{text}");
     assert_eq!(page.eval(&format!("document.querySelectorAll('{row} svg.spark rect.ok').length")).await, 1);
+
+    // A job whose retries keep failing reads as failing, with its error,
+    // not as its last finished rotation.
+    let failing = format!("#jobs-body tr[data-job=\"{FAILING}\"]");
+    page.wait_for(&format!("document.querySelector('{failing}')?.dataset.health === 'failing'"), "a failing job").await;
+    let text = page.eval(&format!("document.querySelector('{failing}').innerText")).await;
+    assert!(text.as_str().unwrap().contains("failing · 1 cycle"), "{text}");
+    let note = page.eval(&format!("document.querySelector('{failing}').nextElementSibling.innerText")).await;
+    assert!(note.as_str().unwrap().contains("Last error:"), "{note}");
+    assert_eq!(page.eval(&format!("document.querySelector('{row}').dataset.health")).await, "ok");
+    // At 1280 pixels every Rotate now button is whole inside the window.
+    let clipped = page
+        .eval(
+            "[...document.querySelectorAll('button[data-rotate]')].filter(b => { const r = b.getBoundingClientRect(); \
+             return r.width === 0 || r.left < 0 || r.right > document.documentElement.clientWidth; }).length",
+        )
+        .await;
+    assert_eq!(clipped, 0, "a Rotate now button is cut off at 1280 pixels");
+    // Nothing scrolls sideways: not the page, not a column, not the table's card.
+    let scrolling = page
+        .eval(
+            "[...document.querySelectorAll('html, body, main, main *')].filter(e => e.scrollWidth > e.clientWidth + 1 \
+             && getComputedStyle(e).overflowX !== 'visible' || e === document.documentElement && e.scrollWidth > e.clientWidth) \
+             .map(e => e.tagName + '.' + e.className)",
+        )
+        .await;
+    assert_eq!(scrolling, serde_json::json!([]), "parts of the page scroll sideways at 1280 pixels");
+    let table = "document.querySelector('table.jobs')";
+    let inside = page
+        .eval(&format!(
+            "{table}.getBoundingClientRect().right <= {table}.closest('.card').getBoundingClientRect().right"
+        ))
+        .await;
+    assert_eq!(inside, true, "the jobs table is wider than its card at 1280 pixels");
+    assert_eq!(page.eval("document.querySelectorAll('button[data-rotate]').length").await, 2);
 
     page.click(&button).await;
     let feed = format!("#feed li[data-job=\"{JOB}\"]");

@@ -288,12 +288,19 @@
         : job.next_due
           ? h('span', { dataset: { at: job.next_due }, title: new Date(job.next_due).toLocaleString() })
           : h('span', { class: 'muted' }, '–');
-    const outcome = last
-      ? h('div', { class: 'stack' },
-        badge(last.outcome, last.outcome === 'rotated' ? 'ok' : 'bad'),
-        h('span', { class: 'muted small', dataset: { at: last.finished }, title: new Date(last.finished).toLocaleString() }))
-      : h('span', { class: 'muted' }, 'never');
-    const row = h('tr', { class: job.needs_attention ? 'attention' : '', dataset: { job: job.id } },
+    // A job whose last attempt failed (it is retrying, or waits for its
+    // next cycle) is failing, whatever its last finished rotation says:
+    // that success may be days old.
+    const failing = !job.running && (job.retries > 0 || job.failed_cycles > 0);
+    const failure = job.retries > 0 ? `failing · retry ${job.retries}` : `failing · ${plural(job.failed_cycles, 'cycle')}`;
+    const when = last && h('span', { class: 'muted small', dataset: { at: last.finished }, title: new Date(last.finished).toLocaleString() });
+    const outcome = failing
+      ? h('div', { class: 'stack' }, badge(failure, 'bad'), when)
+      : last
+        ? h('div', { class: 'stack' }, badge(last.outcome, last.outcome === 'rotated' ? 'ok' : 'bad'), when)
+        : h('span', { class: 'muted' }, 'never');
+    const health = job.needs_attention ? 'attention' : failing ? 'failing' : 'ok';
+    const row = h('tr', { class: job.needs_attention ? 'attention' : '', dataset: { job: job.id, health } },
       h('td', {},
         h('div', { class: 'job-id' },
           h('strong', {}, job.id),
@@ -317,7 +324,7 @@
     const rows = [row];
     const notes = [];
     if (message) notes.push(h('div', { class: message.ok ? 'note-ok' : 'note-bad' }, message.text));
-    if (job.last_error && (job.needs_attention || (last && last.outcome === 'failed'))) {
+    if (job.last_error && (job.needs_attention || failing || (last && last.outcome === 'failed'))) {
       notes.push(h('div', { class: 'note-bad' }, h('b', {}, 'Last error: '), job.last_error));
     }
     if (job.in_progress && !job.running) {
