@@ -15,7 +15,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::{RetryPolicy, VaultClient, VaultError};
+use super::{RequestRetry, VaultClient, VaultError};
 use crate::secret::SecretRef;
 
 /// The default path of a pod's service-account token.
@@ -120,7 +120,7 @@ impl AuthMethod {
         let path = format!("auth/{}/{login}", mount.trim_matches('/'));
         // Logins are not retried here: the token watcher backs off instead.
         let body = zeroize::Zeroizing::new(body.to_string());
-        let resp = client.request_with("POST", &path, Some(body.to_string()), false, RetryPolicy::NONE).await?;
+        let resp = client.request_with("POST", &path, Some(body.to_string()), false, RequestRetry::NONE).await?;
         let auth = resp.body.as_ref().map(|b| &b["auth"]).filter(|a| a.is_object()).ok_or_else(|| {
             VaultError::Protocol { path: path.clone(), message: "login answer has no auth block".into() }
         })?;
@@ -178,7 +178,7 @@ impl VaultClient {
     /// `auth/token/renew-self`. Not retried: the watcher decides.
     pub async fn renew_self(&self, increment: Option<Duration>) -> Result<TokenLease, VaultError> {
         let body = increment.map(|i| json!({ "increment": format!("{}s", i.as_secs()) }).to_string());
-        let resp = self.request_with("POST", "auth/token/renew-self", body, true, RetryPolicy::NONE).await?;
+        let resp = self.request_with("POST", "auth/token/renew-self", body, true, RequestRetry::NONE).await?;
         Ok(lease_from(&resp.body.unwrap_or(Value::Null)["auth"], "lease_duration", "token_policies"))
     }
 }

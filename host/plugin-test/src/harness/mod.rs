@@ -33,7 +33,7 @@ mod session;
 mod walk;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -44,33 +44,16 @@ pub use report::{
     CallRecord, CheckResult, Environment, PluginSummary, Report, Status, StepRecord, group_repeats, names,
 };
 
-use rotator_core::config::SecretLocation;
+use rotator_core::config::{PluginRef, SecretLocation};
 use rotator_core::plugin::limits::STEP_TIMEOUT_RANGE;
 use rotator_core::plugin::{LoadError, Operation, RunLimits, VaultGrant};
 use rotator_core::secret::SecretJson;
 use rotator_core::vault::{VaultClient, VaultError};
 
-/// Which plugin to test.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginSource {
-    /// A plugin embedded in rotator, by name (`kv-random`).
-    Builtin(String),
-    /// A component file.
-    File(PathBuf),
-}
-
-impl PluginSource {
-    /// A file if `s` names an existing file or ends in `.wasm`, else a
-    /// built-in name.
-    pub fn parse(s: &str) -> Self {
-        if s.ends_with(".wasm") || Path::new(s).is_file() { Self::File(s.into()) } else { Self::Builtin(s.into()) }
-    }
-}
-
-impl From<&str> for PluginSource {
-    fn from(s: &str) -> Self {
-        Self::parse(s)
-    }
+/// The plugin named on a command line: a file if `s` names an existing
+/// file or ends in `.wasm`, else a built-in name (`kv-random`).
+pub fn parse_plugin(s: &str) -> PluginRef {
+    if s.ends_with(".wasm") || Path::new(s).is_file() { PluginRef::File(s.into()) } else { PluginRef::Builtin(s.into()) }
 }
 
 /// Prepares the dev server before the checks (mount an engine, write the
@@ -101,7 +84,7 @@ pub enum HarnessError {
 
 /// A plugin test: what to run, with what. Build it, then [`Harness::run`].
 pub struct Harness {
-    plugin: PluginSource,
+    plugin: PluginRef,
     settings: Value,
     /// `None`: the capabilities the plugin declares.
     grants: Option<Vec<VaultGrant>>,
@@ -116,9 +99,9 @@ impl Harness {
     /// Test `plugin` with the job settings `settings` and `grants` (`None`:
     /// grant exactly what the plugin declares). The job's secret is
     /// `secret/harness/app` unless [`Harness::secret`] says otherwise.
-    pub fn new(plugin: impl Into<PluginSource>, settings: Value, grants: Option<Vec<VaultGrant>>) -> Self {
+    pub fn new(plugin: PluginRef, settings: Value, grants: Option<Vec<VaultGrant>>) -> Self {
         Self {
-            plugin: plugin.into(),
+            plugin,
             settings,
             grants,
             secret: SecretLocation { mount: "secret".into(), path: "harness/app".into() },
@@ -252,7 +235,7 @@ mod tests {
 
     #[test]
     fn plugin_sources_are_files_or_builtin_names() {
-        assert_eq!(PluginSource::parse("kv-random"), PluginSource::Builtin("kv-random".into()));
-        assert_eq!(PluginSource::parse("target/x.wasm"), PluginSource::File("target/x.wasm".into()));
+        assert_eq!(parse_plugin("kv-random"), PluginRef::Builtin("kv-random".into()));
+        assert_eq!(parse_plugin("target/x.wasm"), PluginRef::File("target/x.wasm".into()));
     }
 }
