@@ -30,7 +30,7 @@
 
 pub mod harness;
 
-use crate::harness::{Harness, HarnessError, parse_plugin};
+use crate::harness::{ArgError, Harness, HarnessError, parse_plugin};
 use rotator_core::plugin::VaultGrant;
 use rotator_core::secret::SecretJson;
 use secrecy::SecretString;
@@ -47,7 +47,7 @@ pub struct PluginTest {
     initial_secret: Option<Value>,
     postgres_url: Option<SecretString>,
     /// A `grant` that did not parse, reported when the test runs.
-    bad_grant: Option<String>,
+    bad_grant: Option<ArgError>,
 }
 
 impl PluginTest {

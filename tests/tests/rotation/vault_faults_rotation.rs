@@ -37,7 +37,13 @@ async fn nobody_locked_out(pg: &Postgres, vault: &VaultClient, store: &StateStor
     false
 }
 
-async fn rotate_until_done(server: &DevServer, pg: &Postgres, job: &Job, vault: &VaultClient, rules: FaultRules) -> u32 {
+async fn rotate_until_done(
+    server: &DevServer,
+    pg: &Postgres,
+    job: &Job,
+    vault: &VaultClient,
+    rules: FaultRules,
+) -> u32 {
     let store = store(vault);
     for attempt in 1..=60 {
         server.set_faults(Some(rules.clone()));

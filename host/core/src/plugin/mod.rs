@@ -158,6 +158,18 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("rotator"))
 }
 
+/// Why the plugin runtime could not be built (a host problem, not a
+/// plugin's).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot create wasm engine: {0}")]
+    Engine(wasmtime::Error),
+    #[error("linking WASI: {0}")]
+    LinkWasi(wasmtime::Error),
+    #[error("linking rotator imports: {0}")]
+    LinkImports(wasmtime::Error),
+}
+
 /// The shared engine, linker and epoch ticker.
 pub struct Runtime {
     engine: Engine,
@@ -178,19 +190,19 @@ impl fmt::Debug for Runtime {
 impl Runtime {
     /// Build the engine: the pooling allocator if the machine allows its
     /// address-space reservation, else on-demand allocation.
-    pub fn new(options: RuntimeOptions) -> Result<Arc<Self>, String> {
+    pub fn new(options: RuntimeOptions) -> Result<Arc<Self>, RuntimeError> {
         let (engine, pooling) = match Engine::new(&engine_config(Some(options.max_concurrent_runs))) {
             Ok(e) => (e, true),
             Err(err) => {
                 tracing::warn!(error = %err, "pooling allocator unavailable; using on-demand allocation");
-                let e = Engine::new(&engine_config(None)).map_err(|e| format!("cannot create wasm engine: {e}"))?;
+                let e = Engine::new(&engine_config(None)).map_err(RuntimeError::Engine)?;
                 (e, false)
             }
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("linking WASI: {e}"))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(RuntimeError::LinkWasi)?;
         // Every import goes through the per-step host-call budget.
-        wit::add_to_linker(&mut linker).map_err(|e| format!("linking rotator imports: {e}"))?;
+        wit::add_to_linker(&mut linker).map_err(RuntimeError::LinkImports)?;
         let ticker = Arc::new(EpochTicker::start(&engine));
         Ok(Arc::new(Self { engine, linker, cache_dir: options.cache_dir, pooling, ticker }))
     }

@@ -94,7 +94,7 @@ impl AuthMethod {
     /// Log in and give `client` the new token. `Ok(None)` for the token
     /// method, which cannot log in.
     pub async fn login(&self, client: &VaultClient, base: &std::path::Path) -> Result<Option<TokenLease>, VaultError> {
-        let secret = |r: &SecretRef| r.resolve(base).map_err(VaultError::Config);
+        let secret = |r: &SecretRef| r.resolve(base).map_err(|e| VaultError::Config(e.to_string()));
         let mut login = "login".to_owned();
         let (mount, body) = match self {
             Self::Token | Self::TokenFile(_) => return Ok(None),
@@ -112,7 +112,8 @@ impl AuthMethod {
                 json!({ "role_id": secret(role_id)?.expose_secret(), "secret_id": secret(secret_id)?.expose_secret() }),
             ),
             Self::Kubernetes { mount, role, jwt_path } => {
-                let jwt = SecretRef::File(jwt_path.clone()).resolve(base).map_err(VaultError::Config)?;
+                let jwt =
+                    SecretRef::File(jwt_path.clone()).resolve(base).map_err(|e| VaultError::Config(e.to_string()))?;
                 (mount, json!({ "role": role, "jwt": jwt.expose_secret() }))
             }
             Self::Jwt { mount, role, jwt } => (mount, json!({ "role": role, "jwt": secret(jwt)?.expose_secret() })),
@@ -143,7 +144,7 @@ impl AuthMethod {
         base: &std::path::Path,
     ) -> Result<Option<TokenLease>, VaultError> {
         let Self::TokenFile(path) = self else { return Ok(None) };
-        let token = SecretRef::File(path.clone()).resolve(base).map_err(VaultError::Config)?;
+        let token = SecretRef::File(path.clone()).resolve(base).map_err(|e| VaultError::Config(e.to_string()))?;
         if token.expose_secret().is_empty() || token.expose_secret() == client.token().expose_secret() {
             return Ok(None);
         }

@@ -37,7 +37,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::lifetime::RenewalTiming;
-use super::{Backoff, VaultClient, VaultError};
+use super::{AnswerError, Backoff, VaultClient, VaultError};
 use crate::secret::SecretJson;
 
 /// Renewals and refetches in flight at once, at most.
@@ -78,7 +78,7 @@ impl LeaseApi for VaultClient {
     async fn fetch(&self, path: &str) -> Result<DynamicSecret, VaultError> {
         let resp = self.request("GET", path, None).await?;
         parse_dynamic(path, &resp.body.unwrap_or(Value::Null))
-            .map_err(|message| VaultError::Protocol { path: path.to_owned(), message })
+            .map_err(|e| VaultError::Protocol { path: path.to_owned(), message: e.to_string() })
     }
 
     async fn renew(&self, lease_id: &str, increment: Duration) -> Result<Renewed, VaultError> {
@@ -104,8 +104,8 @@ pub(crate) fn ttl(v: &Value) -> Duration {
 }
 
 /// Parse a dynamic secret answer (`GET database/creds/<role>` and alike).
-pub fn parse_dynamic(path: &str, body: &Value) -> Result<DynamicSecret, String> {
-    let data = body["data"].as_object().ok_or("dynamic secret answer has no data")?;
+pub fn parse_dynamic(path: &str, body: &Value) -> Result<DynamicSecret, AnswerError> {
+    let data = body["data"].as_object().ok_or(AnswerError::NoDynamicData)?;
     Ok(DynamicSecret {
         path: path.to_owned(),
         lease_id: body["lease_id"].as_str().unwrap_or_default().to_owned(),

@@ -34,7 +34,7 @@ use serde_json::Value;
 use crate::metrics::Metrics;
 
 pub use auth::{AuthMethod, KUBERNETES_JWT_PATH, TokenLease};
-pub use error::VaultError;
+pub use error::{AnswerError, VaultError};
 pub use kv::{KvSecret, KvVersion};
 pub use path::{AsVaultPath, PathError, VaultPath};
 pub use retry::{Backoff, RequestRetry};

@@ -48,7 +48,8 @@ fn client(url: &str, retry: RequestRetry) -> VaultClient {
     VaultClient::new(VaultOptions { retry, ..VaultOptions::new(url, SecretString::from("t".to_owned())) }).unwrap()
 }
 
-const QUICK: RequestRetry = RequestRetry { attempts: 3, base: Duration::from_millis(10), max: Duration::from_millis(20) };
+const QUICK: RequestRetry =
+    RequestRetry { attempts: 3, base: Duration::from_millis(10), max: Duration::from_millis(20) };
 
 #[tokio::test]
 async fn a_proxy_502_with_an_html_page_is_retried_like_any_5xx() {

@@ -81,7 +81,7 @@ impl Env {
     /// Load and check the plugin, start the dev server, prepare it.
     pub async fn start(h: Harness) -> Result<Self, HarnessError> {
         let options = RuntimeOptions { max_concurrent_runs: 8, ..RuntimeOptions::default() };
-        let runtime = Runtime::new(options).map_err(HarnessError::Start)?;
+        let runtime = Runtime::new(options)?;
         let plugin = match &h.plugin {
             PluginRef::Builtin(name) => runtime.load_builtin(name, None)?,
             PluginRef::File(path) => runtime.load_file(path, None)?,
@@ -99,7 +99,7 @@ impl Env {
             None => declared,
         };
         for g in &grants.vault {
-            g.validate().map_err(HarnessError::Grant)?;
+            g.validate().map_err(|e| HarnessError::Grant(e.into()))?;
         }
 
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
