@@ -7,7 +7,9 @@
 //! with its own memory cap, deadline, grants and WASI context that grants
 //! nothing (no files, sockets, env or stdio). The run calls the protocol
 //! steps; traps, deadlines and memory caps come back as typed [`StepError`]s
-//! and the daemon carries on.
+//! and the daemon carries on. Async callers (the rotation, the dry run, the
+//! conformance harness) drive a run through a [`Session`], which hops each
+//! step to the blocking pool and hands back its timing and host calls.
 
 pub mod connections;
 mod error;
@@ -17,6 +19,7 @@ mod imports;
 pub mod limits;
 mod load;
 mod run;
+mod session;
 mod wit;
 
 use std::fmt;
@@ -37,6 +40,7 @@ pub use grants::{Capability, Grants, Operation, SqlGrant, SqlOperation, VaultGra
 pub use imports::{CallOutcome, HostCall, SqlValue, VaultBridge, substitute_parameters};
 pub use limits::{OutputLimits, RunLimits};
 pub use run::{Run, RunConfig};
+pub use session::{Lost, Session, StartError, StepOutcome};
 pub use wit::EXPORT;
 /// The newest `rotator:plugin` WIT version this host speaks.
 pub use wit::VERSION as WIT_VERSION;
