@@ -37,7 +37,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub use error::{Failure, LoadError, StepError};
 pub use files::{MAX_PLUGIN_BYTES, find_in_dirs};
 pub use grants::{Capability, Grants, Operation, SqlGrant, SqlOperation, VaultGrant};
-pub use imports::{CallOutcome, HostCall, SqlValue, VaultBridge, substitute_parameters};
+pub use imports::{CallOutcome, HostCall, SqlValue, SubstituteError, VaultBridge, substitute_parameters};
 pub use limits::{OutputLimits, RunLimits};
 pub use run::{Run, RunConfig};
 pub use session::{Lost, Session, StartError, StepOutcome};
