@@ -25,6 +25,17 @@ pub const QUIET_LOG_TARGETS: &[&str] = &["tokio_postgres=info"];
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretJson(Zeroizing<String>);
 
+/// Why a plugin's (or Vault's) text is not secret data. The message never
+/// quotes the text: it may be the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretDataError {
+    #[error("secret data must be a JSON object")]
+    NotAnObject,
+    /// serde_json's message, which names a position, never the content.
+    #[error("secret data is not JSON: {0}")]
+    NotJson(String),
+}
+
 impl SecretJson {
     /// Wrap JSON text that is known to hold an object.
     pub fn new(json: String) -> Self {
@@ -38,15 +49,13 @@ impl SecretJson {
 
     /// Check the text is a JSON object and wrap it. (Values are skipped,
     /// not built: this runs on every rotation's output.)
-    pub fn parse(json: String) -> Result<Self, String> {
+    pub fn parse(json: String) -> Result<Self, SecretDataError> {
         use serde::de::IgnoredAny;
         match serde_json::from_str::<std::collections::HashMap<String, IgnoredAny>>(&json) {
             Ok(_) => Ok(Self::new(json)),
-            Err(_) if serde_json::from_str::<IgnoredAny>(&json).is_ok() => {
-                Err("secret data must be a JSON object".into())
-            }
+            Err(_) if serde_json::from_str::<IgnoredAny>(&json).is_ok() => Err(SecretDataError::NotAnObject),
             // serde_json's message names a position, never the content.
-            Err(e) => Err(format!("secret data is not JSON: {e}")),
+            Err(e) => Err(SecretDataError::NotJson(e.to_string())),
         }
     }
 
@@ -260,18 +269,29 @@ impl<'de> Deserialize<'de> for SecretRef {
     }
 }
 
+/// Why [`SecretRef::resolve`] found no secret: names the source (variable
+/// or file), never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("environment variable {0} is not set")]
+    EnvNotSet(String),
+    #[error("cannot read {}: {source}", .path.display())]
+    File { path: PathBuf, source: std::io::Error },
+}
+
 impl SecretRef {
     /// Read the secret. The error names the source, never the value.
-    pub fn resolve(&self, base_dir: &Path) -> Result<SecretString, String> {
+    pub fn resolve(&self, base_dir: &Path) -> Result<SecretString, ResolveError> {
         match self {
             Self::Env(var) => {
-                std::env::var(var).map(SecretString::from).map_err(|_| format!("environment variable {var} is not set"))
+                std::env::var(var).map(SecretString::from).map_err(|_| ResolveError::EnvNotSet(var.clone()))
             }
             Self::File(path) => {
                 let path = base_dir.join(path);
-                std::fs::read_to_string(&path)
-                    .map(|s| SecretString::from(s.trim().to_owned()))
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                match std::fs::read_to_string(&path) {
+                    Ok(s) => Ok(SecretString::from(s.trim().to_owned())),
+                    Err(source) => Err(ResolveError::File { path, source }),
+                }
             }
         }
     }
@@ -412,8 +432,8 @@ mod tests {
 
     #[test]
     fn parse_rejects_non_objects_without_echoing_them() {
-        let err = SecretJson::parse("\"topsecret\"".into()).unwrap_err();
+        let err = SecretJson::parse("\"topsecret\"".into()).unwrap_err().to_string();
         assert!(!err.contains("topsecret"));
-        assert!(SecretJson::parse("not json topsecret".into()).unwrap_err().find("topsecret").is_none());
+        assert!(SecretJson::parse("not json topsecret".into()).unwrap_err().to_string().find("topsecret").is_none());
     }
 }

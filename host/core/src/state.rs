@@ -203,15 +203,15 @@ impl JobState {
     }
 
     /// Parse a record read from KV.
-    pub fn from_secret(data: &SecretJson) -> Result<Self, String> {
+    pub fn from_secret(data: &SecretJson) -> Result<Self, RecordError> {
         let stored: Stored<'_> =
-            serde_json::from_str(data.expose()).map_err(|e| format!("unreadable state record: {e}"))?;
+            serde_json::from_str(data.expose()).map_err(|e| RecordError::Unreadable(e.to_string()))?;
         let mut state = stored.state;
         if let (Some(p), Some(raw)) = (state.in_progress.as_mut(), stored.pending) {
             p.pending = Some(SecretJson::new(raw.get().to_owned()));
         }
         if state.in_progress.as_ref().is_some_and(|p| p.pending.is_none()) {
-            return Err("state record has a rotation in progress without its pending value".into());
+            return Err(RecordError::PendingMissing);
         }
         Ok(state)
     }
@@ -243,8 +243,18 @@ pub struct Versioned {
 pub enum StateError {
     #[error("state of job `{job}` at {location}: {source}")]
     Vault { job: String, location: String, source: VaultError },
-    #[error("state of job `{job}` at {location}: {message}")]
-    Corrupt { job: String, location: String, message: String },
+    #[error("state of job `{job}` at {location}: {source}")]
+    Corrupt { job: String, location: String, source: RecordError },
+}
+
+/// Why a state record read from KV is not one this daemon can use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// serde_json's reason (a position and the expected shape).
+    #[error("unreadable state record: {0}")]
+    Unreadable(String),
+    #[error("state record has a rotation in progress without its pending value")]
+    PendingMissing,
 }
 
 impl StateError {
@@ -279,10 +289,10 @@ impl StateStore {
             source,
         })?;
         let Some(secret) = found else { return Ok(Versioned::default()) };
-        let state = JobState::from_secret(&secret.data).map_err(|message| StateError::Corrupt {
+        let state = JobState::from_secret(&secret.data).map_err(|source| StateError::Corrupt {
             job: job.into(),
             location: self.location(job),
-            message,
+            source,
         })?;
         Ok(Versioned { state, version: secret.version.unwrap_or(0) })
     }

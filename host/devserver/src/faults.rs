@@ -2,7 +2,7 @@
 //!
 //! A client that must survive a flaky Vault (retries, backoff, "does not
 //! flood when renew-self is denied") needs a server that misbehaves on
-//! demand and counts what it was sent. A [`FaultPlan`] picks matching
+//! demand and counts what it was sent. A [`FaultRules`] picks matching
 //! requests (path prefix, methods, the next N only) and answers a share of
 //! them with 500/503/429 in Vault's own bodies, optionally after a delay;
 //! [`DevServerStats`] counts every answer by path and status. Both live
@@ -22,7 +22,7 @@ use rand::Rng;
 /// `methods` (empty: all). sys/health is never disturbed unless
 /// `path_prefix` names it.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct FaultPlan {
+pub struct FaultRules {
     /// Share of matching requests that are disturbed, 0.0 to 1.0.
     pub rate: f64,
     /// Statuses to answer with, picked at random (503: "Vault is sealed",
@@ -34,7 +34,7 @@ pub struct FaultPlan {
     pub path_prefix: Option<String>,
     /// Only these methods ("GET", "LIST", ...); empty means all.
     pub methods: Vec<String>,
-    /// Only the next N matching requests are candidates; then the plan is
+    /// Only the next N matching requests are candidates; then the rules are
     /// spent.
     pub remaining: Option<u32>,
 }
@@ -85,10 +85,10 @@ pub(crate) struct Disturbance {
     pub status: Option<u16>,
 }
 
-/// The plan in force and the counters.
+/// The rules in force and the counters.
 #[derive(Default)]
 pub(crate) struct Faults {
-    plan: Mutex<Option<FaultPlan>>,
+    rules: Mutex<Option<FaultRules>>,
     stats: Mutex<DevServerStats>,
     /// `Some` while the request log is on.
     log: Mutex<Option<Vec<SeenRequest>>>,
@@ -100,8 +100,8 @@ fn normalize(path: &str) -> &str {
 }
 
 impl Faults {
-    pub fn new(plan: Option<FaultPlan>) -> Self {
-        Self { plan: Mutex::new(plan), stats: Mutex::default(), log: Mutex::default() }
+    pub fn new(rules: Option<FaultRules>) -> Self {
+        Self { rules: Mutex::new(rules), stats: Mutex::default(), log: Mutex::default() }
     }
 
     pub fn start_log(&self) {
@@ -121,8 +121,8 @@ impl Faults {
         }
     }
 
-    pub fn set_plan(&self, plan: Option<FaultPlan>) {
-        *self.plan.lock().unwrap_or_else(|p| p.into_inner()) = plan;
+    pub fn set_rules(&self, rules: Option<FaultRules>) {
+        *self.rules.lock().unwrap_or_else(|p| p.into_inner()) = rules;
     }
 
     pub fn stats(&self) -> DevServerStats {
@@ -131,9 +131,9 @@ impl Faults {
 
     /// Whether (and how) to disturb a request for `path` (after `/v1/`).
     pub fn decide(&self, method: &str, path: &str) -> Option<Disturbance> {
-        let mut guard = self.plan.lock().unwrap_or_else(|p| p.into_inner());
-        let plan = guard.as_mut()?;
-        let prefix = plan.path_prefix.as_deref().map(normalize).unwrap_or("");
+        let mut guard = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        let rules = guard.as_mut()?;
+        let prefix = rules.path_prefix.as_deref().map(normalize).unwrap_or("");
         let health_targeted = !prefix.is_empty() && path.starts_with(prefix);
         if path.starts_with("sys/health") && !health_targeted {
             return None;
@@ -141,23 +141,23 @@ impl Faults {
         if !path.starts_with(prefix) {
             return None;
         }
-        if !plan.methods.is_empty() && !plan.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
+        if !rules.methods.is_empty() && !rules.methods.iter().any(|m| m.eq_ignore_ascii_case(method)) {
             return None;
         }
-        match &mut plan.remaining {
+        match &mut rules.remaining {
             Some(0) => return None,
             Some(n) => *n -= 1,
             None => {}
         }
         let mut rng = rand::rng();
-        if plan.rate <= 0.0 || (plan.rate < 1.0 && !rng.random_bool(plan.rate)) {
+        if rules.rate <= 0.0 || (rules.rate < 1.0 && !rng.random_bool(rules.rate)) {
             return None;
         }
-        let status = match plan.statuses.len() {
+        let status = match rules.statuses.len() {
             0 => None,
-            n => Some(plan.statuses[rng.random_range(0..n)]),
+            n => Some(rules.statuses[rng.random_range(0..n)]),
         };
-        Some(Disturbance { delay: plan.delay, status })
+        Some(Disturbance { delay: rules.delay, status })
     }
 
     /// Count one answer.
@@ -182,8 +182,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn devserver_fault_plans_pick_matching_requests() {
-        let plan = FaultPlan {
+    fn devserver_fault_rules_pick_matching_requests() {
+        let rules = FaultRules {
             rate: 1.0,
             statuses: vec![503],
             path_prefix: Some("/v1/secret/".into()),
@@ -191,16 +191,16 @@ mod tests {
             remaining: Some(2),
             ..Default::default()
         };
-        let faults = Faults::new(Some(plan));
+        let faults = Faults::new(Some(rules));
         assert!(faults.decide("POST", "secret/data/a").is_none(), "method filter");
         assert!(faults.decide("GET", "sys/mounts").is_none(), "path filter");
         assert_eq!(faults.decide("GET", "secret/data/a").and_then(|d| d.status), Some(503));
         assert!(faults.decide("GET", "secret/data/a").is_some());
         assert!(faults.decide("GET", "secret/data/a").is_none(), "spent after two");
-        faults.set_plan(Some(FaultPlan { rate: 1.0, statuses: vec![500], ..Default::default() }));
+        faults.set_rules(Some(FaultRules { rate: 1.0, statuses: vec![500], ..Default::default() }));
         assert!(faults.decide("GET", "sys/health").is_none(), "health is spared");
         assert!(faults.decide("GET", "anything").is_some());
-        faults.set_plan(Some(FaultPlan { rate: 1.0, path_prefix: Some("sys/health".into()), ..Default::default() }));
+        faults.set_rules(Some(FaultRules { rate: 1.0, path_prefix: Some("sys/health".into()), ..Default::default() }));
         assert!(faults.decide("GET", "sys/health").is_some(), "unless targeted");
         faults.record("GET", "sys/health", 200, false);
         faults.record("get", "sys/health", 503, true);

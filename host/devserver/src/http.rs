@@ -23,7 +23,7 @@
 //! the unauthenticated sys/ endpoints ignore the header, as Vault's
 //! dedicated handlers do.
 //!
-//! Before all that, a [`super::FaultPlan`] may answer in Vault's place, and
+//! Before all that, a [`super::FaultRules`] may answer in Vault's place, and
 //! every answer is counted ([`super::faults`]).
 //!
 //! Bodies are read up to Vault's default `max_request_size`

@@ -54,7 +54,7 @@ mod ttl;
 mod util;
 mod wrapping;
 
-pub use faults::{DevServerStats, FaultPlan, SeenRequest};
+pub use faults::{DevServerStats, FaultRules, SeenRequest};
 pub use http::{DRAIN_LIMIT, MAX_REQUEST_SIZE};
 
 use std::future::Future;
@@ -87,7 +87,7 @@ pub struct DevServerOptions {
     /// The root token clients must send. Empty: a random `hvs.` token.
     pub root_token: String,
     /// Faults to inject from the start (tests); see [`DevServer::set_faults`].
-    pub faults: Option<FaultPlan>,
+    pub faults: Option<FaultRules>,
 }
 
 impl Default for DevServerOptions {
@@ -145,8 +145,8 @@ impl DevServer {
 
     /// Change (or with `None`, stop) fault injection; takes effect for the
     /// next request.
-    pub fn set_faults(&self, plan: Option<FaultPlan>) {
-        self.shared.faults.set_plan(plan);
+    pub fn set_faults(&self, rules: Option<FaultRules>) {
+        self.shared.faults.set_rules(rules);
     }
 
     /// Counts of the requests answered so far, by path and by status.
@@ -279,7 +279,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn new(root_token: &str, faults: Option<FaultPlan>) -> Self {
+    fn new(root_token: &str, faults: Option<FaultRules>) -> Self {
         let wake = Arc::new(Notify::new());
         let now = OffsetDateTime::now_utc();
         Self {

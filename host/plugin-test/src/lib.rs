@@ -30,7 +30,7 @@
 
 pub mod harness;
 
-use crate::harness::{Harness, HarnessError, PluginSource};
+use crate::harness::{ArgError, Harness, HarnessError, parse_plugin};
 use rotator_core::plugin::VaultGrant;
 use rotator_core::secret::SecretJson;
 use secrecy::SecretString;
@@ -47,7 +47,7 @@ pub struct PluginTest {
     initial_secret: Option<Value>,
     postgres_url: Option<SecretString>,
     /// A `grant` that did not parse, reported when the test runs.
-    bad_grant: Option<String>,
+    bad_grant: Option<ArgError>,
 }
 
 impl PluginTest {
@@ -111,7 +111,7 @@ impl PluginTest {
             return Err(HarnessError::Grant(e));
         }
         let grants = if self.grants.is_empty() { None } else { Some(self.grants) };
-        let mut harness = Harness::new(PluginSource::parse(&self.source), self.settings, grants);
+        let mut harness = Harness::new(parse_plugin(&self.source), self.settings, grants);
         if let Some((mount, path)) = self.secret {
             harness = harness.secret(mount, path);
         }

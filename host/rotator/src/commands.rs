@@ -15,8 +15,8 @@ use rotator_daemon::api::{API_TOKEN_ENV, ApiToken};
 use rotator_daemon::daemon::Daemon;
 use rotator_daemon::setup::{self, VaultOverride};
 use rotator_daemon::start::StartOptions;
-use rotator_devserver::{DevServer, DevServerOptions, FaultPlan};
-use rotator_plugin_test::harness::{Harness, PluginSource, parse_grant, parse_step_timeout};
+use rotator_devserver::{DevServer, DevServerOptions, FaultRules};
+use rotator_plugin_test::harness::{Harness, parse_grant, parse_plugin, parse_step_timeout};
 use secrecy::{ExposeSecret, SecretString};
 
 /// What a token in the dashboard link's fragment must escape: everything
@@ -65,19 +65,19 @@ pub struct DevArgs {
 }
 
 impl DevArgs {
-    fn faults(&self) -> anyhow::Result<Option<FaultPlan>> {
+    fn faults(&self) -> anyhow::Result<Option<FaultRules>> {
         if self.fault_rate <= 0.0 {
             return Ok(None);
         }
         if self.fault_rate > 1.0 {
             bail!("--fault-rate must be between 0 and 1");
         }
-        Ok(Some(FaultPlan {
+        Ok(Some(FaultRules {
             rate: self.fault_rate,
             statuses: self.fault_statuses.clone(),
             delay: self.fault_delay,
             path_prefix: self.fault_path.clone(),
-            ..FaultPlan::default()
+            ..FaultRules::default()
         }))
     }
 }
@@ -401,7 +401,7 @@ fn run_harness(args: &PluginTestArgs) -> anyhow::Result<rotator_plugin_test::har
         args.grants.iter().map(|g| parse_grant(g).map_err(|e| anyhow!("--grant: {e}"))).collect::<Result<_, _>>()?;
     let grants = if grants.is_empty() { None } else { Some(grants) };
     let (mount, path) = args.secret.split_once('/').ok_or_else(|| anyhow!("--secret must be MOUNT/PATH"))?;
-    let mut harness = Harness::new(PluginSource::parse(&args.plugin), settings, grants).secret(mount, path);
+    let mut harness = Harness::new(parse_plugin(&args.plugin), settings, grants).secret(mount, path);
     if let Some(url) = &args.postgres_url {
         harness = harness.postgres_url(SecretString::from(url.clone()));
     }

@@ -1,18 +1,18 @@
 //! Fault injection and request counting on the dev server, as tests of
-//! Vault clients use them: a plan answers exactly the requests it picks
+//! Vault clients use them: fault rules answer exactly the requests they pick
 //! with Vault's own sealed / rate-limit / error bodies (errors.json), can be
 //! changed at runtime, spares sys/health, and every answer is counted by
 //! path and status.
 
 use std::time::{Duration, Instant};
 
-use rotator_devserver::{DevServer, DevServerOptions, FaultPlan};
+use rotator_devserver::{DevServer, DevServerOptions, FaultRules};
 use rotator_tests::{ROOT, call, http_client};
 use serde_json::{Value, json};
 
 const ERRORS: &str = include_str!("../../../../shared/contracts/vault/errors.json");
 
-async fn start(faults: Option<FaultPlan>) -> (DevServer, reqwest::Client) {
+async fn start(faults: Option<FaultRules>) -> (DevServer, reqwest::Client) {
     let http = http_client(Duration::from_secs(10));
     let options = DevServerOptions { addr: "127.0.0.1:0".parse().unwrap(), root_token: ROOT.into(), faults };
     let server = DevServer::start(options).await.expect("dev server starts");
@@ -34,8 +34,8 @@ fn documented(status: u16) -> Value {
 
 #[tokio::test]
 async fn a_plan_with_remaining_three_faults_exactly_three_answers() {
-    let plan = FaultPlan { rate: 1.0, statuses: vec![503], remaining: Some(3), ..Default::default() };
-    let (server, http) = start(Some(plan)).await;
+    let rules = FaultRules { rate: 1.0, statuses: vec![503], remaining: Some(3), ..Default::default() };
+    let (server, http) = start(Some(rules)).await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
         let (status, body) = get(&server, &http, "secret/data/app").await;
@@ -59,7 +59,7 @@ async fn plans_filter_by_path_and_method_and_change_at_runtime() {
     let (server, http) = start(None).await;
     assert_eq!(get(&server, &http, "sys/mounts").await.0, 200);
 
-    server.set_faults(Some(FaultPlan {
+    server.set_faults(Some(FaultRules {
         rate: 1.0,
         statuses: vec![429],
         path_prefix: Some("/v1/auth/token/".into()),
@@ -79,7 +79,7 @@ async fn plans_filter_by_path_and_method_and_change_at_runtime() {
     assert_eq!(renew.status(), 400, "other methods are untouched (root is not renewable)");
 
     let delay = Duration::from_millis(150);
-    server.set_faults(Some(FaultPlan { rate: 1.0, delay: Some(delay), ..Default::default() }));
+    server.set_faults(Some(FaultRules { rate: 1.0, delay: Some(delay), ..Default::default() }));
     let started = Instant::now();
     assert_eq!(get(&server, &http, "sys/mounts").await.0, 200, "a delay alone still answers normally");
     assert!(started.elapsed() >= delay);
@@ -87,7 +87,7 @@ async fn plans_filter_by_path_and_method_and_change_at_runtime() {
     assert_eq!(get(&server, &http, "sys/health").await.0, 200);
     assert!(started.elapsed() < delay, "sys/health is spared");
 
-    server.set_faults(Some(FaultPlan {
+    server.set_faults(Some(FaultRules {
         rate: 1.0,
         statuses: vec![500],
         path_prefix: Some("sys/health".into()),
@@ -100,7 +100,7 @@ async fn plans_filter_by_path_and_method_and_change_at_runtime() {
         "unless targeted"
     );
 
-    server.set_faults(Some(FaultPlan { rate: 0.5, statuses: vec![502], ..Default::default() }));
+    server.set_faults(Some(FaultRules { rate: 0.5, statuses: vec![502], ..Default::default() }));
     let mut faulted = 0;
     for _ in 0..200 {
         if get(&server, &http, "sys/mounts").await.0 == 502 {

@@ -4,7 +4,7 @@
 //! check for that rule, with a message naming what it did, and by no other.
 
 use rotator_core::secret::SecretJson;
-use rotator_plugin_test::harness::{CheckResult, Harness, PluginSource, Report, Status, names, parse_grant};
+use rotator_plugin_test::harness::{CheckResult, Harness, Report, Status, names, parse_grant, parse_plugin};
 use rotator_tests::fixture;
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use secrecy::SecretString;
@@ -12,7 +12,7 @@ use serde_json::json;
 
 async fn test_plugin(plugin: &str, grants: Option<Vec<&str>>) -> Report {
     let grants = grants.map(|g| g.into_iter().map(|s| parse_grant(s).unwrap()).collect());
-    Harness::new(PluginSource::parse(plugin), json!({}), grants).run().await.unwrap_or_else(|e| panic!("{e}"))
+    Harness::new(parse_plugin(plugin), json!({}), grants).run().await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn status(report: &Report, name: &str) -> Status {
@@ -29,7 +29,7 @@ fn only_failure<'a>(report: &'a Report, name: &str) -> &'a CheckResult {
 
 #[tokio::test]
 async fn kv_random_conforms_and_the_report_holds_no_secret() {
-    let report = Harness::new(PluginSource::parse("kv-random"), json!({"field": "password", "length": 20}), None)
+    let report = Harness::new(parse_plugin("kv-random"), json!({"field": "password", "length": 20}), None)
         .initial_secret(SecretJson::new(json!({"user": "app", "password": "initial-pw-3f9a"}).to_string()))
         .run()
         .await
@@ -68,7 +68,7 @@ async fn database_root_conforms_against_a_real_postgres() {
     admin.batch_execute("CREATE ROLE harnessroot WITH LOGIN SUPERUSER PASSWORD 'first-root-pw'").await.unwrap();
 
     let settings = json!({"connection": "harness", "verify_role": "harness"});
-    let report = Harness::new(PluginSource::parse("database-root"), settings, None)
+    let report = Harness::new(parse_plugin("database-root"), settings, None)
         .postgres_url(SecretString::from(pg.url("harnessroot", "first-root-pw")))
         .run()
         .await
@@ -148,7 +148,7 @@ async fn a_rollback_that_does_not_restore_is_caught() {
 
 #[tokio::test]
 async fn settings_against_the_schema_stop_the_harness() {
-    let err = Harness::new(PluginSource::parse("kv-random"), json!({"length": 4}), None).run().await.unwrap_err();
+    let err = Harness::new(parse_plugin("kv-random"), json!({"length": 4}), None).run().await.unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("settings do not match the plugin's schema:"), "{msg}");
     assert!(msg.contains("\"field\" is a required property"), "{msg}");

@@ -7,6 +7,7 @@
 mod audit_trail;
 mod database_root;
 mod postgres_password;
+mod recorded;
 mod resume;
 mod rotation_e2e;
 mod vault_faults_rotation;

@@ -12,7 +12,7 @@ use rotator_core::rotation::Job;
 use rotator_core::secret::SecretJson;
 use rotator_core::state::StateStore;
 use rotator_core::vault::VaultClient;
-use rotator_devserver::{DevServer, FaultPlan};
+use rotator_devserver::{DevServer, FaultRules};
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{dev_server, jobs, store};
 
@@ -37,10 +37,16 @@ async fn nobody_locked_out(pg: &Postgres, vault: &VaultClient, store: &StateStor
     false
 }
 
-async fn rotate_until_done(server: &DevServer, pg: &Postgres, job: &Job, vault: &VaultClient, plan: FaultPlan) -> u32 {
+async fn rotate_until_done(
+    server: &DevServer,
+    pg: &Postgres,
+    job: &Job,
+    vault: &VaultClient,
+    rules: FaultRules,
+) -> u32 {
     let store = store(vault);
     for attempt in 1..=60 {
-        server.set_faults(Some(plan.clone()));
+        server.set_faults(Some(rules.clone()));
         let result = job.rotate(&store, "test").await;
         server.set_faults(None);
         assert!(nobody_locked_out(pg, vault, &store).await, "LOCKOUT after attempt {attempt}: {result:?}");
@@ -48,7 +54,7 @@ async fn rotate_until_done(server: &DevServer, pg: &Postgres, job: &Job, vault: 
             return attempt;
         }
     }
-    panic!("60 attempts under {plan:?} and no rotation completed");
+    panic!("60 attempts under {rules:?} and no rotation completed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -63,17 +69,17 @@ async fn rotations_survive_500_503_429_and_timeouts_at_every_step() {
     let initial = serde_json::json!({"username": ROLE, "password": "first-password"}).to_string();
     vault.kv_write("secret", "faulty/app", &SecretJson::new(initial), None).await.unwrap();
 
-    let plans = [
-        ("500", FaultPlan { rate: 0.6, statuses: vec![500], ..FaultPlan::default() }),
-        ("503 sealed", FaultPlan { rate: 0.6, statuses: vec![503], ..FaultPlan::default() }),
-        ("429", FaultPlan { rate: 0.6, statuses: vec![429], ..FaultPlan::default() }),
-        ("timeouts", FaultPlan { rate: 0.35, delay: Some(Duration::from_millis(600)), ..FaultPlan::default() }),
+    let cases = [
+        ("500", FaultRules { rate: 0.6, statuses: vec![500], ..FaultRules::default() }),
+        ("503 sealed", FaultRules { rate: 0.6, statuses: vec![503], ..FaultRules::default() }),
+        ("429", FaultRules { rate: 0.6, statuses: vec![429], ..FaultRules::default() }),
+        ("timeouts", FaultRules { rate: 0.35, delay: Some(Duration::from_millis(600)), ..FaultRules::default() }),
     ];
     let (mut rotations, mut attempts_total) = (0, 0);
-    for (name, plan) in plans {
+    for (name, rules) in cases {
         // Several rotations per kind, so faults land on different steps.
         for _ in 0..2 {
-            let attempts = rotate_until_done(&server, &pg, &jobs[0], &vault, plan.clone()).await;
+            let attempts = rotate_until_done(&server, &pg, &jobs[0], &vault, rules.clone()).await;
             rotations += 1;
             attempts_total += attempts;
             eprintln!("{name}: rotation {rotations} done after {attempts} attempt(s)");

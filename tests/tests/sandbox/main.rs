@@ -7,4 +7,5 @@
 mod paths;
 mod plugin_output;
 mod sandbox;
+mod session;
 mod sql_import;

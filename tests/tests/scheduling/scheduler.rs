@@ -10,7 +10,7 @@ use rotator_core::rotation::Job;
 use rotator_core::secret::SecretJson;
 use rotator_core::state::{Outcome, StateStore};
 use rotator_daemon::scheduler::{Scheduler, SchedulerError};
-use rotator_devserver::{DevServer, FaultPlan};
+use rotator_devserver::{DevServer, FaultRules};
 use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
 use rotator_tests::{dev_server, jobs, store};
 use time::OffsetDateTime;
@@ -120,12 +120,12 @@ async fn a_job_failing_every_cycle_needs_attention_until_a_manual_rotation_succe
     let server = dev_server().await;
     let toml = kv_job("flaky", "interval = \"1s\"\nretry = { attempts = 1, needs_attention_after = 2 }");
     // Vault refuses the promotion (a permanent error: no retries in a cycle).
-    server.set_faults(Some(FaultPlan {
+    server.set_faults(Some(FaultRules {
         rate: 1.0,
         statuses: vec![400],
         path_prefix: Some("secret/data/sched/flaky".into()),
         methods: vec!["POST".into()],
-        ..FaultPlan::default()
+        ..FaultRules::default()
     }));
     let (scheduler, stop, store) = start(&server, &toml, 4).await;
     wait_for("needs-attention", async || scheduler.registry().view("flaky").is_some_and(|v| v.needs_attention)).await;

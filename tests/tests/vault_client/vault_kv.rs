@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use rotator_core::secret::SecretJson;
-use rotator_core::vault::{KvVersion, RetryPolicy, VaultClient, VaultError, VaultOptions};
-use rotator_devserver::{DevServer, FaultPlan};
+use rotator_core::vault::{KvVersion, RequestRetry, VaultClient, VaultError, VaultOptions};
+use rotator_devserver::{DevServer, FaultRules};
 use rotator_tests::{ROOT, dev_server};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
@@ -64,12 +64,12 @@ async fn kv_v2_keeps_versions_custom_metadata_and_listings() {
 
 /// Answer the next `count` requests under `prefix` with `status`.
 fn fault(server: &DevServer, prefix: &str, status: u16, count: u32) {
-    server.set_faults(Some(FaultPlan {
+    server.set_faults(Some(FaultRules {
         rate: 1.0,
         statuses: vec![status],
         path_prefix: Some(prefix.into()),
         remaining: Some(count),
-        ..FaultPlan::default()
+        ..FaultRules::default()
     }));
 }
 
@@ -81,7 +81,7 @@ async fn mount_v1(c: &VaultClient, mount: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_kv_version_lookup_is_an_error_and_is_asked_again() {
     let server = dev_server().await;
-    let quick = RetryPolicy { attempts: 2, base: Duration::from_millis(10), max: Duration::from_millis(20) };
+    let quick = RequestRetry { attempts: 2, base: Duration::from_millis(10), max: Duration::from_millis(20) };
     let c =
         VaultClient::new(VaultOptions { retry: quick, ..VaultOptions::new(server.url(), SecretString::from(ROOT)) })
             .unwrap();

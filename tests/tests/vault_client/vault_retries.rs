@@ -5,30 +5,30 @@
 use std::time::{Duration, Instant};
 
 use rotator_core::secret::SecretJson;
-use rotator_core::vault::{RetryPolicy, VaultClient, VaultError, VaultOptions};
-use rotator_devserver::{DevServer, FaultPlan};
+use rotator_core::vault::{RequestRetry, VaultClient, VaultError, VaultOptions};
+use rotator_devserver::{DevServer, FaultRules};
 use rotator_tests::{ROOT, dev_server};
 use secrecy::SecretString;
 
-fn client(server: &DevServer, retry: RetryPolicy, timeout: Duration) -> VaultClient {
+fn client(server: &DevServer, retry: RequestRetry, timeout: Duration) -> VaultClient {
     let options = VaultOptions { retry, timeout, ..VaultOptions::new(server.url(), SecretString::from(ROOT)) };
     VaultClient::new(options).unwrap()
 }
 
-fn faults(statuses: &[u16], remaining: u32) -> FaultPlan {
-    FaultPlan {
+fn faults(statuses: &[u16], remaining: u32) -> FaultRules {
+    FaultRules {
         rate: 1.0,
         statuses: statuses.to_vec(),
         path_prefix: Some("secret/".into()),
         remaining: Some(remaining),
-        ..FaultPlan::default()
+        ..FaultRules::default()
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transient_answers_are_retried_until_they_clear() {
     let server = dev_server().await;
-    let quick = RetryPolicy { attempts: 4, base: Duration::from_millis(20), max: Duration::from_millis(200) };
+    let quick = RequestRetry { attempts: 4, base: Duration::from_millis(20), max: Duration::from_millis(200) };
     let c = client(&server, quick, Duration::from_secs(5));
     c.kv_write("secret", "r/x", &SecretJson::new(r#"{"a":"b"}"#.into()), Some(0)).await.unwrap();
     for status in [503, 429, 500] {
@@ -43,7 +43,7 @@ async fn transient_answers_are_retried_until_they_clear() {
 #[tokio::test(flavor = "multi_thread")]
 async fn retries_stop_at_the_limit_and_client_errors_are_not_retried() {
     let server = dev_server().await;
-    let quick = RetryPolicy { attempts: 3, base: Duration::from_millis(10), max: Duration::from_millis(50) };
+    let quick = RequestRetry { attempts: 3, base: Duration::from_millis(10), max: Duration::from_millis(50) };
     let c = client(&server, quick, Duration::from_secs(5));
     server.set_faults(Some(faults(&[503], 10)));
     let err = c.kv_read("secret", "r/y").await.unwrap_err();
@@ -62,10 +62,10 @@ async fn a_slow_vault_times_out_and_the_retry_succeeds() {
     let server = dev_server().await;
     let c = client(
         &server,
-        RetryPolicy { attempts: 2, base: Duration::from_millis(10), max: Duration::from_millis(10) },
+        RequestRetry { attempts: 2, base: Duration::from_millis(10), max: Duration::from_millis(10) },
         Duration::from_millis(300),
     );
-    server.set_faults(Some(FaultPlan { delay: Some(Duration::from_secs(2)), ..faults(&[], 1) }));
+    server.set_faults(Some(FaultRules { delay: Some(Duration::from_secs(2)), ..faults(&[], 1) }));
     let started = Instant::now();
     assert!(c.kv_read("secret", "r/slow").await.unwrap().is_none());
     assert!(started.elapsed() < Duration::from_secs(2), "did not time out: {:?}", started.elapsed());

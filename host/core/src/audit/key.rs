@@ -71,7 +71,7 @@ impl AuditKey {
     /// `[daemon] audit_key`, resolved and checked; `None` when unset.
     pub fn from_config(config: &Config) -> Result<Option<Self>, KeyError> {
         let Some(reference) = &config.daemon.audit_key else { return Ok(None) };
-        let text = reference.resolve(&config.base_dir).map_err(KeyError::Unreadable)?;
+        let text = reference.resolve(&config.base_dir).map_err(|e| KeyError::Unreadable(e.to_string()))?;
         Self::from_hex(&text).map(Some)
     }
 

@@ -241,10 +241,10 @@ pub struct AuditRecord {
 impl AuditRecord {
     /// Parse one line (without its newline), refusing anything but the exact
     /// bytes [`AuditLog::append`] would have written for it.
-    pub fn parse_line(line: &[u8]) -> Result<Self, String> {
-        let record: Self = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    pub fn parse_line(line: &[u8]) -> Result<Self, LineError> {
+        let record: Self = serde_json::from_slice(line).map_err(|e| LineError::Json(e.to_string()))?;
         if record.to_line() != line {
-            return Err("not in the exact form the log writes (a field added, reordered or reformatted)".into());
+            return Err(LineError::NotExact);
         }
         Ok(record)
     }
@@ -281,6 +281,16 @@ pub struct AuditOptions {
     pub fsync: bool,
     /// Key the chain (HMAC-SHA256); `None` writes an unkeyed sha256 chain.
     pub key: Option<AuditKey>,
+}
+
+/// Why a line is not an audit record. Records hold no secret values, so
+/// serde_json's message (which may quote a field) is safe to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("{0}")]
+    Json(String),
+    #[error("not in the exact form the log writes (a field added, reordered or reformatted)")]
+    NotExact,
 }
 
 /// Why the audit log could not be opened or written.
@@ -381,7 +391,7 @@ impl AuditLog {
             let corrupt = |which, message| AuditError::Corrupt { path: path.clone(), which, message };
             let read = |which, line: std::io::Result<tail::Line>| match line.map_err(open_error)? {
                 tail::Line::Complete(bytes) => {
-                    let record = AuditRecord::parse_line(&bytes).map_err(|m| corrupt(which, m))?;
+                    let record = AuditRecord::parse_line(&bytes).map_err(|m| corrupt(which, m.to_string()))?;
                     Ok((record, bytes))
                 }
                 tail::Line::Unterminated => Err(AuditError::Unterminated { path: path.clone() }),

@@ -159,7 +159,9 @@ pub fn verify_reader(reader: impl BufRead, options: &VerifyOptions) -> Result<Ve
         }
         let record = match AuditRecord::parse_line(&line.bytes) {
             Ok(r) => r,
-            Err(why) => return tampered(seq_guess(&line.bytes, expected_seq), TamperReason::NotARecord(why)),
+            Err(why) => {
+                return tampered(seq_guess(&line.bytes, expected_seq), TamperReason::NotARecord(why.to_string()));
+            }
         };
         match (&options.key, record.mac.is_some(), &last) {
             (Some(_), false, _) => return tampered(record.seq, TamperReason::Unkeyed),

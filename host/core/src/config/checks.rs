@@ -18,21 +18,38 @@ pub fn vault_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, 
     check_address(&text).map(|()| Some(text)).map_err(D::Error::custom)
 }
 
+/// Why a text is not a Vault address the client can call. The address is
+/// quoted except when it carries credentials, which must not be shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("vault address `{text}` is not a URL ({why})")]
+    NotUrl { text: String, why: String },
+    #[error("vault address `{0}` must start with http:// or https://")]
+    Scheme(String),
+    #[error("vault address `{0}` names no host")]
+    NoHost(String),
+    #[error("vault address must not carry credentials (use `token` or `auth`)")]
+    Credentials,
+    #[error("vault address `{0}` must not have a query or fragment")]
+    QueryOrFragment(String),
+}
+
 /// Why `text` is not a Vault address the client can call.
-pub fn check_address(text: &str) -> Result<(), String> {
-    let url = reqwest::Url::parse(text).map_err(|e| format!("vault address `{text}` is not a URL ({e})"))?;
+pub fn check_address(text: &str) -> Result<(), AddressError> {
+    let url =
+        reqwest::Url::parse(text).map_err(|e| AddressError::NotUrl { text: text.to_owned(), why: e.to_string() })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("vault address `{text}` must start with http:// or https://"));
+        return Err(AddressError::Scheme(text.to_owned()));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("vault address `{text}` names no host"));
+        return Err(AddressError::NoHost(text.to_owned()));
     }
     if !url.username().is_empty() || url.password().is_some() {
         // Credentials in a URL end up in logs; the token has its own key.
-        return Err("vault address must not carry credentials (use `token` or `auth`)".into());
+        return Err(AddressError::Credentials);
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("vault address `{text}` must not have a query or fragment"));
+        return Err(AddressError::QueryOrFragment(text.to_owned()));
     }
     Ok(())
 }
@@ -88,7 +105,7 @@ mod tests {
             ("http://vault.example/#top", "query or fragment"),
             ("", "is not a URL"),
         ] {
-            let err = check_address(bad).unwrap_err();
+            let err = check_address(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
         }
     }

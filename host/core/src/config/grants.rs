@@ -57,7 +57,7 @@ pub(super) fn grants(c: &mut Collector, raw: Vec<Spanned<RawGrant>>, declared: &
                 let grant = VaultGrant { path, operations };
                 match grant.validate() {
                     Ok(()) => grants.vault.push(grant),
-                    Err(why) => c.error(span, why),
+                    Err(why) => c.error(span, why.to_string()),
                 }
             }
             (None, Some(name)) => {

@@ -43,7 +43,7 @@ fn size(c: &mut Collector, v: &Option<Spanned<String>>, key: &str, range: RangeI
             v.span(),
             format!("limits.{key} must be between {} and {}", show_bytes(*range.start()), show_bytes(*range.end())),
         ),
-        Err(why) => c.error(v.span(), why),
+        Err(why) => c.error(v.span(), why.to_string()),
     }
 }
 

@@ -358,7 +358,7 @@ fn limits(c: &mut Collector, raw: Option<&RawLimits>) -> RunLimits {
         match parse_bytes(m.get_ref()) {
             Ok(n) if (MIN_MEMORY..=MAX_MEMORY).contains(&n) => limits.memory = n,
             Ok(_) => c.error(m.span(), "limits.memory must be between 1MiB and 1GiB"),
-            Err(why) => c.error(m.span(), why),
+            Err(why) => c.error(m.span(), why.to_string()),
         }
     }
     if let Some(t) = &raw.step_timeout {

@@ -67,7 +67,7 @@ pub(super) struct RawRetry {
 
 /// Parse a duration key within its documented range, reporting at `span`.
 fn duration(c: &mut Collector, text: &str, span: Range<usize>, bounds: &Bounds) -> Option<Duration> {
-    bounds.parse(text).map_err(|why| c.error(span, why)).ok()
+    bounds.parse(text).map_err(|why| c.error(span, why.to_string())).ok()
 }
 
 /// Validate the keys; `job_span` locates errors about missing keys.

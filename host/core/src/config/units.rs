@@ -41,18 +41,32 @@ pub const NOT_WITHIN: Bounds =
 /// `retry.backoff`: the first retry's delay (later ones double, capped at an hour).
 pub const BACKOFF: Bounds = Bounds { key: "retry.backoff", min: SECOND, max: DAY };
 
+/// Why a duration value was refused; the message names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Not a duration at all (`why` is the parser's reason).
+    #[error("invalid {key} `{text}`: {why} (try \"30s\", \"5m\", \"1h\")")]
+    Invalid { key: &'static str, text: String, why: String },
+    /// A duration, but outside the key's [`Bounds`].
+    #[error("{} must be between {} and {}", .0.key, show(.0.min), show(.0.max))]
+    OutOfRange(Bounds),
+}
+
 impl Bounds {
     /// Parse `text` and check it lies in range; the message names the key.
-    pub fn parse(&self, text: &str) -> Result<Duration, String> {
-        let d = humantime::parse_duration(text)
-            .map_err(|e| format!("invalid {} `{text}`: {e} (try \"30s\", \"5m\", \"1h\")", self.key))?;
+    pub fn parse(&self, text: &str) -> Result<Duration, DurationError> {
+        let d = humantime::parse_duration(text).map_err(|e| DurationError::Invalid {
+            key: self.key,
+            text: text.to_owned(),
+            why: e.to_string(),
+        })?;
         self.check(d)
     }
 
     /// Check an already parsed duration.
-    pub fn check(&self, d: Duration) -> Result<Duration, String> {
+    pub fn check(&self, d: Duration) -> Result<Duration, DurationError> {
         if d < self.min || d > self.max {
-            return Err(format!("{} must be between {} and {}", self.key, show(self.min), show(self.max)));
+            return Err(DurationError::OutOfRange(*self));
         }
         Ok(d)
     }
@@ -92,20 +106,31 @@ pub mod bounded {
     }
 }
 
+/// Why a byte size was refused. Each variant holds the value as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("invalid size `{0}` (try \"64MiB\")")]
+    Invalid(String),
+    #[error("unknown size unit `{unit}` in `{text}` (use B, KiB, MiB or GiB)")]
+    UnknownUnit { unit: String, text: String },
+    #[error("size `{0}` is too large")]
+    TooLarge(String),
+}
+
 /// Parse `"64MiB"`, `"1GiB"`, `"512KiB"`, `"1048576"`.
-pub fn parse_bytes(s: &str) -> Result<usize, String> {
+pub fn parse_bytes(s: &str) -> Result<usize, SizeError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: usize = num.parse().map_err(|_| format!("invalid size `{s}` (try \"64MiB\")"))?;
+    let n: usize = num.parse().map_err(|_| SizeError::Invalid(s.to_owned()))?;
     let mult = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
-        other => return Err(format!("unknown size unit `{other}` in `{s}` (use B, KiB, MiB or GiB)")),
+        other => return Err(SizeError::UnknownUnit { unit: other.to_owned(), text: s.to_owned() }),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("size `{s}` is too large"))
+    n.checked_mul(mult).ok_or_else(|| SizeError::TooLarge(s.to_owned()))
 }
 
 #[cfg(test)]
@@ -121,16 +146,16 @@ mod tests {
         assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
         assert_eq!(parse_bytes("512 KiB"), Ok(512 << 10));
         assert_eq!(parse_bytes("100"), Ok(100));
-        assert!(parse_bytes("64MB").unwrap_err().contains("unknown size unit"));
+        assert!(parse_bytes("64MB").unwrap_err().to_string().contains("unknown size unit"));
         assert!(parse_bytes("lots").is_err());
     }
 
     #[test]
     fn durations_outside_their_range_are_refused_by_name() {
-        assert_eq!(VAULT_TIMEOUT.parse("0s").unwrap_err(), "vault.timeout must be between 100ms and 10m");
-        assert_eq!(INTERVAL.parse("10000y").unwrap_err(), "interval must be between 1s and 3650d");
+        assert_eq!(VAULT_TIMEOUT.parse("0s").unwrap_err().to_string(), "vault.timeout must be between 100ms and 10m");
+        assert_eq!(INTERVAL.parse("10000y").unwrap_err().to_string(), "interval must be between 1s and 3650d");
         assert_eq!(INTERVAL.parse("24h"), Ok(Duration::from_secs(86_400)));
-        assert!(INTERVAL.parse("soon").unwrap_err().starts_with("invalid interval `soon`"));
+        assert!(INTERVAL.parse("soon").unwrap_err().to_string().starts_with("invalid interval `soon`"));
     }
 
     /// The README's table of ranges is this table; a change to one shows here.

@@ -75,10 +75,10 @@ pub struct VaultGrant {
 
 impl VaultGrant {
     /// Check the pattern's syntax: `*` only at the end, no empty segments.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), GrantError> {
         validate_pattern(&self.path)?;
         if self.operations.is_empty() {
-            return Err(format!("grant for `{}` lists no operations", self.path));
+            return Err(GrantError::NoOperations(self.path.clone()));
         }
         Ok(())
     }
@@ -209,33 +209,49 @@ impl Grants {
 }
 
 /// Refuse a path that is not canonical ([`VaultPath::parse`]), saying why.
-pub fn validate_path(path: &str) -> Result<(), String> {
-    VaultPath::parse(path).map(drop).map_err(|e| e.to_string())
+pub fn validate_path(path: &str) -> Result<(), PathError> {
+    VaultPath::parse(path).map(drop)
+}
+
+/// Why a Vault grant was refused. Grants are configuration, never secret,
+/// so the pattern is quoted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    #[error("grant path is empty")]
+    Empty,
+    #[error("grant path `{0}`: `*` may only stand at the end")]
+    StarNotAtEnd(String),
+    #[error("grant path `{0}`: `+` must be a whole segment")]
+    PartialPlus(String),
+    #[error("grant path: {0}")]
+    Path(PathError),
+    #[error("grant for `{0}` lists no operations")]
+    NoOperations(String),
 }
 
 /// A pattern is a canonical path with `+` segments and at most a trailing
 /// `*`: anything else could never match a canonical path, and would only
 /// mislead its reader.
-fn validate_pattern(pattern: &str) -> Result<(), String> {
+fn validate_pattern(pattern: &str) -> Result<(), GrantError> {
     let p = pattern.strip_prefix('/').unwrap_or(pattern);
     if p.trim_end_matches('/').is_empty() {
-        return Err("grant path is empty".into());
+        return Err(GrantError::Empty);
     }
     if let Some(i) = p.find('*')
         && i != p.len() - 1
     {
-        return Err(format!("grant path `{pattern}`: `*` may only stand at the end"));
+        return Err(GrantError::StarNotAtEnd(pattern.to_owned()));
     }
     let body = p.trim_end_matches('*');
     for seg in body.split('/') {
         if seg.contains('+') && seg != "+" {
-            return Err(format!("grant path `{pattern}`: `+` must be a whole segment"));
+            return Err(GrantError::PartialPlus(pattern.to_owned()));
         }
     }
     match VaultPath::parse(body) {
         Ok(_) | Err(PathError::Empty) => Ok(()),
         // `secret/*` leaves `secret/` (fine); `secret//*` an empty segment.
-        Err(e) => Err(format!("grant path: {e}")),
+        Err(e) => Err(GrantError::Path(e)),
     }
 }
 

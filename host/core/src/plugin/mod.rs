@@ -7,7 +7,9 @@
 //! with its own memory cap, deadline, grants and WASI context that grants
 //! nothing (no files, sockets, env or stdio). The run calls the protocol
 //! steps; traps, deadlines and memory caps come back as typed [`StepError`]s
-//! and the daemon carries on.
+//! and the daemon carries on. Async callers (the rotation, the dry run, the
+//! conformance harness) drive a run through a [`Session`], which hops each
+//! step to the blocking pool and hands back its timing and host calls.
 
 pub mod connections;
 mod error;
@@ -17,6 +19,7 @@ mod imports;
 pub mod limits;
 mod load;
 mod run;
+mod session;
 mod wit;
 
 use std::fmt;
@@ -34,9 +37,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub use error::{Failure, LoadError, StepError};
 pub use files::{MAX_PLUGIN_BYTES, find_in_dirs};
 pub use grants::{Capability, Grants, Operation, SqlGrant, SqlOperation, VaultGrant};
-pub use imports::{CallOutcome, HostCall, SqlValue, VaultBridge, substitute_parameters};
+pub use imports::{CallOutcome, HostCall, SqlValue, SubstituteError, VaultBridge, substitute_parameters};
 pub use limits::{OutputLimits, RunLimits};
 pub use run::{Run, RunConfig};
+pub use session::{Lost, Session, StartError, StepOutcome};
 pub use wit::EXPORT;
 /// The newest `rotator:plugin` WIT version this host speaks.
 pub use wit::VERSION as WIT_VERSION;
@@ -158,6 +162,18 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("rotator"))
 }
 
+/// Why the plugin runtime could not be built (a host problem, not a
+/// plugin's).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot create wasm engine: {0}")]
+    Engine(wasmtime::Error),
+    #[error("linking WASI: {0}")]
+    LinkWasi(wasmtime::Error),
+    #[error("linking rotator imports: {0}")]
+    LinkImports(wasmtime::Error),
+}
+
 /// The shared engine, linker and epoch ticker.
 pub struct Runtime {
     engine: Engine,
@@ -178,19 +194,19 @@ impl fmt::Debug for Runtime {
 impl Runtime {
     /// Build the engine: the pooling allocator if the machine allows its
     /// address-space reservation, else on-demand allocation.
-    pub fn new(options: RuntimeOptions) -> Result<Arc<Self>, String> {
+    pub fn new(options: RuntimeOptions) -> Result<Arc<Self>, RuntimeError> {
         let (engine, pooling) = match Engine::new(&engine_config(Some(options.max_concurrent_runs))) {
             Ok(e) => (e, true),
             Err(err) => {
                 tracing::warn!(error = %err, "pooling allocator unavailable; using on-demand allocation");
-                let e = Engine::new(&engine_config(None)).map_err(|e| format!("cannot create wasm engine: {e}"))?;
+                let e = Engine::new(&engine_config(None)).map_err(RuntimeError::Engine)?;
                 (e, false)
             }
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("linking WASI: {e}"))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(RuntimeError::LinkWasi)?;
         // Every import goes through the per-step host-call budget.
-        wit::add_to_linker(&mut linker).map_err(|e| format!("linking rotator imports: {e}"))?;
+        wit::add_to_linker(&mut linker).map_err(RuntimeError::LinkImports)?;
         let ticker = Arc::new(EpochTicker::start(&engine));
         Ok(Arc::new(Self { engine, linker, cache_dir: options.cache_dir, pooling, ticker }))
     }

@@ -193,7 +193,7 @@ impl Run {
                     self.redactor.add_secret(&secret);
                     Ok(Ok(secret))
                 }
-                Err(why) => Err(Failure::BadOutput(why)),
+                Err(why) => Err(Failure::BadOutput(why.to_string())),
             },
             Ok(Err(e)) => Ok(Err(e)),
             Err(f) => Err(f),

@@ -12,8 +12,10 @@
 //!
 //! `set` or `test` failing triggers `rollback` (the plugin restores the
 //! previous value in the target) and clears PENDING; the job is marked failed
-//! with the reason. Plugin steps run on a blocking thread (a plugin run is
-//! synchronous); Vault calls stay on the async runtime.
+//! with the reason. Plugin steps run through a [`Session`] (on a blocking
+//! thread: a plugin run is synchronous); Vault calls stay on the async
+//! runtime. A rotation returns what it recorded ([`Rotation`]): the caller
+//! books a failure only when the rotation did not record one.
 //!
 //! - [`state`]: the state record in Vault.
 //! - [`protocol`]: the state machine, including resuming.
@@ -23,18 +25,18 @@
 pub mod events;
 mod protocol;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::runtime::Handle;
 
 use crate::config::{JobConfig, SecretLocation};
 use crate::plugin::{
-    CurrentSecret, HostCall, PlannedAction, Plugin, Run, RunConfig, Step, StepContext, StepError, VaultBridge,
+    CurrentSecret, HostCall, Lost, PlannedAction, Plugin, RunConfig, Session, StartError, Step, StepContext, StepError,
+    VaultBridge,
 };
-use crate::secret::SecretJson;
-use crate::state::{self, StateError, StateStore};
+use crate::state::{self, JobState, StateError, StateStore};
 use crate::vault::{VaultClient, VaultError};
 pub use events::{NoEvents, Observer, RotationEvent};
 pub use protocol::{Finalize, RotateOptions};
@@ -108,6 +110,33 @@ pub enum RotationError {
     /// Stopped on request at a crash point ([`RotateOptions::interrupt_at`]).
     #[error("job `{job}`: interrupted at {point}")]
     Interrupted { job: String, point: String },
+}
+
+impl From<Lost> for RotationError {
+    fn from(e: Lost) -> Self {
+        Self::Lost { job: e.job, message: e.message }
+    }
+}
+
+impl From<StartError> for RotationError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Plugin(source) => Self::Step { source, rollback: None },
+            StartError::Lost(lost) => lost.into(),
+        }
+    }
+}
+
+/// How a rotation ended, and the job's record as it wrote it last.
+#[derive(Debug)]
+pub struct Rotation {
+    pub result: Result<RotationReport, RotationError>,
+    /// The record that ended the rotation (history, outcome and the
+    /// [`Finalize`] hook's bookkeeping in it), when this run wrote one.
+    /// `None` when the run stopped before (nothing staged, PENDING kept
+    /// for the next run, or that last write failed): the outcome is not
+    /// booked in Vault, and the caller books it, once.
+    pub recorded: Option<JobState>,
 }
 
 fn rollback_note(r: &Option<Result<(), StepError>>) -> String {
@@ -223,8 +252,8 @@ impl Job {
         let ctx = self.step_context("dry-run", current, 1);
         let mut config = self.run_config(vault);
         config.grants = Arc::new(config.grants.to_read_only());
-        let run = self.start(config).await?;
-        let (_, actions) = on_blocking(&run, move |r| r.plan(&ctx)).await?;
+        let mut session = Session::start(&self.plugin, &self.config.id, config).await?;
+        let actions = session.plan(&ctx).await?.result;
         let actions = actions.map_err(|source| RotationError::Step { source, rollback: None })?;
         Ok(Plan {
             job: self.config.id.clone(),
@@ -234,16 +263,6 @@ impl Job {
             plugin_actions: actions,
             host_actions: host_actions(store, &self.config.id, self.config.secret.as_ref(), current_version),
         })
-    }
-
-    async fn start(&self, cfg: RunConfig) -> Result<SharedRun, RotationError> {
-        let plugin = self.plugin.clone();
-        let id = self.config.id.clone();
-        tokio::task::spawn_blocking(move || plugin.start(&id, cfg))
-            .await
-            .map_err(|e| RotationError::Lost { job: self.config.id.clone(), message: e.to_string() })?
-            .map(|run| Arc::new(Mutex::new(run)))
-            .map_err(|source| RotationError::Step { source, rollback: None })
     }
 
     /// Rotate now, or finish the rotation an earlier run left unfinished.
@@ -257,47 +276,16 @@ impl Job {
         store: &StateStore,
         options: RotateOptions<'_>,
     ) -> Result<RotationReport, RotationError> {
+        self.rotate_recorded(store, options).await.result
+    }
+
+    /// [`Job::rotate_with`], returning the record the rotation ended with
+    /// too, so a caller that books outcomes (the scheduler) books each
+    /// exactly once: in the rotation's own final write when
+    /// [`Rotation::recorded`] is `Some`, else itself.
+    pub async fn rotate_recorded(&self, store: &StateStore, options: RotateOptions<'_>) -> Rotation {
         protocol::run(self, store, options).await
     }
-}
-
-/// A run shared with the blocking thread that executes its steps. Only one
-/// step runs at a time, so the lock is never contended.
-type SharedRun = Arc<Mutex<Run>>;
-
-/// Run `f` on the blocking pool and time it.
-async fn on_blocking<T: Send + 'static>(
-    run: &SharedRun,
-    f: impl FnOnce(&mut Run) -> T + Send + 'static,
-) -> Result<(Duration, T), RotationError> {
-    let run = run.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut run = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let started = Instant::now();
-        let out = f(&mut run);
-        (started.elapsed(), out)
-    })
-    .await
-    .map_err(|e| RotationError::Lost { job: String::new(), message: e.to_string() })
-}
-
-/// Run one plugin step on a blocking thread. `create` returns the new
-/// secret; the other steps return `None`.
-async fn plugin_step(
-    run: &SharedRun,
-    step: Step,
-    ctx: &StepContext,
-    pending: Option<&SecretJson>,
-) -> Result<(Duration, Result<Option<SecretJson>, StepError>), RotationError> {
-    let (ctx, pending) = (ctx.clone(), pending.cloned());
-    on_blocking(run, move |r| match (step, pending) {
-        (Step::Create, _) => r.create(&ctx).map(Some),
-        (Step::Set, Some(p)) => r.set(&ctx, &p).map(|()| None),
-        (Step::Test, Some(p)) => r.test(&ctx, &p).map(|()| None),
-        (Step::Finish, Some(p)) => r.finish(&ctx, &p).map(|()| None),
-        (_, p) => r.rollback(&ctx, &p.unwrap_or_else(|| SecretJson::new("{}".into()))).map(|()| None),
-    })
-    .await
 }
 
 fn host_actions(store: &StateStore, job: &str, secret: Option<&SecretLocation>, current: Option<u64>) -> Vec<String> {

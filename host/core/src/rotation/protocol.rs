@@ -16,13 +16,18 @@
 //! at PENDING knows a crash hit between writing and recording it. Failures
 //! that may pass (Vault unreachable, a rollback that failed) keep PENDING
 //! staged and end the run; the next run resumes.
+//!
+//! The plugin is one [`Session`] per run; each step's timing and host calls
+//! come back with its answer. The run returns the record it ended with
+//! ([`Rotation::recorded`]), so the caller never has to fish it out of the
+//! [`Finalize`] hook.
 
 use time::OffsetDateTime;
 
 use super::events::{NoEvents, Observer, RotationEvent};
-use super::{Job, RotationError, RotationReport, SharedRun, StepTiming, plugin_step};
+use super::{Job, Rotation, RotationError, RotationReport, StepTiming};
 use crate::crash::{self, Action, Point};
-use crate::plugin::{Step, StepContext, StepError};
+use crate::plugin::{CallOutcome, HostCall, Session, Step, StepContext, StepError};
 use crate::secret::SecretJson;
 use crate::state::{HistoryEntry, InProgress, JobState, Outcome, Stage, StateError, StateStore, Versioned};
 use crate::vault::VaultError;
@@ -48,11 +53,7 @@ impl RotateOptions<'_> {
     }
 }
 
-pub(super) async fn run(
-    job: &Job,
-    store: &StateStore,
-    options: RotateOptions<'_>,
-) -> Result<RotationReport, RotationError> {
+pub(super) async fn run(job: &Job, store: &StateStore, options: RotateOptions<'_>) -> Rotation {
     let (observer, actor) = (options.observer, options.actor.clone());
     let mut attempt = Attempt { rotation_id: uuid::Uuid::new_v4().to_string(), resuming: false };
     let mut driver = match Driver::begin(job, store, options, &mut attempt).await {
@@ -64,7 +65,7 @@ pub(super) async fn run(
             let outcome = if attempt.resuming { "kept-pending" } else { "failed" };
             let note = Note { error: Some((e.to_string(), e.kind())), ..Note::new("rotation", outcome) };
             observer.event(&event(job, attempt.rotation_id, actor, note));
-            return Err(e);
+            return Rotation { result: Err(e), recorded: None };
         }
     };
     let result = driver.drive().await;
@@ -74,7 +75,7 @@ pub(super) async fn run(
         Err(e) => ("failed", Some((e.to_string(), e.kind()))),
     };
     driver.emit(Note { error, ..Note::new("rotation", outcome) });
-    result
+    Rotation { result, recorded: driver.recorded.take() }
 }
 
 /// The rotation an attempt is about, as far as [`Driver::begin`] got.
@@ -108,11 +109,13 @@ struct Driver<'a> {
     options: RotateOptions<'a>,
     /// The record as last written; `in_progress` is set while running.
     v: Versioned,
-    run: SharedRun,
+    session: Session,
     ctx: StepContext,
     pending: SecretJson,
     steps: Vec<StepTiming>,
     resumed_from: Option<Stage>,
+    /// The record that ended the rotation, once it is written.
+    recorded: Option<JobState>,
 }
 
 impl<'a> Driver<'a> {
@@ -128,7 +131,7 @@ impl<'a> Driver<'a> {
         if let Some(p) = &v.state.in_progress {
             *attempt = Attempt { rotation_id: p.id.clone(), resuming: true };
         }
-        let run = job.start(job.run_config(&store.vault)).await?;
+        let session = Session::start(&job.plugin, id, job.run_config(&store.vault)).await?;
         if let Some(p) = v.state.in_progress.as_mut() {
             p.attempt = p.attempt.saturating_add(1);
             let (rotation_id, stage, attempt, base) = (p.id.clone(), p.stage, p.attempt, p.base_version);
@@ -137,7 +140,9 @@ impl<'a> Driver<'a> {
             // The plugin sees the value PENDING replaces, for rollback.
             let current = job.read_secret(&store.vault, base).await?;
             let ctx = job.step_context(&rotation_id, current, attempt);
-            let d = Self { job, store, options, v, run, ctx, pending, steps: Vec::new(), resumed_from: Some(stage) };
+            let resumed_from = Some(stage);
+            let (steps, recorded) = (Vec::new(), None);
+            let d = Self { job, store, options, v, session, ctx, pending, steps, resumed_from, recorded };
             d.emit(Note::new("resume", "started"));
             return Ok(d);
         }
@@ -152,11 +157,12 @@ impl<'a> Driver<'a> {
             store,
             options,
             v,
-            run,
+            session,
             ctx,
             pending: SecretJson::new("{}".into()),
             steps: Vec::new(),
             resumed_from: None,
+            recorded: None,
         };
         d.pending = match d.step(Step::Create).await? {
             (Ok(()), Some(secret)) => secret,
@@ -247,14 +253,18 @@ impl<'a> Driver<'a> {
         if let Some(a) = action {
             self.point(Point::before(a))?;
         }
-        let calls_before = self.host_call_count();
-        let pending = (step != Step::Create).then(|| self.pending.clone());
-        let (duration, result) = plugin_step(&self.run, step, &self.ctx, pending.as_ref()).await?;
+        let (result, duration, calls) = if step == Step::Create {
+            let o = self.session.create(&self.ctx).await?;
+            (o.result.map(Some), o.duration, o.calls)
+        } else {
+            let o = self.session.pending_step(step, &self.ctx, &self.pending).await?;
+            (o.result.map(|()| None), o.duration, o.calls)
+        };
         if let Some(a) = action {
             self.point(Point::after(a))?;
         }
         self.steps.push(StepTiming { step, duration });
-        let (paths, denied) = self.host_calls_since(calls_before);
+        let (paths, denied) = call_summary(&calls);
         let (outcome, error) = match &result {
             Ok(_) => ("ok", None),
             Err(e) => ("failed", Some((e.to_string(), e.failure.kind()))),
@@ -366,7 +376,7 @@ impl<'a> Driver<'a> {
             new_version,
             resumed_from: self.resumed_from,
             steps: std::mem::take(&mut self.steps),
-            host_calls: self.run.lock().map(|r| r.host_calls().to_vec()).unwrap_or_default(),
+            host_calls: self.session.host_calls().to_vec(),
         })
     }
 
@@ -402,6 +412,7 @@ impl<'a> Driver<'a> {
             self.v.state.in_progress = Some(p);
             return Err(e.into());
         }
+        self.recorded = Some(self.v.state.clone());
         Ok(())
     }
 
@@ -415,21 +426,6 @@ impl<'a> Driver<'a> {
             self.v.state.audit_anchor = Some(anchor);
         }
         self.store.save(&self.job.config.id, &mut self.v).await
-    }
-
-    fn host_call_count(&self) -> usize {
-        self.run.lock().map(|r| r.host_calls().len()).unwrap_or(0)
-    }
-
-    /// The paths the plugin's host calls since `from` touched, and how many
-    /// of those calls its grants refused.
-    fn host_calls_since(&self, from: usize) -> (Vec<String>, u32) {
-        let Ok(run) = self.run.lock() else { return (Vec::new(), 0) };
-        let calls = &run.host_calls()[from.min(run.host_calls().len())..];
-        let mut paths: Vec<String> = calls.iter().map(|c| c.path.clone()).collect();
-        paths.dedup();
-        let denied = calls.iter().filter(|c| c.outcome == crate::plugin::CallOutcome::Denied).count();
-        (paths, denied as u32)
     }
 
     fn state_location(&self) -> String {
@@ -464,6 +460,15 @@ fn event(job: &Job, rotation_id: String, actor: String, note: Note) -> RotationE
         kind,
         denied_calls,
     }
+}
+
+/// The paths a step's host calls touched, and how many of those calls the
+/// job's grants refused.
+fn call_summary(calls: &[HostCall]) -> (Vec<String>, u32) {
+    let mut paths: Vec<String> = calls.iter().map(|c| c.path.clone()).collect();
+    paths.dedup();
+    let denied = calls.iter().filter(|c| c.outcome == CallOutcome::Denied).count();
+    (paths, denied as u32)
 }
 
 /// The crash-point action of a plugin step.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::{RetryPolicy, VaultClient, VaultError};
+use super::{RequestRetry, VaultClient, VaultError};
 use crate::secret::SecretRef;
 
 /// The default path of a pod's service-account token.
@@ -94,7 +94,7 @@ impl AuthMethod {
     /// Log in and give `client` the new token. `Ok(None)` for the token
     /// method, which cannot log in.
     pub async fn login(&self, client: &VaultClient, base: &std::path::Path) -> Result<Option<TokenLease>, VaultError> {
-        let secret = |r: &SecretRef| r.resolve(base).map_err(VaultError::Config);
+        let secret = |r: &SecretRef| r.resolve(base).map_err(|e| VaultError::Config(e.to_string()));
         let mut login = "login".to_owned();
         let (mount, body) = match self {
             Self::Token | Self::TokenFile(_) => return Ok(None),
@@ -112,7 +112,8 @@ impl AuthMethod {
                 json!({ "role_id": secret(role_id)?.expose_secret(), "secret_id": secret(secret_id)?.expose_secret() }),
             ),
             Self::Kubernetes { mount, role, jwt_path } => {
-                let jwt = SecretRef::File(jwt_path.clone()).resolve(base).map_err(VaultError::Config)?;
+                let jwt =
+                    SecretRef::File(jwt_path.clone()).resolve(base).map_err(|e| VaultError::Config(e.to_string()))?;
                 (mount, json!({ "role": role, "jwt": jwt.expose_secret() }))
             }
             Self::Jwt { mount, role, jwt } => (mount, json!({ "role": role, "jwt": secret(jwt)?.expose_secret() })),
@@ -120,7 +121,7 @@ impl AuthMethod {
         let path = format!("auth/{}/{login}", mount.trim_matches('/'));
         // Logins are not retried here: the token watcher backs off instead.
         let body = zeroize::Zeroizing::new(body.to_string());
-        let resp = client.request_with("POST", &path, Some(body.to_string()), false, RetryPolicy::NONE).await?;
+        let resp = client.request_with("POST", &path, Some(body.to_string()), false, RequestRetry::NONE).await?;
         let auth = resp.body.as_ref().map(|b| &b["auth"]).filter(|a| a.is_object()).ok_or_else(|| {
             VaultError::Protocol { path: path.clone(), message: "login answer has no auth block".into() }
         })?;
@@ -143,7 +144,7 @@ impl AuthMethod {
         base: &std::path::Path,
     ) -> Result<Option<TokenLease>, VaultError> {
         let Self::TokenFile(path) = self else { return Ok(None) };
-        let token = SecretRef::File(path.clone()).resolve(base).map_err(VaultError::Config)?;
+        let token = SecretRef::File(path.clone()).resolve(base).map_err(|e| VaultError::Config(e.to_string()))?;
         if token.expose_secret().is_empty() || token.expose_secret() == client.token().expose_secret() {
             return Ok(None);
         }
@@ -178,7 +179,7 @@ impl VaultClient {
     /// `auth/token/renew-self`. Not retried: the watcher decides.
     pub async fn renew_self(&self, increment: Option<Duration>) -> Result<TokenLease, VaultError> {
         let body = increment.map(|i| json!({ "increment": format!("{}s", i.as_secs()) }).to_string());
-        let resp = self.request_with("POST", "auth/token/renew-self", body, true, RetryPolicy::NONE).await?;
+        let resp = self.request_with("POST", "auth/token/renew-self", body, true, RequestRetry::NONE).await?;
         Ok(lease_from(&resp.body.unwrap_or(Value::Null)["auth"], "lease_duration", "token_policies"))
     }
 }

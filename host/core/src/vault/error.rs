@@ -3,6 +3,18 @@
 
 use serde_json::Value;
 
+/// What is wrong with an answer Vault sent: a field rotator reads is
+/// missing or of the wrong type. Names the field, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    #[error("no data.metadata.version")]
+    NoVersion,
+    #[error("secret data is not an object")]
+    DataNotObject,
+    #[error("dynamic secret answer has no data")]
+    NoDynamicData,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
     /// Vault answered with an error status.

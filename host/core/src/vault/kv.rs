@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::path::{AsVaultPath, PathError, VaultPath, shown};
-use super::{Target, VaultClient, VaultError};
+use super::{AnswerError, Target, VaultClient, VaultError};
 use crate::secret::SecretJson;
 
 /// A KV mount's version.
@@ -147,7 +147,7 @@ impl VaultClient {
             Err(e) if e.status() == Some(404) => return Ok(None),
             Err(e) => return Err(e),
         };
-        parse_read(version, &body).map_err(|message| VaultError::Protocol { path: api.to_string(), message })
+        parse_read(version, &body).map_err(|e| VaultError::Protocol { path: api.to_string(), message: e.to_string() })
     }
 
     /// Write a new version. With `cas = Some(n)` (KV v2 only) the write only
@@ -283,7 +283,7 @@ fn kv_mount_version(mount: &VaultPath, entry: &Value) -> Result<KvVersion, Vault
 
 /// Parse a KV read answer. `None` for a KV v2 version that is deleted or
 /// destroyed (`data.data` is null).
-pub fn parse_read(version: KvVersion, body: &Value) -> Result<Option<KvSecret>, String> {
+pub fn parse_read(version: KvVersion, body: &Value) -> Result<Option<KvSecret>, AnswerError> {
     let (fields, number) = match version {
         KvVersion::V1 => (&body["data"], None),
         KvVersion::V2 => {
@@ -291,11 +291,11 @@ pub fn parse_read(version: KvVersion, body: &Value) -> Result<Option<KvSecret>, 
             if data["data"].is_null() {
                 return Ok(None);
             }
-            let n = data["metadata"]["version"].as_u64().ok_or("no data.metadata.version")?;
+            let n = data["metadata"]["version"].as_u64().ok_or(AnswerError::NoVersion)?;
             (&data["data"], Some(n))
         }
     };
-    let fields = fields.as_object().ok_or("secret data is not an object")?;
+    let fields = fields.as_object().ok_or(AnswerError::DataNotObject)?;
     Ok(Some(KvSecret { data: SecretJson::from_map(fields), version: number }))
 }
 

@@ -4,7 +4,7 @@
 //! Agent's templates do, and fixes what their users complain about:
 //!
 //! - renewable leases renew at ≈2/3 of their TTL, with a per-lease jitter
-//!   (the 10–20 % grace of [`Plan`]), so replicas do not renew in step;
+//!   (the 10–20 % grace of [`RenewalTiming`]), so replicas do not renew in step;
 //! - a renewal that Vault capped at the max TTL (200 with a shorter
 //!   `lease_duration`) is noticed, and fresh credentials are fetched at
 //!   85–90 % of what is left; non-renewable leases get the same treatment;
@@ -36,8 +36,8 @@ use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::lifetime::Plan;
-use super::{Backoff, VaultClient, VaultError};
+use super::lifetime::RenewalTiming;
+use super::{AnswerError, Backoff, VaultClient, VaultError};
 use crate::secret::SecretJson;
 
 /// Renewals and refetches in flight at once, at most.
@@ -78,7 +78,7 @@ impl LeaseApi for VaultClient {
     async fn fetch(&self, path: &str) -> Result<DynamicSecret, VaultError> {
         let resp = self.request("GET", path, None).await?;
         parse_dynamic(path, &resp.body.unwrap_or(Value::Null))
-            .map_err(|message| VaultError::Protocol { path: path.to_owned(), message })
+            .map_err(|e| VaultError::Protocol { path: path.to_owned(), message: e.to_string() })
     }
 
     async fn renew(&self, lease_id: &str, increment: Duration) -> Result<Renewed, VaultError> {
@@ -104,8 +104,8 @@ pub(crate) fn ttl(v: &Value) -> Duration {
 }
 
 /// Parse a dynamic secret answer (`GET database/creds/<role>` and alike).
-pub fn parse_dynamic(path: &str, body: &Value) -> Result<DynamicSecret, String> {
-    let data = body["data"].as_object().ok_or("dynamic secret answer has no data")?;
+pub fn parse_dynamic(path: &str, body: &Value) -> Result<DynamicSecret, AnswerError> {
+    let data = body["data"].as_object().ok_or(AnswerError::NoDynamicData)?;
     Ok(DynamicSecret {
         path: path.to_owned(),
         lease_id: body["lease_id"].as_str().unwrap_or_default().to_owned(),
@@ -176,7 +176,7 @@ struct Tracked {
     increment: Duration,
     expires: Instant,
     next: Instant,
-    plan: Plan,
+    timing: RenewalTiming,
     /// Renewal stopped extending (max TTL reached): fetch anew when due.
     refetch: bool,
     /// Failures in a row, of any kind: they drive the backoff.
@@ -277,9 +277,9 @@ impl<A: LeaseApi> LeaseManager<A> {
     /// Keep `secret` alive from now on (replacing any lease of its path).
     pub fn track(&self, secret: DynamicSecret) {
         let now = Instant::now();
-        let plan = Plan::for_ttl(secret.lease_duration, &mut rand::rng());
+        let timing = RenewalTiming::for_ttl(secret.lease_duration, &mut rand::rng());
         let refetch = !secret.renewable;
-        let next = now + first_wait(&plan, secret.lease_duration, refetch);
+        let next = now + first_wait(&timing, secret.lease_duration, refetch);
         tracing::info!(
             path = %secret.path,
             lease = %secret.lease_id,
@@ -297,7 +297,7 @@ impl<A: LeaseApi> LeaseManager<A> {
             increment: secret.lease_duration,
             expires: now + secret.lease_duration,
             next,
-            plan,
+            timing,
             refetch,
             failures: 0,
             hard_failures: 0,
@@ -442,7 +442,7 @@ impl<A: LeaseApi> LeaseManager<A> {
                 t.hard_failures = 0;
                 t.expires = now + r.lease_duration;
                 t.refetch = capped || !r.renewable;
-                t.next = now + first_wait(&t.plan, r.lease_duration, t.refetch);
+                t.next = now + first_wait(&t.timing, r.lease_duration, t.refetch);
                 let next = t.next;
                 st.queue.insert((next, path.to_owned()));
                 drop(st);
@@ -521,15 +521,15 @@ impl<A: LeaseApi> LeaseManager<A> {
     }
 }
 
-/// When to act on a lease just obtained or renewed: renew at the plan's
+/// When to act on a lease just obtained or renewed: renew at the timing's
 /// sleep, or (to refetch) at 85–90 % of the TTL, and at least a second
 /// before expiry: Vault reports TTLs in whole seconds, so the real expiry
 /// can be up to a second earlier than `ttl` says.
-fn first_wait(plan: &Plan, ttl: Duration, refetch: bool) -> Duration {
+fn first_wait(timing: &RenewalTiming, ttl: Duration, refetch: bool) -> Duration {
     if refetch {
         let margin = ttl.saturating_sub(Duration::from_secs(1));
         ttl.mul_f64(0.85 + 0.05 * rand::rng().random::<f64>()).min(margin)
     } else {
-        plan.sleep(ttl)
+        timing.sleep(ttl)
     }
 }

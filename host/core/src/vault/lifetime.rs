@@ -1,7 +1,7 @@
 //! Keeping rotator's own token alive, the way Vault Agent's lifetime watcher
 //! does, without its known failures.
 //!
-//! Timing ([`Plan`]): a grace period of 10 % of the TTL plus a random 0–10 %
+//! Timing ([`RenewalTiming`]): a grace period of 10 % of the TTL plus a random 0–10 %
 //! more is drawn per token; the watcher sleeps 2/3 of the remaining TTL plus
 //! 1/3 of the grace, then renews (≈70 % of the TTL, spread across replicas).
 //! When the remaining TTL after a renewal is inside the grace (the max TTL is
@@ -103,11 +103,11 @@ impl TokenStatus {
 
 /// Pure timing: grace and sleep for a token or lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Plan {
+pub struct RenewalTiming {
     pub grace: Duration,
 }
 
-impl Plan {
+impl RenewalTiming {
     /// Draw a grace of 10–20 % of `ttl`.
     pub fn for_ttl(ttl: Duration, rng: &mut impl Rng) -> Self {
         let tenth = ttl / 10;
@@ -141,7 +141,7 @@ struct Held {
     lease: TokenLease,
     /// When `lease` was issued or last renewed.
     obtained: Instant,
-    plan: Plan,
+    timing: RenewalTiming,
     /// The TTL a fresh token gets; a renewal returning less means the max
     /// TTL is in sight, and the grace stays sized for the full TTL so the
     /// login happens with time to spare.
@@ -151,8 +151,8 @@ struct Held {
 impl Held {
     /// A token just obtained: at startup, by a login or from the token file.
     fn fresh(lease: TokenLease) -> Self {
-        let plan = Plan::for_ttl(lease.ttl, &mut rand::rng());
-        Self { full_ttl: lease.ttl, plan, lease, obtained: Instant::now() }
+        let timing = RenewalTiming::for_ttl(lease.ttl, &mut rand::rng());
+        Self { full_ttl: lease.ttl, timing, lease, obtained: Instant::now() }
     }
 
     /// The same token, renewed.
@@ -193,9 +193,9 @@ pub async fn watch_token<A: TokenApi>(
             let _ = shutdown.wait_for(|s| *s).await;
             return;
         }
-        let (expires, plan) = (held.obtained + held.lease.ttl, held.plan);
+        let (expires, timing) = (held.obtained + held.lease.ttl, held.timing);
         let remaining = expires.saturating_duration_since(now);
-        let action = if held.lease.renewable && !renew_denied && !plan.exhausted(remaining) {
+        let action = if held.lease.renewable && !renew_denied && !timing.exhausted(remaining) {
             Action::Renew
         } else if !login_impossible {
             Action::Login
@@ -210,9 +210,9 @@ pub async fn watch_token<A: TokenApi>(
             _ if failures > 0 => backoff.delay(failures, Some(remaining).filter(|r| !r.is_zero()), &mut rand::rng()),
             // Wake no later than when the grace begins, so a capped token
             // is replaced with the grace still to spare.
-            Action::Renew => plan.sleep(remaining).min(remaining.saturating_sub(plan.grace)),
-            Action::Login if plan.exhausted(remaining) => Duration::ZERO,
-            Action::Login => plan.sleep(remaining),
+            Action::Renew => timing.sleep(remaining).min(remaining.saturating_sub(timing.grace)),
+            Action::Login if timing.exhausted(remaining) => Duration::ZERO,
+            Action::Login => timing.sleep(remaining),
             Action::Retry => retry_wait(remaining, backoff.max),
         };
         let at = now + wait;
@@ -327,7 +327,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let ttl = Duration::from_secs(3600);
         for _ in 0..200 {
-            let p = Plan::for_ttl(ttl, &mut rng);
+            let p = RenewalTiming::for_ttl(ttl, &mut rng);
             assert!(p.grace >= Duration::from_secs(360) && p.grace <= Duration::from_secs(720), "{:?}", p.grace);
             let s = p.sleep(ttl).as_secs_f64() / 3600.0;
             assert!((0.69..=0.74).contains(&s), "{s}");
@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_remaining_ttl_inside_the_grace_is_exhausted() {
-        let p = Plan { grace: Duration::from_secs(60) };
+        let p = RenewalTiming { grace: Duration::from_secs(60) };
         assert!(p.exhausted(Duration::from_secs(59)));
         assert!(!p.exhausted(Duration::from_secs(61)));
         assert_eq!(p.sleep(Duration::from_secs(10)), Duration::from_secs(10));

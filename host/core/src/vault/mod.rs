@@ -34,10 +34,10 @@ use serde_json::Value;
 use crate::metrics::Metrics;
 
 pub use auth::{AuthMethod, KUBERNETES_JWT_PATH, TokenLease};
-pub use error::VaultError;
+pub use error::{AnswerError, VaultError};
 pub use kv::{KvSecret, KvVersion};
 pub use path::{AsVaultPath, PathError, VaultPath};
-pub use retry::{Backoff, RetryPolicy};
+pub use retry::{Backoff, RequestRetry};
 
 /// How to reach Vault.
 #[derive(Clone)]
@@ -51,7 +51,7 @@ pub struct VaultOptions {
     /// PEM file of the CA that signed Vault's certificate (`VAULT_CACERT`).
     pub ca_cert: Option<std::path::PathBuf>,
     /// Retries of one request on transient failures.
-    pub retry: RetryPolicy,
+    pub retry: RequestRetry,
 }
 
 impl VaultOptions {
@@ -63,7 +63,7 @@ impl VaultOptions {
             namespace: None,
             timeout: Duration::from_secs(10),
             ca_cert: None,
-            retry: RetryPolicy::default(),
+            retry: RequestRetry::default(),
         }
     }
 }
@@ -82,7 +82,7 @@ struct Inner {
     /// Replaced when the token watcher logs in again.
     token: RwLock<SecretString>,
     namespace: Option<String>,
-    retry: RetryPolicy,
+    retry: RequestRetry,
     http: reqwest::Client,
     /// KV version per mount, learned on first use.
     kv_versions: std::sync::Mutex<std::collections::HashMap<String, KvVersion>>,
@@ -167,7 +167,7 @@ impl VaultClient {
 
     /// Call `METHOD /v1/<path>` with an optional JSON body. `LIST` is sent
     /// as Vault's LIST verb. A non-2xx answer is an error. Transient
-    /// failures are retried per the client's [`RetryPolicy`].
+    /// failures are retried per the client's [`RequestRetry`].
     ///
     /// `path` is a [`VaultPath`] (or a [`Target`] with a query), or text the
     /// host writes itself, parsed here by the same rules; a path that is not
@@ -189,7 +189,7 @@ impl VaultClient {
         path: impl IntoTarget,
         body: Option<String>,
         authenticated: bool,
-        retry: RetryPolicy,
+        retry: RequestRetry,
     ) -> Result<VaultResponse, VaultError> {
         let target = path.into_target()?;
         let path = target.path.as_str();
@@ -372,7 +372,7 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 /// The wait before retry `attempt + 1`: the policy's jittered delay, but no
 /// less than what the server asked for (capped at [`MAX_RETRY_AFTER`]).
 fn retry_delay(
-    policy: &RetryPolicy,
+    policy: &RequestRetry,
     attempt: u32,
     retry_after: Option<Duration>,
     rng: &mut impl rand::Rng,

@@ -1,7 +1,7 @@
 //! When and how long to wait before trying Vault again.
 //!
 //! Two policies live here, both pure so they can be tested without a clock:
-//! [`RetryPolicy`] for one request (a few quick tries on connection errors,
+//! [`RequestRetry`] for one request (a few quick tries on connection errors,
 //! 5xx, 429 and 503-sealed; never on other 4xx), and [`Backoff`] for the
 //! long-running loops (token and lease renewal): 10 s doubling to 5 min,
 //! jittered, and never past a deadline such as the token's expiry.
@@ -14,7 +14,7 @@ use super::VaultError;
 
 /// Retries of a single request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub struct RequestRetry {
     /// Tries in all, the first included. 1 disables retries.
     pub attempts: u32,
     /// Delay before the first retry; doubles each time.
@@ -23,13 +23,13 @@ pub struct RetryPolicy {
     pub max: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for RequestRetry {
     fn default() -> Self {
         Self { attempts: 4, base: Duration::from_millis(250), max: Duration::from_secs(5) }
     }
 }
 
-impl RetryPolicy {
+impl RequestRetry {
     /// No retries: one try only.
     pub const NONE: Self = Self { attempts: 1, base: Duration::ZERO, max: Duration::ZERO };
 
@@ -94,19 +94,19 @@ mod tests {
 
     #[test]
     fn request_retries_only_transient_errors_and_stops_at_the_limit() {
-        let p = RetryPolicy::default();
+        let p = RequestRetry::default();
         let sealed = VaultError::Status { status: 503, method: "GET".into(), path: "x".into(), errors: vec![] };
         let denied = VaultError::Status { status: 403, method: "GET".into(), path: "x".into(), errors: vec![] };
         assert!(p.should_retry(1, &sealed));
         assert!(p.should_retry(3, &sealed));
         assert!(!p.should_retry(4, &sealed));
         assert!(!p.should_retry(1, &denied));
-        assert!(!RetryPolicy::NONE.should_retry(1, &sealed));
+        assert!(!RequestRetry::NONE.should_retry(1, &sealed));
     }
 
     #[test]
     fn request_delays_are_jittered_within_the_doubling_cap() {
-        let p = RetryPolicy::default();
+        let p = RequestRetry::default();
         let mut r = rng();
         for attempt in 1..10 {
             let cap = exp(p.base, attempt - 1).min(p.max);

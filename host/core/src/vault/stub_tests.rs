@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use secrecy::SecretString;
 
-use super::{MAX_RETRY_AFTER, RetryPolicy, VaultClient, VaultError, VaultOptions, retry_delay};
+use super::{MAX_RETRY_AFTER, RequestRetry, VaultClient, VaultError, VaultOptions, retry_delay};
 
 /// One scripted answer: status, `Retry-After` (if any), body.
 type Answer = (u16, Option<&'static str>, &'static str);
@@ -44,11 +44,12 @@ async fn stub(script: Vec<Answer>) -> (String, Arc<Mutex<Vec<Instant>>>) {
     (url, arrivals)
 }
 
-fn client(url: &str, retry: RetryPolicy) -> VaultClient {
+fn client(url: &str, retry: RequestRetry) -> VaultClient {
     VaultClient::new(VaultOptions { retry, ..VaultOptions::new(url, SecretString::from("t".to_owned())) }).unwrap()
 }
 
-const QUICK: RetryPolicy = RetryPolicy { attempts: 3, base: Duration::from_millis(10), max: Duration::from_millis(20) };
+const QUICK: RequestRetry =
+    RequestRetry { attempts: 3, base: Duration::from_millis(10), max: Duration::from_millis(20) };
 
 #[tokio::test]
 async fn a_proxy_502_with_an_html_page_is_retried_like_any_5xx() {
@@ -80,7 +81,7 @@ async fn an_unparseable_error_page_becomes_a_typed_status_error_without_the_body
 #[tokio::test]
 async fn retry_after_on_a_429_is_waited_out() {
     // The policy alone would retry at once; Vault asks for one second.
-    let instant = RetryPolicy { attempts: 2, base: Duration::ZERO, max: Duration::ZERO };
+    let instant = RequestRetry { attempts: 2, base: Duration::ZERO, max: Duration::ZERO };
     let limited = r#"{"errors":["request path \"secret/data/app\": rate limit quota exceeded"]}"#;
     let (url, arrivals) = stub(vec![(429, Some("1"), limited), (200, None, "{}")]).await;
     client(&url, instant).request("GET", "secret/data/app", None).await.unwrap();
@@ -94,11 +95,11 @@ async fn retry_after_on_a_429_is_waited_out() {
 fn retry_after_raises_the_delay_up_to_a_cap_and_never_lowers_it() {
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    let p = RetryPolicy::default();
+    let p = RequestRetry::default();
     assert_eq!(retry_delay(&p, 1, Some(Duration::from_secs(3)), &mut rng), Duration::from_secs(3));
     assert_eq!(retry_delay(&p, 1, Some(Duration::from_secs(3600)), &mut rng), MAX_RETRY_AFTER);
     // A shorter ask than the policy's own delay changes nothing.
-    let slow = RetryPolicy { attempts: 4, base: Duration::from_secs(60), max: Duration::from_secs(60) };
+    let slow = RequestRetry { attempts: 4, base: Duration::from_secs(60), max: Duration::from_secs(60) };
     let (mut a, mut b) = (rand::rngs::StdRng::seed_from_u64(5), rand::rngs::StdRng::seed_from_u64(5));
     assert_eq!(retry_delay(&slow, 2, Some(Duration::ZERO), &mut a), slow.delay(2, &mut b));
     assert_eq!(super::parse_retry_after(" 7 "), Some(Duration::from_secs(7)));

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::{RetryPolicy, VaultClient, VaultError, VaultOptions};
+use super::{RequestRetry, VaultClient, VaultError, VaultOptions};
 use crate::metrics::Metrics;
 use rotator_devserver::{DevServer, DevServerOptions};
 
@@ -40,7 +40,7 @@ async fn every_answer_and_every_failed_try_is_counted_by_status() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gone = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let retry = RetryPolicy { attempts: 2, base: Duration::ZERO, max: Duration::ZERO };
+    let retry = RequestRetry { attempts: 2, base: Duration::ZERO, max: Duration::ZERO };
     let unreachable = client(&gone, ROOT).with_metrics(metrics.clone());
     let err = unreachable.request_with("GET", "sys/health", None, true, retry).await.unwrap_err();
     assert!(matches!(err, VaultError::Unavailable { .. }), "{err}");

@@ -73,7 +73,7 @@ impl ApiToken {
     /// `None` if neither is set.
     pub fn from_config(config: &Config) -> Result<Option<Self>, ApiTokenError> {
         if let Some(r) = &config.daemon.api_token {
-            let value = r.resolve(&config.base_dir).map_err(ApiTokenError::Unreadable)?;
+            let value = r.resolve(&config.base_dir).map_err(|e| ApiTokenError::Unreadable(e.to_string()))?;
             return Self::new(&value, "[daemon] api_token").map(Some);
         }
         match std::env::var(API_TOKEN_ENV) {

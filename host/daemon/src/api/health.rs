@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{Answer, ApiState, leases};
-use rotator_core::vault::{RetryPolicy, VaultError};
+use rotator_core::vault::{RequestRetry, VaultError};
 
 /// `/healthz` and `/livez`: the process is alive and serving HTTP. Nothing
 /// else is checked, so an orchestrator never restarts a daemon for a Vault
@@ -54,7 +54,7 @@ struct Readiness {
 
 impl Readiness {
     async fn check(state: &ApiState) -> Self {
-        let once = RetryPolicy::NONE;
+        let once = RequestRetry::NONE;
         // Standbys forward requests to the active node, so they count as ready.
         let health = "sys/health?standbyok=true&perfstandbyok=true";
         let vault =

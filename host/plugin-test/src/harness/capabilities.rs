@@ -25,7 +25,7 @@ fn uncovered(declared: &Grants, call: &CallRecord) -> Option<String> {
         "vault" => match parse_operation(&call.operation) {
             Ok(op) if declared.allows(op, &call.target) => None,
             Ok(_) => Some("no declared vault capability covers it".into()),
-            Err(e) => Some(e),
+            Err(e) => Some(e.to_string()),
         },
         "sql" => match SqlOperation::parse(&call.operation) {
             Some(op) if declared.allows_sql(op, &call.target) => None,

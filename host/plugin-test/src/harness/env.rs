@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
 use super::report::{CallRecord, Environment, PluginSummary};
-use super::{Harness, HarnessError, PluginSource, postgres};
+use super::{Harness, HarnessError, postgres};
 use rotator_core::config::{JobConfig, PluginRef, SecretLocation};
 use rotator_core::plugin::{
     CurrentSecret, Grants, HostCall, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext, VaultBridge,
@@ -81,11 +81,12 @@ impl Env {
     /// Load and check the plugin, start the dev server, prepare it.
     pub async fn start(h: Harness) -> Result<Self, HarnessError> {
         let options = RuntimeOptions { max_concurrent_runs: 8, ..RuntimeOptions::default() };
-        let runtime = Runtime::new(options).map_err(HarnessError::Start)?;
-        let (plugin, plugin_ref) = match &h.plugin {
-            PluginSource::Builtin(name) => (runtime.load_builtin(name, None)?, PluginRef::Builtin(name.clone())),
-            PluginSource::File(path) => (runtime.load_file(path, None)?, PluginRef::File(path.clone())),
+        let runtime = Runtime::new(options)?;
+        let plugin = match &h.plugin {
+            PluginRef::Builtin(name) => runtime.load_builtin(name, None)?,
+            PluginRef::File(path) => runtime.load_file(path, None)?,
         };
+        let plugin_ref = h.plugin.clone();
         let problems = plugin.validate_settings(&h.settings);
         if !problems.is_empty() {
             let shown = problems.into_iter().map(|p| format!("settings{}: {}", p.pointer.replace('/', "."), p.message));
@@ -98,7 +99,7 @@ impl Env {
             None => declared,
         };
         for g in &grants.vault {
-            g.validate().map_err(HarnessError::Grant)?;
+            g.validate().map_err(|e| HarnessError::Grant(e.into()))?;
         }
 
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));

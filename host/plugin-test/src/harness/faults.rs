@@ -14,7 +14,7 @@ use super::report::CallRecord;
 use super::walk::Walk;
 use rotator_core::plugin::Step;
 use rotator_core::rotation::{Observer, RotationEvent};
-use rotator_devserver::{DevServer, FaultPlan};
+use rotator_devserver::{DevServer, FaultRules};
 
 /// The status the injected fault answers with: a client error, so neither
 /// the Vault client nor a well-behaved plugin retries it away.
@@ -23,7 +23,7 @@ pub(super) const FAULT_STATUS: u16 = 400;
 /// The call that will fail and the fault that fails it.
 pub(super) struct TestFault {
     pub call: CallRecord,
-    pub plan: FaultPlan,
+    pub rules: FaultRules,
 }
 
 /// The HTTP methods that perform `operation` on Vault.
@@ -47,26 +47,26 @@ pub(super) fn test_fault(walk: &Walk) -> Result<TestFault, String> {
             "none of `test`'s host calls reached Vault".to_owned()
         }
     })?;
-    let plan = FaultPlan {
+    let rules = FaultRules {
         rate: 1.0,
         statuses: vec![FAULT_STATUS],
         path_prefix: Some(call.target.clone()),
         methods: methods(&call.operation),
-        ..FaultPlan::default()
+        ..FaultRules::default()
     };
-    Ok(TestFault { call: call.clone(), plan })
+    Ok(TestFault { call: call.clone(), rules })
 }
 
 /// Records a rotation's events and, given a fault, has the dev server fail
 /// `test`'s call while `test` runs.
 pub(super) struct Watch<'a> {
     server: &'a DevServer,
-    fault: Option<FaultPlan>,
+    fault: Option<FaultRules>,
     events: Mutex<Vec<(&'static str, &'static str)>>,
 }
 
 impl<'a> Watch<'a> {
-    pub fn new(server: &'a DevServer, fault: Option<FaultPlan>) -> Self {
+    pub fn new(server: &'a DevServer, fault: Option<FaultRules>) -> Self {
         Self { server, fault, events: Mutex::new(Vec::new()) }
     }
 
@@ -79,9 +79,9 @@ impl<'a> Watch<'a> {
 impl Observer for Watch<'_> {
     fn event(&self, e: &RotationEvent) {
         self.events.lock().unwrap_or_else(|p| p.into_inner()).push((e.step, e.outcome));
-        let Some(plan) = &self.fault else { return };
+        let Some(rules) = &self.fault else { return };
         match (e.step, e.outcome) {
-            ("set", "ok") => self.server.set_faults(Some(plan.clone())),
+            ("set", "ok") => self.server.set_faults(Some(rules.clone())),
             ("test" | "rollback" | "rotation", _) => self.server.set_faults(None),
             _ => {}
         }

@@ -36,7 +36,7 @@ enum Twice {
 
 /// Run `step` twice and compare.
 async fn twice(env: &Env, step: Step, ctx: &StepContext, pending: &SecretJson) -> Twice {
-    let first = match Session::start(env, JOB).await {
+    let mut first = match Session::start(env, JOB).await {
         Ok(s) => s,
         Err(e) => return Twice::Failed(format!("{step}: the plugin could not be started: {}", e.failure)),
     };
@@ -47,7 +47,7 @@ async fn twice(env: &Env, step: Step, ctx: &StepContext, pending: &SecretJson) -
     let paths = written_paths(&a.host_calls);
     let after_first = env.observe_all(&paths).await;
 
-    let second = match Session::start(env, JOB).await {
+    let mut second = match Session::start(env, JOB).await {
         Ok(s) => s,
         Err(e) => return Twice::Failed(format!("{step}: the plugin could not be started again: {}", e.failure)),
     };
@@ -80,7 +80,7 @@ pub(super) async fn check(env: &Env) -> CheckResult {
     };
     let base = current.as_ref().and_then(|c| c.version);
     let ctx = env.context(JOB, &uuid::Uuid::new_v4().to_string(), current);
-    let session = match Session::start(env, JOB).await {
+    let mut session = match Session::start(env, JOB).await {
         Ok(s) => s,
         Err(e) => return fail(format!("the plugin could not be started: {}", e.failure)),
     };

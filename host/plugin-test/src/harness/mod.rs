@@ -33,7 +33,7 @@ mod session;
 mod walk;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -44,32 +44,20 @@ pub use report::{
     CallRecord, CheckResult, Environment, PluginSummary, Report, Status, StepRecord, group_repeats, names,
 };
 
-use rotator_core::config::SecretLocation;
+use rotator_core::config::{PluginRef, SecretLocation};
+use rotator_core::plugin::grants::GrantError;
 use rotator_core::plugin::limits::STEP_TIMEOUT_RANGE;
-use rotator_core::plugin::{LoadError, Operation, RunLimits, VaultGrant};
+use rotator_core::plugin::{LoadError, Operation, RunLimits, RuntimeError, VaultGrant};
 use rotator_core::secret::SecretJson;
 use rotator_core::vault::{VaultClient, VaultError};
 
-/// Which plugin to test.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginSource {
-    /// A plugin embedded in rotator, by name (`kv-random`).
-    Builtin(String),
-    /// A component file.
-    File(PathBuf),
-}
-
-impl PluginSource {
-    /// A file if `s` names an existing file or ends in `.wasm`, else a
-    /// built-in name.
-    pub fn parse(s: &str) -> Self {
-        if s.ends_with(".wasm") || Path::new(s).is_file() { Self::File(s.into()) } else { Self::Builtin(s.into()) }
-    }
-}
-
-impl From<&str> for PluginSource {
-    fn from(s: &str) -> Self {
-        Self::parse(s)
+/// The plugin named on a command line: a file if `s` names an existing
+/// file or ends in `.wasm`, else a built-in name (`kv-random`).
+pub fn parse_plugin(s: &str) -> PluginRef {
+    if s.ends_with(".wasm") || Path::new(s).is_file() {
+        PluginRef::File(s.into())
+    } else {
+        PluginRef::Builtin(s.into())
     }
 }
 
@@ -86,9 +74,11 @@ pub enum HarnessError {
     #[error("settings do not match the plugin's schema:\n  {}", .0.join("\n  "))]
     Settings(Vec<String>),
     #[error("invalid grant: {0}")]
-    Grant(String),
+    Grant(ArgError),
     #[error("cannot start the harness: {0}")]
     Start(String),
+    #[error("cannot start the harness: {0}")]
+    Runtime(#[from] RuntimeError),
     #[error("dev server: {0}")]
     DevServer(#[from] std::io::Error),
     #[error("{action}: {source}")]
@@ -101,7 +91,7 @@ pub enum HarnessError {
 
 /// A plugin test: what to run, with what. Build it, then [`Harness::run`].
 pub struct Harness {
-    plugin: PluginSource,
+    plugin: PluginRef,
     settings: Value,
     /// `None`: the capabilities the plugin declares.
     grants: Option<Vec<VaultGrant>>,
@@ -116,9 +106,9 @@ impl Harness {
     /// Test `plugin` with the job settings `settings` and `grants` (`None`:
     /// grant exactly what the plugin declares). The job's secret is
     /// `secret/harness/app` unless [`Harness::secret`] says otherwise.
-    pub fn new(plugin: impl Into<PluginSource>, settings: Value, grants: Option<Vec<VaultGrant>>) -> Self {
+    pub fn new(plugin: PluginRef, settings: Value, grants: Option<Vec<VaultGrant>>) -> Self {
         Self {
-            plugin: plugin.into(),
+            plugin,
             settings,
             grants,
             secret: SecretLocation { mount: "secret".into(), path: "harness/app".into() },
@@ -194,32 +184,53 @@ impl Harness {
     }
 }
 
+/// Why a value given on the command line (or to the builder in `lib.rs`)
+/// was refused. Step timeouts, operations and grants are never secret, so
+/// the value is quoted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    #[error("invalid duration `{text}`: {why} (try \"500ms\", \"2s\")")]
+    Duration { text: String, why: String },
+    #[error(
+        "a step timeout must be between {} and {}, not {}",
+        humantime::format_duration(STEP_TIMEOUT_RANGE.0),
+        humantime::format_duration(STEP_TIMEOUT_RANGE.1),
+        humantime::format_duration(*.0)
+    )]
+    StepTimeout(Duration),
+    #[error("unknown operation `{0}` (read, write, delete, list)")]
+    Operation(String),
+    #[error("`{0}` is not PATH:OPS")]
+    NotPathOps(String),
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+}
+
 /// A step deadline from `"500ms"`, `"2s"`…, within the range a job's
 /// `limits.step_timeout` allows ([`STEP_TIMEOUT_RANGE`]).
-pub fn parse_step_timeout(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("invalid duration `{s}`: {e} (try \"500ms\", \"2s\")"))?;
+pub fn parse_step_timeout(s: &str) -> Result<Duration, ArgError> {
+    let d = humantime::parse_duration(s).map_err(|e| ArgError::Duration { text: s.to_owned(), why: e.to_string() })?;
     let (min, max) = STEP_TIMEOUT_RANGE;
     if d < min || d > max {
-        let show = humantime::format_duration;
-        return Err(format!("a step timeout must be between {} and {}, not {}", show(min), show(max), show(d)));
+        return Err(ArgError::StepTimeout(d));
     }
     Ok(d)
 }
 
 /// An operation by its policy name (`read`, `write`, `delete`, `list`).
-pub fn parse_operation(s: &str) -> Result<Operation, String> {
+pub fn parse_operation(s: &str) -> Result<Operation, ArgError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "read" => Ok(Operation::Read),
         "write" => Ok(Operation::Write),
         "delete" => Ok(Operation::Delete),
         "list" => Ok(Operation::List),
-        other => Err(format!("unknown operation `{other}` (read, write, delete, list)")),
+        other => Err(ArgError::Operation(other.to_owned())),
     }
 }
 
 /// A grant from `PATH:OPS`, e.g. `secret/data/app/*:read,write`.
-pub fn parse_grant(spec: &str) -> Result<VaultGrant, String> {
-    let (path, ops) = spec.rsplit_once(':').ok_or_else(|| format!("`{spec}` is not PATH:OPS"))?;
+pub fn parse_grant(spec: &str) -> Result<VaultGrant, ArgError> {
+    let (path, ops) = spec.rsplit_once(':').ok_or_else(|| ArgError::NotPathOps(spec.to_owned()))?;
     let operations = ops.split(',').map(parse_operation).collect::<Result<Vec<_>, _>>()?;
     let grant = VaultGrant { path: path.to_owned(), operations };
     grant.validate()?;
@@ -235,8 +246,8 @@ mod tests {
         let g = parse_grant("secret/data/app/*:read,write").unwrap();
         assert_eq!(g.path, "secret/data/app/*");
         assert_eq!(g.operations, vec![Operation::Read, Operation::Write]);
-        assert!(parse_grant("secret/data/app").unwrap_err().contains("PATH:OPS"));
-        assert!(parse_grant("secret/x:read,frob").unwrap_err().contains("unknown operation `frob`"));
+        assert!(parse_grant("secret/data/app").unwrap_err().to_string().contains("PATH:OPS"));
+        assert!(parse_grant("secret/x:read,frob").unwrap_err().to_string().contains("unknown operation `frob`"));
         assert!(parse_grant("secret/*/x:read").is_err());
     }
 
@@ -245,14 +256,14 @@ mod tests {
         assert_eq!(parse_step_timeout("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_step_timeout("100ms"), Ok(Duration::from_millis(100)));
         assert_eq!(parse_step_timeout("10m"), Ok(Duration::from_secs(600)));
-        assert!(parse_step_timeout("99ms").unwrap_err().contains("between 100ms and 10m"));
-        assert!(parse_step_timeout("11m").unwrap_err().contains("not 11m"));
-        assert!(parse_step_timeout("soon").unwrap_err().contains("invalid duration `soon`"));
+        assert!(parse_step_timeout("99ms").unwrap_err().to_string().contains("between 100ms and 10m"));
+        assert!(parse_step_timeout("11m").unwrap_err().to_string().contains("not 11m"));
+        assert!(parse_step_timeout("soon").unwrap_err().to_string().contains("invalid duration `soon`"));
     }
 
     #[test]
     fn plugin_sources_are_files_or_builtin_names() {
-        assert_eq!(PluginSource::parse("kv-random"), PluginSource::Builtin("kv-random".into()));
-        assert_eq!(PluginSource::parse("target/x.wasm"), PluginSource::File("target/x.wasm".into()));
+        assert_eq!(parse_plugin("kv-random"), PluginRef::Builtin("kv-random".into()));
+        assert_eq!(parse_plugin("target/x.wasm"), PluginRef::File("target/x.wasm".into()));
     }
 }

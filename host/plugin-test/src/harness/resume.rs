@@ -23,7 +23,7 @@ use super::walk::Walk;
 use rotator_core::crash::{Action, At, Point, all_points};
 use rotator_core::rotation::{RotateOptions, RotationError};
 use rotator_core::state::{Outcome, Stage};
-use rotator_devserver::FaultPlan;
+use rotator_devserver::FaultRules;
 
 /// What the interrupted run left staged.
 struct Staged {
@@ -39,7 +39,7 @@ async fn secret_state(env: &Env) -> Result<SecretState, String> {
 /// Interrupt a rotation of `job` at `point`, resume it, check the end
 /// state. `Ok(false)`: the rotation completed without passing the point
 /// (on the rollback path: `test` did not fail under the fault).
-async fn one_point(env: &Env, job_id: &str, point: Point, fault: Option<&FaultPlan>) -> Result<bool, String> {
+async fn one_point(env: &Env, job_id: &str, point: Point, fault: Option<&FaultRules>) -> Result<bool, String> {
     let job = env.job(job_id);
     let before = secret_state(env).await?;
     let watch = Watch::new(&env.server, fault.cloned());
@@ -137,16 +137,16 @@ pub(super) async fn check(env: &Env, walk: &Walk) -> CheckResult {
     let points = all_points();
     for (i, point) in points.iter().enumerate() {
         let on_rollback_path = matches!(point.at, At::Action(Action::Rollback | Action::RecordRollback));
-        let plan = match (&fault, on_rollback_path) {
+        let rules = match (&fault, on_rollback_path) {
             (_, false) => None,
-            (Ok(f), true) => Some(&f.plan),
+            (Ok(f), true) => Some(&f.rules),
             (Err(_), true) => {
                 unreachable.push(point.to_string());
                 continue;
             }
         };
         let job = format!("harness-crash-{i}");
-        match one_point(env, &job, *point, plan).await {
+        match one_point(env, &job, *point, rules).await {
             Ok(true) => reached += 1,
             Ok(false) => not_failed.push(point.to_string()),
             // Each point has a job of its own; without its id, the same

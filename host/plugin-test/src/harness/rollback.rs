@@ -31,7 +31,7 @@ pub(super) async fn check(env: &Env, walk: &Walk) -> CheckResult {
     let before_target = env.observe_all(&targets).await;
     let before = env.secret_state().await;
 
-    let watch = Watch::new(&env.server, Some(fault.plan.clone()));
+    let watch = Watch::new(&env.server, Some(fault.rules.clone()));
     let result =
         env.job(JOB).rotate_with(&env.store, RotateOptions { observer: &watch, ..RotateOptions::new("harness") }).await;
     let rollback_ran = watch.saw("rollback", "ok");

@@ -4,8 +4,8 @@
 //! `set` or `test` (or promotion) is followed by `rollback`, as in the
 //! daemon, and ends the walk.
 //!
-//! The walk calls the plugin directly (one run, like one rotation) rather
-//! than through [`rotator_core::rotation`], so every step's host calls are known
+//! The walk drives one plugin session (one instance, like one rotation)
+//! rather than [`rotator_core::rotation`], so every step's host calls are known
 //! exactly; the staged protocol itself is exercised by the crash-resume and
 //! rollback checks. The dev server's request counts around `plan` are kept
 //! for the plan check.
@@ -64,7 +64,7 @@ pub(super) async fn run(env: &Env) -> Walk {
         }
     };
     walk.steps.push(host_step("read-secret", started, None));
-    let session = match Session::start(env, JOB).await {
+    let mut session = match Session::start(env, JOB).await {
         Ok(s) => s,
         Err(e) => {
             walk.steps.push(host_step("instantiate", Instant::now(), Some(e.failure.to_string())));
@@ -84,14 +84,14 @@ pub(super) async fn run(env: &Env) -> Walk {
     let (record, created) = session.create(env, &ctx).await;
     walk.steps.push(record);
     let Ok(pending) = created else { return walk };
-    rotate(env, &session, &ctx, &pending, base, &mut walk.steps).await;
+    rotate(env, &mut session, &ctx, &pending, base, &mut walk.steps).await;
     walk
 }
 
 /// set → test → promote → finish, or rollback after a failure.
 async fn rotate(
     env: &Env,
-    session: &Session,
+    session: &mut Session,
     ctx: &StepContext,
     pending: &SecretJson,
     base: Option<u64>,

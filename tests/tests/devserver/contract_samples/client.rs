@@ -17,13 +17,13 @@ fn ensure(ok: bool, what: impl FnOnce() -> String) -> Parsed {
 
 /// `VaultClient::kv_read` on a KV v1 mount.
 pub fn kv1_read(body: &Value) -> Parsed {
-    let secret = parse_read(KvVersion::V1, body)?.ok_or("no secret")?;
+    let secret = parse_read(KvVersion::V1, body).map_err(|e| e.to_string())?.ok_or("no secret")?;
     ensure(secret.version.is_none() && secret.data.fields()["foo"] == "bar", || "v1 fields".into())
 }
 
 /// `VaultClient::kv_read` on a KV v2 mount.
 pub fn kv2_read(body: &Value) -> Parsed {
-    let secret = parse_read(KvVersion::V2, body)?.ok_or("no live version")?;
+    let secret = parse_read(KvVersion::V2, body).map_err(|e| e.to_string())?.ok_or("no live version")?;
     ensure(secret.version == Some(2) && secret.data.fields()["foo"] == "bar", || "v2 version and fields".into())
 }
 
@@ -64,7 +64,7 @@ pub fn lease_renewed(body: &Value) -> Parsed {
 
 /// `LeaseApi::fetch` of database credentials.
 pub fn dynamic(body: &Value) -> Parsed {
-    let secret = parse_dynamic("database/creds/readonly", body)?;
+    let secret = parse_dynamic("database/creds/readonly", body).map_err(|e| e.to_string())?;
     ensure(secret.data.field_names() == ["password", "username"], || "username and password".into())
 }
 

@@ -4,7 +4,7 @@
 //! provoked with the dev server's fault injection, which answers in
 //! Vault's own bodies.
 
-use rotator_devserver::FaultPlan;
+use rotator_devserver::FaultRules;
 use rotator_tests::ROOT;
 use rotator_tests::contract::Sample;
 use serde_json::{Value, json};
@@ -34,14 +34,14 @@ pub fn empty_list<'a>(b: &'a Bench<'a>, _s: &'a Sample) -> Fut<'a> {
 
 /// The next request to `path` answered with `status` by fault injection.
 async fn fault(b: &Bench<'_>, status: u16, path: &str) -> Answer {
-    let plan = FaultPlan {
+    let rules = FaultRules {
         rate: 1.0,
         statuses: vec![status],
         path_prefix: Some(path.to_owned()),
         remaining: Some(1),
         ..Default::default()
     };
-    b.server.set_faults(Some(plan));
+    b.server.set_faults(Some(rules));
     b.root("GET", path, None).await
 }
 

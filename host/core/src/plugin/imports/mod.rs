@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use self::budget::{CallBudget, Gate, Gated};
 pub use self::log::{LogBuffer, LogLevel};
-pub use self::sql::{SqlError, SqlSessions, SqlValue, substitute_parameters};
+pub use self::sql::{SqlError, SqlSessions, SqlValue, SubstituteError, substitute_parameters};
 pub use self::vault::{VaultBridge, VaultError};
 use super::grants::Grants;
 use super::run::RunConfig;

@@ -38,7 +38,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
-pub use self::statement::substitute as substitute_parameters;
+pub use self::statement::{SubstituteError, substitute as substitute_parameters};
 use super::{CallOutcome, HostCall, HostState, NOT_GRANTED, READ_ONLY, VaultBridge};
 use crate::plugin::connections::{SqlConnection, SqlConnections, SqlCredentials};
 use crate::plugin::grants::SqlOperation;
@@ -198,7 +198,7 @@ impl<'a> Prepared<'a> {
         if statement::is_preparable(keyword) {
             return Ok(Self::Bound { statement, params: params.iter().map(values::Param).collect() });
         }
-        statement::substitute(statement, params).map(Self::Substituted).map_err(SqlError::Failed)
+        statement::substitute(statement, params).map(Self::Substituted).map_err(|e| SqlError::Failed(e.to_string()))
     }
 }
 

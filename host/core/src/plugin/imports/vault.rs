@@ -195,7 +195,8 @@ impl HostState {
     /// Write a new version of a KV secret; its version.
     pub fn kv_write(&mut self, mount: String, path: String, data: String, cas: Option<u64>) -> Result<u64, VaultError> {
         let KvTarget { mount, path, api } = self.kv_target("vault.kv-write", Operation::Write, &mount, &path)?;
-        let data = SecretJson::parse(data).map_err(|m| VaultError::Status { code: 400, errors: vec![m] })?;
+        let data =
+            SecretJson::parse(data).map_err(|m| VaultError::Status { code: 400, errors: vec![m.to_string()] })?;
         self.call(
             "vault.kv-write",
             Operation::Write,

@@ -47,9 +47,21 @@ fn skip_blank(mut s: &str) -> &str {
     }
 }
 
+/// Why parameters could not be substituted. Names the placeholder, never a
+/// value (the values are typically the new password).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubstituteError {
+    #[error("the statement uses ${index} but {given} parameter(s) were given")]
+    NoSuchParameter { index: usize, given: usize },
+    #[error("parameter ${0}: text contains a NUL character, which PostgreSQL cannot store")]
+    NulInText(usize),
+    #[error("a statement with substituted parameters must be a single statement")]
+    NotSingle,
+}
+
 /// Replace every `$n` outside quotes and comments with `params[n-1]` as a
 /// literal. Errors name the placeholder, never a value.
-pub fn substitute(statement: &str, params: &[SqlValue]) -> Result<String, String> {
+pub fn substitute(statement: &str, params: &[SqlValue]) -> Result<String, SubstituteError> {
     let b = statement.as_bytes();
     let mut out = String::with_capacity(statement.len() + 16);
     // Start of the text not yet copied to `out`.
@@ -69,11 +81,12 @@ pub fn substitute(statement: &str, params: &[SqlValue]) -> Result<String, String
             }
             b'$' if !follows_identifier(b, i) => match dollar(b, i) {
                 Dollar::Placeholder { index, end } => {
-                    let value = index.checked_sub(1).and_then(|n| params.get(n)).ok_or_else(|| {
-                        format!("the statement uses ${index} but {} parameter(s) were given", params.len())
-                    })?;
+                    let value = index
+                        .checked_sub(1)
+                        .and_then(|n| params.get(n))
+                        .ok_or(SubstituteError::NoSuchParameter { index, given: params.len() })?;
                     out.push_str(&statement[copied..i]);
-                    literal(&mut out, value).map_err(|why| format!("parameter ${index}: {why}"))?;
+                    literal(&mut out, value).map_err(|NulInText| SubstituteError::NulInText(index))?;
                     copied = end;
                     end
                 }
@@ -93,15 +106,18 @@ pub fn substitute(statement: &str, params: &[SqlValue]) -> Result<String, String
         let token = &b[start..i.min(b.len())];
         let blank = token.iter().all(u8::is_ascii_whitespace) || token.starts_with(b"--") || token.starts_with(b"/*");
         if ended && !blank && token != b";" {
-            return Err("a statement with substituted parameters must be a single statement".into());
+            return Err(SubstituteError::NotSingle);
         }
     }
     out.push_str(&statement[copied..]);
     Ok(out)
 }
 
+/// Text holding a NUL, which no PostgreSQL literal can carry.
+struct NulInText;
+
 /// Append `value` as an SQL literal.
-fn literal(out: &mut String, value: &SqlValue) -> Result<(), String> {
+fn literal(out: &mut String, value: &SqlValue) -> Result<(), NulInText> {
     match value {
         SqlValue::Null => out.push_str("NULL"),
         SqlValue::Boolean(true) => out.push_str("TRUE"),
@@ -115,7 +131,7 @@ fn literal(out: &mut String, value: &SqlValue) -> Result<(), String> {
         SqlValue::Float(f) => out.push_str(&format!(" {f:?}")),
         SqlValue::Text(s) => {
             if s.contains('\0') {
-                return Err("text contains a NUL character, which PostgreSQL cannot store".into());
+                return Err(NulInText);
             }
             out.push_str(" E'");
             for ch in s.chars() {
@@ -274,13 +290,13 @@ mod tests {
 
     #[test]
     fn bad_placeholders_and_second_statements_are_refused_without_values() {
-        let err = substitute("ALTER ROLE x PASSWORD $2", &[text("hunter22")]).unwrap_err();
+        let err = substitute("ALTER ROLE x PASSWORD $2", &[text("hunter22")]).unwrap_err().to_string();
         assert!(err.contains("$2") && !err.contains("hunter22"), "{err}");
         assert!(substitute("ALTER ROLE x PASSWORD $0", &[text("pw")]).is_err());
-        let err = substitute("ALTER ROLE x PASSWORD $1; DROP ROLE y", &[text("pw")]).unwrap_err();
+        let err = substitute("ALTER ROLE x PASSWORD $1; DROP ROLE y", &[text("pw")]).unwrap_err().to_string();
         assert!(err.contains("single statement"), "{err}");
         assert!(substitute("ALTER ROLE x PASSWORD $1; -- done\n", &[text("pw")]).is_ok());
-        let err = substitute("ALTER ROLE x PASSWORD $1", &[text("a\0b")]).unwrap_err();
+        let err = substitute("ALTER ROLE x PASSWORD $1", &[text("a\0b")]).unwrap_err().to_string();
         assert!(err.contains("NUL"), "{err}");
     }
 }
