@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use queue::DeadlineQueue;
 use registry::{Registry, Unclaimed};
 use rotator_core::metrics::Metrics;
-use rotator_core::rotation::{Job, Observer, RotateOptions, RotationError, RotationEvent, RotationReport};
+use rotator_core::rotation::{Job, Observer, RotateOptions, Rotation, RotationError, RotationEvent, RotationReport};
 use rotator_core::schedule::cycle::{self, Due, RunOutcome};
 use rotator_core::state::{JobState, StateStore, Versioned};
 use rotator_core::supervise::{self, Panicked};
@@ -322,20 +322,16 @@ impl Scheduler {
         manual: bool,
     ) -> (Result<RotationReport, RotationError>, Option<JobState>) {
         let schedule = job.config.schedule.clone();
-        let booked: Arc<Mutex<Option<JobState>>> = Arc::default();
-        let slot = booked.clone();
         let finalize = Box::new(move |state: &mut JobState, result: Result<(), &RotationError>| {
             let outcome = match result {
                 Ok(()) => RunOutcome::Rotated,
                 Err(e) => RunOutcome::Failed { retryable: e.is_transient() },
             };
             cycle::after_run(&schedule, state, outcome, OffsetDateTime::now_utc(), manual, &mut rand::rng());
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(state.clone());
         });
         let options = RotateOptions { finalize: Some(finalize), ..RotateOptions::new(actor) };
         let options = RotateOptions { observer: &*self.inner, ..options };
-        let result = job.rotate_with(&self.inner.store, options).await;
-        let booked = booked.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Rotation { result, recorded } = job.rotate_recorded(&self.inner.store, options).await;
         match &result {
             Ok(r) => {
                 tracing::info!(job = %job.config.id, version = ?r.new_version, resumed = r.resumed_from.is_some(), "rotated")
@@ -344,17 +340,14 @@ impl Scheduler {
                 tracing::error!(job = %job.config.id, transient = e.is_transient(), error = %e, "rotation failed")
             }
         }
-        let state = match &result {
+        let state = match (&result, recorded) {
             // The final record was written, with the booking in it.
-            Ok(_) => booked,
-            // Booked in memory, but the final write itself failed.
-            Err(e @ RotationError::State(_)) => {
-                Some(self.book_failure(job, e.is_transient(), e.to_string(), manual).await)
-            }
-            Err(_) if booked.is_some() => booked,
-            // The run ended before a final record (nothing staged, or PENDING
-            // kept for the next run): book the failure here.
-            Err(e) => Some(self.book_failure(job, e.is_transient(), e.to_string(), manual).await),
+            (_, Some(state)) => Some(state),
+            // The run ended before a final record was written (nothing
+            // staged, PENDING kept for the next run, or that write failed):
+            // book the failure here, once.
+            (Err(e), None) => Some(self.book_failure(job, e.is_transient(), e.to_string(), manual).await),
+            (Ok(_), None) => None,
         };
         (result, state)
     }
