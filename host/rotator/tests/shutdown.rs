@@ -39,7 +39,7 @@ async fn sigint_during_a_rotation_lets_it_finish_and_exits_0() {
 
     held.batch_execute("ROLLBACK").await.unwrap();
     let status = tokio::task::spawn_blocking(move || (daemon.child.wait().unwrap(), daemon)).await.unwrap();
-    let (status, daemon) = status;
+    let (status, mut daemon) = status;
     assert_eq!(status.code(), Some(0), "rotator stopped with {status}:\n{}", daemon.output());
     // Finished, not abandoned: one rotation, no PENDING, and the password in
     // Vault is the one PostgreSQL accepts.

@@ -108,6 +108,7 @@ impl Rig {
 pub struct Proc {
     pub child: Child,
     output: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
@@ -116,17 +117,20 @@ impl Proc {
         let output = Arc::new(Mutex::new(String::new()));
         let pipes: [Box<dyn Read + Send>; 2] =
             [Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
-        for pipe in pipes {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let mut out = output.lock().unwrap();
-                    out.push_str(&line);
-                    out.push('\n');
-                }
-            });
-        }
-        Self { child, output }
+        let readers = pipes
+            .into_iter()
+            .map(|pipe| {
+                let output = output.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                        let mut out = output.lock().unwrap();
+                        out.push_str(&line);
+                        out.push('\n');
+                    }
+                })
+            })
+            .collect();
+        Self { child, output, readers }
     }
 
     /// Send signal `name` (`TERM`, `INT`) to the daemon.
@@ -140,9 +144,17 @@ impl Proc {
         self.output.lock().unwrap().contains("daemon started")
     }
 
-    pub fn output(&self) -> String {
-        // Let the reader threads drain what the process wrote last.
-        std::thread::sleep(Duration::from_millis(50));
+    pub fn output(&mut self) -> String {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            // Exited: its pipes are closed, so the readers end at EOF.
+            // Waiting for them (not for a fixed time) never misses the
+            // last line, such as an abort's "crash point" on a loaded machine.
+            for reader in self.readers.drain(..) {
+                let _ = reader.join();
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         self.output.lock().unwrap().clone()
     }
 }
