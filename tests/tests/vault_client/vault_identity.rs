@@ -277,9 +277,15 @@ async fn userpass_logs_in_again_by_name_and_password_and_never_shows_the_passwor
     std::fs::write(dir.path().join("password"), second).unwrap();
     setup::identity(&cfg, &client).await.expect("the new password logs in");
 
-    // A username that would leave its path segment never reaches Vault.
-    let bad = toml.replace("username = \"rotator\"", "username = \"../token\"");
-    let cfg = rotator_core::config::parse("userpass.toml", &bad, dir.path()).unwrap();
-    let refused = setup::identity(&cfg, &client).await.unwrap_err().to_string();
-    assert!(refused.contains("must be one path segment"), "{refused}");
+    // A username that would leave its path segment, or hide a `/` or `.`
+    // in an escape, never reaches Vault: the request log stays empty.
+    server.start_request_log();
+    for hostile in ["../token", "a/b", "", "..", ".", "a%2Fb", "%2e%2e", "a\\b", " rotator", "a?x=1", "a#b"] {
+        let bad = toml.replace("username = \"rotator\"", &format!("username = {hostile:?}"));
+        let cfg = rotator_core::config::parse("userpass.toml", &bad, dir.path()).unwrap();
+        let refused = setup::identity(&cfg, &client).await.expect_err(hostile).to_string();
+        assert!(!refused.contains(second), "{hostile}: {refused}");
+    }
+    let reached = server.take_request_log();
+    assert!(reached.is_empty(), "hostile usernames reached the server: {reached:?}");
 }

@@ -99,10 +99,15 @@ impl AuthMethod {
         let (mount, body) = match self {
             Self::Token | Self::TokenFile(_) => return Ok(None),
             Self::UserPass { mount, username, password } => {
-                // The username is a path segment: the client's path rules
-                // refuse one that would leave it (`/`, `..`, escapes).
-                if username.is_empty() || username.contains('/') {
-                    return Err(VaultError::Config(format!("userpass username {username:?} must be one path segment")));
+                // The username becomes one path segment, checked by the same
+                // rules as every path (no `..`, escapes, `?` or `#`): the
+                // request path itself would read a `?` as a query string.
+                let one_segment = super::path::VaultPath::parse(username).is_ok_and(|p| p.segments().count() == 1);
+                if !one_segment {
+                    return Err(VaultError::Config(format!(
+                        "userpass username {} must be one path segment",
+                        super::path::shown(username)
+                    )));
                 }
                 login = format!("login/{username}");
                 (mount, json!({ "password": secret(password)?.expose_secret() }))
