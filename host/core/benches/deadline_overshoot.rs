@@ -44,7 +44,7 @@ fn main() {
         (Duration::from_secs(10), (iterations / 10).max(3)),
     ] {
         let limits = RunLimits { step_timeout: deadline, ..Default::default() };
-        let config = RunConfig { limits, grants: Default::default(), vault: None, sql: Default::default() };
+        let config = RunConfig { limits, ..RunConfig::default() };
         let mut overshoot = Vec::with_capacity(runs as usize);
         for _ in 0..runs {
             let mut run = spin.start("bench", config.clone()).expect("start");

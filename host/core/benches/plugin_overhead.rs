@@ -13,10 +13,9 @@
 //! `{"field": "password", "length": 32}` (the Python and JavaScript examples
 //! of `plugins/examples/` take them); the native twin is kv-random's alone.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rotator_core::plugin::{CurrentSecret, Grants, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext};
+use rotator_core::plugin::{CurrentSecret, RunConfig, Runtime, RuntimeOptions, StepContext};
 use rotator_core::secret::SecretJson;
 use serde_json::{Map, Value, json};
 
@@ -119,12 +118,7 @@ fn main() {
         None => runtime.load_builtin("kv-random", None).unwrap(),
     };
     let job_settings = if file.is_some() { json!({"field": "password", "length": 32}) } else { settings() };
-    let config = RunConfig {
-        limits: RunLimits::default(),
-        grants: Arc::new(Grants::default()),
-        vault: None,
-        sql: Default::default(),
-    };
+    let config = RunConfig::default();
     let ctx = StepContext {
         job_id: "bench".into(),
         rotation_id: "bench-rotation".into(),

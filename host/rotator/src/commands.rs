@@ -10,7 +10,7 @@ use clap::Args;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use rotator_core::audit;
 use rotator_core::config::{self, Config};
-use rotator_core::plugin::{Capability, Runtime, RuntimeOptions};
+use rotator_core::plugin::{Access, Capability, Runtime, RuntimeOptions};
 use rotator_daemon::api::{API_TOKEN_ENV, ApiToken};
 use rotator_daemon::daemon::Daemon;
 use rotator_daemon::setup::{self, VaultOverride};
@@ -316,9 +316,18 @@ pub fn inspect(what: &str) -> anyhow::Result<ExitCode> {
                     println!("  vault {} [{}]", g.path, ops.join(", "));
                 }
                 Capability::Sql(connection) => println!("  sql {connection}"),
+                Capability::Http(g) => {
+                    let any = |l: &[String]| if l.is_empty() { "any".to_owned() } else { l.join(", ") };
+                    println!("  http {} paths [{}] methods [{}]", g.origin, any(&g.paths), any(&g.methods));
+                }
             }
         }
     }
+    match info.access {
+        Access::Values => println!("secrets:      values"),
+        Access::Handles => println!("secrets:      handles (reads in clear: {})", info.visible_fields.join(", ")),
+    }
+    println!("wit:          rotator:plugin@{}", plugin.wit_version());
     println!("settings schema:\n{}", serde_json::to_string_pretty(&info.settings_schema)?);
     Ok(ExitCode::SUCCESS)
 }

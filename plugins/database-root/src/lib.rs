@@ -9,8 +9,8 @@
 //! previous password is gone once Vault has changed it.
 
 use rotator_plugin_sdk::{
-    Action, Capability, Context, Guest, Json, Level, Operation, PluginInfo, RotateError, Secret, Step, VaultAccess,
-    log, settings, vault,
+    Action, Capability, Context, Guest, Level, NewSecret, Operation, PluginInfo, RotateError, Secret, SecretAccess,
+    Step, VaultAccess, log, settings, vault,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -52,6 +52,8 @@ impl Guest for DatabaseRoot {
                 access("+/creds/*", vec![Operation::Read]),
                 access("sys/leases/revoke", vec![Operation::Write]),
             ],
+            access: SecretAccess::Values,
+            visible_fields: Vec::new(),
         }
     }
 
@@ -73,9 +75,9 @@ impl Guest for DatabaseRoot {
         Ok(actions)
     }
 
-    fn create(ctx: Context) -> Result<Json, RotateError> {
+    fn create(ctx: Context) -> Result<NewSecret, RotateError> {
         let _: Settings = settings(&ctx)?;
-        Ok("{}".into())
+        Ok(String::from("{}").into())
     }
 
     fn set(ctx: Context, _pending: Secret) -> Result<(), RotateError> {

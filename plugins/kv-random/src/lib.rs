@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use rotator_plugin_sdk::{
-    Action, Context, Guest, Json, PluginInfo, RotateError, Secret, Step, fields, settings, to_json,
+    Action, Context, Guest, NewSecret, PluginInfo, RotateError, Secret, SecretAccess, Step, fields, settings, to_json,
 };
 use serde_json::{Map, Value};
 use settings::{Job, Settings};
@@ -55,6 +55,8 @@ impl Guest for KvRandom {
             description: "Sets one field of a KV secret to a random value that obeys a password policy".into(),
             settings_schema: SCHEMA.into(),
             capabilities: Vec::new(),
+            access: SecretAccess::Values,
+            visible_fields: Vec::new(),
         }
     }
 
@@ -80,7 +82,7 @@ impl Guest for KvRandom {
         ])
     }
 
-    fn create(ctx: Context) -> Result<Json, RotateError> {
+    fn create(ctx: Context) -> Result<NewSecret, RotateError> {
         let s = Job::load(&ctx)?;
         let mut data = match &ctx.current {
             Some(cur) => fields(&cur.data)?,
@@ -91,7 +93,7 @@ impl Guest for KvRandom {
         }
         let value = s.policy.generate().map_err(RotateError::Transient)?;
         data.insert(s.field.clone(), Value::String(value));
-        Ok(to_json(data))
+        Ok(to_json(data).into())
     }
 
     fn set(_ctx: Context, _pending: Secret) -> Result<(), RotateError> {

@@ -26,8 +26,8 @@
 
 use rotator_plugin_sdk::sql::{self, Connection, quote_ident};
 use rotator_plugin_sdk::{
-    Action, Capability, Context, Guest, Json, Level, PluginInfo, RotateError, Secret, Step, fields, log, settings,
-    to_json,
+    Action, Capability, Context, Guest, Level, NewSecret, PluginInfo, RotateError, Secret, SecretAccess, Step, fields,
+    log, settings, to_json,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -179,6 +179,8 @@ impl Guest for PostgresPassword {
             description: "Rotates a PostgreSQL role's password, for one role or two roles taking turns".into(),
             settings_schema: SCHEMA.into(),
             capabilities: vec![Capability::Sql("*".into())],
+            access: SecretAccess::Values,
+            visible_fields: Vec::new(),
         }
     }
 
@@ -206,7 +208,7 @@ impl Guest for PostgresPassword {
         Ok(actions)
     }
 
-    fn create(ctx: Context) -> Result<Json, RotateError> {
+    fn create(ctx: Context) -> Result<NewSecret, RotateError> {
         let job = Job::load(&ctx)?;
         let current = Credential::current(&ctx)?;
         let mut data = match &ctx.current {
@@ -215,7 +217,7 @@ impl Guest for PostgresPassword {
         };
         data.insert("username".into(), Value::String(job.target(current.as_ref()).to_owned()));
         data.insert("password".into(), Value::String(generate(job.length)?));
-        Ok(to_json(data))
+        Ok(to_json(data).into())
     }
 
     fn set(ctx: Context, pending: Secret) -> Result<(), RotateError> {

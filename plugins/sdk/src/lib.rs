@@ -15,7 +15,7 @@
 
 wit_bindgen::generate!({
     world: "plugin",
-    path: "../../wit/rotator-plugin@0.1.0",
+    path: "../../wit/rotator-plugin@0.2.0",
     pub_export_macro: true,
     export_macro_name: "export",
     default_bindings_module: "rotator_plugin_sdk",
@@ -24,7 +24,8 @@ wit_bindgen::generate!({
 pub use exports::rotator::plugin::rotator::Guest;
 pub use rotator::plugin::log::{self as log_api, Level};
 pub use rotator::plugin::types::{
-    Action, Capability, Context, Json, Operation, PluginInfo, RotateError, Secret, Step, VaultAccess,
+    Action, Capability, CharsetRule, Context, FieldHandle, GeneratedField, Handle, HttpAccess, Json, NewSecret,
+    Operation, PluginInfo, RotateError, Secret, SecretAccess, Step, ValuePolicy, VaultAccess,
 };
 pub use rotator::plugin::vault::{self, VaultError, VaultStatus};
 
@@ -51,6 +52,20 @@ pub fn fields(data: &str) -> Result<Map<String, Value>, RotateError> {
 /// Serialize secret fields back to the JSON the host expects.
 pub fn to_json(map: Map<String, Value>) -> Json {
     Value::Object(map).to_string()
+}
+
+/// A new secret the plugin wrote whole (every field's value in `data`).
+impl From<Json> for NewSecret {
+    fn from(data: Json) -> Self {
+        NewSecret { data, generate: Vec::new() }
+    }
+}
+
+impl Secret {
+    /// The handle of `field`, if the secret has that field.
+    pub fn handle(&self, field: &str) -> Option<&Handle> {
+        self.handles.iter().find(|h| h.field == field).map(|h| &h.handle)
+    }
 }
 
 /// Log a message through the host (which tags it with job and plugin).

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use rotator_core::plugin::{Failure, Grants, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext};
+use rotator_core::plugin::{Failure, Plugin, RunConfig, Runtime, RuntimeOptions, StepContext};
 use rotator_core::secret::SecretJson;
 use rotator_plugin_test::{PluginTest, Status, names};
 use rotator_tests::{dev_server, jobs_in, store};
@@ -240,13 +240,7 @@ async fn js_kv_rotates_a_secret_on_the_dev_server() {
 /// Step `create` (or `test` with `pending`) run directly, so settings the
 /// job's schema would refuse reach the plugin's own checks.
 fn step(plugin: &Plugin, settings: Value, pending: Option<&str>) -> Result<(), Failure> {
-    let config = RunConfig {
-        limits: RunLimits::default(),
-        grants: Arc::new(Grants::default()),
-        vault: None,
-        sql: Arc::default(),
-    };
-    let mut run = plugin.start("errors", config).map_err(|e| e.failure)?;
+    let mut run = plugin.start("errors", RunConfig::default()).map_err(|e| e.failure)?;
     let ctx = StepContext { job_id: "errors".into(), rotation_id: "r1".into(), settings, current: None, attempt: 1 };
     let result = match pending {
         Some(data) => run.test(&ctx, &SecretJson::new(data.to_owned())),

@@ -297,7 +297,7 @@ impl Smuggler {
             limits: RunLimits::default(),
             grants: Arc::new(grants()),
             vault: Some(VaultBridge { client, handle: Handle::current() }),
-            sql: Default::default(),
+            ..RunConfig::default()
         };
         Self { plugin, config }
     }

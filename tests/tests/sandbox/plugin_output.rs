@@ -42,7 +42,7 @@ fn ctx(job: &str, mode: &str, current: Option<&str>) -> StepContext {
 }
 
 fn config(limits: RunLimits) -> RunConfig {
-    RunConfig { limits, grants: Arc::new(Grants::default()), vault: None, sql: Default::default() }
+    RunConfig { limits, grants: Arc::new(Grants::default()), vault: None, ..RunConfig::default() }
 }
 
 /// `secret` shows nowhere in `text`, whole or as the start of a piece cut
@@ -164,7 +164,7 @@ async fn host_calls_past_the_cap_are_refused_unrecorded_and_fail_the_step() {
         limits,
         grants: Arc::new(Grants { vault: vec![grant], ..Grants::default() }),
         vault: Some(VaultBridge { client, handle: Handle::current() }),
-        sql: Default::default(),
+        ..RunConfig::default()
     };
     let job = "flood-calls";
     let p = flood();

@@ -25,7 +25,7 @@ fn ctx(settings: serde_json::Value) -> StepContext {
 }
 
 fn config(limits: RunLimits) -> RunConfig {
-    RunConfig { limits, grants: Arc::new(Grants::default()), vault: None, sql: Default::default() }
+    RunConfig { limits, grants: Arc::new(Grants::default()), vault: None, ..RunConfig::default() }
 }
 
 /// kv-random still works on the same runtime: the sandbox broke nothing.

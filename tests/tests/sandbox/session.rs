@@ -3,8 +3,6 @@
 //! pool, and each step's answer carrying exactly the host calls that step
 //! made (no lock to read them back through).
 
-use std::sync::Arc;
-
 use rotator_core::plugin::{CallOutcome, RunConfig, Session, Step, StepContext, VaultBridge};
 use rotator_core::secret::SecretJson;
 use rotator_tests::{dev_server, fixture, jobs};
@@ -24,7 +22,7 @@ async fn each_step_reports_its_own_host_calls_and_the_session_keeps_them_all() {
         limits: job.config.limits,
         grants: job.config.grants.clone(),
         vault: Some(VaultBridge { client: vault.clone(), handle: Handle::current() }),
-        sql: Arc::default(),
+        ..RunConfig::default()
     };
     let ctx = StepContext {
         job_id: "meddled".into(),

@@ -52,7 +52,7 @@ pub use sql::{SqlConnection, SqlConnections, SqlCredentials};
 pub use crate::secret::SecretRef;
 pub use crate::vault::kv::SecretLocation;
 
-use crate::plugin::{Grants, RunLimits};
+use crate::plugin::{Access, Grants, RunLimits};
 use crate::schedule::Schedule;
 
 /// A whole configuration file, validated.
@@ -309,6 +309,11 @@ pub struct JobConfig {
     pub grants: Arc<Grants>,
     /// The SQL connections the job's grants name (and only those).
     pub sql: Arc<SqlConnections>,
+    /// `secret_access`: values or handles; `None`: the plugin's preference.
+    pub secret_access: Option<Access>,
+    /// `visible_fields`: in handle mode, what the plugin reads in clear;
+    /// `None`: the fields the plugin asks for.
+    pub visible_fields: Option<Vec<String>>,
     pub enabled: bool,
     /// Where things are in the file, for errors found after parsing.
     pub spans: JobSpans,
@@ -335,6 +340,8 @@ impl JobConfig {
             settings,
             limits: RunLimits::default(),
             grants,
+            secret_access: None,
+            visible_fields: None,
             enabled: false,
             spans: JobSpans::default(),
         }

@@ -29,7 +29,7 @@ use crate::plugin::grants::validate_path;
 // The step deadlines a job may set are the runtime's range, which `rotator
 // plugin test --step-timeout` is held to as well.
 use crate::plugin::limits::STEP_TIMEOUT_RANGE;
-use crate::plugin::{MAX_MEMORY, RunLimits};
+use crate::plugin::{Access, MAX_MEMORY, RunLimits};
 
 /// A job as written, before validation. Spanned fields get precise errors.
 #[derive(Deserialize)]
@@ -59,6 +59,12 @@ struct RawJob {
     limits: Option<RawLimits>,
     #[serde(default)]
     grants: Vec<Spanned<RawGrant>>,
+    /// `values` or `handles`; the plugin's own preference when absent.
+    #[serde(default)]
+    secret_access: Option<Spanned<String>>,
+    /// In handle mode, the fields the plugin may read in clear.
+    #[serde(default)]
+    visible_fields: Option<Vec<String>>,
     #[serde(default = "enabled_by_default")]
     enabled: bool,
 }
@@ -294,6 +300,17 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path, connecti
     if c.count() > before {
         return None;
     }
+    let secret_access = match raw.secret_access {
+        None => None,
+        Some(a) => match a.get_ref().as_str() {
+            "values" => Some(Access::Values),
+            "handles" => Some(Access::Handles),
+            other => {
+                c.error(a.span(), format!("unknown secret_access `{other}` (expected `values` or `handles`)"));
+                None
+            }
+        },
+    };
     Some(JobConfig {
         id,
         plugin: plugin?,
@@ -304,6 +321,8 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path, connecti
         limits,
         grants: Arc::new(grants),
         sql: Arc::new(sql),
+        secret_access,
+        visible_fields: raw.visible_fields,
         enabled: raw.enabled,
         spans: JobSpans {
             job: span,

@@ -135,6 +135,15 @@ pub struct SqlGrant {
     pub operations: Vec<SqlOperation>,
 }
 
+/// One HTTP grant: an origin (`https://host:port`), optional path prefixes
+/// and methods (empty: any).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpGrant {
+    pub origin: String,
+    pub paths: Vec<String>,
+    pub methods: Vec<String>,
+}
+
 /// What a plugin asks for in `describe` (informative: the job's grants
 /// decide).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -144,6 +153,8 @@ pub enum Capability {
     Vault(VaultGrant),
     /// An SQL connection by name; `*` for the one the job's settings name.
     Sql(String),
+    /// HTTP requests to an origin.
+    Http(HttpGrant),
 }
 
 /// Everything a job's plugin may do.
@@ -151,6 +162,7 @@ pub enum Capability {
 pub struct Grants {
     pub vault: Vec<VaultGrant>,
     pub sql: Vec<SqlGrant>,
+    pub http: Vec<HttpGrant>,
     /// Refuse every operation that changes state, whatever `vault` and `sql`
     /// allow (see [`Grants::to_read_only`]).
     pub read_only: bool,
@@ -195,6 +207,7 @@ impl Grants {
         for c in capabilities {
             match c {
                 Capability::Vault(g) => grants.vault.push(g.clone()),
+                Capability::Http(g) => grants.http.push(g.clone()),
                 Capability::Sql(name) => {
                     let name = if name == "*" { connection } else { Some(name.as_str()) };
                     if let Some(name) = name {
@@ -314,6 +327,7 @@ mod tests {
         let grants = Grants {
             vault: vec![VaultGrant { path: "secret/data/demo/*".into(), operations: vec![Operation::Read] }],
             sql: Vec::new(),
+            http: Vec::new(),
             read_only: false,
         };
         assert!(grants.allows(Operation::Read, "/secret/data/demo/app"));
@@ -326,6 +340,7 @@ mod tests {
         let grants = Grants {
             vault: Vec::new(),
             sql: vec![SqlGrant { connection: "app".into(), operations: vec![SqlOperation::Execute] }],
+            http: Vec::new(),
             read_only: false,
         };
         assert!(grants.allows_sql(SqlOperation::Execute, "app"));
@@ -342,6 +357,7 @@ mod tests {
         let grants = Grants {
             vault: vec![all("secret/*")],
             sql: vec![SqlGrant { connection: "app".into(), operations: SqlOperation::ALL.to_vec() }],
+            http: Vec::new(),
             read_only: false,
         }
         .to_read_only();

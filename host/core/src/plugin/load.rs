@@ -18,11 +18,13 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 use super::files::MAX_PLUGIN_BYTES;
-use super::wit::{self, EXPORT, IMPORTS};
-use super::{Grants, LoadError, Plugin, PluginInfo, PluginInner, RunConfig, RunLimits, Runtime, Step};
+use super::wit::{self, VERSIONS};
+use super::{Grants, LoadError, Plugin, PluginInfo, PluginInner, RunConfig, Runtime, Step};
 use crate::builtin;
 
 const WASM_MAGIC: &[u8] = b"\0asm";
+/// The most fields a plugin may ask to read in clear in handle mode.
+const MAX_VISIBLE_FIELDS: usize = 32;
 /// Version field of a core module (a component has layer 1 here).
 const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
 
@@ -63,13 +65,13 @@ impl Runtime {
         }
         let component =
             self.compile(&sha256, bytes).map_err(|message| LoadError::Compile { origin: origin.clone(), message })?;
-        check_world(&self.engine, &component)
+        let version = check_world(&self.engine, &component)
             .map_err(|detail| LoadError::WrongWorld { origin: origin.clone(), detail })?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::WrongWorld { origin: origin.clone(), detail: format!("{e:#}") })?;
-        let pre = wit::Pre::new(instance_pre)
+        let pre = wit::Pre::new(version, instance_pre)
             .map_err(|e| LoadError::WrongWorld { origin: origin.clone(), detail: format!("{e:#}") })?;
 
         let imports = component.component_type().imports(&self.engine).map(|(n, _)| n.to_owned()).collect();
@@ -159,47 +161,49 @@ impl Plugin {
     }
 }
 
-/// Check the component's exports and imports against our world, naming
-/// exactly what is wrong.
-fn check_world(engine: &wasmtime::Engine, component: &Component) -> Result<(), String> {
+/// Check the component's exports and imports against one of our versions'
+/// worlds, naming exactly what is wrong; the version it targets if right.
+fn check_world(engine: &wasmtime::Engine, component: &Component) -> Result<&'static str, String> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
-    match ty.get_export(engine, EXPORT).map(|e| e.ty) {
-        Some(ComponentItem::ComponentInstance(_)) => {}
-        Some(_) => return Err(format!("`{EXPORT}` is exported but is not an interface")),
-        None => {
-            let other_version = exports.iter().find(|e| e.starts_with("rotator:plugin/rotator@"));
-            return Err(match other_version {
-                Some(found) => format!("it exports `{found}`, but this rotator supports `{EXPORT}`"),
-                None if exports.is_empty() => format!("it exports nothing; a plugin must export `{EXPORT}`"),
-                None => format!("it does not export `{EXPORT}` (it exports: {})", exports.join(", ")),
-            });
-        }
+    let supported = || VERSIONS.iter().map(|v| format!("`{}`", v.export)).collect::<Vec<_>>().join(" or ");
+    let Some(version) = VERSIONS.iter().find(|v| exports.iter().any(|e| e == v.export)) else {
+        let other_version = exports.iter().find(|e| e.starts_with("rotator:plugin/rotator@"));
+        return Err(match other_version {
+            Some(found) => {
+                let known = VERSIONS.iter().map(|v| v.version).collect::<Vec<_>>().join(", ");
+                format!(
+                    "it exports `{found}`, a WIT version this rotator does not know (it supports {known}: {})",
+                    supported()
+                )
+            }
+            None if exports.is_empty() => format!("it exports nothing; a plugin must export {}", supported()),
+            None => format!("it does not export {} (it exports: {})", supported(), exports.join(", ")),
+        });
+    };
+    if !matches!(ty.get_export(engine, version.export).map(|e| e.ty), Some(ComponentItem::ComponentInstance(_))) {
+        return Err(format!("`{}` is exported but is not an interface", version.export));
     }
     let unknown: Vec<String> = ty
         .imports(engine)
         .map(|(n, _)| n.to_owned())
-        .filter(|n| !(n.starts_with("wasi:") || IMPORTS.contains(&n.as_str())))
+        .filter(|n| !(n.starts_with("wasi:") || version.imports.contains(&n.as_str())))
         .collect();
     if !unknown.is_empty() {
         return Err(format!(
-            "it imports {}, which rotator does not provide (plugins may import {} and WASI)",
+            "it imports {}, which rotator does not provide to a `{}` plugin (such plugins may import {} and WASI)",
             unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-            IMPORTS.join(", ")
+            version.version,
+            version.imports.join(", ")
         ));
     }
-    Ok(())
+    Ok(version.version)
 }
 
 /// Instantiate once with no grants and ask the plugin who it is.
 fn describe(engine: &wasmtime::Engine, pre: &wit::Pre, origin: &str) -> Result<PluginInfo, LoadError> {
     let err = |message: String| LoadError::Describe { origin: origin.to_owned(), message };
-    let config = RunConfig {
-        limits: RunLimits::default(),
-        grants: Arc::new(Grants::default()),
-        vault: None,
-        sql: Arc::default(),
-    };
+    let config = RunConfig { grants: Arc::new(Grants::default()), ..RunConfig::default() };
     let mut store = super::run::new_store(engine, "(describe)", origin, &config);
     let instance = pre.instantiate(&mut store).map_err(|e| err(format!("{e:#}")))?;
     let info = super::run::with_deadline(&mut store, &config.limits, |s| instance.describe(s))
@@ -209,6 +213,9 @@ fn describe(engine: &wasmtime::Engine, pre: &wit::Pre, origin: &str) -> Result<P
     {
         return Err(err(why));
     }
+    if info.visible_fields.len() > MAX_VISIBLE_FIELDS || info.visible_fields.iter().any(|f| f.len() > 256) {
+        return Err(err(format!("at most {MAX_VISIBLE_FIELDS} visible fields of up to 256 bytes each")));
+    }
     let settings_schema = serde_json::from_str(&info.settings_schema)
         .map_err(|e| LoadError::Schema { origin: origin.to_owned(), message: format!("not JSON: {e}") })?;
     Ok(PluginInfo {
@@ -217,5 +224,7 @@ fn describe(engine: &wasmtime::Engine, pre: &wit::Pre, origin: &str) -> Result<P
         description: info.description,
         settings_schema,
         capabilities: info.capabilities,
+        access: info.access,
+        visible_fields: info.visible_fields,
     })
 }

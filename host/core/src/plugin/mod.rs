@@ -14,7 +14,9 @@
 pub mod connections;
 mod error;
 mod files;
+pub mod generate;
 pub mod grants;
+pub mod handles;
 mod imports;
 pub mod limits;
 mod load;
@@ -36,7 +38,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use error::{Failure, LoadError, StepError};
 pub use files::{MAX_PLUGIN_BYTES, find_in_dirs};
-pub use grants::{Capability, Grants, Operation, SqlGrant, SqlOperation, VaultGrant};
+pub use grants::{Capability, Grants, HttpGrant, Operation, SqlGrant, SqlOperation, VaultGrant};
+pub use handles::SecretAccess;
+pub use imports::http::HttpBridge;
 pub use imports::{CallOutcome, HostCall, SqlValue, SubstituteError, VaultBridge, substitute_parameters};
 pub use limits::{OutputLimits, RunLimits};
 pub use run::{Run, RunConfig};
@@ -44,6 +48,8 @@ pub use session::{Lost, Session, StartError, StepOutcome};
 pub use wit::EXPORT;
 /// The newest `rotator:plugin` WIT version this host speaks.
 pub use wit::VERSION as WIT_VERSION;
+/// Every WIT version this host loads, newest first.
+pub use wit::{VERSIONS as WIT_VERSIONS, Version as WitVersion};
 
 use imports::HostState;
 use limits::{EpochTicker, MemoryLimiter};
@@ -98,6 +104,19 @@ pub struct PluginInfo {
     pub settings_schema: Value,
     /// What the plugin asks to be granted.
     pub capabilities: Vec<Capability>,
+    /// How the plugin wants to be shown secrets (its jobs' default).
+    pub access: Access,
+    /// In handle mode, the fields it needs in clear (its jobs' default).
+    pub visible_fields: Vec<String>,
+}
+
+/// How a plugin wants to be shown secrets: the default of its jobs'
+/// `secret_access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Values,
+    Handles,
 }
 
 /// What `describe` returned, before the loader checks its sizes and
@@ -110,6 +129,8 @@ pub struct Description {
     /// JSON Schema text of the job's settings.
     pub settings_schema: String,
     pub capabilities: Vec<Capability>,
+    pub access: Access,
+    pub visible_fields: Vec<String>,
 }
 
 /// The current secret, as the host read it.
@@ -324,6 +345,11 @@ impl Plugin {
     /// What the component imports, by interface name.
     pub fn imports(&self) -> &[String] {
         &self.0.imports
+    }
+
+    /// The `rotator:plugin` WIT version the component targets.
+    pub fn wit_version(&self) -> &'static str {
+        self.0.pre.version()
     }
 
     /// `name@version`.

@@ -18,7 +18,12 @@ use std::time::Instant;
 use wasmtime::{Engine, Store, Trap};
 use zeroize::Zeroize;
 
+use secrecy::ExposeSecret;
+
 use super::connections::SqlConnections;
+use super::generate::NewSecret;
+use super::handles::SecretAccess;
+use super::imports::http::HttpBridge;
 use super::imports::{HostCall, HostState, LogLevel, VaultBridge};
 use super::limits::{self, MAX_PLAN_ACTIONS, OutputLimits};
 use super::wit::{self, Instance};
@@ -26,13 +31,17 @@ use super::{Failure, Grants, PlannedAction, Plugin, RunLimits, RunState, Step, S
 use crate::secret::{Redactor, SecretJson};
 
 /// Per-run settings from the job.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct RunConfig {
     pub limits: RunLimits,
     pub grants: Arc<Grants>,
     pub vault: Option<VaultBridge>,
     /// The SQL connections the job is granted, by name.
     pub sql: Arc<SqlConnections>,
+    /// The client for the `http` import; `None` refuses every request.
+    pub http: Option<HttpBridge>,
+    /// Values or handles (the job's `secret_access`).
+    pub access: SecretAccess,
 }
 
 /// A live plugin instance for one rotation.
@@ -73,8 +82,10 @@ pub(super) fn with_deadline<R>(
     f: impl FnOnce(&mut Store<RunState>) -> wasmtime::Result<R>,
 ) -> wasmtime::Result<R> {
     arm_deadline(store, limits);
-    store.data_mut().limiter.hit = false;
-    store.data_mut().host.budget.reset();
+    let data = store.data_mut();
+    data.limiter.hit = false;
+    data.host.budget.reset();
+    data.host.deadline = data.deadline;
     f(store)
 }
 
@@ -175,25 +186,36 @@ impl Run {
             .collect())
     }
 
-    /// `create`: the new secret. It is learned by the redactor before the
-    /// step's log lines are written.
+    /// `create`: the new secret, completed by the host (generated and
+    /// captured fields). It is learned by the redactor before the step's
+    /// log lines are written; so are captured values, whatever the step's
+    /// outcome.
     pub fn create(&mut self, ctx: &StepContext) -> Result<SecretJson, StepError> {
         self.learn_current(ctx);
+        self.store.data_mut().host.captured.clear();
         let raw = self.call(Step::Create, |i, s| i.create(s, ctx));
+        let captured = std::mem::take(&mut self.store.data_mut().host.captured);
+        for (_, value) in &captured {
+            self.redactor.add_str(value.expose_secret());
+        }
         let limit = self.config.limits.output.secret;
         let parsed = match raw {
-            Ok(Ok(mut json)) if json.len() > limit => {
-                let size = json.len();
-                json.zeroize();
+            Ok(Ok(NewSecret { mut data, .. })) if data.len() > limit => {
+                let size = data.len();
+                data.zeroize();
                 self.withhold_logs(Step::Create);
                 Err(Failure::SecretTooLarge { size, limit })
             }
-            Ok(Ok(json)) => match SecretJson::parse(json) {
+            Ok(Ok(new)) => match new.complete(captured, limit) {
                 Ok(secret) => {
                     self.redactor.add_secret(&secret);
                     Ok(Ok(secret))
                 }
-                Err(why) => Err(Failure::BadOutput(why.to_string())),
+                Err(Failure::SecretTooLarge { size, limit }) => {
+                    self.withhold_logs(Step::Create);
+                    Err(Failure::SecretTooLarge { size, limit })
+                }
+                Err(f) => Err(f),
             },
             Ok(Err(e)) => Ok(Err(e)),
             Err(f) => Err(f),
@@ -241,6 +263,7 @@ impl Run {
             self.reinstantiate()?;
         }
         let limits = self.config.limits;
+        self.store.data_mut().host.step = step;
         let instance = &mut self.instance;
         match with_deadline(&mut self.store, &limits, |s| f(instance, s)) {
             Ok(r) => Ok(r),

@@ -76,6 +76,7 @@ mod tests {
         let declared = Grants {
             vault: vec![VaultGrant { path: "+/rotate-root/*".into(), operations: vec![Operation::Write] }],
             sql: vec![SqlGrant { connection: "orders".into(), operations: vec![SqlOperation::Query] }],
+            http: Vec::new(),
             read_only: false,
         };
         assert_eq!(uncovered(&declared, &call("vault.request", "db/rotate-root/pg", "write")), None);

@@ -19,7 +19,8 @@ use super::report::{CallRecord, Environment, PluginSummary};
 use super::{Harness, HarnessError, postgres};
 use rotator_core::config::{JobConfig, PluginRef, SecretLocation};
 use rotator_core::plugin::{
-    CurrentSecret, Grants, HostCall, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext, VaultBridge,
+    CurrentSecret, Grants, HostCall, HttpBridge, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext,
+    VaultBridge,
 };
 use rotator_core::rotation::Job;
 use rotator_core::secret::SecretJson;
@@ -156,6 +157,9 @@ impl Env {
             grants: self.grants.clone(),
             vault: Some(VaultBridge { client: self.vault.clone(), handle: Handle::current() }),
             sql: Default::default(),
+            http: (!self.grants.http.is_empty()).then(HttpBridge::current),
+            // As a job of this plugin would be run: its own preference.
+            access: self.job("harness").access(),
         }
     }
 

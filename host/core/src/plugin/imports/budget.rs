@@ -12,6 +12,7 @@
 
 use wasmtime::component::HasData;
 
+use super::http::HttpError;
 use super::{HostState, LogLevel, SqlError, VaultError};
 
 /// The calls of the current step against the cap.
@@ -76,6 +77,18 @@ impl Gate<'_> {
     pub fn sql(&mut self, function: &str) -> Result<&mut HostState, SqlError> {
         self.0.admit(function).map_err(SqlError::Denied)?;
         Ok(self.0)
+    }
+
+    /// The run's state for an HTTP call, if the step's budget admits it.
+    pub fn http(&mut self, function: &str) -> Result<&mut HostState, HttpError> {
+        self.0.admit(function).map_err(HttpError::Denied)?;
+        Ok(self.0)
+    }
+
+    /// The run's state, for what a call does besides the capability
+    /// itself (minting handles for what it returns). Not counted.
+    pub fn state(&mut self) -> &mut HostState {
+        self.0
     }
 
     /// Keep a log line (log lines have their own cap, not this budget).

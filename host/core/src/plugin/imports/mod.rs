@@ -9,17 +9,24 @@
 //! every call that could change state.
 
 mod budget;
+pub mod http;
 mod log;
 mod sql;
 mod vault;
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use secrecy::SecretString;
 
 pub use self::budget::{CallBudget, Gate, Gated};
+use self::http::HttpBridge;
 pub use self::log::{LogBuffer, LogLevel};
 pub use self::sql::{SqlError, SqlSessions, SqlValue, SubstituteError, substitute_parameters};
 pub use self::vault::{VaultBridge, VaultError};
+use super::Step;
 use super::grants::Grants;
+use super::handles::{Handles, SecretAccess};
 use super::run::RunConfig;
 
 /// One host call a plugin made, as recorded for audit. Never holds values.
@@ -61,8 +68,18 @@ pub struct HostState {
     /// redacted with everything the step produced.
     pub logs: LogBuffer,
     pub calls: Vec<HostCall>,
-    /// Vault and SQL calls of the current step against the job's cap.
+    /// Vault, SQL and HTTP calls of the current step against the job's cap.
     pub budget: CallBudget,
+    pub http: Option<HttpBridge>,
+    /// How the plugin is shown secrets, and the run's handles.
+    pub access: SecretAccess,
+    pub handles: Handles,
+    /// The step being run: captures are allowed only in `create`.
+    pub step: Step,
+    /// When the current step must end; host calls wait no longer.
+    pub deadline: Instant,
+    /// Values captured from HTTP responses during `create`, by field.
+    pub captured: Vec<(String, SecretString)>,
 }
 
 impl HostState {
@@ -76,6 +93,12 @@ impl HostState {
             logs: LogBuffer::new(&config.limits.output),
             calls: Vec::new(),
             budget: CallBudget::new(config.limits.output.host_calls),
+            http: config.http.clone(),
+            access: config.access.clone(),
+            handles: Handles::default(),
+            step: Step::Describe,
+            deadline: Instant::now() + config.limits.step_timeout,
+            captured: Vec::new(),
         }
     }
 }
