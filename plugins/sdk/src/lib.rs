@@ -22,6 +22,7 @@ wit_bindgen::generate!({
 });
 
 pub use exports::rotator::plugin::rotator::Guest;
+pub use rotator::plugin::http as http_api;
 pub use rotator::plugin::log::{self as log_api, Level};
 pub use rotator::plugin::types::{
     Action, Capability, CharsetRule, Context, FieldHandle, GeneratedField, Handle, HttpAccess, Json, NewSecret,
