@@ -99,7 +99,9 @@ impl RabbitMq {
             let Err(why) = block_on(node.wait_ready()) else { return node };
             let log = node.log_tail();
             drop(node);
-            if !log.contains("eaddrinuse") || attempt == 3 {
+            // epmd exits silently when its port is taken.
+            let port_taken = log.contains("eaddrinuse") || why.starts_with("epmd exited");
+            if !port_taken || attempt == 3 {
                 panic!("RabbitMQ node did not start: {why}\n{log}");
             }
         }
@@ -193,9 +195,9 @@ impl RabbitMq {
         let deadline = Instant::now() + READY_WITHIN;
         let url = format!("{}/api/overview", self.base_url());
         loop {
-            for child in &mut self.children {
+            for (child, name) in self.children.iter_mut().zip(["epmd", "rabbitmq-server"]) {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!("a process of the node exited ({status})"));
+                    return Err(format!("{name} exited ({status})"));
                 }
             }
             let answer = self.http.get(&url).basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD)).send().await;
@@ -217,12 +219,9 @@ impl RabbitMq {
         let mut out = String::new();
         for name in files {
             let text = std::fs::read_to_string(self.dir.path().join(&name)).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            out += &format!("--- {name} (last 40 lines)\n");
-            for line in &lines[lines.len().saturating_sub(40)..] {
-                out += line;
-                out.push('\n');
-            }
+            let mut lines: Vec<&str> = text.lines().rev().take(40).collect();
+            lines.reverse();
+            out += &format!("--- {name} (last 40 lines)\n{}\n", lines.join("\n"));
         }
         out
     }
