@@ -50,6 +50,9 @@ pub use wit::EXPORT;
 pub use wit::VERSION as WIT_VERSION;
 /// Every WIT version this host loads, newest first.
 pub use wit::{VERSIONS as WIT_VERSIONS, Version as WitVersion};
+/// The shared client plugin HTTP requests go through (benchmarks and tests
+/// compare against it; its resolver refuses forbidden addresses).
+pub use imports::http::{CONNECT_TIMEOUT, GuardedResolver, ResolveError, classify, screen, shared_client};
 
 use imports::HostState;
 use limits::{EpochTicker, MemoryLimiter};
