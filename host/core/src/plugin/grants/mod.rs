@@ -28,7 +28,9 @@ pub mod url_path;
 use serde::{Deserialize, Serialize};
 
 pub use self::address::forbidden_address;
-pub use self::http::{HTTP_METHODS, HttpGrant, HttpRefusal, HttpTarget, RefusalKind, UrlError, http_method};
+pub use self::http::{
+    HTTP_METHODS, HttpGrant, HttpRefusal, HttpTarget, RefusalKind, UrlError, canonical_origin, http_method,
+};
 pub use self::url_path::{UrlPath, UrlPathError};
 use crate::vault::path::{PathError, VaultPath};
 
