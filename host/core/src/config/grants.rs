@@ -66,7 +66,9 @@ pub(super) fn grants(c: &mut Collector, raw: Vec<Spanned<RawGrant>>, declared: &
             c.error(span.clone(), "`paths` and `methods` belong to an `http` grant");
         }
         match (g.path, g.sql, g.http) {
-            (None, None, None) => c.error(span, "a grant needs `path` (Vault), `sql` (a connection name) or `http` (an origin)"),
+            (None, None, None) => {
+                c.error(span, "a grant needs `path` (Vault), `sql` (a connection name) or `http` (an origin)")
+            }
             (Some(path), None, None) => {
                 let operations = operations(
                     c,
@@ -115,7 +117,10 @@ pub(super) fn grants(c: &mut Collector, raw: Vec<Spanned<RawGrant>>, declared: &
                     grants.http.push(grant);
                 }
             }
-            _ => c.error(span, "a grant names one of a Vault `path`, an `sql` connection or an `http` origin, not several"),
+            _ => c.error(
+                span,
+                "a grant names one of a Vault `path`, an `sql` connection or an `http` origin, not several",
+            ),
         }
     }
     (grants, granted)

@@ -118,8 +118,13 @@ mod tests {
 
     #[test]
     fn ipv6_forms_of_a_forbidden_ipv4_address_are_forbidden() {
-        for ip in ["::ffff:169.254.169.254", "::ffff:a9fe:a9fe", "::169.254.169.254", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1"]
-        {
+        for ip in [
+            "::ffff:169.254.169.254",
+            "::ffff:a9fe:a9fe",
+            "::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+        ] {
             assert!(forbidden(ip), "{ip}");
             assert_eq!(forbidden_address(ip.parse().unwrap()), Some("a cloud metadata address"), "{ip}");
         }

@@ -95,20 +95,23 @@ impl HttpGrant {
     }
 
     fn compile(&self) -> Result<Compiled, GrantError> {
-        let origin = canonical_origin(&self.origin)
-            .map_err(|why| GrantError::Origin { origin: shown(&self.origin), why })?;
+        let origin =
+            canonical_origin(&self.origin).map_err(|why| GrantError::Origin { origin: shown(&self.origin), why })?;
         let mut paths = Vec::new();
         for raw in &self.paths {
-            let path = UrlPath::parse(raw)
-                .map_err(|why| GrantError::HttpPath { origin: origin.clone(), path: shown(raw), why })?;
+            let path = UrlPath::parse(raw).map_err(|why| GrantError::HttpPath {
+                origin: origin.clone(),
+                path: shown(raw),
+                why,
+            })?;
             if !paths.contains(&path) {
                 paths.push(path);
             }
         }
         let mut methods = Vec::new();
         for raw in &self.methods {
-            let method =
-                http_method(raw).ok_or_else(|| GrantError::HttpMethod { origin: origin.clone(), method: shown(raw) })?;
+            let method = http_method(raw)
+                .ok_or_else(|| GrantError::HttpMethod { origin: origin.clone(), method: shown(raw) })?;
             if !methods.contains(&method) {
                 methods.push(method);
             }
@@ -330,11 +333,7 @@ impl Grants {
         let before_query = shown(url.split('?').next().unwrap_or_default());
         let refuse = |kind, method, target: String, message: String| HttpRefusal { kind, method, target, message };
         let Some(method) = http_method(method) else {
-            let message = format!(
-                "method `{}` is not one of {}",
-                shown(method),
-                HTTP_METHODS.join(", ")
-            );
+            let message = format!("method `{}` is not one of {}", shown(method), HTTP_METHODS.join(", "));
             return Err(refuse(RefusalKind::Invalid, "?", before_query, message));
         };
         let (url, origin, path) = parse_url(url).map_err(|why| {

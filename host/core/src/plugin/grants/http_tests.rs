@@ -48,7 +48,8 @@ fn origins_compare_canonically() {
 fn the_spin_shape_and_other_urls_without_a_granted_authority_are_refused() {
     let g = grants(&[grant("http://granted", &[], &[])]);
     // CVE-2024-32980: no authority, the host taken from a `Host` header.
-    for url in ["/api/users", "api/users", "//granted/api", "http:/granted/api", "http:granted/api", "http:///granted/api"]
+    for url in
+        ["/api/users", "api/users", "//granted/api", "http:/granted/api", "http:granted/api", "http:///granted/api"]
     {
         assert_eq!(kind(&g, "GET", url), Some(RefusalKind::Invalid), "{url}");
     }
@@ -102,7 +103,9 @@ fn address_literals_of_the_metadata_service_are_refused_unless_granted_literally
     for url in ["http://[::ffff:169.254.169.254]/", "http://[::ffff:a9fe:a9fe]/", "http://[fd00:ec2::254]/"] {
         assert_eq!(kind(&other, "GET", url), Some(RefusalKind::ForbiddenAddress), "{url}");
     }
-    for url in ["http://0.0.0.0:80/", "http://[::]/", "http://[fe80::1]/", "http://224.0.0.1/", "http://100.100.100.200/"] {
+    for url in
+        ["http://0.0.0.0:80/", "http://[::]/", "http://[fe80::1]/", "http://224.0.0.1/", "http://100.100.100.200/"]
+    {
         assert_eq!(kind(&other, "GET", url), Some(RefusalKind::ForbiddenAddress), "{url}");
     }
 
@@ -112,8 +115,14 @@ fn address_literals_of_the_metadata_service_are_refused_unless_granted_literally
         assert_eq!(target.origin, "http://169.254.169.254:80");
         assert_eq!(target.url.as_str(), "http://169.254.169.254/latest/meta-data/");
     }
-    assert_eq!(kind(&literal, "GET", "http://[::ffff:169.254.169.254]/latest/meta-data/"), Some(RefusalKind::ForbiddenAddress));
-    assert_eq!(kind(&literal, "GET", "http://169.254.169.254:8080/latest/meta-data/"), Some(RefusalKind::ForbiddenAddress));
+    assert_eq!(
+        kind(&literal, "GET", "http://[::ffff:169.254.169.254]/latest/meta-data/"),
+        Some(RefusalKind::ForbiddenAddress)
+    );
+    assert_eq!(
+        kind(&literal, "GET", "http://169.254.169.254:8080/latest/meta-data/"),
+        Some(RefusalKind::ForbiddenAddress)
+    );
     assert_eq!(kind(&literal, "PUT", "http://169.254.169.254/latest/meta-data/"), Some(RefusalKind::NotGranted));
     assert_eq!(kind(&literal, "GET", "http://169.254.169.254/latest/api/token"), Some(RefusalKind::NotGranted));
     // Loopback and private addresses are ordinary origins.
@@ -164,7 +173,8 @@ fn a_read_only_run_sends_only_get_and_head() {
 #[test]
 fn refusals_name_method_origin_and_path_never_the_query() {
     let g = grants(&[grant("http://granted", &["/ok"], &[])]);
-    for url in ["http://granted/no?password=hunter2", "http://granted/a/../b?password=hunter2", "http://x@y/?password=hunter2"]
+    for url in
+        ["http://granted/no?password=hunter2", "http://granted/a/../b?password=hunter2", "http://x@y/?password=hunter2"]
     {
         let r = g.check_http("GET", url).unwrap_err();
         assert!(!r.message.contains("hunter2") && !r.target.contains("hunter2"), "{r:?}");
@@ -201,16 +211,25 @@ fn grants_are_validated_and_canonicalised() {
     assert!(matches!(bad("http://h:99999"), UrlError::Parse(_)));
     assert_eq!(bad("http://"), UrlError::NoHost);
     let g = grant("https://h", &["/api/users", "/API/%2f", "/api/users"], &["get", "PUT", "Get"]).canonical().unwrap();
-    assert_eq!((g.paths, g.methods), (vec!["/api/users".to_owned(), "/API/%2F".into()], vec!["GET".to_owned(), "PUT".into()]));
+    assert_eq!(
+        (g.paths, g.methods),
+        (vec!["/api/users".to_owned(), "/API/%2F".into()], vec!["GET".to_owned(), "PUT".into()])
+    );
     for path in ["api", "/a/../b", "/a//b", "/a?b", "/a\\b"] {
         let err = grant("https://h", &[path], &[]).validate().unwrap_err();
         assert!(matches!(err, GrantError::HttpPath { .. }), "{path}: {err:?}");
         assert!(err.to_string().contains("https://h:443"), "{err}");
     }
     let err = grant("https://h", &[], &["OPTIONS"]).validate().unwrap_err();
-    assert_eq!(err.to_string(), "grant for `https://h:443`: unknown method `OPTIONS` (expected GET, HEAD, POST, PUT, PATCH or DELETE)");
+    assert_eq!(
+        err.to_string(),
+        "grant for `https://h:443`: unknown method `OPTIONS` (expected GET, HEAD, POST, PUT, PATCH or DELETE)"
+    );
     // An invalid grant (as a plugin might declare one) grants nothing.
-    assert_eq!(kind(&grants(&[grant("https://h/api", &[], &[])]), "GET", "https://h/api"), Some(RefusalKind::NotGranted));
+    assert_eq!(
+        kind(&grants(&[grant("https://h/api", &[], &[])]), "GET", "https://h/api"),
+        Some(RefusalKind::NotGranted)
+    );
 }
 
 // ---- Property: what is allowed stays inside the grant as a server sees it.
@@ -262,7 +281,23 @@ fn inside(prefix: &str, path: &str) -> bool {
 }
 
 fn pieces() -> impl Strategy<Value = String> {
-    let harmless = prop::sample::select(vec!["/", "api", "users", "permissions", "x", "A", "%C3%A9", "%2F", "%2f", "@", ":", "~", "=", "a.b", "%2541"]);
+    let harmless = prop::sample::select(vec![
+        "/",
+        "api",
+        "users",
+        "permissions",
+        "x",
+        "A",
+        "%C3%A9",
+        "%2F",
+        "%2f",
+        "@",
+        ":",
+        "~",
+        "=",
+        "a.b",
+        "%2541",
+    ]);
     let hostile = prop::sample::select(vec![
         "/", ".", "..", "%2e", "%2E", "%5c", "%5C", "\\", "#", "?", ";", "%252e", "%25", "%00", "é", "%20", " ", "\t",
         "..;", "%",
@@ -272,9 +307,25 @@ fn pieces() -> impl Strategy<Value = String> {
 
 fn hosts() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "granted", "GRANTED", "granted.evil", "evil", "granted.", "bücher", "BÜCHER", "xn--bcher-kva", "127.0.0.1",
-        "0x7f000001", "2130706433", "[::1]", "[0::1]", "169.254.169.254", "0xa9fea9fe", "[::ffff:169.254.169.254]",
-        "granted@evil", "evil#@granted", "",
+        "granted",
+        "GRANTED",
+        "granted.evil",
+        "evil",
+        "granted.",
+        "bücher",
+        "BÜCHER",
+        "xn--bcher-kva",
+        "127.0.0.1",
+        "0x7f000001",
+        "2130706433",
+        "[::1]",
+        "[0::1]",
+        "169.254.169.254",
+        "0xa9fea9fe",
+        "[::ffff:169.254.169.254]",
+        "granted@evil",
+        "evil#@granted",
+        "",
     ])
     .prop_map(str::to_owned)
 }
@@ -302,8 +353,8 @@ fn http_grants() -> impl Strategy<Value = Vec<HttpGrant>> {
 fn requests(origins: Vec<String>) -> impl Strategy<Value = (String, String)> {
     let scheme = prop::sample::select(vec!["http://", "https://", "HTTP://", "hTTps://", "http:/", "//", ""]);
     let anywhere = (scheme, hosts(), ports()).prop_map(|(s, h, p)| format!("{s}{h}{p}"));
-    let granted = (prop::sample::select(origins), any::<bool>())
-        .prop_map(|(o, upper)| if upper { o.to_uppercase() } else { o });
+    let granted =
+        (prop::sample::select(origins), any::<bool>()).prop_map(|(o, upper)| if upper { o.to_uppercase() } else { o });
     let origin = prop_oneof![3 => granted, 1 => anywhere];
     let tail = prop::collection::vec(pieces(), 0..10).prop_map(|p| p.concat());
     let query = prop::option::of(prop::sample::select(vec!["?a=1", "?x=/..", "?q=%2e%2e&r=#"]));
@@ -327,7 +378,9 @@ fn stays_inside(g: &Grants, raw_method: &str, target: &HttpTarget) -> Result<(),
     prop_assert_eq!(Some(method), http_method(raw_method));
     prop_assert!(!g.read_only || READ_ONLY_METHODS.contains(&method));
     prop_assert_eq!(target.url.path(), target.path.as_str());
-    prop_assert!(target.url.username().is_empty() && target.url.password().is_none() && target.url.fragment().is_none());
+    prop_assert!(
+        target.url.username().is_empty() && target.url.password().is_none() && target.url.fragment().is_none()
+    );
     prop_assert_eq!(origin_of(&target.url).unwrap(), target.origin.clone());
     let views = server_views(&target.path);
     let covered = g.http.iter().filter_map(|grant| grant.canonical().ok()).any(|c| {
