@@ -330,7 +330,7 @@ impl Grants {
     /// the target to send, or why not (see the module documentation).
     /// Grants that do not validate grant nothing.
     pub fn check_http(&self, method: &str, url: &str) -> Result<HttpTarget, HttpRefusal> {
-        let before_query = shown(url.split('?').next().unwrap_or_default());
+        let before_query = excerpt(url);
         let refuse = |kind, method, target: String, message: String| HttpRefusal { kind, method, target, message };
         let Some(method) = http_method(method) else {
             let message = format!("method `{}` is not one of {}", shown(method), HTTP_METHODS.join(", "));
@@ -363,6 +363,23 @@ impl Grants {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a standard method");
         Ok(HttpTarget { url, method, origin, path: path.as_str().to_owned() })
     }
+}
+
+/// What a refusal may quote of a URL that did not parse: the text before
+/// any query or fragment, with whatever precedes an `@` in each
+/// `/`-separated piece masked (where user info would be, however the URL
+/// is malformed; query, fragment and user info may all carry values), as
+/// a bounded, escaped excerpt.
+fn excerpt(raw: &str) -> String {
+    let text = raw.split(['?', '#']).next().unwrap_or_default();
+    let masked: Vec<String> = text
+        .split('/')
+        .map(|piece| match piece.rsplit_once('@') {
+            Some((_, after)) => format!("…@{after}"),
+            None => piece.to_owned(),
+        })
+        .collect();
+    shown(&masked.join("/"))
 }
 
 /// The URL's host, if it is an address literal.

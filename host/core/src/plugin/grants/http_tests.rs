@@ -180,6 +180,13 @@ fn refusals_name_method_origin_and_path_never_the_query() {
         assert!(!r.message.contains("hunter2") && !r.target.contains("hunter2"), "{r:?}");
         assert!(r.message.starts_with("GET `"), "{}", r.message);
     }
+    for url in
+        ["http://admin:hunter2@granted/ok", "https://hunter2@granted/ok?x", "//hunter2@granted/", "x://a:hunter2@b@c/d"]
+    {
+        let r = g.check_http("GET", url).unwrap_err();
+        assert!(!r.message.contains("hunter2") && !r.target.contains("hunter2"), "{r:?}");
+        assert!(r.message.contains("…@"), "{}", r.message);
+    }
     let r = g.check_http("DELETE", "http://granted/no?password=hunter2").unwrap_err();
     assert_eq!(r.target, "http://granted:80/no");
     assert_eq!(r.method, "DELETE");
