@@ -203,7 +203,7 @@ fn property_the_request_that_leaves_is_the_one_the_check_approved() {
     let client = shared_client();
     let config =
         Config { cases: 64, rng_seed: RngSeed::Fixed(0x005E_ED0B), failure_persistence: None, ..Config::default() };
-    let sent = Cell::new(0u32);
+    let (sent, by_name) = (Cell::new(0u32), Cell::new(0u32));
     TestRunner::new(config)
         .run(&leaving_cases(port), |(list, method, url)| {
             let grants = Grants { http: list, ..Grants::default() };
@@ -218,8 +218,11 @@ fn property_the_request_that_leaves_is_the_one_the_check_approved() {
             let authority = target.origin.split_once("://").unwrap().1;
             prop_assert_eq!(host.as_deref(), Some(authority));
             sent.set(sent.get() + 1);
+            by_name.set(by_name.get() + u32::from(matches!(target.url.host(), Some(url::Host::Domain(_)))));
             Ok(())
         })
         .unwrap();
     assert_eq!(sent.get(), 64, "every case sent a request");
+    // Both paths to a connection: through the guarded resolver and to a literal.
+    assert!((1..64).contains(&by_name.get()), "{} of 64 went to `localhost`", by_name.get());
 }
