@@ -261,8 +261,7 @@ impl HostState {
         self.check_captures(request)?;
         let bridge = self.http.clone().ok_or_else(|| HttpError::Denied("no http grant".into()))?;
         let Outgoing { request: built, derived } = outgoing::build(&bridge.client, &self.handles, request, target)?;
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        let limit = request.timeout.unwrap_or(MAX_TIMEOUT).min(MAX_TIMEOUT).min(left);
+        let limit = request.timeout.unwrap_or(MAX_TIMEOUT).min(MAX_TIMEOUT).min(self.time_for_call());
         if limit.is_zero() {
             return Err(HttpError::Timeout("no time is left in this step; nothing was sent".into()));
         }
@@ -290,6 +289,15 @@ impl HostState {
             body: scrubber.bytes(&raw.body),
             captured,
         })
+    }
+
+    /// How long a call may take: what is left of the step, less a tenth of
+    /// it (at most a second) kept for the plugin to handle the outcome. A
+    /// call that took all of it would end the step at the deadline, and
+    /// the plugin could never report the timeout.
+    fn time_for_call(&self) -> Duration {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        left - (left / 10).min(Duration::from_secs(1))
     }
 
     /// Captures are for `create` only, into distinct fields not captured
