@@ -275,17 +275,19 @@ impl HostState {
                 Err(HttpError::Timeout(format!("no complete answer within {} ms", limit.as_millis())))
             })
         });
-        // Transport errors quote the peer's and the library's words: scrub
-        // them like the answer (values never belong in an error).
-        let raw = raw.map_err(|e| {
-            let scrubber = Scrubber::new(self.handles.pairs(), &derived);
+        // Errors from here on may quote the peer, the library or the body:
+        // scrub them like the answer (values never belong in an error).
+        let scrub_error = |host: &Self, e: HttpError| {
+            let scrubber = Scrubber::new(host.handles.pairs(), &derived);
             e.map_message(|m| scrubber.text(m))
-        })?;
-        let captured = self.capture(request, &raw)?;
+        };
+        let raw = raw.map_err(|e| scrub_error(self, e))?;
+        let captured = self.capture(request, &raw).map_err(|e| scrub_error(self, e))?;
         let scrubber = Scrubber::new(self.handles.pairs(), &derived);
         Ok(HttpResponse {
             status: raw.status,
-            headers: raw.headers.iter().map(|(n, v)| (n.clone(), scrubber.text(v))).collect(),
+            // Names too: a header name is a token, and so may a value be.
+            headers: raw.headers.iter().map(|(n, v)| (scrubber.text(n), scrubber.text(v))).collect(),
             body: scrubber.bytes(&raw.body),
             captured,
         })
@@ -363,5 +365,20 @@ impl HostState {
             );
         }
         self.calls.push(HostCall { function: "http.send", path: call.path.clone(), operation: call.operation, detail: Some(detail), outcome });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_url_never_shows_user_info_query_or_fragment() {
+        assert_eq!(shown_url("https://u:pw@h.example:8443/a/b?token=x#f"), "https://h.example:8443/a/b");
+        assert_eq!(shown_url("http://h/"), "http://h/");
+        let odd = shown_url("not a url u:pw@rest?token=x");
+        assert!(!odd.contains("pw") && !odd.contains("token"), "{odd}");
+        assert_eq!(operation("get"), "get");
+        assert_eq!(operation("BREW"), "other");
     }
 }

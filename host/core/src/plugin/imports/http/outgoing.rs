@@ -180,3 +180,60 @@ fn body(handles: &Handles, body: &Body) -> Result<(Vec<u8>, Option<&'static str>
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn with_header(name: &str, auth: Auth) -> HttpRequest {
+        HttpRequest {
+            method: "GET".into(),
+            url: "http://h/".into(),
+            query: vec![],
+            headers: vec![(name.to_owned(), Text::Plain("v".into()))],
+            body: Body::Empty,
+            auth,
+            captures: vec![],
+            timeout: None,
+        }
+    }
+
+    /// Any casing of a name the host owns.
+    fn casing(name: &'static str) -> impl Strategy<Value = String> {
+        proptest::collection::vec(any::<bool>(), name.len())
+            .prop_map(move |up| name.chars().zip(up).map(|(c, u)| if u { c.to_ascii_uppercase() } else { c }).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, rng_seed: proptest::test_runner::RngSeed::Fixed(11), ..ProptestConfig::default() })]
+
+        #[test]
+        fn headers_the_host_owns_are_refused_in_any_casing(
+            name in proptest::sample::select(FORBIDDEN).prop_flat_map(casing),
+            proxy in "[Pp][Rr][Oo][Xx][Yy]-[a-zA-Z-]{0,12}",
+        ) {
+            for n in [name, proxy] {
+                let refused = check_shape(&with_header(&n, Auth::None));
+                prop_assert!(matches!(refused, Err(HttpError::InvalidRequest(_))), "{n}");
+            }
+        }
+
+        #[test]
+        fn other_headers_pass_the_shape_check(name in "x-[a-z0-9-]{1,20}") {
+            prop_assert!(check_shape(&with_header(&name, Auth::None)).is_ok());
+            prop_assert!(check_shape(&with_header(&name, Auth::Bearer(Text::Plain("t".into())))).is_ok());
+        }
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        let mut r = with_header("x-a", Auth::None);
+        r.headers = (0..=MAX_PARTS).map(|i| (format!("x-{i}"), Text::Plain("v".into()))).collect();
+        assert!(matches!(check_shape(&r), Err(HttpError::InvalidRequest(m)) if m.contains("65 headers")));
+        r.headers.truncate(MAX_PARTS);
+        assert!(check_shape(&r).is_ok());
+        assert!(check_shape(&with_header("Authorization", Auth::Bearer(Text::Plain("t".into())))).is_err());
+    }
+}
