@@ -38,6 +38,9 @@ use crate::vault::path::shown;
 /// The longest any request may take, whatever the plugin asks.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 
+mod client;
+pub use client::{CONNECT_TIMEOUT, GuardedResolver, ResolveError, classify, screen, shared_client};
+
 /// Text that is either the plugin's own or a secret filled in by the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Text {
