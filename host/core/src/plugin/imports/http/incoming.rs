@@ -41,7 +41,7 @@ pub async fn read(mut response: reqwest::Response) -> Result<Raw, HttpError> {
     }
     let mut body = Vec::new();
     loop {
-        let chunk = response.chunk().await.map_err(|e| super::standin::classify(&e))?;
+        let chunk = response.chunk().await.map_err(|e| super::classify(&e))?;
         let Some(chunk) = chunk else { break };
         if body.len() + chunk.len() > MAX_RESPONSE_BODY {
             return Err(too_large(format!("more than {MAX_RESPONSE_BODY} bytes arrived")));

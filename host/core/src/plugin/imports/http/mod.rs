@@ -13,13 +13,14 @@
 //! not, is recorded as a [`HostCall`] (origin and path, never the query)
 //! and every failure is logged once naming job, plugin, method and host,
 //! never a value.
+//!
+//! [`Grants::check_http`]: crate::plugin::Grants::check_http
 
+mod client;
 mod incoming;
 mod outgoing;
 mod scrub;
 mod sigv4;
-// TEMPORARY: replaced by the `http` branch's grant check and client.
-mod standin;
 
 use std::time::{Duration, Instant};
 
@@ -29,17 +30,15 @@ use tokio::runtime::Handle;
 use self::incoming::Raw;
 use self::outgoing::Outgoing;
 use self::scrub::Scrubber;
-use self::standin::HttpTarget;
 use super::{CallOutcome, HostCall, HostState, NOT_GRANTED, READ_ONLY};
 use crate::plugin::Step;
-use crate::plugin::grants::Grants;
+use crate::plugin::grants::{HttpRefusal, HttpTarget, RefusalKind};
 use crate::vault::path::shown;
 
 /// The longest any request may take, whatever the plugin asks.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 
-mod client;
-pub use client::{CONNECT_TIMEOUT, GuardedResolver, ResolveError, classify, screen, shared_client};
+pub use self::client::{CONNECT_TIMEOUT, GuardedResolver, ResolveError, classify, screen, shared_client};
 
 /// Text that is either the plugin's own or a secret filled in by the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +142,7 @@ pub struct HttpBridge {
 impl HttpBridge {
     /// The shared client on the current runtime.
     pub fn current() -> Self {
-        Self { client: standin::shared_client(), handle: Handle::current() }
+        Self { client: shared_client(), handle: Handle::current() }
     }
 }
 
@@ -191,15 +190,6 @@ fn operation(method: &str) -> &'static str {
     }
 }
 
-/// A URL as a record may show it: origin and path, never user info, query
-/// or fragment (they may carry values), escaped and cut.
-fn shown_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(u) if u.has_host() => format!("{}{}", u.origin().ascii_serialization(), u.path()),
-        _ => shown(raw.split(['?', '#']).next().unwrap_or_default().rsplit('@').next().unwrap_or_default()),
-    }
-}
-
 /// What a call is recorded as.
 struct Call {
     /// `<origin><path>`.
@@ -213,40 +203,39 @@ impl HostState {
     pub fn http_send(&mut self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let started = Instant::now();
         let target = self.http_target(&request)?;
-        let call = Call {
-            path: format!("{}{}", target.origin, target.path),
-            operation: operation(target.method.as_str()),
-            origin: target.origin.clone(),
-        };
+        let call = Call { path: target.shown(), operation: operation(target.operation()), origin: target.origin.clone() };
         let result = self.http_exchange(&request, &target);
         self.http_record(&call, &result, started);
         result
     }
 
-    /// What the grants allow this request to send, or the denial (recorded
-    /// and logged).
+    /// What the grants allow this request to send ([`Grants::check_http`]:
+    /// grants, canonical URL, forbidden addresses, read-only runs), or the
+    /// refusal, recorded and logged. A run without a client (the job has
+    /// no HTTP grant) refuses everything.
     fn http_target(&mut self, request: &HttpRequest) -> Result<HttpTarget, HttpError> {
-        let op = operation(&request.method);
+        let checked = self.grants.check_http(&request.method, &request.url);
         if self.http.is_none() {
+            let (op, target) = match &checked {
+                Ok(t) => (operation(t.operation()), t.shown()),
+                Err(r) => (operation(r.method), r.target.clone()),
+            };
             let message = format!("no http grant: job `{}` may not send HTTP requests", self.job_id);
-            return Err(self.http_deny(op, &shown_url(&request.url), NOT_GRANTED, message));
+            return Err(self.http_deny(op, &target, NOT_GRANTED, HttpError::Denied(message)));
         }
-        let target = match Grants::check_http(&self.grants, &request.method, &request.url) {
-            Ok(t) => t,
-            Err(refusal) => {
-                let message = format!("{} refused for job `{}`: {refusal}", shown(&request.method), self.job_id);
-                return Err(self.http_deny(op, &shown_url(&request.url), NOT_GRANTED, message));
-            }
-        };
-        if self.grants.read_only && !matches!(target.method, reqwest::Method::GET | reqwest::Method::HEAD) {
-            let path = format!("{}{}", target.origin, target.path);
-            let message = super::read_only_refusal(&format!("{} on `{path}`", target.method), &self.job_id);
-            return Err(self.http_deny(op, &path, READ_ONLY, message));
-        }
-        Ok(target)
+        checked.map_err(|refusal| {
+            let reason = match refusal.kind {
+                RefusalKind::NotGranted => NOT_GRANTED,
+                RefusalKind::ReadOnly => READ_ONLY,
+                other => other.reason(),
+            };
+            let HttpRefusal { method, target, .. } = &refusal;
+            let (op, target) = (operation(method), target.clone());
+            self.http_deny(op, &target, reason, HttpError::from(refusal))
+        })
     }
 
-    fn http_deny(&mut self, operation: &'static str, path: &str, reason: &str, message: String) -> HttpError {
+    fn http_deny(&mut self, operation: &'static str, path: &str, reason: &str, error: HttpError) -> HttpError {
         self.calls.push(HostCall {
             function: "http.send",
             path: path.to_owned(),
@@ -255,7 +244,7 @@ impl HostState {
             outcome: CallOutcome::Denied,
         });
         tracing::warn!(job = %self.job_id, plugin = %self.plugin, operation, path, "plugin call denied: {reason}");
-        HttpError::Denied(message)
+        error
     }
 
     /// Build, send, read, capture, scrub.
@@ -270,7 +259,7 @@ impl HostState {
         }
         let client = bridge.client.clone();
         let exchange = async move {
-            let response = client.execute(built).await.map_err(|e| standin::classify(&e))?;
+            let response = client.execute(built).await.map_err(|e| classify(&e))?;
             incoming::read(response).await
         };
         let raw = super::perform(&bridge.handle, async move {
@@ -376,12 +365,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_recorded_url_never_shows_user_info_query_or_fragment() {
-        assert_eq!(shown_url("https://u:pw@h.example:8443/a/b?token=x#f"), "https://h.example:8443/a/b");
-        assert_eq!(shown_url("http://h/"), "http://h/");
-        let odd = shown_url("not a url u:pw@rest?token=x");
-        assert!(!odd.contains("pw") && !odd.contains("token"), "{odd}");
+    fn methods_are_recorded_in_lower_case() {
         assert_eq!(operation("get"), "get");
+        assert_eq!(operation("DELETE"), "delete");
         assert_eq!(operation("BREW"), "other");
     }
 }

@@ -16,7 +16,8 @@
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::{Auth, Body, HttpError, HttpRequest, Text, standin::HttpTarget};
+use super::{Auth, Body, HttpError, HttpRequest, Text};
+use crate::plugin::grants::HttpTarget;
 use crate::plugin::handles::Handles;
 use crate::vault::path::shown;
 
