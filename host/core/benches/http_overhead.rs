@@ -103,8 +103,7 @@ fn main() {
             direct.push(c);
         }
     }
-    let overhead: Vec<Duration> =
-        via_plugin.iter().zip(&floor).map(|(a, b)| a.saturating_sub(*b)).collect();
+    let overhead: Vec<Duration> = via_plugin.iter().zip(&floor).map(|(a, b)| a.saturating_sub(*b)).collect();
     let (via_plugin, floor, direct, overhead) = (stats(via_plugin), stats(floor), stats(direct), stats(overhead));
 
     println!("{} over loopback, {iterations} iterations each (µs)", plugin.label());

@@ -144,7 +144,11 @@ fn handles_are_filled_in_as_the_request_leaves_and_scrubbed_from_what_comes_back
     };
     assert!(echoed(&results[0], "x-echo-headers").contains("rotator-handle:current/token"), "{}", results[0]);
     assert!(echoed(&results[0], "x-echo-target").contains("pw=rotator-handle"), "{}", results[0]);
-    assert!(results[0]["body"].as_str().unwrap().contains("\"pw\":\"rotator-handle:current/password\""), "{}", results[0]);
+    assert!(
+        results[0]["body"].as_str().unwrap().contains("\"pw\":\"rotator-handle:current/password\""),
+        "{}",
+        results[0]
+    );
     assert!(results[1]["body"].as_str().unwrap().starts_with("password=rotator-handle"), "{}", results[1]);
     assert_eq!(echoed(&results[2], "x-echo-authorization"), "Basic rotator-handle:derived");
     assert_eq!(echoed(&results[3], "x-echo-authorization"), "Bearer rotator-handle:current/token");
@@ -165,7 +169,10 @@ fn a_capture_in_create_becomes_a_field_of_the_new_secret_and_the_plugin_gets_a_h
     assert_eq!(secret["key_id"], "AKID-NEW");
     assert_eq!(secret["aws_secret"], ISSUED);
     let results = results(&secret);
-    assert_eq!(results[0]["captured"], json!([["api_key", "rotator-handle:pending/api_key"], ["key_id", "rotator-handle:pending/key_id"]]));
+    assert_eq!(
+        results[0]["captured"],
+        json!([["api_key", "rotator-handle:pending/api_key"], ["key_id", "rotator-handle:pending/key_id"]])
+    );
     assert_eq!(results[1]["captured"], json!([["aws_secret", "rotator-handle:pending/aws_secret"]]));
     // The capture's own response is scrubbed of what it captured.
     assert_no_value("what the plugin got", &Value::Array(results.clone()).to_string());
@@ -327,7 +334,9 @@ fn aws_sigv4_is_signed_by_the_host_with_a_handle_for_the_secret_key() {
     let seen = &b.server.seen()[0];
     let auth = seen.header("authorization").unwrap();
     assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{auth}");
-    assert!(auth.contains("/us-east-1/iam/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature="));
+    assert!(
+        auth.contains("/us-east-1/iam/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=")
+    );
     assert_eq!(seen.header("x-amz-security-token"), Some(TOKEN));
     assert!(seen.header("x-amz-date").is_some());
     assert_no_value("what the plugin got", &results[0].to_string());

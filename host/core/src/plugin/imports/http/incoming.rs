@@ -61,8 +61,12 @@ fn not_found(what: &str, path: &str) -> HttpError {
 
 /// The string or number at `pointer` in a JSON body.
 pub fn json_pointer(body: &[u8], pointer: &str) -> Result<String, HttpError> {
-    let doc: Value = serde_json::from_slice(body)
-        .map_err(|e| HttpError::BadResponse(format!("capture: the response is not JSON ({})", format!("{:?}", e.classify()).to_lowercase())))?;
+    let doc: Value = serde_json::from_slice(body).map_err(|e| {
+        HttpError::BadResponse(format!(
+            "capture: the response is not JSON ({})",
+            format!("{:?}", e.classify()).to_lowercase()
+        ))
+    })?;
     match doc.pointer(pointer) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),

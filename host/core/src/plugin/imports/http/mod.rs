@@ -146,7 +146,6 @@ impl HttpBridge {
     }
 }
 
-
 impl HttpError {
     /// The case's name as the WIT spells it (audit details, log lines).
     pub fn kind(&self) -> &'static str {
@@ -203,7 +202,8 @@ impl HostState {
     pub fn http_send(&mut self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let started = Instant::now();
         let target = self.http_target(&request)?;
-        let call = Call { path: target.shown(), operation: operation(target.operation()), origin: target.origin.clone() };
+        let call =
+            Call { path: target.shown(), operation: operation(target.operation()), origin: target.origin.clone() };
         let result = self.http_exchange(&request, &target);
         self.http_record(&call, &result, started);
         result
@@ -356,7 +356,13 @@ impl HostState {
                 "plugin http call failed: {detail}"
             );
         }
-        self.calls.push(HostCall { function: "http.send", path: call.path.clone(), operation: call.operation, detail: Some(detail), outcome });
+        self.calls.push(HostCall {
+            function: "http.send",
+            path: call.path.clone(),
+            operation: call.operation,
+            detail: Some(detail),
+            outcome,
+        });
     }
 }
 

@@ -30,7 +30,8 @@ pub const MAX_REQUEST_BODY: usize = 1 << 20;
 
 /// Headers a plugin may not set: the host frames the message and takes the
 /// authority from the granted URL.
-const FORBIDDEN: &[&str] = &["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive"];
+const FORBIDDEN: &[&str] =
+    &["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive"];
 
 /// A request ready to send, and what of it must be scrubbed from what comes
 /// back beyond the run's values (the encoded basic-auth credentials).
@@ -135,7 +136,8 @@ pub fn build(
             builder = builder.header(AUTHORIZATION, v);
         }
     }
-    let mut built = builder.build().map_err(|e| invalid(format!("the request cannot be built: {}", e.without_url())))?;
+    let mut built =
+        builder.build().map_err(|e| invalid(format!("the request cannot be built: {}", e.without_url())))?;
     if let Auth::Basic { .. } = &request.auth
         && let Some(v) = built.headers().get(AUTHORIZATION)
     {

@@ -89,7 +89,8 @@ impl Scrubber {
     /// [`Self::bytes`] for text. Needles and replacements are whole UTF-8
     /// strings (or ASCII), so the result is UTF-8 again.
     pub fn text(&self, text: &str) -> String {
-        String::from_utf8(self.bytes(text.as_bytes())).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        String::from_utf8(self.bytes(text.as_bytes()))
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
@@ -103,7 +104,8 @@ mod tests {
     fn values_are_replaced_in_every_form_longest_first() {
         let pairs = [("h:short", "pass"), ("h:long", "pass\"word&x y")];
         let s = Scrubber::new(pairs.into_iter(), &[b"dXNlcjpwYXNz".to_vec()]);
-        let body = br#"{"echo":"pass\"word&x y","form":"pass%22word%26x+y","p":"pass","b":"Basic dXNlcjpwYXNz","n":"abc"}"#;
+        let body =
+            br#"{"echo":"pass\"word&x y","form":"pass%22word%26x+y","p":"pass","b":"Basic dXNlcjpwYXNz","n":"abc"}"#;
         assert_eq!(
             String::from_utf8(s.bytes(body)).unwrap(),
             r#"{"echo":"h:long","form":"h:long","p":"h:short","b":"Basic rotator-handle:derived","n":"abc"}"#

@@ -59,9 +59,13 @@ pub fn sign(request: &mut reqwest::Request, key: &Key<'_>, time: SystemTime) -> 
         headers.push((name.as_str(), value));
     }
     let body = request.body().and_then(reqwest::Body::as_bytes).unwrap_or_default();
-    let signable =
-        SignableRequest::new(request.method().as_str(), request.url().as_str(), headers.into_iter(), SignableBody::Bytes(body))
-            .map_err(invalid)?;
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        request.url().as_str(),
+        headers.into_iter(),
+        SignableBody::Bytes(body),
+    )
+    .map_err(invalid)?;
     let (instructions, _signature) = sign_request(signable, &params).map_err(invalid)?.into_parts();
     for header in instructions.into_parts().0 {
         let name = HeaderName::from_static(header.name());
