@@ -341,6 +341,13 @@ impl HostState {
 
     /// Record the call; log a failure (an error, or a 4xx/5xx answer) once.
     fn http_record(&mut self, call: &Call, result: &Result<HttpResponse, HttpError>, started: Instant) {
+        if let Err(denied @ HttpError::Denied(_)) = result {
+            // Past the grant check only the resolver denies: the name
+            // resolved to a forbidden address. Recorded as the denial it is.
+            let reason = RefusalKind::ForbiddenAddress.reason();
+            self.http_deny(call.operation, &call.path, reason, denied.clone());
+            return;
+        }
         let ms = started.elapsed().as_millis();
         let (detail, outcome) = match result {
             Ok(r) if r.status >= 400 => (format!("{} in {ms} ms", r.status), CallOutcome::Failed(Some(r.status))),
