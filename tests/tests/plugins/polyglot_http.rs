@@ -119,9 +119,8 @@ async fn rotates_an_api_key(example: &Example) {
 
     let lines: Vec<String> =
         logs.lock().unwrap().iter().filter(|l| l.job == example.name).map(|l| l.message.clone()).collect();
-    let expected: Vec<String> = (1..=3)
-        .flat_map(|round| [format!("minted key k-{round}"), format!("revoked key k-{}", round - 1)])
-        .collect();
+    let expected: Vec<String> =
+        (1..=3).flat_map(|round| [format!("minted key k-{round}"), format!("revoked key k-{}", round - 1)]).collect();
     assert_eq!(lines, expected);
 }
 
