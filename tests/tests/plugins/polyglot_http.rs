@@ -35,11 +35,12 @@ struct Rig {
     _runtime: std::sync::Arc<rotator_core::plugin::Runtime>,
 }
 
-/// A dev server, a key service seeded with [`SEED`], and a job for
-/// `example` whose first secret is `{api_key: SEED, key_id: "k-0"}`. With
+/// A dev server, a key service seeded with [`SEED`], and a job `id` for
+/// `example` whose first secret is `{api_key: SEED, key_id: "k-0"}` (tests
+/// run at once and share the plugin log, so each has its own id). With
 /// `grant`, the job may send `GET`, `POST` and `DELETE` under `/keys` and
 /// `/whoami` to the service's origin; without it, nothing.
-async fn rig(example: &Example, grant: bool) -> Rig {
+async fn rig(example: &Example, id: &str, grant: bool) -> Rig {
     let wasm = example.wasm();
     let server = dev_server().await;
     let service = KeyService::start(SEED).await;
@@ -54,14 +55,13 @@ async fn rig(example: &Example, grant: bool) -> Rig {
     let toml = format!(
         r#"
 [[jobs]]
-id = "{name}"
+id = "{id}"
 plugin = "{wasm}"
-secret = {{ mount = "secret", path = "demo/{name}" }}
+secret = {{ mount = "secret", path = "demo/{id}" }}
 interval = "1h"
 settings = {{ url = "{origin}" }}
 secret_access = "handles"
 {grants}"#,
-        name = example.name,
         wasm = wasm.display(),
     );
     let (vault, mut jobs, runtime) = jobs_in(&server, "polyglot-http.toml", &toml, &examples_dir());
@@ -90,7 +90,7 @@ fn seen(method: &'static str, path: &str, bearer: &str) -> Seen {
 /// Vault.
 async fn rotates_an_api_key(example: &Example) {
     let logs = plugin_logs();
-    let rig = rig(example, true).await;
+    let rig = rig(example, example.name, true).await;
     let mut previous = (SEED.to_owned(), "k-0".to_owned());
     for round in 1..=3u64 {
         let before = rig.service.seen().len();
@@ -138,7 +138,7 @@ async fn js_http_rotates_an_api_key_with_handles() {
 /// `rollback` revokes the new key with the current one, and the old key
 /// stays live and in Vault.
 async fn rolls_back_a_refused_key(example: &Example) {
-    let rig = rig(example, true).await;
+    let rig = rig(example, &format!("{}-rollback", example.name), true).await;
     rig.service.refuse_minted_keys();
     let error = rig.job.rotate(&store(&rig.vault), "test").await.expect_err("the new key is refused");
     assert!(error.to_string().contains("the service refuses the new key (401)"), "{error}");
@@ -168,7 +168,7 @@ async fn js_http_rolls_back_a_key_the_service_refuses() {
 /// into a permanent failure; the key service sees no request and Vault keeps
 /// the first secret.
 async fn sends_nothing_without_a_grant(example: &Example) {
-    let rig = rig(example, false).await;
+    let rig = rig(example, &format!("{}-denied", example.name), false).await;
     let error = rig.job.rotate(&store(&rig.vault), "test").await.expect_err("no grant, no request");
     let text = error.to_string();
     assert!(text.contains("POST /keys") && text.to_lowercase().contains("denied"), "{text}");
