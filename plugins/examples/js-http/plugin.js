@@ -11,7 +11,8 @@
 // The secret has two fields: `api_key` (secret, only ever a handle here) and
 // `key_id` (not secret, shown in clear through `visibleFields`).
 //
-//   create:   POST <url>/keys, bearer = current key, capture /api_key
+//   create:   GET <url>/keys and revoke keys an interrupted earlier try
+//             minted; then POST <url>/keys, bearer = current key, capture /api_key
 //   set:      nothing: the service made the key live when it minted it
 //   test:     GET <url>/whoami, bearer = pending key (200 passes, 401 fails)
 //   finish:   DELETE <url>/keys/<old key_id>, bearer = pending key
@@ -136,6 +137,38 @@ function whoami(ctx, bearer) {
  *  the service with the key itself (undefined: the key is no longer live). */
 const keyId = (ctx, secret, which) => keyIdIn(secret.data) ?? whoami(ctx, handle(secret, which));
 
+/** Every key this job mints is labelled with this, then the rotation id. */
+const labelPrefix = (ctx) => `rotator:${ctx.jobId}:`;
+
+/** Revoke every key labelled for this job except the current one. `create`
+ *  runs only when no new key is staged, so such a key was minted by a try
+ *  the host never staged (it stopped in between) and nothing holds it. */
+function revokeEarlierTries(ctx, current) {
+  const bearer = handle(ctx.current, "current");
+  const response = send(ctx, "GET", "/keys", bearer);
+  if (response.status !== 200) throw unexpected("GET", "/keys", response);
+  let keys;
+  try {
+    keys = JSON.parse(new TextDecoder().decode(response.body))?.keys;
+  } catch {
+    keys = undefined;
+  }
+  if (!Array.isArray(keys)) throw permanent("GET /keys: the answer has no `keys` list");
+  for (const key of keys) {
+    const found = key?.[KEY_ID];
+    const label = key?.label;
+    if (
+      typeof found === "string" &&
+      KEY_ID_PATTERN.test(found) &&
+      found !== current &&
+      typeof label === "string" &&
+      label.startsWith(labelPrefix(ctx))
+    ) {
+      revoke(ctx, found, bearer);
+    }
+  }
+}
+
 /** DELETE /keys/<target>; 404 means an earlier try already did it. */
 function revoke(ctx, target, bearer) {
   const path = `/keys/${target}`;
@@ -165,7 +198,7 @@ export const rotator = {
   plan(ctx) {
     const url = settingsUrl(ctx);
     return [
-      { step: "create", summary: `mint a new key at ${url}/keys with the current key` },
+      { step: "create", summary: `revoke keys earlier tries left at ${url}/keys, then mint a new key with the current key` },
       { step: "test", summary: `call ${url}/whoami with the new key` },
       { step: "finish", summary: "revoke the old key" },
     ];
@@ -175,10 +208,11 @@ export const rotator = {
     if (ctx.current === undefined) {
       throw invalidConfig(`the job's secret must hold a first \`${KEY}\` to mint the next one with`);
     }
-    // The label makes a retried `create` (same rotation id) replace the key
-    // an earlier try minted instead of leaving it live.
+    const current = keyId(ctx, ctx.current, "current");
+    if (current === undefined) throw permanent("the service refuses the current key (401)");
+    revokeEarlierTries(ctx, current);
     const response = send(ctx, "POST", "/keys", handle(ctx.current, "current"), {
-      body: { label: `rotator-${ctx.rotationId}` },
+      body: { label: labelPrefix(ctx) + ctx.rotationId },
       captures: [{ field: KEY, source: { tag: "json-pointer", val: `/${KEY}` } }],
     });
     if (response.status !== 200 && response.status !== 201) throw unexpected("POST", "/keys", response);

@@ -12,7 +12,8 @@ The secret has two fields: `api_key` (secret, only ever a handle here) and
 `key_id` (not secret, shown in clear through `visible-fields`).
 
 Steps:
-- create:   POST <url>/keys, bearer = current key, capture /api_key
+- create:   GET <url>/keys and revoke keys an interrupted earlier try
+            minted; then POST <url>/keys, bearer = current key, capture /api_key
 - set:      nothing: the service made the key live when it minted it
 - test:     GET <url>/whoami, bearer = pending key (200 passes, 401 fails)
 - finish:   DELETE <url>/keys/<old key_id>, bearer = pending key
@@ -175,6 +176,38 @@ def key_id(ctx: Context, secret: Secret, which: str):
     return visible_key_id(secret) or whoami(ctx, handle(secret, which))
 
 
+def label_prefix(ctx: Context) -> str:
+    """Every key this job mints is labelled with this, then the rotation id."""
+    return f"rotator:{ctx.job_id}:"
+
+
+def revoke_earlier_tries(ctx: Context, current: str) -> None:
+    """Revoke every key labelled for this job except the current one. `create`
+    runs only when no new key is staged, so such a key was minted by a try
+    the host never staged (it stopped in between) and nothing holds it."""
+    bearer = handle(ctx.current, "current")
+    response = send(ctx, "GET", "/keys", bearer)
+    if response.status != 200:
+        unexpected("GET", "/keys", response)
+    try:
+        keys = json.loads(response.body).get("keys")
+    except (ValueError, AttributeError):
+        keys = None
+    if not isinstance(keys, list):
+        fail(RotateError_Permanent("GET /keys: the answer has no `keys` list"))
+    for key in keys:
+        found = key.get(KEY_ID) if isinstance(key, dict) else None
+        label = key.get("label") if isinstance(key, dict) else None
+        if (
+            isinstance(found, str)
+            and KEY_ID_PATTERN.match(found)
+            and found != current
+            and isinstance(label, str)
+            and label.startswith(label_prefix(ctx))
+        ):
+            revoke(ctx, found, bearer)
+
+
 def revoke(ctx: Context, target: str, bearer: str) -> None:
     """DELETE /keys/<target>; 404 means an earlier try already did it."""
     path = f"/keys/{target}"
@@ -206,7 +239,10 @@ class Rotator(exports.Rotator):
     def plan(self, ctx: Context) -> list[Action]:
         url = settings_url(ctx)
         return [
-            Action(step=Step.CREATE, summary=f"mint a new key at {url}/keys with the current key"),
+            Action(
+                step=Step.CREATE,
+                summary=f"revoke keys earlier tries left at {url}/keys, then mint a new key with the current key",
+            ),
             Action(step=Step.TEST, summary=f"call {url}/whoami with the new key"),
             Action(step=Step.FINISH, summary="revoke the old key"),
         ]
@@ -214,14 +250,16 @@ class Rotator(exports.Rotator):
     def create(self, ctx: Context) -> NewSecret:
         if ctx.current is None:
             fail(RotateError_InvalidConfig(f"the job's secret must hold a first `{KEY}` to mint the next one with"))
-        # The label makes a retried `create` (same rotation id) replace the
-        # key an earlier try minted instead of leaving it live.
+        current = key_id(ctx, ctx.current, "current")
+        if current is None:
+            fail(RotateError_Permanent("the service refuses the current key (401)"))
+        revoke_earlier_tries(ctx, current)
         response = send(
             ctx,
             "POST",
             "/keys",
             handle(ctx.current, "current"),
-            body={"label": f"rotator-{ctx.rotation_id}"},
+            body={"label": label_prefix(ctx) + ctx.rotation_id},
             captures=[Capture(field=KEY, source=CaptureSource_JsonPointer(f"/{KEY}"))],
         )
         if response.status not in (200, 201):

@@ -4,9 +4,9 @@
 //! rotation did to them:
 //!
 //! - `POST /keys`, bearer a live key, JSON `{"label": …}`: mint a key,
-//!   `201 {"key_id", "api_key", "label"}`. A label names at most one live
-//!   key: minting under a taken label revokes the earlier key, so a
-//!   retried `create` leaves nothing behind.
+//!   `201 {"key_id", "api_key", "label"}`.
+//! - `GET /keys`, bearer a live key: `200 {"keys": [{"key_id", "label"}]}`,
+//!   the live keys without their values.
 //! - `GET /whoami`, bearer a key: `200 {"key_id"}` if it is live, else 401.
 //! - `DELETE /keys/{key_id}`, bearer a live key: `204`, or 404 if no such
 //!   key is live.
@@ -66,7 +66,7 @@ impl KeyService {
         let keys = Arc::new(Mutex::new(Keys::default()));
         keys.lock().unwrap().live.push(Key { id: "k-0".into(), secret: seed.into(), label: "seed".into() });
         let app = axum::Router::new()
-            .route("/keys", post(mint))
+            .route("/keys", post(mint).get(list))
             .route("/keys/{id}", delete(revoke))
             .route("/whoami", get(whoami))
             .with_state(keys.clone());
@@ -122,13 +122,21 @@ async fn mint(State(keys): Shared, headers: HeaderMap, Json(body): Json<Value>) 
     let Some(label) = body.get("label").and_then(Value::as_str) else {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "label is required"}))).into_response();
     };
-    keys.live.retain(|k| k.label != label);
     keys.minted += 1;
     let secret: String = rand::rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
     let key = Key { id: format!("k-{}", keys.minted), secret, label: label.to_owned() };
     let answer = json!({"key_id": key.id, "api_key": key.secret, "label": key.label});
     keys.live.push(key);
     (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+async fn list(State(keys): Shared, headers: HeaderMap) -> Response {
+    let mut keys = keys.lock().unwrap();
+    if authorise(&mut keys, "GET", "/keys".into(), &headers).is_none() {
+        return refused();
+    }
+    let listed: Vec<Value> = keys.live.iter().map(|k| json!({"key_id": k.id, "label": k.label})).collect();
+    Json(json!({ "keys": listed })).into_response()
 }
 
 async fn whoami(State(keys): Shared, headers: HeaderMap) -> Response {

@@ -104,12 +104,13 @@ async fn rotates_an_api_key(example: &Example) {
         assert_eq!(live.len(), 1, "exactly the new key is live: {:?}", live.iter().map(|k| &k.id).collect::<Vec<_>>());
         let key = &live[0];
         assert_eq!(key.id, format!("k-{round}"));
-        assert!(key.label.starts_with("rotator-"), "{}", key.label);
+        assert!(key.label.starts_with(&format!("rotator:{}:", example.name)), "{}", key.label);
         assert_eq!(fields, json!({"api_key": key.secret, "key_id": key.id}), "the captured key reached Vault");
 
         // The bearer of each request is the real key the handle stood for.
         let requests = rig.service.seen()[before..].to_vec();
         let expected = [
+            seen("GET", "/keys", &previous.0),
             seen("POST", "/keys", &previous.0),
             seen("GET", "/whoami", &key.secret),
             seen("DELETE", &format!("/keys/{}", previous.1), &key.secret),
@@ -148,9 +149,14 @@ async fn rolls_back_a_refused_key(example: &Example) {
     let live: Vec<_> = rig.service.live().into_iter().map(|k| (k.id, k.secret)).collect();
     assert_eq!(live, [("k-0".to_owned(), SEED.to_owned())]);
     let requests = rig.service.seen();
-    let minted = requests.get(1).and_then(|r| r.bearer.clone()).expect("a whoami with the new key");
+    let minted = requests.get(2).and_then(|r| r.bearer.clone()).expect("a whoami with the new key");
     assert_ne!(minted, SEED);
-    let expected = [seen("POST", "/keys", SEED), seen("GET", "/whoami", &minted), seen("DELETE", "/keys/k-1", SEED)];
+    let expected = [
+        seen("GET", "/keys", SEED),
+        seen("POST", "/keys", SEED),
+        seen("GET", "/whoami", &minted),
+        seen("DELETE", "/keys/k-1", SEED),
+    ];
     assert_eq!(requests, expected);
 }
 
@@ -189,9 +195,10 @@ async fn js_http_sends_nothing_without_a_grant() {
 }
 
 /// The process dies at each crash point of a rotation in turn, and the next
-/// run finishes (or redoes) it: afterwards the key in Vault works and it is
-/// the only live key, so no crash leaves a key minted and forgotten, or
-/// revokes the key Vault holds.
+/// run finishes (or redoes) it: afterwards the key in Vault is the only live
+/// key, so no crash leaves a key minted and forgotten, or revokes the key
+/// Vault holds. (A crash between `create` and staging leaves a minted key
+/// nothing holds; the next `create` finds it by its label and revokes it.)
 async fn survives_a_crash_at_every_point(example: &Example) {
     let rig = rig(example, &format!("{}-crash", example.name), true).await;
     for point in all_points() {
