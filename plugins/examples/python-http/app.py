@@ -273,12 +273,14 @@ class Rotator(exports.Rotator):
         return None
 
     def test(self, ctx: Context, pending: Secret) -> None:
-        found = whoami(ctx, handle(pending, "pending"))
-        if found is None:
+        # The status is the proof. The answer's `key_id` is not compared:
+        # the host scrubs the value of every field it holds a handle for from
+        # answers, and `key_id` is such a field.
+        response = send(ctx, "GET", "/whoami", handle(pending, "pending"))
+        if response.status == 401:
             fail(RotateError_Permanent("the service refuses the new key (401)"))
-        expected = visible_key_id(pending)
-        if expected is not None and found != expected:
-            fail(RotateError_Permanent(f"the new key is {found}, not {expected}"))
+        if response.status != 200:
+            unexpected("GET", "/whoami", response)
 
     def finish(self, ctx: Context, pending: Secret) -> None:
         if ctx.current is None:
