@@ -51,6 +51,8 @@ struct Keys {
     /// `GET /whoami` refuses keys this service minted (not the seeded
     /// one): a target that lost the new key, to drive a rollback.
     refuse_minted: bool,
+    /// Minted keys get ids that would steer a request path (`../admin-N`).
+    hostile_ids: bool,
 }
 
 /// A running service; it stops when the test's runtime ends.
@@ -91,6 +93,12 @@ impl KeyService {
         self.keys.lock().unwrap().seen.clone()
     }
 
+    /// Mint keys with ids such as `../admin-1`, as a hostile or broken
+    /// service might: a plugin must not put them into a path.
+    pub fn mint_hostile_ids(&self) {
+        self.keys.lock().unwrap().hostile_ids = true;
+    }
+
     /// Make `GET /whoami` refuse every key the service minted.
     pub fn refuse_minted_keys(&self) {
         self.keys.lock().unwrap().refuse_minted = true;
@@ -124,7 +132,8 @@ async fn mint(State(keys): Shared, headers: HeaderMap, Json(body): Json<Value>) 
     };
     keys.minted += 1;
     let secret: String = rand::rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
-    let key = Key { id: format!("k-{}", keys.minted), secret, label: label.to_owned() };
+    let id = if keys.hostile_ids { format!("../admin-{}", keys.minted) } else { format!("k-{}", keys.minted) };
+    let key = Key { id, secret, label: label.to_owned() };
     let answer = json!({"key_id": key.id, "api_key": key.secret, "label": key.label});
     keys.live.push(key);
     (StatusCode::CREATED, Json(answer)).into_response()

@@ -170,6 +170,30 @@ async fn js_http_rolls_back_a_key_the_service_refuses() {
     rolls_back_a_refused_key(&JS_HTTP).await;
 }
 
+/// A service that answers `POST /keys` with a `key_id` of `../admin-1`: the
+/// plugin refuses it before it can reach a URL path, `create` fails
+/// permanently, Vault keeps the first secret, and no request ever went
+/// anywhere but the granted paths.
+async fn refuses_a_key_id_that_would_steer_a_path(example: &Example) {
+    let rig = rig(example, &format!("{}-hostile", example.name), true).await;
+    rig.service.mint_hostile_ids();
+    let error = rig.job.rotate(&store(&rig.vault), "test").await.expect_err("a hostile key id");
+    assert!(error.to_string().contains("POST /keys: the answer has no well-formed `key_id`"), "{error}");
+    assert_eq!(rig.secret().await, (json!({"api_key": SEED, "key_id": "k-0"}), 1));
+    let paths: Vec<String> = rig.service.seen().into_iter().map(|s| format!("{} {}", s.method, s.path)).collect();
+    assert_eq!(paths, ["GET /keys", "POST /keys"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_http_refuses_a_key_id_that_would_steer_a_path() {
+    refuses_a_key_id_that_would_steer_a_path(&PYTHON_HTTP).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn js_http_refuses_a_key_id_that_would_steer_a_path() {
+    refuses_a_key_id_that_would_steer_a_path(&JS_HTTP).await;
+}
+
 /// Deny by default: a job without an `http` grant sends nothing. The
 /// plugin's request comes back as the typed `denied` error, which it turns
 /// into a permanent failure; the key service sees no request and Vault keeps
