@@ -260,6 +260,7 @@ async fn errors_are_typed(example: &Example) {
     let runtime = Runtime::new(RuntimeOptions { max_concurrent_runs: 2, ..RuntimeOptions::default() }).unwrap();
     let plugin = runtime.load_file(&example.wasm(), None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(plugin.info().name, example.name);
+    assert_eq!(plugin.info().access, rotator_core::plugin::Access::Values, "the KV secret is its own target");
     let plugin = &plugin;
     tokio::task::block_in_place(|| {
         assert_eq!(

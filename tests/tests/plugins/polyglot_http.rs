@@ -11,6 +11,7 @@
 //! the wrong key or sent a handle instead of its value fails.
 
 use rotator_core::crash::all_points;
+use rotator_core::plugin::{Access, Capability, HttpGrant, Runtime, RuntimeOptions};
 use rotator_core::rotation::{Job, RotateOptions, RotationError};
 use rotator_core::secret::SecretJson;
 use rotator_core::vault::VaultClient;
@@ -84,6 +85,34 @@ impl Rig {
 
 fn seen(method: &'static str, path: &str, bearer: &str) -> Seen {
     Seen { method, path: path.to_owned(), bearer: Some(bearer.to_owned()) }
+}
+
+/// `describe`: handle mode with `key_id` in clear, HTTP to the origin of
+/// `settings.url` (`*`) under `/keys` and `/whoami`, and a schema that
+/// requires `url`.
+fn describes_itself(example: &Example) {
+    let runtime = Runtime::new(RuntimeOptions { max_concurrent_runs: 2, ..RuntimeOptions::default() }).unwrap();
+    let plugin = runtime.load_file(&example.wasm(), None).unwrap_or_else(|e| panic!("{e}"));
+    let info = plugin.info();
+    assert_eq!((info.name.as_str(), info.access), (example.name, Access::Handles));
+    assert_eq!(info.visible_fields, ["key_id"]);
+    let http = HttpGrant {
+        origin: "*".into(),
+        paths: vec!["/keys".into(), "/whoami".into()],
+        methods: vec!["GET".into(), "POST".into(), "DELETE".into()],
+    };
+    assert_eq!(info.capabilities, [Capability::Http(http)]);
+    assert_eq!(info.settings_schema["required"], json!(["url"]));
+}
+
+#[test]
+fn python_http_describes_itself() {
+    describes_itself(&PYTHON_HTTP);
+}
+
+#[test]
+fn js_http_describes_itself() {
+    describes_itself(&JS_HTTP);
 }
 
 /// Three rotations: each mints a key with the current one, proves the new
