@@ -37,12 +37,17 @@ struct Rig {
     _runtime: std::sync::Arc<rotator_core::plugin::Runtime>,
 }
 
+/// The job's first secret: the seeded key and its id.
+fn first_secret() -> Value {
+    json!({"api_key": SEED, "key_id": "k-0"})
+}
+
 /// A dev server, a key service seeded with [`SEED`], and a job `id` for
-/// `example` whose first secret is `{api_key: SEED, key_id: "k-0"}` (tests
-/// run at once and share the plugin log, so each has its own id). With
+/// `example` whose first secret is `first` (tests run at once and share the
+/// plugin log, so each has its own id). With
 /// `grant`, the job may send `GET`, `POST` and `DELETE` under `/keys` and
 /// `/whoami` to the service's origin; without it, nothing.
-async fn rig(example: &Example, id: &str, grant: bool) -> Rig {
+async fn rig(example: &Example, id: &str, grant: bool, first: Value) -> Rig {
     let wasm = example.wasm();
     let server = dev_server().await;
     let service = KeyService::start(SEED).await;
@@ -68,7 +73,7 @@ secret_access = "handles"
     );
     let (vault, mut jobs, runtime) = jobs_in(&server, "polyglot-http.toml", &toml, &examples_dir());
     let job = jobs.pop().expect("one job");
-    let first = SecretJson::new(json!({"api_key": SEED, "key_id": "k-0"}).to_string());
+    let first = SecretJson::new(first.to_string());
     let loc = job.config.secret.clone().unwrap();
     assert_eq!(vault.kv_write(&loc.mount, &loc.path, &first, Some(0)).await.unwrap(), 1);
     Rig { _server: server, service, vault, job, _runtime: runtime }
@@ -120,7 +125,7 @@ fn js_http_describes_itself() {
 /// Vault.
 async fn rotates_an_api_key(example: &Example) {
     let logs = plugin_logs();
-    let rig = rig(example, example.name, true).await;
+    let rig = rig(example, example.name, true, first_secret()).await;
     let mut previous = (SEED.to_owned(), "k-0".to_owned());
     for round in 1..=3u64 {
         let before = rig.service.seen().len();
@@ -165,16 +170,46 @@ async fn js_http_rotates_an_api_key_with_handles() {
     rotates_an_api_key(&JS_HTTP).await;
 }
 
+/// A first secret holding only `api_key`, as an operator writes it: the
+/// plugin asks `GET /whoami` for the key's id (in `create`, and in `finish`
+/// to revoke it), and the new secret has both fields.
+async fn starts_from_a_bare_key(example: &Example) {
+    let rig = rig(example, &format!("{}-bare", example.name), true, json!({"api_key": SEED})).await;
+    rig.job.rotate(&store(&rig.vault), "test").await.unwrap_or_else(|e| panic!("{e}"));
+    let live = rig.service.live();
+    let [key] = live.as_slice() else { panic!("one live key, not {}", live.len()) };
+    assert_eq!(rig.secret().await, (json!({"api_key": key.secret, "key_id": "k-1"}), 2));
+    let expected = [
+        seen("GET", "/whoami", SEED),
+        seen("GET", "/keys", SEED),
+        seen("POST", "/keys", SEED),
+        seen("GET", "/whoami", &key.secret),
+        seen("GET", "/whoami", SEED),
+        seen("DELETE", "/keys/k-0", &key.secret),
+    ];
+    assert_eq!(rig.service.seen(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_http_starts_from_a_bare_key() {
+    starts_from_a_bare_key(&PYTHON_HTTP).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn js_http_starts_from_a_bare_key() {
+    starts_from_a_bare_key(&JS_HTTP).await;
+}
+
 /// The service mints a key but refuses it on `GET /whoami`: `test` fails,
 /// `rollback` revokes the new key with the current one, and the old key
 /// stays live and in Vault.
 async fn rolls_back_a_refused_key(example: &Example) {
-    let rig = rig(example, &format!("{}-rollback", example.name), true).await;
+    let rig = rig(example, &format!("{}-rollback", example.name), true, first_secret()).await;
     rig.service.refuse_minted_keys();
     let error = rig.job.rotate(&store(&rig.vault), "test").await.expect_err("the new key is refused");
     assert!(error.to_string().contains("the service refuses the new key (401)"), "{error}");
 
-    assert_eq!(rig.secret().await, (json!({"api_key": SEED, "key_id": "k-0"}), 1));
+    assert_eq!(rig.secret().await, (first_secret(), 1));
     let live: Vec<_> = rig.service.live().into_iter().map(|k| (k.id, k.secret)).collect();
     assert_eq!(live, [("k-0".to_owned(), SEED.to_owned())]);
     let requests = rig.service.seen();
@@ -204,11 +239,11 @@ async fn js_http_rolls_back_a_key_the_service_refuses() {
 /// permanently, Vault keeps the first secret, and no request ever went
 /// anywhere but the granted paths.
 async fn refuses_a_key_id_that_would_steer_a_path(example: &Example) {
-    let rig = rig(example, &format!("{}-hostile", example.name), true).await;
+    let rig = rig(example, &format!("{}-hostile", example.name), true, first_secret()).await;
     rig.service.mint_hostile_ids();
     let error = rig.job.rotate(&store(&rig.vault), "test").await.expect_err("a hostile key id");
     assert!(error.to_string().contains("POST /keys: the answer has no well-formed `key_id`"), "{error}");
-    assert_eq!(rig.secret().await, (json!({"api_key": SEED, "key_id": "k-0"}), 1));
+    assert_eq!(rig.secret().await, (first_secret(), 1));
     let paths: Vec<String> = rig.service.seen().into_iter().map(|s| format!("{} {}", s.method, s.path)).collect();
     assert_eq!(paths, ["GET /keys", "POST /keys"]);
 }
@@ -228,13 +263,13 @@ async fn js_http_refuses_a_key_id_that_would_steer_a_path() {
 /// into a permanent failure; the key service sees no request and Vault keeps
 /// the first secret.
 async fn sends_nothing_without_a_grant(example: &Example) {
-    let rig = rig(example, &format!("{}-denied", example.name), false).await;
+    let rig = rig(example, &format!("{}-denied", example.name), false, first_secret()).await;
     let error = rig.job.rotate(&store(&rig.vault), "test").await.expect_err("no grant, no request");
     let text = error.to_string();
     assert!(text.contains("create") && text.to_lowercase().contains("denied"), "{text}");
     assert!(!text.contains(SEED), "the key reached an error: {text}");
     assert_eq!(rig.service.seen(), []);
-    assert_eq!(rig.secret().await, (json!({"api_key": SEED, "key_id": "k-0"}), 1));
+    assert_eq!(rig.secret().await, (first_secret(), 1));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -253,7 +288,7 @@ async fn js_http_sends_nothing_without_a_grant() {
 /// Vault holds. (A crash between `create` and staging leaves a minted key
 /// nothing holds; the next `create` finds it by its label and revokes it.)
 async fn survives_a_crash_at_every_point(example: &Example) {
-    let rig = rig(example, &format!("{}-crash", example.name), true).await;
+    let rig = rig(example, &format!("{}-crash", example.name), true, first_secret()).await;
     for point in all_points() {
         let options = RotateOptions { interrupt_at: Some(point), ..RotateOptions::new("test") };
         match rig.job.rotate_with(&store(&rig.vault), options).await {
