@@ -1,4 +1,11 @@
-//! The HTTP client every plugin request shares, and where it may connect.
+//! The HTTP client of a plugin run, and where it may connect.
+//!
+//! Each plugin run gets a client of its own ([`client`], through
+//! [`super::HttpBridge::current`]): a connection pool belongs to the tokio
+//! runtime that opened its connections, and a process-wide client handed a
+//! pooled connection from a finished runtime to the next run (seen when
+//! tests, each on its own runtime, shared one). A run's calls still share
+//! connections with each other.
 //!
 //! [`crate::plugin::Grants::check_http`] decides which requests may leave
 //! and to which origin; this module makes sure the connection goes where the
@@ -27,7 +34,7 @@
 
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -117,10 +124,9 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// The client every plugin run shares (one connection pool), built once.
-pub fn shared_client() -> reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| build_client(GuardedResolver::system())).clone()
+/// A client for one plugin run (its own connection pool).
+pub fn client() -> reqwest::Client {
+    build_client(GuardedResolver::system())
 }
 
 /// A client with the rules of the module documentation. Without any

@@ -99,7 +99,7 @@ async fn a_name_resolving_to_a_forbidden_address_never_connects() {
 
 #[tokio::test]
 async fn failures_are_classified_for_the_plugin() {
-    let client = shared_client();
+    let client = client();
     let dns = client.get("http://no-such-host.invalid/").send().await.unwrap_err();
     assert!(matches!(classify(&dns), HttpError::Dns(m) if m.contains("no-such-host.invalid")), "{:?}", classify(&dns));
 
@@ -140,7 +140,7 @@ async fn redirects_come_back_to_the_plugin_unfollowed() {
         format!("HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{target}/elsewhere\r\nconnection: close\r\n\r\n")
             .leak();
     let (port, mut seen) = server(answer).await;
-    let response = shared_client().get(format!("http://127.0.0.1:{port}/start")).send().await.unwrap();
+    let response = client().get(format!("http://127.0.0.1:{port}/start")).send().await.unwrap();
     assert_eq!(response.status(), 302);
     assert_eq!(seen.recv().await.unwrap().0, "GET /start HTTP/1.1");
     assert!(followed.try_recv().is_err(), "the redirect was not followed");
@@ -200,7 +200,7 @@ fn property_the_request_that_leaves_is_the_one_the_check_approved() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let (port, seen) = rt.block_on(server(NO_CONTENT));
     let seen = RefCell::new(seen);
-    let client = shared_client();
+    let client = client();
     let config =
         Config { cases: 64, rng_seed: RngSeed::Fixed(0x005E_ED0B), failure_persistence: None, ..Config::default() };
     let (sent, by_name) = (Cell::new(0u32), Cell::new(0u32));

@@ -38,7 +38,7 @@ use crate::vault::path::shown;
 /// The longest any request may take, whatever the plugin asks.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub use self::client::{CONNECT_TIMEOUT, GuardedResolver, ResolveError, classify, screen, shared_client};
+pub use self::client::{CONNECT_TIMEOUT, GuardedResolver, ResolveError, classify, client, screen};
 
 /// Text that is either the plugin's own or a secret filled in by the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,8 +131,8 @@ pub enum HttpError {
     BadResponse(String),
 }
 
-/// The HTTP client every plugin run shares, plus the runtime to drive it
-/// from a blocking thread.
+/// A plugin run's HTTP client, plus the runtime to drive it from a
+/// blocking thread.
 #[derive(Clone)]
 pub struct HttpBridge {
     pub client: reqwest::Client,
@@ -140,9 +140,9 @@ pub struct HttpBridge {
 }
 
 impl HttpBridge {
-    /// The shared client on the current runtime.
+    /// A new client on the current runtime, for one plugin run.
     pub fn current() -> Self {
-        Self { client: shared_client(), handle: Handle::current() }
+        Self { client: client(), handle: Handle::current() }
     }
 }
 
