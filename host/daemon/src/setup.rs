@@ -184,7 +184,11 @@ fn load_jobs_into(config: &Config, runtime: &Arc<Runtime>, c: &mut Collector) ->
                 format!("job `{}`: {field}: {} (plugin {})", job.id, problem.message, plugin.label()),
             );
         }
-        jobs.push(Job { config: job.clone(), plugin });
+        let loaded = Job { config: job.clone(), plugin };
+        for problem in loaded.access_problems() {
+            c.error(job.spans.job.clone(), problem);
+        }
+        jobs.push(loaded);
     }
     jobs
 }

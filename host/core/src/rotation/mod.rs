@@ -22,6 +22,7 @@
 //! - [`events`]: what a rotation reports as it goes (audit, metrics, the feed).
 //! - [`crash`]: crash points for the fault-injection suite.
 
+mod access;
 pub mod events;
 mod protocol;
 
@@ -33,8 +34,8 @@ use tokio::runtime::Handle;
 
 use crate::config::{JobConfig, SecretLocation};
 use crate::plugin::{
-    Access, CurrentSecret, HostCall, HttpBridge, Lost, PlannedAction, Plugin, RunConfig, SecretAccess, Session,
-    StartError, Step, StepContext, StepError, VaultBridge,
+    CurrentSecret, HostCall, HttpBridge, Lost, PlannedAction, Plugin, RunConfig, Session, StartError, Step,
+    StepContext, StepError, VaultBridge,
 };
 use crate::state::{self, JobState, StateError, StateStore};
 use crate::vault::{VaultClient, VaultError};
@@ -217,21 +218,6 @@ impl Job {
             sql: self.config.sql.clone(),
             http: (!self.config.grants.http.is_empty()).then(HttpBridge::current),
             access: self.access(),
-        }
-    }
-
-    /// How the job's plugin is shown secrets: the job's `secret_access` and
-    /// `visible_fields`, else what the plugin asks for.
-    pub fn access(&self) -> SecretAccess {
-        match self.config.secret_access.unwrap_or(self.plugin.info().access) {
-            Access::Values => SecretAccess::Values,
-            Access::Handles => SecretAccess::Handles {
-                visible: self
-                    .config
-                    .visible_fields
-                    .clone()
-                    .unwrap_or_else(|| self.plugin.info().visible_fields.clone()),
-            },
         }
     }
 
