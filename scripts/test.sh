@@ -18,11 +18,15 @@ if ! command -v openssl >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
 fi
 
-# Tests run a throwaway PostgreSQL cluster (initdb + pg_ctl in a temp dir),
+# Tests run a throwaway PostgreSQL cluster (initdb + pg_ctl in a temp dir)
+# and a throwaway RabbitMQ node (Debian's scripts under /usr/lib/rabbitmq),
 # and the dashboard's browser test drives a headless chromium.
 missing=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
     missing+=(postgresql)
+fi
+if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    missing+=(rabbitmq-server)
 fi
 if ! command -v chromium >/dev/null; then
     missing+=(chromium)

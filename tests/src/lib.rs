@@ -8,6 +8,7 @@ pub mod contract;
 pub mod jwt;
 pub mod logs;
 pub mod postgres;
+pub mod rabbitmq;
 pub mod raw_http;
 mod readme;
 
