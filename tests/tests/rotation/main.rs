@@ -11,3 +11,4 @@ mod recorded;
 mod resume;
 mod rotation_e2e;
 mod vault_faults_rotation;
+mod wit_versions;
