@@ -163,6 +163,60 @@ fn origin(url: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn job(settings: serde_json::Value) -> Result<Job, String> {
+        Job::check(serde_json::from_value(settings).map_err(|e| e.to_string())?)
+    }
+
+    #[test]
+    fn single_user_is_the_default_and_always_targets_its_user() {
+        let j = job(json!({"url": "http://127.0.0.1:15672/", "username": "app"})).unwrap();
+        assert_eq!(j.url, "http://127.0.0.1:15672");
+        assert!(!j.is_alternating());
+        assert_eq!((j.target(None), j.target(Some("app")), j.target(Some("other"))), ("app", "app", "app"));
+        assert_eq!(j.other("app"), None);
+        assert_eq!((j.policy.length, j.policy.alphabet.as_str(), j.policy.rules.len()), (32, "", 0));
+    }
+
+    #[test]
+    fn alternating_users_target_the_one_the_current_secret_does_not_name() {
+        let j = job(json!({"url": "https://r:1", "strategy": "alternating-users", "usernames": ["a", "b"]})).unwrap();
+        assert_eq!(
+            (j.target(None), j.target(Some("a")), j.target(Some("b")), j.target(Some("x"))),
+            ("a", "b", "a", "a")
+        );
+        assert_eq!((j.other("a"), j.other("b")), (Some("b"), Some("a")));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_a_reason() {
+        let cases = [
+            (json!({"url": "http://r"}), "single-user needs `username`"),
+            (json!({"url": "http://r", "username": "a", "usernames": ["a", "b"]}), "single-user needs"),
+            (json!({"url": "http://r", "strategy": "alternating-users", "usernames": ["a", "a"]}), "two different"),
+            (json!({"url": "http://r", "strategy": "alternating-users", "usernames": ["a"]}), "two different"),
+            (json!({"url": "http://r", "strategy": "alternating-users", "username": "a"}), "alternating-users needs"),
+            (json!({"url": "http://r", "username": "a\nb"}), "not a RabbitMQ user name"),
+            (json!({"url": "http://r", "username": ""}), "not a RabbitMQ user name"),
+            (json!({"url": "http://r", "username": "a", "password": {"length": 8}}), "between 16 and 1024"),
+            (json!({"url": "http://r/api", "username": "a"}), "not an http(s) origin"),
+            (json!({"url": "http://r", "username": "a", "extra": 1}), "unknown field"),
+        ];
+        for (settings, want) in cases {
+            let err = job(settings.clone()).err().unwrap_or_else(|| panic!("accepted {settings}"));
+            assert!(err.contains(want), "{settings}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_password_policy_is_passed_to_the_host() {
+        let rules = json!([{"charset": "0123456789", "min_chars": 4}]);
+        let settings = json!({"url": "http://r", "username": "a", "password": {"length": 48, "alphabet": "abc0123456789", "rules": rules}});
+        let p = job(settings).unwrap().policy;
+        assert_eq!((p.length, p.alphabet.as_str()), (48, "abc0123456789"));
+        assert_eq!((p.rules[0].charset.as_str(), p.rules[0].min_chars), ("0123456789", 4));
+    }
 
     #[test]
     fn origins_lose_a_trailing_slash_and_refuse_anything_more() {
