@@ -99,7 +99,9 @@ impl RabbitMq {
             let Err(why) = block_on(node.wait_ready()) else { return node };
             let log = node.log_tail();
             drop(node);
-            if !log.contains("eaddrinuse") || attempt == 3 {
+            // epmd exits silently when its port is taken.
+            let port_taken = log.contains("eaddrinuse") || why.starts_with("epmd exited");
+            if !port_taken || attempt == 3 {
                 panic!("RabbitMQ node did not start: {why}\n{log}");
             }
         }
@@ -176,10 +178,7 @@ impl RabbitMq {
             .spawn()
             .unwrap_or_else(|e| panic!("starting epmd: {e}"));
         // The server must find our epmd listening (it may not start one).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", epmd_port)).is_err() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", epmd_port)).is_ok());
         let server = command(&format!("{BIN}/rabbitmq-server"), group, "console.log")
             .spawn()
             .unwrap_or_else(|e| panic!("starting rabbitmq-server: {e}"));
@@ -193,9 +192,9 @@ impl RabbitMq {
         let deadline = Instant::now() + READY_WITHIN;
         let url = format!("{}/api/overview", self.base_url());
         loop {
-            for child in &mut self.children {
+            for (child, name) in self.children.iter_mut().zip(["epmd", "rabbitmq-server"]) {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!("a process of the node exited ({status})"));
+                    return Err(format!("{name} exited ({status})"));
                 }
             }
             let answer = self.http.get(&url).basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD)).send().await;
@@ -217,12 +216,9 @@ impl RabbitMq {
         let mut out = String::new();
         for name in files {
             let text = std::fs::read_to_string(self.dir.path().join(&name)).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            out += &format!("--- {name} (last 40 lines)\n");
-            for line in &lines[lines.len().saturating_sub(40)..] {
-                out += line;
-                out.push('\n');
-            }
+            let mut lines: Vec<&str> = text.lines().rev().take(40).collect();
+            lines.reverse();
+            out += &format!("--- {name} (last 40 lines)\n{}\n", lines.join("\n"));
         }
         out
     }
@@ -307,11 +303,8 @@ impl RabbitMq {
 impl Drop for RabbitMq {
     fn drop(&mut self) {
         drop(self.lifeline.take());
-        let deadline = Instant::now() + STOP_WITHIN;
-        while matches!(self.watchdog.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if matches!(self.watchdog.try_wait(), Ok(None)) {
+        let watchdog = &mut self.watchdog;
+        if !poll_until(STOP_WITHIN, || !matches!(watchdog.try_wait(), Ok(None))) {
             // The watchdog is stuck: kill its whole group ourselves.
             let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.watchdog.id())]).status();
             let _ = self.watchdog.wait();
@@ -320,13 +313,8 @@ impl Drop for RabbitMq {
             let _ = child.wait();
         }
         // The port helpers leave when the VM is gone; give them a moment.
-        let deadline = Instant::now() + STOP_WITHIN;
-        let mut left = processes_of(&self.node);
-        while !left.is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-            left = processes_of(&self.node);
-        }
-        for pid in left {
+        poll_until(STOP_WITHIN, || processes_of(&self.node).is_empty());
+        for pid in processes_of(&self.node) {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
     }
@@ -353,6 +341,18 @@ pub fn processes_of(node: &str) -> Vec<u32> {
             environ.split(|b| *b == 0).any(|var| var == needle.as_bytes())
         })
         .collect()
+}
+
+/// Poll `done` every 50 ms until it holds or `within` passes: does it hold?
+fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }
 
 /// An HTTP client for the management API; each request opens its own
@@ -391,14 +391,7 @@ mod tests {
 
     use super::*;
 
-    /// Wait up to a minute for `done`.
-    fn eventually(mut done: impl FnMut() -> bool) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !done() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        done()
-    }
+    const MINUTE: Duration = Duration::from_secs(60);
 
     #[tokio::test]
     async fn node_proves_passwords_and_leaves_nothing_behind() {
@@ -458,10 +451,10 @@ mod tests {
         drop(child.stdin.take());
         assert!(child.wait().unwrap().success());
         assert!(
-            eventually(|| processes_of(&node).is_empty()),
+            poll_until(MINUTE, || processes_of(&node).is_empty()),
             "{node} outlives its process: {:?}",
             processes_of(&node)
         );
-        assert!(eventually(|| !dir.exists()), "{} outlives its process", dir.display());
+        assert!(poll_until(MINUTE, || !dir.exists()), "{} outlives its process", dir.display());
     }
 }

@@ -1,16 +1,22 @@
 //! The fault-injection suite: the real `rotator run` process is aborted at
 //! every crash point of a rotation (`ROTATOR_CRASH_AT`), restarted, and the
-//! end-state rule is checked against Vault and a real PostgreSQL.
+//! end-state rule is checked against Vault and a real target: PostgreSQL
+//! (`postgres-password`, over the `sql` import) and RabbitMQ
+//! (`rabbitmq-password` in handle mode, over the `http` import).
 //!
-//! After every trial: the password Vault holds logs in to PostgreSQL, the
+//! After every trial: the password Vault holds logs in to the target, the
 //! state record holds no PENDING, and exactly one more rotation was recorded
 //! (one more KV version, one more `rotated` history entry). The randomized
-//! trial count is `CRASH_TRIALS` (default 200); `scripts/crash-trials.sh`
-//! runs 1,000 and writes `docs/reliability.md`.
+//! trial counts are `CRASH_TRIALS` (PostgreSQL, default 200) and
+//! `CRASH_TRIALS_RABBITMQ` (default 40); `scripts/crash-trials.sh` runs
+//! 1,000 and writes `docs/reliability.md`.
 
 #[path = "../../../tests/src/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
+#[path = "../../../tests/src/rabbitmq.rs"]
+#[allow(dead_code)]
+mod rabbitmq;
 #[path = "support/rig.rs"]
 #[allow(dead_code)]
 mod rig;
@@ -62,49 +68,85 @@ async fn trial(rig: &Rig, before: u64, crashes: &[String]) -> usize {
     crashed
 }
 
-/// Every point a single-user PostgreSQL rotation passes: the protocol's
-/// actions and each host call the plugin makes.
-fn points() -> Vec<String> {
+/// Every point of the protocol, and the first `calls` host calls' points.
+fn points(calls: usize) -> Vec<String> {
     let mut all: Vec<String> = crash::all_points().iter().map(ToString::to_string).collect();
-    for n in 1..=3 {
+    for n in 1..=calls {
         all.push(format!("before:host-call:{n}"));
         all.push(format!("after:host-call:{n}"));
     }
     all
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_crash_point_recovers_without_lockout() {
-    let rig = Rig::new("").await;
-    let mut done = 0;
-    // The first rotation creates the secret; each point gets one trial.
-    trial(&rig, done, &[]).await;
-    done += 1;
-    for point in points() {
-        let crashed = trial(&rig, done, std::slice::from_ref(&point)).await;
+/// One trial per crash point, after a first rotation that creates the
+/// secret. A successful rotation passes every point but the rollback ones,
+/// and the host-call points of the calls it makes: those that crashed must
+/// be exactly the first ones, at least `min_calls` of them. Returns how
+/// many host calls a rotation made.
+async fn every_point(rig: &Rig, min_calls: usize) -> usize {
+    trial(rig, 0, &[]).await;
+    let mut done = 1;
+    let mut calls_reached = Vec::new();
+    for point in points(min_calls + 6) {
+        let crashed = trial(rig, done, std::slice::from_ref(&point)).await;
         done += 1;
-        // A successful rotation passes every point but the rollback ones
-        // (and the plugin makes two host calls: set's and test's).
-        let reached = !point.contains("rollback") && !point.ends_with("host-call:3");
-        assert_eq!(crashed, usize::from(reached), "{point}: crashed {crashed} times");
+        match point.rsplit_once("host-call:").map(|(_, n)| n.parse::<usize>().unwrap()) {
+            Some(n) => calls_reached.push((n, crashed)),
+            None => assert_eq!(crashed, usize::from(!point.contains("rollback")), "{point}: crashed {crashed} times"),
+        }
     }
+    let made = calls_reached.iter().filter(|(_, crashed)| *crashed == 1).map(|(n, _)| *n).max().unwrap_or(0);
+    for (n, crashed) in &calls_reached {
+        assert_eq!(*crashed, usize::from(*n <= made), "host call {n}: crashed {crashed} times (calls made: {made})");
+    }
+    assert!(made >= min_calls, "a rotation made {made} host calls; expected at least {min_calls}");
+    made
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn randomized_crashes_never_lock_anyone_out() {
-    let trials: u64 = std::env::var("CRASH_TRIALS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
-    let rig = Rig::new("").await;
-    trial(&rig, 0, &[]).await;
-    let all = points();
+/// `trials` random runs of up to three crashes in a row (the recovery
+/// itself may crash), over the points of a rotation making `calls` calls.
+async fn randomized(rig: &Rig, trials: u64, calls: usize) -> (u64, usize, Duration) {
+    trial(rig, 0, &[]).await;
+    let all = points(calls);
     let mut rng = rand::rng();
     let started = Instant::now();
     let mut crashes_total = 0;
     for t in 0..trials {
-        // Up to three crashes in a row: the recovery itself may crash.
         let n = rng.random_range(0..=3);
         let crashes: Vec<String> = (0..n).map(|_| all[rng.random_range(0..all.len())].clone()).collect();
-        crashes_total += trial(&rig, t + 1, &crashes).await;
+        crashes_total += trial(rig, t + 1, &crashes).await;
     }
+    (trials, crashes_total, started.elapsed())
+}
+
+fn trials(var: &str, default: u64) -> u64 {
+    std::env::var(var).ok().and_then(|n| n.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_crash_point_recovers_without_lockout() {
+    // set's ALTER ROLE and test's login; the third point is never reached.
+    assert_eq!(every_point(&Rig::new("").await, 2).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn randomized_crashes_never_lock_anyone_out() {
+    let (trials, crashes, took) = randomized(&Rig::new("").await, trials("CRASH_TRIALS", 200), 2).await;
     // Read by scripts/crash-trials.sh for docs/reliability.md.
-    println!("crash trials: 0 lockouts / {trials} trials ({crashes_total} crashes) in {:.0?}", started.elapsed());
+    println!("crash trials: 0 lockouts / {trials} trials ({crashes} crashes) in {took:.0?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rabbitmq_every_crash_point_recovers_without_lockout() {
+    // At least: reading the admin's credentials, setting the password,
+    // proving it.
+    every_point(&Rig::rabbitmq().await, 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rabbitmq_randomized_crashes_never_lock_anyone_out() {
+    let rig = Rig::rabbitmq().await;
+    let calls = 12;
+    let (trials, crashes, took) = randomized(&rig, trials("CRASH_TRIALS_RABBITMQ", 40), calls).await;
+    println!("rabbitmq crash trials: 0 lockouts / {trials} trials ({crashes} crashes) in {took:.0?}");
 }

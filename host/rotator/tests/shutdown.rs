@@ -10,6 +10,9 @@
 #[path = "../../../tests/src/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
+#[path = "../../../tests/src/rabbitmq.rs"]
+#[allow(dead_code)]
+mod rabbitmq;
 #[path = "support/rig.rs"]
 #[allow(dead_code)]
 mod rig;
@@ -23,9 +26,9 @@ async fn sigint_during_a_rotation_lets_it_finish_and_exits_0() {
     // Room for the held `set` step on a busy machine.
     let rig = Rig::new("limits = { step_timeout = \"5m\" }\n").await;
     rig.make_due().await;
-    let held = rig.pg.hold_role(ROLE).await;
+    let held = rig.pg().hold_role(ROLE).await;
     let mut daemon = rig.daemon(None);
-    rig.pg.wait_for_lock_waiter().await;
+    rig.pg().wait_for_lock_waiter().await;
     let staged = rig.state().await.in_progress.expect("the rotation is staged: `set` is running");
     assert_eq!(staged.stage.as_str(), "staged");
 

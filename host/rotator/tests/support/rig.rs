@@ -1,7 +1,9 @@
-//! A world for `rotator run` processes: a dev server, a real PostgreSQL
-//! with role `app_user`, and a config with one single-user
-//! `postgres-password` job, plus the daemon as a child process whose output
-//! is collected as it comes. Used by the crash suite and the shutdown tests.
+//! A world for `rotator run` processes: a dev server, one real target
+//! (PostgreSQL with role `app_user` and a single-user `postgres-password`
+//! job, or RabbitMQ with user `app_user` and a single-user
+//! `rabbitmq-password` job in handle mode), plus the daemon as a child
+//! process whose output is collected as it comes. Used by the crash suite
+//! and the shutdown tests.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -16,46 +18,104 @@ use rotator_core::vault::{VaultClient, VaultOptions};
 use rotator_devserver::{DevServer, DevServerOptions};
 use secrecy::SecretString;
 
-use crate::postgres;
+use crate::{postgres, rabbitmq};
 
 pub const ROOT: &str = "crash-suite-root";
 pub const JOB: &str = "app-db";
 pub const ROLE: &str = "app_user";
+/// Where the job's secret lives (mount `secret`).
+const SECRET_PATH: &str = "app/db";
 
-/// One dev server, one PostgreSQL, one config: the world a daemon restarts in.
+/// The system whose password the job rotates.
+pub enum Target {
+    Postgres(postgres::Postgres),
+    RabbitMq(rabbitmq::RabbitMq),
+}
+
+/// One dev server, one target, one config: the world a daemon restarts in.
 pub struct Rig {
     /// Kept alive for the daemons to talk to.
     _server: DevServer,
-    pub pg: postgres::Postgres,
+    pub target: Target,
     pub vault: VaultClient,
     pub store: StateStore,
     dir: tempfile::TempDir,
 }
 
 impl Rig {
-    /// `job_extra` is TOML appended to the job's table (e.g. `limits`).
+    /// A PostgreSQL rig; `job_extra` is TOML appended to the job's table
+    /// (e.g. `limits`).
     pub async fn new(job_extra: &str) -> Self {
-        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let server = DevServer::start(DevServerOptions { addr, root_token: ROOT.into(), ..Default::default() })
-            .await
-            .expect("dev server");
-        let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
+        let (server, vault) = dev_server().await;
         let pg = tokio::task::spawn_blocking(postgres::Postgres::start).await.unwrap();
         let admin = pg.connect("postgres", postgres::SUPERUSER_PASSWORD).await.unwrap();
         admin.batch_execute(&format!("CREATE ROLE {ROLE} LOGIN PASSWORD 'initial-password'")).await.unwrap();
         let creds = SecretJson::new(postgres::Postgres::admin_secret());
         vault.kv_write("secret", "pg/admin", &creds, None).await.unwrap();
+        let job = format!("{}{job_extra}", pg.single_user_job(JOB, SECRET_PATH, ROLE));
+        Self::with(server, vault, Target::Postgres(pg), &job)
+    }
 
+    /// A RabbitMQ rig: user `app_user` (tag `management`), the admin's
+    /// credentials in Vault KV, and a single-user `rabbitmq-password` job
+    /// in handle mode granted only the management API paths it uses.
+    pub async fn rabbitmq() -> Self {
+        let (server, vault) = dev_server().await;
+        let mq = tokio::task::spawn_blocking(rabbitmq::RabbitMq::start).await.unwrap();
+        mq.create_user(ROLE, "initial-password", &["management"]).await;
+        mq.set_permissions(ROLE).await;
+        let admin = serde_json::json!({"username": mq.admin_user(), "password": mq.admin_password()});
+        vault.kv_write("secret", "rabbit/admin", &SecretJson::new(admin.to_string()), None).await.unwrap();
+        let job = format!(
+            r#"[[jobs]]
+id = "{JOB}"
+plugin = "rabbitmq-password"
+secret = {{ path = "{SECRET_PATH}" }}
+interval = "1h"
+settings = {{ url = "{url}", username = "{ROLE}", admin = {{ mount = "secret", path = "rabbit/admin" }} }}
+secret_access = "handles"
+
+[[jobs.grants]]
+path = "secret/data/rabbit/admin"
+operations = ["read"]
+
+[[jobs.grants]]
+http = "{origin}"
+paths = ["/api/users/", "/api/whoami", "/api/permissions/"]
+methods = ["GET", "PUT"]
+"#,
+            url = mq.base_url(),
+            origin = mq.origin(),
+        );
+        Self::with(server, vault, Target::RabbitMq(mq), &job)
+    }
+
+    fn with(server: DevServer, vault: VaultClient, target: Target, job: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let toml = format!(
             "[vault]\naddress = \"{}\"\ntoken = {{ env = \"CRASH_SUITE_TOKEN\" }}\n\n\
-             [daemon]\napi_addr = \"127.0.0.1:0\"\ncache_dir = \"cache\"\nshutdown_grace = \"20s\"\n{}{job_extra}",
+             [daemon]\napi_addr = \"127.0.0.1:0\"\ncache_dir = \"cache\"\nshutdown_grace = \"20s\"\n{job}",
             server.url(),
-            pg.single_user_job(JOB, "app/db", ROLE)
         );
         std::fs::write(dir.path().join("rotator.toml"), toml).unwrap();
         let store = StateStore::new(vault.clone(), "secret", "rotator/state");
-        Self { _server: server, pg, vault, store, dir }
+        Self { _server: server, target, vault, store, dir }
+    }
+
+    /// The PostgreSQL cluster of a PostgreSQL rig.
+    pub fn pg(&self) -> &postgres::Postgres {
+        match &self.target {
+            Target::Postgres(pg) => pg,
+            Target::RabbitMq(_) => panic!("a RabbitMQ rig has no PostgreSQL"),
+        }
+    }
+
+    /// Does `password` log `ROLE` in to the target?
+    async fn logs_in(&self, password: &str) -> bool {
+        match &self.target {
+            Target::Postgres(pg) => pg.logs_in(ROLE, password).await,
+            Target::RabbitMq(mq) => mq.authenticates(ROLE, password).await,
+        }
     }
 
     pub fn daemon(&self, crash_at: Option<&str>) -> Proc {
@@ -95,13 +155,23 @@ impl Rig {
         assert_eq!(s.rotations, rotations, "{context}: rotation count");
         let rotated = s.history.iter().filter(|h| h.outcome == Outcome::Rotated).count() as u64;
         assert_eq!(rotated, rotations.min(rotator_core::state::HISTORY_LEN as u64), "{context}: history");
-        let secret = self.vault.kv_read("secret", "app/db").await.unwrap().expect("secret exists");
+        let secret = self.vault.kv_read("secret", SECRET_PATH).await.unwrap().expect("secret exists");
         assert_eq!(secret.version, Some(rotations), "{context}: one KV version per rotation");
         let fields = secret.data.fields();
         let password = fields["password"].as_str().unwrap();
         assert_eq!(fields["username"], ROLE);
-        assert!(self.pg.logs_in(ROLE, password).await, "{context}: LOCKOUT: the password in Vault is refused");
+        assert!(self.logs_in(password).await, "{context}: LOCKOUT: the password in Vault is refused");
     }
+}
+
+/// A dev server and a root client for it.
+async fn dev_server() -> (DevServer, VaultClient) {
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server = DevServer::start(DevServerOptions { addr, root_token: ROOT.into(), ..Default::default() })
+        .await
+        .expect("dev server");
+    let vault = VaultClient::new(VaultOptions::new(server.url(), SecretString::from(ROOT))).unwrap();
+    (server, vault)
 }
 
 /// A running `rotator run`, with its output collected as it comes.
