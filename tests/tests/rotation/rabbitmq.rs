@@ -146,7 +146,9 @@ async fn single_user_rotates_in_handle_mode_with_admin_credentials_from_vault() 
         seen.push(password.clone());
         previous = password;
     }
-    let changed = logs::lines_with(&["job=single", "changed the password of RabbitMQ user `orders/app svc`"]);
+    // The host redacts every value of the job's secret from plugin output,
+    // the user name included, so the line is found by its wording.
+    let changed = logs::lines_with(&["job=\"single\"", "changed the password of RabbitMQ user `"]);
     assert_eq!(changed.len(), 2, "the plugin's log lines: {changed:?}");
     let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
     assert_not_logged(&seen);
@@ -210,12 +212,12 @@ async fn a_failed_test_rolls_back_and_the_current_password_still_works() {
     let err = jobs[0].rotate(&store(&vault), "test").await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, RotationError::Step { .. }), "{msg}");
-    assert!(msg.contains("RabbitMQ refused the new password of user `no-management`"), "{msg}");
+    assert!(msg.contains("RabbitMQ refused the new password of user `"), "{msg}");
     assert!(msg.ends_with("; rolled back"), "{msg}");
     let (_, password, version) = secret(&vault, "untagged").await;
     assert_eq!((password.as_str(), version), ("initial-plain-pw", 1), "the failed rotation changed Vault");
     assert!(tags(rabbit, user).await.is_empty(), "rollback changed the user's tags");
-    assert_eq!(logs::lines_with(&["job=untagged", "restored the previous password"]).len(), 1);
+    assert_eq!(logs::lines_with(&["job=\"untagged\"", "restored the previous password"]).len(), 1);
 
     // Prove the restored password: give the user the management tag while
     // keeping its password hash as it is, then log in with the current one.
