@@ -244,3 +244,29 @@ async fn a_missing_admin_secret_is_a_config_error_and_nothing_changes() {
     assert_eq!(secret(&vault, "noadmin").await.2, 1);
     assert!(rabbit.authenticates(user, "initial-missing-pw").await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_admin_an_administrator_changes_its_own_password() {
+    capture();
+    let rabbit = node().await;
+    let user = "self-admin";
+    rabbit.create_user(user, "initial-self-pw", &["administrator"]).await;
+    let server = dev_server().await;
+    // No `admin`: the job's own credential makes the calls, and each
+    // rotation logs in with what the previous one set.
+    let (vault, jobs, _rt) = jobs(&server, &config(rabbit, "self", &format!(r#"username = "{user}""#), false));
+    write(&vault, "rabbit/self", json!({"username": user, "password": "initial-self-pw"})).await;
+
+    let mut seen = vec!["initial-self-pw".to_owned()];
+    for _ in 0..2 {
+        rotate(&jobs[0], &vault).await;
+        let (_, password, _) = secret(&vault, "self").await;
+        assert!(rabbit.authenticates(user, &password).await, "the new password does not log in");
+        assert!(!rabbit.authenticates(user, seen.last().unwrap()).await, "the old password still logs in");
+        assert!(!seen.contains(&password));
+        seen.push(password);
+    }
+    assert_eq!(tags(rabbit, user).await, ["administrator", "management"], "the tags were not kept");
+    let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
+    assert_not_logged(&seen);
+}
