@@ -98,13 +98,17 @@ impl Job {
         }
     }
 
-    /// Make sure `target` exists with the tags it should have (its own, or
-    /// for a new alternating user the other user's) and return them, plus
-    /// the permissions a new alternating user must copy.
+    /// The tags `target` must keep (its own, or for a new alternating user
+    /// the other user's) and the vhost permissions to copy onto it: in
+    /// alternating mode, each of the other user's permissions on a vhost
+    /// `target` has none on. Copying only what is missing makes a `set`
+    /// that stopped between creating the user and its permissions finish
+    /// the job when it runs again, and never overrides what an operator set.
     fn prepare(&self, api: &Api, target: &str) -> Result<(String, Vec<api::Permission>), RotateError> {
-        let other = self.other(target);
-        let (tags, source) = match (api.user(target)?, other) {
-            (Some(user), _) => (user.tags, other),
+        let found = api.user(target)?;
+        let exists = found.is_some();
+        let (tags, source) = match (found, self.other(target)) {
+            (Some(user), other) => (user.tags, other),
             (None, Some(other)) => match api.user(other)? {
                 Some(user) => (user.tags, Some(other)),
                 None => {
@@ -113,23 +117,11 @@ impl Job {
             },
             (None, None) => return Err(RotateError::Permanent(format!("user `{target}` does not exist"))),
         };
-        let copy = match source {
-            Some(source) => {
-                let have: Vec<String> =
-                    api.permissions(target).or_else(none_if_missing)?.into_iter().map(|p| p.vhost).collect();
-                api.permissions(source)?.into_iter().filter(|p| !have.contains(&p.vhost)).collect()
-            }
-            None => Vec::new(),
-        };
+        let Some(source) = source else { return Ok((tags, Vec::new())) };
+        let have: Vec<String> =
+            if exists { api.permissions(target)?.into_iter().map(|p| p.vhost).collect() } else { Vec::new() };
+        let copy = api.permissions(source)?.into_iter().filter(|p| !have.contains(&p.vhost)).collect();
         Ok((tags, copy))
-    }
-}
-
-/// A user that does not exist yet has no permissions.
-fn none_if_missing(e: RotateError) -> Result<Vec<api::Permission>, RotateError> {
-    match e {
-        RotateError::Permanent(m) if m.starts_with("the server answered 404") => Ok(Vec::new()),
-        e => Err(e),
     }
 }
 
