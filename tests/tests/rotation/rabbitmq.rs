@@ -270,3 +270,32 @@ async fn without_admin_an_administrator_changes_its_own_password() {
     let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
     assert_not_logged(&seen);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_describes_the_calls_and_changes_nothing() {
+    capture();
+    let rabbit = node().await;
+    let user = "plan-first";
+    rabbit.create_user(user, "initial-plan-pw", &[]).await;
+    let server = dev_server().await;
+    let settings = format!(r#"strategy = "alternating-users", usernames = ["{user}", "plan-second"]"#);
+    let (vault, jobs, _rt) = jobs(&server, &config(rabbit, "planned", &settings, true));
+    write(&vault, "rabbit/planned", json!({"username": user, "password": "initial-plan-pw"})).await;
+
+    let plan = jobs[0].plan(&store(&vault)).await.unwrap_or_else(|e| panic!("{e}"));
+    let summaries: Vec<&str> = plan.plugin_actions.iter().map(|a| a.summary.as_str()).collect();
+    let url = rabbit.base_url();
+    for want in [
+        "the host generates a 32-character password for user `plan-second`".to_owned(),
+        format!("as the administrator in secret/{ADMIN_PATH}: GET {url}/api/users/plan-second (keep its tags)"),
+        "if missing, create it with the other user's tags and vhost permissions".to_owned(),
+        format!("GET {url}/api/whoami as `plan-second` with the new password"),
+        "nothing to undo: the current user was not touched".to_owned(),
+    ] {
+        assert!(summaries.iter().any(|s| s.contains(&want)), "missing {want:?} in {summaries:#?}");
+    }
+    // Nothing was written, and the second user was not created.
+    assert_eq!(secret(&vault, "planned").await.2, 1);
+    assert_eq!(rabbit.api("GET", "/api/users/plan-second", None).await.0, 404);
+    assert!(rabbit.authenticates(user, "initial-plan-pw").await);
+}
