@@ -50,18 +50,13 @@ impl Text {
     }
 }
 
-/// Plain text. (There is deliberately no conversion from `&String`: a
-/// [`Handle`] is a `String`, and one must never go out as plain text by
-/// accident; use [`Text::secret`].)
+/// Plain text. There is deliberately no conversion from `String` or
+/// `&String`: a [`Handle`] is a `String`, and one must never go out as plain
+/// text by accident; write [`Text::secret`] for a handle and
+/// [`Text::plain`] (or `.as_str()`) for owned plain text.
 impl From<&str> for Text {
     fn from(text: &str) -> Self {
         Text::Plain(text.to_owned())
-    }
-}
-
-impl From<String> for Text {
-    fn from(text: String) -> Self {
-        Text::Plain(text)
     }
 }
 
