@@ -44,7 +44,13 @@ impl Text {
         Text::Plain(text.into())
     }
 
-    /// The value behind `handle`, filled in by the host.
+    /// The value behind `handle`, filled in by the host. A handle does not
+    /// turn into [`Text`] any other way, so it cannot go out as plain text:
+    ///
+    /// ```compile_fail
+    /// let handle: rotator_plugin_sdk::Handle = "rotator-handle:current/token".to_owned();
+    /// let _ = rotator_plugin_sdk::http::get("https://api.example/").bearer(handle);
+    /// ```
     pub fn secret(handle: &Handle) -> Self {
         Text::Secret(handle.clone())
     }
