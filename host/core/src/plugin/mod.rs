@@ -41,6 +41,9 @@ pub use files::{MAX_PLUGIN_BYTES, find_in_dirs};
 pub use grants::{Capability, Grants, HttpGrant, Operation, SqlGrant, SqlOperation, VaultGrant};
 pub use handles::SecretAccess;
 pub use imports::http::HttpBridge;
+/// The shared client plugin HTTP requests go through (benchmarks and tests
+/// compare against it; its resolver refuses forbidden addresses).
+pub use imports::http::{CONNECT_TIMEOUT, GuardedResolver, ResolveError, classify, screen, shared_client};
 pub use imports::{CallOutcome, HostCall, SqlValue, SubstituteError, VaultBridge, substitute_parameters};
 pub use limits::{OutputLimits, RunLimits};
 pub use run::{Run, RunConfig};

@@ -6,16 +6,20 @@
 //! what a plugin declares must never see it denied.
 //!
 //! Calls are grouped by capability family, the part of the host function's
-//! name before the dot (`vault.kv-read` → `vault`). A family without a
-//! matching rule here (a newer capability such as `sql`, whose calls would
-//! name a connection as their target) is reported as not covered, so a
-//! capability the harness cannot judge never passes silently.
+//! name before the dot (`vault.kv-read` → `vault`). An `sql` call names its
+//! connection; an `http.send` call is recorded as its method and
+//! `origin` + `path` (the canonical target the host checked), and is judged
+//! by the very check the host runs ([`Grants::check_http`]), against the
+//! declared origins, path prefixes and methods. A family without a matching
+//! rule here is reported as not covered, so a capability the harness cannot
+//! judge never passes silently.
 
 use std::collections::BTreeSet;
 
 use super::env::Env;
 use super::parse_operation;
 use super::report::{CallRecord, CheckResult, names};
+use rotator_core::plugin::grants::RefusalKind;
 use rotator_core::plugin::{Grants, SqlOperation};
 
 /// Why `call` is not covered by `declared`, if it is not.
@@ -31,6 +35,11 @@ fn uncovered(declared: &Grants, call: &CallRecord) -> Option<String> {
             Some(op) if declared.allows_sql(op, &call.target) => None,
             Some(_) => Some("no declared sql capability covers this connection".into()),
             None => Some(format!("unknown sql operation `{}`", call.operation)),
+        },
+        "http" => match declared.check_http(&call.operation, &call.target) {
+            Ok(_) => None,
+            Err(refusal) if refusal.kind == RefusalKind::Invalid => Some(refusal.message),
+            Err(_) => Some("no declared http capability covers this origin, path and method".into()),
         },
         other => Some(format!("the harness has no coverage rule for `{other}` capabilities")),
     }
@@ -60,7 +69,7 @@ pub(super) fn check(env: &Env) -> CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rotator_core::plugin::{Operation, SqlGrant, VaultGrant};
+    use rotator_core::plugin::{HttpGrant, Operation, SqlGrant, VaultGrant};
 
     fn call(function: &str, target: &str, operation: &str) -> CallRecord {
         CallRecord {
@@ -88,5 +97,33 @@ mod tests {
         assert!(other.contains("no declared sql capability"), "{other}");
         let execute = uncovered(&declared, &call("sql.execute", "orders", "execute")).unwrap();
         assert!(execute.contains("no declared sql capability"), "{execute}");
+    }
+
+    #[test]
+    fn http_calls_are_covered_by_declared_origins_paths_and_methods() {
+        let declared = Grants {
+            http: vec![HttpGrant {
+                origin: "https://rabbit.internal:15672".into(),
+                paths: vec!["/api/users/".into()],
+                methods: vec!["GET".into(), "PUT".into()],
+            }],
+            ..Grants::default()
+        };
+        let send = |target: &str, method: &str| uncovered(&declared, &call("http.send", target, method));
+        assert_eq!(send("https://rabbit.internal:15672/api/users/app", "PUT"), None);
+        let uncovered_ones = [
+            send("https://rabbit.internal:15672/api/users/app", "DELETE"),
+            send("https://rabbit.internal:15672/api/vhosts/x", "GET"),
+            send("https://rabbit.internal:443/api/users/app", "GET"),
+            send("http://rabbit.internal:15672/api/users/app", "GET"),
+        ];
+        for why in uncovered_ones {
+            assert_eq!(why.as_deref(), Some("no declared http capability covers this origin, path and method"));
+        }
+        let invalid = send("https://rabbit.internal:15672/api/users/../x", "GET").unwrap();
+        assert!(invalid.contains("`.` or `..` segment"), "{invalid}");
+        // A plugin that declares nothing has nothing covered.
+        let none = uncovered(&Grants::default(), &call("http.send", "https://rabbit.internal:15672/", "GET"));
+        assert!(none.is_some());
     }
 }

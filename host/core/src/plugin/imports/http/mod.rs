@@ -10,6 +10,9 @@ use tokio::runtime::Handle;
 
 use super::HostState;
 
+mod client;
+pub use client::{CONNECT_TIMEOUT, GuardedResolver, ResolveError, classify, screen, shared_client};
+
 /// Text that is either the plugin's own or a secret filled in by the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Text {

@@ -1,5 +1,6 @@
-//! Capability grants: which Vault paths and operations, and which SQL
-//! connections and operations, a job's plugin may use.
+//! Capability grants: which Vault paths and operations, which SQL
+//! connections and operations, and which HTTP origins, paths and methods a
+//! job's plugin may use.
 //!
 //! Grants are data in the job's TOML and are denied by default. Paths match
 //! the way Vault policy paths do, so operators read them the same way: `+`
@@ -12,12 +13,25 @@
 //! allows is exactly what reaches Vault. Text that does not parse (`..`,
 //! `%2e`, `?`, `\`, …) matches no grant.
 //!
+//! HTTP grants (an origin, path prefixes, methods) and the check of a
+//! plugin's request against them live in [`http`], with the URL path rules
+//! in [`url_path`] and the addresses no name may resolve to in [`address`].
+//!
 //! A dry run adds one rule on top: [`Grants::to_read_only`] keeps the job's
 //! grants but refuses everything that could change state, so `plan` may look
 //! and never touch, whatever the job is granted.
 
+pub mod address;
+pub mod http;
+pub mod url_path;
+
 use serde::{Deserialize, Serialize};
 
+pub use self::address::forbidden_address;
+pub use self::http::{
+    HTTP_METHODS, HttpGrant, HttpRefusal, HttpTarget, RefusalKind, UrlError, canonical_origin, http_method,
+};
+pub use self::url_path::{UrlPath, UrlPathError};
 use crate::vault::path::{PathError, VaultPath};
 
 /// An operation on a Vault path, in policy terms.
@@ -135,15 +149,6 @@ pub struct SqlGrant {
     pub operations: Vec<SqlOperation>,
 }
 
-/// One HTTP grant: an origin (`https://host:port`), optional path prefixes
-/// and methods (empty: any).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HttpGrant {
-    pub origin: String,
-    pub paths: Vec<String>,
-    pub methods: Vec<String>,
-}
-
 /// What a plugin asks for in `describe` (informative: the job's grants
 /// decide).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -163,16 +168,17 @@ pub struct Grants {
     pub vault: Vec<VaultGrant>,
     pub sql: Vec<SqlGrant>,
     pub http: Vec<HttpGrant>,
-    /// Refuse every operation that changes state, whatever `vault` and `sql`
-    /// allow (see [`Grants::to_read_only`]).
+    /// Refuse every operation that changes state, whatever `vault`, `sql`
+    /// and `http` allow (see [`Grants::to_read_only`]).
     pub read_only: bool,
 }
 
 impl Grants {
     /// These grants for a dry run: reads and lists on Vault and SQL login
-    /// probes as granted; every Vault write or delete and every SQL
-    /// statement refused (see [`Operation::changes_state`] and
-    /// [`SqlOperation::changes_state`]).
+    /// probes as granted; every Vault write or delete, every SQL
+    /// statement and every HTTP method but `GET` and `HEAD` refused (see
+    /// [`Operation::changes_state`], [`SqlOperation::changes_state`] and
+    /// [`Grants::check_http`]).
     pub fn to_read_only(&self) -> Self {
         Self { read_only: true, ..self.clone() }
     }
@@ -226,8 +232,8 @@ pub fn validate_path(path: &str) -> Result<(), PathError> {
     VaultPath::parse(path).map(drop)
 }
 
-/// Why a Vault grant was refused. Grants are configuration, never secret,
-/// so the pattern is quoted.
+/// Why a grant was refused. Grants are configuration, never secret, so the
+/// pattern (or origin, path, method) is quoted, as a bounded excerpt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrantError {
     #[error("grant path is empty")]
@@ -240,6 +246,12 @@ pub enum GrantError {
     Path(PathError),
     #[error("grant for `{0}` lists no operations")]
     NoOperations(String),
+    #[error("grant origin `{origin}`: {why}")]
+    Origin { origin: String, why: UrlError },
+    #[error("grant for `{origin}`: path `{path}`: {why}")]
+    HttpPath { origin: String, path: String, why: UrlPathError },
+    #[error("grant for `{origin}`: unknown method `{method}` (expected GET, HEAD, POST, PUT, PATCH or DELETE)")]
+    HttpMethod { origin: String, method: String },
 }
 
 /// A pattern is a canonical path with `+` segments and at most a trailing
