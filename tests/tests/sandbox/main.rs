@@ -4,6 +4,8 @@
 //! (issue 10). Captures logs (`rotator_tests::logs`), so it must not hold a
 //! test that installs its own global subscriber.
 
+mod http;
+mod http_server;
 mod paths;
 mod plugin_output;
 mod sandbox;

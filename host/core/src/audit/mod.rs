@@ -176,7 +176,9 @@ pub struct AuditEvent {
     pub rotation_id: String,
     pub step: Step,
     pub outcome: Outcome,
-    /// Vault paths the step read or wrote (paths only, never values).
+    /// What the step's host calls touched (paths only, never values): Vault
+    /// paths, SQL connection names, and `<origin><path>` of HTTP requests
+    /// (never their query).
     pub vault_paths: Vec<String>,
     /// A redacted error message when the step did not succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -27,7 +27,8 @@ pub struct RotationEvent {
     pub outcome: &'static str,
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Option<Duration>,
-    /// Vault paths the action read or wrote (without `/v1/`).
+    /// What the action's host calls touched: Vault paths (without `/v1/`),
+    /// SQL connection names, HTTP `<origin><path>` (never the query).
     pub vault_paths: Vec<String>,
     /// Why it failed. Already free of secret values (errors are built from
     /// redacted plugin output and Vault messages).

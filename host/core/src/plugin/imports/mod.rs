@@ -32,14 +32,16 @@ use super::run::RunConfig;
 /// One host call a plugin made, as recorded for audit. Never holds values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostCall {
-    /// `vault.kv-read`, `vault.request`, `sql.execute`, …
+    /// `vault.kv-read`, `vault.request`, `sql.execute`, `http.send`, …
     pub function: &'static str,
-    /// The Vault API path (no `/v1/`), or the SQL connection's name.
+    /// The Vault API path (no `/v1/`), the SQL connection's name, or an
+    /// HTTP request's `<origin><path>` (never its query).
     pub path: String,
     /// `read`, `write`, `delete` or `list` for Vault; `execute`, `query` or
-    /// `login` for SQL.
+    /// `login` for SQL; the HTTP method in lower case.
     pub operation: &'static str,
-    /// More about the call, never a value: an SQL statement's first keyword.
+    /// More about the call, never a value: an SQL statement's first keyword;
+    /// for HTTP, `<status> in <ms> ms` or the error's kind.
     pub detail: Option<String>,
     pub outcome: CallOutcome,
 }
@@ -51,7 +53,7 @@ pub enum CallOutcome {
     /// Refused by the job's grants; Vault or the database was not contacted.
     Denied,
     /// Vault, the database or the network failed; the HTTP status if Vault
-    /// answered.
+    /// answered, or if a plugin's HTTP request got a 4xx or 5xx.
     Failed(Option<u16>),
 }
 
