@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
 # Build the example plugins written in Python and JavaScript:
 #
-#   plugins/examples/python-kv  → plugins/examples/out/python-kv.wasm  (componentize-py)
-#   plugins/examples/js-kv      → plugins/examples/out/js-kv.wasm      (componentize-js)
+#   plugins/examples/python-kv    → plugins/examples/out/python-kv.wasm    (componentize-py)
+#   plugins/examples/python-http  → plugins/examples/out/python-http.wasm  (componentize-py)
+#   plugins/examples/js-kv        → plugins/examples/out/js-kv.wasm        (componentize-js)
+#   plugins/examples/js-http      → plugins/examples/out/js-http.wasm      (componentize-js)
 #
 # Installs the tools first if they are missing or their pins changed: a venv in
 # plugins/examples/.venv from python-kv/requirements.txt, and js-kv/node_modules
-# from js-kv/package-lock.json (all gitignored, like out/). A component is
-# rebuilt only when its source, its pins or the WIT folder are newer than it, so a
-# second run does nothing and takes well under a second. tests/tests/plugins/polyglot.rs
-# runs this script.
+# from js-kv/package-lock.json (all gitignored, like out/); the other example of
+# each language uses the same tools. A component is rebuilt only when its
+# source, its pins or the WIT folder are newer than it, so a second run does
+# nothing and takes well under a second. tests/tests/plugins/polyglot.rs and
+# polyglot_http.rs run this script.
 #
 #   ./scripts/build-polyglot.sh            # build what is out of date
-#   ./scripts/build-polyglot.sh --force    # rebuild both components
+#   ./scripts/build-polyglot.sh --force    # rebuild every component
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 examples=plugins/examples
 # The frozen WIT version the examples target (see wit/PENDING_CHANGES.md).
-wit="wit/rotator-plugin@0.1.0"
+wit="wit/rotator-plugin@0.2.0"
 out="$examples/out"
 venv="$examples/.venv"
-py_dir="$examples/python-kv"
-js_dir="$examples/js-kv"
+# The tools of each language are pinned in one example's folder.
+py_tools="$examples/python-kv"
+js_tools="$examples/js-kv"
 force=false
 [ "${1:-}" = "--force" ] && force=true
 
@@ -60,37 +64,47 @@ finish() {
 }
 
 # --- Python: componentize-py in a venv --------------------------------------
-if ! stamp_ok "$py_dir/requirements.txt" "$venv/.stamp" || [ ! -x "$venv/bin/componentize-py" ]; then
+if ! stamp_ok "$py_tools/requirements.txt" "$venv/.stamp" || [ ! -x "$venv/bin/componentize-py" ]; then
     echo "build-polyglot: installing componentize-py into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$py_dir/requirements.txt"
-    write_stamp "$py_dir/requirements.txt" "$venv/.stamp"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$py_tools/requirements.txt"
+    write_stamp "$py_tools/requirements.txt" "$venv/.stamp"
 fi
-if stale "$out/python-kv.wasm" "$py_dir/app.py" "$wit" "$venv/.stamp"; then
+# build_python NAME: plugins/examples/NAME/app.py → out/NAME.wasm.
+build_python() {
+    local name="$1" dir="$examples/$1" started
+    stale "$out/$name.wasm" "$dir/app.py" "$wit" "$venv/.stamp" || return 0
     started=$(date +%s)
     # componentize-py generates the bindings itself (module `wit_world`) while
     # it builds; `app` is the module holding the `Rotator` class.
     "$venv/bin/componentize-py" --quiet -d "$wit" -w plugin \
-        componentize --python-path "$py_dir" app -o "$out/python-kv.wasm.tmp"
-    finish "$out/python-kv.wasm.tmp" "$out/python-kv.wasm" "$started"
-fi
+        componentize --python-path "$dir" app -o "$out/$name.wasm.tmp"
+    finish "$out/$name.wasm.tmp" "$out/$name.wasm" "$started"
+}
+build_python python-kv
+build_python python-http
 
 # --- JavaScript: componentize-js from the example's package-lock ------------
-if ! stamp_ok "$js_dir/package-lock.json" "$js_dir/node_modules/.rotator-stamp" \
-    || [ ! -x "$js_dir/node_modules/.bin/componentize-js" ]; then
-    echo "build-polyglot: installing componentize-js into $js_dir/node_modules" >&2
+if ! stamp_ok "$js_tools/package-lock.json" "$js_tools/node_modules/.rotator-stamp" \
+    || [ ! -x "$js_tools/node_modules/.bin/componentize-js" ]; then
+    echo "build-polyglot: installing componentize-js into $js_tools/node_modules" >&2
     # Not `npm ci`: the registry reachable here serves no optional packages
     # for other platforms (rolldown's darwin bindings, …), so the lock lacks
     # them and `npm ci` refuses it as out of sync. `install --no-save` installs
     # exactly the locked versions and leaves the lock as it is.
-    (cd "$js_dir" && npm install --no-save --no-audit --no-fund --loglevel=error)
-    write_stamp "$js_dir/package-lock.json" "$js_dir/node_modules/.rotator-stamp"
+    (cd "$js_tools" && npm install --no-save --no-audit --no-fund --loglevel=error)
+    write_stamp "$js_tools/package-lock.json" "$js_tools/node_modules/.rotator-stamp"
 fi
-if stale "$out/js-kv.wasm" "$js_dir/plugin.js" "$js_dir/package-lock.json" "$wit"; then
+# build_js NAME: plugins/examples/NAME/plugin.js → out/NAME.wasm.
+build_js() {
+    local name="$1" dir="$examples/$1" started
+    stale "$out/$name.wasm" "$dir/plugin.js" "$js_tools/package-lock.json" "$wit" || return 0
     started=$(date +%s)
     # http and fetch-event would import wasi:http, which rotator does not
     # provide: a plugin reaches the network only through the host's imports.
-    (cd "$js_dir" && node_modules/.bin/componentize-js plugin.js --wit "../../../$wit" --world-name plugin \
-        --disable http fetch-event -o ../out/js-kv.wasm.tmp)
-    finish "$out/js-kv.wasm.tmp" "$out/js-kv.wasm" "$started"
-fi
+    "$js_tools/node_modules/.bin/componentize-js" "$dir/plugin.js" --wit "$wit" --world-name plugin \
+        --disable http fetch-event -o "$out/$name.wasm.tmp"
+    finish "$out/$name.wasm.tmp" "$out/$name.wasm" "$started"
+}
+build_js js-kv
+build_js js-http

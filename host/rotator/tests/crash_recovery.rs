@@ -85,11 +85,9 @@ fn points(calls: usize) -> Vec<String> {
 /// many host calls a rotation made.
 async fn every_point(rig: &Rig, min_calls: usize) -> usize {
     trial(rig, 0, &[]).await;
-    let mut done = 1;
     let mut calls_reached = Vec::new();
-    for point in points(min_calls + 6) {
+    for (done, point) in (1..).zip(points(min_calls + 6)) {
         let crashed = trial(rig, done, std::slice::from_ref(&point)).await;
-        done += 1;
         match point.rsplit_once("host-call:").map(|(_, n)| n.parse::<usize>().unwrap()) {
             Some(n) => calls_reached.push((n, crashed)),
             None => assert_eq!(crashed, usize::from(!point.contains("rollback")), "{point}: crashed {crashed} times"),

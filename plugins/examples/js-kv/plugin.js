@@ -13,7 +13,7 @@
 // value or `undefined`, `u64` is a BigInt, variants are `{ tag, val }`, and
 // throwing from an export whose WIT type is `result<_, E>` returns `err(E)`.
 
-import { write as log } from "rotator:plugin/log@0.1.0";
+import { write as log } from "rotator:plugin/log@0.2.0";
 
 const NAME = "js-kv";
 const VERSION = "0.1.0";
@@ -106,6 +106,10 @@ export const rotator = {
       description: "Sets one field of a KV secret to a random value (example plugin in JavaScript)",
       settingsSchema: JSON.stringify(SCHEMA),
       capabilities: [],
+      // The KV secret is the target: the plugin reads and writes its values
+      // itself, so it asks for value mode.
+      access: "values",
+      visibleFields: [],
     };
   },
 
@@ -123,7 +127,9 @@ export const rotator = {
     const data = currentFields(ctx);
     data[s.field] = randomValue(s.length);
     log("info", `generated a ${s.length}-character value for field \`${s.field}\``);
-    return JSON.stringify(data);
+    // The plugin draws the value itself (a `generate` entry would let the
+    // host do it); every field is in `data`, so nothing is left to the host.
+    return { data: JSON.stringify(data), generate: [] };
   },
 
   set(_ctx, _pending) {

@@ -23,10 +23,12 @@ from wit_world.imports import log
 from wit_world.imports.types import (
     Action,
     Context,
+    NewSecret,
     PluginInfo,
     RotateError_InvalidConfig,
     RotateError_Permanent,
     Secret,
+    SecretAccess,
     Step,
 )
 
@@ -104,6 +106,10 @@ class Rotator(exports.Rotator):
             description="Sets one field of a KV secret to a random value (example plugin in Python)",
             settings_schema=json.dumps(SCHEMA),
             capabilities=[],
+            # The KV secret is the target: the plugin reads and writes its
+            # values itself, so it asks for value mode.
+            access=SecretAccess.VALUES,
+            visible_fields=[],
         )
 
     def plan(self, ctx: Context) -> list[Action]:
@@ -117,12 +123,14 @@ class Rotator(exports.Rotator):
             Action(step=Step.TEST, summary=f"check field `{s.field}` has {s.length} letters and digits"),
         ]
 
-    def create(self, ctx: Context) -> str:
+    def create(self, ctx: Context) -> NewSecret:
         s = Settings(ctx)
         data = current_fields(ctx)
         data[s.field] = "".join(secrets.choice(ALPHABET) for _ in range(s.length))
         log.write(log.Level.INFO, f"generated a {s.length}-character value for field `{s.field}`")
-        return json.dumps(data)
+        # The plugin draws the value itself (a `generate` entry would let the
+        # host do it); every field is in `data`, so nothing is left to the host.
+        return NewSecret(data=json.dumps(data), generate=[])
 
     def set(self, ctx: Context, pending: Secret) -> None:
         # The KV secret is the target; the host writes the new version.

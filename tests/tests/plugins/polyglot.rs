@@ -23,18 +23,18 @@ use tracing_subscriber::layer::SubscriberExt;
 
 /// One example plugin: its folder under `plugins/examples/`, which is also
 /// its job's id in `plugins/examples/polyglot.toml`.
-struct Example {
-    name: &'static str,
+pub(super) struct Example {
+    pub(super) name: &'static str,
     warm: OnceLock<()>,
 }
 
-static PYTHON: Example = Example { name: "python-kv", warm: OnceLock::new() };
-static JS: Example = Example { name: "js-kv", warm: OnceLock::new() };
+static PYTHON: Example = Example::new("python-kv");
+static JS: Example = Example::new("js-kv");
 
 /// `settings.length` of both jobs in `polyglot.toml`.
 const LENGTH: usize = 24;
 
-fn examples_dir() -> PathBuf {
+pub(super) fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples")
 }
 
@@ -82,10 +82,15 @@ fn warm_cache(name: &str, wasm: &Path) {
 }
 
 impl Example {
+    /// The example in `plugins/examples/<name>`.
+    pub(super) const fn new(name: &'static str) -> Self {
+        Self { name, warm: OnceLock::new() }
+    }
+
     /// The built component, built and compiled into rotator's compilation
     /// cache once per test binary, so the tests after the first load it from
     /// the cache instead of each compiling it again.
-    fn wasm(&self) -> PathBuf {
+    pub(super) fn wasm(&self) -> PathBuf {
         build();
         let wasm = examples_dir().join("out").join(format!("{}.wasm", self.name));
         self.warm.get_or_init(|| warm_cache(self.name, &wasm));
@@ -104,7 +109,7 @@ fn alphanumeric(value: &str) -> bool {
 /// Every line plugins logged in this binary (target `plugin`), as the job's
 /// id and the message. The subscriber is global because plugin steps log
 /// from the blocking pool.
-fn plugin_logs() -> Arc<Mutex<Vec<Line>>> {
+pub(super) fn plugin_logs() -> Arc<Mutex<Vec<Line>>> {
     static LINES: OnceLock<Arc<Mutex<Vec<Line>>>> = OnceLock::new();
     LINES
         .get_or_init(|| {
@@ -117,10 +122,10 @@ fn plugin_logs() -> Arc<Mutex<Vec<Line>>> {
         .clone()
 }
 
-#[derive(Default, PartialEq, Eq)]
-struct Line {
-    job: String,
-    message: String,
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Line {
+    pub(super) job: String,
+    pub(super) message: String,
 }
 
 struct PluginLines(Arc<Mutex<Vec<Line>>>);
@@ -255,6 +260,7 @@ async fn errors_are_typed(example: &Example) {
     let runtime = Runtime::new(RuntimeOptions { max_concurrent_runs: 2, ..RuntimeOptions::default() }).unwrap();
     let plugin = runtime.load_file(&example.wasm(), None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(plugin.info().name, example.name);
+    assert_eq!(plugin.info().access, rotator_core::plugin::Access::Values, "the KV secret is its own target");
     let plugin = &plugin;
     tokio::task::block_in_place(|| {
         assert_eq!(

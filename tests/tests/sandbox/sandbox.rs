@@ -220,7 +220,7 @@ fn a_wrong_world_component_is_refused_naming_what_is_missing() {
     let err = rt.load_file(&build_artifact("fixture_wrong_world"), None).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, LoadError::WrongWorld { .. }), "{msg}");
-    assert!(msg.contains("does not export `rotator:plugin/rotator@0.1.0`"), "{msg}");
+    assert!(msg.contains("does not export `rotator:plugin/rotator@0.2.0` or `rotator:plugin/rotator@0.1.0`"), "{msg}");
     assert!(msg.contains("other:thing/greeter@1.0.0"), "{msg}");
 }
 

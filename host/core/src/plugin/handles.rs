@@ -57,6 +57,9 @@ pub struct ShownSecret {
 struct Entry {
     handle: String,
     value: SecretString,
+    /// The plugin is shown this value in clear (value mode, or a visible
+    /// field): nothing to hide, so nothing to scrub.
+    shown: bool,
 }
 
 /// The handles of one run.
@@ -97,8 +100,10 @@ impl Handles {
         let mut handles = Vec::new();
         for (field, value) in secret.fields() {
             let handle = handle_for(scope, &field);
-            self.entries.push(Entry { handle: handle.clone(), value: SecretString::from(field_text(&value)) });
-            if access.shows(&field) {
+            let visible = access.shows(&field);
+            let value_text = SecretString::from(field_text(&value));
+            self.entries.push(Entry { handle: handle.clone(), value: value_text, shown: visible });
+            if visible {
                 shown.insert(field.clone(), value);
             }
             handles.push((field, handle));
@@ -114,12 +119,12 @@ impl Handles {
         self.show(&scope, secret, access)
     }
 
-    /// Add one value (a field captured from a response) and return its
-    /// handle.
+    /// Add one value the plugin is not shown (a field captured from a
+    /// response) and return its handle.
     pub fn add(&mut self, scope: &str, field: &str, value: SecretString) -> String {
         let handle = handle_for(scope, field);
         self.entries.retain(|e| e.handle != handle);
-        self.entries.push(Entry { handle: handle.clone(), value });
+        self.entries.push(Entry { handle: handle.clone(), value, shown: false });
         handle
     }
 
@@ -128,9 +133,12 @@ impl Handles {
         self.entries.iter().find(|e| e.handle == handle).map(|e| e.value.expose_secret())
     }
 
-    /// Every `(handle, value)`, for scrubbing values out of what comes back.
-    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|e| (e.handle.as_str(), e.value.expose_secret()))
+    /// Every `(handle, value)` the plugin is not shown, for scrubbing
+    /// values out of what comes back. A value it is shown (value mode, a
+    /// visible field) is left alone: hiding it hides nothing, and a short
+    /// one (an id) would mangle unrelated text.
+    pub fn hidden(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().filter(|e| !e.shown).map(|e| (e.handle.as_str(), e.value.expose_secret()))
     }
 }
 
@@ -169,6 +177,6 @@ mod tests {
         let read = table.show_read(&secret(r#"{"a":"admin-pw"}"#), &SecretAccess::Handles { visible: vec![] });
         assert_eq!(read.data, "{}");
         assert_eq!(read.handles[0].1, "rotator-handle:kv1/a");
-        assert_eq!(table.pairs().count(), 2);
+        assert_eq!(table.hidden().count(), 1, "value mode shows `b`; only the read's `a` is hidden");
     }
 }

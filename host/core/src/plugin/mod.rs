@@ -253,7 +253,10 @@ fn engine_config(pool_slots: Option<u32>) -> Config {
     if let Some(n) = pool_slots {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
-            .total_core_instances(n * 8)
+            // A componentize-py component alone holds more than eight core
+            // instances; the count costs no memory (slots are memories and
+            // tables), so allow plenty per run.
+            .total_core_instances(n * 32)
             .total_memories(n * 2)
             .total_tables(n * 4)
             .max_memory_size(MAX_MEMORY)

@@ -270,12 +270,12 @@ impl HostState {
         // Errors from here on may quote the peer, the library or the body:
         // scrub them like the answer (values never belong in an error).
         let scrub_error = |host: &Self, e: HttpError| {
-            let scrubber = Scrubber::new(host.handles.pairs(), &derived);
+            let scrubber = Scrubber::new(host.handles.hidden(), &derived);
             e.map_message(|m| scrubber.text(m))
         };
         let raw = raw.map_err(|e| scrub_error(self, e))?;
         let captured = self.capture(request, &raw).map_err(|e| scrub_error(self, e))?;
-        let scrubber = Scrubber::new(self.handles.pairs(), &derived);
+        let scrubber = Scrubber::new(self.handles.hidden(), &derived);
         Ok(HttpResponse {
             status: raw.status,
             // Names too: a header name is a token, and so may a value be.
