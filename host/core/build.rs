@@ -6,8 +6,12 @@
 use std::path::PathBuf;
 
 /// Built-in plugins: (package, component file stem).
-const BUILTINS: &[(&str, &str)] =
-    &[("kv-random", "kv_random"), ("database-root", "database_root"), ("postgres-password", "postgres_password")];
+const BUILTINS: &[(&str, &str)] = &[
+    ("kv-random", "kv_random"),
+    ("database-root", "database_root"),
+    ("postgres-password", "postgres_password"),
+    ("rabbitmq-password", "rabbitmq_password"),
+];
 
 fn main() {
     let repo = rotator_guest_build::Repo::find();

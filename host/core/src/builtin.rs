@@ -44,6 +44,11 @@ pub const BUILTINS: &[Builtin] = &[
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/postgres_password.wasm")),
         legacy: None,
     },
+    Builtin {
+        name: "rabbitmq-password",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/rabbitmq_password.wasm")),
+        legacy: None,
+    },
 ];
 
 /// The built-in plugin called `name`.

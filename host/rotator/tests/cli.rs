@@ -72,18 +72,25 @@ fn plugin_inspect_shows_identity_exports_imports_and_schema() {
     // Read from the component: its one export with every function in it,
     // and only the interfaces it really imports.
     let exports = field(&stdout, "exports");
-    assert_eq!(exports, "rotator:plugin/rotator@0.1.0 (describe, plan, create, set, test, finish, rollback)");
+    assert_eq!(exports, "rotator:plugin/rotator@0.2.0 (describe, plan, create, set, test, finish, rollback)");
     let imports = field(&stdout, "imports");
-    assert!(imports.contains("rotator:plugin/types@0.1.0"), "{imports}");
-    assert!(!imports.contains("rotator:plugin/sql@0.1.0"), "kv-random makes no SQL calls: {imports}");
+    assert!(imports.contains("rotator:plugin/types@0.2.0"), "{imports}");
+    assert!(!imports.contains("rotator:plugin/sql@0.2.0"), "kv-random makes no SQL calls: {imports}");
     let sql_runner = inspect(rotator_test_artifacts::build_artifact("fixture_sql_runner").as_os_str());
-    assert!(field(&sql_runner, "imports").contains("rotator:plugin/sql@0.1.0"), "{sql_runner}");
+    // The WIT version each component targets: the SDK's for kv-random, the
+    // frozen 0.1.0 folder's for a plugin built against it.
+    assert_eq!(field(&stdout, "wit"), "rotator:plugin@0.2.0");
+    let legacy = inspect(rotator_test_artifacts::build_artifact("fixture_legacy").as_os_str());
+    assert_eq!(field(&legacy, "wit"), "rotator:plugin@0.1.0", "{legacy}");
+    assert!(field(&sql_runner, "imports").contains("rotator:plugin/sql@0.2.0"), "{sql_runner}");
 
     let wrong = rotator_test_artifacts::build_artifact("fixture_wrong_world");
     let out = rotator().args(["plugin", "inspect"]).arg(&wrong).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not a rotator plugin: it does not export `rotator:plugin/rotator@0.1.0`"), "{stderr}");
+    let want =
+        "not a rotator plugin: it does not export `rotator:plugin/rotator@0.2.0` or `rotator:plugin/rotator@0.1.0`";
+    assert!(stderr.contains(want), "{stderr}");
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //! itself with [`export!`]. The SDK re-exports the generated WIT bindings so a
 //! plugin crate needs no `wit-bindgen` setup of its own, and adds the few
 //! helpers every plugin wants: parsing settings and secrets from JSON,
-//! calling SQL connections ([`sql`]) and turning errors into the right
-//! [`RotateError`] case.
+//! calling SQL connections ([`sql`]), sending HTTP through the host
+//! ([`http`]) and turning errors into the right [`RotateError`] case.
 //!
 //! ```ignore
 //! struct MyRotator;
@@ -30,6 +30,7 @@ pub use rotator::plugin::types::{
 };
 pub use rotator::plugin::vault::{self, VaultError, VaultStatus};
 
+pub mod http;
 pub mod sql;
 
 use serde::de::DeserializeOwned;
