@@ -192,10 +192,12 @@ mod tests {
             let table: toml::Table = manifest.parse().unwrap();
             for section in ["dependencies", "build-dependencies"] {
                 let deps = table.get(section).and_then(|d| d.as_table());
-                assert!(
-                    !deps.is_some_and(|d| d.contains_key("rotator-test-artifacts")),
-                    "host/{krate} has rotator-test-artifacts in [{section}]"
-                );
+                for test_only in ["rotator-test-artifacts", "rotator-tests"] {
+                    assert!(
+                        !deps.is_some_and(|d| d.contains_key(test_only)),
+                        "host/{krate} has {test_only} in [{section}]"
+                    );
+                }
             }
         }
     }

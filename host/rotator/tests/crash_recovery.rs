@@ -11,12 +11,9 @@
 //! `CRASH_TRIALS_RABBITMQ` (default 40); `scripts/crash-trials.sh` runs
 //! 1,000 and writes `docs/reliability.md`.
 
-#[path = "../../../tests/src/postgres.rs"]
-#[allow(dead_code)]
-mod postgres;
-#[path = "../../../tests/src/rabbitmq.rs"]
-#[allow(dead_code)]
-mod rabbitmq;
+// The throwaway servers of the integration tests, used through the lib
+// (not included by path, which would run their own tests here again).
+use rotator_tests::{postgres, rabbitmq};
 #[path = "support/rig.rs"]
 #[allow(dead_code)]
 mod rig;

@@ -7,12 +7,9 @@
 //! `ALTER ROLE … PASSWORD` waits in PostgreSQL until the test lets it go,
 //! which it does only after the daemon has logged that it is shutting down.
 
-#[path = "../../../tests/src/postgres.rs"]
-#[allow(dead_code)]
-mod postgres;
-#[path = "../../../tests/src/rabbitmq.rs"]
-#[allow(dead_code)]
-mod rabbitmq;
+// The throwaway servers of the integration tests, used through the lib
+// (not included by path, which would run their own tests here again).
+use rotator_tests::{postgres, rabbitmq};
 #[path = "support/rig.rs"]
 #[allow(dead_code)]
 mod rig;
