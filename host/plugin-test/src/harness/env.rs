@@ -93,8 +93,8 @@ impl Env {
             let shown = problems.into_iter().map(|p| format!("settings{}: {}", p.pointer.replace('/', "."), p.message));
             return Err(HarnessError::Settings(shown.collect()));
         }
-        let connection = h.settings.get("connection").and_then(|c| c.as_str());
-        let declared = Grants::from_capabilities(&plugin.info().capabilities, connection);
+        let setting = |key: &str| h.settings.get(key).and_then(|c| c.as_str());
+        let declared = Grants::from_capabilities(&plugin.info().capabilities, setting("connection"), setting("url"));
         let grants = match h.grants.clone() {
             Some(vault) => Grants { vault, ..declared },
             None => declared,
@@ -228,8 +228,8 @@ impl Env {
 
     /// What the plugin declares, as grants.
     pub fn declared(&self) -> Grants {
-        let connection = self.settings.get("connection").and_then(|c| c.as_str());
-        Grants::from_capabilities(&self.plugin.info().capabilities, connection)
+        let setting = |key: &str| self.settings.get(key).and_then(|c| c.as_str());
+        Grants::from_capabilities(&self.plugin.info().capabilities, setting("connection"), setting("url"))
     }
 
     pub fn calls(&self) -> Vec<CallRecord> {

@@ -204,7 +204,7 @@ fn split_raw(raw: &str) -> Result<RawUrl<'_>, UrlError> {
 }
 
 /// `scheme://host:port` of a parsed URL, the port always written.
-fn origin_of(url: &Url) -> Result<String, UrlError> {
+pub(super) fn origin_of(url: &Url) -> Result<String, UrlError> {
     let host = match url.host() {
         Some(Host::Domain(d)) if !d.is_empty() => d.to_owned(),
         Some(Host::Ipv4(ip)) => ip.to_string(),

@@ -207,13 +207,22 @@ impl Grants {
 
     /// Exactly what a plugin declares in `describe`, as grants. A declared
     /// SQL connection `*` means the one the job's settings name
-    /// (`connection`); without one it grants nothing.
-    pub fn from_capabilities(capabilities: &[Capability], connection: Option<&str>) -> Self {
+    /// (`connection`), and a declared HTTP origin `*` the origin of their
+    /// `url` (`describe` sees no settings); without one, such a declaration
+    /// grants nothing. Declared HTTP grants are kept only if valid.
+    pub fn from_capabilities(capabilities: &[Capability], connection: Option<&str>, url: Option<&str>) -> Self {
         let mut grants = Self::default();
+        let url_origin = url.and_then(|u| url::Url::parse(u).ok()).and_then(|u| http::origin_of(&u).ok());
         for c in capabilities {
             match c {
                 Capability::Vault(g) => grants.vault.push(g.clone()),
-                Capability::Http(g) => grants.http.push(g.clone()),
+                Capability::Http(g) => {
+                    let origin = if g.origin == "*" { url_origin.clone() } else { Some(g.origin.clone()) };
+                    let grant = origin.map(|origin| HttpGrant { origin, ..g.clone() });
+                    if let Some(grant) = grant.and_then(|g| g.canonical().ok()) {
+                        grants.http.push(grant);
+                    }
+                }
                 Capability::Sql(name) => {
                     let name = if name == "*" { connection } else { Some(name.as_str()) };
                     if let Some(name) = name {
@@ -306,6 +315,18 @@ pub fn path_matches(pattern: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_declared_http_origin_star_is_the_settings_url() {
+        let declared = HttpGrant { origin: "*".into(), paths: vec!["/api/users/".into()], methods: vec!["put".into()] };
+        let caps = [Capability::Http(declared)];
+        let grants = Grants::from_capabilities(&caps, None, Some("HTTP://Rabbit.Internal:15672/base"));
+        assert_eq!(grants.http.len(), 1);
+        assert_eq!(grants.http[0].origin, "http://rabbit.internal:15672");
+        assert_eq!(grants.http[0].methods, ["PUT"]);
+        assert!(Grants::from_capabilities(&caps, None, None).http.is_empty(), "no url: nothing granted");
+        assert!(Grants::from_capabilities(&caps, None, Some("not a url")).http.is_empty());
+    }
 
     #[test]
     fn literal_paths_match_exactly() {
