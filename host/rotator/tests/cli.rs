@@ -180,7 +180,7 @@ fn plugin_test_prints_a_50_mb_failure_once_and_stays_small() {
     let fixture = rotator_test_artifacts::build_artifact("fixture_flood");
     let test = |json: bool| {
         let mut cmd = rotator();
-        cmd.args(["plugin", "test", "--step-timeout", "1s", "--settings"]).arg(&settings).arg(&fixture);
+        cmd.args(["plugin", "test", "--step-timeout", "10s", "--settings"]).arg(&settings).arg(&fixture);
         if json {
             cmd.arg("--json");
         }
