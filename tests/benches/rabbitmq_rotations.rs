@@ -18,29 +18,6 @@ use serde_json::json;
 /// How many users (jobs) rotate at once in the concurrent phase.
 const JOBS: usize = 8;
 
-fn job_toml(mq: &RabbitMq, n: usize) -> String {
-    format!(
-        r#"[[jobs]]
-id = "mq-{n}"
-plugin = "rabbitmq-password"
-secret = {{ path = "bench/mq-{n}" }}
-interval = "1h"
-settings = {{ url = "{url}", username = "bench_{n}", admin = {{ mount = "secret", path = "rabbit/admin" }} }}
-secret_access = "handles"
-
-[[jobs.grants]]
-path = "secret/data/rabbit/admin"
-operations = ["read"]
-
-[[jobs.grants]]
-http = "{url}"
-paths = ["/api/users/", "/api/whoami"]
-methods = ["GET", "PUT"]
-"#,
-        url = mq.base_url()
-    )
-}
-
 struct Figures {
     median: Duration,
     p99: Duration,
@@ -67,7 +44,7 @@ async fn main() {
     let mut toml = String::new();
     for n in 0..JOBS {
         mq.create_user(&format!("bench_{n}"), "initial-password", &["management"]).await;
-        toml.push_str(&job_toml(&mq, n));
+        toml.push_str(&mq.single_user_job(&format!("mq-{n}"), &format!("bench/mq-{n}"), &format!("bench_{n}")));
     }
     let (vault, jobs, _runtime) = jobs(&server, &toml);
     let admin = json!({"username": mq.admin_user(), "password": mq.admin_password()});

@@ -243,6 +243,33 @@ impl RabbitMq {
         format!("http://127.0.0.1:{}", self.management_port)
     }
 
+    /// Config for an hourly single-user `rabbitmq-password` job `id` in
+    /// handle mode that rotates `user`'s password into `secret/<path>`,
+    /// with the admin's credentials at `secret/rabbit/admin` and grants for
+    /// exactly the management API paths it uses.
+    pub fn single_user_job(&self, id: &str, path: &str, user: &str) -> String {
+        format!(
+            r#"[[jobs]]
+id = "{id}"
+plugin = "rabbitmq-password"
+secret = {{ path = "{path}" }}
+interval = "1h"
+settings = {{ url = "{url}", username = "{user}", admin = {{ mount = "secret", path = "rabbit/admin" }} }}
+secret_access = "handles"
+
+[[jobs.grants]]
+path = "secret/data/rabbit/admin"
+operations = ["read"]
+
+[[jobs.grants]]
+http = "{url}"
+paths = ["/api/users/", "/api/whoami", "/api/permissions/"]
+methods = ["GET", "PUT"]
+"#,
+            url = self.base_url(),
+        )
+    }
+
     /// The origin a plugin's HTTP grant names: the same as [`Self::base_url`].
     pub fn origin(&self) -> String {
         self.base_url()

@@ -66,27 +66,7 @@ impl Rig {
         mq.set_permissions(ROLE).await;
         let admin = serde_json::json!({"username": mq.admin_user(), "password": mq.admin_password()});
         vault.kv_write("secret", "rabbit/admin", &SecretJson::new(admin.to_string()), None).await.unwrap();
-        let job = format!(
-            r#"[[jobs]]
-id = "{JOB}"
-plugin = "rabbitmq-password"
-secret = {{ path = "{SECRET_PATH}" }}
-interval = "1h"
-settings = {{ url = "{url}", username = "{ROLE}", admin = {{ mount = "secret", path = "rabbit/admin" }} }}
-secret_access = "handles"
-
-[[jobs.grants]]
-path = "secret/data/rabbit/admin"
-operations = ["read"]
-
-[[jobs.grants]]
-http = "{origin}"
-paths = ["/api/users/", "/api/whoami", "/api/permissions/"]
-methods = ["GET", "PUT"]
-"#,
-            url = mq.base_url(),
-            origin = mq.origin(),
-        );
+        let job = mq.single_user_job(JOB, SECRET_PATH, ROLE);
         Self::with(server, vault, Target::RabbitMq(mq), &job)
     }
 
