@@ -13,6 +13,10 @@
 //! - [`supervise`]: panics in long-lived tasks caught, logged and counted.
 //! - [`vault`]: the Vault client every Vault call goes through, with token
 //!   and lease renewal.
+//! - [`aws`]: AWS credentials (the standard chain), SigV4 and the host's
+//!   own calls to Secrets Manager and STS.
+//! - [`store`]: where a job's secret lives (Vault KV, AWS Secrets Manager)
+//!   behind the operations the rotation protocol needs.
 //! - [`builtin`]: the plugins embedded in the binary, by name, with the
 //!   Flask rotation service's job format each one accepts.
 //! - [`state`]: each job's state record in Vault (the staged protocol's
@@ -27,6 +31,7 @@
 //!   record of every rotation step.
 
 pub mod audit;
+pub mod aws;
 pub mod builtin;
 pub mod config;
 pub mod crash;
@@ -36,5 +41,6 @@ pub mod rotation;
 pub mod schedule;
 pub mod secret;
 pub mod state;
+pub mod store;
 pub mod supervise;
 pub mod vault;

@@ -22,7 +22,11 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use crate::aws::AwsClient;
 use crate::secret::SecretJson;
+use crate::store::kv::KvStore;
+use crate::store::secrets_manager::SecretsManagerStore;
+use crate::store::{SecretAt, SecretStore, StoreError, StoreVersion};
 use crate::vault::{VaultClient, VaultError};
 
 /// The steps of a rotation in progress, in order. The record names the last
@@ -64,12 +68,12 @@ pub struct InProgress {
     pub started: OffsetDateTime,
     /// Tries so far, counting the one that staged.
     pub attempt: u32,
-    /// The KV version PENDING replaces (promotion's check-and-set), if the
-    /// secret existed.
-    pub base_version: Option<u64>,
-    /// The version promotion wrote.
+    /// The version PENDING replaces (promotion's check), if the secret had
+    /// a value.
+    pub base_version: Option<StoreVersion>,
+    /// The version promotion made current.
     #[serde(default)]
-    pub new_version: Option<u64>,
+    pub new_version: Option<StoreVersion>,
     /// Why the rotation is being rolled back.
     #[serde(default)]
     pub error: Option<String>,
@@ -114,7 +118,7 @@ pub struct HistoryEntry {
     #[serde(default)]
     pub error: Option<String>,
     #[serde(default)]
-    pub version: Option<u64>,
+    pub version: Option<StoreVersion>,
     pub actor: String,
 }
 
@@ -223,12 +227,15 @@ impl JobState {
     }
 }
 
-/// Where job states live in Vault.
+/// Where job states live in Vault, and the clients a rotation reaches its
+/// secret's store with.
 #[derive(Debug, Clone)]
 pub struct StateStore {
     pub vault: VaultClient,
     pub mount: String,
     pub prefix: String,
+    /// For jobs whose secret lives in AWS Secrets Manager.
+    pub aws: Option<AwsClient>,
 }
 
 /// A state record and the KV version it was read at (0: none yet).
@@ -270,14 +277,37 @@ impl StateError {
 
 impl StateStore {
     pub fn new(vault: VaultClient, mount: impl Into<String>, prefix: impl Into<String>) -> Self {
-        Self { vault, mount: mount.into(), prefix: prefix.into() }
+        Self { vault, mount: mount.into(), prefix: prefix.into(), aws: None }
+    }
+
+    /// The same, reaching AWS with `aws` for jobs whose secret is there.
+    pub fn with_aws(mut self, aws: AwsClient) -> Self {
+        self.aws = Some(aws);
+        self
+    }
+
+    /// The store of a job's secret at `at`.
+    pub fn secret_store(&self, at: &SecretAt) -> Result<Box<dyn SecretStore>, StoreError> {
+        match at {
+            SecretAt::Kv(loc) => Ok(Box::new(KvStore::new(self.vault.clone(), loc.clone()))),
+            SecretAt::Aws(id) => {
+                let refused = |message: String| StoreError::Refused { location: at.to_string(), message };
+                let Some(aws) = &self.aws else {
+                    return Err(refused("this daemon has no AWS client (no job of its config names AWS)".into()));
+                };
+                let region = crate::aws::credentials::region(aws.env(), id.region.as_deref())
+                    .map_err(|e| refused(e.to_string()))?;
+                Ok(Box::new(SecretsManagerStore::new(aws.clone(), id, region)))
+            }
+        }
     }
 
     fn path(&self, job: &str) -> String {
         format!("{}/{job}", self.prefix.trim_matches('/'))
     }
 
-    fn location(&self, job: &str) -> String {
+    /// Where `job`'s record is, for messages.
+    pub fn location(&self, job: &str) -> String {
         format!("{}/{}", self.mount.trim_matches('/'), self.path(job))
     }
 
@@ -325,7 +355,7 @@ mod tests {
                 stage: Stage::Set,
                 started: datetime!(2026-11-22 10:00 UTC),
                 attempt: 1,
-                base_version: Some(4),
+                base_version: Some(StoreVersion::Kv(4)),
                 new_version: None,
                 error: None,
                 actor: "scheduler".into(),
@@ -341,11 +371,30 @@ mod tests {
         let back = JobState::from_secret(&state.to_secret()).unwrap();
         let p = back.in_progress.unwrap();
         assert_eq!(p.stage, Stage::Set);
-        assert_eq!(p.base_version, Some(4));
+        assert_eq!(p.base_version, Some(StoreVersion::Kv(4)));
         assert_eq!(p.pending.unwrap().expose(), r#"{"password":"n3w-value"}"#);
         assert_eq!(back.rotations, 3);
         let idle = JobState::from_secret(&JobState::default().to_secret()).unwrap();
         assert!(idle.in_progress.is_none());
+    }
+
+    #[test]
+    fn versions_are_read_as_the_number_or_id_each_store_wrote() {
+        let mut state = with_pending();
+        let p = state.in_progress.as_mut().unwrap();
+        p.base_version = Some(StoreVersion::Id("a1b2c3d4-0000-4000-8000-000000000001".into()));
+        p.new_version = Some(StoreVersion::Id("rotation-id".into()));
+        let text = state.to_secret();
+        assert!(text.expose().contains(r#""base_version":"a1b2c3d4-0000-4000-8000-000000000001""#));
+        let back = JobState::from_secret(&text).unwrap().in_progress.unwrap();
+        assert_eq!(back.new_version, Some(StoreVersion::Id("rotation-id".into())));
+        // A record a daemon wrote before stores existed: plain numbers.
+        let old = r#"{"pending":{"p":"x"},"in_progress":{"id":"r","stage":"set","started":"2026-11-22T10:00:00Z",
+            "attempt":1,"base_version":7,"new_version":null,"actor":"cli"},
+            "history":[{"id":"h","outcome":"rotated","started":"2026-11-22T10:00:00Z","finished":"2026-11-22T10:00:00Z","version":7,"actor":"cli"}]}"#;
+        let old = JobState::from_secret(&SecretJson::new(old.into())).unwrap();
+        assert_eq!(old.in_progress.unwrap().base_version, Some(StoreVersion::Kv(7)));
+        assert_eq!(old.history[0].version, Some(StoreVersion::Kv(7)));
     }
 
     #[test]

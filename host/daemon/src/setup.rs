@@ -8,7 +8,8 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use rotator_core::audit::{AuditError, KeyError};
-use rotator_core::config::{AuthConfig, Collector, Config, ConfigErrors, Parsed, PluginRef, SecretRef};
+use rotator_core::aws::{AwsClient, AwsEnv};
+use rotator_core::config::{AuthConfig, Collector, Config, ConfigErrors, Parsed, PluginRef, SecretAt, SecretRef};
 use rotator_core::plugin::{Plugin, Runtime, RuntimeOptions};
 use rotator_core::rotation::{Job, Observer};
 use rotator_core::state::StateStore;
@@ -56,6 +57,9 @@ pub enum SetupError {
     AuditKey(#[from] KeyError),
     #[error("{0}")]
     AuditLog(#[from] AuditError),
+    /// A job's secret is in AWS and the AWS chain gave no client.
+    #[error("AWS (for job `{job}`): {source}")]
+    Aws { job: String, source: rotator_core::aws::AwsError },
 }
 
 /// Overrides for the `[vault]` section (used by `rotator dev`).
@@ -193,9 +197,17 @@ fn load_jobs_into(config: &Config, runtime: &Arc<Runtime>, c: &mut Collector) ->
     jobs
 }
 
-/// Where the config keeps job state records, reached through `vault`.
-pub fn state_store(config: &Config, vault: &VaultClient) -> StateStore {
-    StateStore::new(vault.clone(), config.daemon.state.mount.clone(), config.daemon.state.prefix.clone())
+/// Where the config keeps job state records, reached through `vault`, with
+/// an AWS client (credentials from the standard chain, checked now) when a
+/// job's secret lives in AWS Secrets Manager.
+pub fn state_store(config: &Config, vault: &VaultClient) -> Result<StateStore, SetupError> {
+    let store = StateStore::new(vault.clone(), config.daemon.state.mount.clone(), config.daemon.state.prefix.clone());
+    let Some(job) = config.jobs.iter().find(|j| matches!(j.secret, Some(SecretAt::Aws(_)))) else { return Ok(store) };
+    let env = AwsEnv::from_process();
+    let aws = AwsClient::from_env(env, config.vault.timeout)
+        .map_err(|source| SetupError::Aws { job: job.id.clone(), source })?;
+    tracing::info!(credentials = %aws.describe_credentials(), "AWS client for Secrets Manager jobs");
+    Ok(store.with_aws(aws))
 }
 
 /// Who hears about every rotation step besides the daemon's metrics: the

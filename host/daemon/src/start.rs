@@ -91,7 +91,7 @@ impl Daemon {
         };
         Ok(Daemon {
             jobs,
-            state: setup::state_store(config, &vault),
+            state: setup::state_store(config, &vault)?,
             vault,
             identity,
             leases: LeaseOptions {

@@ -171,7 +171,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         }
         println!("Jobs:          {}", daemon.jobs.iter().map(|j| j.config.id.as_str()).collect::<Vec<_>>().join(", "));
         // The first job's secret: what this config rotates, to watch its versions climb.
-        if let Some(secret) = daemon.jobs.iter().find_map(|j| j.config.secret.as_ref()) {
+        if let Some(secret) = daemon.jobs.iter().find_map(|j| j.config.secret.as_ref().and_then(|s| s.kv())) {
             let (mount, path) = (secret.mount.trim_matches('/'), secret.path.trim_matches('/'));
             println!(
                 "Watch a secret: curl -s -H 'X-Vault-Token: {}' {}/v1/{mount}/metadata/{path}",
@@ -251,7 +251,7 @@ pub fn rotate(path: &Path, job_id: &str, dry_run: bool) -> anyhow::Result<ExitCo
         let vault = setup::vault_client(&single, VaultOverride::default())?;
         let runtime = setup::runtime(&single)?;
         let job = setup::load_jobs(&single, &runtime)?.remove(0);
-        let store = setup::state_store(&single, &vault);
+        let store = setup::state_store(&single, &vault)?;
         if dry_run {
             let plan = job.plan(&store).await?;
             println!("job {} (plugin {}), dry run: nothing will change", plan.job, plan.plugin);
@@ -493,7 +493,7 @@ fn audit_context(path: &Path) -> anyhow::Result<(Option<audit::AuditKey>, audit:
         let vault = setup::vault_client(&config, VaultOverride::default())?;
         // Logs in if the config names an auth method; checks the token otherwise.
         setup::identity(&config, &vault).await?;
-        let store = setup::state_store(&config, &vault);
+        let store = setup::state_store(&config, &vault)?;
         audit::read_anchors(&store, &jobs).await.context("reading the audit anchors")
     })?;
     Ok((key, anchors))

@@ -197,7 +197,7 @@ async fn rotates(example: &Example) {
     let toml = std::fs::read_to_string(&config).unwrap();
     let (vault, jobs, _runtime) = jobs_in(&server, "polyglot.toml", &toml, &examples_dir());
     let job = jobs.iter().find(|j| j.config.id == example.name).expect("a job per example");
-    let loc = job.config.secret.clone().unwrap();
+    let loc = job.config.secret.as_ref().and_then(|s| s.kv()).cloned().unwrap();
     let initial =
         SecretJson::new(json!({"username": "app", "password": "initial-password", "host": "db1"}).to_string());
     assert_eq!(vault.kv_write(&loc.mount, &loc.path, &initial, Some(0)).await.unwrap(), 1);
@@ -206,7 +206,7 @@ async fn rotates(example: &Example) {
     let started = Instant::now();
     for round in 1..=3u64 {
         let report = job.rotate(&store(&vault), "test").await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((report.previous_version, report.new_version), (Some(round), Some(round + 1)));
+        assert_eq!((report.previous_version, report.new_version), (Some(round.into()), Some((round + 1).into())));
         let now = vault.kv_read(&loc.mount, &loc.path).await.unwrap().unwrap();
         assert_eq!(now.version, Some(round + 1));
         let fields = now.data.fields();

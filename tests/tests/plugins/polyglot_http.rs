@@ -74,7 +74,7 @@ secret_access = "handles"
     let (vault, mut jobs, runtime) = jobs_in(&server, "polyglot-http.toml", &toml, &examples_dir());
     let job = jobs.pop().expect("one job");
     let first = SecretJson::new(first.to_string());
-    let loc = job.config.secret.clone().unwrap();
+    let loc = job.config.secret.as_ref().and_then(|s| s.kv()).cloned().unwrap();
     assert_eq!(vault.kv_write(&loc.mount, &loc.path, &first, Some(0)).await.unwrap(), 1);
     Rig { _server: server, service, vault, job, _runtime: runtime }
 }
@@ -82,7 +82,7 @@ secret_access = "handles"
 impl Rig {
     /// The job's secret in Vault: its fields and version.
     async fn secret(&self) -> (Value, u64) {
-        let loc = self.job.config.secret.clone().unwrap();
+        let loc = self.job.config.secret.as_ref().and_then(|s| s.kv()).cloned().unwrap();
         let now = self.vault.kv_read(&loc.mount, &loc.path).await.unwrap().unwrap();
         (now.data.fields().clone().into(), now.version.unwrap())
     }
@@ -130,7 +130,7 @@ async fn rotates_an_api_key(example: &Example) {
     for round in 1..=3u64 {
         let before = rig.service.seen().len();
         let report = rig.job.rotate(&store(&rig.vault), "test").await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((report.previous_version, report.new_version), (Some(round), Some(round + 1)));
+        assert_eq!((report.previous_version, report.new_version), (Some(round.into()), Some((round + 1).into())));
 
         let (fields, version) = rig.secret().await;
         assert_eq!(version, round + 1);

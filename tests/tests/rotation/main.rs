@@ -6,6 +6,7 @@
 //! Captures logs (`rotator_tests::logs`); tests find their lines by job id.
 
 mod audit_trail;
+mod aws_store;
 mod database_root;
 mod postgres_password;
 mod rabbitmq;

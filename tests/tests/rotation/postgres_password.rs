@@ -78,7 +78,10 @@ async fn single_user_sets_a_new_password_and_the_old_one_is_refused() {
     let admin_reads = server.stats().requests("secret/data/pg/admin");
     let report = rotate(&jobs[0], &vault).await;
     let (user, first, version) = secret(&vault, "app-db").await;
-    assert_eq!((user.as_str(), version, report.new_version), ("app_user", 2, Some(2)));
+    assert_eq!(
+        (user.as_str(), version, report.new_version),
+        ("app_user", 2, Some(rotator_core::store::StoreVersion::Kv(2)))
+    );
     assert_eq!(first.len(), 32);
     let kept = vault.kv_read("secret", "app-db").await.unwrap().unwrap().data.fields();
     assert_eq!(kept["host"], "db.internal", "other fields of the secret are kept");

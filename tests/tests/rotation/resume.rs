@@ -58,7 +58,7 @@ async fn a_promotion_written_before_a_crash_is_recognised_not_redone() {
     let pending = store.load("app").await.unwrap().state.in_progress.unwrap();
     assert_eq!(pending.stage.as_str(), "tested");
     let report = jobs[0].rotate(&store, "test").await.unwrap();
-    assert_eq!(report.new_version, Some(1));
+    assert_eq!(report.new_version, Some(rotator_core::store::StoreVersion::Kv(1)));
     let meta = vault.kv_metadata("secret", "resume/app").await.unwrap().unwrap();
     assert_eq!(meta["current_version"], 1, "promotion was written twice");
 }

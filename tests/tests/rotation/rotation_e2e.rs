@@ -1,5 +1,6 @@
 //! Rotations end to end: real components, the dev server over real HTTP.
 
+use rotator_core::store::StoreVersion::Kv;
 use std::collections::HashSet;
 use std::net::TcpListener;
 
@@ -42,8 +43,8 @@ async fn kv_random_rotates_the_field_keeps_the_others_and_bumps_the_version() {
     let mut seen = HashSet::new();
     for round in 0..5u64 {
         let report = job.rotate(&store(&vault), "test").await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(report.previous_version, Some(round + 1));
-        assert_eq!(report.new_version, Some(round + 2));
+        assert_eq!(report.previous_version, Some(Kv(round + 1)));
+        assert_eq!(report.new_version, Some(Kv(round + 2)));
         let now = vault.kv_read("secret", "team/app").await.unwrap().unwrap();
         assert_eq!(now.version, Some(round + 2));
         let fields = now.data.fields();
@@ -63,7 +64,7 @@ async fn a_missing_secret_is_created_with_cas_zero() {
     let server = dev_server().await;
     let (vault, jobs, _rt) = jobs(&server, KV_JOB);
     let report = jobs[0].rotate(&store(&vault), "test").await.unwrap();
-    assert_eq!((report.previous_version, report.new_version), (None, Some(1)));
+    assert_eq!((report.previous_version, report.new_version), (None, Some(Kv(1))));
     let s = vault.kv_read("secret", "team/app").await.unwrap().unwrap();
     assert_eq!(s.data.field_names(), vec!["password".to_owned()]);
 }
@@ -145,7 +146,7 @@ grants = [{{ path = "secret/data/shared/thing", operations = ["write"] }}]
     vault.kv_write("secret", "shared/thing", &before, Some(0)).await.unwrap();
 
     let err = jobs[0].rotate(&store(&vault), "test").await.unwrap_err();
-    assert!(matches!(err, RotationError::Conflict { expected: 1, found: Some(2), .. }), "{err}");
+    assert!(matches!(err, RotationError::Conflict { expected: Some(Kv(1)), found: Some(Kv(2)), .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("secret/shared/thing was changed by someone else"), "{msg}");
     assert!(msg.ends_with("; rolled back"), "{msg}");

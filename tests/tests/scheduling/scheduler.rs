@@ -144,7 +144,7 @@ async fn a_job_failing_every_cycle_needs_attention_until_a_manual_rotation_succe
     // Someone fixes Vault and rotates by hand: the flag clears.
     server.set_faults(None);
     let report = scheduler.rotate_now("flaky", "api:test").await.unwrap();
-    assert_eq!(report.new_version, Some(1));
+    assert_eq!(report.new_version, Some(rotator_core::store::StoreVersion::Kv(1)));
     let view = scheduler.registry().view("flaky").unwrap();
     assert!(!view.needs_attention);
     assert_eq!(view.failed_cycles, 0);

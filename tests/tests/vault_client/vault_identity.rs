@@ -137,7 +137,7 @@ settings = {{ field = "password" }}
     let runtime = setup::runtime(&cfg).unwrap();
     let jobs = setup::load_jobs(&cfg, &runtime).unwrap();
     let report = jobs[0].rotate(&rotator_tests::store(&client), "test").await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(report.new_version, Some(1));
+    assert_eq!(report.new_version, Some(rotator_core::store::StoreVersion::Kv(1)));
     let other = rotator_core::secret::SecretJson::new(r#"{"x":"y"}"#.into());
     let denied = client.kv_write("secret", "other/thing", &other, None).await.unwrap_err();
     assert_eq!(denied.status(), Some(403), "{denied}");

@@ -20,7 +20,7 @@
 //! [[jobs]]
 //! id = "demo-kv"
 //! plugin = "kv-random"                  # a built-in, or a path to a .wasm
-//! secret = { mount = "secret", path = "demo/app" }
+//! secret = { mount = "secret", path = "demo/app" }   # or { aws = { id = "prod/app", region = "eu-west-1" } }
 //! interval = "10s"
 //! settings = { field = "password", length = 24 }
 //! ```
@@ -50,6 +50,7 @@ pub use sql::{SqlConnection, SqlConnections, SqlCredentials};
 // Defined beside what uses them (a leaf, the Vault client); named here too
 // because the config is where operators meet them.
 pub use crate::secret::SecretRef;
+pub use crate::store::{AwsSecretId, SecretAt};
 pub use crate::vault::kv::SecretLocation;
 
 use crate::plugin::{Access, Grants, RunLimits};
@@ -300,7 +301,8 @@ pub struct JobConfig {
     pub plugin: PluginRef,
     /// Refuse the plugin unless its sha256 matches.
     pub sha256: Option<String>,
-    pub secret: Option<SecretLocation>,
+    /// Where the secret lives: Vault KV or AWS Secrets Manager.
+    pub secret: Option<SecretAt>,
     /// When it rotates: `interval` or `cron`, window, jitter, retries.
     pub schedule: Schedule,
     /// The `settings` table as JSON, handed to the plugin.
@@ -326,7 +328,7 @@ impl JobConfig {
     pub fn unscheduled(
         id: String,
         plugin: PluginRef,
-        secret: Option<SecretLocation>,
+        secret: Option<SecretAt>,
         settings: Value,
         grants: Arc<Grants>,
     ) -> Self {

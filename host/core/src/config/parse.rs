@@ -26,6 +26,7 @@ use super::{
 };
 use crate::builtin;
 use crate::plugin::grants::validate_path;
+use crate::store::{AwsSecretId, SecretAt};
 // The step deadlines a job may set are the runtime's range, which `rotator
 // plugin test --step-timeout` is held to as well.
 use crate::plugin::limits::STEP_TIMEOUT_RANGE;
@@ -40,7 +41,7 @@ struct RawJob {
     #[serde(default)]
     sha256: Option<Spanned<String>>,
     #[serde(default)]
-    secret: Option<Spanned<SecretLocation>>,
+    secret: Option<Spanned<RawSecret>>,
     #[serde(default)]
     interval: Option<Spanned<String>>,
     #[serde(default)]
@@ -67,6 +68,48 @@ struct RawJob {
     visible_fields: Option<Vec<String>>,
     #[serde(default = "enabled_by_default")]
     enabled: bool,
+}
+
+/// `secret = { mount, path }` (Vault KV) or `{ aws = { id, region } }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    #[serde(default)]
+    mount: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    aws: Option<AwsSecretId>,
+}
+
+/// The store a job's `secret` names, or its problems at `span`.
+fn secret_at(c: &mut Collector, raw: Spanned<RawSecret>) -> Option<SecretAt> {
+    let span = raw.span();
+    let problems = |c: &mut Collector, list: Vec<String>| {
+        let ok = list.is_empty();
+        for p in list {
+            c.error(span.clone(), format!("secret: {p}"));
+        }
+        ok
+    };
+    match raw.into_inner() {
+        RawSecret { mount, path: Some(path), aws: None } => {
+            let loc = SecretLocation { mount: mount.unwrap_or_else(|| "secret".into()), path };
+            let list = [("mount", &loc.mount), ("path", &loc.path)]
+                .into_iter()
+                .filter_map(|(what, p)| validate_path(p).err().map(|why| format!("{what}: {why}")))
+                .collect();
+            problems(c, list).then_some(SecretAt::Kv(loc))
+        }
+        RawSecret { mount: None, path: None, aws: Some(id) } => problems(c, id.problems()).then_some(SecretAt::Aws(id)),
+        _ => {
+            c.error(
+                span,
+                "secret: give either `path` (and optionally `mount`) for Vault KV, or `aws = { id, region }`",
+            );
+            None
+        }
+    }
 }
 
 fn enabled_by_default() -> bool {
@@ -270,14 +313,7 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path, connecti
     {
         c.error(pin.span(), "sha256 must be 64 hexadecimal characters");
     }
-    if let Some(secret) = &raw.secret {
-        let s = secret.get_ref();
-        for (what, p) in [("mount", &s.mount), ("path", &s.path)] {
-            if let Err(why) = validate_path(p) {
-                c.error(secret.span(), format!("secret {what}: {why}"));
-            }
-        }
-    }
+    let secret = raw.secret.and_then(|s| secret_at(c, s));
     let not_within_span = raw.not_within.as_ref().map(Spanned::span).unwrap_or_else(|| span.clone());
     let raw_schedule = RawSchedule {
         interval: raw.interval,
@@ -315,7 +351,7 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path, connecti
         id,
         plugin: plugin?,
         sha256: raw.sha256.map(|s| s.into_inner().to_ascii_lowercase()),
-        secret: raw.secret.map(Spanned::into_inner),
+        secret,
         schedule: schedule?,
         settings,
         limits,

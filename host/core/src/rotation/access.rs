@@ -50,7 +50,8 @@ impl Job {
                 self.plugin.label()
             ));
         }
-        if let Some(loc) = &self.config.secret {
+        // A secret in AWS is out of the plugin's reach: it has no AWS grant.
+        if let Some(loc) = self.config.secret.as_ref().and_then(|s| s.kv()) {
             // KV v2 serves data under `<mount>/data/`, v1 at the path itself;
             // the mount's version is not known before Vault is asked.
             for path in [format!("{}/data/{}", loc.mount, loc.path), format!("{}/{}", loc.mount, loc.path)] {

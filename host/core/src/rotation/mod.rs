@@ -3,12 +3,15 @@
 //!
 //! Order (AWS Secrets Manager's four steps, with the state in Vault):
 //! read the current secret → `create` → **stage** PENDING in the job's
-//! state record → `set` → `test` → **promote** (a new KV version written with
-//! check-and-set against the version read, so a concurrent writer is
-//! detected, never overwritten) → `finish` → record done. The secret store is
-//! written before the target changes, so a crash at any point leaves the new
-//! value known to Vault, and the next run resumes from the recorded step
-//! instead of starting another rotation ([`protocol`]).
+//! state record (and in the secret's store, where it has a place for it:
+//! Secrets Manager's `AWSPENDING`) → `set` → `test` → **promote** (with a
+//! check that the current version is still the one read, so a concurrent
+//! writer is detected, never overwritten) → `finish` → record done. The
+//! secret store is written before the target changes, so a crash at any
+//! point leaves the new value known to Vault, and the next run resumes from
+//! the recorded step instead of starting another rotation ([`protocol`]).
+//! The protocol drives the secret's store through
+//! [`crate::store::SecretStore`], whichever store it is.
 //!
 //! `set` or `test` failing triggers `rollback` (the plugin restores the
 //! previous value in the target) and clears PENDING; the job is marked failed
@@ -32,13 +35,14 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::runtime::Handle;
 
-use crate::config::{JobConfig, SecretLocation};
+use crate::config::JobConfig;
 use crate::plugin::{
     CurrentSecret, HostCall, HttpBridge, Lost, PlannedAction, Plugin, RunConfig, Session, StartError, Step,
     StepContext, StepError, VaultBridge,
 };
 use crate::state::{self, JobState, StateError, StateStore};
-use crate::vault::{VaultClient, VaultError};
+use crate::store::{SecretAt, SecretStore, StoreError, StoreVersion};
+use crate::vault::VaultClient;
 pub use events::{NoEvents, Observer, RotationEvent};
 pub use protocol::{Finalize, RotateOptions};
 
@@ -63,10 +67,10 @@ pub struct RotationReport {
     pub job: String,
     pub plugin: String,
     pub plugin_sha256: String,
-    /// The KV version the rotation replaced, if any.
-    pub previous_version: Option<u64>,
-    /// The KV version it wrote, if the job has a secret.
-    pub new_version: Option<u64>,
+    /// The version the rotation replaced, if any.
+    pub previous_version: Option<StoreVersion>,
+    /// The version it made current, if the job has a secret.
+    pub new_version: Option<StoreVersion>,
     /// Set when this run finished a rotation an earlier run had started.
     pub resumed_from: Option<state::Stage>,
     pub steps: Vec<StepTiming>,
@@ -81,24 +85,21 @@ pub struct RotationReport {
 pub enum RotationError {
     #[error("{source}{}", rollback_note(.rollback))]
     Step { source: StepError, rollback: Option<Result<(), StepError>> },
-    #[error("job `{job}`: {action} {location}: {source}{}", rollback_note(.rollback))]
-    Vault {
-        job: String,
-        action: &'static str,
-        location: String,
-        source: VaultError,
-        rollback: Option<Result<(), StepError>>,
-    },
+    /// The secret's store failed or refused (Vault, Secrets Manager).
+    #[error("job `{job}`: {source}{}", rollback_note(.rollback))]
+    Store { job: String, source: StoreError, rollback: Option<Result<(), StepError>> },
     /// Someone else wrote the secret while the rotation ran.
     #[error(
-        "job `{job}`: {location} was changed by someone else during the rotation (expected version {expected}, found {found:?}); not overwritten{}",
+        "job `{job}`: {location} was changed by someone else during the rotation (expected version {}, found {}); not overwritten{}",
+        shown(.expected),
+        shown(.found),
         rollback_note(.rollback)
     )]
     Conflict {
         job: String,
         location: String,
-        expected: u64,
-        found: Option<u64>,
+        expected: Option<StoreVersion>,
+        found: Option<StoreVersion>,
         rollback: Option<Result<(), StepError>>,
     },
     /// A rollback an earlier run recorded, finished by this one.
@@ -140,6 +141,10 @@ pub struct Rotation {
     pub recorded: Option<JobState>,
 }
 
+fn shown(v: &Option<StoreVersion>) -> String {
+    v.as_ref().map_or_else(|| "none".into(), ToString::to_string)
+}
+
 fn rollback_note(r: &Option<Result<(), StepError>>) -> String {
     match r {
         None => String::new(),
@@ -155,7 +160,7 @@ impl RotationError {
             Self::Step { source, rollback } => {
                 source.failure.is_transient() || matches!(rollback, Some(Err(e)) if e.failure.is_transient())
             }
-            Self::Vault { source, .. } => source.is_transient(),
+            Self::Store { source, .. } => source.is_transient(),
             Self::State(e) => e.is_transient(),
             Self::Conflict { .. } => false,
             Self::RolledBack { rollback, .. } => matches!(rollback, Some(Err(e)) if e.failure.is_transient()),
@@ -167,7 +172,7 @@ impl RotationError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Step { source, .. } => source.failure.kind(),
-            Self::Vault { .. } => "vault",
+            Self::Store { source, .. } => source.kind(),
             Self::Conflict { .. } => "conflict",
             Self::RolledBack { .. } => "rolled-back",
             Self::State(_) => "state",
@@ -179,7 +184,7 @@ impl RotationError {
     fn set_rollback(&mut self, outcome: Result<(), StepError>) {
         match self {
             Self::Step { rollback, .. }
-            | Self::Vault { rollback, .. }
+            | Self::Store { rollback, .. }
             | Self::Conflict { rollback, .. }
             | Self::RolledBack { rollback, .. } => *rollback = Some(outcome),
             Self::State(_) | Self::Lost { .. } | Self::Interrupted { .. } => {}
@@ -192,7 +197,7 @@ impl RotationError {
 pub struct Plan {
     pub job: String,
     pub plugin: String,
-    pub current_version: Option<u64>,
+    pub current_version: Option<StoreVersion>,
     /// A rotation an earlier run left unfinished, which a real run resumes.
     pub resumes: Option<String>,
     pub plugin_actions: Vec<PlannedAction>,
@@ -221,23 +226,35 @@ impl Job {
         }
     }
 
-    fn vault_error(&self, action: &'static str, loc: &SecretLocation, source: VaultError) -> RotationError {
-        RotationError::Vault { job: self.config.id.clone(), action, location: loc.to_string(), source, rollback: None }
+    /// The error of the job's secret store.
+    fn store_error(&self, source: StoreError) -> RotationError {
+        match source {
+            StoreError::Conflict { location, expected, found } => {
+                RotationError::Conflict { job: self.config.id.clone(), location, expected, found, rollback: None }
+            }
+            source => RotationError::Store { job: self.config.id.clone(), source, rollback: None },
+        }
     }
 
-    /// The job's secret as it is now (newest version), or at `version`.
+    /// The store the job's secret lives in, if it has one.
+    fn secret_store(&self, store: &StateStore) -> Result<Option<Box<dyn SecretStore>>, RotationError> {
+        let Some(at) = &self.config.secret else { return Ok(None) };
+        store.secret_store(at).map(Some).map_err(|e| self.store_error(e))
+    }
+
+    /// The job's secret as it is now (newest version), or at `version`,
+    /// and the version it was read at.
     async fn read_secret(
         &self,
-        vault: &VaultClient,
-        version: Option<u64>,
-    ) -> Result<Option<CurrentSecret>, RotationError> {
-        let Some(loc) = &self.config.secret else { return Ok(None) };
-        let found = match version {
-            None => vault.kv_read(&loc.mount, &loc.path).await,
-            Some(v) => vault.kv_read_version(&loc.mount, &loc.path, Some(v)).await,
-        };
-        let found = found.map_err(|e| self.vault_error("reading", loc, e))?;
-        Ok(found.map(|s| CurrentSecret { data: s.data, version: s.version }))
+        secret: Option<&dyn SecretStore>,
+        version: Option<&StoreVersion>,
+    ) -> Result<Option<(CurrentSecret, Option<StoreVersion>)>, RotationError> {
+        let Some(secret) = secret else { return Ok(None) };
+        let found = secret.read(version).await.map_err(|e| self.store_error(e))?;
+        Ok(found.map(|s| {
+            let number = s.version.as_ref().and_then(StoreVersion::number);
+            (CurrentSecret { data: s.data, version: number }, s.version)
+        }))
     }
 
     /// The dry run: what would happen, with no side effects. The plugin's
@@ -250,8 +267,12 @@ impl Job {
         let resumes = state.state.in_progress.as_ref().map(|p| {
             format!("rotation {} (started {}) is past `{}`: a run resumes it", p.id, p.started, p.stage.as_str())
         });
-        let current = self.read_secret(vault, None).await?;
-        let current_version = current.as_ref().and_then(|c| c.version);
+        let secret = self.secret_store(store)?;
+        let current = self.read_secret(secret.as_deref(), None).await?;
+        let (current, current_version) = match current {
+            Some((c, v)) => (Some(c), v),
+            None => (None, None),
+        };
         let ctx = self.step_context("dry-run", current, 1);
         let mut config = self.run_config(vault);
         config.grants = Arc::new(config.grants.to_read_only());
@@ -261,10 +282,10 @@ impl Job {
         Ok(Plan {
             job: self.config.id.clone(),
             plugin: self.plugin.label(),
-            current_version,
+            current_version: current_version.clone(),
             resumes,
             plugin_actions: actions,
-            host_actions: host_actions(store, &self.config.id, self.config.secret.as_ref(), current_version),
+            host_actions: host_actions(store, &self.config.id, self.config.secret.as_ref(), current_version.as_ref()),
         })
     }
 
@@ -291,19 +312,36 @@ impl Job {
     }
 }
 
-fn host_actions(store: &StateStore, job: &str, secret: Option<&SecretLocation>, current: Option<u64>) -> Vec<String> {
-    let state = format!("{}/{}/{job}", store.mount.trim_matches('/'), store.prefix.trim_matches('/'));
+fn host_actions(
+    store: &StateStore,
+    job: &str,
+    secret: Option<&SecretAt>,
+    current: Option<&StoreVersion>,
+) -> Vec<String> {
+    let state = store.location(job);
     let mut out = Vec::new();
     match (secret, current) {
-        (Some(loc), Some(v)) => out.push(format!("read {loc} (current version {v})")),
-        (Some(loc), None) => out.push(format!("read {loc} (does not exist yet)")),
-        (None, _) => out.push("no secret path: nothing is written to KV".into()),
+        (Some(at), Some(v)) => out.push(format!("read {at} (current version {v})")),
+        (Some(at), None) => out.push(format!("read {at} (no value yet)")),
+        (None, _) => out.push("no secret: nothing is written to a secret store".into()),
     }
     out.push(format!("stage the new value as PENDING in {state} (check-and-set), before the target changes"));
+    if let Some(SecretAt::Aws(_)) = secret {
+        out.push("stage it in Secrets Manager too: a version labelled AWSPENDING, the rotation id as its token".into());
+    }
     out.push(format!("record each step in {state}; a crash resumes from the last recorded step"));
-    if let Some(loc) = secret {
-        let cas = current.unwrap_or(0);
-        out.push(format!("after set and test succeed: write {loc} as version {} with cas={cas}", cas + 1));
+    match (secret, current) {
+        (Some(SecretAt::Kv(loc)), _) => {
+            let cas = current.and_then(StoreVersion::number).unwrap_or(0);
+            out.push(format!("after set and test succeed: write {loc} as version {} with cas={cas}", cas + 1));
+        }
+        (Some(at @ SecretAt::Aws(_)), Some(v)) => {
+            out.push(format!("after set and test succeed: move AWSCURRENT of {at} from version {v} to the new one"));
+        }
+        (Some(at @ SecretAt::Aws(_)), None) => {
+            out.push(format!("after set and test succeed: label the new version of {at} AWSCURRENT"));
+        }
+        (None, _) => {}
     }
     out.push("on failure: call rollback, clear PENDING, leave the secret unchanged".into());
     out

@@ -30,7 +30,7 @@ use crate::crash::{self, Action, Point};
 use crate::plugin::{CallOutcome, HostCall, Session, Step, StepContext, StepError};
 use crate::secret::SecretJson;
 use crate::state::{HistoryEntry, InProgress, JobState, Outcome, Stage, StateError, StateStore, Versioned};
-use crate::vault::VaultError;
+use crate::store::{SecretAt, SecretStore};
 
 /// A hook run on the record that ends a rotation, in the same write, so the
 /// scheduler's bookkeeping can never disagree with the outcome.
@@ -107,6 +107,8 @@ struct Driver<'a> {
     job: &'a Job,
     store: &'a StateStore,
     options: RotateOptions<'a>,
+    /// The store of the job's secret, if it has one.
+    secret: Option<Box<dyn SecretStore>>,
     /// The record as last written; `in_progress` is set while running.
     v: Versioned,
     session: Session,
@@ -131,24 +133,32 @@ impl<'a> Driver<'a> {
         if let Some(p) = &v.state.in_progress {
             *attempt = Attempt { rotation_id: p.id.clone(), resuming: true };
         }
+        let secret = job.secret_store(store)?;
         let session = Session::start(&job.plugin, id, job.run_config(&store.vault)).await?;
         if let Some(p) = v.state.in_progress.as_mut() {
             p.attempt = p.attempt.saturating_add(1);
-            let (rotation_id, stage, attempt, base) = (p.id.clone(), p.stage, p.attempt, p.base_version);
+            let (rotation_id, stage, attempt, base) = (p.id.clone(), p.stage, p.attempt, p.base_version.clone());
             let pending = p.pending.clone().expect("a loaded rotation in progress has its pending value");
             tracing::warn!(job = %id, rotation = %rotation_id, after = stage.as_str(), attempt, "resuming an unfinished rotation");
             // The plugin sees the value PENDING replaces, for rollback.
-            let current = job.read_secret(&store.vault, base).await?;
+            let current = job.read_secret(secret.as_deref(), base.as_ref()).await?.map(|(c, _)| c);
             let ctx = job.step_context(&rotation_id, current, attempt);
             let resumed_from = Some(stage);
             let (steps, recorded) = (Vec::new(), None);
-            let d = Self { job, store, options, v, session, ctx, pending, steps, resumed_from, recorded };
+            let mut d = Self { job, store, options, secret, v, session, ctx, pending, steps, resumed_from, recorded };
             d.emit(Note::new("resume", "started"));
+            if stage < Stage::Promoted {
+                // A crash may have come between the record and the store's
+                // own staging; staging again is idempotent.
+                d.stage_in_store().await?;
+            }
             return Ok(d);
         }
 
-        let current = job.read_secret(&store.vault, None).await?;
-        let base_version = current.as_ref().and_then(|c| c.version);
+        let (current, base_version) = match job.read_secret(secret.as_deref(), None).await? {
+            Some((c, v)) => (Some(c), v),
+            None => (None, None),
+        };
         let rotation_id = attempt.rotation_id.clone();
         let ctx = job.step_context(&rotation_id, current, 1);
         tracing::info!(job = %id, plugin = %job.plugin.label(), rotation = %rotation_id, "rotation started");
@@ -156,6 +166,7 @@ impl<'a> Driver<'a> {
             job,
             store,
             options,
+            secret,
             v,
             session,
             ctx,
@@ -182,9 +193,15 @@ impl<'a> Driver<'a> {
         });
         d.point(Point::before(Action::Stage))?;
         let started = std::time::Instant::now();
+        // The record first: a crash before the store's own staging is
+        // resumed (and stages there), never a label nobody records.
         d.save().await?;
+        d.stage_in_store().await?;
         d.point(Point::after(Action::Stage))?;
-        let paths = vec![d.state_location()];
+        let mut paths = vec![d.state_location()];
+        if let (Some(SecretAt::Aws(_)), Some(secret)) = (&d.job.config.secret, &d.secret) {
+            paths.push(secret.location());
+        }
         d.emit(Note { duration: Some(started.elapsed()), vault_paths: paths, ..Note::new("stage", "ok") });
         Ok(d)
     }
@@ -292,39 +309,34 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    /// Write PENDING as the secret's new version, with check-and-set against
-    /// the version it replaces.
+    /// Stage PENDING in the secret's store, where it has a place for it.
+    // `&mut self`: the future must not need the driver to be `Sync`.
+    async fn stage_in_store(&mut self) -> Result<(), RotationError> {
+        let Some(secret) = &self.secret else { return Ok(()) };
+        let rotation = &self.v.state.in_progress.as_ref().expect("staging a rotation in progress").id;
+        secret.stage(rotation, &self.pending).await.map_err(|e| self.job.store_error(e))
+    }
+
+    /// Take the rotation's PENDING mark off in the secret's store.
+    async fn unstage(&mut self) -> Result<(), RotationError> {
+        let Some(secret) = &self.secret else { return Ok(()) };
+        let rotation = &self.v.state.in_progress.as_ref().expect("unstaging a rotation in progress").id;
+        secret.unstage(rotation).await.map_err(|e| self.job.store_error(e))
+    }
+
+    /// Make PENDING the secret's current version, if the current one is
+    /// still the version the rotation read.
     async fn promote(&mut self) -> Result<(), RotationError> {
-        let Some(loc) = self.job.config.secret.clone() else { return Ok(()) };
-        let expected = self.in_progress().base_version.unwrap_or(0);
+        let Some(secret) = &self.secret else { return Ok(()) };
+        let p = self.v.state.in_progress.as_ref().expect("promoting a rotation in progress");
+        let (rotation, base) = (p.id.clone(), p.base_version.clone());
         self.point(Point::before(Action::Promote))?;
         let started = std::time::Instant::now();
-        let written = self.store.vault.kv_write(&loc.mount, &loc.path, &self.pending, Some(expected)).await;
-        let version = match written {
-            Ok(v) => v,
-            Err(VaultError::CasMismatch { .. }) => {
-                // Either we wrote it before a crash, or someone else wrote.
-                let now = self.job.read_secret(&self.store.vault, None).await?;
-                match now {
-                    Some(cur) if cur.data.fields() == self.pending.fields() => cur.version.unwrap_or(expected + 1),
-                    other => {
-                        let job = self.job.config.id.clone();
-                        let found = other.and_then(|c| c.version);
-                        return Err(RotationError::Conflict {
-                            job,
-                            location: loc.to_string(),
-                            expected,
-                            found,
-                            rollback: None,
-                        });
-                    }
-                }
-            }
-            Err(e) => return Err(self.job.vault_error("promoting", &loc, e)),
-        };
+        let promoted = secret.promote(&rotation, &self.pending, base.as_ref()).await;
+        let version = promoted.map_err(|e| self.job.store_error(e))?;
+        let paths = vec![secret.location()];
         self.point(Point::after(Action::Promote))?;
         self.in_progress().new_version = Some(version);
-        let paths = vec![loc.to_string()];
         self.emit(Note { duration: Some(started.elapsed()), vault_paths: paths, ..Note::new("promote", "ok") });
         Ok(())
     }
@@ -350,6 +362,11 @@ impl<'a> Driver<'a> {
             return Err(err);
         }
         err.set_rollback(Ok(()));
+        if let Err(e) = self.unstage().await {
+            // The record keeps RollingBack; the next run repeats both.
+            tracing::error!(job = %self.job.config.id, error = %e, "could not take PENDING off the secret's store");
+            return Err(e);
+        }
         let message = err.to_string();
         self.point(Point::before(Action::RecordRollback))?;
         self.end(Err(&err)).await?;
@@ -362,8 +379,9 @@ impl<'a> Driver<'a> {
         self.point(Point::before(Action::RecordDone))?;
         let (rotation_id, previous_version, new_version) = {
             let p = self.in_progress();
-            (p.id.clone(), p.base_version, p.new_version)
+            (p.id.clone(), p.base_version.clone(), p.new_version.clone())
         };
+        self.unstage().await?;
         self.end(Ok(())).await?;
         self.point(Point::after(Action::RecordDone))?;
         tracing::info!(job = %self.job.config.id, plugin = %self.job.plugin.label(), rotation = %rotation_id, ?new_version, "rotation done");
@@ -401,7 +419,7 @@ impl<'a> Driver<'a> {
             started: p.started,
             finished: now,
             error: error.map(str::to_owned),
-            version: p.new_version,
+            version: p.new_version.clone(),
             actor: p.actor.clone(),
         });
         if let Some(finalize) = self.options.finalize.take() {
@@ -429,7 +447,7 @@ impl<'a> Driver<'a> {
     }
 
     fn state_location(&self) -> String {
-        format!("{}/{}/{}", self.store.mount.trim_matches('/'), self.store.prefix.trim_matches('/'), self.job.config.id)
+        self.store.location(&self.job.config.id)
     }
 
     fn emit(&self, note: Note) {

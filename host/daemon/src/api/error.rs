@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use rotator_core::plugin::Failure;
 use rotator_core::rotation::RotationError;
+use rotator_core::store::StoreError;
 use rotator_core::vault::VaultError;
 
 /// An error answer.
@@ -92,7 +93,10 @@ impl From<RotationError> for ApiError {
                 Failure::Transient(_) | Failure::Permanent(_) => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            RotationError::Vault { source, .. } => vault_status(source),
+            RotationError::Store { source: StoreError::Vault { source, .. }, .. } => vault_status(source),
+            // The secret is deleted, scheduled for deletion, not JSON, …
+            RotationError::Store { source: StoreError::Refused { .. }, .. } => StatusCode::CONFLICT,
+            RotationError::Store { .. } => StatusCode::BAD_GATEWAY,
             RotationError::Conflict { .. } => StatusCode::CONFLICT,
             RotationError::State(e) if e.is_conflict() => StatusCode::CONFLICT,
             RotationError::State(_) | RotationError::RolledBack { .. } => StatusCode::BAD_GATEWAY,

@@ -92,7 +92,7 @@ pub(super) async fn add(State(state): State<Arc<ApiState>>, JsonBody(body): Json
     let job = jobs.pop().ok_or_else(|| ApiError::bad_request("no job in the body"))?;
     // A job's secret lives on a real KV mount, as Vault's mount table says:
     // `sys` or `auth/token` is refused here (400), not at the first rotation.
-    if let Some(secret) = &job.config.secret {
+    if let Some(secret) = job.config.secret.as_ref().and_then(|s| s.kv()) {
         state.vault.kv_version(&secret.mount).await?;
     }
     let id = job.config.id.clone();

@@ -31,6 +31,7 @@ use rotator_core::builtin::{self, LegacyGrant, LegacyJob};
 use rotator_core::config::{JobConfig, PluginRef, SecretLocation};
 use rotator_core::plugin::{Grants, Operation, Plugin, Runtime, VaultGrant};
 use rotator_core::rotation::{Job, RotationReport};
+use rotator_core::store::StoreVersion;
 use rotator_core::vault::VaultPath;
 
 /// The service's job type `POST /kv/{path}/rotate` runs.
@@ -104,7 +105,7 @@ fn transient_job(
         return Err(ApiError::bad_request(format!("{}: {}", plugin.label(), problems.join("; "))));
     }
     let plugin_ref = PluginRef::Builtin(plugin.info().name.clone());
-    let config = JobConfig::unscheduled(id, plugin_ref, secret, settings, Arc::new(grants));
+    let config = JobConfig::unscheduled(id, plugin_ref, secret.map(Into::into), settings, Arc::new(grants));
     Ok(Job { config, plugin })
 }
 
@@ -155,7 +156,7 @@ pub(super) async fn kv_field(state: &ApiState, path: &VaultPath, query_mount: Op
         fields.insert("mount".into(), mount.into());
     }
     let (mapped, report) = one_off(state, KV_ROTATE, fields).await?;
-    let written = match (&mapped.secret, report.new_version) {
+    let written = match (&mapped.secret, report.new_version.as_ref().and_then(StoreVersion::number)) {
         (Some(s), Some(v)) => state.vault.kv_read_version(&s.mount, &s.path, Some(v)).await?,
         _ => None,
     };

@@ -187,7 +187,9 @@ impl Scheduler {
 
     /// When the job's secret last changed, for a job with no record yet.
     async fn secret_updated(&self, job: &Job) -> Option<OffsetDateTime> {
-        let loc = job.config.secret.as_ref()?;
+        // Known for KV secrets only: an AWS secret's first rotation is due
+        // at once, as for a job without a secret.
+        let loc = job.config.secret.as_ref()?.kv()?;
         // kv_metadata answers the metadata answer's `data` object (kv2.json).
         let meta = self.inner.store.vault.kv_metadata(&loc.mount, &loc.path).await.ok()??;
         let updated = meta.get("updated_time")?.as_str()?;

@@ -144,7 +144,7 @@ impl Env {
 
     /// A job as the daemon would build it from config, with id `id`.
     pub fn job(&self, id: &str) -> Job {
-        let (plugin, secret) = (self.plugin_ref.clone(), Some(self.secret.clone()));
+        let (plugin, secret) = (self.plugin_ref.clone(), Some(self.secret.clone().into()));
         let config = JobConfig::unscheduled(id.to_owned(), plugin, secret, self.settings.clone(), self.grants.clone());
         let config = JobConfig { limits: self.limits, ..config };
         Job { config, plugin: self.plugin.clone() }

@@ -109,11 +109,12 @@ async fn end_state(env: &Env, job_id: &str, before: SecretState, staged: Option<
         return Err(format!("the secret was written {written} time(s) for {} completed rotation(s)", rotated.len()));
     }
     if let Some(newest) = rotated.first()
-        && newest.version != after.version
+        && newest.version.as_ref().and_then(|v| v.number()) != after.version
     {
         return Err(format!(
             "history's last rotation names version {:?}, the secret is at {:?}",
-            newest.version, after.version
+            newest.version.as_ref().map(ToString::to_string),
+            after.version
         ));
     }
     let finished_staged = staged.filter(|s| rotated.iter().any(|h| h.id == s.id));

@@ -8,10 +8,10 @@
 //! strings); the error names the header, not the value. Redirects are not
 //! followed: a 3xx is a response like any other.
 
-use quick_xml::events::Event;
 use serde_json::Value;
 
 use super::HttpError;
+use crate::aws::xml::XmlError;
 use crate::vault::path::shown;
 
 /// The largest response body the host reads.
@@ -77,65 +77,9 @@ pub fn json_pointer(body: &[u8], pointer: &str) -> Result<String, HttpError> {
 /// The text of the first element at `path` (local names from the root,
 /// `/`-separated; namespaces ignored) in an XML body.
 pub fn xml_path(body: &[u8], path: &str) -> Result<String, HttpError> {
-    let want: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let bad = |e: &dyn std::fmt::Display| HttpError::BadResponse(format!("capture: the response is not XML ({e})"));
-    let mut reader = quick_xml::Reader::from_reader(body);
-    let mut stack: Vec<String> = Vec::new();
-    // Text collected while inside the wanted element.
-    let mut found: Option<String> = None;
-    let mut buf = Vec::new();
-    loop {
-        let event = reader.read_event_into(&mut buf).map_err(|e| bad(&e))?;
-        match event {
-            Event::Start(e) => {
-                stack.push(e.local_name().as_ref().to_owned());
-                if found.is_none() && stack.iter().map(String::as_str).eq(want.iter().copied()) {
-                    found = Some(String::new());
-                }
-            }
-            Event::Empty(e) => {
-                let mut at = stack.clone();
-                at.push(e.local_name().as_ref().to_owned());
-                if at.iter().map(String::as_str).eq(want.iter().copied()) {
-                    return Err(not_found("XML path", path));
-                }
-            }
-            Event::Text(t) if found.is_some() && stack.len() == want.len() => {
-                found.as_mut().expect("checked").push_str(&t.xml10_content());
-            }
-            Event::GeneralRef(r) if found.is_some() && stack.len() == want.len() => {
-                let ch = r.resolve_char_ref().map_err(|e| bad(&e))?;
-                let text = match ch {
-                    Some(c) => c.to_string(),
-                    None => predefined(&r).ok_or_else(|| bad(&"an undefined entity"))?.to_owned(),
-                };
-                found.as_mut().expect("checked").push_str(&text);
-            }
-            Event::CData(c) if found.is_some() && stack.len() == want.len() => {
-                found.as_mut().expect("checked").push_str(&c);
-            }
-            Event::End(_) => {
-                if found.is_some() && stack.len() == want.len() {
-                    return Ok(found.take().expect("checked"));
-                }
-                stack.pop();
-            }
-            Event::Eof => return Err(not_found("XML path", path)),
-            _ => {}
-        }
-        buf.clear();
-    }
-}
-
-/// The five entities XML predefines.
-fn predefined(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "lt" => "<",
-        "gt" => ">",
-        "amp" => "&",
-        "apos" => "'",
-        "quot" => "\"",
-        _ => return None,
+    crate::aws::xml::text_at(body, path).map_err(|e| match e {
+        XmlError::NotXml(why) => HttpError::BadResponse(format!("capture: the response is not XML ({why})")),
+        XmlError::NotFound => not_found("XML path", path),
     })
 }
 

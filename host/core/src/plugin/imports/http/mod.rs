@@ -4,7 +4,7 @@
 //! [`HostState::http_send`] runs a request through fixed stages, each its
 //! own module: the grants decide what may be sent ([`Grants::check_http`]:
 //! exactly that URL and method leave), [`outgoing`] checks the rest and
-//! fills in handles (and [`sigv4`] signs), the shared client sends it
+//! fills in handles (and [`crate::aws::sigv4`] signs), the shared client sends it
 //! under the tighter of the plugin's timeout, the host's cap
 //! ([`MAX_TIMEOUT`]) and what is left of the step, [`incoming`] reads the
 //! answer under its size cap and takes captures (in `create` only) into
@@ -20,7 +20,6 @@ mod client;
 mod incoming;
 mod outgoing;
 mod scrub;
-mod sigv4;
 
 use std::time::{Duration, Instant};
 

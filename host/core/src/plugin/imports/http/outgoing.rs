@@ -1,7 +1,7 @@
 //! The request as it leaves: the plugin's [`HttpRequest`] checked and
 //! turned into one [`reqwest::Request`], with every handle replaced by its
 //! value, the body encoded and the authentication added (AWS SigV4 signs
-//! the final bytes: [`super::sigv4`]).
+//! the final bytes: [`crate::aws::sigv4`]).
 //!
 //! Everything that can be wrong with a request is found here, before
 //! anything is sent: an unknown handle (or one of another run: the table
@@ -145,14 +145,15 @@ pub fn build(
         derived.push(v.as_bytes().strip_prefix(b"Basic ").unwrap_or(v.as_bytes()).to_vec());
     }
     if let Auth::AwsSigV4 { access_key_id, secret_access_key, session_token, region, service } = &request.auth {
-        let key = super::sigv4::Key {
+        let key = crate::aws::sigv4::Key {
             access_key_id: resolve(handles, access_key_id)?,
             secret_access_key: secret(handles, secret_access_key)?,
             session_token: session_token.as_ref().map(|t| resolve(handles, t)).transpose()?,
             region,
             service,
         };
-        super::sigv4::sign(&mut built, &key, std::time::SystemTime::now())?;
+        crate::aws::sigv4::sign(&mut built, &key, std::time::SystemTime::now())
+            .map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
     }
     Ok(Outgoing { request: built, derived })
 }

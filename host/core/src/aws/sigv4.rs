@@ -1,6 +1,7 @@
-//! AWS Signature Version 4, applied by the host as the request leaves, so a
-//! plugin can call AWS with a key whose secret half it holds only as a
-//! handle.
+//! AWS Signature Version 4, applied by the host as a request leaves: for a
+//! plugin's request (so a plugin can call AWS with a key whose secret half
+//! it holds only as a handle) and for the host's own calls to Secrets
+//! Manager and STS ([`super::client`]).
 //!
 //! The signature covers exactly what is sent: the method, the final URL
 //! (query pairs appended), every header the request carries and the hash of
@@ -16,8 +17,6 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use reqwest::header::{HeaderName, HeaderValue};
 
-use super::HttpError;
-
 /// The credentials and scope to sign with (values already looked up).
 pub struct Key<'a> {
     pub access_key_id: &'a str,
@@ -27,12 +26,17 @@ pub struct Key<'a> {
     pub service: &'a str,
 }
 
-fn invalid(why: impl std::fmt::Display) -> HttpError {
-    HttpError::InvalidRequest(format!("the request cannot be signed: {why}"))
+/// Why a request could not be signed. Names no credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the request cannot be signed: {0}")]
+pub struct SignError(String);
+
+fn invalid(why: impl std::fmt::Display) -> SignError {
+    SignError(why.to_string())
 }
 
 /// Sign `request` in place with `key` at `time`.
-pub fn sign(request: &mut reqwest::Request, key: &Key<'_>, time: SystemTime) -> Result<(), HttpError> {
+pub fn sign(request: &mut reqwest::Request, key: &Key<'_>, time: SystemTime) -> Result<(), SignError> {
     if key.region.is_empty() || key.service.is_empty() {
         return Err(invalid("region and service must not be empty"));
     }

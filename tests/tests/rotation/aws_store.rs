@@ -1,0 +1,199 @@
+//! A job whose secret lives in AWS Secrets Manager (moto's server mode,
+//! request authentication on), its state in the dev server: the protocol
+//! drives Secrets Manager's own staging labels, a resumed rotation finds its
+//! pending version by token, a concurrent writer is detected, and deleted,
+//! missing or forbidden secrets are typed errors that lose nothing.
+
+use std::time::Duration;
+
+use rotator_core::aws::{AwsClient, AwsEnv, Credentials, CredentialsProvider, Service};
+use rotator_core::crash::{Action, Point};
+use rotator_core::rotation::{RotateOptions, RotationError};
+use rotator_core::state::StateStore;
+use rotator_core::store::{StoreError, StoreVersion};
+use rotator_core::vault::{RequestRetry, VaultClient};
+use rotator_tests::moto::{AwsKey, Moto};
+use rotator_tests::{dev_server, jobs, logs, store};
+use serde_json::{Value, json};
+
+const REGION: &str = "eu-west-1";
+
+/// A kv-random job rotating field `password` of the Secrets Manager secret `name`.
+fn job_toml(id: &str, name: &str) -> String {
+    format!(
+        r#"
+[[jobs]]
+id = "{id}"
+plugin = "kv-random"
+secret = {{ aws = {{ id = "{name}", region = "{REGION}" }} }}
+interval = "1h"
+settings = {{ field = "password", length = 32 }}
+"#
+    )
+}
+
+/// An AWS client for moto signing with `key`, with `retry`.
+fn aws(moto: &Moto, key: &AwsKey, retry: RequestRetry) -> AwsClient {
+    let env = AwsEnv::from_pairs([("AWS_ENDPOINT_URL".to_owned(), moto.endpoint.clone())]);
+    let credentials = CredentialsProvider::fixed(Credentials {
+        access_key_id: key.id.clone(),
+        secret_access_key: key.secret.clone().into(),
+        session_token: None,
+        expires: None,
+        source: "test".into(),
+    });
+    AwsClient::new(env, credentials, Duration::from_secs(10), retry).unwrap()
+}
+
+/// Secrets Manager as the admin sees it.
+struct Sm {
+    client: AwsClient,
+}
+
+impl Sm {
+    fn new(moto: &Moto) -> Self {
+        Self { client: aws(moto, &moto.admin, RequestRetry::NONE) }
+    }
+
+    async fn call(&self, op: &str, body: Value) -> Value {
+        self.client.json(Service::SECRETS_MANAGER, REGION, op, &body).await.unwrap_or_else(|e| panic!("{op}: {e}"))
+    }
+
+    async fn create(&self, name: &str, value: Value) {
+        self.call("CreateSecret", json!({ "Name": name, "SecretString": value.to_string() })).await;
+    }
+
+    /// The version ids holding each label.
+    async fn labels(&self, name: &str) -> Vec<(String, Vec<String>)> {
+        let d = self.call("DescribeSecret", json!({ "SecretId": name })).await;
+        let map = d["VersionIdsToStages"].as_object().cloned().unwrap_or_default();
+        map.into_iter()
+            .map(|(id, s)| (id, s.as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect()))
+            .filter(|(_, s): &(String, Vec<String>)| !s.is_empty())
+            .collect()
+    }
+
+    async fn holder(&self, name: &str, label: &str) -> Vec<String> {
+        self.labels(name).await.into_iter().filter(|(_, s)| s.iter().any(|l| l == label)).map(|(id, _)| id).collect()
+    }
+
+    async fn current(&self, name: &str) -> (Value, String) {
+        // Named: moto's default version is not moved by UpdateSecretVersionStage.
+        let v = self.call("GetSecretValue", json!({ "SecretId": name, "VersionStage": "AWSCURRENT" })).await;
+        (
+            serde_json::from_str(v["SecretString"].as_str().unwrap()).unwrap(),
+            v["VersionId"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+fn state_store(vault: &VaultClient, moto: &Moto) -> StateStore {
+    store(vault).with_aws(aws(moto, &moto.admin, RequestRetry::default()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_in_secrets_manager_rotates_through_its_staging_labels() {
+    logs::capture();
+    let (moto, server) = (Moto::shared(), dev_server().await);
+    let sm = Sm::new(moto);
+    let name = format!("prod/orders/db-{}", uuid::Uuid::new_v4());
+    sm.create(&name, json!({ "username": "orders", "password": "initial-password" })).await;
+    let (_, first) = sm.current(&name).await;
+    let (vault, jobs, _rt) = jobs(&server, &job_toml("aws-kv", &name));
+    let states = state_store(&vault, moto);
+    let mut previous = StoreVersion::Id(first);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let report = jobs[0].rotate(&states, "test").await.unwrap_or_else(|e| panic!("{e}"));
+        // The new version's id is the rotation id: AWS's ClientRequestToken.
+        assert_eq!(report.new_version, Some(StoreVersion::Id(report.rotation_id.clone())));
+        assert_eq!(report.previous_version.as_ref(), Some(&previous));
+        let (value, id) = sm.current(&name).await;
+        assert_eq!(id, report.rotation_id);
+        assert_eq!(value["username"], "orders", "other fields are kept");
+        let password = value["password"].as_str().unwrap().to_owned();
+        assert_eq!(password.len(), 32);
+        assert!(!seen.contains(&password) && password != "initial-password");
+        seen.push(password);
+        assert_eq!(sm.holder(&name, "AWSPREVIOUS").await, [previous.to_string()]);
+        assert!(sm.holder(&name, "AWSPENDING").await.is_empty(), "AWSPENDING is taken off once done");
+        previous = StoreVersion::Id(id);
+    }
+    // The history names the AWS versions; no value is in the logs.
+    let state = states.load("aws-kv").await.unwrap().state;
+    assert_eq!(state.history[0].version.as_ref(), Some(&previous));
+    let text = logs::text();
+    for password in &seen {
+        assert!(!text.contains(password.as_str()), "a generated value reached the logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_rotation_finds_its_pending_version_by_token() {
+    let (moto, server) = (Moto::shared(), dev_server().await);
+    let sm = Sm::new(moto);
+    let name = format!("resume/{}", uuid::Uuid::new_v4());
+    sm.create(&name, json!({ "password": "initial-password" })).await;
+    let (vault, jobs, _rt) = jobs(&server, &job_toml("aws-resume", &name));
+    let states = state_store(&vault, moto);
+    for point in [Point::after(Action::Stage), Point::after(Action::Test), Point::after(Action::Promote)] {
+        let options = RotateOptions { interrupt_at: Some(point), ..RotateOptions::new("test") };
+        let stopped = jobs[0].rotate_with(&states, options).await;
+        assert!(matches!(stopped, Err(RotationError::Interrupted { .. })), "{stopped:?}");
+        let rotation = states.load("aws-resume").await.unwrap().state.in_progress.unwrap().id;
+        // AWSPENDING is on the version whose token is the rotation id.
+        assert_eq!(sm.holder(&name, "AWSPENDING").await, [rotation.clone()], "{point}");
+        let report = jobs[0].rotate(&states, "test").await.unwrap_or_else(|e| panic!("{point}: {e}"));
+        assert_eq!(report.rotation_id, rotation, "{point}: the same rotation is finished, not a new one");
+        assert_eq!(sm.holder(&name, "AWSCURRENT").await, [rotation], "{point}");
+        assert!(sm.holder(&name, "AWSPENDING").await.is_empty(), "{point}: no AWSPENDING stranded");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_concurrent_writer_is_detected_and_never_overwritten() {
+    let (moto, server) = (Moto::shared(), dev_server().await);
+    let sm = Sm::new(moto);
+    let name = format!("conflict/{}", uuid::Uuid::new_v4());
+    sm.create(&name, json!({ "password": "initial-password" })).await;
+    let (vault, jobs, _rt) = jobs(&server, &job_toml("aws-conflict", &name));
+    let states = state_store(&vault, moto);
+    let options = RotateOptions { interrupt_at: Some(Point::after(Action::Test)), ..RotateOptions::new("test") };
+    assert!(jobs[0].rotate_with(&states, options).await.is_err());
+    // Someone else writes a new current value meanwhile.
+    let outside = json!({ "password": "written-by-a-human" }).to_string();
+    sm.call("PutSecretValue", json!({ "SecretId": name, "SecretString": outside })).await;
+    let (_, outside_id) = sm.current(&name).await;
+    let err = jobs[0].rotate(&states, "test").await.unwrap_err();
+    assert!(matches!(err, RotationError::Conflict { .. }), "{err}");
+    assert!(err.to_string().contains("rolled back"), "{err}");
+    let (value, id) = sm.current(&name).await;
+    assert_eq!((value["password"].as_str(), id.as_str()), (Some("written-by-a-human"), outside_id.as_str()));
+    assert!(sm.holder(&name, "AWSPENDING").await.is_empty(), "the rolled-back PENDING is unstaged");
+    assert!(states.load("aws-conflict").await.unwrap().state.in_progress.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_and_deleted_secrets_are_refused_with_typed_errors() {
+    let (moto, server) = (Moto::shared(), dev_server().await);
+    let sm = Sm::new(moto);
+    let missing = format!("missing/{}", uuid::Uuid::new_v4());
+    let deleted = format!("deleted/{}", uuid::Uuid::new_v4());
+    sm.create(&deleted, json!({ "password": "initial-password" })).await;
+    sm.call("DeleteSecret", json!({ "SecretId": deleted, "RecoveryWindowInDays": 7 })).await;
+    let toml = job_toml("aws-missing", &missing) + &job_toml("aws-deleted", &deleted);
+    let (vault, jobs, _rt) = jobs(&server, &toml);
+    let states = state_store(&vault, moto);
+    for (job, expected) in [(&jobs[0], "create it first"), (&jobs[1], "scheduled for deletion")] {
+        let err = job.rotate(&states, "test").await.unwrap_err();
+        match &err {
+            RotationError::Store { source: StoreError::Refused { message, .. }, .. } => {
+                assert!(message.contains(expected), "{message}");
+            }
+            other => panic!("expected a refusal, got {other}"),
+        }
+        assert!(!err.is_transient(), "{err}");
+        // Nothing was staged: no record in progress to resume.
+        assert!(states.load(&job.config.id).await.unwrap().state.in_progress.is_none());
+    }
+}
