@@ -32,9 +32,9 @@ settings = {{ field = "password", length = 32 }}
     )
 }
 
-/// An AWS client for moto signing with `key`, with `retry`.
-fn aws(moto: &Moto, key: &AwsKey, retry: RequestRetry) -> AwsClient {
-    let env = AwsEnv::from_pairs([("AWS_ENDPOINT_URL".to_owned(), moto.endpoint.clone())]);
+/// An AWS client for `endpoint` (moto) signing with `key`, with `retry`.
+fn aws(endpoint: &str, key: &AwsKey, retry: RequestRetry) -> AwsClient {
+    let env = AwsEnv::from_pairs([("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned())]);
     let credentials = CredentialsProvider::fixed(Credentials {
         access_key_id: key.id.clone(),
         secret_access_key: key.secret.clone().into(),
@@ -52,7 +52,7 @@ struct Sm {
 
 impl Sm {
     fn new(moto: &Moto) -> Self {
-        Self { client: aws(moto, &moto.admin, RequestRetry::NONE) }
+        Self { client: aws(&moto.endpoint, &moto.admin, RequestRetry::NONE) }
     }
 
     async fn call(&self, op: &str, body: Value) -> Value {
@@ -88,7 +88,7 @@ impl Sm {
 }
 
 fn state_store(vault: &VaultClient, moto: &Moto) -> StateStore {
-    store(vault).with_aws(aws(moto, &moto.admin, RequestRetry::default()))
+    store(vault).with_aws(aws(&moto.endpoint, &moto.admin, RequestRetry::default()))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -196,4 +196,89 @@ async fn missing_and_deleted_secrets_are_refused_with_typed_errors() {
         // Nothing was staged: no record in progress to resume.
         assert!(states.load(&job.config.id).await.unwrap().state.in_progress.is_none());
     }
+}
+
+/// A proxy in front of moto that answers some operations with AWS's
+/// throttling or outage errors instead of forwarding them.
+mod faults {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode};
+
+    #[derive(Default)]
+    pub struct Plan {
+        /// Answer this many requests (any operation) with 400 ThrottlingException.
+        pub throttle: AtomicU32,
+        /// Answer this many `UpdateSecretVersionStage` calls with 503.
+        pub outage: AtomicU32,
+    }
+
+    fn take(n: &AtomicU32) -> bool {
+        n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1)).is_ok()
+    }
+
+    /// Start the proxy; its URL and the plan it follows.
+    pub async fn start(upstream: String) -> (String, Arc<Plan>) {
+        let plan = Arc::new(Plan::default());
+        let http = reqwest::Client::new();
+        let p = plan.clone();
+        let app = axum::Router::new().fallback(move |method: Method, headers: HeaderMap, body: Bytes| {
+            let (plan, http, upstream) = (p.clone(), http.clone(), upstream.clone());
+            async move {
+                let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                if take(&plan.throttle) {
+                    let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+                    return (StatusCode::BAD_REQUEST, body.to_owned());
+                }
+                if target.ends_with("UpdateSecretVersionStage") && take(&plan.outage) {
+                    let body = r#"{"__type":"ServiceUnavailable","message":"try later"}"#;
+                    return (StatusCode::SERVICE_UNAVAILABLE, body.to_owned());
+                }
+                // The signature covers the Host header the client sent: keep it.
+                let mut forward = http.request(method, &upstream).body(body);
+                for (name, value) in &headers {
+                    forward = forward.header(name, value);
+                }
+                let answer = forward.send().await.unwrap();
+                let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+                (status, answer.text().await.unwrap())
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, plan)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_is_retried_and_an_outage_keeps_pending_for_the_next_run() {
+    let (moto, server) = (Moto::shared(), dev_server().await);
+    let sm = Sm::new(moto);
+    let name = format!("faults/{}", uuid::Uuid::new_v4());
+    sm.create(&name, json!({ "password": "initial-password" })).await;
+    let (proxy, plan) = faults::start(moto.endpoint.clone()).await;
+    let (vault, jobs, _rt) = jobs(&server, &job_toml("aws-faults", &name));
+    let retry = RequestRetry { attempts: 4, base: Duration::from_millis(10), max: Duration::from_millis(50) };
+    let states = store(&vault).with_aws(aws(&proxy, &moto.admin, retry));
+
+    // Throttled three times in a row: the client's retries absorb it.
+    plan.throttle.store(3, std::sync::atomic::Ordering::SeqCst);
+    let report = jobs[0].rotate(&states, "test").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sm.holder(&name, "AWSCURRENT").await, [report.rotation_id]);
+
+    // Promotion fails for longer than the retries: PENDING stays staged,
+    // in the record and as AWSPENDING, and the error says it may pass.
+    plan.outage.store(4, std::sync::atomic::Ordering::SeqCst);
+    let err = jobs[0].rotate(&states, "test").await.unwrap_err();
+    assert!(err.is_transient() && matches!(err, RotationError::Store { .. }), "{err}");
+    let rotation = states.load("aws-faults").await.unwrap().state.in_progress.expect("still in progress").id;
+    assert_eq!(sm.holder(&name, "AWSPENDING").await, [rotation.clone()]);
+    // AWS is back: the next run finishes that rotation.
+    let report = jobs[0].rotate(&states, "test").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.rotation_id, rotation);
+    assert_eq!(sm.holder(&name, "AWSCURRENT").await, [rotation]);
+    assert!(sm.holder(&name, "AWSPENDING").await.is_empty());
 }
