@@ -108,6 +108,30 @@ fn run_refuses_to_start_without_a_long_enough_api_token() {
 }
 
 #[test]
+fn a_job_in_aws_without_aws_credentials_is_refused_naming_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rotator.toml");
+    std::fs::write(
+        &config,
+        "[vault]\naddress = \"http://127.0.0.1:9\"\ntoken = { env = \"CLI_TEST_TOKEN\" }\n\n\
+         [[jobs]]\nid = \"orders\"\nplugin = \"kv-random\"\n\
+         secret = { aws = { id = \"prod/orders\", region = \"eu-west-1\" } }\n\
+         interval = \"1h\"\nsettings = { field = \"password\" }\n",
+    )
+    .unwrap();
+    let mut c = rotator();
+    for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+        c.env_remove(name);
+    }
+    // No shared files either: HOME is an empty folder.
+    let out = c.args(["rotate", "orders", "--config"]).arg(&config).env("HOME", dir.path()).env("CLI_TEST_TOKEN", "t");
+    let out = out.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AWS (for job `orders`): no AWS credentials: set AWS_ACCESS_KEY_ID"), "{stderr}");
+}
+
+#[test]
 fn plugin_test_passes_kv_random_with_toml_settings() {
     let dir = tempfile::tempdir().unwrap();
     let settings = dir.path().join("settings.toml");
