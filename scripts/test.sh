@@ -55,13 +55,19 @@ fi
 # the debug profile while the build script builds release, so neither
 # overwrites the other's artifacts.
 plugins=(--manifest-path plugins/Cargo.toml --target-dir plugins/target)
+# The Python and JavaScript example plugins, built with componentize-py and
+# componentize-js from PyPI and npm (tests/tests/plugins/polyglot.rs runs
+# them): mostly downloads and single-threaded tools, so they build while
+# the lints run.
+./scripts/build-polyglot.sh &
+polyglot=$!
+trap 'kill "$polyglot" 2>/dev/null || true' EXIT
 cargo fmt --all --check
 cargo fmt --manifest-path plugins/Cargo.toml --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy "${plugins[@]}" --workspace --all-targets --locked --target wasm32-wasip2 -- -D warnings
-# The Python and JavaScript example plugins, built with componentize-py and
-# componentize-js from PyPI and npm (tests/tests/plugins/polyglot.rs runs them).
-./scripts/build-polyglot.sh
+wait "$polyglot"
+trap - EXIT
 cargo test --workspace --locked
 # `cargo install` gives a rotator that runs `dev` away from this checkout.
 ./scripts/install-check.sh

@@ -148,6 +148,20 @@ async fn a_resumed_rotation_finds_its_pending_version_by_token() {
         assert_eq!(sm.holder(&name, "AWSCURRENT").await, [rotation], "{point}");
         assert!(sm.holder(&name, "AWSPENDING").await.is_empty(), "{point}: no AWSPENDING stranded");
     }
+    // A crash between the record and Secrets Manager's own staging: the
+    // record names a rotation AWS never saw labelled. The resume stages it.
+    let options = RotateOptions { interrupt_at: Some(Point::after(Action::Stage)), ..RotateOptions::new("test") };
+    assert!(jobs[0].rotate_with(&states, options).await.is_err());
+    let rotation = states.load("aws-resume").await.unwrap().state.in_progress.unwrap().id;
+    let unlabel = json!({ "SecretId": name, "VersionStage": "AWSPENDING", "RemoveFromVersionId": rotation });
+    sm.call("UpdateSecretVersionStage", unlabel).await;
+    assert!(sm.holder(&name, "AWSPENDING").await.is_empty());
+    let report = jobs[0].rotate(&states, "test").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (report.rotation_id.as_str(), sm.holder(&name, "AWSCURRENT").await),
+        (rotation.as_str(), vec![rotation.clone()])
+    );
+    assert!(sm.holder(&name, "AWSPENDING").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
