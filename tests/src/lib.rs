@@ -7,6 +7,7 @@ pub mod architecture;
 pub mod contract;
 pub mod jwt;
 pub mod logs;
+pub mod moto;
 pub mod postgres;
 pub mod rabbitmq;
 pub mod raw_http;
