@@ -51,6 +51,13 @@ pub const REGION: &str = "us-east-1";
 /// A policy that allows everything.
 pub const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
+/// What a user needs to rotate its own access key with the
+/// `aws-iam-access-key` plugin (`sts:GetCallerIdentity` needs no
+/// permission, in AWS as in moto). moto matches a statement's `Resource`
+/// only against `*`, so it is `*` here; in AWS scope it to the user
+/// (`arn:aws:iam::<account>:user/${aws:username}`, docs/aws.md).
+pub const SELF_SERVICE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:ListAccessKeys","iam:CreateAccessKey","iam:UpdateAccessKey","iam:DeleteAccessKey","iam:GetAccessKeyLastUsed"],"Resource":"*"}]}"#;
+
 /// A server slower than this to answer has failed.
 const READY_WITHIN: Duration = Duration::from_secs(60);
 /// How long drop waits for the watchdog.
@@ -289,6 +296,33 @@ impl Moto {
         let xml = self.call(&self.admin, "iam", REGION, &[("Action", "ListAccessKeys"), ("UserName", name)]).await;
         let xml = xml.unwrap_or_else(|e| panic!("ListAccessKeys {name}: {e:?}"));
         xml_fields(&xml, "AccessKeyId").into_iter().zip(xml_fields(&xml, "Status")).collect()
+    }
+
+    /// Config for an hourly `aws-iam-access-key` job `id` that rotates IAM
+    /// user `user`'s key in `secret/<path>` (which must hold its current
+    /// key), with IAM and STS at this server and an HTTP grant for exactly
+    /// the calls it makes (`POST /`).
+    pub fn access_key_job(&self, id: &str, path: &str, user: &str) -> String {
+        format!(
+            r#"[[jobs]]
+id = "{id}"
+plugin = "aws-iam-access-key"
+secret = {{ path = "{path}" }}
+interval = "1h"
+settings = {{ user_name = "{user}", iam_endpoint = "{url}", sts_endpoint = "{url}", region = "{REGION}" }}
+
+[[jobs.grants]]
+http = "{url}"
+paths = ["/"]
+methods = ["POST"]
+"#,
+            url = self.endpoint,
+        )
+    }
+
+    /// The secret an `aws-iam-access-key` job holds for `key`.
+    pub fn secret_of(key: &AwsKey) -> Value {
+        serde_json::json!({"access_key_id": key.id, "secret_access_key": key.secret})
     }
 
     /// The environment a process uses to reach this server as the admin.

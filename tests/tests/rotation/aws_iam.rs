@@ -1,0 +1,249 @@
+//! The built-in `aws-iam-access-key` plugin end to end against moto with
+//! request authentication on ([`moto::shared`], one server per test binary),
+//! through the host's `http` import in handle mode: every call is signed by
+//! the host with the user's own key, and the plugin never holds a secret
+//! key. The job's secret lives in Vault KV on the dev server. Each test has
+//! IAM users of its own, so the tests share the server safely. Every
+//! secret key the tests see must be absent from the captured logs and from
+//! every error.
+
+use rotator_core::rotation::{Job, RotationError};
+use rotator_core::secret::SecretJson;
+use rotator_core::vault::VaultClient;
+use rotator_devserver::DevServer;
+use rotator_tests::logs::{self, capture};
+use rotator_tests::moto::{self, AwsKey, Moto, SELF_SERVICE_POLICY};
+use rotator_tests::{dev_server, jobs, store};
+
+use crate::one_runtime;
+
+/// The server, started by the first test that needs it.
+async fn server() -> &'static Moto {
+    tokio::task::spawn_blocking(moto::shared).await.unwrap()
+}
+
+/// The job's config as [`Moto::access_key_job`] writes it.
+fn as_is(config: String) -> String {
+    config
+}
+
+/// A user `user` with `policy` and one key, a job `id` rotating that key
+/// at `secret/aws/<id>` (its config as `edit` makes it of
+/// [`Moto::access_key_job`]'s), loaded against a fresh dev server holding
+/// the key as version 1.
+async fn setup(
+    moto: &Moto,
+    id: &str,
+    user: &str,
+    policy: &str,
+    edit: impl FnOnce(String) -> String,
+) -> (AwsKey, World) {
+    let key = moto.create_user(user, policy).await;
+    let server = dev_server().await;
+    let config = edit(moto.access_key_job(id, &format!("aws/{id}"), user));
+    let (vault, mut loaded, _rt) = jobs(&server, &config);
+    let secret = SecretJson::new(Moto::secret_of(&key).to_string());
+    vault.kv_write("secret", &format!("aws/{id}"), &secret, None).await.unwrap();
+    (key, World { _server: server, vault, job: loaded.remove(0), id: id.to_owned() })
+}
+
+/// One job against one dev server.
+struct World {
+    _server: DevServer,
+    vault: VaultClient,
+    job: Job,
+    id: String,
+}
+
+impl World {
+    async fn rotate(&self) -> Result<(), RotationError> {
+        self.job.rotate(&store(&self.vault), "test").await.map(drop)
+    }
+
+    /// The key the job's secret holds, and the secret's version.
+    async fn key(&self) -> (AwsKey, u64) {
+        let s = self.vault.kv_read("secret", &format!("aws/{}", self.id)).await.unwrap().expect("the secret exists");
+        let f = s.data.fields();
+        assert_eq!(f.len(), 2, "the secret holds access_key_id and secret_access_key only");
+        let text = |k: &str| f[k].as_str().unwrap().to_owned();
+        (AwsKey { id: text("access_key_id"), secret: text("secret_access_key") }, s.version.unwrap())
+    }
+}
+
+/// `key` authenticates as IAM user `user`.
+async fn works_as(moto: &Moto, key: &AwsKey, user: &str) {
+    let arn = moto.caller_identity(key).await.unwrap_or_else(|e| panic!("{key:?} is refused: {e:?}"));
+    assert!(arn.ends_with(&format!(":user/{user}")), "{key:?} authenticates as {arn}");
+}
+
+/// (id, status) pairs, for comparing with [`Moto::access_keys`].
+fn keys(pairs: &[(&AwsKey, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, s)| (k.id.clone(), (*s).to_owned())).collect()
+}
+
+/// No secret key appears in the captured logs or in `errors`.
+fn assert_secret_keys_hidden(secrets: &[&AwsKey], errors: &[String]) {
+    let text = logs::text();
+    for key in secrets {
+        assert!(!text.contains(&key.secret), "a secret access key reached the logs");
+        assert!(!errors.iter().any(|e| e.contains(&key.secret)), "a secret access key reached an error");
+    }
+}
+
+#[test]
+fn rotations_create_a_working_key_deactivate_the_old_one_and_delete_it_next_time() {
+    one_runtime().block_on(async {
+        capture();
+        let moto = server().await;
+        let user = "iam-rotated";
+        let (first, w) = setup(moto, "iam-rotated", user, SELF_SERVICE_POLICY, as_is).await;
+
+        w.rotate().await.unwrap_or_else(|e| panic!("{e}"));
+        let (second, version) = w.key().await;
+        assert_eq!(version, 2);
+        assert_ne!(second.id, first.id);
+        works_as(moto, &second, user).await;
+        assert_eq!(moto.access_keys(user).await, keys(&[(&first, "Inactive"), (&second, "Active")]));
+
+        // The next rotation deletes the key the previous one deactivated.
+        w.rotate().await.unwrap_or_else(|e| panic!("{e}"));
+        let (third, version) = w.key().await;
+        assert_eq!(version, 3);
+        works_as(moto, &third, user).await;
+        assert_eq!(moto.access_keys(user).await, keys(&[(&second, "Inactive"), (&third, "Active")]));
+        let deleted = logs::lines_with(&["job=\"iam-rotated\"", "deleted access key `", "inactive (deactivated by"]);
+        assert_eq!(deleted.len(), 1, "{deleted:?}");
+        assert_eq!(logs::lines_with(&["job=\"iam-rotated\"", "deactivated; the next rotation deletes it"]).len(), 2);
+        assert_secret_keys_hidden(&[&first, &second, &third], &[]);
+    })
+}
+
+#[test]
+fn an_unused_second_key_is_an_orphan_and_is_deleted() {
+    one_runtime().block_on(async {
+        capture();
+        let moto = server().await;
+        let user = "iam-orphan";
+        let (first, w) = setup(moto, "iam-orphan", user, SELF_SERVICE_POLICY, as_is).await;
+        // As a create that crashed before staging leaves it: active, never used.
+        let orphan = moto.create_key(user).await;
+
+        w.rotate().await.unwrap_or_else(|e| panic!("{e}"));
+        let (new, _) = w.key().await;
+        works_as(moto, &new, user).await;
+        assert_eq!(moto.access_keys(user).await, keys(&[(&first, "Inactive"), (&new, "Active")]));
+        let lines =
+            logs::lines_with(&["job=\"iam-orphan\"", &format!("deleted access key `{}`", orphan.id), "never used"]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_secret_keys_hidden(&[&first, &orphan, &new], &[]);
+    })
+}
+
+#[test]
+fn a_second_active_used_key_is_refused_by_name_and_nothing_is_deleted() {
+    one_runtime().block_on(async {
+        capture();
+        let moto = server().await;
+        let user = "iam-two-keys";
+        let (first, w) = setup(moto, "iam-two-keys", user, SELF_SERVICE_POLICY, as_is).await;
+        let foreign = moto.create_key(user).await;
+        works_as(moto, &foreign, user).await;
+
+        let err = w.rotate().await.unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(err.kind(), "permanent", "{msg}");
+        assert!(msg.contains(&format!("second access key `{}`", foreign.id)), "{msg}");
+        assert!(msg.contains("not managed by this job") && msg.contains("nothing was deleted"), "{msg}");
+        assert_eq!(w.key().await.1, 1, "the failed rotation changed Vault");
+        assert_eq!(moto.access_keys(user).await, keys(&[(&first, "Active"), (&foreign, "Active")]));
+        works_as(moto, &first, user).await;
+
+        // Nothing is stuck: once the operator removes the foreign key, the job rotates.
+        let form = [("Action", "DeleteAccessKey"), ("UserName", user), ("AccessKeyId", foreign.id.as_str())];
+        moto.call(&moto.admin, "iam", moto::REGION, &form).await.unwrap();
+        w.rotate().await.unwrap_or_else(|e| panic!("{e}"));
+        works_as(moto, &w.key().await.0, user).await;
+        assert_secret_keys_hidden(&[&first, &foreign, &w.key().await.0], &[msg]);
+    })
+}
+
+#[test]
+fn missing_permissions_and_a_wrong_secret_key_are_typed_errors_and_change_nothing() {
+    one_runtime().block_on(async {
+        capture();
+        let moto = server().await;
+        let sts_only = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]}"#;
+        let (key, w) = setup(moto, "iam-no-policy", "iam-no-policy", sts_only, as_is).await;
+        let err = w.rotate().await.unwrap_err();
+        let denied = err.to_string();
+        assert_eq!(err.kind(), "permanent", "{denied}");
+        assert!(denied.contains("(AccessDenied)") && denied.contains("does not allow iam:ListAccessKeys"), "{denied}");
+        assert_eq!(w.key().await.1, 1);
+        assert_eq!(moto.access_keys("iam-no-policy").await, keys(&[(&key, "Active")]));
+
+        let (key, w) = setup(moto, "iam-wrong-secret", "iam-wrong-secret", SELF_SERVICE_POLICY, as_is).await;
+        let wrong = AwsKey { id: key.id.clone(), secret: key.secret.chars().rev().collect() };
+        let secret = SecretJson::new(Moto::secret_of(&wrong).to_string());
+        w.vault.kv_write("secret", "aws/iam-wrong-secret", &secret, None).await.unwrap();
+        let err = w.rotate().await.unwrap_err();
+        let refused = err.to_string();
+        assert_eq!(err.kind(), "permanent", "{refused}");
+        assert!(refused.contains("(SignatureDoesNotMatch)") && refused.contains("AWS does not accept"), "{refused}");
+        assert_eq!(moto.access_keys("iam-wrong-secret").await, keys(&[(&key, "Active")]));
+        assert_secret_keys_hidden(&[&key, &wrong], &[denied, refused]);
+    })
+}
+
+#[test]
+fn a_new_key_sts_refuses_is_transient_and_rolled_back_with_the_current_key() {
+    one_runtime().block_on(async {
+        capture();
+        let moto = server().await;
+        // STS at a second server, which knows no key of this user: the
+        // new key is refused there as AWS refuses a key IAM has not yet
+        // spread, so `test` retries, gives up `transient`, and `rollback`
+        // deletes the new key, signed with the current one.
+        let other = tokio::task::spawn_blocking(Moto::start).await.unwrap();
+        let user = "iam-sts-refuses";
+        let elsewhere = |config: String| {
+            let other = &other.endpoint;
+            let at = config.find("sts_endpoint = \"").unwrap() + "sts_endpoint = \"".len();
+            let end = at + config[at..].find('"').unwrap();
+            let grant = format!("\n[[jobs.grants]]\nhttp = \"{other}\"\npaths = [\"/\"]\nmethods = [\"POST\"]\n");
+            format!("{}{other}{}{grant}", &config[..at], &config[end..])
+        };
+        let (key, w) = setup(moto, user, user, SELF_SERVICE_POLICY, elsewhere).await;
+        let err = w.rotate().await.unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(err.kind(), "transient", "{msg}");
+        assert!(
+            msg.contains("AWS does not accept the new key of user `iam-sts-refuses` yet (InvalidClientTokenId)"),
+            "{msg}"
+        );
+        assert!(msg.ends_with("; rolled back"), "{msg}");
+        assert_eq!(w.key().await.1, 1, "the failed rotation changed Vault");
+        assert_eq!(moto.access_keys(user).await, keys(&[(&key, "Active")]), "the new key was not deleted");
+        assert_eq!(logs::lines_with(&["job=\"iam-sts-refuses\"", "the abandoned new access key", "deleted"]).len(), 1);
+        works_as(moto, &key, user).await;
+        assert_secret_keys_hidden(&[&key], &[msg]);
+    })
+}
+
+#[test]
+fn without_the_http_grant_every_call_is_refused() {
+    one_runtime().block_on(async {
+        capture();
+        let moto = server().await;
+        let user = "iam-no-grant";
+        let no_grant = |config: String| config.split("[[jobs.grants]]").next().unwrap().to_owned();
+        let (key, w) = setup(moto, user, user, SELF_SERVICE_POLICY, no_grant).await;
+        let err = w.rotate().await.unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(err.kind(), "permanent", "{msg}");
+        assert!(msg.contains("http: denied"), "{msg}");
+        let target = format!("{}/", moto.endpoint);
+        assert_eq!(logs::denials(user, "aws-iam-access-key@0.1.0", "not in the job's grants", "post", &target), 1);
+        assert_eq!(moto.access_keys(user).await, keys(&[(&key, "Active")]));
+        assert_eq!(w.key().await.1, 1);
+    })
+}
