@@ -55,7 +55,7 @@ pub const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"A
 /// `aws-iam-access-key` plugin (`sts:GetCallerIdentity` needs no
 /// permission, in AWS as in moto). moto matches a statement's `Resource`
 /// only against `*`, so it is `*` here; in AWS scope it to the user
-/// (`arn:aws:iam::<account>:user/${aws:username}`, docs/aws.md).
+/// (`arn:aws:iam::<account>:user/${aws:username}`, docs/http.md).
 pub const SELF_SERVICE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:ListAccessKeys","iam:CreateAccessKey","iam:UpdateAccessKey","iam:DeleteAccessKey","iam:GetAccessKeyLastUsed"],"Resource":"*"}]}"#;
 
 /// A server slower than this to answer has failed.

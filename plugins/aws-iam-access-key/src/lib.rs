@@ -3,7 +3,7 @@
 //! secret access key. The job's secret holds `access_key_id` (visible) and
 //! `secret_access_key` (a handle). Every call is signed by the host with
 //! the user's own key (self-service rotation; the minimal policy is in
-//! docs/aws.md).
+//! docs/http.md).
 //!
 //! - `create` (signed with the current key): `ListAccessKeys`. IAM allows
 //!   two keys per user. A second key is deleted only if it is `Inactive`
