@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod rabbitmq;
 pub mod raw_http;
 mod readme;
+pub mod watchdog;
 
 use std::net::SocketAddr;
 use std::path::Path;

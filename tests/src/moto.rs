@@ -25,15 +25,14 @@
 //! - IAM is strongly consistent: a new key works at once (in AWS it may be
 //!   refused for seconds).
 //!
-//! The process group: a watchdog shell leads it and holds a pipe from the
-//! test process; when the pipe closes (drop, or the test process exits
-//! however it exits: a static is never dropped) it SIGTERMs the group,
-//! deletes the temp dir and SIGKILLs what is left, as `rabbitmq.rs` does.
+//! The process group: a watchdog shell leads it ([`crate::watchdog`]);
+//! when the test process closes its pipe it SIGTERMs the group, deletes the
+//! temp dir and SIGKILLs what is left.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -41,6 +40,8 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use quick_xml::events::Event;
 use serde_json::Value;
+
+use crate::watchdog::{Watchdog, block_on, client, free_port};
 
 /// The admin user the fixture creates.
 pub const ADMIN_USER: &str = "rotator-test-admin";
@@ -94,14 +95,9 @@ pub struct Moto {
     /// The admin's key (allowed everything).
     pub admin: AwsKey,
     http: reqwest::Client,
-    /// Closing it stops the server (see the module doc).
-    lifeline: Option<ChildStdin>,
-    watchdog: Child,
+    /// Stops the server (see the module doc).
+    watchdog: Watchdog,
     server: Child,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Moto {
@@ -133,15 +129,8 @@ impl Moto {
             c.stdout(out.try_clone().unwrap()).stderr(out);
             c
         };
-        let mut watchdog = command("sh", 0)
-            .args(["-c", WATCHDOG, "watchdog"])
-            .arg(&root)
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting the watchdog shell: {e}"));
-        // From here a panic drops the lifeline, and the watchdog cleans up.
-        let lifeline = watchdog.stdin.take();
-        let server = command("moto_server", watchdog.id())
+        let watchdog = Watchdog::start(command("sh", 0), WATCHDOG, &root);
+        let server = command("moto_server", watchdog.group())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("INITIAL_NO_AUTH_ACTION_COUNT", BOOTSTRAP_CALLS.to_string())
             // Fake credentials in the environment must not leak into moto.
@@ -151,7 +140,7 @@ impl Moto {
             .unwrap_or_else(|e| panic!("starting moto_server: {e}"));
         let endpoint = format!("http://127.0.0.1:{port}");
         let admin = AwsKey { id: String::new(), secret: String::new() };
-        Self { dir, endpoint, admin, http: client(), lifeline, watchdog, server }
+        Self { dir, endpoint, admin, http: client(), watchdog, server }
     }
 
     /// Wait for the port, then spend the unauthenticated calls on the admin
@@ -383,18 +372,7 @@ fn signature_headers(
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        drop(self.lifeline.take());
-        let watchdog = &mut self.watchdog;
-        let deadline = Instant::now() + STOP_WITHIN;
-        while matches!(watchdog.try_wait(), Ok(None)) {
-            if Instant::now() > deadline {
-                // The watchdog is stuck: kill its whole group ourselves.
-                let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", watchdog.id())]).status();
-                let _ = watchdog.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.watchdog.stop(STOP_WITHIN);
         let _ = self.server.wait();
     }
 }
@@ -453,26 +431,6 @@ pub fn xml_fields(xml: &str, name: &str) -> Vec<String> {
             _ => {}
         }
     }
-}
-
-/// An HTTP client for the server; each request opens its own connection
-/// (no pool), since one server serves tests on many runtimes.
-fn client() -> reqwest::Client {
-    rotator_core::vault::install_crypto_provider();
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(0).build().unwrap()
-}
-
-/// Run `f` to completion on a runtime of its own, on a thread of its own,
-/// so synchronous [`Moto::start`] works inside or outside a runtime.
-fn block_on<F: std::future::Future + Send>(f: F) -> F::Output
-where
-    F::Output: Send,
-{
-    std::thread::scope(|s| {
-        s.spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f))
-            .join()
-            .unwrap()
-    })
 }
 
 #[cfg(test)]

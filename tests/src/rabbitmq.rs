@@ -23,16 +23,17 @@
 //! Every process of a node carries `RABBITMQ_NODENAME` in its environment,
 //! which is how [`processes_of`] finds them.
 
-use std::future::Future;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::watchdog::{Watchdog, block_on, client, free_port, poll_until};
 
 /// The administrator every node creates at first boot.
 pub const ADMIN_USER: &str = "rotator-admin";
@@ -74,15 +75,10 @@ pub struct RabbitMq {
     /// The management API's port on 127.0.0.1.
     pub management_port: u16,
     http: reqwest::Client,
-    /// Closing it stops the node (see the module doc).
-    lifeline: Option<ChildStdin>,
-    watchdog: Child,
+    /// Stops the node (see the module doc).
+    watchdog: Watchdog,
     /// Our epmd and the server, reaped on drop.
     children: Vec<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl RabbitMq {
@@ -164,15 +160,8 @@ impl RabbitMq {
             c.stdout(out.try_clone().unwrap()).stderr(out);
             c
         };
-        let mut watchdog = command("sh", 0, "watchdog.log")
-            .args(["-c", WATCHDOG, "watchdog"])
-            .arg(&root)
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting the watchdog shell: {e}"));
-        // From here a panic drops the lifeline, and the watchdog cleans up.
-        let lifeline = watchdog.stdin.take();
-        let group = watchdog.id();
+        let watchdog = Watchdog::start(command("sh", 0, "watchdog.log"), WATCHDOG, &root);
+        let group = watchdog.group();
         let epmd = command("epmd", group, "epmd.log")
             .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
             .spawn()
@@ -183,7 +172,7 @@ impl RabbitMq {
             .spawn()
             .unwrap_or_else(|e| panic!("starting rabbitmq-server: {e}"));
         let children = vec![epmd, server];
-        Self { dir, node, amqp_port, management_port, http: client(), lifeline, watchdog, children }
+        Self { dir, node, amqp_port, management_port, http: client(), watchdog, children }
     }
 
     /// Poll `GET /api/overview` as the admin until it answers 200, the
@@ -329,13 +318,7 @@ methods = ["GET", "PUT"]
 
 impl Drop for RabbitMq {
     fn drop(&mut self) {
-        drop(self.lifeline.take());
-        let watchdog = &mut self.watchdog;
-        if !poll_until(STOP_WITHIN, || !matches!(watchdog.try_wait(), Ok(None))) {
-            // The watchdog is stuck: kill its whole group ourselves.
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.watchdog.id())]).status();
-            let _ = self.watchdog.wait();
-        }
+        self.watchdog.stop(STOP_WITHIN);
         for child in &mut self.children {
             let _ = child.wait();
         }
@@ -368,38 +351,6 @@ pub fn processes_of(node: &str) -> Vec<u32> {
             environ.split(|b| *b == 0).any(|var| var == needle.as_bytes())
         })
         .collect()
-}
-
-/// Poll `done` every 50 ms until it holds or `within` passes: does it hold?
-fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while !done() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    true
-}
-
-/// An HTTP client for the management API; each request opens its own
-/// connection (no pool), since one node serves tests on many runtimes.
-fn client() -> reqwest::Client {
-    rotator_core::vault::install_crypto_provider();
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(0).build().unwrap()
-}
-
-/// Run `f` to completion on a runtime of its own, on a thread of its own,
-/// so synchronous [`RabbitMq::start`] works inside or outside a runtime.
-fn block_on<F: Future + Send>(f: F) -> F::Output
-where
-    F::Output: Send,
-{
-    std::thread::scope(|s| {
-        s.spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f))
-            .join()
-            .unwrap()
-    })
 }
 
 /// `s` percent-encoded as one URL path segment.
