@@ -34,10 +34,18 @@ impl Key {
     pub fn of(secret: &Secret, what: &str) -> Result<Self, RotateError> {
         let id = fields(&secret.data)?.get(ID_FIELD).and_then(Value::as_str).map(str::to_owned);
         match (id, secret.handle(SECRET_FIELD)) {
-            (Some(id), Some(handle)) if !id.is_empty() => Ok(Self { id, secret: handle.clone() }),
+            (Some(id), Some(handle)) if is_key_id(&id) => Ok(Self { id, secret: handle.clone() }),
+            (Some(_), Some(_)) => Err(RotateError::Permanent(format!("{what}'s `{ID_FIELD}` is not an access key id"))),
             _ => Err(RotateError::Permanent(format!("{what} lacks an `{ID_FIELD}` or `{SECRET_FIELD}` field"))),
         }
     }
+}
+
+/// Is `id` shaped like an access key id (IAM: 16 to 128 word characters)?
+/// Ids from an answer are checked before they go into a secret, a request
+/// or an error, so a strange answer cannot put text there.
+pub fn is_key_id(id: &str) -> bool {
+    (16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// An error answer from AWS.
@@ -150,12 +158,18 @@ impl Aws<'_> {
 
     /// The user's access keys as (id, status).
     pub fn list_keys(&self) -> Answer<Vec<(String, String)>> {
-        Ok(self.iam("ListAccessKeys", &[("UserName", &self.job.user)])?.map(|xml| {
-            xml::elements(&xml, "member")
-                .into_iter()
-                .filter_map(|m| Some((xml::field(m, "AccessKeyId")?, xml::field(m, "Status")?)))
-                .collect()
-        }))
+        let xml = match self.iam("ListAccessKeys", &[("UserName", &self.job.user)])? {
+            Ok(xml) => xml,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let mut keys = Vec::new();
+        for member in xml::elements(&xml, "member") {
+            match (xml::field(member, "AccessKeyId"), xml::field(member, "Status")) {
+                (Some(id), Some(status)) if is_key_id(&id) => keys.push((id, status)),
+                _ => return Err(RotateError::Permanent("ListAccessKeys answered a key that is not one".into())),
+            }
+        }
+        Ok(Ok(keys))
     }
 
     /// Has key `id` ever been used (does IAM know a `LastUsedDate`)?
@@ -175,12 +189,13 @@ impl Aws<'_> {
         Ok(self.iam("UpdateAccessKey", &params)?.map(drop))
     }
 
-    /// Create a key for the user: its id; the host captures its secret
-    /// key into the new secret's `secret_access_key`.
+    /// Create a key for the user: its id (`None` if the answer names
+    /// none that looks like one); the host captures its secret key into the
+    /// new secret's `secret_access_key`.
     pub fn create_key(&self) -> Answer<Option<String>> {
         let capture = Some((SECRET_FIELD, SECRET_KEY_PATH));
         let answer = self.call("iam", "CreateAccessKey", &[("UserName", &self.job.user)], capture)?;
-        Ok(answer.map(|xml| xml::field(&xml, "AccessKeyId")))
+        Ok(answer.map(|xml| xml::field(&xml, "AccessKeyId").filter(|id| is_key_id(id))))
     }
 
     /// The ARN the signing key authenticates as (`sts:GetCallerIdentity`).
@@ -231,6 +246,16 @@ mod tests {
             assert_eq!(kind(&e), "permanent", "{code}");
             let RotateError::Permanent(m) = e else { unreachable!() };
             assert!(m.contains(hint) && m.contains(&format!("({code})")), "{m}");
+        }
+    }
+
+    #[test]
+    fn key_ids_are_word_characters_of_iams_length() {
+        assert!(is_key_id("AKIAIOSFODNN7EXAMPLE") && is_key_id(&"A".repeat(128)));
+        for bad in
+            ["", "AKIA", "AKIAIOSFODNN7EXAMP`E", "AKIAIOSFODNN7EXAMPLE\n", "AKIAIOSFODNN7EXAMPLE ", &"A".repeat(129)]
+        {
+            assert!(!is_key_id(bad), "{bad:?}");
         }
     }
 

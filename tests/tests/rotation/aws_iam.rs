@@ -247,3 +247,26 @@ fn without_the_http_grant_every_call_is_refused() {
         assert_eq!(w.key().await.1, 1);
     })
 }
+
+#[test]
+fn a_dry_run_describes_the_calls_and_changes_nothing() {
+    one_runtime().block_on(async {
+        let moto = server().await;
+        let user = "iam-planned";
+        let (key, w) = setup(moto, user, user, SELF_SERVICE_POLICY, as_is).await;
+        let plan = w.job.plan(&store(&w.vault)).await.unwrap_or_else(|e| panic!("{e}"));
+        let summaries: Vec<&str> = plan.plugin_actions.iter().map(|a| a.summary.as_str()).collect();
+        let url = &moto.endpoint;
+        for want in [
+            format!("{url}: ListAccessKeys of `{user}` (signed with the current key)"),
+            "CreateAccessKey, the host captures the new secret key".to_owned(),
+            format!("{url}: GetCallerIdentity signed with the new key must name user `{user}`"),
+            "UpdateAccessKey the old key to Inactive (the next rotation deletes it)".to_owned(),
+            "DeleteAccessKey the new key (signed with the current key)".to_owned(),
+        ] {
+            assert!(summaries.iter().any(|s| s.contains(&want)), "missing {want:?} in {summaries:#?}");
+        }
+        assert_eq!(w.key().await.1, 1);
+        assert_eq!(moto.access_keys(user).await, keys(&[(&key, "Active")]));
+    })
+}
