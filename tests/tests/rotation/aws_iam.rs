@@ -10,6 +10,7 @@
 use rotator_core::rotation::{Job, RotationError};
 use rotator_core::secret::SecretJson;
 use rotator_core::vault::VaultClient;
+use rotator_daemon::start::StartOptions;
 use rotator_devserver::DevServer;
 use rotator_tests::logs::{self, capture};
 use rotator_tests::moto::{self, AwsKey, Moto, SELF_SERVICE_POLICY};
@@ -268,5 +269,67 @@ fn a_dry_run_describes_the_calls_and_changes_nothing() {
         }
         assert_eq!(w.key().await.1, 1);
         assert_eq!(moto.access_keys(user).await, keys(&[(&key, "Active")]));
+    })
+}
+
+#[test]
+fn the_daemon_keeps_rotating_next_to_a_job_whose_user_has_a_foreign_key() {
+    one_runtime().block_on(async {
+        capture();
+        let moto = server().await;
+        let (healthy, stuck) = ("iam-daemon-healthy", "iam-daemon-stuck");
+        let healthy_key = moto.create_user(healthy, SELF_SERVICE_POLICY).await;
+        let stuck_key = moto.create_user(stuck, SELF_SERVICE_POLICY).await;
+        let foreign = moto.create_key(stuck).await;
+        works_as(moto, &foreign, stuck).await;
+        let server = dev_server().await;
+        let every_second =
+            |user: &str| moto.access_key_job(user, &format!("aws/{user}"), user).replace("\"1h\"", "\"1s\"");
+        let toml = format!("{}\n{}", every_second(healthy), every_second(stuck));
+        let (vault, _, _) = jobs(&server, &toml);
+        for (user, key) in [(healthy, &healthy_key), (stuck, &stuck_key)] {
+            let secret = SecretJson::new(Moto::secret_of(key).to_string());
+            vault.kv_write("secret", &format!("aws/{user}"), &secret, None).await.unwrap();
+        }
+        let daemon = rotator_tests::daemon(&server, &toml, StartOptions::default()).await;
+        let api = format!("http://{}", daemon.api_listener.local_addr().unwrap());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(daemon.run(async move {
+            let _ = stop_rx.await;
+        }));
+        // Until the healthy job rotated twice and the other failed (polled,
+        // not timed: a loaded machine only makes this take longer).
+        let states = store(&vault);
+        let mut settled = false;
+        for _ in 0..1200 {
+            let version = vault.kv_read("secret", &format!("aws/{healthy}")).await.unwrap().and_then(|s| s.version);
+            let failed = states.load(stuck).await.unwrap().state.last_error.is_some();
+            if version >= Some(3) && failed {
+                settled = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(settled, "within 2 minutes the healthy job did not rotate twice or the other never failed");
+        let health: serde_json::Value = reqwest::get(format!("{api}/healthz")).await.unwrap().json().await.unwrap();
+        assert_eq!(health["status"], "ok");
+        stop_tx.send(()).unwrap();
+        running.await.unwrap().unwrap();
+
+        let state = states.load(stuck).await.unwrap().state;
+        let error = state.last_error.unwrap_or_default();
+        assert!(error.contains(&format!("second access key `{}`", foreign.id)), "{error}");
+        assert!(error.contains("not managed by this job"), "{error}");
+        assert!(state.in_progress.is_none(), "a failed create left PENDING: {:?}", state.in_progress);
+        assert_eq!(moto.access_keys(stuck).await, keys(&[(&stuck_key, "Active"), (&foreign, "Active")]));
+        let secret = vault.kv_read("secret", &format!("aws/{stuck}")).await.unwrap().unwrap();
+        assert_eq!(secret.version, Some(1), "the failing job changed its secret");
+        let current = vault.kv_read("secret", &format!("aws/{healthy}")).await.unwrap().unwrap().data.fields();
+        let text = |k: &str| current[k].as_str().unwrap().to_owned();
+        let key = AwsKey { id: text("access_key_id"), secret: text("secret_access_key") };
+        works_as(moto, &key, healthy).await;
+        let all = moto.access_keys(healthy).await;
+        assert!(all.len() == 2 && all.iter().all(|(id, s)| (id == &key.id) == (s == "Active")), "{all:?}");
+        assert_secret_keys_hidden(&[&healthy_key, &stuck_key, &foreign, &key], &[error]);
     })
 }
