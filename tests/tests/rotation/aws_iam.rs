@@ -77,6 +77,16 @@ async fn works_as(moto: &Moto, key: &AwsKey, user: &str) {
     assert!(arn.ends_with(&format!(":user/{user}")), "{key:?} authenticates as {arn}");
 }
 
+/// `config` with setting `name` (`iam_endpoint`, `sts_endpoint`) set to
+/// `origin`, and an HTTP grant for it.
+fn endpoint_at(config: String, name: &str, origin: &str) -> String {
+    let key = format!("{name} = \"");
+    let at = config.find(&key).unwrap() + key.len();
+    let end = at + config[at..].find('"').unwrap();
+    let grant = format!("\n[[jobs.grants]]\nhttp = \"{origin}\"\npaths = [\"/\"]\nmethods = [\"POST\"]\n");
+    format!("{}{origin}{}{grant}", &config[..at], &config[end..])
+}
+
 /// (id, status) pairs, for comparing with [`Moto::access_keys`].
 fn keys(pairs: &[(&AwsKey, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, s)| (k.id.clone(), (*s).to_owned())).collect()
@@ -206,13 +216,7 @@ fn a_new_key_sts_refuses_is_transient_and_rolled_back_with_the_current_key() {
         // deletes the new key, signed with the current one.
         let other = tokio::task::spawn_blocking(Moto::start).await.unwrap();
         let user = "iam-sts-refuses";
-        let elsewhere = |config: String| {
-            let other = &other.endpoint;
-            let at = config.find("sts_endpoint = \"").unwrap() + "sts_endpoint = \"".len();
-            let end = at + config[at..].find('"').unwrap();
-            let grant = format!("\n[[jobs.grants]]\nhttp = \"{other}\"\npaths = [\"/\"]\nmethods = [\"POST\"]\n");
-            format!("{}{other}{}{grant}", &config[..at], &config[end..])
-        };
+        let elsewhere = |config: String| endpoint_at(config, "sts_endpoint", &other.endpoint);
         let (key, w) = setup(moto, user, user, SELF_SERVICE_POLICY, elsewhere).await;
         let err = w.rotate().await.unwrap_err();
         let msg = err.to_string();
@@ -331,5 +335,49 @@ fn the_daemon_keeps_rotating_next_to_a_job_whose_user_has_a_foreign_key() {
         let all = moto.access_keys(healthy).await;
         assert!(all.len() == 2 && all.iter().all(|(id, s)| (id == &key.id) == (s == "Active")), "{all:?}");
         assert_secret_keys_hidden(&[&healthy_key, &stuck_key, &foreign, &key], &[error]);
+    })
+}
+
+/// An IAM stand-in that answers every request with one fault, as a
+/// throttled or failing AWS does: the status and the error code of the
+/// XML body (none when empty).
+async fn faulty_iam(fault: std::sync::Arc<std::sync::Mutex<(u16, &'static str)>>) -> String {
+    let answer = move || {
+        let (status, code) = *fault.lock().unwrap();
+        let body = format!(
+            "<ErrorResponse><Error><Code>{code}</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"
+        );
+        async move { (axum::http::StatusCode::from_u16(status).unwrap(), body) }
+    };
+    let app = axum::Router::new().fallback(answer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[test]
+fn throttling_and_server_errors_are_transient_and_change_nothing() {
+    one_runtime().block_on(async {
+        capture();
+        let moto = server().await;
+        let fault = std::sync::Arc::new(std::sync::Mutex::new((400, "Throttling")));
+        let iam = faulty_iam(fault.clone()).await;
+        let user = "iam-throttled";
+        let (key, w) = setup(moto, user, user, SELF_SERVICE_POLICY, |c| endpoint_at(c, "iam_endpoint", &iam)).await;
+        for (status, code) in
+            [(400, "Throttling"), (400, "RequestLimitExceeded"), (429, ""), (503, ""), (500, "InternalFailure")]
+        {
+            *fault.lock().unwrap() = (status, code);
+            let err = w.rotate().await.unwrap_err();
+            let msg = err.to_string();
+            assert_eq!(err.kind(), "transient", "{status} {code}: {msg}");
+            assert!(msg.contains("ListAccessKeys signed with the current key failed"), "{msg}");
+            let state = store(&w.vault).load(user).await.unwrap().state;
+            assert!(state.in_progress.is_none(), "a failed create left PENDING");
+            assert_eq!(w.key().await.1, 1, "the failed rotation changed Vault");
+        }
+        assert_eq!(moto.access_keys(user).await, keys(&[(&key, "Active")]));
+        assert_secret_keys_hidden(&[&key], &[]);
     })
 }
