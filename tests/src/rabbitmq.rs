@@ -365,9 +365,8 @@ fn segment(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{BufRead, BufReader, Read};
-
     use super::*;
+    use crate::watchdog::in_child_process;
 
     const MINUTE: Duration = Duration::from_secs(60);
 
@@ -397,34 +396,15 @@ mod tests {
         assert!(!dir.exists(), "{} outlives the drop", dir.display());
     }
 
-    /// Set in the child process of [`shared_node_stops_when_its_process_exits`].
-    const CHILD: &str = "ROTATOR_RABBITMQ_SHARED_CHILD";
-
     #[test]
     fn shared_node_stops_when_its_process_exits() {
-        if std::env::var_os(CHILD).is_some() {
-            // The child: start the shared node, say which it is, and exit
-            // without dropping it once the parent closes our stdin.
+        let test = "rabbitmq::tests::shared_node_stops_when_its_process_exits";
+        let (words, mut child) = in_child_process(test, "ROTATOR_RABBITMQ_SHARED_CHILD", || {
             let node = shared();
             assert!(block_on(node.authenticates(ADMIN_USER, ADMIN_PASSWORD)));
-            println!("NODE {} {}", node.node, node.dir().display());
-            let _ = std::io::stdin().read_to_end(&mut Vec::new());
-            std::process::exit(0);
-        }
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "rabbitmq::tests::shared_node_stops_when_its_process_exits", "--nocapture"])
-            .env(CHILD, "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let line = BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map_while(Result::ok)
-            .find(|l| l.starts_with("NODE "))
-            .expect("the child names its node");
-        let mut words = line.split(' ').skip(1);
-        let (node, dir) = (words.next().unwrap().to_string(), PathBuf::from(words.next().unwrap()));
+            format!("{} {}", node.node, node.dir().display())
+        });
+        let (node, dir) = (words[0].clone(), PathBuf::from(&words[1]));
         assert!(!processes_of(&node).is_empty() && dir.exists(), "the child's node runs");
         drop(child.stdin.take());
         assert!(child.wait().unwrap().success());

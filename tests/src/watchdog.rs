@@ -4,6 +4,7 @@
 //! the test process exits however it exits: a static is never dropped), and
 //! the small helpers every such fixture needs.
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -83,4 +84,33 @@ where
             .join()
             .unwrap()
     })
+}
+
+/// The two halves of a test proving that a shared server stops when its
+/// test process exits (the static holding it is never dropped). The test
+/// `test` (its full name) runs itself again as a child process with `var`
+/// set. In the child, `report` starts the shared server and names it in one
+/// line; the child prints it, waits for its stdin to close and exits without
+/// dropping anything (this call never returns there). In the parent, the
+/// words of that line, and the child: close its stdin to let it exit.
+pub fn in_child_process(test: &str, var: &str, report: impl FnOnce() -> String) -> (Vec<String>, Child) {
+    const MARK: &str = "SHARED-SERVER ";
+    if std::env::var_os(var).is_some() {
+        println!("{MARK}{}", report());
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        std::process::exit(0);
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture"])
+        .env(var, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix(MARK).map(str::to_owned))
+        .expect("the child names its server");
+    (line.split(' ').map(str::to_owned).collect(), child)
 }

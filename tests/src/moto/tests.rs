@@ -66,35 +66,15 @@ fn xml_fields_resolve_entities_and_ignore_namespaces() {
     assert_eq!(xml_fields("<R><K>unclosed", "K"), Vec::<String>::new());
 }
 
-/// Set in the child process of [`shared_server_stops_when_its_process_exits`].
-const CHILD: &str = "ROTATOR_MOTO_SHARED_CHILD";
-
 #[test]
 fn shared_server_stops_when_its_process_exits() {
-    use std::io::{BufRead, BufReader, Read};
-    if std::env::var_os(CHILD).is_some() {
-        // The child: start the shared server, say where it is, and exit
-        // without dropping it once the parent closes our stdin.
+    let test = "moto::tests::shared_server_stops_when_its_process_exits";
+    let (words, mut child) = crate::watchdog::in_child_process(test, "ROTATOR_MOTO_SHARED_CHILD", || {
         let moto = Moto::shared();
         assert!(block_on(moto.caller_identity(&moto.admin)).is_ok());
-        println!("MOTO {} {}", moto.endpoint.trim_start_matches("http://"), moto.dir().display());
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        std::process::exit(0);
-    }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "moto::tests::shared_server_stops_when_its_process_exits", "--nocapture"])
-        .env(CHILD, "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let line = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.starts_with("MOTO "))
-        .expect("the child names its server");
-    let mut words = line.split(' ').skip(1);
-    let (addr, dir) = (words.next().unwrap().to_owned(), std::path::PathBuf::from(words.next().unwrap()));
+        format!("{} {}", moto.endpoint.trim_start_matches("http://"), moto.dir().display())
+    });
+    let (addr, dir) = (words[0].clone(), std::path::PathBuf::from(&words[1]));
     assert!(TcpStream::connect(&addr).is_ok() && dir.exists(), "the child's server runs");
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
