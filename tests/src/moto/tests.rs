@@ -82,3 +82,43 @@ fn shared_server_stops_when_its_process_exits() {
         crate::watchdog::poll_until(Duration::from_secs(60), || TcpStream::connect(&addr).is_err() && !dir.exists());
     assert!(gone, "the server at {addr} or {} outlives its process", dir.display());
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::super::xml_fields;
+
+    /// `text` as XML character data, every character that needs it escaped
+    /// (some as entities, some as character references).
+    fn escape(text: &str) -> String {
+        text.chars()
+            .map(|c| match c {
+                '<' => "&lt;".to_owned(),
+                '&' => "&amp;".to_owned(),
+                '>' => "&#62;".to_owned(),
+                '"' => "&quot;".to_owned(),
+                '\'' => "&#x27;".to_owned(),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, rng_seed: proptest::test_runner::RngSeed::Fixed(12), ..ProptestConfig::default() })]
+
+        /// Whatever the values and the text around them, every element named
+        /// `Id` comes back with its value, in order, and no other element does.
+        #[test]
+        fn every_named_value_comes_back_escaped_or_not(
+            values in proptest::collection::vec("[^\u{0}-\u{1f}\u{fffe}\u{ffff}]{0,24}", 0..5),
+            noise in "[a-zA-Z0-9 ]{0,12}",
+        ) {
+            let mut xml = String::from("<R xmlns=\"urn:x\">");
+            for v in &values {
+                xml.push_str(&format!("<Other>{}</Other><Id>{}</Id><IdNot>{noise}</IdNot>", escape(&noise), escape(v)));
+            }
+            xml.push_str("</R>");
+            prop_assert_eq!(xml_fields(&xml, "Id"), values);
+        }
+    }
+}
