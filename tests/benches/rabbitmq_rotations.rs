@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use rotator_core::secret::SecretJson;
+use rotator_tests::bench::{figures, print_table, rotations_arg};
 use rotator_tests::rabbitmq::RabbitMq;
 use rotator_tests::{dev_server, jobs, store};
 use serde_json::json;
@@ -18,27 +19,9 @@ use serde_json::json;
 /// How many users (jobs) rotate at once in the concurrent phase.
 const JOBS: usize = 8;
 
-struct Figures {
-    median: Duration,
-    p99: Duration,
-    per_second: f64,
-}
-
-fn figures(mut times: Vec<Duration>, wall: Duration) -> Figures {
-    times.sort();
-    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
-    Figures { median: at(0.5), p99: at(0.99), per_second: times.len() as f64 / wall.as_secs_f64() }
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let rotations: usize = args
-        .iter()
-        .position(|a| a == "--rotations")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200);
+    let rotations = rotations_arg(200);
     let server = dev_server().await;
     let mq = tokio::task::spawn_blocking(RabbitMq::start).await.unwrap();
     let mut toml = String::new();
@@ -106,17 +89,9 @@ async fn main() {
     let native = figures(times, started.elapsed());
 
     println!("{rotations} rotations each; RabbitMQ {} on loopback, dev server on loopback", mq.base_url());
-    println!("| run | median | p99 | rotations/s |");
-    println!("| --- | ---: | ---: | ---: |");
-    for (name, f) in [
+    print_table(&[
         ("rotator, one job (sequential)", &sequential),
         ("rotator, 8 jobs at once", &concurrent),
         ("native floor (reqwest + Vault calls, sequential)", &native),
-    ] {
-        println!("| {name} | {:.1} ms | {:.1} ms | {:.1} |", ms(f.median), ms(f.p99), f.per_second);
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    ]);
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod architecture;
+pub mod bench;
 pub mod contract;
 pub mod jwt;
 pub mod logs;
