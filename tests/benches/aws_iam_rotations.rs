@@ -8,10 +8,10 @@
 //!
 //! `cargo bench -p rotator-tests --bench aws_iam_rotations [-- --rotations N]`
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rotator_core::secret::SecretJson;
-use rotator_tests::bench::{figures, print_table, rotations_arg};
+use rotator_tests::bench::{concurrent, figures, print_table, rotations_arg, sequential};
 use rotator_tests::moto::{AwsKey, Moto, REGION, SELF_SERVICE_POLICY, xml_field};
 use rotator_tests::{dev_server, jobs, store};
 
@@ -42,35 +42,8 @@ async fn main() {
     }
     let store = store(&vault);
 
-    // One job, one rotation after another (a warm-up first, so that every
-    // measured rotation also deletes the key the one before deactivated).
-    jobs[0].rotate(&store, "bench").await.expect("warm-up rotation");
-    let mut times = Vec::with_capacity(rotations);
-    let started = Instant::now();
-    for _ in 0..rotations {
-        let t = Instant::now();
-        jobs[0].rotate(&store, "bench").await.expect("rotation");
-        times.push(t.elapsed());
-    }
-    let sequential = figures(times, started.elapsed());
-
-    // Every job at once, each rotating its share.
-    let started = Instant::now();
-    let per_job = rotations.div_ceil(JOBS);
-    let runs = jobs.iter().map(|job| {
-        let store = store.clone();
-        async move {
-            let mut times = Vec::with_capacity(per_job);
-            for _ in 0..per_job {
-                let t = Instant::now();
-                job.rotate(&store, "bench").await.expect("rotation");
-                times.push(t.elapsed());
-            }
-            times
-        }
-    });
-    let times: Vec<Duration> = futures_util::future::join_all(runs).await.into_iter().flatten().collect();
-    let concurrent = figures(times, started.elapsed());
+    let sequential = sequential(&jobs[0], &store, rotations).await;
+    let concurrent = concurrent(&jobs, &store, rotations).await;
 
     // The native floor: what a rotation must at least send.
     let user = "bench_native";
