@@ -49,6 +49,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
 fi
 
+# The AWS tests run moto's server mode (IAM, STS, Secrets Manager) on a
+# loopback port with request authentication on (tests/src/moto.rs).
+if ! command -v moto_server >/dev/null; then
+    python3 -m pip install --quiet 'moto[server]'
+fi
+
 # Two workspaces: the host (the root) and the guests (plugins/, built to
 # wasm32-wasip2 by host/core/build.rs). Cheap checks first, then the tests.
 # The guests' clippy uses the build script's target and target dir; it checks
@@ -71,5 +77,6 @@ trap - EXIT
 cargo test --workspace --locked
 # `cargo install` gives a rotator that runs `dev` away from this checkout.
 ./scripts/install-check.sh
-# The SDK's unit tests run natively: off wasm, its WIT imports compile to stubs.
-cargo test "${plugins[@]}" --locked -p rotator-plugin-sdk
+# The SDK's unit tests run natively: off wasm, its WIT imports compile to
+# stubs; so do those of the plugins whose parsing is tested apart from the host.
+cargo test "${plugins[@]}" --locked -p rotator-plugin-sdk -p aws-iam-access-key

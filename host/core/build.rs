@@ -11,6 +11,7 @@ const BUILTINS: &[(&str, &str)] = &[
     ("database-root", "database_root"),
     ("postgres-password", "postgres_password"),
     ("rabbitmq-password", "rabbitmq_password"),
+    ("aws-iam-access-key", "aws_iam_access_key"),
 ];
 
 fn main() {

@@ -8,9 +8,10 @@
 //!
 //! `cargo bench -p rotator-tests --bench rabbitmq_rotations [-- --rotations N]`
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rotator_core::secret::SecretJson;
+use rotator_tests::bench::{concurrent, figures, print_table, rotations_arg, sequential};
 use rotator_tests::rabbitmq::RabbitMq;
 use rotator_tests::{dev_server, jobs, store};
 use serde_json::json;
@@ -18,27 +19,9 @@ use serde_json::json;
 /// How many users (jobs) rotate at once in the concurrent phase.
 const JOBS: usize = 8;
 
-struct Figures {
-    median: Duration,
-    p99: Duration,
-    per_second: f64,
-}
-
-fn figures(mut times: Vec<Duration>, wall: Duration) -> Figures {
-    times.sort();
-    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
-    Figures { median: at(0.5), p99: at(0.99), per_second: times.len() as f64 / wall.as_secs_f64() }
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let rotations: usize = args
-        .iter()
-        .position(|a| a == "--rotations")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200);
+    let rotations = rotations_arg(200);
     let server = dev_server().await;
     let mq = tokio::task::spawn_blocking(RabbitMq::start).await.unwrap();
     let mut toml = String::new();
@@ -51,34 +34,8 @@ async fn main() {
     vault.kv_write("secret", "rabbit/admin", &SecretJson::new(admin.to_string()), None).await.unwrap();
     let store = store(&vault);
 
-    // One job, one rotation after another.
-    jobs[0].rotate(&store, "bench").await.expect("warm-up rotation");
-    let mut times = Vec::with_capacity(rotations);
-    let started = Instant::now();
-    for _ in 0..rotations {
-        let t = Instant::now();
-        jobs[0].rotate(&store, "bench").await.expect("rotation");
-        times.push(t.elapsed());
-    }
-    let sequential = figures(times, started.elapsed());
-
-    // Eight jobs at once, each rotating its share.
-    let started = Instant::now();
-    let per_job = rotations.div_ceil(JOBS);
-    let runs = jobs.iter().map(|job| {
-        let store = store.clone();
-        async move {
-            let mut times = Vec::with_capacity(per_job);
-            for _ in 0..per_job {
-                let t = Instant::now();
-                job.rotate(&store, "bench").await.expect("rotation");
-                times.push(t.elapsed());
-            }
-            times
-        }
-    });
-    let times: Vec<Duration> = futures_util::future::join_all(runs).await.into_iter().flatten().collect();
-    let concurrent = figures(times, started.elapsed());
+    let sequential = sequential(&jobs[0], &store, rotations).await;
+    let concurrent = concurrent(&jobs, &store, rotations).await;
 
     // The native floor: what a rotation must at least send.
     let http = reqwest::Client::new();
@@ -106,17 +63,9 @@ async fn main() {
     let native = figures(times, started.elapsed());
 
     println!("{rotations} rotations each; RabbitMQ {} on loopback, dev server on loopback", mq.base_url());
-    println!("| run | median | p99 | rotations/s |");
-    println!("| --- | ---: | ---: | ---: |");
-    for (name, f) in [
+    print_table(&[
         ("rotator, one job (sequential)", &sequential),
         ("rotator, 8 jobs at once", &concurrent),
         ("native floor (reqwest + Vault calls, sequential)", &native),
-    ] {
-        println!("| {name} | {:.1} ms | {:.1} ms | {:.1} |", ms(f.median), ms(f.p99), f.per_second);
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    ]);
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod architecture;
+pub mod bench;
 pub mod contract;
 pub mod jwt;
 pub mod logs;
@@ -12,6 +13,7 @@ pub mod postgres;
 pub mod rabbitmq;
 pub mod raw_http;
 mod readme;
+pub mod watchdog;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -23,16 +23,17 @@
 //! Every process of a node carries `RABBITMQ_NODENAME` in its environment,
 //! which is how [`processes_of`] finds them.
 
-use std::future::Future;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::watchdog::{Watchdog, block_on, client, free_port, poll_until};
 
 /// The administrator every node creates at first boot.
 pub const ADMIN_USER: &str = "rotator-admin";
@@ -74,15 +75,10 @@ pub struct RabbitMq {
     /// The management API's port on 127.0.0.1.
     pub management_port: u16,
     http: reqwest::Client,
-    /// Closing it stops the node (see the module doc).
-    lifeline: Option<ChildStdin>,
-    watchdog: Child,
+    /// Stops the node (see the module doc).
+    watchdog: Watchdog,
     /// Our epmd and the server, reaped on drop.
     children: Vec<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl RabbitMq {
@@ -164,15 +160,8 @@ impl RabbitMq {
             c.stdout(out.try_clone().unwrap()).stderr(out);
             c
         };
-        let mut watchdog = command("sh", 0, "watchdog.log")
-            .args(["-c", WATCHDOG, "watchdog"])
-            .arg(&root)
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting the watchdog shell: {e}"));
-        // From here a panic drops the lifeline, and the watchdog cleans up.
-        let lifeline = watchdog.stdin.take();
-        let group = watchdog.id();
+        let watchdog = Watchdog::start(command("sh", 0, "watchdog.log"), WATCHDOG, &root);
+        let group = watchdog.group();
         let epmd = command("epmd", group, "epmd.log")
             .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
             .spawn()
@@ -183,7 +172,7 @@ impl RabbitMq {
             .spawn()
             .unwrap_or_else(|e| panic!("starting rabbitmq-server: {e}"));
         let children = vec![epmd, server];
-        Self { dir, node, amqp_port, management_port, http: client(), lifeline, watchdog, children }
+        Self { dir, node, amqp_port, management_port, http: client(), watchdog, children }
     }
 
     /// Poll `GET /api/overview` as the admin until it answers 200, the
@@ -329,13 +318,7 @@ methods = ["GET", "PUT"]
 
 impl Drop for RabbitMq {
     fn drop(&mut self) {
-        drop(self.lifeline.take());
-        let watchdog = &mut self.watchdog;
-        if !poll_until(STOP_WITHIN, || !matches!(watchdog.try_wait(), Ok(None))) {
-            // The watchdog is stuck: kill its whole group ourselves.
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.watchdog.id())]).status();
-            let _ = self.watchdog.wait();
-        }
+        self.watchdog.stop(STOP_WITHIN);
         for child in &mut self.children {
             let _ = child.wait();
         }
@@ -370,38 +353,6 @@ pub fn processes_of(node: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Poll `done` every 50 ms until it holds or `within` passes: does it hold?
-fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while !done() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    true
-}
-
-/// An HTTP client for the management API; each request opens its own
-/// connection (no pool), since one node serves tests on many runtimes.
-fn client() -> reqwest::Client {
-    rotator_core::vault::install_crypto_provider();
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(0).build().unwrap()
-}
-
-/// Run `f` to completion on a runtime of its own, on a thread of its own,
-/// so synchronous [`RabbitMq::start`] works inside or outside a runtime.
-fn block_on<F: Future + Send>(f: F) -> F::Output
-where
-    F::Output: Send,
-{
-    std::thread::scope(|s| {
-        s.spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f))
-            .join()
-            .unwrap()
-    })
-}
-
 /// `s` percent-encoded as one URL path segment.
 fn segment(s: &str) -> String {
     s.bytes()
@@ -414,9 +365,8 @@ fn segment(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{BufRead, BufReader, Read};
-
     use super::*;
+    use crate::watchdog::in_child_process;
 
     const MINUTE: Duration = Duration::from_secs(60);
 
@@ -446,34 +396,15 @@ mod tests {
         assert!(!dir.exists(), "{} outlives the drop", dir.display());
     }
 
-    /// Set in the child process of [`shared_node_stops_when_its_process_exits`].
-    const CHILD: &str = "ROTATOR_RABBITMQ_SHARED_CHILD";
-
     #[test]
     fn shared_node_stops_when_its_process_exits() {
-        if std::env::var_os(CHILD).is_some() {
-            // The child: start the shared node, say which it is, and exit
-            // without dropping it once the parent closes our stdin.
+        let test = "rabbitmq::tests::shared_node_stops_when_its_process_exits";
+        let (words, mut child) = in_child_process(test, "ROTATOR_RABBITMQ_SHARED_CHILD", || {
             let node = shared();
             assert!(block_on(node.authenticates(ADMIN_USER, ADMIN_PASSWORD)));
-            println!("NODE {} {}", node.node, node.dir().display());
-            let _ = std::io::stdin().read_to_end(&mut Vec::new());
-            std::process::exit(0);
-        }
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "rabbitmq::tests::shared_node_stops_when_its_process_exits", "--nocapture"])
-            .env(CHILD, "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let line = BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map_while(Result::ok)
-            .find(|l| l.starts_with("NODE "))
-            .expect("the child names its node");
-        let mut words = line.split(' ').skip(1);
-        let (node, dir) = (words.next().unwrap().to_string(), PathBuf::from(words.next().unwrap()));
+            format!("{} {}", node.node, node.dir().display())
+        });
+        let (node, dir) = (words[0].clone(), PathBuf::from(&words[1]));
         assert!(!processes_of(&node).is_empty() && dir.exists(), "the child's node runs");
         drop(child.stdin.take());
         assert!(child.wait().unwrap().success());

@@ -49,6 +49,11 @@ pub const BUILTINS: &[Builtin] = &[
         wasm: include_bytes!(concat!(env!("OUT_DIR"), "/rabbitmq_password.wasm")),
         legacy: None,
     },
+    Builtin {
+        name: "aws-iam-access-key",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/aws_iam_access_key.wasm")),
+        legacy: None,
+    },
 ];
 
 /// The built-in plugin called `name`.

@@ -1,19 +1,21 @@
 //! The fault-injection suite: the real `rotator run` process is aborted at
 //! every crash point of a rotation (`ROTATOR_CRASH_AT`), restarted, and the
 //! end-state rule is checked against Vault and a real target: PostgreSQL
-//! (`postgres-password`, over the `sql` import) and RabbitMQ
-//! (`rabbitmq-password` in handle mode, over the `http` import).
+//! (`postgres-password`, over the `sql` import), RabbitMQ
+//! (`rabbitmq-password` in handle mode, over the `http` import) and IAM on
+//! moto with authentication on (`aws-iam-access-key`, SigV4 by the host).
 //!
-//! After every trial: the password Vault holds logs in to the target, the
+//! After every trial: the credential Vault holds logs in to the target, the
 //! state record holds no PENDING, and exactly one more rotation was recorded
-//! (one more KV version, one more `rotated` history entry). The randomized
-//! trial counts are `CRASH_TRIALS` (PostgreSQL, default 200) and
-//! `CRASH_TRIALS_RABBITMQ` (default 40); `scripts/crash-trials.sh` runs
-//! 1,000 and writes `docs/reliability.md`.
+//! (one more KV version, one more `rotated` history entry); for IAM also at
+//! most two keys, the other one Inactive (no orphan). The randomized trial
+//! counts are `CRASH_TRIALS` (PostgreSQL, default 200),
+//! `CRASH_TRIALS_RABBITMQ` and `CRASH_TRIALS_AWS_IAM` (default 40 each);
+//! `scripts/crash-trials.sh` runs 1,000 and writes `docs/reliability.md`.
 
 // The throwaway servers of the integration tests, used through the lib
 // (not included by path, which would run their own tests here again).
-use rotator_tests::{postgres, rabbitmq};
+use rotator_tests::{moto, postgres, rabbitmq};
 #[path = "support/rig.rs"]
 #[allow(dead_code)]
 mod rig;
@@ -144,4 +146,20 @@ async fn rabbitmq_randomized_crashes_never_lock_anyone_out() {
     let calls = 12;
     let (trials, crashes, took) = randomized(&rig, trials("CRASH_TRIALS_RABBITMQ", 40), calls).await;
     println!("rabbitmq crash trials: 0 lockouts / {trials} trials ({crashes} crashes) in {took:.0?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_iam_every_crash_point_recovers_without_lockout() {
+    // create: ListAccessKeys, DeleteAccessKey (the previous, inactive key),
+    // CreateAccessKey; test: GetCallerIdentity; finish: UpdateAccessKey.
+    assert_eq!(every_point(&Rig::aws_iam().await, 5).await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_iam_randomized_crashes_never_lock_anyone_out() {
+    let rig = Rig::aws_iam().await;
+    // A create after a crash may also ask GetAccessKeyLastUsed of an orphan.
+    let calls = 8;
+    let (trials, crashes, took) = randomized(&rig, trials("CRASH_TRIALS_AWS_IAM", 40), calls).await;
+    println!("aws-iam crash trials: 0 lockouts / {trials} trials ({crashes} crashes) in {took:.0?}");
 }

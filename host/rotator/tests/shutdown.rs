@@ -9,7 +9,7 @@
 
 // The throwaway servers of the integration tests, used through the lib
 // (not included by path, which would run their own tests here again).
-use rotator_tests::{postgres, rabbitmq};
+use rotator_tests::{moto, postgres, rabbitmq};
 #[path = "support/rig.rs"]
 #[allow(dead_code)]
 mod rig;

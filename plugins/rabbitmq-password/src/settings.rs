@@ -2,7 +2,7 @@
 //! which user a rotation changes and the password policy the host generates
 //! by. Kept apart from the HTTP calls so each half reads on its own.
 
-use rotator_plugin_sdk::{CharsetRule, Context, RotateError, ValuePolicy, settings};
+use rotator_plugin_sdk::{CharsetRule, Context, RotateError, ValuePolicy, http, settings};
 use serde::Deserialize;
 
 /// The job's `settings` table, as written.
@@ -144,20 +144,12 @@ impl Job {
     }
 }
 
-/// Check `url` is an `http(s)` origin (nothing after the authority but an
-/// optional `/`) and return it without the slash. A path, query, fragment or
-/// user info would make the requests go somewhere the operator did not read.
+/// Check `url` is an `http(s)` origin ([`http::origin`]) and return it
+/// without a trailing slash.
 fn origin(url: &str) -> Result<String, String> {
-    let bad = || format!("url `{}` is not an http(s) origin like `https://rabbit.internal:15672`", url.escape_debug());
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or_else(bad)?;
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.is_empty()
-        || authority.contains(['/', '?', '#', '@', '\\'])
-        || authority.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(bad());
-    }
-    Ok(url[..url.len() - (rest.len() - authority.len())].to_owned())
+    http::origin(url).ok_or_else(|| {
+        format!("url `{}` is not an http(s) origin like `https://rabbit.internal:15672`", url.escape_debug())
+    })
 }
 
 #[cfg(test)]

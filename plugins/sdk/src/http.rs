@@ -385,6 +385,22 @@ impl From<HttpError> for RotateError {
     }
 }
 
+/// `url` if it is an `http(s)` origin (nothing after the authority but an
+/// optional `/`), without the slash; `None` otherwise. A settings URL with a
+/// path, query, fragment or user info would make requests go somewhere the
+/// operator did not read, so plugins take origins only.
+pub fn origin(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty()
+        || authority.contains(['/', '?', '#', '@', '\\'])
+        || authority.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return None;
+    }
+    Some(url[..url.len() - (rest.len() - authority.len())].to_owned())
+}
+
 /// Percent-encode `segment` as one URL path segment: everything but RFC
 /// 3986 unreserved characters is encoded, so `/`, `?`, `#`, `%` and `..`
 /// tricks in a user name cannot change which resource is addressed

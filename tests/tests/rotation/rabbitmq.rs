@@ -6,8 +6,6 @@
 //! its own, so the tests share the node safely. Every rotation's log output
 //! is captured and must not contain any password read from Vault.
 
-use std::sync::OnceLock;
-
 use rotator_core::rotation::{Job, RotationError};
 use rotator_core::secret::SecretJson;
 use rotator_core::vault::VaultClient;
@@ -16,18 +14,10 @@ use rotator_tests::rabbitmq::{self, RabbitMq};
 use rotator_tests::{dev_server, jobs, store};
 use serde_json::{Value, json};
 
+use crate::one_runtime;
+
 /// Where the administrator's credentials are in Vault.
 const ADMIN_PATH: &str = "rabbit/admin";
-
-/// The runtime every test here runs on. The host's HTTP client is one per
-/// process and keeps connections to the node open for reuse; a connection
-/// belongs to the runtime that opened it and dies with it, so tests on
-/// runtimes of their own would be handed each other's dead connections
-/// (`runtime dropped the dispatch task`). The daemon has one runtime.
-fn one_runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap())
-}
 
 /// The node, started by the first test that needs it.
 async fn node() -> &'static RabbitMq {

@@ -1,7 +1,8 @@
 //! A world for `rotator run` processes: a dev server, one real target
 //! (PostgreSQL with role `app_user` and a single-user `postgres-password`
-//! job, or RabbitMQ with user `app_user` and a single-user
-//! `rabbitmq-password` job in handle mode), plus the daemon as a child
+//! job, RabbitMQ with user `app_user` and a single-user
+//! `rabbitmq-password` job in handle mode, or moto with IAM user `app_user`
+//! and an `aws-iam-access-key` job), plus the daemon as a child
 //! process whose output is collected as it comes. Used by the crash suite
 //! and the shutdown tests.
 
@@ -18,7 +19,7 @@ use rotator_core::vault::{VaultClient, VaultOptions};
 use rotator_devserver::{DevServer, DevServerOptions};
 use secrecy::SecretString;
 
-use crate::{postgres, rabbitmq};
+use crate::{moto, postgres, rabbitmq};
 
 pub const ROOT: &str = "crash-suite-root";
 pub const JOB: &str = "app-db";
@@ -30,6 +31,7 @@ const SECRET_PATH: &str = "app/db";
 pub enum Target {
     Postgres(postgres::Postgres),
     RabbitMq(rabbitmq::RabbitMq),
+    AwsIam(moto::Moto),
 }
 
 /// One dev server, one target, one config: the world a daemon restarts in.
@@ -40,6 +42,9 @@ pub struct Rig {
     pub vault: VaultClient,
     pub store: StateStore,
     dir: tempfile::TempDir,
+    /// KV versions of the secret before the first rotation (a job that
+    /// cannot create its first secret starts from one).
+    initial_versions: u64,
 }
 
 impl Rig {
@@ -70,6 +75,20 @@ impl Rig {
         Self::with(server, vault, Target::RabbitMq(mq), &job)
     }
 
+    /// An IAM rig: a private moto server with authentication on, IAM user
+    /// `app_user` with the self-service policy and one key, that key in
+    /// Vault KV (version 1), and an `aws-iam-access-key` job granted only
+    /// `POST /` at moto.
+    pub async fn aws_iam() -> Self {
+        let (server, vault) = dev_server().await;
+        let aws = tokio::task::spawn_blocking(moto::Moto::start).await.unwrap();
+        let key = aws.create_user(ROLE, moto::SELF_SERVICE_POLICY).await;
+        let secret = SecretJson::new(moto::Moto::secret_of(&key).to_string());
+        vault.kv_write("secret", SECRET_PATH, &secret, None).await.unwrap();
+        let job = aws.access_key_job(JOB, SECRET_PATH, ROLE);
+        Self { initial_versions: 1, ..Self::with(server, vault, Target::AwsIam(aws), &job) }
+    }
+
     fn with(server: DevServer, vault: VaultClient, target: Target, job: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let toml = format!(
@@ -79,22 +98,36 @@ impl Rig {
         );
         std::fs::write(dir.path().join("rotator.toml"), toml).unwrap();
         let store = StateStore::new(vault.clone(), "secret", "rotator/state");
-        Self { _server: server, target, vault, store, dir }
+        Self { _server: server, target, vault, store, dir, initial_versions: 0 }
     }
 
     /// The PostgreSQL cluster of a PostgreSQL rig.
     pub fn pg(&self) -> &postgres::Postgres {
         match &self.target {
             Target::Postgres(pg) => pg,
-            Target::RabbitMq(_) => panic!("a RabbitMQ rig has no PostgreSQL"),
+            _ => panic!("only a PostgreSQL rig has PostgreSQL"),
         }
     }
 
-    /// Does `password` log `ROLE` in to the target?
-    async fn logs_in(&self, password: &str) -> bool {
+    /// Does the secret's credential log `ROLE` in to the target? For IAM
+    /// also: the user has at most one key besides it, and that one is
+    /// Inactive (the previous key, which the next rotation deletes): no
+    /// orphan is left.
+    async fn logs_in(&self, fields: &serde_json::Map<String, serde_json::Value>, context: &str) -> bool {
+        let text =
+            |k: &str| fields[k].as_str().unwrap_or_else(|| panic!("{context}: no `{k}` in the secret")).to_owned();
         match &self.target {
-            Target::Postgres(pg) => pg.logs_in(ROLE, password).await,
-            Target::RabbitMq(mq) => mq.authenticates(ROLE, password).await,
+            Target::Postgres(pg) => pg.logs_in(ROLE, &text("password")).await,
+            Target::RabbitMq(mq) => mq.authenticates(ROLE, &text("password")).await,
+            Target::AwsIam(aws) => {
+                let key = moto::AwsKey { id: text("access_key_id"), secret: text("secret_access_key") };
+                let keys = aws.access_keys(ROLE).await;
+                let others: Vec<_> = keys.iter().filter(|(id, _)| *id != key.id).collect();
+                assert!(keys.len() <= 2, "{context}: user {ROLE} has {keys:?}");
+                assert!(others.iter().all(|(_, status)| status == "Inactive"), "{context}: an orphan key: {keys:?}");
+                let arn = aws.caller_identity(&key).await;
+                matches!(&arn, Ok(arn) if arn.ends_with(&format!(":user/{ROLE}")))
+            }
         }
     }
 
@@ -136,11 +169,13 @@ impl Rig {
         let rotated = s.history.iter().filter(|h| h.outcome == Outcome::Rotated).count() as u64;
         assert_eq!(rotated, rotations.min(rotator_core::state::HISTORY_LEN as u64), "{context}: history");
         let secret = self.vault.kv_read("secret", SECRET_PATH).await.unwrap().expect("secret exists");
-        assert_eq!(secret.version, Some(rotations), "{context}: one KV version per rotation");
+        let versions = rotations + self.initial_versions;
+        assert_eq!(secret.version, Some(versions), "{context}: one KV version per rotation");
         let fields = secret.data.fields();
-        let password = fields["password"].as_str().unwrap();
-        assert_eq!(fields["username"], ROLE);
-        assert!(self.logs_in(password).await, "{context}: LOCKOUT: the password in Vault is refused");
+        if !matches!(self.target, Target::AwsIam(_)) {
+            assert_eq!(fields["username"], ROLE);
+        }
+        assert!(self.logs_in(&fields, context).await, "{context}: LOCKOUT: the credential in Vault is refused");
     }
 }
 
