@@ -10,7 +10,10 @@
 //! (one more KV version, one more `rotated` history entry); for IAM also at
 //! most two keys, the other one Inactive (no orphan). The randomized trial
 //! counts are `CRASH_TRIALS` (PostgreSQL, default 200),
-//! `CRASH_TRIALS_RABBITMQ` and `CRASH_TRIALS_AWS_IAM` (default 40 each);
+//! `CRASH_TRIALS_RABBITMQ`, `CRASH_TRIALS_AWS_IAM` and
+//! `CRASH_TRIALS_AWS_STORE` (the IAM job with its key in Secrets Manager;
+//! default 40 each); for a secret in Secrets Manager, no `AWSPENDING` is
+//! left and `AWSCURRENT` is on the last rotation's version;
 //! `scripts/crash-trials.sh` runs 1,000 and writes `docs/reliability.md`.
 
 // The throwaway servers of the integration tests, used through the lib
@@ -162,4 +165,23 @@ async fn aws_iam_randomized_crashes_never_lock_anyone_out() {
     let calls = 8;
     let (trials, crashes, took) = randomized(&rig, trials("CRASH_TRIALS_AWS_IAM", 40), calls).await;
     println!("aws-iam crash trials: 0 lockouts / {trials} trials ({crashes} crashes) in {took:.0?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_manager_every_crash_point_leaves_no_awspending() {
+    // kv-random in Secrets Manager: the plugin makes no host calls; the
+    // store's own calls are the host's.
+    assert_eq!(every_point(&Rig::kv_random_in_secrets_manager().await, 0).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_manager_iam_every_crash_point_recovers_without_lockout() {
+    assert_eq!(every_point(&Rig::aws_iam_in_secrets_manager().await, 5).await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_manager_iam_randomized_crashes_never_lock_anyone_out() {
+    let rig = Rig::aws_iam_in_secrets_manager().await;
+    let (trials, crashes, took) = randomized(&rig, trials("CRASH_TRIALS_AWS_STORE", 40), 8).await;
+    println!("aws-store crash trials: 0 lockouts / {trials} trials ({crashes} crashes) in {took:.0?}");
 }

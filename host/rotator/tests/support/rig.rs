@@ -2,7 +2,8 @@
 //! (PostgreSQL with role `app_user` and a single-user `postgres-password`
 //! job, RabbitMQ with user `app_user` and a single-user
 //! `rabbitmq-password` job in handle mode, or moto with IAM user `app_user`
-//! and an `aws-iam-access-key` job), plus the daemon as a child
+//! and an `aws-iam-access-key` job), the secret in Vault KV or in AWS
+//! Secrets Manager (the same moto), plus the daemon as a child
 //! process whose output is collected as it comes. Used by the crash suite
 //! and the shutdown tests.
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use rotator_core::crash;
 use rotator_core::secret::SecretJson;
 use rotator_core::state::{JobState, Outcome, StateStore};
+use rotator_core::store::StoreVersion;
 use rotator_core::vault::{VaultClient, VaultOptions};
 use rotator_devserver::{DevServer, DevServerOptions};
 use secrecy::SecretString;
@@ -32,6 +34,13 @@ pub enum Target {
     Postgres(postgres::Postgres),
     RabbitMq(rabbitmq::RabbitMq),
     AwsIam(moto::Moto),
+    /// None beyond the secret's store (kv-random): the moto it lives in.
+    SecretsManager(moto::Moto),
+}
+
+/// `secret/app/db`'s place in Secrets Manager, as a job's `secret`.
+fn in_secrets_manager() -> String {
+    format!("secret = {{ aws = {{ id = \"{SECRET_PATH}\", region = \"{}\" }} }}", moto::REGION)
 }
 
 /// One dev server, one target, one config: the world a daemon restarts in.
@@ -45,6 +54,8 @@ pub struct Rig {
     /// KV versions of the secret before the first rotation (a job that
     /// cannot create its first secret starts from one).
     initial_versions: u64,
+    /// The secret lives in Secrets Manager (at [`SECRET_PATH`]), not in Vault.
+    in_aws: bool,
 }
 
 impl Rig {
@@ -89,6 +100,40 @@ impl Rig {
         Self { initial_versions: 1, ..Self::with(server, vault, Target::AwsIam(aws), &job) }
     }
 
+    /// An IAM rig whose key lives in AWS Secrets Manager on the same moto:
+    /// AWS as both the store and the target.
+    pub async fn aws_iam_in_secrets_manager() -> Self {
+        let (server, vault) = dev_server().await;
+        let aws = tokio::task::spawn_blocking(moto::Moto::start).await.unwrap();
+        let key = aws.create_user(ROLE, moto::SELF_SERVICE_POLICY).await;
+        create_secret(&aws, &moto::Moto::secret_of(&key)).await;
+        let job = aws.access_key_job(JOB, SECRET_PATH, ROLE);
+        let job = job.replace(&format!("secret = {{ path = \"{SECRET_PATH}\" }}"), &in_secrets_manager());
+        assert!(job.contains("aws = {"), "the IAM job's secret line changed: {job}");
+        Self { in_aws: true, ..Self::with(server, vault, Target::AwsIam(aws), &job) }
+    }
+
+    /// kv-random with its secret in Secrets Manager: nothing to log in to,
+    /// the store's labels are what the trials check.
+    pub async fn kv_random_in_secrets_manager() -> Self {
+        let (server, vault) = dev_server().await;
+        let aws = tokio::task::spawn_blocking(moto::Moto::start).await.unwrap();
+        create_secret(&aws, &serde_json::json!({"username": ROLE, "password": "initial-password"})).await;
+        let job = format!(
+            "[[jobs]]\nid = \"{JOB}\"\nplugin = \"kv-random\"\n{}\ninterval = \"1h\"\nsettings = {{ field = \"password\" }}\n",
+            in_secrets_manager()
+        );
+        Self { in_aws: true, ..Self::with(server, vault, Target::SecretsManager(aws), &job) }
+    }
+
+    /// The moto of an AWS rig.
+    fn moto(&self) -> &moto::Moto {
+        match &self.target {
+            Target::AwsIam(m) | Target::SecretsManager(m) => m,
+            _ => panic!("not an AWS rig"),
+        }
+    }
+
     fn with(server: DevServer, vault: VaultClient, target: Target, job: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let toml = format!(
@@ -98,7 +143,7 @@ impl Rig {
         );
         std::fs::write(dir.path().join("rotator.toml"), toml).unwrap();
         let store = StateStore::new(vault.clone(), "secret", "rotator/state");
-        Self { _server: server, target, vault, store, dir, initial_versions: 0 }
+        Self { _server: server, target, vault, store, dir, initial_versions: 0, in_aws: false }
     }
 
     /// The PostgreSQL cluster of a PostgreSQL rig.
@@ -119,6 +164,7 @@ impl Rig {
         match &self.target {
             Target::Postgres(pg) => pg.logs_in(ROLE, &text("password")).await,
             Target::RabbitMq(mq) => mq.authenticates(ROLE, &text("password")).await,
+            Target::SecretsManager(_) => text("password") != "initial-password",
             Target::AwsIam(aws) => {
                 let key = moto::AwsKey { id: text("access_key_id"), secret: text("secret_access_key") };
                 let keys = aws.access_keys(ROLE).await;
@@ -139,6 +185,7 @@ impl Rig {
             .env_remove(crash::ENV)
             .env("CRASH_SUITE_TOKEN", ROOT)
             .env("ROTATOR_API_TOKEN", "crash-suite-api-token-0123456789")
+            .envs(if self.in_aws { self.moto().env() } else { Vec::new() })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -168,15 +215,62 @@ impl Rig {
         assert_eq!(s.rotations, rotations, "{context}: rotation count");
         let rotated = s.history.iter().filter(|h| h.outcome == Outcome::Rotated).count() as u64;
         assert_eq!(rotated, rotations.min(rotator_core::state::HISTORY_LEN as u64), "{context}: history");
-        let secret = self.vault.kv_read("secret", SECRET_PATH).await.unwrap().expect("secret exists");
-        let versions = rotations + self.initial_versions;
-        assert_eq!(secret.version, Some(versions), "{context}: one KV version per rotation");
-        let fields = secret.data.fields();
+        let fields = if self.in_aws {
+            self.aws_secret(&s, rotations, context).await
+        } else {
+            let secret = self.vault.kv_read("secret", SECRET_PATH).await.unwrap().expect("secret exists");
+            let versions = rotations + self.initial_versions;
+            assert_eq!(secret.version, Some(versions), "{context}: one KV version per rotation");
+            secret.data.fields()
+        };
         if !matches!(self.target, Target::AwsIam(_)) {
             assert_eq!(fields["username"], ROLE);
         }
         assert!(self.logs_in(&fields, context).await, "{context}: LOCKOUT: the credential in Vault is refused");
     }
+}
+
+impl Rig {
+    /// The secret's fields in Secrets Manager, after AWS's end-state rule:
+    /// no `AWSPENDING` left, and `AWSCURRENT` on the last rotation's version.
+    async fn aws_secret(
+        &self,
+        s: &JobState,
+        rotations: u64,
+        context: &str,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let moto = self.moto();
+        let sm = |op: &str, body: serde_json::Value| {
+            let target = format!("secretsmanager.{op}");
+            async move { moto.json_call(&moto.admin, "secretsmanager", moto::REGION, &target, &body).await.unwrap() }
+        };
+        let d = sm("DescribeSecret", serde_json::json!({ "SecretId": SECRET_PATH })).await;
+        let labels = d["VersionIdsToStages"].as_object().cloned().unwrap_or_default();
+        let holding = |label: &str| -> Vec<String> {
+            let has = |stages: &serde_json::Value| stages.as_array().unwrap().iter().any(|l| l == label);
+            labels.iter().filter(|(_, stages)| has(stages)).map(|(id, _)| id.clone()).collect()
+        };
+        assert!(holding("AWSPENDING").is_empty(), "{context}: AWSPENDING stranded: {labels:?}");
+        let current = holding("AWSCURRENT");
+        assert_eq!(current.len(), 1, "{context}: {labels:?}");
+        if rotations > 0 {
+            let last = s.history.iter().find(|h| h.outcome == Outcome::Rotated).and_then(|h| h.version.clone());
+            assert_eq!(
+                last,
+                Some(StoreVersion::Id(current[0].clone())),
+                "{context}: AWSCURRENT is the last rotation's"
+            );
+        }
+        let v =
+            sm("GetSecretValue", serde_json::json!({ "SecretId": SECRET_PATH, "VersionStage": "AWSCURRENT" })).await;
+        serde_json::from_str(v["SecretString"].as_str().unwrap()).unwrap()
+    }
+}
+
+/// Create the rig's secret `app/db` in Secrets Manager with `value`.
+async fn create_secret(aws: &moto::Moto, value: &serde_json::Value) {
+    let body = serde_json::json!({ "Name": SECRET_PATH, "SecretString": value.to_string() });
+    aws.json_call(&aws.admin, "secretsmanager", moto::REGION, "secretsmanager.CreateSecret", &body).await.unwrap();
 }
 
 /// A dev server and a root client for it.
