@@ -5,30 +5,19 @@
 //! makes (read, put AWSPENDING, move AWSCURRENT, take AWSPENDING off) sent
 //! directly, with no plugin, no state record and no checks.
 //!
-//! `cargo bench -p rotator-tests --bench aws_rotations [-- --rotations N]`
+//! `cargo test -p rotator-tests --bench aws_rotations -- --rotations N` (the
+//! test profile, as the other end-to-end benches: see docs/benchmarks.md)
 
 use std::time::{Duration, Instant};
 
 use rotator_core::aws::{AwsClient, AwsEnv, Credentials, CredentialsProvider, Service};
 use rotator_core::vault::RequestRetry;
 use rotator_tests::moto::Moto;
-use rotator_tests::{dev_server, jobs, store};
+use rotator_tests::{bench, dev_server, jobs, store};
 use serde_json::{Value, json};
 
 const JOBS: usize = 8;
 const REGION: &str = "eu-west-1";
-
-struct Figures {
-    median: Duration,
-    p99: Duration,
-    per_second: f64,
-}
-
-fn figures(mut times: Vec<Duration>, wall: Duration) -> Figures {
-    times.sort();
-    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
-    Figures { median: at(0.5), p99: at(0.99), per_second: times.len() as f64 / wall.as_secs_f64() }
-}
 
 async fn call(aws: &AwsClient, op: &str, body: Value) -> Value {
     aws.json(Service::SECRETS_MANAGER, REGION, op, &body).await.unwrap_or_else(|e| panic!("{op}: {e}"))
@@ -36,13 +25,7 @@ async fn call(aws: &AwsClient, op: &str, body: Value) -> Value {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let rotations: usize = args
-        .iter()
-        .position(|a| a == "--rotations")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200);
+    let rotations = bench::rotations_arg(200);
     let moto = Moto::shared();
     let env = AwsEnv::from_pairs([("AWS_ENDPOINT_URL".to_owned(), moto.endpoint.clone())]);
     let credentials = CredentialsProvider::fixed(Credentials {
@@ -68,32 +51,8 @@ async fn main() {
     let (vault, jobs, _runtime) = jobs(&server, &toml);
     let store = store(&vault).with_aws(aws.clone());
 
-    jobs[0].rotate(&store, "bench").await.expect("warm-up rotation");
-    let mut times = Vec::with_capacity(rotations);
-    let started = Instant::now();
-    for _ in 0..rotations {
-        let t = Instant::now();
-        jobs[0].rotate(&store, "bench").await.expect("rotation");
-        times.push(t.elapsed());
-    }
-    let sequential = figures(times, started.elapsed());
-
-    let started = Instant::now();
-    let per_job = rotations.div_ceil(JOBS);
-    let runs = jobs[1..].iter().map(|job| {
-        let store = store.clone();
-        async move {
-            let mut times = Vec::with_capacity(per_job);
-            for _ in 0..per_job {
-                let t = Instant::now();
-                job.rotate(&store, "bench").await.expect("rotation");
-                times.push(t.elapsed());
-            }
-            times
-        }
-    });
-    let times: Vec<Duration> = futures_util::future::join_all(runs).await.into_iter().flatten().collect();
-    let concurrent = figures(times, started.elapsed());
+    let sequential = bench::sequential(&jobs[0], &store, rotations).await;
+    let concurrent = bench::concurrent(&jobs[1..], &store, rotations).await;
 
     // The native floor, on a secret of its own.
     let name = format!("bench/{run}/native");
@@ -114,20 +73,12 @@ async fn main() {
         call(&aws, "UpdateSecretVersionStage", unstage).await;
         times.push(t.elapsed());
     }
-    let native = figures(times, started.elapsed());
+    let native = bench::figures(times, started.elapsed());
 
     println!("{rotations} rotations each; moto {} on loopback, dev server on loopback", moto.endpoint);
-    println!("| run | median | p99 | rotations/s |");
-    println!("| --- | ---: | ---: | ---: |");
-    for (name, f) in [
+    bench::print_table(&[
         ("rotator, one job (sequential)", &sequential),
         ("rotator, 8 jobs at once", &concurrent),
         ("native floor (4 Secrets Manager calls, sequential)", &native),
-    ] {
-        println!("| {name} | {:.1} ms | {:.1} ms | {:.1} |", ms(f.median), ms(f.p99), f.per_second);
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    ]);
 }
