@@ -86,8 +86,9 @@ pub enum RotationError {
     #[error("{source}{}", rollback_note(.rollback))]
     Step { source: StepError, rollback: Option<Result<(), StepError>> },
     /// The secret's store failed or refused (Vault, Secrets Manager).
+    /// Boxed: the store's errors are large and rare.
     #[error("job `{job}`: {source}{}", rollback_note(.rollback))]
-    Store { job: String, source: StoreError, rollback: Option<Result<(), StepError>> },
+    Store { job: String, source: Box<StoreError>, rollback: Option<Result<(), StepError>> },
     /// Someone else wrote the secret while the rotation ran.
     #[error(
         "job `{job}`: {location} was changed by someone else during the rotation (expected version {}, found {}); not overwritten{}",
@@ -232,14 +233,13 @@ impl Job {
             StoreError::Conflict { location, expected, found } => {
                 RotationError::Conflict { job: self.config.id.clone(), location, expected, found, rollback: None }
             }
-            source => RotationError::Store { job: self.config.id.clone(), source, rollback: None },
+            source => RotationError::Store { job: self.config.id.clone(), source: Box::new(source), rollback: None },
         }
     }
 
     /// The store the job's secret lives in, if it has one.
-    fn secret_store(&self, store: &StateStore) -> Result<Option<Box<dyn SecretStore>>, RotationError> {
-        let Some(at) = &self.config.secret else { return Ok(None) };
-        store.secret_store(at).map(Some).map_err(|e| self.store_error(e))
+    fn secret_store(&self, store: &StateStore) -> Result<Option<Box<dyn SecretStore>>, StoreError> {
+        self.config.secret.as_ref().map(|at| store.secret_store(at)).transpose()
     }
 
     /// The job's secret as it is now (newest version), or at `version`,
@@ -267,7 +267,7 @@ impl Job {
         let resumes = state.state.in_progress.as_ref().map(|p| {
             format!("rotation {} (started {}) is past `{}`: a run resumes it", p.id, p.started, p.stage.as_str())
         });
-        let secret = self.secret_store(store)?;
+        let secret = self.secret_store(store).map_err(|e| self.store_error(e))?;
         let current = self.read_secret(secret.as_deref(), None).await?;
         let (current, current_version) = match current {
             Some((c, v)) => (Some(c), v),

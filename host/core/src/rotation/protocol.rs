@@ -133,7 +133,7 @@ impl<'a> Driver<'a> {
         if let Some(p) = &v.state.in_progress {
             *attempt = Attempt { rotation_id: p.id.clone(), resuming: true };
         }
-        let secret = job.secret_store(store)?;
+        let secret = job.secret_store(store).map_err(|e| job.store_error(e))?;
         let session = Session::start(&job.plugin, id, job.run_config(&store.vault)).await?;
         if let Some(p) = v.state.in_progress.as_mut() {
             p.attempt = p.attempt.saturating_add(1);

@@ -114,7 +114,8 @@ pub enum StoreError {
     #[error("{action} {location}: {source}")]
     Vault { action: &'static str, location: String, source: VaultError },
     #[error("{action} {location}: {source}")]
-    Aws { action: &'static str, location: String, source: AwsError },
+    /// Boxed: AWS's error is large and rare.
+    Aws { action: &'static str, location: String, source: Box<AwsError> },
     /// Someone else wrote the secret since the rotation read it.
     #[error(
         "{location} was changed by someone else during the rotation (expected version {}, found {}); not overwritten",

@@ -103,7 +103,7 @@ impl SecretsManagerStore {
             Some("InvalidRequestException") if message.contains("deleted") || message.contains("deletion") => {
                 refused("the secret is scheduled for deletion (restore it with RestoreSecret to rotate it)")
             }
-            _ => StoreError::Aws { action, location: self.at(), source },
+            _ => StoreError::Aws { action, location: self.at(), source: Box::new(source) },
         }
     }
 

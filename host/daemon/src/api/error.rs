@@ -93,10 +93,12 @@ impl From<RotationError> for ApiError {
                 Failure::Transient(_) | Failure::Permanent(_) => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            RotationError::Store { source: StoreError::Vault { source, .. }, .. } => vault_status(source),
-            // The secret is deleted, scheduled for deletion, not JSON, …
-            RotationError::Store { source: StoreError::Refused { .. }, .. } => StatusCode::CONFLICT,
-            RotationError::Store { .. } => StatusCode::BAD_GATEWAY,
+            RotationError::Store { source, .. } => match source.as_ref() {
+                StoreError::Vault { source, .. } => vault_status(source),
+                // The secret is deleted, scheduled for deletion, not JSON, …
+                StoreError::Refused { .. } => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_GATEWAY,
+            },
             RotationError::Conflict { .. } => StatusCode::CONFLICT,
             RotationError::State(e) if e.is_conflict() => StatusCode::CONFLICT,
             RotationError::State(_) | RotationError::RolledBack { .. } => StatusCode::BAD_GATEWAY,
