@@ -91,32 +91,50 @@ fn state_store(vault: &VaultClient, moto: &Moto) -> StateStore {
     store(vault).with_aws(aws(&moto.endpoint, &moto.admin, RequestRetry::default()))
 }
 
+/// A secret `<prefix>/<uuid>` holding `value` in moto, and job `job`
+/// rotating it with its state in a dev server of its own.
+struct World {
+    sm: Sm,
+    name: String,
+    vault: VaultClient,
+    states: StateStore,
+    jobs: Vec<rotator_core::rotation::Job>,
+    _runtime: std::sync::Arc<rotator_core::plugin::Runtime>,
+    _server: rotator_devserver::DevServer,
+}
+
+async fn world(prefix: &str, job: &str, value: Value) -> World {
+    let (moto, server) = (Moto::shared(), dev_server().await);
+    let sm = Sm::new(moto);
+    let name = format!("{prefix}/{}", uuid::Uuid::new_v4());
+    sm.create(&name, value).await;
+    let (vault, jobs, runtime) = jobs(&server, &job_toml(job, &name));
+    let states = state_store(&vault, moto);
+    World { sm, name, vault, states, jobs, _runtime: runtime, _server: server }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_secret_in_secrets_manager_rotates_through_its_staging_labels() {
     logs::capture();
-    let (moto, server) = (Moto::shared(), dev_server().await);
-    let sm = Sm::new(moto);
-    let name = format!("prod/orders/db-{}", uuid::Uuid::new_v4());
-    sm.create(&name, json!({ "username": "orders", "password": "initial-password" })).await;
-    let (_, first) = sm.current(&name).await;
-    let (vault, jobs, _rt) = jobs(&server, &job_toml("aws-kv", &name));
-    let states = state_store(&vault, moto);
+    let value = json!({ "username": "orders", "password": "initial-password" });
+    let World { sm, name, states, jobs, .. } = &world("prod/orders/db", "aws-kv", value).await;
+    let (_, first) = sm.current(name).await;
     let mut previous = StoreVersion::Id(first);
     let mut seen = Vec::new();
     for _ in 0..3 {
-        let report = jobs[0].rotate(&states, "test").await.unwrap_or_else(|e| panic!("{e}"));
+        let report = jobs[0].rotate(states, "test").await.unwrap_or_else(|e| panic!("{e}"));
         // The new version's id is the rotation id: AWS's ClientRequestToken.
         assert_eq!(report.new_version, Some(StoreVersion::Id(report.rotation_id.clone())));
         assert_eq!(report.previous_version.as_ref(), Some(&previous));
-        let (value, id) = sm.current(&name).await;
+        let (value, id) = sm.current(name).await;
         assert_eq!(id, report.rotation_id);
         assert_eq!(value["username"], "orders", "other fields are kept");
         let password = value["password"].as_str().unwrap().to_owned();
         assert_eq!(password.len(), 32);
         assert!(!seen.contains(&password) && password != "initial-password");
         seen.push(password);
-        assert_eq!(sm.holder(&name, "AWSPREVIOUS").await, [previous.to_string()]);
-        assert!(sm.holder(&name, "AWSPENDING").await.is_empty(), "AWSPENDING is taken off once done");
+        assert_eq!(sm.holder(name, "AWSPREVIOUS").await, [previous.to_string()]);
+        assert!(sm.holder(name, "AWSPENDING").await.is_empty(), "AWSPENDING is taken off once done");
         previous = StoreVersion::Id(id);
     }
     // The history names the AWS versions; no value is in the logs.
@@ -130,60 +148,50 @@ async fn a_secret_in_secrets_manager_rotates_through_its_staging_labels() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resumed_rotation_finds_its_pending_version_by_token() {
-    let (moto, server) = (Moto::shared(), dev_server().await);
-    let sm = Sm::new(moto);
-    let name = format!("resume/{}", uuid::Uuid::new_v4());
-    sm.create(&name, json!({ "password": "initial-password" })).await;
-    let (vault, jobs, _rt) = jobs(&server, &job_toml("aws-resume", &name));
-    let states = state_store(&vault, moto);
+    let World { sm, name, states, jobs, .. } = &world("resume", "aws-resume", json!({ "password": "p" })).await;
     for point in [Point::after(Action::Stage), Point::after(Action::Test), Point::after(Action::Promote)] {
         let options = RotateOptions { interrupt_at: Some(point), ..RotateOptions::new("test") };
-        let stopped = jobs[0].rotate_with(&states, options).await;
+        let stopped = jobs[0].rotate_with(states, options).await;
         assert!(matches!(stopped, Err(RotationError::Interrupted { .. })), "{stopped:?}");
         let rotation = states.load("aws-resume").await.unwrap().state.in_progress.unwrap().id;
         // AWSPENDING is on the version whose token is the rotation id.
-        assert_eq!(sm.holder(&name, "AWSPENDING").await, std::slice::from_ref(&rotation), "{point}");
-        let report = jobs[0].rotate(&states, "test").await.unwrap_or_else(|e| panic!("{point}: {e}"));
+        assert_eq!(sm.holder(name, "AWSPENDING").await, std::slice::from_ref(&rotation), "{point}");
+        let report = jobs[0].rotate(states, "test").await.unwrap_or_else(|e| panic!("{point}: {e}"));
         assert_eq!(report.rotation_id, rotation, "{point}: the same rotation is finished, not a new one");
-        assert_eq!(sm.holder(&name, "AWSCURRENT").await, [rotation], "{point}");
-        assert!(sm.holder(&name, "AWSPENDING").await.is_empty(), "{point}: no AWSPENDING stranded");
+        assert_eq!(sm.holder(name, "AWSCURRENT").await, [rotation], "{point}");
+        assert!(sm.holder(name, "AWSPENDING").await.is_empty(), "{point}: no AWSPENDING stranded");
     }
     // A crash between the record and Secrets Manager's own staging: the
     // record names a rotation AWS never saw labelled. The resume stages it.
     let options = RotateOptions { interrupt_at: Some(Point::after(Action::Stage)), ..RotateOptions::new("test") };
-    assert!(jobs[0].rotate_with(&states, options).await.is_err());
+    assert!(jobs[0].rotate_with(states, options).await.is_err());
     let rotation = states.load("aws-resume").await.unwrap().state.in_progress.unwrap().id;
     let unlabel = json!({ "SecretId": name, "VersionStage": "AWSPENDING", "RemoveFromVersionId": rotation });
     sm.call("UpdateSecretVersionStage", unlabel).await;
-    assert!(sm.holder(&name, "AWSPENDING").await.is_empty());
-    let report = jobs[0].rotate(&states, "test").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(sm.holder(name, "AWSPENDING").await.is_empty());
+    let report = jobs[0].rotate(states, "test").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        (report.rotation_id.as_str(), sm.holder(&name, "AWSCURRENT").await),
+        (report.rotation_id.as_str(), sm.holder(name, "AWSCURRENT").await),
         (rotation.as_str(), vec![rotation.clone()])
     );
-    assert!(sm.holder(&name, "AWSPENDING").await.is_empty());
+    assert!(sm.holder(name, "AWSPENDING").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_concurrent_writer_is_detected_and_never_overwritten() {
-    let (moto, server) = (Moto::shared(), dev_server().await);
-    let sm = Sm::new(moto);
-    let name = format!("conflict/{}", uuid::Uuid::new_v4());
-    sm.create(&name, json!({ "password": "initial-password" })).await;
-    let (vault, jobs, _rt) = jobs(&server, &job_toml("aws-conflict", &name));
-    let states = state_store(&vault, moto);
+    let World { sm, name, states, jobs, .. } = &world("conflict", "aws-conflict", json!({ "password": "p" })).await;
     let options = RotateOptions { interrupt_at: Some(Point::after(Action::Test)), ..RotateOptions::new("test") };
-    assert!(jobs[0].rotate_with(&states, options).await.is_err());
+    assert!(jobs[0].rotate_with(states, options).await.is_err());
     // Someone else writes a new current value meanwhile.
     let outside = json!({ "password": "written-by-a-human" }).to_string();
     sm.call("PutSecretValue", json!({ "SecretId": name, "SecretString": outside })).await;
-    let (_, outside_id) = sm.current(&name).await;
-    let err = jobs[0].rotate(&states, "test").await.unwrap_err();
+    let (_, outside_id) = sm.current(name).await;
+    let err = jobs[0].rotate(states, "test").await.unwrap_err();
     assert!(matches!(err, RotationError::Conflict { .. }), "{err}");
     assert!(err.to_string().contains("rolled back"), "{err}");
-    let (value, id) = sm.current(&name).await;
+    let (value, id) = sm.current(name).await;
     assert_eq!((value["password"].as_str(), id.as_str()), (Some("written-by-a-human"), outside_id.as_str()));
-    assert!(sm.holder(&name, "AWSPENDING").await.is_empty(), "the rolled-back PENDING is unstaged");
+    assert!(sm.holder(name, "AWSPENDING").await.is_empty(), "the rolled-back PENDING is unstaged");
     assert!(states.load("aws-conflict").await.unwrap().state.in_progress.is_none());
 }
 
@@ -269,30 +277,27 @@ mod faults {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn throttling_is_retried_and_an_outage_keeps_pending_for_the_next_run() {
-    let (moto, server) = (Moto::shared(), dev_server().await);
-    let sm = Sm::new(moto);
-    let name = format!("faults/{}", uuid::Uuid::new_v4());
-    sm.create(&name, json!({ "password": "initial-password" })).await;
+    let World { sm, name, vault, jobs, .. } = &world("faults", "aws-faults", json!({ "password": "p" })).await;
+    let moto = Moto::shared();
     let (proxy, plan) = faults::start(moto.endpoint.clone()).await;
-    let (vault, jobs, _rt) = jobs(&server, &job_toml("aws-faults", &name));
     let retry = RequestRetry { attempts: 4, base: Duration::from_millis(10), max: Duration::from_millis(50) };
-    let states = store(&vault).with_aws(aws(&proxy, &moto.admin, retry));
+    let states = &store(vault).with_aws(aws(&proxy, &moto.admin, retry));
 
     // Throttled three times in a row: the client's retries absorb it.
     plan.throttle.store(3, std::sync::atomic::Ordering::SeqCst);
-    let report = jobs[0].rotate(&states, "test").await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(sm.holder(&name, "AWSCURRENT").await, [report.rotation_id]);
+    let report = jobs[0].rotate(states, "test").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sm.holder(name, "AWSCURRENT").await, [report.rotation_id]);
 
     // Promotion fails for longer than the retries: PENDING stays staged,
     // in the record and as AWSPENDING, and the error says it may pass.
     plan.outage.store(4, std::sync::atomic::Ordering::SeqCst);
-    let err = jobs[0].rotate(&states, "test").await.unwrap_err();
+    let err = jobs[0].rotate(states, "test").await.unwrap_err();
     assert!(err.is_transient() && matches!(err, RotationError::Store { .. }), "{err}");
     let rotation = states.load("aws-faults").await.unwrap().state.in_progress.expect("still in progress").id;
-    assert_eq!(sm.holder(&name, "AWSPENDING").await, std::slice::from_ref(&rotation));
+    assert_eq!(sm.holder(name, "AWSPENDING").await, std::slice::from_ref(&rotation));
     // AWS is back: the next run finishes that rotation.
-    let report = jobs[0].rotate(&states, "test").await.unwrap_or_else(|e| panic!("{e}"));
+    let report = jobs[0].rotate(states, "test").await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.rotation_id, rotation);
-    assert_eq!(sm.holder(&name, "AWSCURRENT").await, [rotation]);
-    assert!(sm.holder(&name, "AWSPENDING").await.is_empty());
+    assert_eq!(sm.holder(name, "AWSCURRENT").await, [rotation]);
+    assert!(sm.holder(name, "AWSPENDING").await.is_empty());
 }

@@ -171,7 +171,8 @@ impl AwsClient {
         let body = serde_json::to_vec(body).expect("a JSON value serializes");
         let target = format!("{}.{operation}", service.name);
         let headers = [(CONTENT_TYPE.as_str(), "application/x-amz-json-1.1"), ("x-amz-target", target.as_str())];
-        let answer = self.send(service, region, operation, &url, &headers, &body).await?;
+        let call = Call { service, region, operation, url: &url, headers: &headers, body: &body };
+        let answer = self.send(&call).await?;
         if answer.is_empty() {
             return Ok(Value::Object(Default::default()));
         }
@@ -179,23 +180,16 @@ impl AwsClient {
     }
 
     /// Sign and send one request, with retries; the answer's body on 2xx.
-    async fn send(
-        &self,
-        service: Service,
-        region: &str,
-        operation: &str,
-        url: &reqwest::Url,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<Vec<u8>, AwsError> {
+    async fn send(&self, call: &Call<'_>) -> Result<Vec<u8>, AwsError> {
         let retry = self.inner.retry;
         let mut attempt = 1;
         loop {
-            let result = self.send_once(service, region, operation, url, headers, body).await;
+            let result = self.send_once(call).await;
             match result {
                 Err(e) if attempt < retry.attempts && e.is_transient() => {
                     let delay = retry.delay(attempt, &mut rand::rng());
-                    tracing::debug!(service = service.name, operation, attempt, error = %e, ?delay, "AWS call retried");
+                    let (service, operation) = (call.service.name, call.operation);
+                    tracing::debug!(service, operation, attempt, error = %e, ?delay, "AWS call retried");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
@@ -204,15 +198,8 @@ impl AwsClient {
         }
     }
 
-    async fn send_once(
-        &self,
-        service: Service,
-        region: &str,
-        operation: &str,
-        url: &reqwest::Url,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<Vec<u8>, AwsError> {
+    async fn send_once(&self, call: &Call<'_>) -> Result<Vec<u8>, AwsError> {
+        let Call { service, region, operation, url, headers, body } = *call;
         let credentials = self.credentials(region).await?;
         let mut request = reqwest::Request::new(reqwest::Method::POST, url.clone());
         for (name, value) in headers {
@@ -290,6 +277,17 @@ impl AwsClient {
         };
         Ok(self.inner.credentials.get(exchange).await?)
     }
+}
+
+/// One request as the host sends it, before signing.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    service: Service,
+    region: &'a str,
+    operation: &'a str,
+    url: &'a reqwest::Url,
+    headers: &'a [(&'a str, &'a str)],
+    body: &'a [u8],
 }
 
 fn bad(service: Service, operation: &str, message: String) -> AwsError {
