@@ -260,7 +260,14 @@ limits = {{ error_message = "2KiB" }}
     }
     let (stdout, stderr) = dev.stop();
     assert!(stderr.contains("…[truncated "), "the failure was logged:\n{stderr}");
-    assert!(stdout.len() + stderr.len() < 64 << 10, "{} bytes of output", stdout.len() + stderr.len());
+    let shown = |s: &str| s.chars().take(3000).collect::<String>();
+    assert!(
+        stdout.len() + stderr.len() < 64 << 10,
+        "{} bytes of output; stdout begins:\n{}\nstderr begins:\n{}",
+        stdout.len() + stderr.len(),
+        shown(&stdout),
+        shown(&stderr)
+    );
 }
 
 #[test]

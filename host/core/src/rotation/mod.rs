@@ -322,7 +322,7 @@ fn host_actions(
     let mut out = Vec::new();
     match (secret, current) {
         (Some(at), Some(v)) => out.push(format!("read {at} (current version {v})")),
-        (Some(at), None) => out.push(format!("read {at} (no value yet)")),
+        (Some(at), None) => out.push(format!("read {at} (does not exist yet)")),
         (None, _) => out.push("no secret: nothing is written to a secret store".into()),
     }
     out.push(format!("stage the new value as PENDING in {state} (check-and-set), before the target changes"));
