@@ -27,6 +27,13 @@ impl KvStore {
         StoreError::Vault { action, location: self.location.to_string(), source }
     }
 
+    fn not_a_number(&self, version: &StoreVersion) -> StoreError {
+        StoreError::Refused {
+            location: self.location.to_string(),
+            message: format!("version `{version}` is not a KV version number"),
+        }
+    }
+
     async fn read_at(&self, version: Option<u64>) -> Result<Option<Stored>, StoreError> {
         let (mount, path) = (&self.location.mount, &self.location.path);
         let found = match version {
@@ -41,12 +48,7 @@ impl KvStore {
         let expected = match base {
             None => 0,
             Some(StoreVersion::Kv(n)) => *n,
-            Some(other @ StoreVersion::Id(_)) => {
-                return Err(StoreError::Refused {
-                    location: self.location.to_string(),
-                    message: format!("version `{other}` is not a KV version number"),
-                });
-            }
+            Some(other) => return Err(self.not_a_number(other)),
         };
         let (mount, path) = (&self.location.mount, &self.location.path);
         match self.vault.kv_write(mount, path, pending, Some(expected)).await {
@@ -76,8 +78,12 @@ impl SecretStore for KvStore {
     }
 
     fn read<'a>(&'a self, version: Option<&'a StoreVersion>) -> BoxFuture<'a, Result<Option<Stored>, StoreError>> {
-        let number = version.and_then(StoreVersion::number);
-        self.read_at(number).boxed()
+        match version {
+            None => self.read_at(None).boxed(),
+            Some(StoreVersion::Kv(n)) => self.read_at(Some(*n)).boxed(),
+            // A version id from another store: never read "current" instead.
+            Some(other) => futures_util::future::ready(Err(self.not_a_number(other))).boxed(),
+        }
     }
 
     fn stage<'a>(&'a self, _rotation: &'a str, _pending: &'a SecretJson) -> BoxFuture<'a, Result<(), StoreError>> {
