@@ -106,7 +106,7 @@ pub fn jobs(server: &DevServer, toml: &str) -> (VaultClient, Vec<Job>, Arc<Runti
 pub fn jobs_in(server: &DevServer, name: &str, toml: &str, base_dir: &Path) -> (VaultClient, Vec<Job>, Arc<Runtime>) {
     let cfg = config::parse(name, toml, base_dir).unwrap_or_else(|e| panic!("{e}"));
     let over = VaultOverride { address: Some(server.url()), token: Some(SecretString::from(ROOT)) };
-    let vault = setup::vault_client(&cfg, over).unwrap();
+    let vault = setup::vault_client(&cfg, over).unwrap().expect("an address is given");
     let runtime = setup::runtime(&cfg).unwrap();
     let jobs = setup::load_jobs(&cfg, &runtime).unwrap_or_else(|e| panic!("{e}"));
     (vault, jobs, runtime)

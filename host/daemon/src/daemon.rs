@@ -41,8 +41,9 @@ impl Default for LeaseOptions {
 /// Everything the daemon runs.
 pub struct Daemon {
     pub jobs: Vec<Job>,
-    pub vault: VaultClient,
-    pub identity: Identity,
+    /// The Vault client and who the daemon is there; `None` for a config
+    /// that runs without Vault (records and secrets in AWS).
+    pub vault: Option<(VaultClient, Identity)>,
     pub leases: LeaseOptions,
     /// Already bound, so callers can print the real address first.
     pub api_listener: TcpListener,
@@ -72,22 +73,29 @@ impl Daemon {
         }
 
         let token = Arc::new(std::sync::RwLock::new(TokenStatus::default()));
-        let api_client = ClientTokenApi {
-            client: self.vault.clone(),
-            method: self.identity.method.clone(),
-            base_dir: self.identity.base_dir.clone(),
-        };
         // Every long-lived task runs under `supervise::task`: a panic in one
         // is logged and counted and makes `/readyz` answer 503.
         let metrics = self.metrics.clone();
-        let watcher = watch_token(Arc::new(api_client), self.identity.lease.clone(), token.clone(), stop_rx.clone());
-        tasks.spawn(supervise::task(metrics.clone(), "token-renewal", watcher));
-        let leases = LeaseManager::new(Arc::new(self.vault.clone()), self.leases.renewals_per_second)
-            .with_metrics(metrics.clone());
+        let client = self.vault.as_ref().map(|(client, _)| client.clone());
+        if let Some((client, identity)) = &self.vault {
+            let api_client = ClientTokenApi {
+                client: client.clone(),
+                method: identity.method.clone(),
+                base_dir: identity.base_dir.clone(),
+            };
+            let watcher = watch_token(Arc::new(api_client), identity.lease.clone(), token.clone(), stop_rx.clone());
+            tasks.spawn(supervise::task(metrics.clone(), "token-renewal", watcher));
+        } else {
+            tracing::info!("running without Vault: no token to renew, no leases");
+        }
+        let leases =
+            LeaseManager::new(Arc::new(client.clone()), self.leases.renewals_per_second).with_metrics(metrics.clone());
         // No lease is tracked yet at startup today (they come through the
         // API later, and each logs its own budget when tracked); should the
         // manager ever start with leases, they are in this report too.
-        log_budget(&self.identity, &leases.list(), tokio::time::Instant::now());
+        if let Some((_, identity)) = &self.vault {
+            log_budget(identity, &leases.list(), tokio::time::Instant::now());
+        }
         let lease_task = {
             let (leases, stop) = (leases.clone(), stop_rx.clone());
             tokio::spawn(supervise::task(metrics.clone(), "lease-renewal", async move { leases.run(stop).await }))
@@ -102,7 +110,7 @@ impl Daemon {
             started: Instant::now(),
             token,
             leases: leases.clone(),
-            vault: self.vault.clone(),
+            vault: client,
             options: self.api,
             scheduler: scheduler.clone(),
             metrics: self.metrics.clone(),

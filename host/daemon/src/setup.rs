@@ -9,7 +9,9 @@ use secrecy::SecretString;
 
 use rotator_core::audit::{AuditError, KeyError};
 use rotator_core::aws::{AwsClient, AwsEnv};
-use rotator_core::config::{AuthConfig, Collector, Config, ConfigErrors, Parsed, PluginRef, SecretAt, SecretRef};
+use rotator_core::config::{
+    AuthConfig, Collector, Config, ConfigErrors, Parsed, PluginRef, SecretAt, SecretRef, StateConfig, VaultConfig,
+};
 use rotator_core::plugin::{Plugin, Runtime, RuntimeOptions};
 use rotator_core::rotation::{Job, Observer};
 use rotator_core::state::StateStore;
@@ -57,9 +59,14 @@ pub enum SetupError {
     AuditKey(#[from] KeyError),
     #[error("{0}")]
     AuditLog(#[from] AuditError),
-    /// A job's secret is in AWS and the AWS chain gave no client.
-    #[error("AWS (for job `{job}`): {source}")]
-    Aws { job: String, source: rotator_core::aws::AwsError },
+    /// A job's secret or the state records are in AWS and the AWS chain
+    /// gave no client (`what`: "job `x`" or "the state records").
+    #[error("AWS (for {what}): {source}")]
+    Aws { what: String, source: rotator_core::aws::AwsError },
+    /// The records are in Vault but there is no Vault client (a caller
+    /// built the config by hand).
+    #[error("the state records are in Vault, but this config has no Vault")]
+    NoVault,
 }
 
 /// Overrides for the `[vault]` section (used by `rotator dev`).
@@ -70,9 +77,15 @@ pub struct VaultOverride {
 }
 
 /// Build the Vault client: config first, then `VAULT_ADDR`, `VAULT_TOKEN`
-/// and `VAULT_NAMESPACE`, like Vault's own tools.
-pub fn vault_client(config: &Config, over: VaultOverride) -> Result<VaultClient, SetupError> {
-    let v = &config.vault;
+/// and `VAULT_NAMESPACE`, like Vault's own tools. `None` for a config that
+/// runs without Vault, unless `over` names an address (`rotator dev`).
+pub fn vault_client(config: &Config, over: VaultOverride) -> Result<Option<VaultClient>, SetupError> {
+    let default = VaultConfig::default();
+    let v = match (&config.vault, &over.address) {
+        (Some(v), _) => v,
+        (None, Some(_)) => &default,
+        (None, None) => return Ok(None),
+    };
     let address = over
         .address
         .or_else(|| v.address.clone())
@@ -88,14 +101,15 @@ pub fn vault_client(config: &Config, over: VaultOverride) -> Result<VaultClient,
     let namespace = v.namespace.clone().or_else(|| std::env::var("VAULT_NAMESPACE").ok());
     let ca_cert = v.ca_cert.clone().or_else(|| std::env::var_os("VAULT_CACERT").map(Into::into));
     let options = VaultOptions { namespace, timeout: v.timeout, ca_cert, ..VaultOptions::new(address, token) };
-    VaultClient::new(options).map_err(SetupError::VaultClient)
+    VaultClient::new(options).map(Some).map_err(SetupError::VaultClient)
 }
 
 /// The auth method the config asks for (the plain token if none; a token
 /// from a file is read again when it can no longer be renewed).
 pub fn auth_method(config: &Config) -> AuthMethod {
-    match config.vault.auth.clone() {
-        None => match &config.vault.token {
+    let vault = config.vault.clone().unwrap_or_default();
+    match vault.auth {
+        None => match &vault.token {
             Some(SecretRef::File(path)) => AuthMethod::TokenFile(path.clone()),
             _ => AuthMethod::Token,
         },
@@ -197,18 +211,51 @@ fn load_jobs_into(config: &Config, runtime: &Arc<Runtime>, c: &mut Collector) ->
     jobs
 }
 
-/// Where the config keeps job state records, reached through `vault`, with
-/// an AWS client (credentials from the standard chain, checked now) when a
-/// job's secret lives in AWS Secrets Manager.
-pub fn state_store(config: &Config, vault: &VaultClient) -> Result<StateStore, SetupError> {
-    let store = StateStore::new(vault.clone(), config.daemon.state.mount.clone(), config.daemon.state.prefix.clone());
-    let Some(job) = config.jobs.iter().find(|j| matches!(j.secret, Some(SecretAt::Aws(_)))) else { return Ok(store) };
-    let env = AwsEnv::from_process();
-    let aws = AwsClient::from_env(env, config.vault.timeout)
-        .map_err(|source| SetupError::Aws { job: job.id.clone(), source })?;
-    tracing::info!(credentials = %aws.describe_credentials(), "AWS client for Secrets Manager jobs");
-    Ok(store.with_aws(aws))
+/// Where the config keeps job state records (in Vault through `vault`, or
+/// in Secrets Manager), with an AWS client (credentials from the standard
+/// chain, checked now) when the records or a job's secret live in AWS.
+pub fn state_store(config: &Config, vault: Option<&VaultClient>) -> Result<StateStore, SetupError> {
+    let aws_job = config.jobs.iter().find(|j| matches!(j.secret, Some(SecretAt::Aws(_))));
+    let what = match (&config.daemon.state, aws_job) {
+        (StateConfig::Aws(_), _) => Some("the state records".to_owned()),
+        (StateConfig::Vault { .. }, Some(job)) => Some(format!("job `{}`", job.id)),
+        (StateConfig::Vault { .. }, None) => None,
+    };
+    let aws = match what {
+        None => None,
+        Some(what) => {
+            let timeout = config.vault.as_ref().map_or(DEFAULT_AWS_TIMEOUT, |v| v.timeout);
+            let aws = AwsClient::from_env(AwsEnv::from_process(), timeout)
+                .map_err(|source| SetupError::Aws { what: what.clone(), source })?;
+            tracing::info!(credentials = %aws.describe_credentials(), "AWS client for {what}");
+            Some(aws)
+        }
+    };
+    let store = match (&config.daemon.state, vault, aws) {
+        (StateConfig::Vault { mount, prefix }, Some(vault), aws) => {
+            let store = StateStore::new(vault.clone(), mount.clone(), prefix.clone());
+            match aws {
+                Some(aws) => store.with_aws(aws),
+                None => store,
+            }
+        }
+        (StateConfig::Vault { .. }, None, _) => return Err(SetupError::NoVault),
+        (StateConfig::Aws(records), vault, Some(aws)) => {
+            let region = rotator_core::aws::credentials::region(aws.env(), records.region.as_deref())
+                .map_err(|e| SetupError::Aws { what: "the state records".into(), source: e.into() })?;
+            let store = StateStore::in_secrets_manager(aws, records.prefix.clone(), region);
+            match vault {
+                Some(vault) => store.with_vault(vault.clone()),
+                None => store,
+            }
+        }
+        (StateConfig::Aws(_), _, None) => unreachable!("records in AWS always build an AWS client above"),
+    };
+    Ok(store)
 }
+
+/// The AWS timeout when there is no `[vault]` section to take it from.
+const DEFAULT_AWS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Who hears about every rotation step besides the daemon's metrics: the
 /// audit log, if the config names one (keyed if it names a key).

@@ -62,8 +62,8 @@ pub enum StartError {
 
 impl Daemon {
     /// Everything `config` asks for, ready to run: the Vault client (counted
-    /// in the daemon's metrics), the daemon's identity (logged in, or its
-    /// token looked up), every job's plugin loaded and its settings checked,
+    /// in the daemon's metrics) and the daemon's identity (logged in, or its
+    /// token looked up) unless the config runs without Vault, every job's plugin loaded and its settings checked,
     /// the audit log opened, the API bound.
     pub async fn from_config(config: &Config, options: StartOptions) -> Result<Daemon, StartError> {
         let api_token = match options.api_token {
@@ -71,10 +71,16 @@ impl Daemon {
             None => ApiToken::from_config(config)?.ok_or(StartError::NoApiToken)?,
         };
         let metrics = Metrics::new();
-        let vault = setup::vault_client(config, options.vault)?.with_metrics(metrics.clone());
+        let vault = setup::vault_client(config, options.vault)?.map(|v| v.with_metrics(metrics.clone()));
         let mut observers = setup::observers(config)?;
         observers.extend(options.observers);
-        let identity = setup::identity(config, &vault).await?;
+        let vault = match vault {
+            Some(client) => {
+                let identity = setup::identity(config, &client).await?;
+                Some((client, identity))
+            }
+            None => None,
+        };
         let runtime = setup::runtime(config)?;
         let jobs = setup::load_jobs(config, &runtime)?;
         let api_listener = match options.api_listener {
@@ -91,13 +97,12 @@ impl Daemon {
         };
         Ok(Daemon {
             jobs,
-            state: setup::state_store(config, &vault)?,
+            state: setup::state_store(config, vault.as_ref().map(|(client, _)| client))?,
             vault,
-            identity,
-            leases: LeaseOptions {
-                renewals_per_second: config.vault.lease_renewals_per_second,
-                revoke_on_shutdown: config.vault.revoke_leases_on_shutdown,
-            },
+            leases: config.vault.as_ref().map_or_else(LeaseOptions::default, |v| LeaseOptions {
+                renewals_per_second: v.lease_renewals_per_second,
+                revoke_on_shutdown: v.revoke_leases_on_shutdown,
+            }),
             api_listener,
             max_concurrent_rotations: config.daemon.max_concurrent_rotations as usize,
             shutdown_grace: config.daemon.shutdown_grace,

@@ -209,9 +209,12 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         // Never runs the API open, and never invents a token that would have
         // to be logged: without a configured token, this refuses to start.
         let daemon = Daemon::from_config(&config, StartOptions::default()).await?;
-        match daemon.vault.health().await {
-            Ok(_) => tracing::info!(vault = daemon.vault.address(), "vault reachable"),
-            Err(e) => tracing::warn!(error = %e, "vault health check failed; jobs will retry"),
+        match &daemon.vault {
+            Some((vault, _)) => match vault.health().await {
+                Ok(_) => tracing::info!(vault = vault.address(), "vault reachable"),
+                Err(e) => tracing::warn!(error = %e, "vault health check failed; jobs will retry"),
+            },
+            None => tracing::info!(state = %daemon.state.describe(), "running without Vault"),
         }
         tracing::info!(api = %daemon.api_listener.local_addr()?, jobs = daemon.jobs.len(), "daemon started");
         daemon.run(shutdown).await?;
@@ -251,7 +254,7 @@ pub fn rotate(path: &Path, job_id: &str, dry_run: bool) -> anyhow::Result<ExitCo
         let vault = setup::vault_client(&single, VaultOverride::default())?;
         let runtime = setup::runtime(&single)?;
         let job = setup::load_jobs(&single, &runtime)?.remove(0);
-        let store = setup::state_store(&single, &vault)?;
+        let store = setup::state_store(&single, vault.as_ref())?;
         if dry_run {
             let plan = job.plan(&store).await?;
             println!("job {} (plugin {}), dry run: nothing will change", plan.job, plan.plugin);
@@ -478,7 +481,7 @@ pub fn audit_verify(path: &Path, config: Option<&Path>) -> anyhow::Result<ExitCo
                 None => String::new(),
             };
             let listed = if a.listed { "" } else { " (the state prefix cannot be listed: only the config's jobs)" };
-            println!("anchors: {} job(s) in Vault agree{newest}{listed}", a.anchors.len());
+            println!("anchors: {} job(s) in the state records agree{newest}{listed}", a.anchors.len());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -491,9 +494,11 @@ fn audit_context(path: &Path) -> anyhow::Result<(Option<audit::AuditKey>, audit:
     let jobs: Vec<String> = config.jobs.iter().map(|j| j.id.clone()).collect();
     let anchors = tokio()?.block_on(async {
         let vault = setup::vault_client(&config, VaultOverride::default())?;
-        // Logs in if the config names an auth method; checks the token otherwise.
-        setup::identity(&config, &vault).await?;
-        let store = setup::state_store(&config, &vault)?;
+        if let Some(vault) = &vault {
+            // Logs in if the config names an auth method; checks the token otherwise.
+            setup::identity(&config, vault).await?;
+        }
+        let store = setup::state_store(&config, vault.as_ref())?;
         audit::read_anchors(&store, &jobs).await.context("reading the audit anchors")
     })?;
     Ok((key, anchors))

@@ -89,7 +89,9 @@ async fn verify_with_the_config_catches_a_cut_tail_and_a_log_rebuilt_with_the_wr
     let text = stdout(&out);
     assert!(text.starts_with("ok: 14 records, chain intact\nchain: keyed (HMAC-SHA256"), "{text}");
     assert!(
-        text.contains("anchors: 1 job(s) in Vault agree; the newest names seq 13 (job kv), 1 record(s) after it"),
+        text.contains(
+            "anchors: 1 job(s) in the state records agree; the newest names seq 13 (job kv), 1 record(s) after it"
+        ),
         "{text}"
     );
     // Without the key, a keyed log cannot be checked at all.

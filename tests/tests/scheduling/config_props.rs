@@ -148,7 +148,7 @@ fn within(b: &Bounds, d: Duration) -> Result<(), TestCaseError> {
 
 /// Every accepted value lies in its documented range.
 fn in_ranges(config: &Config) -> Result<(), TestCaseError> {
-    within(&units::VAULT_TIMEOUT, config.vault.timeout)?;
+    within(&units::VAULT_TIMEOUT, config.vault.as_ref().expect("records in Vault by default").timeout)?;
     within(&units::SHUTDOWN_GRACE, config.daemon.shutdown_grace)?;
     for job in &config.jobs {
         let s = &job.schedule;
@@ -292,7 +292,7 @@ fn accepted_configs_rotate_once_on_the_dev_server() {
     let outcome = TestRunner::new(config).run(&accepted, |(text, _)| {
         let config = parse("props.toml", &text, Path::new("/")).unwrap();
         let over = VaultOverride { address: Some(server.url()), token: Some("root".to_owned().into()) };
-        let vault = setup::vault_client(&config, over).unwrap();
+        let vault = setup::vault_client(&config, over).unwrap().expect("an address is given");
         let plugins = plugins.get_or_init(|| setup::runtime(&config).unwrap());
         let jobs = setup::load_jobs(&config, plugins).unwrap();
         rt.block_on(async {

@@ -80,7 +80,7 @@ async fn a_restart_neither_repeats_nor_skips_and_downtime_is_caught_up_once() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(rotations(&store, "app").await, 2, "downtime was caught up more than once");
     stop.send(true).unwrap();
-    let secret = store.vault.kv_read("secret", "sched/app").await.unwrap().unwrap();
+    let secret = store.vault.as_ref().unwrap().kv_read("secret", "sched/app").await.unwrap().unwrap();
     assert_eq!(secret.version, Some(2));
 }
 

@@ -117,7 +117,7 @@ settings = {{ field = "password" }}
         server.url()
     );
     let cfg = rotator_core::config::parse("identity.toml", &toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let client = setup::vault_client(&cfg, Default::default()).unwrap();
+    let client = setup::vault_client(&cfg, Default::default()).unwrap().expect("the config uses Vault");
     let identity = setup::identity(&cfg, &client).await.unwrap();
     assert_eq!(identity.lease.ttl, Duration::from_secs(3));
     assert!(identity.lease.renewable);
@@ -208,7 +208,7 @@ async fn a_token_file_is_read_again_when_its_token_cannot_be_extended() {
     std::fs::write(dir.path().join("vault-token"), format!("{old}\n")).unwrap();
     let toml = format!("[vault]\naddress = \"{}\"\ntoken = {{ file = \"vault-token\" }}\n", server.url());
     let cfg = rotator_core::config::parse("token-file.toml", &toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let client = setup::vault_client(&cfg, Default::default()).unwrap();
+    let client = setup::vault_client(&cfg, Default::default()).unwrap().expect("the config uses Vault");
     let identity = setup::identity(&cfg, &client).await.unwrap();
     assert!(matches!(&identity.method, AuthMethod::TokenFile(p) if p.as_os_str() == "vault-token"));
     assert!(!identity.lease.renewable);
@@ -254,7 +254,7 @@ async fn userpass_logs_in_again_by_name_and_password_and_never_shows_the_passwor
         server.url()
     );
     let cfg = rotator_core::config::parse("userpass.toml", &toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let client = setup::vault_client(&cfg, Default::default()).unwrap();
+    let client = setup::vault_client(&cfg, Default::default()).unwrap().expect("the config uses Vault");
     let identity = setup::identity(&cfg, &client).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((identity.method.name(), identity.lease.ttl), ("userpass", Duration::from_secs(2)));
     assert_eq!(identity.lease.policies, vec!["default", "rotator"]);

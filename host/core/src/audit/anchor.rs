@@ -15,7 +15,6 @@ use std::path::Path;
 
 use super::{AuditAnchor, AuditKey, VerifyError, VerifyOptions, VerifySummary, verify_with};
 use crate::state::{StateError, StateStore};
-use crate::vault::VaultError;
 
 /// One job's anchor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +48,8 @@ impl Anchors {
 /// Why the anchors could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum AnchorReadError {
-    #[error("listing the job state records at {location}: {source}")]
-    List { location: String, source: VaultError },
+    #[error("listing the job state records: {0}")]
+    List(#[source] StateError),
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -59,17 +58,12 @@ pub enum AnchorReadError {
 /// `known` (the config's jobs, in case listing is not allowed).
 pub async fn read_anchors(store: &StateStore, known: &[String]) -> Result<Anchors, AnchorReadError> {
     let mut jobs: Vec<String> = known.to_vec();
-    let listed = match store.vault.kv_list(&store.mount, &store.prefix).await {
-        Ok(keys) => {
-            // Folders (`x/`) hold no job record: job ids have no `/`.
-            jobs.extend(keys.into_iter().filter(|k| !k.ends_with('/')));
+    let listed = match store.list_jobs().await.map_err(AnchorReadError::List)? {
+        Some(listed) => {
+            jobs.extend(listed);
             true
         }
-        Err(e) if e.status() == Some(403) => false,
-        Err(source) => {
-            let location = format!("{}/{}", store.mount.trim_matches('/'), store.prefix.trim_matches('/'));
-            return Err(AnchorReadError::List { location, source });
-        }
+        None => false,
     };
     jobs.sort();
     jobs.dedup();

@@ -60,13 +60,36 @@ fn vault_path<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<String, D::E
 }
 
 /// `[daemon] state.mount`: one place in Vault, no `..` tricks.
-pub fn state_mount<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    vault_path(d, "daemon.state.mount")
+pub fn state_mount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    vault_path(d, "daemon.state.mount").map(Some)
 }
 
 /// `[daemon] state.prefix`, under the same rules.
-pub fn state_prefix<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    vault_path(d, "daemon.state.prefix")
+pub fn state_prefix<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    vault_path(d, "daemon.state.prefix").map(Some)
+}
+
+/// `[daemon] state.aws.prefix`: the start of a Secrets Manager name (AWS's
+/// characters, room left for a 64-character job id within AWS's 512).
+pub fn aws_state_prefix<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c);
+    if text.len() > 256 || !text.chars().all(allowed) {
+        return Err(D::Error::custom(format!(
+            "daemon.state.aws.prefix must be at most 256 characters from A-Za-z0-9/_+=.@- (found {} characters)",
+            text.chars().count()
+        )));
+    }
+    Ok(text)
+}
+
+/// An AWS region name (it becomes part of a host name).
+pub fn aws_region<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(d)?;
+    if !crate::aws::valid_region(&text) {
+        return Err(D::Error::custom(format!("`{text}` is not an AWS region name")));
+    }
+    Ok(Some(text))
 }
 
 fn in_range<'de, D: Deserializer<'de>>(d: D, key: &str, max: u32) -> Result<u32, D::Error> {

@@ -56,7 +56,12 @@ pub(super) struct RawGrant {
 
 /// Check a job's grants. Returns them with the declared connections they
 /// name (the only ones the job's runs will know about).
-pub(super) fn grants(c: &mut Collector, raw: Vec<Spanned<RawGrant>>, declared: &Declared) -> (Grants, SqlConnections) {
+pub(super) fn grants(
+    c: &mut Collector,
+    raw: Vec<Spanned<RawGrant>>,
+    declared: &Declared,
+    has_vault: bool,
+) -> (Grants, SqlConnections) {
     let mut grants = Grants::default();
     let mut granted = SqlConnections::new();
     for item in raw {
@@ -78,6 +83,9 @@ pub(super) fn grants(c: &mut Collector, raw: Vec<Spanned<RawGrant>>, declared: &
                     "read, write, delete, list",
                 );
                 let grant = VaultGrant { path, operations };
+                if !has_vault {
+                    c.error(span.clone(), format!("a Vault grant, but {}", super::parse::NO_VAULT));
+                }
                 match grant.validate() {
                     Ok(()) => grants.vault.push(grant),
                     Err(why) => c.error(span, why.to_string()),

@@ -62,7 +62,11 @@ pub struct Config {
     pub source: Arc<SourceFile>,
     /// The folder relative plugin paths are resolved against.
     pub base_dir: PathBuf,
-    pub vault: VaultConfig,
+    /// `None`: this config runs without Vault (its state records are in
+    /// AWS and it has no `[vault]` section), so nothing in it may name Vault.
+    /// Without a `[vault]` section but with records in Vault: the defaults
+    /// (`$VAULT_ADDR`, `$VAULT_TOKEN`).
+    pub vault: Option<VaultConfig>,
     pub daemon: DaemonConfig,
     /// `[sql.connections.*]`: every declared SQL connection.
     pub sql: SqlConnections,
@@ -228,23 +232,77 @@ pub struct DaemonConfig {
     pub plugin_dirs: Vec<PathBuf>,
 }
 
-/// `[daemon.state]`: a KV v2 mount and a prefix; job `x`'s record is at
-/// `<mount>/<prefix>/x`. rotator's token needs create, read and update there.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+/// `[daemon] state`: where each job's state record lives.
+///
+/// - `{ mount, prefix }` (the default, `secret` and `rotator/state`): Vault
+///   KV v2, job `x`'s record at `<mount>/<prefix>/x`; rotator's token needs
+///   create, read, update and list there.
+/// - `{ aws = { prefix, region } }`: AWS Secrets Manager, job `x`'s record
+///   is the secret `<prefix>x` (see `state::secrets_manager`); rotator's
+///   AWS identity needs Create/Put/GetSecretValue and ListSecrets on it.
+///   With no `[vault]` section, the daemon then runs without Vault at all.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawState")]
+pub enum StateConfig {
+    Vault { mount: String, prefix: String },
+    Aws(AwsStateConfig),
+}
+
+/// `[daemon] state = { aws = { prefix, region } }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StateConfig {
-    /// A mount path: segments without `.`, `..` or empty ones.
-    #[serde(default = "default_mount", deserialize_with = "checks::state_mount")]
-    pub mount: String,
-    /// A path inside the mount, under the same rules.
-    #[serde(default = "default_state_prefix", deserialize_with = "checks::state_prefix")]
+pub struct AwsStateConfig {
+    /// Prepended to the job id to name its record's secret.
+    #[serde(default = "default_aws_state_prefix", deserialize_with = "checks::aws_state_prefix")]
     pub prefix: String,
+    /// Default: the AWS chain's region (`AWS_REGION`, the profile).
+    #[serde(default, deserialize_with = "checks::aws_region")]
+    pub region: Option<String>,
+}
+
+/// `state` as written: either store's keys, checked for being one store.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    #[serde(default, deserialize_with = "checks::state_mount")]
+    mount: Option<String>,
+    #[serde(default, deserialize_with = "checks::state_prefix")]
+    prefix: Option<String>,
+    #[serde(default)]
+    aws: Option<AwsStateConfig>,
+}
+
+impl TryFrom<RawState> for StateConfig {
+    type Error = &'static str;
+
+    fn try_from(raw: RawState) -> Result<Self, Self::Error> {
+        match raw {
+            RawState { mount: None, prefix: None, aws: Some(aws) } => Ok(Self::Aws(aws)),
+            RawState { mount, prefix, aws: None } => Ok(Self::Vault {
+                mount: mount.unwrap_or_else(default_mount),
+                prefix: prefix.unwrap_or_else(default_state_prefix),
+            }),
+            RawState { aws: Some(_), .. } => Err("daemon.state: give `mount` and `prefix` (Vault KV) \
+                 or `aws = { prefix, region }` (Secrets Manager), not both"),
+        }
+    }
+}
+
+impl StateConfig {
+    /// Records kept in Vault (the daemon needs Vault then).
+    pub fn in_vault(&self) -> bool {
+        matches!(self, Self::Vault { .. })
+    }
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
-        Self { mount: default_mount(), prefix: default_state_prefix() }
+        Self::Vault { mount: default_mount(), prefix: default_state_prefix() }
     }
+}
+
+fn default_aws_state_prefix() -> String {
+    "rotator/state/".into()
 }
 
 fn default_mount() -> String {
@@ -385,7 +443,7 @@ impl Config {
         Self {
             source,
             base_dir: base_dir.to_path_buf(),
-            vault: VaultConfig::default(),
+            vault: Some(VaultConfig::default()),
             daemon: DaemonConfig::default(),
             sql: SqlConnections::default(),
             jobs: Vec::new(),

@@ -70,6 +70,10 @@ struct RawJob {
     enabled: bool,
 }
 
+/// What a config without Vault is told when it names Vault.
+pub(super) const NO_VAULT: &str =
+    "this config runs without Vault ([daemon] state is in AWS and there is no [vault] section)";
+
 /// `secret = { mount, path }` (Vault KV) or `{ aws = { id, region } }`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,7 +87,7 @@ struct RawSecret {
 }
 
 /// The store a job's `secret` names, or its problems at `span`.
-fn secret_at(c: &mut Collector, raw: Spanned<RawSecret>) -> Option<SecretAt> {
+fn secret_at(c: &mut Collector, raw: Spanned<RawSecret>, has_vault: bool) -> Option<SecretAt> {
     let span = raw.span();
     let problems = |c: &mut Collector, list: Vec<String>| {
         let ok = list.is_empty();
@@ -93,6 +97,13 @@ fn secret_at(c: &mut Collector, raw: Spanned<RawSecret>) -> Option<SecretAt> {
         ok
     };
     match raw.into_inner() {
+        RawSecret { path: Some(_), aws: None, .. } if !has_vault => {
+            c.error(
+                span,
+                format!("secret: {NO_VAULT}: keep it in AWS (`secret = {{ aws = {{ id }} }}`) or add [vault]"),
+            );
+            None
+        }
         RawSecret { mount, path: Some(path), aws: None } => {
             let loc = SecretLocation { mount: mount.unwrap_or_else(|| "secret".into()), path };
             let list = [("mount", &loc.mount), ("path", &loc.path)]
@@ -198,26 +209,37 @@ pub fn parse_partial(name: &str, text: &str, base_dir: &Path) -> Parsed {
         return Parsed { config: Config::empty(source, base_dir), problems: c };
     }
 
-    let mut vault = VaultConfig::default();
+    let mut vault = None;
     let mut daemon = DaemonConfig::default();
+    let mut sql = Declared::default();
     let mut jobs = Vec::new();
-    // Connections first: jobs' grants are checked against them, wherever
-    // the `[sql]` section stands in the file.
-    let (sql, rest): (Vec<_>, Vec<_>) = root.into_inner().into_iter().partition(|(key, _)| key.get_ref() == "sql");
-    let sql = sql.into_iter().map(|(_, value)| sql_section(&mut c, value)).next().unwrap_or_default();
-    for (key, value) in rest {
+    // `[vault]` and `[daemon]` first: whether the config has Vault at all
+    // decides what connections and jobs may name. Then the connections:
+    // jobs' grants are checked against them. Wherever each stands in the file.
+    let mut sections: Vec<_> = root.into_inner().into_iter().collect();
+    sections.sort_by_key(|(key, _)| match key.get_ref().as_ref() {
+        "vault" | "daemon" => 0,
+        "sql" => 1,
+        _ => 2,
+    });
+    // Read from the tree, so a `[daemon]` section with a mistake elsewhere
+    // still counts as keeping its records in AWS.
+    let records_in_aws = sections.iter().any(|(key, value)| key.get_ref() == "daemon" && names_aws_state(value));
+    for (key, value) in sections {
         let span = value.span();
+        let has_vault = vault.is_some() || !records_in_aws;
         match key.get_ref().as_ref() {
-            "vault" => vault = section(&mut c, value).unwrap_or_default(),
+            "vault" => vault = Some(section(&mut c, value).unwrap_or_default()),
             "daemon" => {
                 daemon = section(&mut c, value).unwrap_or_default();
                 check_daemon(&mut c, &daemon, span);
             }
+            "sql" => sql = sql_section(&mut c, value, has_vault),
             "jobs" => match value.into_inner() {
                 DeValue::Array(items) => {
                     check_unique_ids(&mut c, &items);
                     for item in items {
-                        if let Some(job) = job(&mut c, item, base_dir, &sql) {
+                        if let Some(job) = job(&mut c, item, base_dir, &sql, has_vault) {
                             jobs.push(job);
                         }
                     }
@@ -227,6 +249,7 @@ pub fn parse_partial(name: &str, text: &str, base_dir: &Path) -> Parsed {
             other => c.error(key.span(), format!("unknown section `{other}` (expected vault, daemon, sql or jobs)")),
         }
     }
+    let vault = vault.or_else(|| (!records_in_aws).then(VaultConfig::default));
     schedule::check_pairs(&mut c, &jobs);
     let config = Config { source, base_dir: base_dir.to_path_buf(), vault, daemon, sql: sql.connections, jobs };
     Parsed { config, problems: c }
@@ -269,6 +292,13 @@ fn drop_key_at(value: &mut DeValue<'_>, at: &Range<usize>) -> bool {
     table.remove(&key).is_some()
 }
 
+/// `[daemon]` has `state = { aws = … }`.
+fn names_aws_state(daemon: &Spanned<DeValue<'_>>) -> bool {
+    let DeValue::Table(daemon) = daemon.get_ref() else { return false };
+    let Some(state) = daemon.get("state") else { return false };
+    matches!(state.get_ref(), DeValue::Table(t) if t.get("aws").is_some())
+}
+
 /// Checks across `[daemon]` keys, located at the section.
 fn check_daemon(c: &mut Collector, d: &DaemonConfig, span: Range<usize>) {
     if d.audit_key.is_some() && d.audit_log.is_none() {
@@ -291,7 +321,13 @@ fn check_unique_ids(c: &mut Collector, items: &[Spanned<DeValue<'_>>]) {
     }
 }
 
-fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path, connections: &Declared) -> Option<JobConfig> {
+fn job(
+    c: &mut Collector,
+    value: Spanned<DeValue<'_>>,
+    base_dir: &Path,
+    connections: &Declared,
+    has_vault: bool,
+) -> Option<JobConfig> {
     let span = value.span();
     let settings_items = match value.get_ref() {
         DeValue::Table(t) => t.get("settings").map(|s| spans_of(s, String::new())).unwrap_or_default(),
@@ -313,7 +349,7 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path, connecti
     {
         c.error(pin.span(), "sha256 must be 64 hexadecimal characters");
     }
-    let secret = raw.secret.and_then(|s| secret_at(c, s));
+    let secret = raw.secret.and_then(|s| secret_at(c, s, has_vault));
     let not_within_span = raw.not_within.as_ref().map(Spanned::span).unwrap_or_else(|| span.clone());
     let raw_schedule = RawSchedule {
         interval: raw.interval,
@@ -325,7 +361,7 @@ fn job(c: &mut Collector, value: Spanned<DeValue<'_>>, base_dir: &Path, connecti
     };
     let schedule = schedule::schedule(c, raw_schedule, span.clone());
     let limits = limits(c, raw.limits.as_ref());
-    let (grants, sql) = grants(c, raw.grants, connections);
+    let (grants, sql) = grants(c, raw.grants, connections, has_vault);
     let (settings, settings_span) = match raw.settings {
         Some(s) => {
             let span = s.span();

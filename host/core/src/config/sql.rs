@@ -48,7 +48,7 @@ const CREDENTIALS_SHAPE: &str = "credentials must be a reference, { vault = { mo
                                  { env = { username, password } }; admin credentials are never written inline";
 
 /// Parse the `[sql]` section, reporting every problem.
-pub(super) fn sql_section(c: &mut Collector, value: Spanned<DeValue<'_>>) -> Declared {
+pub(super) fn sql_section(c: &mut Collector, value: Spanned<DeValue<'_>>, has_vault: bool) -> Declared {
     let mut out = Declared::default();
     let span = value.span();
     let DeValue::Table(table) = value.into_inner() else {
@@ -68,7 +68,7 @@ pub(super) fn sql_section(c: &mut Collector, value: Spanned<DeValue<'_>>) -> Dec
         for (name, value) in connections {
             let name_span = name.span();
             let name = name.into_inner().into_owned();
-            match connection(c, &name, name_span, value) {
+            match connection(c, &name, name_span, value, has_vault) {
                 Some(conn) => drop(out.connections.insert(name, conn)),
                 None => drop(out.broken.insert(name)),
             }
@@ -83,6 +83,7 @@ fn connection(
     name: &str,
     name_span: Range<usize>,
     value: Spanned<DeValue<'_>>,
+    has_vault: bool,
 ) -> Option<SqlConnection> {
     let before = c.count();
     if !valid_id(name) {
@@ -105,6 +106,14 @@ fn connection(
             None
         }
     };
+    if let Some(SqlCredentials::Vault(_)) = &credentials
+        && !has_vault
+    {
+        c.error(
+            cred_span.clone(),
+            format!("sql connection `{name}`: {}: use {{ env = {{ … }} }}", super::parse::NO_VAULT),
+        );
+    }
     if let Some(SqlCredentials::Vault(loc)) = &credentials {
         for (what, p) in [("mount", &loc.mount), ("path", &loc.path)] {
             if let Err(why) = crate::plugin::grants::validate_path(p) {

@@ -216,11 +216,13 @@ impl Job {
         }
     }
 
-    fn run_config(&self, vault: &VaultClient) -> RunConfig {
+    /// What a plugin session of this job runs with; without Vault, a
+    /// plugin's Vault calls fail typed ("no Vault connection").
+    fn run_config(&self, vault: Option<&VaultClient>) -> RunConfig {
         RunConfig {
             limits: self.config.limits,
             grants: self.config.grants.clone(),
-            vault: Some(VaultBridge { client: vault.clone(), handle: Handle::current() }),
+            vault: vault.map(|client| VaultBridge { client: client.clone(), handle: Handle::current() }),
             sql: self.config.sql.clone(),
             http: (!self.config.grants.http.is_empty()).then(HttpBridge::current),
             access: self.access(),
@@ -262,7 +264,7 @@ impl Job {
     /// tries to write anyway is refused (and the refusal logged) instead of
     /// trusted.
     pub async fn plan(&self, store: &StateStore) -> Result<Plan, RotationError> {
-        let vault = &store.vault;
+        let vault = store.vault.as_ref();
         let state = store.load(&self.config.id).await?;
         let resumes = state.state.in_progress.as_ref().map(|p| {
             format!("rotation {} (started {}) is past `{}`: a run resumes it", p.id, p.started, p.stage.as_str())

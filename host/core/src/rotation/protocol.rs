@@ -134,7 +134,7 @@ impl<'a> Driver<'a> {
             *attempt = Attempt { rotation_id: p.id.clone(), resuming: true };
         }
         let secret = job.secret_store(store).map_err(|e| job.store_error(e))?;
-        let session = Session::start(&job.plugin, id, job.run_config(&store.vault)).await?;
+        let session = Session::start(&job.plugin, id, job.run_config(store.vault.as_ref())).await?;
         if let Some(p) = v.state.in_progress.as_mut() {
             p.attempt = p.attempt.saturating_add(1);
             let (rotation_id, stage, attempt, base) = (p.id.clone(), p.stage, p.attempt, p.base_version.clone());

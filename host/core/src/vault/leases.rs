@@ -93,6 +93,25 @@ impl LeaseApi for VaultClient {
     }
 }
 
+/// A daemon without Vault tracks no lease: every call says so.
+impl LeaseApi for Option<VaultClient> {
+    async fn fetch(&self, path: &str) -> Result<DynamicSecret, VaultError> {
+        self.as_ref().ok_or_else(no_vault)?.fetch(path).await
+    }
+
+    async fn renew(&self, lease_id: &str, increment: Duration) -> Result<Renewed, VaultError> {
+        self.as_ref().ok_or_else(no_vault)?.renew(lease_id, increment).await
+    }
+
+    async fn revoke(&self, lease_id: &str) -> Result<(), VaultError> {
+        self.as_ref().ok_or_else(no_vault)?.revoke(lease_id).await
+    }
+}
+
+fn no_vault() -> VaultError {
+    VaultError::Config("this daemon runs without Vault".into())
+}
+
 /// The longest TTL believed from an answer: ten years. Vault's own ceiling
 /// (`max_lease_ttl`) is far lower; a larger number is a broken or hostile
 /// server, and must not overflow the clock arithmetic that plans renewals.

@@ -47,21 +47,26 @@ fn health_problem(e: &VaultError) -> String {
 /// What the readiness checks found. Vault is asked without retries; a
 /// panicked task makes the daemon unready whatever Vault says.
 struct Readiness {
-    vault: Result<(), String>,
+    /// `None`: the daemon runs without Vault.
+    vault: Option<Result<(), String>>,
     token: Result<(), String>,
     task_panics: u64,
 }
 
 impl Readiness {
     async fn check(state: &ApiState) -> Self {
+        let task_panics = state.metrics.task_panics();
+        let Some(client) = &state.vault else {
+            return Self { vault: None, token: Ok(()), task_panics };
+        };
         let once = RequestRetry::NONE;
         // Standbys forward requests to the active node, so they count as ready.
         let health = "sys/health?standbyok=true&perfstandbyok=true";
         let vault =
-            state.vault.request_with("GET", health, None, false, once).await.map(drop).map_err(|e| health_problem(&e));
+            client.request_with("GET", health, None, false, once).await.map(drop).map_err(|e| health_problem(&e));
         let token = match &vault {
             Ok(()) => {
-                let lookup = state.vault.request_with("GET", "auth/token/lookup-self", None, true, once).await;
+                let lookup = client.request_with("GET", "auth/token/lookup-self", None, true, once).await;
                 lookup.map(drop).map_err(|e| match e.status() {
                     Some(403) => "the daemon's vault token is invalid or expired".to_owned(),
                     _ => e.to_string(),
@@ -69,7 +74,7 @@ impl Readiness {
             }
             Err(_) => Err("not checked: vault is not usable".to_owned()),
         };
-        Self { vault, token, task_panics: state.metrics.task_panics() }
+        Self { vault: Some(vault), token, task_panics }
     }
 
     /// Why the daemon is not ready; `None` when it is.
@@ -77,15 +82,19 @@ impl Readiness {
         if self.task_panics > 0 {
             return Some(format!("{} daemon task(s) panicked (see the log)", self.task_panics));
         }
-        self.vault.clone().and(self.token.clone()).err()
+        self.vault.clone().unwrap_or(Ok(())).and(self.token.clone()).err()
     }
 
     /// The whole story, for `/status` (behind the token).
     fn detail(&self) -> Value {
         let word = |r: &Result<(), String>| r.clone().err().unwrap_or_else(|| "ok".to_owned());
+        let (vault, token) = match &self.vault {
+            Some(vault) => (word(vault), word(&self.token)),
+            None => ("not used".to_owned(), "not used".to_owned()),
+        };
         let mut detail = json!({
             "status": if self.problem().is_none() { "ready" } else { "not ready" },
-            "checks": { "vault": word(&self.vault), "token": word(&self.token), "task_panics": self.task_panics },
+            "checks": { "vault": vault, "token": token, "task_panics": self.task_panics },
         });
         if let Some(problem) = self.problem() {
             detail["error"] = problem.into();
@@ -150,7 +159,7 @@ pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Json<Value> {
 /// The daemon's Vault token: what Vault says of it now (`lookup-self`) and
 /// what the renewal watcher has done with it.
 pub(super) async fn token(State(state): State<Arc<ApiState>>) -> Answer {
-    let lease = state.vault.lookup_self().await?;
+    let lease = state.vault()?.lookup_self().await?;
     let now = tokio::time::Instant::now();
     let watch = state.token.read().unwrap_or_else(|p| p.into_inner()).clone();
     Ok(Json(json!({

@@ -93,7 +93,7 @@ pub(super) async fn add(State(state): State<Arc<ApiState>>, JsonBody(body): Json
     // A job's secret lives on a real KV mount, as Vault's mount table says:
     // `sys` or `auth/token` is refused here (400), not at the first rotation.
     if let Some(secret) = job.config.secret.as_ref().and_then(|s| s.kv()) {
-        state.vault.kv_version(&secret.mount).await?;
+        state.vault()?.kv_version(&secret.mount).await?;
     }
     let id = job.config.id.clone();
     state.scheduler.add(job).await?;

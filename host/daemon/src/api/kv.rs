@@ -59,7 +59,7 @@ pub(super) async fn read(
 ) -> Answer {
     let path = params::kv_path("path", &path)?;
     let mount = params::kv_path("mount", &q.mount)?;
-    let secret = state.vault.kv_read_version(&mount, &path, q.version).await?.ok_or_else(|| {
+    let secret = state.vault()?.kv_read_version(&mount, &path, q.version).await?.ok_or_else(|| {
         let version = q.version.map(|v| format!(" version {v}")).unwrap_or_default();
         ApiError::not_found(format!("no secret at {mount}/{path}{version}"))
     })?;
@@ -90,7 +90,7 @@ pub(super) async fn write_or_rotate(
         return Err(ApiError::bad_request("`data` must be a JSON object of the secret's fields"));
     };
     let data = SecretJson::from_map(&fields);
-    let version = state.vault.kv_write(&mount, &path, &data, body.cas).await?;
+    let version = state.vault()?.kv_write(&mount, &path, &data, body.cas).await?;
     Ok(Json(json!({
         "mount": mount.as_str(),
         "path": path.as_str(),

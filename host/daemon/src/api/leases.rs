@@ -37,6 +37,7 @@ pub(super) async fn dynamic(
 ) -> Answer {
     let role = params::name("role", &role, false)?;
     let mount = params::name("mount", &q.mount, true)?;
+    state.vault()?;
     let secret = state.leases.fetch(&format!("{mount}/creds/{role}")).await?;
     tracing::info!(path = %secret.path, lease = %secret.lease_id, "dynamic credentials issued through the API");
     Ok(Json(json!({

@@ -65,9 +65,10 @@ pub struct ApiState {
     pub jobs: crate::scheduler::registry::Registry,
     pub started: Instant,
     pub token: Arc<RwLock<TokenStatus>>,
-    pub leases: LeaseManager<VaultClient>,
-    /// The client API calls to Vault go through (the daemon's identity).
-    pub vault: VaultClient,
+    pub leases: LeaseManager<Option<VaultClient>>,
+    /// The client API calls to Vault go through (the daemon's identity);
+    /// `None` when the daemon runs without Vault.
+    pub vault: Option<VaultClient>,
     pub options: ApiOptions,
     /// Adds, removes and rotates jobs; the live feed.
     pub scheduler: crate::scheduler::Scheduler,
@@ -102,6 +103,16 @@ impl ApiOptions {
 }
 
 impl ApiState {
+    /// The Vault client, or the answer for a daemon that runs without
+    /// Vault (routes about Vault's KV, tokens and leases do not exist then).
+    pub fn vault(&self) -> Result<&VaultClient, ApiError> {
+        self.vault.as_ref().ok_or_else(|| {
+            ApiError::not_found(
+                "this daemon runs without Vault ([daemon] state is in AWS and there is no [vault] section)",
+            )
+        })
+    }
+
     /// A secret's fields as an answer shows them: each value replaced by
     /// [`REDACTED`] unless secrets are revealed.
     pub fn show(&self, data: &SecretJson) -> Value {

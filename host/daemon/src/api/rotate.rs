@@ -120,7 +120,7 @@ async fn one_off(
     // A secret lives on a real KV mount, as Vault's mount table says:
     // refused (400) before a state record is staged for it.
     if let Some(secret) = &mapped.secret {
-        state.vault.kv_version(&secret.mount).await?;
+        state.vault()?.kv_version(&secret.mount).await?;
     }
     let plugin = state.options.plugins.get(mapped.plugin).await?;
     let vault = mapped.grants.iter().map(vault_grant).collect::<Result<_, _>>()?;
@@ -157,7 +157,7 @@ pub(super) async fn kv_field(state: &ApiState, path: &VaultPath, query_mount: Op
     }
     let (mapped, report) = one_off(state, KV_ROTATE, fields).await?;
     let written = match (&mapped.secret, report.new_version.as_ref().and_then(StoreVersion::number)) {
-        (Some(s), Some(v)) => state.vault.kv_read_version(&s.mount, &s.path, Some(v)).await?,
+        (Some(s), Some(v)) => state.vault()?.kv_read_version(&s.mount, &s.path, Some(v)).await?,
         _ => None,
     };
     let mut answer = mapped.echo;

@@ -191,7 +191,7 @@ impl Scheduler {
         // at once, as for a job without a secret.
         let loc = job.config.secret.as_ref()?.kv()?;
         // kv_metadata answers the metadata answer's `data` object (kv2.json).
-        let meta = self.inner.store.vault.kv_metadata(&loc.mount, &loc.path).await.ok()??;
+        let meta = self.inner.store.vault.as_ref()?.kv_metadata(&loc.mount, &loc.path).await.ok()??;
         let updated = meta.get("updated_time")?.as_str()?;
         OffsetDateTime::parse(updated, &time::format_description::well_known::Rfc3339).ok()
     }
@@ -364,7 +364,7 @@ impl Scheduler {
         for _ in 0..3 {
             let mut v = match self.inner.store.load(id).await {
                 Ok(v) => v,
-                Err(_) => Versioned { state: cached(), version: 0 },
+                Err(_) => Versioned { state: cached(), version: None },
             };
             let now = OffsetDateTime::now_utc();
             cycle::after_run(&job.config.schedule, &mut v.state, outcome, now, manual, &mut rand::rng());

@@ -1,16 +1,19 @@
-//! A job's state record, kept in Vault: the rotation in progress (with its
-//! PENDING value), the schedule's memory (last and next rotation, retries,
-//! failed cycles, needs-attention) and a short history.
+//! A job's state record: the rotation in progress (with its PENDING value),
+//! the schedule's memory (last and next rotation, retries, failed cycles,
+//! needs-attention) and a short history.
 //!
-//! One record per job at `<state mount>/<state prefix>/<job id>` (KV v2),
-//! always written with check-and-set against the version read, so two
-//! daemons (or a daemon and a human) never overwrite each other silently.
+//! One record per job, in Vault KV v2 (`<state mount>/<state prefix>/<job
+//! id>`) or, in a deployment without Vault, as a secret of its own in AWS
+//! Secrets Manager ([`secrets_manager`]); [`StateStore`] reads and writes
+//! either, always with check-and-set against the version read, so two
+//! daemons never overwrite each other silently.
+//!
 //! Keeping PENDING in the same record as the step makes staging atomic: a
 //! record either says "set is next, with this value" or says nothing.
 //!
 //! The record holds a secret (PENDING) while a rotation runs, so it lives in
-//! Vault under the same protection as the secrets, and its `Debug` and the
-//! views the API shows never include it.
+//! a secret store under the same protection as the secrets, and its
+//! `Debug` and the views the API shows never include it.
 //!
 //! It also carries the audit log's **anchor** ([`AuditAnchor`]): the head of
 //! the log (sequence number and hash) as it was when the record was written.
@@ -22,12 +25,13 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::aws::AwsClient;
 use crate::secret::SecretJson;
-use crate::store::kv::KvStore;
-use crate::store::secrets_manager::SecretsManagerStore;
-use crate::store::{SecretAt, SecretStore, StoreError, StoreVersion};
-use crate::vault::{VaultClient, VaultError};
+use crate::store::StoreVersion;
+
+mod secrets_manager;
+mod store;
+
+pub use store::{StateError, StateStore, Versioned};
 
 /// The steps of a rotation in progress, in order. The record names the last
 /// one completed; resuming starts with the one after it.
@@ -227,34 +231,7 @@ impl JobState {
     }
 }
 
-/// Where job states live in Vault, and the clients a rotation reaches its
-/// secret's store with.
-#[derive(Debug, Clone)]
-pub struct StateStore {
-    pub vault: VaultClient,
-    pub mount: String,
-    pub prefix: String,
-    /// For jobs whose secret lives in AWS Secrets Manager.
-    pub aws: Option<AwsClient>,
-}
-
-/// A state record and the KV version it was read at (0: none yet).
-#[derive(Debug, Clone, Default)]
-pub struct Versioned {
-    pub state: JobState,
-    pub version: u64,
-}
-
-/// Why the state could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("state of job `{job}` at {location}: {source}")]
-    Vault { job: String, location: String, source: VaultError },
-    #[error("state of job `{job}` at {location}: {source}")]
-    Corrupt { job: String, location: String, source: RecordError },
-}
-
-/// Why a state record read from KV is not one this daemon can use.
+/// Why a state record read back is not one this daemon can use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
     /// serde_json's reason (a position and the expected shape).
@@ -262,83 +239,6 @@ pub enum RecordError {
     Unreadable(String),
     #[error("state record has a rotation in progress without its pending value")]
     PendingMissing,
-}
-
-impl StateError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Vault { source, .. } if source.is_transient())
-    }
-
-    /// Someone else wrote the record since we read it.
-    pub fn is_conflict(&self) -> bool {
-        matches!(self, Self::Vault { source: VaultError::CasMismatch { .. }, .. })
-    }
-}
-
-impl StateStore {
-    pub fn new(vault: VaultClient, mount: impl Into<String>, prefix: impl Into<String>) -> Self {
-        Self { vault, mount: mount.into(), prefix: prefix.into(), aws: None }
-    }
-
-    /// The same, reaching AWS with `aws` for jobs whose secret is there.
-    pub fn with_aws(mut self, aws: AwsClient) -> Self {
-        self.aws = Some(aws);
-        self
-    }
-
-    /// The store of a job's secret at `at`.
-    pub fn secret_store(&self, at: &SecretAt) -> Result<Box<dyn SecretStore>, StoreError> {
-        match at {
-            SecretAt::Kv(loc) => Ok(Box::new(KvStore::new(self.vault.clone(), loc.clone()))),
-            SecretAt::Aws(id) => {
-                let refused = |message: String| StoreError::Refused { location: at.to_string(), message };
-                let Some(aws) = &self.aws else {
-                    return Err(refused("this daemon has no AWS client (no job of its config names AWS)".into()));
-                };
-                let region = crate::aws::credentials::region(aws.env(), id.region.as_deref())
-                    .map_err(|e| refused(e.to_string()))?;
-                Ok(Box::new(SecretsManagerStore::new(aws.clone(), id, region)))
-            }
-        }
-    }
-
-    fn path(&self, job: &str) -> String {
-        format!("{}/{job}", self.prefix.trim_matches('/'))
-    }
-
-    /// Where `job`'s record is, for messages.
-    pub fn location(&self, job: &str) -> String {
-        format!("{}/{}", self.mount.trim_matches('/'), self.path(job))
-    }
-
-    /// The job's record, or an empty one (version 0) if it has none.
-    pub async fn load(&self, job: &str) -> Result<Versioned, StateError> {
-        let found = self.vault.kv_read(&self.mount, &self.path(job)).await.map_err(|source| StateError::Vault {
-            job: job.into(),
-            location: self.location(job),
-            source,
-        })?;
-        let Some(secret) = found else { return Ok(Versioned::default()) };
-        let state = JobState::from_secret(&secret.data).map_err(|source| StateError::Corrupt {
-            job: job.into(),
-            location: self.location(job),
-            source,
-        })?;
-        Ok(Versioned { state, version: secret.version.unwrap_or(0) })
-    }
-
-    /// Write `v.state` if the record is still at `v.version`, and move
-    /// `v.version` on.
-    pub async fn save(&self, job: &str, v: &mut Versioned) -> Result<(), StateError> {
-        let data = v.state.to_secret();
-        let version = self
-            .vault
-            .kv_write(&self.mount, &self.path(job), &data, Some(v.version))
-            .await
-            .map_err(|source| StateError::Vault { job: job.into(), location: self.location(job), source })?;
-        v.version = version;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,225 @@
+//! [`StateStore`]: where the job state records are, read and written with
+//! check-and-set, and the clients a rotation reaches its secret's store
+//! with. Records live in Vault KV v2 (the default) or, for a deployment
+//! without Vault, in AWS Secrets Manager ([`super::secrets_manager`]).
+
+use super::secrets_manager::SmRecords;
+use super::{JobState, RecordError};
+use crate::aws::{AwsClient, AwsError};
+use crate::store::kv::KvStore;
+use crate::store::secrets_manager::SecretsManagerStore;
+use crate::store::{SecretAt, SecretStore, StoreError, StoreVersion};
+use crate::vault::{VaultClient, VaultError};
+
+/// Where job states live, and the clients a rotation reaches its secret's
+/// store with: Vault for KV secrets, AWS for Secrets Manager ones. Either
+/// may be absent (a deployment without Vault, or one that never names AWS).
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    /// For jobs whose secret lives in Vault KV; `None` without Vault.
+    pub vault: Option<VaultClient>,
+    /// For jobs whose secret lives in AWS Secrets Manager.
+    pub aws: Option<AwsClient>,
+    records: Records,
+}
+
+#[derive(Debug, Clone)]
+enum Records {
+    /// `<mount>/<prefix>/<job>` in KV v2.
+    Vault { client: VaultClient, mount: String, prefix: String },
+    /// The secret `<prefix><job>` in Secrets Manager.
+    SecretsManager(SmRecords),
+}
+
+/// A state record and the version it was read at (`None`: no record yet,
+/// so the next write must create it).
+#[derive(Debug, Clone, Default)]
+pub struct Versioned {
+    pub state: JobState,
+    pub version: Option<StoreVersion>,
+}
+
+/// Why the state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state of job `{job}` at {location}: {source}")]
+    Vault { job: String, location: String, source: VaultError },
+    #[error("state of job `{job}` at {location}: {source}")]
+    Aws { job: String, location: String, source: Box<AwsError> },
+    /// Another writer wrote the record since it was read (Secrets Manager;
+    /// Vault's own check-and-set answer is a [`StateError::Vault`]).
+    #[error("state of job `{job}` at {location}: written by someone else since it was read")]
+    Conflict { job: String, location: String },
+    #[error("state of job `{job}` at {location}: {source}")]
+    Corrupt { job: String, location: String, source: RecordError },
+}
+
+impl StateError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Vault { source, .. } => source.is_transient(),
+            Self::Aws { source, .. } => source.is_transient(),
+            Self::Conflict { .. } | Self::Corrupt { .. } => false,
+        }
+    }
+
+    /// Someone else wrote the record since we read it.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Vault { source: VaultError::CasMismatch { .. }, .. } | Self::Conflict { .. })
+    }
+}
+
+impl StateStore {
+    /// Records in Vault KV v2 at `<mount>/<prefix>/<job>`; KV secrets
+    /// through the same client.
+    pub fn new(vault: VaultClient, mount: impl Into<String>, prefix: impl Into<String>) -> Self {
+        let records = Records::Vault { client: vault.clone(), mount: mount.into(), prefix: prefix.into() };
+        Self { vault: Some(vault), aws: None, records }
+    }
+
+    /// Records as secrets `<prefix><job>` in Secrets Manager in `region`,
+    /// for a deployment without Vault; secrets in AWS through `aws`.
+    pub fn in_secrets_manager(aws: AwsClient, prefix: impl Into<String>, region: impl Into<String>) -> Self {
+        let records = Records::SecretsManager(SmRecords::new(aws.clone(), prefix.into(), region.into()));
+        Self { vault: None, aws: Some(aws), records }
+    }
+
+    /// The same, reaching AWS with `aws` for jobs whose secret is there.
+    pub fn with_aws(mut self, aws: AwsClient) -> Self {
+        self.aws = Some(aws);
+        self
+    }
+
+    /// The same, reaching Vault with `vault` for jobs whose secret is in KV.
+    pub fn with_vault(mut self, vault: VaultClient) -> Self {
+        self.vault = Some(vault);
+        self
+    }
+
+    /// The store of a job's secret at `at`.
+    pub fn secret_store(&self, at: &SecretAt) -> Result<Box<dyn SecretStore>, StoreError> {
+        let refused = |message: String| StoreError::Refused { location: at.to_string(), message };
+        match at {
+            SecretAt::Kv(loc) => match &self.vault {
+                Some(vault) => Ok(Box::new(KvStore::new(vault.clone(), loc.clone()))),
+                None => Err(refused("this daemon runs without Vault (no [vault] section)".into())),
+            },
+            SecretAt::Aws(id) => {
+                let Some(aws) = &self.aws else {
+                    return Err(refused("this daemon has no AWS client (no job of its config names AWS)".into()));
+                };
+                let region = crate::aws::credentials::region(aws.env(), id.region.as_deref())
+                    .map_err(|e| refused(e.to_string()))?;
+                Ok(Box::new(SecretsManagerStore::new(aws.clone(), id, region)))
+            }
+        }
+    }
+
+    /// Where `job`'s record is, for messages.
+    pub fn location(&self, job: &str) -> String {
+        match &self.records {
+            Records::Vault { mount, prefix, .. } => {
+                format!("{}/{}/{job}", mount.trim_matches('/'), prefix.trim_matches('/'))
+            }
+            Records::SecretsManager(sm) => sm.location(job),
+        }
+    }
+
+    /// Where the records are, for messages.
+    pub fn describe(&self) -> String {
+        match &self.records {
+            Records::Vault { mount, prefix, .. } => format!("{}/{}", mount.trim_matches('/'), prefix.trim_matches('/')),
+            Records::SecretsManager(sm) => sm.location(""),
+        }
+    }
+
+    /// The job's record, or an empty one (no version) if it has none.
+    pub async fn load(&self, job: &str) -> Result<Versioned, StateError> {
+        let (text, version) = match &self.records {
+            Records::Vault { client, mount, prefix } => {
+                let found = client.kv_read(mount, &kv_path(prefix, job)).await.map_err(|e| self.vault_error(job, e))?;
+                let Some(secret) = found else { return Ok(Versioned::default()) };
+                let version = secret.version.unwrap_or(0);
+                (secret.data, StoreVersion::Kv(version))
+            }
+            Records::SecretsManager(sm) => {
+                let Some((text, id)) = sm.read(job).await.map_err(|e| self.aws_error(job, e))? else {
+                    return Ok(Versioned::default());
+                };
+                (text, StoreVersion::Id(id))
+            }
+        };
+        let state = JobState::from_secret(&text).map_err(|source| StateError::Corrupt {
+            job: job.into(),
+            location: self.location(job),
+            source,
+        })?;
+        Ok(Versioned { state, version: Some(version) })
+    }
+
+    /// Write `v.state` if the record is still at `v.version`, and move
+    /// `v.version` on.
+    pub async fn save(&self, job: &str, v: &mut Versioned) -> Result<(), StateError> {
+        let data = v.state.to_secret();
+        v.version = Some(match &self.records {
+            Records::Vault { client, mount, prefix } => {
+                let cas = match &v.version {
+                    None => 0,
+                    Some(StoreVersion::Kv(n)) => *n,
+                    Some(StoreVersion::Id(_)) => return Err(self.conflict(job)),
+                };
+                let written = client.kv_write(mount, &kv_path(prefix, job), &data, Some(cas)).await;
+                StoreVersion::Kv(written.map_err(|e| self.vault_error(job, e))?)
+            }
+            Records::SecretsManager(sm) => {
+                let expected = match &v.version {
+                    None => None,
+                    Some(StoreVersion::Id(id)) => Some(id.as_str()),
+                    Some(StoreVersion::Kv(_)) => return Err(self.conflict(job)),
+                };
+                match sm.write(job, &data, expected).await.map_err(|e| self.aws_error(job, e))? {
+                    Some(id) => StoreVersion::Id(id),
+                    None => return Err(self.conflict(job)),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The ids of the jobs that have a record, or `None` if listing is not
+    /// allowed (Vault's 403, AWS's AccessDenied): callers fall back to the
+    /// jobs they know.
+    pub async fn list_jobs(&self) -> Result<Option<Vec<String>>, StateError> {
+        let location = self.describe();
+        match &self.records {
+            Records::Vault { client, mount, prefix } => match client.kv_list(mount, prefix).await {
+                // Folders (`x/`) hold no job record: job ids have no `/`.
+                Ok(keys) => Ok(Some(keys.into_iter().filter(|k| !k.ends_with('/')).collect())),
+                Err(e) if e.status() == Some(403) => Ok(None),
+                Err(source) => Err(StateError::Vault { job: "*".into(), location, source }),
+            },
+            Records::SecretsManager(sm) => match sm.list().await {
+                Ok(jobs) => Ok(Some(jobs)),
+                Err(e) if e.code() == Some("AccessDeniedException") => Ok(None),
+                Err(source) => Err(StateError::Aws { job: "*".into(), location, source: Box::new(source) }),
+            },
+        }
+    }
+
+    fn vault_error(&self, job: &str, source: VaultError) -> StateError {
+        StateError::Vault { job: job.into(), location: self.location(job), source }
+    }
+
+    fn aws_error(&self, job: &str, source: AwsError) -> StateError {
+        StateError::Aws { job: job.into(), location: self.location(job), source: Box::new(source) }
+    }
+
+    /// A version of the other kind of store: a record read elsewhere.
+    fn conflict(&self, job: &str) -> StateError {
+        StateError::Conflict { job: job.into(), location: self.location(job) }
+    }
+}
+
+fn kv_path(prefix: &str, job: &str) -> String {
+    format!("{}/{job}", prefix.trim_matches('/'))
+}
