@@ -314,6 +314,11 @@ methods = ["POST"]
         serde_json::json!({"access_key_id": key.id, "secret_access_key": key.secret})
     }
 
+    /// A host AWS client for this server, signing with `key`, retrying as `retry` says.
+    pub fn client(&self, key: &AwsKey, retry: rotator_core::vault::RequestRetry) -> rotator_core::aws::AwsClient {
+        client_at(&self.endpoint, key, retry)
+    }
+
     /// The environment a process uses to reach this server as the admin.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
@@ -323,6 +328,25 @@ methods = ["POST"]
             ("AWS_REGION".into(), REGION.into()),
         ]
     }
+}
+
+/// A host AWS client for the server at `endpoint` (moto, or a proxy in
+/// front of it), signing with `key`.
+pub fn client_at(
+    endpoint: &str,
+    key: &AwsKey,
+    retry: rotator_core::vault::RequestRetry,
+) -> rotator_core::aws::AwsClient {
+    use rotator_core::aws::{AwsClient, AwsEnv, Credentials, CredentialsProvider};
+    let env = AwsEnv::from_pairs([("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned())]);
+    let credentials = CredentialsProvider::fixed(Credentials {
+        access_key_id: key.id.clone(),
+        secret_access_key: key.secret.clone().into(),
+        session_token: None,
+        expires: None,
+        source: "test".into(),
+    });
+    AwsClient::new(env, credentials, Duration::from_secs(10), retry).unwrap()
 }
 
 /// `text` form-encoded as moto re-encodes it to check the signature

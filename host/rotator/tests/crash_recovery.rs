@@ -13,7 +13,9 @@
 //! `CRASH_TRIALS_RABBITMQ`, `CRASH_TRIALS_AWS_IAM` and
 //! `CRASH_TRIALS_AWS_STORE` (the IAM job with its key in Secrets Manager;
 //! default 40 each); for a secret in Secrets Manager, no `AWSPENDING` is
-//! left and `AWSCURRENT` is on the last rotation's version;
+//! left and `AWSCURRENT` is on the last rotation's version. The same over a
+//! daemon without Vault (state records in Secrets Manager as well,
+//! `CRASH_TRIALS_AWS_ONLY`, default 20), which also has its API checked.
 //! `scripts/crash-trials.sh` runs 1,000 and writes `docs/reliability.md`.
 
 // The throwaway servers of the integration tests, used through the lib
@@ -184,4 +186,65 @@ async fn secrets_manager_iam_randomized_crashes_never_lock_anyone_out() {
     let rig = Rig::aws_iam_in_secrets_manager().await;
     let (trials, crashes, took) = randomized(&rig, trials("CRASH_TRIALS_AWS_STORE", 40), 8).await;
     println!("aws-store crash trials: 0 lockouts / {trials} trials ({crashes} crashes) in {took:.0?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_vault_every_crash_point_leaves_no_awspending() {
+    // The state records are Secrets Manager secrets too: each crash lands
+    // between the record's writes and the secret's labels.
+    assert_eq!(every_point(&Rig::kv_random_without_vault().await, 0).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_vault_randomized_crashes_leave_no_awspending() {
+    let rig = Rig::kv_random_without_vault().await;
+    let (trials, crashes, took) = randomized(&rig, trials("CRASH_TRIALS_AWS_ONLY", 20), 0).await;
+    println!("aws-only crash trials: 0 lockouts / {trials} trials ({crashes} crashes) in {took:.0?}");
+}
+
+/// Not a crash test, but the same world: a daemon whose config and
+/// environment name no Vault starts, is ready, rotates on request, and
+/// answers the routes that are about Vault with a 404 that says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_without_vault_is_ready_and_rotates_on_request() {
+    let rig = Rig::kv_random_without_vault().await;
+    let mut p = rig.daemon(None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !p.is_up() {
+        assert!(Instant::now() < deadline && p.child.try_wait().unwrap().is_none(), "not up:\n{}", p.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let base = format!("http://{}", p.api_addr().expect("the startup line names the API"));
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{base}{path}")).bearer_auth("crash-suite-api-token-0123456789").send()
+    };
+    assert_eq!(call(reqwest::Method::GET, "/readyz").await.unwrap().status(), 200);
+    let status: serde_json::Value = call(reqwest::Method::GET, "/status").await.unwrap().json().await.unwrap();
+    assert_eq!(status["readiness"]["checks"]["vault"], "not used", "{status}");
+    assert_eq!(status["readiness"]["status"], "ready", "{status}");
+
+    // A job without a record is due at once: its first rotation.
+    while !(rig.state().await.rotations == 1 && rig.state().await.in_progress.is_none()) {
+        assert!(Instant::now() < deadline, "the first rotation did not end:\n{}", p.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rig.check(1, "the first rotation without Vault").await;
+    let rotated = call(reqwest::Method::POST, "/jobs/app-db/rotate").await.unwrap();
+    assert_eq!(rotated.status(), 200, "{}", rotated.text().await.unwrap());
+    rig.check(2, "rotated on request without Vault").await;
+    let job: serde_json::Value = call(reqwest::Method::GET, "/jobs/app-db").await.unwrap().json().await.unwrap();
+    assert_eq!(job["rotations"], 2, "{job}");
+
+    for path in ["/kv/secret/app/db", "/token", "/dynamic/app"] {
+        let answer = call(reqwest::Method::GET, path).await.unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+        let text = answer.text().await.unwrap();
+        assert!(text.contains("runs without Vault"), "{path}: {text}");
+    }
+    p.signal("TERM");
+    assert!(p.child.wait().unwrap().success());
+    let text = p.output();
+    assert!(text.contains("running without Vault"), "{text}");
+    assert!(!text.to_lowercase().contains("vault token"), "no token is looked up or renewed:\n{text}");
 }

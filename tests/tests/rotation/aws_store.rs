@@ -6,13 +6,13 @@
 
 use std::time::Duration;
 
-use rotator_core::aws::{AwsClient, AwsEnv, Credentials, CredentialsProvider, Service};
+use rotator_core::aws::{AwsClient, Service};
 use rotator_core::crash::{Action, Point};
 use rotator_core::rotation::{RotateOptions, RotationError};
 use rotator_core::state::StateStore;
 use rotator_core::store::{StoreError, StoreVersion};
 use rotator_core::vault::{RequestRetry, VaultClient};
-use rotator_tests::moto::{AwsKey, Moto};
+use rotator_tests::moto::{self, Moto};
 use rotator_tests::{dev_server, jobs, logs, store};
 use serde_json::{Value, json};
 
@@ -32,19 +32,6 @@ settings = {{ field = "password", length = 32 }}
     )
 }
 
-/// An AWS client for `endpoint` (moto) signing with `key`, with `retry`.
-fn aws(endpoint: &str, key: &AwsKey, retry: RequestRetry) -> AwsClient {
-    let env = AwsEnv::from_pairs([("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned())]);
-    let credentials = CredentialsProvider::fixed(Credentials {
-        access_key_id: key.id.clone(),
-        secret_access_key: key.secret.clone().into(),
-        session_token: None,
-        expires: None,
-        source: "test".into(),
-    });
-    AwsClient::new(env, credentials, Duration::from_secs(10), retry).unwrap()
-}
-
 /// Secrets Manager as the admin sees it.
 struct Sm {
     client: AwsClient,
@@ -52,7 +39,7 @@ struct Sm {
 
 impl Sm {
     fn new(moto: &Moto) -> Self {
-        Self { client: aws(&moto.endpoint, &moto.admin, RequestRetry::NONE) }
+        Self { client: moto.client(&moto.admin, RequestRetry::NONE) }
     }
 
     async fn call(&self, op: &str, body: Value) -> Value {
@@ -88,7 +75,7 @@ impl Sm {
 }
 
 fn state_store(vault: &VaultClient, moto: &Moto) -> StateStore {
-    store(vault).with_aws(aws(&moto.endpoint, &moto.admin, RequestRetry::default()))
+    store(vault).with_aws(moto.client(&moto.admin, RequestRetry::default()))
 }
 
 /// A secret `<prefix>/<uuid>` holding `value` in moto, and job `job`
@@ -281,7 +268,7 @@ async fn throttling_is_retried_and_an_outage_keeps_pending_for_the_next_run() {
     let moto = Moto::shared();
     let (proxy, plan) = faults::start(moto.endpoint.clone()).await;
     let retry = RequestRetry { attempts: 4, base: Duration::from_millis(10), max: Duration::from_millis(50) };
-    let states = &store(vault).with_aws(aws(&proxy, &moto.admin, retry));
+    let states = &store(vault).with_aws(moto::client_at(&proxy, &moto.admin, retry));
 
     // Throttled three times in a row: the client's retries absorb it.
     plan.throttle.store(3, std::sync::atomic::Ordering::SeqCst);

@@ -56,7 +56,13 @@ pub struct Rig {
     initial_versions: u64,
     /// The secret lives in Secrets Manager (at [`SECRET_PATH`]), not in Vault.
     in_aws: bool,
+    /// The state records live in Secrets Manager too, and the daemon is
+    /// given no Vault.
+    without_vault: bool,
 }
+
+/// Where a rig without Vault keeps its state records in Secrets Manager.
+pub const STATE_PREFIX: &str = "rotator/state/";
 
 impl Rig {
     /// A PostgreSQL rig; `job_extra` is TOML appended to the job's table
@@ -126,6 +132,22 @@ impl Rig {
         Self { in_aws: true, ..Self::with(server, vault, Target::SecretsManager(aws), &job) }
     }
 
+    /// kv-random with its secret and its state records in Secrets Manager,
+    /// and no Vault at all: the config has no `[vault]` section and the
+    /// daemon's environment names no Vault.
+    pub async fn kv_random_without_vault() -> Self {
+        let mut rig = Self::kv_random_in_secrets_manager().await;
+        let path = rig.dir.path().join("rotator.toml");
+        let toml = std::fs::read_to_string(&path).unwrap();
+        let (_, rest) = toml.split_once("[daemon]\n").expect("the rig's config has [daemon]");
+        let state = format!("state = {{ aws = {{ prefix = \"{STATE_PREFIX}\", region = \"{}\" }} }}\n", moto::REGION);
+        std::fs::write(&path, format!("[daemon]\n{state}{rest}")).unwrap();
+        let aws = rig.moto().client(&rig.moto().admin, rotator_core::vault::RequestRetry::default());
+        rig.store = StateStore::in_secrets_manager(aws, STATE_PREFIX, moto::REGION);
+        rig.without_vault = true;
+        rig
+    }
+
     /// The moto of an AWS rig.
     fn moto(&self) -> &moto::Moto {
         match &self.target {
@@ -143,7 +165,7 @@ impl Rig {
         );
         std::fs::write(dir.path().join("rotator.toml"), toml).unwrap();
         let store = StateStore::new(vault.clone(), "secret", "rotator/state");
-        Self { _server: server, target, vault, store, dir, initial_versions: 0, in_aws: false }
+        Self { _server: server, target, vault, store, dir, initial_versions: 0, in_aws: false, without_vault: false }
     }
 
     /// The PostgreSQL cluster of a PostgreSQL rig.
@@ -183,6 +205,8 @@ impl Rig {
             .arg(self.dir.path().join("rotator.toml"))
             .env_remove("RUST_LOG")
             .env_remove(crash::ENV)
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN")
             .env("CRASH_SUITE_TOKEN", ROOT)
             .env("ROTATOR_API_TOKEN", "crash-suite-api-token-0123456789")
             .envs(if self.in_aws { self.moto().env() } else { Vec::new() })
@@ -321,6 +345,14 @@ impl Proc {
     /// Past startup: its signal handlers are installed.
     pub fn is_up(&self) -> bool {
         self.output.lock().unwrap().contains("daemon started")
+    }
+
+    /// The API's address, from the JSON startup line (once [`Self::is_up`]).
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        let output = self.output.lock().unwrap();
+        let line = output.lines().find(|l| l.contains("daemon started"))?;
+        let line: serde_json::Value = serde_json::from_str(line).ok()?;
+        line["fields"]["api"].as_str()?.parse().ok()
     }
 
     pub fn output(&mut self) -> String {
