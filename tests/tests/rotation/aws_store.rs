@@ -16,10 +16,10 @@ use rotator_tests::moto::{self, Moto};
 use rotator_tests::{dev_server, jobs, logs, store};
 use serde_json::{Value, json};
 
-const REGION: &str = "eu-west-1";
+pub(crate) const REGION: &str = "eu-west-1";
 
 /// A kv-random job rotating field `password` of the Secrets Manager secret `name`.
-fn job_toml(id: &str, name: &str) -> String {
+pub(crate) fn job_toml(id: &str, name: &str) -> String {
     format!(
         r#"
 [[jobs]]
@@ -33,25 +33,25 @@ settings = {{ field = "password", length = 32 }}
 }
 
 /// Secrets Manager as the admin sees it.
-struct Sm {
+pub(crate) struct Sm {
     client: AwsClient,
 }
 
 impl Sm {
-    fn new(moto: &Moto) -> Self {
+    pub(crate) fn new(moto: &Moto) -> Self {
         Self { client: moto.client(&moto.admin, RequestRetry::NONE) }
     }
 
-    async fn call(&self, op: &str, body: Value) -> Value {
+    pub(crate) async fn call(&self, op: &str, body: Value) -> Value {
         self.client.json(Service::SECRETS_MANAGER, REGION, op, &body).await.unwrap_or_else(|e| panic!("{op}: {e}"))
     }
 
-    async fn create(&self, name: &str, value: Value) {
+    pub(crate) async fn create(&self, name: &str, value: Value) {
         self.call("CreateSecret", json!({ "Name": name, "SecretString": value.to_string() })).await;
     }
 
     /// The version ids holding each label.
-    async fn labels(&self, name: &str) -> Vec<(String, Vec<String>)> {
+    pub(crate) async fn labels(&self, name: &str) -> Vec<(String, Vec<String>)> {
         let d = self.call("DescribeSecret", json!({ "SecretId": name })).await;
         let map = d["VersionIdsToStages"].as_object().cloned().unwrap_or_default();
         map.into_iter()
@@ -60,11 +60,11 @@ impl Sm {
             .collect()
     }
 
-    async fn holder(&self, name: &str, label: &str) -> Vec<String> {
+    pub(crate) async fn holder(&self, name: &str, label: &str) -> Vec<String> {
         self.labels(name).await.into_iter().filter(|(_, s)| s.iter().any(|l| l == label)).map(|(id, _)| id).collect()
     }
 
-    async fn current(&self, name: &str) -> (Value, String) {
+    pub(crate) async fn current(&self, name: &str) -> (Value, String) {
         // Named: moto's default version is not moved by UpdateSecretVersionStage.
         let v = self.call("GetSecretValue", json!({ "SecretId": name, "VersionStage": "AWSCURRENT" })).await;
         (

@@ -7,6 +7,7 @@
 
 mod audit_trail;
 mod aws_iam;
+mod aws_records;
 mod aws_store;
 mod database_root;
 mod postgres_password;

@@ -8,8 +8,11 @@
 //! (`ResourceExistsException`), atomically, by the service. Each write's
 //! token is derived from the version it replaces ([`next_version`]), so
 //! two writers that read the same version race for the same token and
-//! exactly one wins; the loser is told, never overwrites. A retried write
-//! of the same text is AWS's no-op, so a lost answer is safe to retry. The
+//! exactly one wins; the loser is told, never overwrites. Each write also
+//! carries an id of its own (`write_id`) in the text, so two writers with
+//! the same new state still differ (AWS would take the second for a retry
+//! of the first), while the client's own retry of one request, the same
+//! text, is AWS's no-op: a lost answer is safe to retry. The
 //! first write is `CreateSecret` (a second creator gets
 //! `ResourceExistsException` too).
 //!
@@ -54,6 +57,23 @@ pub fn next_version(name: &str, expected: Option<&str>) -> String {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().to_string()
+}
+
+/// `data` (a JSON object) with a fresh `write_id` field first, copied only
+/// into zeroizing buffers (the record may hold PENDING). Readers ignore
+/// the field.
+fn with_write_id(data: &SecretJson) -> SecretJson {
+    let text = data.expose();
+    let rest = text.trim_start().strip_prefix('{').unwrap_or("}").trim_start();
+    let mut out = zeroize::Zeroizing::new(String::with_capacity(text.len() + 64));
+    out.push_str("{\"write_id\":\"");
+    out.push_str(&uuid::Uuid::new_v4().to_string());
+    out.push('"');
+    if !rest.starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(rest);
+    SecretJson::new(std::mem::take(&mut *out))
 }
 
 impl SmRecords {
@@ -102,6 +122,7 @@ impl SmRecords {
     ) -> Result<Option<String>, AwsError> {
         let name = self.name(job);
         let token = next_version(&name, expected);
+        let data = &with_write_id(data);
         let (operation, body) = match expected {
             None => (
                 "CreateSecret",
@@ -157,7 +178,22 @@ impl SmRecords {
 mod tests {
     use proptest::prelude::*;
 
-    use super::next_version;
+    use super::{next_version, with_write_id};
+    use crate::secret::SecretJson;
+    use crate::state::JobState;
+
+    #[test]
+    fn each_write_carries_its_own_id_and_reads_back_the_same() {
+        let state = JobState { rotations: 4, ..JobState::default() };
+        let (a, b) = (with_write_id(&state.to_secret()), with_write_id(&state.to_secret()));
+        assert_ne!(a.expose(), b.expose(), "two writers of the same state differ");
+        let back = JobState::from_secret(&a).unwrap();
+        assert_eq!(back.rotations, 4);
+        assert_eq!(with_write_id(&SecretJson::new("{}".into())).expose().matches("write_id").count(), 1);
+        let empty: serde_json::Value =
+            serde_json::from_str(with_write_id(&SecretJson::new(" { } ".into())).expose()).unwrap();
+        assert!(empty["write_id"].is_string());
+    }
 
     #[test]
     fn the_next_version_depends_on_the_record_and_the_version_replaced() {
