@@ -20,8 +20,10 @@
 //!   (AWS refuses a move whose `RemoveFromVersionId` is not the version
 //!   holding the stage).
 //! - `PutSecretValue` with an existing `ClientRequestToken` and a different
-//!   value overwrites that version (AWS refuses with
-//!   `ResourceExistsException`).
+//!   value overwrites that version if it is labelled `AWSPENDING` (AWS
+//!   refuses with `ResourceExistsException`, as moto does for the others).
+//! - An unsigned `AssumeRoleWithWebIdentity` is answered 500 once
+//!   authentication is on ([`Moto::start_with_free_calls`]).
 //! - IAM is strongly consistent: a new key works at once (in AWS it may be
 //!   refused for seconds).
 //!
@@ -104,12 +106,20 @@ impl Moto {
     /// Start a server, wait until it answers and create the admin. Panics
     /// with the server's log on failure.
     pub fn start() -> Self {
+        Self::start_with_free_calls(0)
+    }
+
+    /// [`Self::start`], with `extra` more requests after the admin's that
+    /// moto answers without checking. For web identity: moto answers an
+    /// unsigned `AssumeRoleWithWebIdentity` (which AWS takes unsigned) with
+    /// 500 once it checks, so a test spends the last free request on it.
+    pub fn start_with_free_calls(extra: u32) -> Self {
         let found = Command::new("sh").args(["-c", "command -v moto_server"]).output();
         assert!(
             found.is_ok_and(|o| o.status.success()),
             "moto_server not found on PATH; ./scripts/test.sh installs it (python3 -m pip install 'moto[server]')"
         );
-        let mut moto = Self::spawn();
+        let mut moto = Self::spawn(BOOTSTRAP_CALLS + extra);
         if let Err(why) = block_on(moto.bootstrap()) {
             let log = moto.log_tail();
             panic!("moto did not start: {why}\n{log}");
@@ -118,7 +128,7 @@ impl Moto {
     }
 
     /// Launch the watchdog and the server; nothing waits yet.
-    fn spawn() -> Self {
+    fn spawn(free_calls: u32) -> Self {
         let dir = tempfile::Builder::new().prefix("rotator-moto-").tempdir().unwrap();
         let port = free_port();
         let root = dir.path().to_path_buf();
@@ -132,7 +142,7 @@ impl Moto {
         let watchdog = Watchdog::start(command("sh", 0), WATCHDOG, &root);
         let server = command("moto_server", watchdog.group())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", BOOTSTRAP_CALLS.to_string())
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", free_calls.to_string())
             // Fake credentials in the environment must not leak into moto.
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")

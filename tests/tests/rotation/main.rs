@@ -9,6 +9,7 @@ mod audit_trail;
 mod aws_iam;
 mod aws_records;
 mod aws_store;
+mod aws_web_identity;
 mod database_root;
 mod postgres_password;
 mod rabbitmq;
