@@ -33,11 +33,8 @@ pub enum Action {
     Create,
     Stage,
     Set,
-    RecordSet,
     Test,
-    RecordTest,
     Promote,
-    RecordPromote,
     Finish,
     RecordDone,
     Rollback,
@@ -46,32 +43,26 @@ pub enum Action {
 
 impl Action {
     /// Every action, in protocol order.
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 9] = [
         Action::Create,
         Action::Stage,
         Action::Set,
-        Action::RecordSet,
         Action::Test,
-        Action::RecordTest,
         Action::Promote,
-        Action::RecordPromote,
         Action::Finish,
         Action::RecordDone,
         Action::Rollback,
         Action::RecordRollback,
     ];
 
-    /// The action's name in a point (`record-set`).
+    /// The action's name in a point (`record-done`).
     pub fn name(self) -> &'static str {
         match self {
             Action::Create => "create",
             Action::Stage => "stage",
             Action::Set => "set",
-            Action::RecordSet => "record-set",
             Action::Test => "test",
-            Action::RecordTest => "record-test",
             Action::Promote => "promote",
-            Action::RecordPromote => "record-promote",
             Action::Finish => "finish",
             Action::RecordDone => "record-done",
             Action::Rollback => "rollback",
@@ -215,7 +206,7 @@ mod tests {
         ]) {
             assert_eq!(p.to_string().parse::<Point>(), Ok(p));
         }
-        assert_eq!(all_points().len(), 24);
+        assert_eq!(all_points().len(), 18);
     }
 
     #[test]

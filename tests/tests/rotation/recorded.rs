@@ -68,7 +68,7 @@ async fn a_rotation_that_stops_before_its_final_record_returns_none() {
     let store = store(&vault);
     // Before anything was staged, and with PENDING staged: either way the
     // outcome is not in Vault, so the caller must book it.
-    for (point, staged) in [(Point::before(Action::Stage), false), (Point::after(Action::RecordSet), true)] {
+    for (point, staged) in [(Point::before(Action::Stage), false), (Point::after(Action::Set), true)] {
         let options = RotateOptions { finalize: marking(), interrupt_at: Some(point), ..RotateOptions::new("test") };
         let Rotation { result, recorded } = jobs[0].rotate_recorded(&store, options).await;
         assert!(matches!(result, Err(RotationError::Interrupted { .. })), "{point}: {result:?}");

@@ -54,11 +54,16 @@ async fn a_promotion_written_before_a_crash_is_recognised_not_redone() {
     let store = store(&vault);
     let options = RotateOptions { interrupt_at: Some(Point::after(Action::Promote)), ..RotateOptions::new("test") };
     assert!(jobs[0].rotate_with(&store, options).await.is_err());
-    // The secret is at PENDING, but the record still says `tested`.
+    // The secret is at PENDING, but the record still says `staged` (only
+    // staging, a rollback and the end are recorded).
     let pending = store.load("app").await.unwrap().state.in_progress.unwrap();
-    assert_eq!(pending.stage.as_str(), "tested");
+    assert_eq!(pending.stage.as_str(), "staged");
     let report = jobs[0].rotate(&store, "test").await.unwrap();
     assert_eq!(report.new_version, Some(rotator_core::store::StoreVersion::Kv(1)));
+    // Found current, so the resume went straight to `finish`: `set` and
+    // `test` never ran against a value that was already live.
+    let steps: Vec<&str> = report.steps.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(steps, ["finish"], "{steps:?}");
     let meta = vault.kv_metadata("secret", "resume/app").await.unwrap().unwrap();
     assert_eq!(meta["current_version"], 1, "promotion was written twice");
 }

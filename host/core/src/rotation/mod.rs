@@ -60,7 +60,8 @@ pub struct StepTiming {
     pub duration: Duration,
 }
 
-/// What a successful rotation did. Holds no secret values.
+/// What a successful rotation did. Its only secret is `value`, held
+/// zeroizing and shown as `<redacted>` by `Debug`.
 #[derive(Debug, Clone)]
 pub struct RotationReport {
     pub rotation_id: String,
@@ -71,6 +72,9 @@ pub struct RotationReport {
     pub previous_version: Option<StoreVersion>,
     /// The version it made current, if the job has a secret.
     pub new_version: Option<StoreVersion>,
+    /// The value it made current, if the job has a secret: what the API
+    /// answers with, without reading the store again.
+    pub value: Option<crate::secret::SecretJson>,
     /// Set when this run finished a rotation an earlier run had started.
     pub resumed_from: Option<state::Stage>,
     pub steps: Vec<StepTiming>,

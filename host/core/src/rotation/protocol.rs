@@ -148,9 +148,16 @@ impl<'a> Driver<'a> {
             let mut d = Self { job, store, options, secret, v, session, ctx, pending, steps, resumed_from, recorded };
             d.emit(Note::new("resume", "started"));
             if stage < Stage::Promoted {
-                // A crash may have come between the record and the store's
-                // own staging; staging again is idempotent.
-                d.stage_in_store().await?;
+                if d.already_promoted().await? {
+                    // The crash came after promotion: never run `set`,
+                    // `test` or a rollback against a value now current.
+                    tracing::info!(job = %id, rotation = %rotation_id, "PENDING is already current: finishing");
+                    d.in_progress().stage = Stage::Promoted;
+                } else {
+                    // A crash may have come between the record and the
+                    // store's own staging; staging again is idempotent.
+                    d.stage_in_store().await?;
+                }
             }
             return Ok(d);
         }
@@ -228,12 +235,15 @@ impl<'a> Driver<'a> {
     async fn drive(&mut self) -> Result<RotationReport, RotationError> {
         loop {
             match self.in_progress().stage {
+                // `set` and `test` are idempotent by contract, so their
+                // completion is not recorded: a resume from `staged` runs
+                // them again (docs/architecture.md, "Which writes safety needs").
                 Stage::Staged => match self.step(Step::Set).await?.0 {
-                    Ok(()) => self.record(Stage::Set, Action::RecordSet).await?,
+                    Ok(()) => self.in_progress().stage = Stage::Set,
                     Err(e) => return self.roll_back(RotationError::Step { source: e, rollback: None }).await,
                 },
                 Stage::Set => match self.step(Step::Test).await?.0 {
-                    Ok(()) => self.record(Stage::Tested, Action::RecordTest).await?,
+                    Ok(()) => self.in_progress().stage = Stage::Tested,
                     Err(e) => return self.roll_back(RotationError::Step { source: e, rollback: None }).await,
                 },
                 Stage::Tested => {
@@ -244,7 +254,9 @@ impl<'a> Driver<'a> {
                             e => self.roll_back(e).await,
                         };
                     }
-                    self.record(Stage::Promoted, Action::RecordPromote).await?;
+                    // Not recorded either: a resume finds PENDING current
+                    // in the store (`already_promoted`) and goes on to finish.
+                    self.in_progress().stage = Stage::Promoted;
                 }
                 Stage::Promoted => {
                     return match self.step(Step::Finish).await?.0 {
@@ -300,13 +312,19 @@ impl<'a> Driver<'a> {
         })
     }
 
-    /// Record that `stage` is complete.
-    async fn record(&mut self, stage: Stage, point: Action) -> Result<(), RotationError> {
-        self.point(Point::before(point))?;
-        self.in_progress().stage = stage;
-        self.save().await?;
-        self.point(Point::after(point))?;
-        Ok(())
+    /// Does the secret's store already hold PENDING as its current value?
+    /// Then the rotation was promoted before a crash (promotion is not
+    /// recorded), and its version is the new one.
+    async fn already_promoted(&mut self) -> Result<bool, RotationError> {
+        let Some(secret) = &self.secret else { return Ok(false) };
+        let current = secret.read(None).await.map_err(|e| self.job.store_error(e))?;
+        match current {
+            Some(c) if c.data.fields() == self.pending.fields() => {
+                self.in_progress().new_version = c.version;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Stage PENDING in the secret's store, where it has a place for it.
@@ -392,6 +410,7 @@ impl<'a> Driver<'a> {
             plugin_sha256: self.job.plugin.sha256().to_owned(),
             previous_version,
             new_version,
+            value: self.secret.is_some().then(|| self.pending.clone()),
             resumed_from: self.resumed_from,
             steps: std::mem::take(&mut self.steps),
             host_calls: self.session.host_calls().to_vec(),

@@ -31,7 +31,6 @@ use rotator_core::builtin::{self, LegacyGrant, LegacyJob};
 use rotator_core::config::{JobConfig, PluginRef, SecretLocation};
 use rotator_core::plugin::{Grants, Operation, Plugin, Runtime, VaultGrant};
 use rotator_core::rotation::{Job, RotationReport};
-use rotator_core::store::StoreVersion;
 use rotator_core::vault::VaultPath;
 
 /// The service's job type `POST /kv/{path}/rotate` runs.
@@ -156,17 +155,14 @@ pub(super) async fn kv_field(state: &ApiState, path: &VaultPath, query_mount: Op
         fields.insert("mount".into(), mount.into());
     }
     let (mapped, report) = one_off(state, KV_ROTATE, fields).await?;
-    let written = match (&mapped.secret, report.new_version.as_ref().and_then(StoreVersion::number)) {
-        (Some(s), Some(v)) => state.vault()?.kv_read_version(&s.mount, &s.path, Some(v)).await?,
-        _ => None,
-    };
     let mut answer = mapped.echo;
     answer.extend([
         ("rotation_id".to_owned(), json!(report.rotation_id)),
         ("plugin".to_owned(), json!(report.plugin)),
         ("previous_version".to_owned(), json!(report.previous_version)),
         ("version".to_owned(), json!(report.new_version)),
-        ("data".to_owned(), json!(written.map(|s| state.show(&s.data)))),
+        // The value the rotation made current: no second read of the store.
+        ("data".to_owned(), json!(report.value.as_ref().map(|v| state.show(v)))),
         ("redacted".to_owned(), json!(!state.options.reveal_secrets)),
     ]);
     Ok(Json(Value::Object(answer)))
