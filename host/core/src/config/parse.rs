@@ -388,7 +388,7 @@ fn job(
         plugin: plugin?,
         sha256: raw.sha256.map(|s| s.into_inner().to_ascii_lowercase()),
         secret,
-        schedule: schedule?,
+        schedule: schedule?.spread_for(raw.id.get_ref()),
         settings,
         limits,
         grants: Arc::new(grants),

@@ -177,7 +177,7 @@ pub(super) fn schedule(c: &mut Collector, raw: RawSchedule, job_span: Range<usiz
         }
     };
     let cadence = cadence?;
-    ok.then_some(Schedule { cadence, window, jitter, not_within, retry })
+    ok.then_some(Schedule { cadence, window, jitter, not_within, retry, phase: None })
 }
 
 /// Tries per slot: more would retry for days at the capped backoff.

@@ -312,14 +312,17 @@ impl<'a> Driver<'a> {
         })
     }
 
-    /// Does the secret's store already hold PENDING as its current value?
-    /// Then the rotation was promoted before a crash (promotion is not
-    /// recorded), and its version is the new one.
+    /// Does the secret's store already hold PENDING as its current value,
+    /// in a version other than the one the rotation read? Then the rotation
+    /// was promoted before a crash (promotion is not recorded), and that
+    /// version is the new one. (A plugin may create a value equal to the
+    /// current one; the version tells that case apart.)
     async fn already_promoted(&mut self) -> Result<bool, RotationError> {
         let Some(secret) = &self.secret else { return Ok(false) };
+        let base = self.v.state.in_progress.as_ref().and_then(|p| p.base_version.clone());
         let current = secret.read(None).await.map_err(|e| self.job.store_error(e))?;
         match current {
-            Some(c) if c.data.fields() == self.pending.fields() => {
+            Some(c) if c.version != base && c.data.fields() == self.pending.fields() => {
                 self.in_progress().new_version = c.version;
                 Ok(true)
             }

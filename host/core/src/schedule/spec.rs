@@ -6,7 +6,11 @@
 //! ([`super::Scheduler`]) turns their answers into deadlines.
 //!
 //! The rules follow Vault's automated rotation and AWS Secrets Manager:
-//! - `interval`: the next slot is one interval after the last rotation.
+//! - `interval`: the next slot is at most one interval after the last
+//!   rotation: on the job's own grid (`phase + k × interval`, the phase
+//!   drawn from a hash of the job id), so jobs that start together spread
+//!   over their interval instead of moving in lock-step, and keep their
+//!   spread across restarts (see [`Schedule::spread_for`]).
 //! - `cron` (5 fields, UTC): slots are the expression's times; a `window`
 //!   says how long after its slot a rotation may still start. A slot whose
 //!   window has passed (daemon down, Vault down) is skipped, not run late.
@@ -35,6 +39,20 @@ pub fn later(at: OffsetDateTime, d: Duration) -> OffsetDateTime {
 /// `at - d`, or the first representable instant if that is before it.
 pub fn earlier(at: OffsetDateTime, d: Duration) -> OffsetDateTime {
     at.saturating_sub(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+}
+
+/// The latest point of the grid `phase + k × every` (Unix time) at or
+/// before `at`: with `at` one interval after the last rotation, the one
+/// grid point in `(last, last + every]`. Dates the arithmetic cannot hold
+/// (year 9999 saturation) stay as they are.
+fn on_grid(at: OffsetDateTime, every: Duration, phase: Duration) -> OffsetDateTime {
+    let (every, phase) = (every.as_nanos() as i128, phase.as_nanos() as i128);
+    if every <= 0 {
+        return at;
+    }
+    let t = at.unix_timestamp_nanos();
+    let point = phase + (t - phase).div_euclid(every) * every;
+    OffsetDateTime::from_unix_timestamp_nanos(point).unwrap_or(at)
 }
 
 /// How often a job rotates.
@@ -103,6 +121,10 @@ pub struct Schedule {
     pub jitter: Jitter,
     pub not_within: Vec<NotWithin>,
     pub retry: RetryPolicy,
+    /// Interval only: where on the time axis the job's slots lie (`phase +
+    /// k × interval`, Unix time). `None`: one interval after the last
+    /// rotation, wherever that falls.
+    pub phase: Option<Duration>,
 }
 
 impl Schedule {
@@ -114,16 +136,34 @@ impl Schedule {
             jitter: Jitter::None,
             not_within: Vec::new(),
             retry: RetryPolicy::default(),
+            phase: None,
         }
+    }
+
+    /// The same schedule with an interval job's slots on a grid of its own:
+    /// the phase is a hash of `job` (sha256) modulo the interval, so it is
+    /// the same on every replica and after every restart, and jobs are
+    /// spread evenly over the interval. Cron jobs are unchanged (their
+    /// `jitter` spreads them).
+    pub fn spread_for(mut self, job: &str) -> Self {
+        if let Cadence::Interval(every) = self.cadence {
+            use sha2::{Digest, Sha256};
+            let digest = Sha256::digest(job.as_bytes());
+            let hash = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+            let nanos = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX).max(1);
+            self.phase = Some(Duration::from_nanos(hash % nanos));
+        }
+        self
     }
 
     /// The first slot after `now` for a job last rotated at `last`. An
     /// interval job never rotated is due at once.
     pub fn next_slot(&self, last: Option<OffsetDateTime>, now: OffsetDateTime) -> OffsetDateTime {
         match &self.cadence {
-            Cadence::Interval(every) => match last {
-                Some(last) => later(last, *every),
-                None => now,
+            Cadence::Interval(every) => match (last, self.phase) {
+                (Some(last), None) => later(last, *every),
+                (Some(last), Some(phase)) => on_grid(later(last, *every), *every, phase),
+                (None, _) => now,
             },
             Cadence::Cron(cron) => cron.next_after(now).unwrap_or(now.saturating_add(time::Duration::days(366))),
         }
@@ -208,6 +248,34 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn interval_jobs_spread_over_their_interval_on_grids_of_their_own() {
+        let hour = Duration::from_secs(3600);
+        let last = datetime!(2026-11-22 10:00 UTC);
+        let mut starts = Vec::new();
+        for i in 0..200 {
+            let s = Schedule::every(hour).spread_for(&format!("job-{i}"));
+            assert_eq!(s, Schedule::every(hour).spread_for(&format!("job-{i}")), "the same phase every time");
+            let slot = s.next_slot(Some(last), last);
+            // Never later than one interval, never at or before the last rotation.
+            assert!(slot > last && slot <= later(last, hour), "{slot}");
+            // The next cycle keeps the phase: exactly one interval on.
+            let settled = later(slot, Duration::from_millis(250));
+            assert_eq!(s.next_slot(Some(settled), settled), later(slot, hour));
+            starts.push((slot - last).whole_seconds());
+        }
+        // Spread: every 6-minute tenth of the hour holds some jobs (200 jobs,
+        // a uniform hash; the chance of an empty tenth is below 1e-8).
+        for tenth in 0..10 {
+            let n = starts.iter().filter(|&&d| (d - 1) / 360 == tenth).count();
+            assert!(n > 0, "tenth {tenth} is empty: {starts:?}");
+        }
+        // A cron job is not moved; a job without a phase keeps the old rule.
+        assert_eq!(Schedule::every(hour).next_slot(Some(last), last), later(last, hour));
+        let c = cron("0 3 * * *", None).spread_for("x");
+        assert_eq!(c.phase, None);
+    }
 
     fn cron(expr: &str, window: Option<u64>) -> Schedule {
         Schedule {
