@@ -8,6 +8,7 @@
 //!
 //! Files are read through [`super::files`], which caps their size.
 
+use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -17,10 +18,12 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
+use super::cache;
 use super::files::MAX_PLUGIN_BYTES;
 use super::wit::{self, VERSIONS};
 use super::{Grants, LoadError, Plugin, PluginInfo, PluginInner, RunConfig, Runtime, Step};
 use crate::builtin;
+use crate::config::PluginRef;
 
 const WASM_MAGIC: &[u8] = b"\0asm";
 /// The most fields a plugin may ask to read in clear in handle mode.
@@ -33,18 +36,14 @@ impl Runtime {
     /// sha256 matches `pin` (a job can pin a built-in as it pins a file, so
     /// an upgraded binary cannot change the job's plugin unnoticed).
     pub fn load_builtin(self: &Arc<Self>, name: &str, pin: Option<&str>) -> Result<Plugin, LoadError> {
-        let b = builtin::find(name).ok_or_else(|| LoadError::UnknownBuiltin {
-            name: name.to_owned(),
-            known: builtin::BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
-        })?;
-        self.load(&format!("builtin:{name}"), b.wasm, pin)
+        let (origin, wasm) = read_source(&PluginRef::Builtin(name.to_owned()))?;
+        self.load(&origin, &wasm, pin)
     }
 
     /// Load a plugin from a file, optionally refusing it unless its sha256
     /// matches `pin`.
     pub fn load_file(self: &Arc<Self>, path: &Path, pin: Option<&str>) -> Result<Plugin, LoadError> {
-        let origin = path.display().to_string();
-        let bytes = super::files::read_capped(path, MAX_PLUGIN_BYTES, &origin)?;
+        let (origin, bytes) = read_source(&PluginRef::File(path.to_owned()))?;
         self.load(&origin, &bytes, pin)
     }
 
@@ -63,7 +62,7 @@ impl Runtime {
         {
             return Err(LoadError::Sha256Mismatch { origin, expected: expected.to_owned(), actual: sha256 });
         }
-        let component =
+        let (component, written) =
             self.compile(&sha256, bytes).map_err(|message| LoadError::Compile { origin: origin.clone(), message })?;
         let version = check_world(&self.engine, &component)
             .map_err(|detail| LoadError::WrongWorld { origin: origin.clone(), detail })?;
@@ -78,6 +77,10 @@ impl Runtime {
         let info = describe(&self.engine, &pre, &origin)?;
         let schema = jsonschema::validator_for(&info.settings_schema)
             .map_err(|e| LoadError::Schema { origin: origin.clone(), message: e.to_string() })?;
+        if let Some(entry) = written {
+            let label = format!("{}@{}", info.name, info.version);
+            cache::write_meta(&entry, &cache::Meta { label, origin: origin.clone() });
+        }
         Ok(Plugin(Arc::new(PluginInner {
             engine: self.engine.clone(),
             _ticker: self.ticker.clone(),
@@ -92,16 +95,22 @@ impl Runtime {
 
     /// Compile through the on-disk cache, keyed by the component's sha256
     /// and the engine's compatibility hash (wasmtime version and settings).
-    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<Component, String> {
+    /// Also returns the entry it wrote, if it compiled.
+    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Component, Option<PathBuf>), String> {
         let Some(path) = self.cache_path(sha256) else {
-            return Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"));
+            return Ok((Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?, None));
         };
-        if path.exists() {
+        // A symlink is never followed: the compiled code would come from
+        // outside the cache directory. Writing the entry replaces it.
+        if cache::usable(&path) {
             // SAFETY: the file was written by `Component::serialize` of an
             // engine with the same compatibility hash, into a cache directory
             // that only this user writes (created 0700 below).
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(c) => return Ok(c),
+                Ok(c) => {
+                    cache::mark_used(&path);
+                    return Ok((c, None));
+                }
                 Err(e) => {
                     tracing::debug!(path = %path.display(), error = %e, "discarding unusable cache entry");
                     let _ = std::fs::remove_file(&path);
@@ -111,8 +120,21 @@ impl Runtime {
         let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
         if let Err(e) = store_cache(&path, &component) {
             tracing::debug!(path = %path.display(), error = %e, "could not write compilation cache");
+            return Ok((component, None));
         }
-        Ok(component)
+        cache::enforce_bound(&path);
+        Ok((component, Some(path)))
+    }
+
+    /// Whether a load of `bytes` would find them compiled in the cache
+    /// (so a caller can say "compiling…" only when it will).
+    pub fn is_compiled(&self, bytes: &[u8]) -> bool {
+        self.cache_path(&hex::encode(Sha256::digest(bytes))).is_some_and(|p| cache::usable(&p))
+    }
+
+    /// The compilation cache's directory, if caching is on.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache_dir.as_deref()
     }
 
     fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
@@ -120,6 +142,26 @@ impl Runtime {
         let mut h = DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
         Some(dir.join(format!("{sha256}-{:016x}.cwasm", h.finish())))
+    }
+}
+
+/// The bytes `plugin` names, with the origin errors call it by: a
+/// built-in's, or a file's (read with the size cap). [`Runtime::load`] of
+/// them is what `load_builtin` and `load_file` do.
+pub fn read_source(plugin: &PluginRef) -> Result<(String, Cow<'static, [u8]>), LoadError> {
+    match plugin {
+        PluginRef::Builtin(name) => {
+            let b = builtin::find(name).ok_or_else(|| LoadError::UnknownBuiltin {
+                name: name.to_owned(),
+                known: builtin::BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
+            })?;
+            Ok((format!("builtin:{name}"), Cow::Borrowed(b.wasm)))
+        }
+        PluginRef::File(path) => {
+            let origin = path.display().to_string();
+            let bytes = super::files::read_capped(path, MAX_PLUGIN_BYTES, &origin)?;
+            Ok((origin, Cow::Owned(bytes)))
+        }
     }
 }
 
