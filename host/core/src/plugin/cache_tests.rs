@@ -70,15 +70,19 @@ fn check_selection(entries: &[Entry], policy: &Policy, keep_index: Option<usize>
             prop_assert!(picked, "entry {i} falls under the policy");
         }
         if e.kind == Kind::Partial {
-            prop_assert_eq!(picked, policy.all || policy.older_than.is_some_and(|d| idle(e) > d) || idle(e) > STALE_PARTIAL);
+            prop_assert_eq!(
+                picked,
+                policy.all || policy.older_than.is_some_and(|d| idle(e) > d) || idle(e) > STALE_PARTIAL
+            );
         }
     }
     let remaining: u64 = entries.iter().enumerate().filter(|(i, _)| !chosen.contains(i)).map(|(_, e)| e.size).sum();
     if let Some(max) = policy.max_bytes {
         // Over the bound only if nothing more may go.
-        let removable_left = entries.iter().enumerate().any(|(i, e)| {
-            !chosen.contains(&i) && !is_keep(e) && e.kind == Kind::Compiled && e.size > 0
-        });
+        let removable_left = entries
+            .iter()
+            .enumerate()
+            .any(|(i, e)| !chosen.contains(&i) && !is_keep(e) && e.kind == Kind::Compiled && e.size > 0);
         prop_assert!(remaining <= max || !removable_left, "{remaining} > {max} with entries left to remove");
         // Least recently used first: no kept entry is older than one
         // removed only for size.
@@ -98,7 +102,10 @@ fn check_selection(entries: &[Entry], policy: &Policy, keep_index: Option<usize>
             }
             // And no more than needed: without the last one removed, the
             // cache was still over the bound.
-            prop_assert!(remaining + entries[last].size > max, "entry {last} went although the cache was under the bound");
+            prop_assert!(
+                remaining + entries[last].size > max,
+                "entry {last} went although the cache was under the bound"
+            );
         }
     } else {
         let expected: Vec<usize> = (0..entries.len())
@@ -192,7 +199,8 @@ fn pruning_never_follows_a_symlink_nor_touches_what_it_did_not_write() {
     // Real ones: two entries, one with its sidecar; a stale and a fresh partial.
     file(&entry(3, Kind::Compiled), 100, Duration::from_secs(3 * 3600));
     file(&entry(5, Kind::Compiled), 200, Duration::from_secs(60));
-    std::fs::write(cache.join(format!("{:064x}-{:016x}.meta", 5, 7)), r#"{"label":"x@1","origin":"builtin:x"}"#).unwrap();
+    std::fs::write(cache.join(format!("{:064x}-{:016x}.meta", 5, 7)), r#"{"label":"x@1","origin":"builtin:x"}"#)
+        .unwrap();
     file(&entry(6, Kind::Partial), 50, STALE_PARTIAL * 2);
     file(&entry(7, Kind::Partial), 50, Duration::ZERO);
 
@@ -222,7 +230,9 @@ fn pruning_never_follows_a_symlink_nor_touches_what_it_did_not_write() {
     ];
     expected.sort();
     assert_eq!(left, expected, "only what rotator wrote went");
-    assert!(victim.is_file() && outside.join("dir/inner").is_file() && entry(4, Kind::Compiled).join("inside").is_file());
+    assert!(
+        victim.is_file() && outside.join("dir/inner").is_file() && entry(4, Kind::Compiled).join("inside").is_file()
+    );
 }
 
 #[test]
