@@ -13,8 +13,8 @@ use rotator_core::plugin::cache::{self, Entry, Kind, Policy, Skipped};
 
 #[derive(Subcommand)]
 pub enum CacheCommand {
-    /// List the compiled plugins in the cache: size, last use, sha256, the
-    /// plugin (once it has described itself), and the total.
+    /// List the compiled plugins in the cache: size, last use, sha256, which
+    /// built-in plugin it is (a file is known by its sha256), and the total.
     Ls {
         #[command(flatten)]
         dir: CacheDir,
@@ -126,11 +126,11 @@ fn bound() -> anyhow::Result<String> {
     })
 }
 
-fn who(e: &Entry) -> String {
+fn who(e: &Entry) -> &str {
     match (&e.plugin, e.kind) {
-        (Some(m), _) => format!("{} ({})", m.label, m.origin),
-        (None, Kind::Partial) => "(partial: being written, or left by an interrupted compile)".into(),
-        (None, Kind::Compiled) => "(unknown: compiled before rotator recorded names)".into(),
+        (Some(name), _) => name,
+        (None, Kind::Partial) => "(partial: being written, or left by an interrupted compile)",
+        (None, Kind::Compiled) => "(a plugin file: `rotator plugin inspect FILE` shows its sha256)",
     }
 }
 

@@ -2,9 +2,9 @@
 //! how it is pruned.
 //!
 //! [`super::Runtime`] writes one `<sha256>-<engine hash>.cwasm` per compiled
-//! component (tens of MiB for a Python or JavaScript one) and, once the
-//! plugin has described itself, a small `<same stem>.meta` saying which
-//! plugin it is. Every engine upgrade and every rebuilt plugin adds files,
+//! component (tens of MiB for a Python or JavaScript one), and nothing else:
+//! an entry is named by its component's sha256, which [`list`] matches
+//! against this binary's built-in plugins. Every engine upgrade and every rebuilt plugin adds files,
 //! so the cache is bounded: after each compile the least recently used
 //! entries go until the total is under [`max_bytes`] (default
 //! [`DEFAULT_MAX_BYTES`], `$ROTATOR_CACHE_MAX_SIZE`). `rotator plugin cache
@@ -24,7 +24,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 /// The cache's default bound: 1 GiB, about 30 compiled Python plugins.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
@@ -32,8 +33,6 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 pub const MAX_SIZE_ENV: &str = "ROTATOR_CACHE_MAX_SIZE";
 /// A half-written entry this old belongs to a process that died writing it.
 pub const STALE_PARTIAL: Duration = Duration::from_secs(3600);
-/// The largest sidecar read: it holds a plugin's label and origin.
-const MAX_META_BYTES: u64 = 4096;
 
 /// Why the cache could not be read or pruned, or a bound not understood.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +56,7 @@ pub enum Kind {
     Partial,
 }
 
-/// One cache entry (with its sidecar, if any).
+/// One cache entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
     /// The file, in the canonical cache directory.
@@ -65,22 +64,15 @@ pub struct Entry {
     pub kind: Kind,
     /// The compiled component's sha256 (from the name).
     pub sha256: String,
-    /// Bytes on disk, the sidecar included.
+    /// Bytes on disk.
     pub size: u64,
     /// When a load last used it (or when it was written).
     #[serde(with = "humantime_serde_compat")]
     pub last_used: SystemTime,
-    /// `name@version` and origin, if the sidecar says.
-    pub plugin: Option<Meta>,
-}
-
-/// The sidecar: who the compiled component is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Meta {
-    /// `name@version`, as the plugin described itself.
-    pub label: String,
-    /// `builtin:<name>` or the file it was loaded from.
-    pub origin: String,
+    /// `builtin:<name>` if the component is one of this binary's built-in
+    /// plugins; a plugin file is known by its sha256 alone (`rotator plugin
+    /// inspect FILE` shows a file's).
+    pub plugin: Option<String>,
 }
 
 /// A file in the cache directory that is not an entry, and why it is left alone.
@@ -154,23 +146,19 @@ pub fn parse_bound(text: &str) -> Result<Option<u64>, CacheError> {
     Ok(Some(bytes as u64))
 }
 
-/// The name's kind and sha256, if it is a cache file this module wrote;
-/// `Ok(None)` for a sidecar.
-fn parse_name(name: &str) -> Option<Result<(Kind, &str), ()>> {
+/// The name's kind and sha256, if it is a cache file the runtime writes.
+fn parse_name(name: &str) -> Option<(Kind, &str)> {
     let (stem, ext) = name.split_once('.')?;
     let (sha, hash) = stem.split_once('-')?;
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
     if !hex(sha, 64) || !hex(hash, 16) {
         return None;
     }
-    match ext {
-        "cwasm" => Some(Ok((Kind::Compiled, sha))),
-        "meta" => Some(Err(())),
-        _ => {
-            let pid = ext.strip_prefix("tmp")?;
-            (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())).then_some(Ok((Kind::Partial, sha)))
-        }
+    if ext == "cwasm" {
+        return Some((Kind::Compiled, sha));
     }
+    let pid = ext.strip_prefix("tmp")?;
+    (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())).then_some((Kind::Partial, sha))
 }
 
 /// When `meta` was last used: the later of its access and modification times.
@@ -191,7 +179,6 @@ pub fn list(dir: &Path) -> Result<Listing, CacheError> {
         Err(e) => return Err(dir_err(e)),
     };
     let mut entries = Vec::new();
-    let mut sidecars = Vec::new();
     let mut skipped = Vec::new();
     for item in std::fs::read_dir(&canonical).map_err(dir_err)? {
         let item = item.map_err(dir_err)?;
@@ -210,8 +197,7 @@ pub fn list(dir: &Path) -> Result<Listing, CacheError> {
         let name = item.file_name();
         match name.to_str().and_then(parse_name) {
             None => skipped.push(skip("not a file rotator writes")),
-            Some(Err(())) => sidecars.push((file, meta.len())),
-            Some(Ok((kind, sha))) => entries.push(Entry {
+            Some((kind, sha)) => entries.push(Entry {
                 sha256: sha.to_owned(),
                 kind,
                 size: meta.len(),
@@ -221,30 +207,15 @@ pub fn list(dir: &Path) -> Result<Listing, CacheError> {
             }),
         }
     }
-    for (sidecar, size) in sidecars {
-        match entries.iter_mut().find(|e| e.kind == Kind::Compiled && e.file.with_extension("meta") == sidecar) {
-            Some(entry) => {
-                entry.size += size;
-                entry.plugin = read_meta(&sidecar);
-            }
-            // An orphan sidecar: its entry is gone, so it goes too.
-            None => entries.push(Entry {
-                sha256: String::new(),
-                kind: Kind::Partial,
-                size,
-                last_used: SystemTime::UNIX_EPOCH,
-                plugin: None,
-                file: sidecar,
-            }),
+    if !entries.is_empty() {
+        let builtins: Vec<(String, &str)> =
+            crate::builtin::BUILTINS.iter().map(|b| (hex::encode(Sha256::digest(b.wasm)), b.name)).collect();
+        for e in &mut entries {
+            e.plugin = builtins.iter().find(|(sha, _)| e.sha256.eq_ignore_ascii_case(sha)).map(|(_, n)| format!("builtin:{n}"));
         }
     }
     entries.sort_by(|a, b| (a.last_used, &a.file).cmp(&(b.last_used, &b.file)));
     Ok(Listing { dir: canonical, entries, skipped })
-}
-
-fn read_meta(path: &Path) -> Option<Meta> {
-    let bytes = super::files::read_capped(path, MAX_META_BYTES, &path.display().to_string()).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 /// Which of `entries` (least recently used first) `policy` removes at
@@ -287,9 +258,6 @@ pub fn prune(dir: &Path, policy: &Policy, keep: Option<&Path>) -> Result<Pruned,
             continue;
         }
         remove_file_in(&listing.dir, &entry.file)?;
-        if entry.kind == Kind::Compiled {
-            remove_file_in(&listing.dir, &entry.file.with_extension("meta"))?;
-        }
         removed.push(entry);
     }
     let remaining = kept.iter().map(|e| e.size).sum();
@@ -326,16 +294,6 @@ pub(super) fn mark_used(path: &Path) {
 /// Whether `path` is an entry a load may use: a regular file, not a symlink.
 pub(super) fn usable(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
-}
-
-/// Record who the entry at `entry` is, beside it (best effort).
-pub(super) fn write_meta(entry: &Path, meta: &Meta) {
-    let Ok(json) = serde_json::to_vec(meta) else { return };
-    let path = entry.with_extension("meta");
-    let tmp = entry.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &path)).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
 }
 
 /// After writing `written`, hold the cache under the automatic bound.

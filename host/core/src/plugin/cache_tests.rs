@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, RngAlgorithm, TestRng, TestRunner};
 
+use sha2::{Digest, Sha256};
+
 use super::*;
 
 const NOW_SECS: u64 = 2_000_000_000;
@@ -144,12 +146,12 @@ fn pruning_keeps_the_bound_removes_least_recently_used_first_and_never_the_new_e
 #[test]
 fn names_are_recognised_only_as_written() {
     let sha = "a".repeat(64);
-    assert_eq!(parse_name(&format!("{sha}-0123456789abcdef.cwasm")), Some(Ok((Kind::Compiled, sha.as_str()))));
-    assert_eq!(parse_name(&format!("{sha}-0123456789abcdef.tmp42")), Some(Ok((Kind::Partial, sha.as_str()))));
-    assert_eq!(parse_name(&format!("{sha}-0123456789abcdef.meta")), Some(Err(())));
+    assert_eq!(parse_name(&format!("{sha}-0123456789abcdef.cwasm")), Some((Kind::Compiled, sha.as_str())));
+    assert_eq!(parse_name(&format!("{sha}-0123456789abcdef.tmp42")), Some((Kind::Partial, sha.as_str())));
     for other in [
         "notes.txt".to_owned(),
         format!("{sha}-0123456789abcdef.tmp"),
+        format!("{sha}-0123456789abcdef.meta"),
         format!("{sha}-0123456789abcdef.tmpx"),
         format!("{sha}-0123456789abcdeg.cwasm"),
         format!("{}-0123456789abcdef.cwasm", "a".repeat(63)),
@@ -192,15 +194,16 @@ fn pruning_never_follows_a_symlink_nor_touches_what_it_did_not_write() {
     // outside; a directory named like an entry; a file rotator never writes.
     symlink(&victim, entry(1, Kind::Compiled)).unwrap();
     symlink(outside.join("dir"), entry(2, Kind::Compiled)).unwrap();
-    symlink(&victim, cache.join(format!("{:064x}-{:016x}.meta", 3, 7))).unwrap();
+    let partial_link = cache.join(format!("{:064x}-{:016x}.tmp9", 3, 7));
+    symlink(&victim, &partial_link).unwrap();
     std::fs::create_dir(entry(4, Kind::Compiled)).unwrap();
     file(&entry(4, Kind::Compiled).join("inside"), 10, Duration::ZERO);
     file(&cache.join("notes.txt"), 10, Duration::from_secs(1 << 20));
-    // Real ones: two entries, one with its sidecar; a stale and a fresh partial.
+    // Real ones: two entries, one a built-in's; a stale and a fresh partial.
     file(&entry(3, Kind::Compiled), 100, Duration::from_secs(3 * 3600));
-    file(&entry(5, Kind::Compiled), 200, Duration::from_secs(60));
-    std::fs::write(cache.join(format!("{:064x}-{:016x}.meta", 5, 7)), r#"{"label":"x@1","origin":"builtin:x"}"#)
-        .unwrap();
+    let builtin = &crate::builtin::BUILTINS[0];
+    let builtin_entry = cache.join(format!("{}-{:016x}.cwasm", hex::encode(Sha256::digest(builtin.wasm)), 7));
+    file(&builtin_entry, 200, Duration::from_secs(60));
     file(&entry(6, Kind::Partial), 50, STALE_PARTIAL * 2);
     file(&entry(7, Kind::Partial), 50, Duration::ZERO);
 
@@ -211,20 +214,21 @@ fn pruning_never_follows_a_symlink_nor_touches_what_it_did_not_write() {
     let listing = list(&via).unwrap();
     assert_eq!(listing.dir, cache.canonicalize().unwrap());
     let sizes: Vec<(u64, Kind)> = listing.entries.iter().map(|e| (e.size, e.kind)).collect();
-    assert_eq!(sizes, [(100, Kind::Compiled), (50, Kind::Partial), (236, Kind::Compiled), (50, Kind::Partial)]);
-    assert_eq!(listing.entries[2].plugin.as_ref().map(|m| m.label.as_str()), Some("x@1"));
+    assert_eq!(sizes, [(100, Kind::Compiled), (50, Kind::Partial), (200, Kind::Compiled), (50, Kind::Partial)]);
+    assert_eq!(listing.entries[2].plugin, Some(format!("builtin:{}", builtin.name)));
+    assert_eq!(listing.entries[0].plugin, None);
     assert_eq!(listing.skipped.len(), 5, "{:?}", listing.skipped);
 
     let pruned = prune(&via, &Policy { all: true, ..Policy::default() }, None).unwrap();
     assert_eq!(pruned.removed.len(), 4);
-    assert_eq!(pruned.freed(), 436);
+    assert_eq!(pruned.freed(), 400);
     let mut left: Vec<String> =
         std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     left.sort();
     let mut expected = vec![
         name(1, Kind::Compiled),
         name(2, Kind::Compiled),
-        format!("{:064x}-{:016x}.meta", 3, 7),
+        partial_link.file_name().unwrap().to_string_lossy().into_owned(),
         name(4, Kind::Compiled),
         "notes.txt".to_owned(),
     ];

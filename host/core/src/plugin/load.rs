@@ -62,7 +62,7 @@ impl Runtime {
         {
             return Err(LoadError::Sha256Mismatch { origin, expected: expected.to_owned(), actual: sha256 });
         }
-        let (component, written) =
+        let component =
             self.compile(&sha256, bytes).map_err(|message| LoadError::Compile { origin: origin.clone(), message })?;
         let version = check_world(&self.engine, &component)
             .map_err(|detail| LoadError::WrongWorld { origin: origin.clone(), detail })?;
@@ -77,10 +77,6 @@ impl Runtime {
         let info = describe(&self.engine, &pre, &origin)?;
         let schema = jsonschema::validator_for(&info.settings_schema)
             .map_err(|e| LoadError::Schema { origin: origin.clone(), message: e.to_string() })?;
-        if let Some(entry) = written {
-            let label = format!("{}@{}", info.name, info.version);
-            cache::write_meta(&entry, &cache::Meta { label, origin: origin.clone() });
-        }
         Ok(Plugin(Arc::new(PluginInner {
             engine: self.engine.clone(),
             _ticker: self.ticker.clone(),
@@ -95,10 +91,9 @@ impl Runtime {
 
     /// Compile through the on-disk cache, keyed by the component's sha256
     /// and the engine's compatibility hash (wasmtime version and settings).
-    /// Also returns the entry it wrote, if it compiled.
-    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<(Component, Option<PathBuf>), String> {
+    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<Component, String> {
         let Some(path) = self.cache_path(sha256) else {
-            return Ok((Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?, None));
+            return Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"));
         };
         // A symlink is never followed: the compiled code would come from
         // outside the cache directory. Writing the entry replaces it.
@@ -109,7 +104,7 @@ impl Runtime {
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
                 Ok(c) => {
                     cache::mark_used(&path);
-                    return Ok((c, None));
+                    return Ok(c);
                 }
                 Err(e) => {
                     tracing::debug!(path = %path.display(), error = %e, "discarding unusable cache entry");
@@ -120,10 +115,10 @@ impl Runtime {
         let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
         if let Err(e) = store_cache(&path, &component) {
             tracing::debug!(path = %path.display(), error = %e, "could not write compilation cache");
-            return Ok((component, None));
+            return Ok(component);
         }
         cache::enforce_bound(&path);
-        Ok((component, Some(path)))
+        Ok(component)
     }
 
     /// Whether a load of `bytes` would find them compiled in the cache
