@@ -211,7 +211,10 @@ pub fn list(dir: &Path) -> Result<Listing, CacheError> {
         let builtins: Vec<(String, &str)> =
             crate::builtin::BUILTINS.iter().map(|b| (hex::encode(Sha256::digest(b.wasm)), b.name)).collect();
         for e in &mut entries {
-            e.plugin = builtins.iter().find(|(sha, _)| e.sha256.eq_ignore_ascii_case(sha)).map(|(_, n)| format!("builtin:{n}"));
+            e.plugin = builtins
+                .iter()
+                .find(|(sha, _)| e.sha256.eq_ignore_ascii_case(sha))
+                .map(|(_, n)| format!("builtin:{n}"));
         }
     }
     entries.sort_by(|a, b| (a.last_used, &a.file).cmp(&(b.last_used, &b.file)));
