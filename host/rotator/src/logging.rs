@@ -3,7 +3,8 @@
 //! (dependencies log `info` at most); `RUST_LOG` overrides it; either way the
 //! dependencies that would log secret values are held back
 //! ([`rotator_core::secret::QUIET_LOG_TARGETS`]). Colours only when stderr is
-//! a terminal: a log file or a journal gets plain text.
+//! a terminal and `NO_COLOR` is not set: a pipe, a log file or a journal
+//! gets plain text.
 //!
 //! Human-format fields show values as people write them: a field recorded
 //! with `?` that holds an `Option` shows its value (`version=2`, not
@@ -41,12 +42,18 @@ pub fn init(format: &str, level: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR")));
     if format == "json" {
         builder.json().init();
     } else {
         builder.fmt_fields(PlainFields).init();
     }
+}
+
+/// Colour codes only on a terminal, and not there either when `NO_COLOR`
+/// is set to anything (<https://no-color.org>).
+fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// `text` (a value's `Debug` form) as a person writes it: `Some(x)` as
@@ -140,7 +147,15 @@ impl VisitFmt for PlainVisitor<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{directives, plain};
+    use super::{colour, directives, plain};
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())), "an empty NO_COLOR does not count");
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+    }
 
     #[test]
     fn options_read_as_their_values() {
