@@ -41,8 +41,8 @@ pub enum CacheError {
     Dir { dir: PathBuf, source: io::Error },
     #[error("removing {}: {source}", file.display())]
     Remove { file: PathBuf, source: io::Error },
-    #[error("${MAX_SIZE_ENV}: {0} (a size such as 512MiB or 2GiB, or `off`)")]
-    Bound(crate::config::units::SizeError),
+    #[error("${MAX_SIZE_ENV}: invalid size `{0}` (a size such as 512MiB or 2GiB, or `off`)")]
+    Bound(String),
 }
 
 /// What a cache file is, from its name.
@@ -137,13 +137,21 @@ pub fn max_bytes() -> Result<Option<u64>, CacheError> {
     }
 }
 
-/// A bound as written: a size, or `off` for none.
+/// A bound as written: bytes with an optional unit (`B`, `KiB`, `MiB`,
+/// `GiB`, as in the config), or `off` for none. (Parsed here, not by
+/// `config::units`, which sits above this module.)
 pub fn parse_bound(text: &str) -> Result<Option<u64>, CacheError> {
-    if text.trim().eq_ignore_ascii_case("off") {
+    const UNITS: [(&str, u64); 4] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)];
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
-    let bytes = crate::config::units::parse_bytes(text).map_err(CacheError::Bound)?;
-    Ok(Some(bytes as u64))
+    let (digits, unit) = UNITS.iter().find_map(|(u, m)| t.strip_suffix(u).map(|d| (d, *m))).unwrap_or((t, 1));
+    let digits = digits.trim_end();
+    let bytes = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse::<u64>().ok()?.checked_mul(unit))
+        .flatten();
+    bytes.map(Some).ok_or_else(|| CacheError::Bound(text.to_owned()))
 }
 
 /// The name's kind and sha256, if it is a cache file the runtime writes.

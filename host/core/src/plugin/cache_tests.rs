@@ -167,6 +167,12 @@ fn bounds_parse_as_sizes_or_off() {
     assert_eq!(parse_bound("1GiB").unwrap(), Some(1 << 30));
     assert_eq!(parse_bound("512MiB").unwrap(), Some(512 << 20));
     assert_eq!(parse_bound(" OFF ").unwrap(), None);
+    assert_eq!(parse_bound("1048576").unwrap(), Some(1 << 20));
+    assert_eq!(parse_bound("64 KiB").unwrap(), Some(64 << 10));
+    assert_eq!(parse_bound("0B").unwrap(), Some(0));
+    for bad in ["", "MiB", "-1MiB", "1.5GiB", "1TiB", "99999999999999999999", "17179869184GiB"] {
+        assert!(parse_bound(bad).is_err(), "{bad}");
+    }
     let e = parse_bound("lots").unwrap_err().to_string();
     assert!(e.contains("ROTATOR_CACHE_MAX_SIZE") && e.contains("lots"), "{e}");
 }

@@ -23,7 +23,6 @@ use super::files::MAX_PLUGIN_BYTES;
 use super::wit::{self, VERSIONS};
 use super::{Grants, LoadError, Plugin, PluginInfo, PluginInner, RunConfig, Runtime, Step};
 use crate::builtin;
-use crate::config::PluginRef;
 
 const WASM_MAGIC: &[u8] = b"\0asm";
 /// The most fields a plugin may ask to read in clear in handle mode.
@@ -36,14 +35,14 @@ impl Runtime {
     /// sha256 matches `pin` (a job can pin a built-in as it pins a file, so
     /// an upgraded binary cannot change the job's plugin unnoticed).
     pub fn load_builtin(self: &Arc<Self>, name: &str, pin: Option<&str>) -> Result<Plugin, LoadError> {
-        let (origin, wasm) = read_source(&PluginRef::Builtin(name.to_owned()))?;
+        let (origin, wasm) = read_builtin(name)?;
         self.load(&origin, &wasm, pin)
     }
 
     /// Load a plugin from a file, optionally refusing it unless its sha256
     /// matches `pin`.
     pub fn load_file(self: &Arc<Self>, path: &Path, pin: Option<&str>) -> Result<Plugin, LoadError> {
-        let (origin, bytes) = read_source(&PluginRef::File(path.to_owned()))?;
+        let (origin, bytes) = read_file(path)?;
         self.load(&origin, &bytes, pin)
     }
 
@@ -140,24 +139,22 @@ impl Runtime {
     }
 }
 
-/// The bytes `plugin` names, with the origin errors call it by: a
-/// built-in's, or a file's (read with the size cap). [`Runtime::load`] of
-/// them is what `load_builtin` and `load_file` do.
-pub fn read_source(plugin: &PluginRef) -> Result<(String, Cow<'static, [u8]>), LoadError> {
-    match plugin {
-        PluginRef::Builtin(name) => {
-            let b = builtin::find(name).ok_or_else(|| LoadError::UnknownBuiltin {
-                name: name.to_owned(),
-                known: builtin::BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
-            })?;
-            Ok((format!("builtin:{name}"), Cow::Borrowed(b.wasm)))
-        }
-        PluginRef::File(path) => {
-            let origin = path.display().to_string();
-            let bytes = super::files::read_capped(path, MAX_PLUGIN_BYTES, &origin)?;
-            Ok((origin, Cow::Owned(bytes)))
-        }
-    }
+/// A built-in plugin's bytes, with the origin errors call it by
+/// (`builtin:<name>`). [`Runtime::load`] of them is `load_builtin`.
+pub fn read_builtin(name: &str) -> Result<(String, Cow<'static, [u8]>), LoadError> {
+    let b = builtin::find(name).ok_or_else(|| LoadError::UnknownBuiltin {
+        name: name.to_owned(),
+        known: builtin::BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
+    })?;
+    Ok((format!("builtin:{name}"), Cow::Borrowed(b.wasm)))
+}
+
+/// A plugin file's bytes (read with the size cap), with the origin errors
+/// call it by. [`Runtime::load`] of them is `load_file`.
+pub fn read_file(path: &Path) -> Result<(String, Cow<'static, [u8]>), LoadError> {
+    let origin = path.display().to_string();
+    let bytes = super::files::read_capped(path, MAX_PLUGIN_BYTES, &origin)?;
+    Ok((origin, Cow::Owned(bytes)))
 }
 
 fn store_cache(path: &Path, component: &Component) -> std::io::Result<()> {

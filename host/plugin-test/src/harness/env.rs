@@ -21,7 +21,7 @@ use super::{Harness, HarnessError, postgres};
 use rotator_core::config::{JobConfig, PluginRef, SecretLocation};
 use rotator_core::plugin::{
     CurrentSecret, Grants, HostCall, HttpBridge, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext,
-    VaultBridge, read_source,
+    VaultBridge, read_builtin, read_file,
 };
 use rotator_core::rotation::Job;
 use rotator_core::secret::SecretJson;
@@ -84,7 +84,10 @@ impl Env {
     pub async fn start(h: Harness) -> Result<Self, HarnessError> {
         let options = RuntimeOptions { max_concurrent_runs: 8, ..RuntimeOptions::default() };
         let runtime = Runtime::new(options)?;
-        let (origin, bytes) = read_source(&h.plugin)?;
+        let (origin, bytes) = match &h.plugin {
+            PluginRef::Builtin(name) => read_builtin(name)?,
+            PluginRef::File(path) => read_file(path)?,
+        };
         let shown = (h.progress && !runtime.is_compiled(&bytes)).then(|| Compiling::start(&origin, bytes.len()));
         let plugin = runtime.load(&origin, &bytes, None);
         if let Some(shown) = shown {
