@@ -88,7 +88,9 @@ impl Env {
             PluginRef::Builtin(name) => read_builtin(name)?,
             PluginRef::File(path) => read_file(path)?,
         };
-        let shown = (h.progress && !runtime.is_compiled(&bytes)).then(|| Compiling::start(&origin, bytes.len()));
+        // Only for what will compile: not for a file that is not wasm at all.
+        let compiles = h.progress && bytes.starts_with(b"\0asm") && !runtime.is_compiled(&bytes);
+        let shown = compiles.then(|| Compiling::start(&origin, bytes.len()));
         let plugin = runtime.load(&origin, &bytes, None);
         if let Some(shown) = shown {
             shown.done(plugin.is_ok());
