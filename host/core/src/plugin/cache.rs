@@ -2,11 +2,12 @@
 //! how it is pruned.
 //!
 //! [`super::Runtime`] writes one `<sha256>-<engine hash>.cwasm` per compiled
-//! component (tens of MiB for a Python or JavaScript one), and nothing else:
-//! an entry is named by its component's sha256, which [`list`] matches
-//! against this binary's built-in plugins. Every engine upgrade and every rebuilt plugin adds files,
-//! so the cache is bounded: after each compile the least recently used
-//! entries go until the total is under [`max_bytes`] (default
+//! component (tens of MiB for a Python or JavaScript one) and nothing else
+//! (written as `….tmp<pid>`, then renamed). An entry is known by its
+//! component's sha256, which [`list`] matches against this binary's
+//! built-in plugins. Every engine upgrade and every rebuilt plugin adds
+//! files, so the cache is bounded: after each compile the least recently
+//! used entries go until the total is under [`max_bytes`] (default
 //! [`DEFAULT_MAX_BYTES`], `$ROTATOR_CACHE_MAX_SIZE`). `rotator plugin cache
 //! ls|prune` use [`list`] and [`prune`].
 //!
