@@ -143,7 +143,7 @@ fn plugin_test_passes_kv_random_with_toml_settings() {
         "plugin kv-random@0.1.0 (builtin:kv-random",
         "grants: none",
         "PASS idempotent-steps:",
-        "PASS crash-resume: 20 crash point(s)",
+        "PASS crash-resume: 14 crash point(s)",
         "SKIP failing-test-rolls-back: `test` makes no host call, so it cannot be made to fail",
         "PASS plan-is-read-only:",
         "PASS declared-capabilities: the plugin made no host calls",
@@ -225,11 +225,11 @@ fn plugin_test_prints_a_50_mb_failure_once_and_stays_small() {
     assert_eq!(stdout.matches("…[truncated ").count(), 1, "{stdout}");
     assert!(stdout.contains("create       plugin"), "{stdout}");
     assert!(stdout.contains("<the failure shown above>"), "{stdout}");
-    assert!(stdout.contains("FAIL crash-resume: 20 of 20 crash-resume runs failed"), "{stdout}");
+    assert!(stdout.contains("FAIL crash-resume: 14 of 14 crash-resume runs failed"), "{stdout}");
     // Resuming fails at the points before `create`; reaching fails after.
     // Each shown once, with how many of the points it was seen at.
-    assert!(stdout.contains(" (seen in 2 of 20 crash points: before:create, after:create)\n"), "{stdout}");
-    assert!(stdout.contains(" (seen in 18 of 20 crash points: before:stage, after:stage, before:set, "), "{stdout}");
+    assert!(stdout.contains(" (seen in 2 of 14 crash points: before:create, after:create)\n"), "{stdout}");
+    assert!(stdout.contains(" (seen in 12 of 14 crash points: before:stage, after:stage, before:set, "), "{stdout}");
     assert_eq!(stdout.matches("seen in ").count(), 2, "{stdout}");
     let json = test(true);
     assert!(json.stdout.len() < 64 << 10, "{} bytes of JSON", json.stdout.len());
