@@ -16,7 +16,7 @@ use rotator_daemon::daemon::Daemon;
 use rotator_daemon::setup::{self, VaultOverride};
 use rotator_daemon::start::StartOptions;
 use rotator_devserver::{DevServer, DevServerOptions, FaultRules};
-use rotator_plugin_test::harness::{Harness, parse_grant, parse_plugin, parse_step_timeout};
+use rotator_plugin_test::harness::{Harness, parse_grant, parse_plugin, parse_step_timeout, read_settings};
 use secrecy::{ExposeSecret, SecretString};
 
 /// What a token in the dashboard link's fragment must escape: everything
@@ -365,27 +365,6 @@ pub struct PluginTestArgs {
     json: bool,
 }
 
-/// `--settings`: a file if one is there, else inline JSON (`{…}`) or TOML
-/// (`key = value`).
-fn read_settings(arg: &str) -> anyhow::Result<serde_json::Value> {
-    let path = Path::new(arg);
-    let (text, origin, toml) = if path.is_file() {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        (text, path.display().to_string(), path.extension().is_some_and(|e| e == "toml"))
-    } else if arg.trim_start().starts_with('{') {
-        (arg.to_owned(), "the inline JSON of --settings".to_owned(), false)
-    } else if arg.contains('=') {
-        (arg.to_owned(), "the inline TOML of --settings".to_owned(), true)
-    } else {
-        bail!("--settings: no file `{arg}`, and not inline JSON ({{…}}) or TOML (key = value)");
-    };
-    if toml {
-        let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {origin}"))?;
-        return Ok(serde_json::to_value(table)?);
-    }
-    serde_json::from_str(&text).with_context(|| format!("parsing {origin}"))
-}
-
 /// Exit 0 if the plugin conforms, 1 on any violation, 2 if it could not be
 /// tested (bad arguments, unloadable plugin, settings against its schema).
 pub fn plugin_test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
@@ -413,7 +392,7 @@ fn run_harness(args: &PluginTestArgs) -> anyhow::Result<rotator_plugin_test::har
         args.grants.iter().map(|g| parse_grant(g).map_err(|e| anyhow!("--grant: {e}"))).collect::<Result<_, _>>()?;
     let grants = if grants.is_empty() { None } else { Some(grants) };
     let (mount, path) = args.secret.split_once('/').ok_or_else(|| anyhow!("--secret must be MOUNT/PATH"))?;
-    let mut harness = Harness::new(parse_plugin(&args.plugin), settings, grants).secret(mount, path);
+    let mut harness = Harness::new(parse_plugin(&args.plugin), settings, grants).secret(mount, path).progress(true);
     if let Some(url) = &args.postgres_url {
         harness = harness.postgres_url(SecretString::from(url.clone()));
     }

@@ -1,6 +1,8 @@
 //! The `rotator` command: parse flags, set up logging, hand over to the
-//! library. Each subcommand lives in `commands.rs`.
+//! library. Each subcommand lives in `commands.rs`, but for `plugin cache`
+//! (`cache.rs`).
 
+mod cache;
 mod commands;
 mod generate;
 mod logging;
@@ -76,6 +78,9 @@ enum PluginCommand {
     /// protocol's rules: exit 0 if it conforms, 1 on any violation, 2 if it
     /// could not be tested.
     Test(commands::PluginTestArgs),
+    /// List or prune the plugin compilation cache.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
 }
 
 #[derive(Subcommand)]
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
         Command::Rotate { job, config, dry_run } => commands::rotate(&config, &job, dry_run),
         Command::Plugin(PluginCommand::Inspect { plugin }) => commands::inspect(&plugin),
         Command::Plugin(PluginCommand::Test(args)) => commands::plugin_test(args),
+        Command::Plugin(PluginCommand::Cache(command)) => cache::run(command),
         Command::Audit(AuditCommand::Verify { file, config }) => commands::audit_verify(&file, config.as_deref()),
         Command::Completions { shell } => generate::completions(Cli::command(), shell),
         Command::Man { dir } => generate::man(Cli::command(), dir.as_deref()),

@@ -8,6 +8,7 @@
 //!
 //! Files are read through [`super::files`], which caps their size.
 
+use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
+use super::cache;
 use super::files::MAX_PLUGIN_BYTES;
 use super::wit::{self, VERSIONS};
 use super::{Grants, LoadError, Plugin, PluginInfo, PluginInner, RunConfig, Runtime, Step};
@@ -33,18 +35,14 @@ impl Runtime {
     /// sha256 matches `pin` (a job can pin a built-in as it pins a file, so
     /// an upgraded binary cannot change the job's plugin unnoticed).
     pub fn load_builtin(self: &Arc<Self>, name: &str, pin: Option<&str>) -> Result<Plugin, LoadError> {
-        let b = builtin::find(name).ok_or_else(|| LoadError::UnknownBuiltin {
-            name: name.to_owned(),
-            known: builtin::BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
-        })?;
-        self.load(&format!("builtin:{name}"), b.wasm, pin)
+        let (origin, wasm) = read_builtin(name)?;
+        self.load(&origin, &wasm, pin)
     }
 
     /// Load a plugin from a file, optionally refusing it unless its sha256
     /// matches `pin`.
     pub fn load_file(self: &Arc<Self>, path: &Path, pin: Option<&str>) -> Result<Plugin, LoadError> {
-        let origin = path.display().to_string();
-        let bytes = super::files::read_capped(path, MAX_PLUGIN_BYTES, &origin)?;
+        let (origin, bytes) = read_file(path)?;
         self.load(&origin, &bytes, pin)
     }
 
@@ -96,12 +94,17 @@ impl Runtime {
         let Some(path) = self.cache_path(sha256) else {
             return Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"));
         };
-        if path.exists() {
+        // A symlink is never followed: the compiled code would come from
+        // outside the cache directory. Writing the entry replaces it.
+        if cache::usable(&path) {
             // SAFETY: the file was written by `Component::serialize` of an
             // engine with the same compatibility hash, into a cache directory
             // that only this user writes (created 0700 below).
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(c) => return Ok(c),
+                Ok(c) => {
+                    cache::mark_used(&path);
+                    return Ok(c);
+                }
                 Err(e) => {
                     tracing::debug!(path = %path.display(), error = %e, "discarding unusable cache entry");
                     let _ = std::fs::remove_file(&path);
@@ -111,8 +114,21 @@ impl Runtime {
         let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
         if let Err(e) = store_cache(&path, &component) {
             tracing::debug!(path = %path.display(), error = %e, "could not write compilation cache");
+            return Ok(component);
         }
+        cache::enforce_bound(&path);
         Ok(component)
+    }
+
+    /// Whether a load of `bytes` would find them compiled in the cache
+    /// (so a caller can say "compiling…" only when it will).
+    pub fn is_compiled(&self, bytes: &[u8]) -> bool {
+        self.cache_path(&hex::encode(Sha256::digest(bytes))).is_some_and(|p| cache::usable(&p))
+    }
+
+    /// The compilation cache's directory, if caching is on.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache_dir.as_deref()
     }
 
     fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
@@ -121,6 +137,24 @@ impl Runtime {
         self.engine.precompile_compatibility_hash().hash(&mut h);
         Some(dir.join(format!("{sha256}-{:016x}.cwasm", h.finish())))
     }
+}
+
+/// A built-in plugin's bytes, with the origin errors call it by
+/// (`builtin:<name>`). [`Runtime::load`] of them is `load_builtin`.
+pub fn read_builtin(name: &str) -> Result<(String, Cow<'static, [u8]>), LoadError> {
+    let b = builtin::find(name).ok_or_else(|| LoadError::UnknownBuiltin {
+        name: name.to_owned(),
+        known: builtin::BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
+    })?;
+    Ok((format!("builtin:{name}"), Cow::Borrowed(b.wasm)))
+}
+
+/// A plugin file's bytes (read with the size cap), with the origin errors
+/// call it by. [`Runtime::load`] of them is `load_file`.
+pub fn read_file(path: &Path) -> Result<(String, Cow<'static, [u8]>), LoadError> {
+    let origin = path.display().to_string();
+    let bytes = super::files::read_capped(path, MAX_PLUGIN_BYTES, &origin)?;
+    Ok((origin, Cow::Owned(bytes)))
 }
 
 fn store_cache(path: &Path, component: &Component) -> std::io::Result<()> {

@@ -11,6 +11,7 @@
 //! conformance harness) drive a run through a [`Session`], which hops each
 //! step to the blocking pool and hands back its timing and host calls.
 
+pub mod cache;
 pub mod connections;
 mod error;
 mod files;
@@ -46,6 +47,7 @@ pub use imports::http::HttpBridge;
 pub use imports::http::{CONNECT_TIMEOUT, GuardedResolver, ResolveError, classify, client, screen};
 pub use imports::{CallOutcome, HostCall, SqlValue, SubstituteError, VaultBridge, substitute_parameters};
 pub use limits::{OutputLimits, RunLimits};
+pub use load::{read_builtin, read_file};
 pub use run::{Run, RunConfig};
 pub use session::{Lost, Session, StartError, StepOutcome};
 pub use wit::EXPORT;

@@ -466,7 +466,7 @@ impl<A: LeaseApi> LeaseManager<A> {
                 st.queue.insert((next, path.to_owned()));
                 drop(st);
                 if capped {
-                    tracing::info!(path, lease = %lease_id, ttl = ?r.lease_duration, "lease renewal capped by max TTL; will fetch fresh credentials");
+                    tracing::info!(path, lease = %lease_id, ttl = %humantime::format_duration(r.lease_duration), "lease renewal capped by max TTL; will fetch fresh credentials");
                 }
                 self.emit(LeaseEvent::Renewed { path: path.to_owned(), lease_id, ttl: r.lease_duration, capped });
             }

@@ -232,7 +232,7 @@ pub async fn watch_token<A: TokenApi>(
             match api.reload().await {
                 Ok(Some(new)) => {
                     (failures, renew_denied, told_stranded, told_expired) = (0, false, false, false);
-                    tracing::info!(ttl = ?new.ttl, "picked up a new vault token from the token file");
+                    tracing::info!(ttl = %humantime::format_duration(new.ttl), "picked up a new vault token from the token file");
                     held = Held::fresh(new);
                     set(&status, |s| s.reloads += 1);
                     continue;
@@ -258,7 +258,7 @@ pub async fn watch_token<A: TokenApi>(
                 Ok(new) if new.ttl.is_zero() => tracing::debug!("vault token renewal left no time"),
                 Ok(new) => {
                     (failures, renew_denied) = (0, false);
-                    tracing::debug!(ttl = ?new.ttl, "vault token renewed");
+                    tracing::debug!(ttl = %humantime::format_duration(new.ttl), "vault token renewed");
                     held.renewed(new);
                     set(&status, |s| s.renewals += 1);
                 }
@@ -274,7 +274,7 @@ pub async fn watch_token<A: TokenApi>(
             Action::Login => match api.login().await {
                 Ok(Some(new)) => {
                     (failures, told_stranded, told_expired) = (0, false, false);
-                    tracing::info!(ttl = ?new.ttl, "logged in to vault again");
+                    tracing::info!(ttl = %humantime::format_duration(new.ttl), "logged in to vault again");
                     held = Held::fresh(new);
                     set(&status, |s| s.logins += 1);
                 }

@@ -200,7 +200,7 @@ impl VaultClient {
             match self.send(method, &target, body.clone(), token.as_ref()).await {
                 Err(Failure { error, retry_after }) if retry.should_retry(attempt, &error) => {
                     let delay = retry_delay(&retry, attempt, retry_after, &mut rand::rng());
-                    tracing::debug!(method, path, attempt, %error, ?delay, "retrying vault request");
+                    tracing::debug!(method, path, attempt, %error, delay = %humantime::format_duration(delay), "retrying vault request");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }

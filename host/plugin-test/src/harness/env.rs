@@ -15,12 +15,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
+use super::progress::Compiling;
 use super::report::{CallRecord, Environment, PluginSummary};
 use super::{Harness, HarnessError, postgres};
 use rotator_core::config::{JobConfig, PluginRef, SecretLocation};
 use rotator_core::plugin::{
     CurrentSecret, Grants, HostCall, HttpBridge, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext,
-    VaultBridge,
+    VaultBridge, read_builtin, read_file,
 };
 use rotator_core::rotation::Job;
 use rotator_core::secret::SecretJson;
@@ -83,10 +84,18 @@ impl Env {
     pub async fn start(h: Harness) -> Result<Self, HarnessError> {
         let options = RuntimeOptions { max_concurrent_runs: 8, ..RuntimeOptions::default() };
         let runtime = Runtime::new(options)?;
-        let plugin = match &h.plugin {
-            PluginRef::Builtin(name) => runtime.load_builtin(name, None)?,
-            PluginRef::File(path) => runtime.load_file(path, None)?,
+        let (origin, bytes) = match &h.plugin {
+            PluginRef::Builtin(name) => read_builtin(name)?,
+            PluginRef::File(path) => read_file(path)?,
         };
+        // Only for what will compile: not for a file that is not wasm at all.
+        let compiles = h.progress && bytes.starts_with(b"\0asm") && !runtime.is_compiled(&bytes);
+        let shown = compiles.then(|| Compiling::start(&origin, bytes.len()));
+        let plugin = runtime.load(&origin, &bytes, None);
+        if let Some(shown) = shown {
+            shown.done(plugin.is_ok());
+        }
+        let plugin = plugin?;
         let plugin_ref = h.plugin.clone();
         let problems = plugin.validate_settings(&h.settings);
         if !problems.is_empty() {

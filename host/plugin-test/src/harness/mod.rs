@@ -26,10 +26,12 @@ mod faults;
 mod idempotency;
 mod plan;
 mod postgres;
+mod progress;
 mod report;
 mod resume;
 mod rollback;
 mod session;
+mod settings;
 mod walk;
 
 use std::future::Future;
@@ -43,6 +45,7 @@ use serde_json::Value;
 pub use report::{
     CallRecord, CheckResult, Environment, PluginSummary, Report, Status, StepRecord, group_repeats, names,
 };
+pub use settings::{Lang, MAX_SETTINGS_BYTES, SettingsError, read_settings};
 
 use rotator_core::config::{PluginRef, SecretLocation};
 use rotator_core::plugin::grants::GrantError;
@@ -100,6 +103,7 @@ pub struct Harness {
     postgres_url: Option<SecretString>,
     limits: RunLimits,
     setup: Option<Setup>,
+    progress: bool,
 }
 
 impl Harness {
@@ -116,6 +120,7 @@ impl Harness {
             postgres_url: None,
             limits: RunLimits::default(),
             setup: None,
+            progress: false,
         }
     }
 
@@ -143,6 +148,14 @@ impl Harness {
     /// Memory cap and step deadline of every run (the job defaults otherwise).
     pub fn limits(mut self, limits: RunLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Show a line on stderr while the plugin compiles (only when it is
+    /// not in the compilation cache): redrawn in place on a terminal, two
+    /// plain lines otherwise. Off by default.
+    pub fn progress(mut self, show: bool) -> Self {
+        self.progress = show;
         self
     }
 

@@ -9,8 +9,8 @@
 //! A failing plugin tends to fail the same way in every run (the walk, each
 //! crash point, the rollback check), and its message may be as long as the
 //! job's error cap. So the report says each failure once: a check that ran
-//! many times lists each distinct failure with the runs it happened in
-//! ([`group_repeats`]), and the printed form replaces a failure already
+//! many times lists each distinct failure once, with how many runs it was
+//! seen in and which ([`group_repeats`]), and the printed form replaces a failure already
 //! shown by a short reference to it.
 
 use std::fmt;
@@ -62,6 +62,10 @@ pub struct StepRecord {
     pub ok: bool,
     /// Why it failed (already redacted).
     pub error: Option<String>,
+    /// The failure's kind, as audit records name it: `deadline` (a step
+    /// past `--step-timeout`), `trap`, `memory-limit`, `permanent`, …; `host`
+    /// for the host's own actions.
+    pub failure: Option<&'static str>,
     /// The plugin's host calls during the step, in order.
     pub host_calls: Vec<CallRecord>,
 }
@@ -131,9 +135,15 @@ impl CheckResult {
     }
 
     /// Fail with `reason`, and each distinct failure of `runs` (run, why)
-    /// once ([`group_repeats`]).
-    pub fn failed_runs(name: &'static str, reason: String, runs: Vec<(String, String)>, what: &str) -> Self {
-        Self { name, status: Status::Fail, reason, details: group_repeats(runs, what) }
+    /// once, with how many of `total` runs it was seen in ([`group_repeats`]).
+    pub fn failed_runs(
+        name: &'static str,
+        reason: String,
+        runs: Vec<(String, String)>,
+        total: usize,
+        what: &str,
+    ) -> Self {
+        Self { name, status: Status::Fail, reason, details: group_repeats(runs, total, what) }
     }
 
     pub fn with_details(mut self, details: Vec<String>) -> Self {
@@ -194,10 +204,10 @@ impl Report {
     }
 }
 
-/// Each distinct failure of `runs` (`(run, why)`, in run order) once, as
-/// `run: why`, followed by `same failure in N other <what>: …` when other
-/// runs failed the same way.
-pub fn group_repeats(runs: Vec<(String, String)>, what: &str) -> Vec<String> {
+/// Each distinct failure of `runs` (`(run, why)`, in run order) once: as
+/// `run: why` if only one run failed so, else as `why (seen in N of TOTAL
+/// <what>: run, run, …)`, `total` being how many runs there were.
+pub fn group_repeats(runs: Vec<(String, String)>, total: usize, what: &str) -> Vec<String> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for (run, why) in runs {
         match groups.iter_mut().find(|(w, _)| *w == why) {
@@ -205,15 +215,13 @@ pub fn group_repeats(runs: Vec<(String, String)>, what: &str) -> Vec<String> {
             None => groups.push((why, vec![run])),
         }
     }
-    let mut out = Vec::new();
-    for (why, mut seen_in) in groups {
-        let first = seen_in.remove(0);
-        out.push(format!("{first}: {why}"));
-        if !seen_in.is_empty() {
-            out.push(format!("same failure in {} other {what}: {}", seen_in.len(), seen_in.join(", ")));
-        }
-    }
-    out
+    groups
+        .into_iter()
+        .map(|(why, seen_in)| match seen_in.as_slice() {
+            [run] => format!("{run}: {why}"),
+            _ => format!("{why} (seen in {} of {total} {what}: {})", seen_in.len(), seen_in.join(", ")),
+        })
+        .collect()
 }
 
 /// Texts at least this long are printed once; later mentions refer back.
@@ -301,8 +309,8 @@ mod tests {
             ("d".to_owned(), "boom".to_owned()),
         ];
         assert_eq!(
-            group_repeats(runs, "crash-resume runs"),
-            ["a: boom", "same failure in 2 other crash-resume runs: c, d", "b: other"]
+            group_repeats(runs, 24, "crash points"),
+            ["boom (seen in 3 of 24 crash points: a, c, d)", "b: other"]
         );
     }
 

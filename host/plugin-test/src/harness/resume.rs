@@ -172,5 +172,5 @@ pub(super) async fn check(env: &Env, walk: &Walk) -> CheckResult {
     }
     let runs = points.len() - unreachable.len();
     let reason = format!("{} of {runs} crash-resume runs failed", violations.len());
-    CheckResult::failed_runs(names::CRASH_RESUME, reason, violations, "crash-resume runs").with_details(notes)
+    CheckResult::failed_runs(names::CRASH_RESUME, reason, violations, runs, "crash points").with_details(notes)
 }

@@ -65,6 +65,7 @@ fn record<T>(
         duration_ms: duration.as_secs_f64() * 1e3,
         ok: result.is_ok(),
         error: result.as_ref().err().map(|e| e.failure.to_string()),
+        failure: result.as_ref().err().map(|e| e.failure.kind()),
         host_calls: calls,
     };
     (record, result)

@@ -43,6 +43,7 @@ fn host_step(step: &str, started: Instant, error: Option<String>) -> StepRecord 
         by: "host",
         duration_ms: started.elapsed().as_secs_f64() * 1e3,
         ok: error.is_none(),
+        failure: error.as_ref().map(|_| "host"),
         error,
         host_calls: Vec::new(),
     }
