@@ -152,7 +152,7 @@ impl Daemon {
         let drained =
             tokio::time::timeout(self.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            tracing::error!(grace = ?self.shutdown_grace, "rotations still running after the grace period; abandoning them");
+            tracing::error!(grace = %humantime::format_duration(self.shutdown_grace), "rotations still running after the grace period; abandoning them");
         }
         let _ = lease_task.await;
         if self.leases.revoke_on_shutdown {

@@ -189,7 +189,7 @@ impl AwsClient {
                 Err(e) if attempt < retry.attempts && e.is_transient() => {
                     let delay = retry.delay(attempt, &mut rand::rng());
                     let (service, operation) = (call.service.name, call.operation);
-                    tracing::debug!(service, operation, attempt, error = %e, ?delay, "AWS call retried");
+                    tracing::debug!(service, operation, attempt, error = %e, delay = %humantime::format_duration(delay), "AWS call retried");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }

@@ -298,7 +298,7 @@ impl<'a> Driver<'a> {
             Ok(_) => ("ok", None),
             Err(e) => ("failed", Some((e.to_string(), e.failure.kind()))),
         };
-        tracing::debug!(job = %self.job.config.id, step = name, ?duration, ok = result.is_ok(), "step");
+        tracing::debug!(job = %self.job.config.id, step = name, duration = %humantime::format_duration(duration), ok = result.is_ok(), "step");
         self.emit(Note {
             duration: Some(duration),
             vault_paths: paths,
@@ -405,7 +405,7 @@ impl<'a> Driver<'a> {
         self.unstage().await?;
         self.end(Ok(())).await?;
         self.point(Point::after(Action::RecordDone))?;
-        tracing::info!(job = %self.job.config.id, plugin = %self.job.plugin.label(), rotation = %rotation_id, ?new_version, "rotation done");
+        tracing::info!(job = %self.job.config.id, plugin = %self.job.plugin.label(), rotation = %rotation_id, new_version = new_version.as_ref().map(tracing::field::display), "rotation done");
         Ok(RotationReport {
             rotation_id,
             job: self.job.config.id.clone(),

@@ -336,7 +336,7 @@ impl Scheduler {
         let Rotation { result, recorded } = job.rotate_recorded(&self.inner.store, options).await;
         match &result {
             Ok(r) => {
-                tracing::info!(job = %job.config.id, version = ?r.new_version, resumed = r.resumed_from.is_some(), "rotated")
+                tracing::info!(job = %job.config.id, version = r.new_version.as_ref().map(tracing::field::display), resumed = r.resumed_from.is_some(), "rotated")
             }
             Err(e) => {
                 tracing::error!(job = %job.config.id, transient = e.is_transient(), error = %e, "rotation failed")
