@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use rotator_core::rotation::Job;
+use rotator_core::schedule::Schedule;
 use rotator_core::secret::SecretJson;
 use rotator_core::state::{Outcome, StateStore};
 use rotator_daemon::scheduler::{Scheduler, SchedulerError};
@@ -58,9 +59,14 @@ async fn a_restart_neither_repeats_nor_skips_and_downtime_is_caught_up_once() {
     let (_s, stop, store) = start(&server, &toml, 4).await;
     wait_for("the first rotation", async || rotations(&store, "app").await == 1).await;
     stop.send(true).unwrap();
-    let due = store.load("app").await.unwrap().state.next_due.unwrap();
-    let ahead = due - OffsetDateTime::now_utc();
-    assert!(ahead > time::Duration::minutes(59), "next rotation in {ahead}");
+    let state = store.load("app").await.unwrap().state;
+    // The next slot is the job's own point of the following hour.
+    let (last, due) = (state.last_rotation.unwrap(), state.next_due.unwrap());
+    assert_eq!(
+        Some(due),
+        Some(Schedule::every(Duration::from_secs(3600)).spread_for("app").next_slot(Some(last), last))
+    );
+    assert!(due > last && due <= last + time::Duration::hours(1), "next rotation at {due}, last at {last}");
 
     // Restart: nothing is due, nothing runs.
     let (_s, stop, store) = start(&server, &toml, 4).await;
@@ -169,7 +175,7 @@ async fn jobs_can_be_added_and_removed_at_runtime() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_new_job_whose_secret_exists_waits_an_interval_from_its_last_change() {
+async fn a_new_job_whose_secret_exists_waits_for_its_slot_after_its_last_change() {
     let server = dev_server().await;
     let http = rotator_tests::http_client(Duration::from_secs(10));
     let written = rotator_tests::call(
@@ -182,10 +188,16 @@ async fn a_new_job_whose_secret_exists_waits_an_interval_from_its_last_change() 
     )
     .await;
     assert_eq!(written.0, 200, "{}", written.1);
+    let changed = written.1["data"]["created_time"].as_str().expect("the write answers its time").to_owned();
+    let changed = OffsetDateTime::parse(&changed, &time::format_description::well_known::Rfc3339).unwrap();
     let (_s, stop, store) = start(&server, &kv_job("old", "interval = \"1h\""), 4).await;
     let state = store.load("old").await.unwrap().state;
-    let ahead = state.next_due.expect("scheduled") - OffsetDateTime::now_utc();
-    assert!(ahead > time::Duration::minutes(59), "due an hour after the secret changed, not in {ahead}");
+    // Not at once: at the job's own grid point within the hour after the
+    // change (interval jobs spread over their interval).
+    let hour = Duration::from_secs(3600);
+    let expected = Schedule::every(hour).spread_for("old").next_slot(Some(changed), changed);
+    assert_eq!(state.slot, Some(expected));
+    assert!(expected > changed && expected <= changed + hour, "{expected}");
     assert_eq!(state.rotations, 0);
     stop.send(true).unwrap();
 }
