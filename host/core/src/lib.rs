@@ -11,6 +11,7 @@
 //! - [`metrics`]: Prometheus counters, gauges and histograms.
 //! - [`crash`]: crash points for the fault-injection suite.
 //! - [`supervise`]: panics in long-lived tasks caught, logged and counted.
+//! - [`pace`]: a rate limit that spaces events evenly.
 //! - [`vault`]: the Vault client every Vault call goes through, with token
 //!   and lease renewal.
 //! - [`aws`]: AWS credentials (the standard chain), SigV4 and the host's
@@ -36,6 +37,7 @@ pub mod builtin;
 pub mod config;
 pub mod crash;
 pub mod metrics;
+pub mod pace;
 pub mod plugin;
 pub mod rotation;
 pub mod schedule;

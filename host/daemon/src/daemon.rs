@@ -48,6 +48,8 @@ pub struct Daemon {
     /// Already bound, so callers can print the real address first.
     pub api_listener: TcpListener,
     pub max_concurrent_rotations: usize,
+    /// Scheduled rotations started per second at most (`None`: no limit).
+    pub max_rotations_per_second: Option<u32>,
     pub shutdown_grace: Duration,
     /// Where job state records live.
     pub state: StateStore,
@@ -104,7 +106,8 @@ impl Daemon {
         // The daemon's own metrics always hear every rotation.
         let mut observers = self.observers;
         observers.push(Arc::new(self.metrics.clone()));
-        let scheduler = Scheduler::with_metrics(self.state, self.max_concurrent_rotations, observers, metrics.clone());
+        let scheduler = Scheduler::with_metrics(self.state, self.max_concurrent_rotations, observers, metrics.clone())
+            .with_rate_limit(self.max_rotations_per_second);
         let state = Arc::new(ApiState {
             jobs: scheduler.registry().clone(),
             started: Instant::now(),

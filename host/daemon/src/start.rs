@@ -105,6 +105,7 @@ impl Daemon {
             }),
             api_listener,
             max_concurrent_rotations: config.daemon.max_concurrent_rotations as usize,
+            max_rotations_per_second: config.daemon.max_rotations_per_second,
             shutdown_grace: config.daemon.shutdown_grace,
             observers,
             metrics,

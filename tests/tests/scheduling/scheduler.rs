@@ -25,9 +25,19 @@ fn kv_job(id: &str, extra: &str) -> String {
 
 /// A scheduler running `jobs` until the returned sender is told to stop.
 async fn start(server: &DevServer, toml: &str, max_concurrent: usize) -> (Scheduler, watch::Sender<bool>, StateStore) {
+    start_paced(server, toml, max_concurrent, None).await
+}
+
+/// [`start`], with scheduled rotations limited to `per_second`.
+async fn start_paced(
+    server: &DevServer,
+    toml: &str,
+    max_concurrent: usize,
+    per_second: Option<u32>,
+) -> (Scheduler, watch::Sender<bool>, StateStore) {
     let (vault, jobs, _rt) = jobs(server, toml);
     let store = store(&vault);
-    let scheduler = Scheduler::new(store.clone(), max_concurrent, Vec::new());
+    let scheduler = Scheduler::new(store.clone(), max_concurrent, Vec::new()).with_rate_limit(per_second);
     for job in jobs {
         scheduler.add(job).await.unwrap();
     }
@@ -88,6 +98,31 @@ async fn a_restart_neither_repeats_nor_skips_and_downtime_is_caught_up_once() {
     stop.send(true).unwrap();
     let secret = store.vault.as_ref().unwrap().kv_read("secret", "sched/app").await.unwrap().unwrap();
     assert_eq!(secret.version, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_rotations_start_no_faster_than_the_rate_limit_but_rotate_now_is_not_held() {
+    let server = dev_server().await;
+    let ids: Vec<String> = (0..6).map(|i| format!("paced-{i}")).collect();
+    let toml: String = ids.iter().map(|id| kv_job(id, "interval = \"1h\"")).collect();
+    // All six are due at once (no secret yet); 5 per second, 8 at a time.
+    let before = OffsetDateTime::now_utc();
+    let (scheduler, stop, store) = start_paced(&server, &toml, 8, Some(5)).await;
+    let mut started = Vec::new();
+    for id in &ids {
+        wait_for("every paced job's first rotation", async || rotations(&store, id).await == 1).await;
+        started.push(store.load(id).await.unwrap().state.history[0].started);
+    }
+    started.sort();
+    // Six turns 200 ms apart, the first no earlier than the scheduler: the
+    // last starts at least a second after it, however fast the machine (a
+    // slow one only starts later).
+    let spread = started[5] - before;
+    assert!(spread >= time::Duration::seconds(1), "six paced starts within {spread} of the start");
+    // An operator's rotation does not queue behind the pace.
+    let report = scheduler.rotate_now("paced-0", "test").await.unwrap();
+    assert!(report.new_version.is_some());
+    stop.send(true).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -193,6 +193,10 @@ pub struct DaemonConfig {
     /// At most this many rotations run at once (1 to 1,024).
     #[serde(default = "default_max_concurrent", deserialize_with = "checks::max_concurrent")]
     pub max_concurrent_rotations: u32,
+    /// At most this many scheduled rotations start per second, spread
+    /// evenly (1 to 10,000); unset: no limit beyond the concurrency cap.
+    #[serde(default, deserialize_with = "checks::rotation_rate")]
+    pub max_rotations_per_second: Option<u32>,
     /// Compiled-plugin cache; default `~/.cache/rotator`.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
@@ -318,6 +322,7 @@ impl Default for DaemonConfig {
         Self {
             api_addr: default_api_addr(),
             max_concurrent_rotations: default_max_concurrent(),
+            max_rotations_per_second: None,
             cache_dir: None,
             shutdown_grace: default_grace(),
             state: StateConfig::default(),

@@ -217,7 +217,7 @@ pub struct LeaseManager<A: LeaseApi> {
     state: Arc<Mutex<State>>,
     wake: Arc<Notify>,
     events: broadcast::Sender<LeaseEvent>,
-    limiter: Arc<Spacing>,
+    limiter: Arc<crate::pace::Pace>,
     /// Where a renewal that panics is counted ([`crate::supervise`]).
     metrics: crate::metrics::Metrics,
 }
@@ -235,25 +235,6 @@ impl<A: LeaseApi> Clone for LeaseManager<A> {
     }
 }
 
-/// A global rate limit that spaces calls evenly: at most `per_second`.
-struct Spacing {
-    interval: Duration,
-    next_free: Mutex<Option<Instant>>,
-}
-
-impl Spacing {
-    async fn acquire(&self) {
-        let at = {
-            let mut next = self.next_free.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            let at = next.map_or(now, |n| n.max(now));
-            *next = Some(at + self.interval);
-            at
-        };
-        tokio::time::sleep_until(at).await;
-    }
-}
-
 impl<A: LeaseApi> LeaseManager<A> {
     /// A manager renewing at most `renewals_per_second` leases per second.
     pub fn new(api: Arc<A>, renewals_per_second: u32) -> Self {
@@ -263,10 +244,7 @@ impl<A: LeaseApi> LeaseManager<A> {
             state: Arc::default(),
             wake: Arc::default(),
             events,
-            limiter: Arc::new(Spacing {
-                interval: Duration::from_secs(1) / renewals_per_second.max(1),
-                next_free: Mutex::new(None),
-            }),
+            limiter: Arc::new(crate::pace::Pace::per_second(renewals_per_second)),
             metrics: crate::metrics::Metrics::default(),
         }
     }

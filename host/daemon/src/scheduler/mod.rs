@@ -54,6 +54,8 @@ struct Inner {
     stopped: watch::Sender<bool>,
     /// Where a rotation that panicked is counted.
     metrics: Metrics,
+    /// `[daemon] max_rotations_per_second`: scheduled runs start spaced.
+    pace: Option<rotator_core::pace::Pace>,
 }
 
 /// Why `rotate now` or a job change was refused.
@@ -122,6 +124,7 @@ impl Scheduler {
             running: Mutex::new(JoinSet::new()),
             stopped: watch::Sender::new(false),
             metrics,
+            pace: None,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -230,6 +233,28 @@ impl Scheduler {
         while running.join_next().await.is_some() {}
     }
 
+    /// At most `per_second` scheduled rotations start per second, spread
+    /// evenly (`[daemon] max_rotations_per_second`), beside the concurrency
+    /// cap: a daemon back from a long outage catches up at a steady rate.
+    /// An operator's `rotate now` is not held back. Set before the
+    /// scheduler is shared.
+    pub fn with_rate_limit(mut self, per_second: Option<u32>) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("the rate limit is set before the scheduler is shared");
+        inner.pace = per_second.map(rotator_core::pace::Pace::per_second);
+        self
+    }
+
+    /// A scheduled run's turn under the rate limit, unless shutdown begins first.
+    async fn turn(&self, id: &str) -> Result<(), SchedulerError> {
+        let Some(pace) = &self.inner.pace else { return Ok(()) };
+        let mut stopped = self.inner.stopped.subscribe();
+        tokio::select! {
+            biased;
+            _ = stopped.wait_for(|s| *s) => Err(SchedulerError::ShuttingDown(id.to_owned())),
+            () = pace.acquire() => Ok(()),
+        }
+    }
+
     /// A slot under the concurrency limit, unless shutdown begins first.
     /// Shutdown wins a tie, so nothing starts once it has begun.
     async fn slot(&self, id: &str) -> Result<tokio::sync::SemaphorePermit<'_>, SchedulerError> {
@@ -279,6 +304,9 @@ impl Scheduler {
     }
 
     async fn rotate_claimed(&self, id: &str, actor: &str, manual: bool) -> Result<RotationReport, SchedulerError> {
+        if !manual {
+            self.turn(id).await?;
+        }
         let _permit = self.slot(id).await?;
         // Claimed while holding a permit, so two paired jobs waiting for
         // the limit cannot both pass before either starts.
