@@ -42,6 +42,9 @@ pub struct ApiSetup {
     pub jobs: String,
     pub plugin_dirs: Vec<PathBuf>,
     pub observers: Vec<Arc<dyn Observer>>,
+    /// Where `POST /reload` reads the config again; the test writes
+    /// [`Api::config_text`] there first.
+    pub config_path: Option<PathBuf>,
 }
 
 impl Default for ApiSetup {
@@ -52,6 +55,7 @@ impl Default for ApiSetup {
             jobs: String::new(),
             plugin_dirs: Vec::new(),
             observers: Vec::new(),
+            config_path: None,
         }
     }
 }
@@ -60,14 +64,14 @@ impl Api {
     /// A daemon as `setup` says, against `server`.
     pub async fn start_with(server: &DevServer, setup: ApiSetup) -> Self {
         logs::capture();
-        let dirs: Vec<String> = setup.plugin_dirs.iter().map(|d| format!("{:?}", d.display().to_string())).collect();
-        let toml = format!("[daemon]\nplugin_dirs = [{}]\n\n{}", dirs.join(", "), setup.jobs);
+        let toml = Self::config_text(&setup.plugin_dirs, &setup.jobs);
         let (token, value) = ApiToken::generate();
         let options = StartOptions {
             vault: VaultOverride { address: Some(server.url()), token: Some(SecretString::from(setup.vault_token)) },
             api_token: Some(token),
             reveal_secrets: Some(setup.reveal_secrets),
             observers: setup.observers,
+            config_path: setup.config_path,
             ..StartOptions::default()
         };
         let daemon = crate::daemon(server, &toml, options).await;
@@ -78,6 +82,12 @@ impl Api {
         }));
         let token = value.expose_secret().to_owned();
         Self { base, token, http: http_client(Duration::from_secs(60)), stop, running }
+    }
+
+    /// The config a daemon of [`ApiSetup`] runs: `[daemon] plugin_dirs` and the jobs.
+    pub fn config_text(plugin_dirs: &[PathBuf], jobs: &str) -> String {
+        let dirs: Vec<String> = plugin_dirs.iter().map(|d| format!("{:?}", d.display().to_string())).collect();
+        format!("[daemon]\nplugin_dirs = [{}]\n\n{jobs}", dirs.join(", "))
     }
 
     /// A daemon without jobs whose Vault client uses `vault_token`.

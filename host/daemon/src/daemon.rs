@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::api::{self, ApiOptions, ApiState};
+use crate::reload::Reloader;
 use crate::scheduler::Scheduler;
 pub use crate::setup::Identity;
 use rotator_core::rotation::{Job, Observer};
@@ -50,6 +51,8 @@ pub struct Daemon {
     pub max_concurrent_rotations: usize,
     /// Scheduled rotations started per second at most (`None`: no limit).
     pub max_rotations_per_second: Option<u32>,
+    /// The config file and what it said at startup, for live reload.
+    pub reload_from: Option<(std::path::PathBuf, rotator_core::config::Config)>,
     pub shutdown_grace: Duration,
     /// Where job state records live.
     pub state: StateStore,
@@ -108,6 +111,17 @@ impl Daemon {
         observers.push(Arc::new(self.metrics.clone()));
         let scheduler = Scheduler::with_metrics(self.state, self.max_concurrent_rotations, observers, metrics.clone())
             .with_rate_limit(self.max_rotations_per_second);
+        let reloader = self.reload_from.map(|(path, config)| {
+            let runtime = self.api.plugins.runtime().clone();
+            Arc::new(Reloader::new(path, &config, &self.jobs, runtime, scheduler.clone()))
+        });
+        if let Some(reloader) = &reloader {
+            tasks.spawn(supervise::task(
+                metrics.clone(),
+                "reload-on-sighup",
+                reload_on_hangup(reloader.clone(), stop_rx.clone()),
+            ));
+        }
         let state = Arc::new(ApiState {
             jobs: scheduler.registry().clone(),
             started: Instant::now(),
@@ -119,6 +133,7 @@ impl Daemon {
             metrics: self.metrics.clone(),
             shutdown: stop_rx.clone(),
             ready_probe: Default::default(),
+            reloader,
         });
         let counting = count_lease_events(leases.subscribe(), metrics.clone(), stop_rx.clone());
         tasks.spawn(supervise::task(metrics.clone(), "lease-metrics", counting));
@@ -162,6 +177,25 @@ impl Daemon {
             leases.revoke_all().await;
         }
         Ok(())
+    }
+}
+
+/// Reload the config on every `SIGHUP` until the daemon stops. A refused
+/// file is logged with every problem; the running config stays.
+async fn reload_on_hangup(reloader: Arc<Reloader>, mut stop: watch::Receiver<bool>) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => return tracing::error!(error = %e, "cannot listen for SIGHUP: no reload on signal"),
+    };
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        tracing::info!("SIGHUP: reloading the config");
+        if let Err(e) = reloader.reload().await {
+            tracing::error!(error = %e, "config reload refused; the running config stays");
+        }
     }
 }
 

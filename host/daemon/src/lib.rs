@@ -5,6 +5,7 @@
 //!   plugins and jobs.
 //! - [`scheduler`]: when each job runs: its state in Vault, retries,
 //!   `not_within`, the concurrency limit, `rotate now`.
+//! - [`reload`]: the config file read again on `SIGHUP` or `POST /reload`.
 //! - [`api`]: the operator HTTP API and its dashboard.
 //! - [`daemon`]: the daemon's tasks together (scheduler, API, token and
 //!   lease renewal) and clean shutdown.
@@ -15,6 +16,7 @@
 
 pub mod api;
 pub mod daemon;
+pub mod reload;
 pub mod scheduler;
 pub mod setup;
 pub mod start;

@@ -37,6 +37,9 @@ pub struct StartOptions {
     /// Who else hears every rotation step, besides the audit log the config
     /// names and the daemon's metrics.
     pub observers: Vec<Arc<dyn Observer>>,
+    /// The file the config came from: `SIGHUP` and `POST /reload` read it
+    /// again ([`crate::reload`]). `None`: no live reload.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Why a daemon could not start. Each names what to fix; none carries a
@@ -106,6 +109,7 @@ impl Daemon {
             api_listener,
             max_concurrent_rotations: config.daemon.max_concurrent_rotations as usize,
             max_rotations_per_second: config.daemon.max_rotations_per_second,
+            reload_from: options.config_path.map(|path| (path, config.clone())),
             shutdown_grace: config.daemon.shutdown_grace,
             observers,
             metrics,

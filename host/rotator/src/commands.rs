@@ -115,9 +115,13 @@ async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
 }
 
 pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
-    let config = match &args.config {
+    // The file, if there is one, is what SIGHUP and POST /reload read again.
+    let file = match &args.config {
+        Some(path) => Some(path.clone()),
+        None => Some(PathBuf::from("config/dev.toml")).filter(|p| p.is_file()),
+    };
+    let config = match &file {
         Some(path) => load_config(path)?,
-        None if Path::new("config/dev.toml").is_file() => load_config(Path::new("config/dev.toml"))?,
         None => config::parse("(built-in dev config)", DEV_CONFIG, Path::new(".")).map_err(|e| anyhow!("{e}"))?,
     };
     tokio()?.block_on(async move {
@@ -146,6 +150,7 @@ pub fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             api_listener: Some(api_listener),
             api_token: Some(token),
             reveal_secrets: Some(reveal),
+            config_path: file,
             ..StartOptions::default()
         };
         let daemon = Daemon::from_config(&config, options).await?;
@@ -208,7 +213,8 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         let shutdown = shutdown_signal();
         // Never runs the API open, and never invents a token that would have
         // to be logged: without a configured token, this refuses to start.
-        let daemon = Daemon::from_config(&config, StartOptions::default()).await?;
+        let options = StartOptions { config_path: Some(path.to_owned()), ..StartOptions::default() };
+        let daemon = Daemon::from_config(&config, options).await?;
         match &daemon.vault {
             Some((vault, _)) => match vault.health().await {
                 Ok(_) => tracing::info!(vault = vault.address(), "vault reachable"),

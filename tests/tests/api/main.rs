@@ -8,3 +8,4 @@ mod api;
 mod api_surface;
 mod job_views;
 mod paths_api;
+mod reload;

@@ -46,6 +46,16 @@ impl From<SchedulerError> for ApiError {
     }
 }
 
+/// `POST /reload`: read the config file again and apply its jobs
+/// ([`crate::reload`]); a file with problems changes nothing and is
+/// answered 400 with every problem, located.
+pub(super) async fn reload(State(state): State<Arc<ApiState>>) -> Answer {
+    let reloader =
+        state.reloader.as_ref().ok_or_else(|| ApiError::not_found("this daemon was not started from a config file"))?;
+    let report = reloader.reload().await.map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Json(serde_json::to_value(report).map_err(|e| ApiError::internal(e.to_string()))?))
+}
+
 pub(super) async fn list(State(state): State<Arc<ApiState>>) -> Answer {
     Ok(Json(json!({ "jobs": state.jobs.views() })))
 }

@@ -79,6 +79,9 @@ pub struct ApiState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The public `/readyz` probe's last answer and when it was found.
     pub ready_probe: health::ProbeCache,
+    /// Reads the config file again (`POST /reload`); `None` for a daemon
+    /// not started from a file.
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 /// How the API guards itself and what it may show.
@@ -189,6 +192,7 @@ pub const ROUTES: &[Route] = &[
     Route::new(Method::GET, "/leases", Token, |m| on(m, leases::list)),
     Route::new(Method::DELETE, "/leases/{*lease_id}", Token, |m| on(m, leases::revoke)),
     Route::new(Method::POST, "/rotate/database-root", Token, |m| on(m, rotate::database_root)),
+    Route::new(Method::POST, "/reload", Token, |m| on(m, jobs::reload)),
     Route::new(Method::GET, "/scheduler/jobs", Token, |m| on(m, jobs::list)),
     Route::new(Method::POST, "/scheduler/jobs", Token, |m| on(m, jobs::add)),
     Route::new(Method::DELETE, "/scheduler/jobs/{id}", Token, |m| on(m, jobs::remove)),

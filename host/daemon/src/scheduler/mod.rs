@@ -150,6 +150,20 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Use a new definition of a known job (a reload changed its plugin,
+    /// settings or schedule) from its next run on, and queue that run
+    /// anew. A rotation already running ends on the definition it started
+    /// with.
+    pub async fn replace(&self, job: Job) -> Result<(), SchedulerError> {
+        let id = job.config.id.clone();
+        if !self.inner.jobs.replace(job) {
+            return Err(SchedulerError::UnknownJob(id));
+        }
+        self.inner.queue.cancel(&id);
+        self.arm(&id).await;
+        Ok(())
+    }
+
     /// Stop scheduling a job. A rotation already running ends normally.
     pub fn remove(&self, id: &str) -> bool {
         self.inner.queue.cancel(&id.to_owned());

@@ -117,6 +117,19 @@ impl Registry {
         true
     }
 
+    /// Swap in a new definition of a known job, keeping its state and its
+    /// running mark: a run in progress holds the old definition and ends on
+    /// it. False if the id is unknown.
+    pub(super) fn replace(&self, job: Job) -> bool {
+        match self.lock().get_mut(&job.config.id) {
+            Some(entry) => {
+                entry.job = Arc::new(job);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(super) fn remove(&self, id: &str) -> bool {
         self.lock().remove(id).is_some()
     }

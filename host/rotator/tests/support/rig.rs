@@ -168,6 +168,11 @@ impl Rig {
         Self { _server: server, target, vault, store, dir, initial_versions: 0, in_aws: false, without_vault: false }
     }
 
+    /// The config file the daemons run (`rotator run --config`).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("rotator.toml")
+    }
+
     /// The PostgreSQL cluster of a PostgreSQL rig.
     pub fn pg(&self) -> &postgres::Postgres {
         match &self.target {
@@ -202,7 +207,7 @@ impl Rig {
     pub fn daemon(&self, crash_at: Option<&str>) -> Proc {
         let mut c = Command::new(env!("CARGO_BIN_EXE_rotator"));
         c.args(["--log-format", "json", "run", "--config"])
-            .arg(self.dir.path().join("rotator.toml"))
+            .arg(self.config_path())
             .env_remove("RUST_LOG")
             .env_remove(crash::ENV)
             .env_remove("VAULT_ADDR")
