@@ -10,7 +10,8 @@
 //! - Scheduler: `--jobs` kv-random jobs that are all due at start, rotated
 //!   by the daemon's own loop; the time until the last has rotated.
 //! - Vault requests per rotation from the daemon's own metric
-//!   (`rotator_vault_requests_total`).
+//!   (`rotator_vault_requests_total`), and the resident memory each
+//!   scheduled job adds (the process's `VmRSS`, daemon and dev server).
 //!
 //! `scripts/bench-rotations.sh` builds it in release, makes a throwaway
 //! virtual environment with hvac (`PEER_PYTHON`) and runs it.
@@ -80,6 +81,14 @@ fn peer_run(url: &str, clients: usize, rotations: usize) -> f64 {
     line.strip_prefix("rotations_per_second ").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{text}"))
 }
 
+/// This process's resident memory (`VmRSS`), in bytes.
+fn rss_bytes() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok());
+    kib.unwrap_or(0i64) * 1024
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
@@ -131,6 +140,7 @@ async fn main() {
              settings = {{ field = \"password\" }}\n"
         ));
     }
+    let rss_before = rss_bytes();
     let started = Instant::now();
     let api = Api::start_with(&server, ApiSetup { jobs, ..ApiSetup::default() }).await;
     let filter = "outcome=\"rotated\"";
@@ -139,13 +149,15 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let took = started.elapsed();
+    let per_job = (rss_bytes() - rss_before) as f64 / scheduled as f64;
     let requests = metric(&api, "rotator_vault_requests_total", "").await;
     println!();
     println!(
-        "scheduler: {scheduled} kv-random jobs due at start rotated in {:.2} s ({:.0}/s, startup included), {:.1} Vault requests per rotation (loading included)",
+        "scheduler: {scheduled} kv-random jobs due at start rotated in {:.2} s ({:.0}/s, startup included), {:.1} Vault requests per rotation (loading included), {:.1} KiB of resident memory per job (daemon and dev server together)",
         took.as_secs_f64(),
         scheduled as f64 / took.as_secs_f64(),
-        requests / scheduled as f64
+        requests / scheduled as f64,
+        per_job / 1024.0
     );
     api.stop().await;
 }

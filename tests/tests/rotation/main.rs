@@ -11,6 +11,7 @@ mod aws_records;
 mod aws_store;
 mod aws_web_identity;
 mod database_root;
+mod hooks;
 mod postgres_password;
 mod rabbitmq;
 mod recorded;

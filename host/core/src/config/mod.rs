@@ -28,6 +28,7 @@
 mod checks;
 mod diagnostic;
 mod grants;
+pub mod hooks;
 mod output_limits;
 mod parse;
 mod schedule;
@@ -45,6 +46,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use diagnostic::{Collector, ConfigErrors, Diagnostic, SourceFile};
+pub use hooks::Hook;
 pub use parse::{Parsed, load, load_partial, parse, parse_partial};
 pub use sql::{SqlConnection, SqlConnections, SqlCredentials};
 // Defined beside what uses them (a leaf, the Vault client); named here too
@@ -380,6 +382,8 @@ pub struct JobConfig {
     /// `None`: the fields the plugin asks for.
     pub visible_fields: Option<Vec<String>>,
     pub enabled: bool,
+    /// Told after promotion, in this order ([`hooks`]).
+    pub hooks: Vec<Hook>,
     /// Where things are in the file, for errors found after parsing.
     pub spans: JobSpans,
 }
@@ -408,6 +412,7 @@ impl JobConfig {
             secret_access: None,
             visible_fields: None,
             enabled: false,
+            hooks: Vec::new(),
             spans: JobSpans::default(),
         }
     }

@@ -60,6 +60,8 @@ struct RawJob {
     limits: Option<RawLimits>,
     #[serde(default)]
     grants: Vec<Spanned<RawGrant>>,
+    #[serde(default)]
+    hooks: Option<Spanned<Vec<Spanned<super::hooks::RawHook>>>>,
     /// `values` or `handles`; the plugin's own preference when absent.
     #[serde(default)]
     secret_access: Option<Spanned<String>>,
@@ -362,6 +364,13 @@ fn job(
     let schedule = schedule::schedule(c, raw_schedule, span.clone());
     let limits = limits(c, raw.limits.as_ref());
     let (grants, sql) = grants(c, raw.grants, connections, has_vault);
+    let hooks = match raw.hooks {
+        Some(h) => {
+            let span = h.span();
+            super::hooks::hooks(c, h.into_inner(), span, base_dir)
+        }
+        None => Vec::new(),
+    };
     let (settings, settings_span) = match raw.settings {
         Some(s) => {
             let span = s.span();
@@ -395,6 +404,7 @@ fn job(
         sql: Arc::new(sql),
         secret_access,
         visible_fields: raw.visible_fields,
+        hooks,
         enabled: raw.enabled,
         spans: JobSpans {
             job: span,

@@ -27,6 +27,7 @@
 
 mod access;
 pub mod events;
+mod hooks;
 mod protocol;
 
 use std::sync::Arc;

@@ -259,6 +259,7 @@ impl<'a> Driver<'a> {
                     self.in_progress().stage = Stage::Promoted;
                 }
                 Stage::Promoted => {
+                    self.tell_hooks().await;
                     return match self.step(Step::Finish).await?.0 {
                         Ok(()) => self.done().await,
                         // The new value is current and works; finish is retried on the next run.
@@ -310,6 +311,34 @@ impl<'a> Driver<'a> {
             Ok(secret) => (Ok(()), secret),
             Err(e) => (Err(e), None),
         })
+    }
+
+    /// Tell the job's hooks that the new value is current, each delivery
+    /// an event (the audit log and the metrics see it); a failed hook does
+    /// not stop the rotation.
+    async fn tell_hooks(&mut self) {
+        if self.job.config.hooks.is_empty() {
+            return;
+        }
+        let p = self.v.state.in_progress.as_ref().expect("telling hooks about a rotation in progress");
+        let version = p.new_version.as_ref().map(ToString::to_string);
+        let (rotation_id, plugin) = (p.id.clone(), self.job.plugin.label());
+        let notice =
+            super::hooks::Notice { job: &self.job.config.id, rotation_id: &rotation_id, version, plugin: &plugin };
+        for d in super::hooks::tell(&self.job.config.hooks, &notice).await {
+            let outcome = if d.error.is_some() { "failed" } else { "ok" };
+            if let Some((why, _)) = &d.error {
+                tracing::warn!(job = %self.job.config.id, error = %why, "hook failed; the rotation goes on");
+            }
+            // For a hook, the paths touched are the hook's target.
+            let note = Note {
+                duration: Some(d.duration),
+                vault_paths: vec![d.target],
+                error: d.error,
+                ..Note::new("hook", outcome)
+            };
+            self.emit(note);
+        }
     }
 
     /// Does the secret's store already hold PENDING as its current value,
