@@ -105,7 +105,7 @@ hooks = [
     assert_eq!(written, expected);
 
     // The webhook: retried after a 503, signed, and no value in it.
-    let got = got.got.lock().unwrap();
+    let got = got.got.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "one 503, then delivered");
     let (headers, body) = &got[1];
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
@@ -152,7 +152,7 @@ hooks = [
     assert!(report.new_version.is_some(), "the rotation went on");
     // The sleeping hook was killed at its timeout, not waited for.
     assert!(started.elapsed() < Duration::from_secs(25));
-    let events = recorder.0.lock().unwrap();
+    let events = recorder.0.lock().unwrap().clone();
     let hooks: Vec<_> = events.iter().filter(|e| e.step == "hook").collect();
     let kinds: Vec<_> = hooks.iter().map(|e| (e.outcome, e.kind)).collect();
     assert_eq!(
