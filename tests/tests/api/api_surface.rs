@@ -38,6 +38,7 @@ const ACCESS: &[(&str, &str, bool)] = &[
     ("GET", "/leases", false),
     ("DELETE", "/leases/{*lease_id}", false),
     ("POST", "/rotate/database-root", false),
+    ("POST", "/reload", false),
     ("GET", "/scheduler/jobs", false),
     ("POST", "/scheduler/jobs", false),
     ("DELETE", "/scheduler/jobs/{id}", false),

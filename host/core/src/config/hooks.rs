@@ -165,7 +165,7 @@ mod tests {
     fn urls_and_commands_are_checked_as_they_are_used() {
         assert!(check_url("https://deploy.example/rotated?team=a").is_ok());
         assert!(check_url("http://127.0.0.1:9000/hook").is_ok());
-        for bad in ["ftp://x/", "https://user:pw@x/", "https:///nohost", "https://x/#frag", "not a url"] {
+        for bad in ["ftp://x/", "https://user:pw@x/", "https://", "https://x/#frag", "not a url"] {
             let why = check_url(bad).unwrap_err();
             assert!(!why.contains("pw"), "{why}");
         }
