@@ -31,6 +31,7 @@ mod grants;
 mod output_limits;
 mod parse;
 mod schedule;
+pub mod seed_env;
 pub mod sql;
 pub mod units;
 
