@@ -134,6 +134,9 @@ async fn the_services_documented_jobs_run_from_its_environment_inline_and_as_a_f
     }
 }
 
+/// The service's variables a run is given.
+type Vars<'a> = &'a [(&'a str, &'a str)];
+
 /// A document of about `bytes` bytes: one valid job padded with spaces.
 fn padded(bytes: usize) -> String {
     let job = r#"[{"type": "kv_random", "path": "hostile/big", "field": "f", "interval_seconds": 60}]"#;
@@ -158,7 +161,7 @@ async fn hostile_job_documents_fail_with_every_located_error_and_exit_2_before_v
                      {"type": "kv_random", "path": "hostile/key", "field": "f", "interval_seconds": 60, "colour": "red"},
                      {"type": "kv_random", "path": "hostile/neg", "field": "f", "interval_seconds": -60},
                      {"type": "database_root", "connection": "*", "interval_seconds": "daily"}]"#;
-    let cases: [(&[(&str, &str)], Vec<String>); 2] = [
+    let cases: [(Vars, Vec<String>); 2] = [
         (
             &[("ROTATION_CONFIG_PATH", big), ("ROTATION_JOBS_JSON", inline)],
             vec![

@@ -176,9 +176,12 @@ fn jobs_from_json(
     jobs
 }
 
+/// A problem in one job: the key it is at (if one) and the message.
+type JobProblem = (Option<String>, String);
+
 /// One job object: the default mount of its type filled in, then mapped.
 /// Problems carry the key they are at.
-fn map_job(job: Value, mounts: &HashMap<&str, String>) -> Result<Map<String, Value>, Vec<(Option<String>, String)>> {
+fn map_job(job: Value, mounts: &HashMap<&str, String>) -> Result<Map<String, Value>, Vec<JobProblem>> {
     let Value::Object(mut fields) = job else {
         return Err(vec![(None, "a job is a JSON object".into())]);
     };
