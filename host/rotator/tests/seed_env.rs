@@ -12,25 +12,20 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use dev::{Dev, ROOT_TOKEN, http, rotator, vault_get};
+use dev::{Dev, ROOT_TOKEN, http, repo, rotator, vault_get};
 
-/// The service's two documented job examples, verbatim (its README).
-const EXAMPLES: &str = r#"[
-  {
-    "type": "kv_random",
-    "mount": "secret",
-    "path": "app/config",
-    "field": "password",
-    "length": 32,
-    "interval_seconds": 3600
-  },
-  {
-    "type": "database_root",
-    "mount": "database",
-    "connection": "my-postgres",
-    "interval_seconds": 86400
-  }
-]"#;
+/// The service's two documented job examples, verbatim: the JSON objects
+/// of its README's "Rotation jobs format", as one array.
+fn documented_jobs() -> String {
+    let readme = repo().join("../shared/seeds/000_flask_rotation_service.txt");
+    let text = std::fs::read_to_string(&readme).unwrap_or_else(|e| panic!("{}: {e}", readme.display()));
+    let section = text.split("Rotation jobs format").nth(1).and_then(|s| s.split("Run locally").next()).unwrap();
+    // Each example runs from a line `  {` to a line `  }`.
+    let objects: Vec<String> =
+        section.split("\n  {").skip(1).map(|rest| format!("{{{}\n}}", rest.split("\n  }").next().unwrap())).collect();
+    assert_eq!(objects.len(), 2, "{section}");
+    format!("[{}]", objects.join(",\n"))
+}
 
 const API_TOKEN: &str = "seed-env-test-api-token";
 
@@ -104,9 +99,11 @@ fn stop(mut child: Child) {
 async fn the_services_documented_jobs_run_from_its_environment_inline_and_as_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("jobs.json");
-    std::fs::write(&file, EXAMPLES).unwrap();
+    let examples = documented_jobs();
+    assert!(examples.contains(r#""type": "kv_random""#) && examples.contains(r#""connection": "my-postgres""#));
+    std::fs::write(&file, &examples).unwrap();
     let file = file.to_str().unwrap();
-    for source in [("ROTATION_JOBS_JSON", EXAMPLES), ("ROTATION_CONFIG_PATH", file)] {
+    for source in [("ROTATION_JOBS_JSON", examples.as_str()), ("ROTATION_CONFIG_PATH", file)] {
         // A fresh Vault each time, so each source's job is what writes the secret.
         let mut dev = Dev::start(&["--server-only"]);
         let addr = dev.wait_for("Address:");
