@@ -1,6 +1,7 @@
 //! `rotator run` without `--config`, as a drop-in for the Flask rotation
 //! service: the service's documented job examples, verbatim, through its
-//! environment (inline and as a file) rotate in a real dev server; hostile
+//! environment (inline and as a file) rotate in a real dev server (a KV
+//! secret, and the root of a real PostgreSQL behind its database engine); hostile
 //! job documents stop it with every located error at once, exit 2, before
 //! anything is written to Vault.
 
@@ -13,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use dev::{Dev, ROOT_TOKEN, http, repo, rotator, vault_get};
+use rotator_tests::postgres::{Postgres, SUPERUSER_PASSWORD};
+use serde_json::json;
 
 /// The service's two documented job examples, verbatim: the JSON objects
 /// of its README's "Rotation jobs format", as one array.
@@ -95,6 +98,26 @@ fn stop(mut child: Child) {
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
 
+/// `POST /v1/<path>` on the dev Vault at `addr`, as root; the status.
+async fn vault_post(addr: &str, path: &str, body: serde_json::Value) -> u16 {
+    let request = http().post(format!("{addr}/v1/{path}")).header("X-Vault-Token", ROOT_TOKEN).json(&body);
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// Poll `GET /jobs/<id>` until the job has rotated once; fail on an error.
+async fn rotated_once(api: &str, id: &str) {
+    for _ in 0..600 {
+        let request = http().get(format!("http://{api}/jobs/{id}")).bearer_auth(API_TOKEN);
+        let view: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+        assert!(view["last_error"].is_null(), "{view}");
+        if view["rotations"].as_u64().is_some_and(|n| n >= 1) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} never rotated");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_services_documented_jobs_run_from_its_environment_inline_and_as_a_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -103,10 +126,23 @@ async fn the_services_documented_jobs_run_from_its_environment_inline_and_as_a_f
     assert!(examples.contains(r#""type": "kv_random""#) && examples.contains(r#""connection": "my-postgres""#));
     std::fs::write(&file, &examples).unwrap();
     let file = file.to_str().unwrap();
-    for source in [("ROTATION_JOBS_JSON", examples.as_str()), ("ROTATION_CONFIG_PATH", file)] {
-        // A fresh Vault each time, so each source's job is what writes the secret.
+    // The database_root example's `my-postgres`: a real PostgreSQL cluster.
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let superuser = pg.connect("postgres", SUPERUSER_PASSWORD).await.unwrap();
+    for (i, source) in
+        [("ROTATION_JOBS_JSON", examples.as_str()), ("ROTATION_CONFIG_PATH", file)].into_iter().enumerate()
+    {
+        // A fresh Vault each time, so each source's jobs are what write and
+        // rotate; a root role of its own, since only that Vault learns its
+        // new password.
         let mut dev = Dev::start(&["--server-only"]);
         let addr = dev.wait_for("Address:");
+        let (admin, first) = (format!("vaultadmin{i}"), "vaultadmin-first-password");
+        superuser.batch_execute(&format!("CREATE ROLE {admin} WITH LOGIN SUPERUSER PASSWORD '{first}'")).await.unwrap();
+        assert_eq!(vault_post(&addr, "sys/mounts/database", json!({"type": "database"})).await, 204);
+        let connection = pg.vault_config(&admin, first, json!("*"));
+        assert_eq!(vault_post(&addr, "database/config/my-postgres", connection).await, 204);
+
         let mut child =
             run(&addr, &[source]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let api = api_address(&mut child);
@@ -115,13 +151,13 @@ async fn the_services_documented_jobs_run_from_its_environment_inline_and_as_a_f
         // (each is listed once its task has started).
         assert_eq!(job_ids(&api, 2).await, ["db-root-my-postgres", "kv-secret-app-config"], "{}", source.0);
 
-        // The kv_random job, never rotated, is due at once: a 32-character password.
+        // Never rotated, both are due at once. kv_random: a 32-character password.
         let data = first_version(&addr, "app/config", &mut child).await;
         let password = data["password"].as_str().unwrap_or_else(|| panic!("{data}"));
         assert_eq!(password.chars().count(), 32, "{}", source.0);
-        // (The database_root job has no database engine here: it fails and
-        // the daemon keeps running; its mapping is checked in rotator-core's
-        // `config::seed_env` tests.)
+        // database_root: Vault rotated the root, so its old password is refused.
+        rotated_once(&api, "db-root-my-postgres").await;
+        assert!(pg.connect(&admin, first).await.is_err(), "{}: the old root password still logs in", source.0);
         assert!(child.try_wait().unwrap().is_none(), "the daemon keeps running");
         // What the hostile test's "nothing written" listing sees when something was.
         let listed = vault_get(&addr, "secret/metadata/?list=true").await;
