@@ -193,7 +193,9 @@ async fn hostile_job_documents_fail_with_every_located_error_and_exit_2_before_v
                      {"type": "ldap", "path": "hostile/ldap", "interval_seconds": 60},
                      {"type": "kv_random", "path": "hostile/key", "field": "f", "interval_seconds": 60, "colour": "red"},
                      {"type": "kv_random", "path": "hostile/neg", "field": "f", "interval_seconds": -60},
-                     {"type": "database_root", "connection": "*", "interval_seconds": "daily"}]"#;
+                     {"type": "database_root", "connection": "*", "interval_seconds": "daily"},
+                     {"type": "kv_random", "path": "hostile/len", "field": "f", "length": "long", "interval_seconds": 60},
+                     {"type": "kv_random", "path": "hostile/short", "field": "f", "length": 3, "interval_seconds": 60}]"#;
     let cases: [(Vars, Vec<String>); 2] = [
         (
             &[("ROTATION_CONFIG_PATH", big), ("ROTATION_JOBS_JSON", inline)],
@@ -205,6 +207,9 @@ async fn hostile_job_documents_fail_with_every_located_error_and_exit_2_before_v
                 "ROTATION_JOBS_JSON[4].interval_seconds: `interval_seconds` must be a positive whole number".into(),
                 "ROTATION_JOBS_JSON[4].connection: connection `*` is not a plain name: use letters, digits, `-`, `_` and `.`"
                     .into(),
+                // The built-in's settings schema, checked before Vault too.
+                r#"ROTATION_JOBS_JSON[5].length: "long" is not of type "integer""#.into(),
+                "ROTATION_JOBS_JSON[6].length: 3 is less than the minimum of 8".into(),
             ],
         ),
         (

@@ -15,9 +15,11 @@
 //! the environment can express nothing a config file could not. Every
 //! problem is collected and located by source, job index and key
 //! (`ROTATION_JOBS_JSON[2].interval_seconds: …`) before anything contacts
-//! Vault. Each job source is capped at [`MAX_JOBS_BYTES`].
+//! Vault, the built-ins' settings schemas included ([`from_env`]). Each
+//! job source is capped at [`MAX_JOBS_BYTES`].
 
 mod flask;
+mod schemas;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -43,15 +45,26 @@ pub struct SeedEnvErrors {
 }
 
 /// The process environment as a config; relative paths resolve against `base_dir`.
+/// Each job's settings are checked against its built-in's schema too.
 pub fn from_env(base_dir: &Path) -> Result<Config, SeedEnvErrors> {
-    from_vars(|name| std::env::var_os(name).map(|v| v.into_string().map_err(|_| ())), base_dir)
+    let schemas = schemas::BuiltinSchemas::default();
+    let var = |name: &str| std::env::var_os(name).map(|v| v.into_string().map_err(|_| ()));
+    from_vars(var, base_dir, &|plugin, settings| schemas.check(plugin, settings))
 }
+
+/// A job's settings checked for its plugin (by name): the problems.
+pub type SettingsCheck<'a> = &'a dyn Fn(&str, &Value) -> Vec<JobProblem>;
 
 /// One variable: absent, its text, or `Err` when it is not UTF-8.
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<Result<String, ()>>;
 
-/// The environment `var` describes as a config (see the module's list).
-pub fn from_vars(var: impl Fn(&str) -> Option<Result<String, ()>>, base_dir: &Path) -> Result<Config, SeedEnvErrors> {
+/// The environment `var` describes as a config (see the module's list),
+/// each job's settings checked by `settings`.
+pub fn from_vars(
+    var: impl Fn(&str) -> Option<Result<String, ()>>,
+    base_dir: &Path,
+    settings: SettingsCheck,
+) -> Result<Config, SeedEnvErrors> {
     let mut problems = Vec::new();
     let var: Lookup = &var;
     // Unset and empty are alike, as they were for the service.
@@ -102,12 +115,12 @@ pub fn from_vars(var: impl Fn(&str) -> Option<Result<String, ()>>, base_dir: &Pa
     let mut jobs = Vec::new();
     if let Some(path) = file {
         match read_capped(Path::new(&path)) {
-            Ok(text) => jobs.extend(jobs_from_json(&path, &text, &mounts, &mut problems)),
+            Ok(text) => jobs.extend(jobs_from_json(&path, &text, &mounts, settings, &mut problems)),
             Err(why) => problems.push(format!("ROTATION_CONFIG_PATH {path}: {why}")),
         }
     }
     if let Some(text) = inline {
-        jobs.extend(jobs_from_json("ROTATION_JOBS_JSON", &text, &mounts, &mut problems));
+        jobs.extend(jobs_from_json("ROTATION_JOBS_JSON", &text, &mounts, settings, &mut problems));
     }
     duplicates(&jobs, &mut problems);
     if !problems.is_empty() {
@@ -138,6 +151,7 @@ fn jobs_from_json(
     source: &str,
     text: &str,
     mounts: &HashMap<&str, String>,
+    settings: SettingsCheck,
     problems: &mut Vec<String>,
 ) -> Vec<Located> {
     if text.len() > MAX_JOBS_BYTES {
@@ -161,9 +175,11 @@ fn jobs_from_json(
         let at = format!("{source}[{i}]");
         let checked = map_job(job, mounts).and_then(|fields| {
             let one = json!({ "jobs": [fields] });
-            parse_table("job", &one, Path::new("."))
-                .map(|_| fields)
-                .map_err(|list| list.into_iter().map(|p| (None, p)).collect())
+            let parsed = parse_table("job", &one, Path::new("."));
+            parsed.map_err(|list| list.into_iter().map(|p| (None::<String>, p)).collect::<Vec<_>>())?;
+            let plugin = fields.get("plugin").and_then(Value::as_str).unwrap_or_default();
+            let found = settings(plugin, fields.get("settings").unwrap_or(&Value::Null));
+            if found.is_empty() { Ok(fields) } else { Err(found) }
         });
         match checked {
             Ok(fields) => jobs.push(Located { at, fields }),
@@ -177,7 +193,7 @@ fn jobs_from_json(
 }
 
 /// A problem in one job: the key it is at (if one) and the message.
-type JobProblem = (Option<String>, String);
+pub type JobProblem = (Option<String>, String);
 
 /// One job object: the default mount of its type filled in, then mapped.
 /// Problems carry the key they are at.
