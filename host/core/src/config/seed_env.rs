@@ -55,18 +55,15 @@ pub fn from_env(base_dir: &Path) -> Result<Config, SeedEnvErrors> {
 /// A job's settings checked for its plugin (by name): the problems.
 pub type SettingsCheck<'a> = &'a dyn Fn(&str, &Value) -> Vec<JobProblem>;
 
-/// One variable: absent, its text, or `Err` when it is not UTF-8.
-type Lookup<'a> = &'a dyn Fn(&str) -> Option<Result<String, ()>>;
-
 /// The environment `var` describes as a config (see the module's list),
-/// each job's settings checked by `settings`.
+/// each job's settings checked by `settings`. `var` answers a variable as
+/// absent, its text, or `Err` when it is not UTF-8.
 pub fn from_vars(
     var: impl Fn(&str) -> Option<Result<String, ()>>,
     base_dir: &Path,
     settings: SettingsCheck,
 ) -> Result<Config, SeedEnvErrors> {
     let mut problems = Vec::new();
-    let var: Lookup = &var;
     // Unset and empty are alike, as they were for the service.
     let mut get = |name: &str| match var(name) {
         Some(Ok(v)) if !v.trim().is_empty() => Some(v.trim().to_owned()),
