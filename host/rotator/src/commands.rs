@@ -207,8 +207,19 @@ fn dev_api_token(config: &Config, flag: Option<String>) -> anyhow::Result<(ApiTo
     })
 }
 
-pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    let config = load_config(path)?;
+/// `rotator run`: the daemon on the config at `path`, or without one on the
+/// Flask rotation service's environment (whose errors all print, exit 2).
+pub fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = match path {
+        Some(path) => load_config(path)?,
+        None => match config::seed_env::from_env(&std::env::current_dir()?) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
     tokio()?.block_on(async move {
         let shutdown = shutdown_signal();
         // Never runs the API open, and never invents a token that would have

@@ -33,8 +33,11 @@ enum Command {
     Dev(commands::DevArgs),
     /// Run the daemon against a real Vault (VAULT_ADDR / VAULT_TOKEN honoured).
     Run {
+        /// Without it, the Flask rotation service's environment is the
+        /// config (ROTATION_JOBS_JSON, ROTATION_CONFIG_PATH, VAULT_AUTH_METHOD, …);
+        /// exit 2 if it has errors.
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Check a config: parse it, load every plugin, validate every job's settings.
     Check {
@@ -111,7 +114,7 @@ fn main() -> ExitCode {
     logging::init(&cli.log_format, &level);
     let result = match cli.command {
         Command::Dev(args) => commands::dev(args),
-        Command::Run { config } => commands::run(&config),
+        Command::Run { config } => commands::run(config.as_deref()),
         Command::Check { config } => commands::check(&config),
         Command::Rotate { job, config, dry_run } => commands::rotate(&config, &job, dry_run),
         Command::Plugin(PluginCommand::Inspect { plugin }) => commands::inspect(&plugin),

@@ -32,6 +32,7 @@ pub mod hooks;
 mod output_limits;
 mod parse;
 mod schedule;
+pub mod seed_env;
 pub mod sql;
 pub mod units;
 

@@ -6,8 +6,9 @@
 //! [`rotator_core::config::parse`], then its plugin is loaded and its settings are
 //! checked against the plugin's schema. The Flask rotation service's job
 //! format (`{"type": "kv_random", "path": …, "interval_seconds": …}`) is
-//! accepted too ([`flask_job`]): the built-in that declares the `type`
-//! turns the rest into its fields ([`rotator_core::builtin::legacy_job`]).
+//! accepted too ([`flask_job`], the mapping `rotator run` also reads the
+//! service's environment with): the built-in that declares the `type` turns
+//! the rest into its fields ([`rotator_core::builtin::legacy_job`]).
 //! Runtime jobs live until the daemon stops; their state (last rotation,
 //! PENDING) is in Vault like any job's. Lists and views read the live
 //! registry ([`crate::scheduler::registry`]).
@@ -31,6 +32,7 @@ use super::error::JsonBody;
 use super::{Answer, ApiError, ApiState};
 use crate::scheduler::SchedulerError;
 use rotator_core::builtin::LegacyError;
+use rotator_core::config::seed_env::{self, FlaskJobError};
 
 impl From<SchedulerError> for ApiError {
     fn from(e: SchedulerError) -> Self {
@@ -126,40 +128,19 @@ fn confine_plugin(table: &mut Map<String, Value>, dirs: &[PathBuf]) -> Result<()
     Ok(())
 }
 
-/// The Flask rotation service's job format → our job fields. `type` names
-/// the built-in whose declared form reads the other fields; `id` (else the
-/// service's id for the target) and `interval_seconds` are the service's
-/// own job fields.
-fn flask_job(mut f: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
-    let Some(Value::String(kind)) = f.remove("type") else {
-        return Err(ApiError::bad_request("`type` must be a string"));
-    };
-    let interval = match f.remove("interval_seconds") {
-        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => format!("{n}s"),
-        Some(_) => return Err(ApiError::bad_request("`interval_seconds` must be a positive whole number")),
-        None => return Err(ApiError::bad_request("`interval_seconds` is required")),
-    };
-    let given_id = match f.remove("id") {
-        Some(Value::String(id)) => Some(id),
-        None | Some(Value::Null) => None,
-        Some(_) => return Err(ApiError::bad_request("`id` must be a string")),
-    };
-    let mapped = rotator_core::builtin::legacy_job(&kind, f).map_err(|e| match e {
-        LegacyError::UnknownType { .. } => ApiError::bad_request(format!("{e}; or send our job fields without `type`")),
-        e => e.into(),
-    })?;
-    let mut job = Map::new();
-    job.insert("id".into(), given_id.unwrap_or(mapped.job_id).into());
-    job.insert("plugin".into(), mapped.plugin.into());
-    job.insert("interval".into(), interval.into());
-    job.insert("settings".into(), Value::Object(mapped.settings));
-    if let Some(secret) = mapped.secret {
-        job.insert("secret".into(), json!({ "mount": secret.mount, "path": secret.path }));
-    }
-    if !mapped.grants.is_empty() {
-        job.insert("grants".into(), json!(mapped.grants));
-    }
-    Ok(job)
+/// The Flask rotation service's job format → our job fields, by the
+/// mapping `rotator run` reads the service's environment with
+/// ([`seed_env::flask_job`]); every problem in one answer.
+fn flask_job(f: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    seed_env::flask_job(f).map_err(|errors| {
+        let explain = |e: &FlaskJobError| match e {
+            FlaskJobError::Job(LegacyError::UnknownType { .. }) => {
+                format!("{e}; or send our job fields without `type`")
+            }
+            e => e.to_string(),
+        };
+        ApiError::bad_request(errors.iter().map(explain).collect::<Vec<_>>().join("; "))
+    })
 }
 
 #[cfg(test)]
