@@ -224,7 +224,8 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         let shutdown = shutdown_signal();
         // Never runs the API open, and never invents a token that would have
         // to be logged: without a configured token, this refuses to start.
-        let options = StartOptions { config_path: Some(path.to_owned()), ..StartOptions::default() };
+        // Reloads read the file again; a config from the environment has none.
+        let options = StartOptions { config_path: path.map(Path::to_path_buf), ..StartOptions::default() };
         let daemon = Daemon::from_config(&config, options).await?;
         match &daemon.vault {
             Some((vault, _)) => match vault.health().await {
