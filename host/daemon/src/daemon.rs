@@ -138,7 +138,7 @@ impl Daemon {
         let counting = count_lease_events(leases.subscribe(), metrics.clone(), stop_rx.clone());
         tasks.spawn(supervise::task(metrics.clone(), "lease-metrics", counting));
         let mut api_stop = stop_rx.clone();
-        let api = axum::serve(self.api_listener, api::router(state)).with_graceful_shutdown(async move {
+        let api = axum::serve(self.api_listener, api::router(state.clone())).with_graceful_shutdown(async move {
             let _ = api_stop.wait_for(|s| *s).await;
         });
         tasks.spawn(supervise::task(metrics.clone(), "api-server", async move {
@@ -156,6 +156,7 @@ impl Daemon {
                 tracing::error!(error = %e, "job not scheduled");
             }
         }
+        api::jobs::restore(&state).await;
         {
             let (scheduler, stop) = (scheduler.clone(), stop_rx.clone());
             tasks.spawn(supervise::task(metrics.clone(), "scheduler", async move { scheduler.run(stop).await }));

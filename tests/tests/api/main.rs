@@ -6,6 +6,7 @@
 
 mod api;
 mod api_surface;
+mod durable_jobs;
 mod job_views;
 mod paths_api;
 mod reload;

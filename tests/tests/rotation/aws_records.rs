@@ -171,3 +171,20 @@ async fn a_job_rotates_through_a_store_without_vault() {
         other => panic!("expected a refusal, got {other}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn job_definitions_are_kept_replaced_listed_and_deleted_beside_the_records() {
+    let store = records(&fresh_prefix());
+    store.save_definition("a", &json!({ "id": "a", "n": 1 })).await.unwrap();
+    store.save_definition("a", &json!({ "id": "a", "n": 2 })).await.unwrap();
+    store.save_definition("b", &json!({ "id": "b" })).await.unwrap();
+    store.save("rec", &mut Versioned::default()).await.unwrap();
+    let mut kept = store.definitions().await.unwrap();
+    kept.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(kept, [("a".to_owned(), json!({ "id": "a", "n": 2 })), ("b".to_owned(), json!({ "id": "b" }))]);
+    // Definitions are not records, and records are not definitions.
+    assert_eq!(store.list_jobs().await.unwrap().unwrap(), ["rec"]);
+    store.delete_definition("b").await.unwrap();
+    store.delete_definition("b").await.unwrap();
+    assert_eq!(store.definitions().await.unwrap().len(), 1);
+}

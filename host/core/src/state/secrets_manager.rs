@@ -147,6 +147,16 @@ impl SmRecords {
         }
     }
 
+    /// Delete the secret of `job` at once (no recovery window): a job
+    /// definition that was removed. Gone already is fine.
+    pub async fn delete(&self, job: &str) -> Result<(), AwsError> {
+        let body = json!({ "SecretId": self.name(job), "ForceDeleteWithoutRecovery": true });
+        match self.call("DeleteSecret", body).await {
+            Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
     /// The jobs with a record: secret names under the prefix, paged.
     pub async fn list(&self) -> Result<Vec<String>, AwsError> {
         let mut jobs = Vec::new();

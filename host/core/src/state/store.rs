@@ -6,6 +6,7 @@
 use super::secrets_manager::SmRecords;
 use super::{JobState, RecordError};
 use crate::aws::{AwsClient, AwsError};
+use crate::secret::SecretJson;
 use crate::store::kv::KvStore;
 use crate::store::secrets_manager::SecretsManagerStore;
 use crate::store::{SecretAt, SecretStore, StoreError, StoreVersion};
@@ -21,6 +22,10 @@ pub struct StateStore {
     /// For jobs whose secret lives in AWS Secrets Manager.
     pub aws: Option<AwsClient>,
     records: Records,
+    /// The definitions of jobs added through the API, beside the records
+    /// (`<prefix>/_jobs/<id>`; `_` starts no job id), so they survive a
+    /// restart and every daemon on the same store sees them.
+    definitions: Records,
 }
 
 #[derive(Debug, Clone)]
@@ -73,15 +78,24 @@ impl StateStore {
     /// Records in Vault KV v2 at `<mount>/<prefix>/<job>`; KV secrets
     /// through the same client.
     pub fn new(vault: VaultClient, mount: impl Into<String>, prefix: impl Into<String>) -> Self {
-        let records = Records::Vault { client: vault.clone(), mount: mount.into(), prefix: prefix.into() };
-        Self { vault: Some(vault), aws: None, records }
+        let (mount, prefix): (String, String) = (mount.into(), prefix.into());
+        let definitions = Records::Vault {
+            client: vault.clone(),
+            mount: mount.clone(),
+            prefix: format!("{}/_jobs", prefix.trim_matches('/')),
+        };
+        let records = Records::Vault { client: vault.clone(), mount, prefix };
+        Self { vault: Some(vault), aws: None, records, definitions }
     }
 
     /// Records as secrets `<prefix><job>` in Secrets Manager in `region`,
     /// for a deployment without Vault; secrets in AWS through `aws`.
     pub fn in_secrets_manager(aws: AwsClient, prefix: impl Into<String>, region: impl Into<String>) -> Self {
-        let records = Records::SecretsManager(SmRecords::new(aws.clone(), prefix.into(), region.into()));
-        Self { vault: None, aws: Some(aws), records }
+        let (prefix, region): (String, String) = (prefix.into(), region.into());
+        let definitions =
+            Records::SecretsManager(SmRecords::new(aws.clone(), format!("{prefix}_jobs/"), region.clone()));
+        let records = Records::SecretsManager(SmRecords::new(aws.clone(), prefix, region));
+        Self { vault: None, aws: Some(aws), records, definitions }
     }
 
     /// The same, reaching AWS with `aws` for jobs whose secret is there.
@@ -135,20 +149,7 @@ impl StateStore {
 
     /// The job's record, or an empty one (no version) if it has none.
     pub async fn load(&self, job: &str) -> Result<Versioned, StateError> {
-        let (text, version) = match &self.records {
-            Records::Vault { client, mount, prefix } => {
-                let found = client.kv_read(mount, &kv_path(prefix, job)).await.map_err(|e| self.vault_error(job, e))?;
-                let Some(secret) = found else { return Ok(Versioned::default()) };
-                let version = secret.version.unwrap_or(0);
-                (secret.data, StoreVersion::Kv(version))
-            }
-            Records::SecretsManager(sm) => {
-                let Some((text, id)) = sm.read(job).await.map_err(|e| self.aws_error(job, e))? else {
-                    return Ok(Versioned::default());
-                };
-                (text, StoreVersion::Id(id))
-            }
-        };
+        let Some((text, version)) = self.read_raw(&self.records, job).await? else { return Ok(Versioned::default()) };
         let state = JobState::from_secret(&text).map_err(|source| StateError::Corrupt {
             job: job.into(),
             location: self.location(job),
@@ -157,33 +158,115 @@ impl StateStore {
         Ok(Versioned { state, version: Some(version) })
     }
 
+    /// The text at `job` in `records` and its version, if there is one.
+    async fn read_raw(&self, records: &Records, job: &str) -> Result<Option<(SecretJson, StoreVersion)>, StateError> {
+        Ok(Some(match records {
+            Records::Vault { client, mount, prefix } => {
+                let found = client.kv_read(mount, &kv_path(prefix, job)).await.map_err(|e| self.vault_error(job, e))?;
+                let Some(secret) = found else { return Ok(None) };
+                let version = secret.version.unwrap_or(0);
+                (secret.data, StoreVersion::Kv(version))
+            }
+            Records::SecretsManager(sm) => {
+                let Some((text, id)) = sm.read(job).await.map_err(|e| self.aws_error(job, e))? else {
+                    return Ok(None);
+                };
+                (text, StoreVersion::Id(id))
+            }
+        }))
+    }
+
     /// Write `v.state` if the record is still at `v.version`, and move
     /// `v.version` on.
     pub async fn save(&self, job: &str, v: &mut Versioned) -> Result<(), StateError> {
-        let data = v.state.to_secret();
-        v.version = Some(match &self.records {
+        v.version = Some(self.write_raw(&self.records, job, &v.state.to_secret(), v.version.as_ref()).await?);
+        Ok(())
+    }
+
+    /// Write `data` at `job` in `records` if it is still at `expected`.
+    async fn write_raw(
+        &self,
+        records: &Records,
+        job: &str,
+        data: &SecretJson,
+        expected: Option<&StoreVersion>,
+    ) -> Result<StoreVersion, StateError> {
+        Ok(match records {
             Records::Vault { client, mount, prefix } => {
-                let cas = match &v.version {
+                let cas = match expected {
                     None => 0,
                     Some(StoreVersion::Kv(n)) => *n,
                     Some(StoreVersion::Id(_)) => return Err(self.conflict(job)),
                 };
-                let written = client.kv_write(mount, &kv_path(prefix, job), &data, Some(cas)).await;
+                let written = client.kv_write(mount, &kv_path(prefix, job), data, Some(cas)).await;
                 StoreVersion::Kv(written.map_err(|e| self.vault_error(job, e))?)
             }
             Records::SecretsManager(sm) => {
-                let expected = match &v.version {
+                let expected = match expected {
                     None => None,
                     Some(StoreVersion::Id(id)) => Some(id.as_str()),
                     Some(StoreVersion::Kv(_)) => return Err(self.conflict(job)),
                 };
-                match sm.write(job, &data, expected).await.map_err(|e| self.aws_error(job, e))? {
+                match sm.write(job, data, expected).await.map_err(|e| self.aws_error(job, e))? {
                     Some(id) => StoreVersion::Id(id),
                     None => return Err(self.conflict(job)),
                 }
             }
-        });
-        Ok(())
+        })
+    }
+
+    /// Keep the definition of a job added through the API (a JSON object
+    /// of job fields), replacing an earlier one of that id.
+    pub async fn save_definition(&self, job: &str, definition: &serde_json::Value) -> Result<(), StateError> {
+        let data = SecretJson::new(definition.to_string());
+        for _ in 0..3 {
+            let current = self.read_raw(&self.definitions, job).await?.map(|(_, v)| v);
+            match self.write_raw(&self.definitions, job, &data, current.as_ref()).await {
+                Err(e) if e.is_conflict() => continue,
+                other => return other.map(drop),
+            }
+        }
+        Err(self.conflict(job))
+    }
+
+    /// Forget a job's definition (its state record stays, as for any job).
+    pub async fn delete_definition(&self, job: &str) -> Result<(), StateError> {
+        match &self.definitions {
+            Records::Vault { client, mount, prefix } => {
+                let path = format!("{}/metadata/{}", mount.trim_matches('/'), kv_path(prefix, job));
+                match client.request("DELETE", path.as_str(), None).await {
+                    Err(e) if e.status() != Some(404) => Err(self.vault_error(job, e)),
+                    _ => Ok(()),
+                }
+            }
+            Records::SecretsManager(sm) => sm.delete(job).await.map_err(|e| self.aws_error(job, e)),
+        }
+    }
+
+    /// Every kept definition, by job id. One that is not a JSON object is
+    /// skipped with a warning (someone else wrote it).
+    pub async fn definitions(&self) -> Result<Vec<(String, serde_json::Value)>, StateError> {
+        let ids = match &self.definitions {
+            Records::Vault { client, mount, prefix } => match client.kv_list(mount, prefix).await {
+                Ok(keys) => keys.into_iter().filter(|k| !k.ends_with('/')).collect(),
+                Err(e) if e.status() == Some(404) => Vec::new(),
+                Err(source) => return Err(StateError::Vault { job: "*".into(), location: self.describe(), source }),
+            },
+            Records::SecretsManager(sm) => sm.list().await.map_err(|e| self.aws_error("*", e))?,
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            let Some((text, _)) = self.read_raw(&self.definitions, &id).await? else { continue };
+            match serde_json::from_str::<serde_json::Value>(text.expose()) {
+                Ok(serde_json::Value::Object(mut v)) => {
+                    // Secrets Manager's writes carry an id of their own.
+                    v.remove("write_id");
+                    out.push((id, serde_json::Value::Object(v)));
+                }
+                _ => tracing::warn!(job = %id, "a kept job definition is not a JSON object; skipped"),
+            }
+        }
+        Ok(out)
     }
 
     /// The ids of the jobs that have a record, or `None` if listing is not

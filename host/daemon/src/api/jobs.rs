@@ -9,8 +9,9 @@
 //! accepted too ([`flask_job`], the mapping `rotator run` also reads the
 //! service's environment with): the built-in that declares the `type` turns
 //! the rest into its fields ([`rotator_core::builtin::legacy_job`]).
-//! Runtime jobs live until the daemon stops; their state (last rotation,
-//! PENDING) is in Vault like any job's. Lists and views read the live
+//! Runtime jobs are kept beside the job records (`StateStore::save_definition`)
+//! and restored by the next daemon ([`restore`]); their state (last rotation,
+//! PENDING) is in the records like any job's. Lists and views read the live
 //! registry ([`crate::scheduler::registry`]).
 //!
 //! One difference from a configured job: the API caller is not the
@@ -85,12 +86,54 @@ pub(super) async fn remove(State(state): State<Arc<ApiState>>, Path(id): Path<St
     if !state.scheduler.remove(&id) {
         return Err(ApiError::not_found(format!("no job `{id}`")));
     }
+    // A kept definition goes too (a config file's job has none: a restart
+    // brings it back, as the file says).
+    if let Err(e) = state.scheduler.store().delete_definition(&id).await {
+        tracing::warn!(job = %id, error = %e, "removed, but its kept definition could not be deleted");
+    }
     Ok(Json(json!({ "removed": id })))
 }
 
 pub(super) async fn add(State(state): State<Arc<ApiState>>, JsonBody(body): JsonBody<Value>) -> Answer {
     let Value::Object(fields) = body else { return Err(ApiError::bad_request("a job is a JSON object")) };
-    let mut table = if fields.contains_key("type") { flask_job(fields)? } else { fields };
+    let table = if fields.contains_key("type") { flask_job(fields)? } else { fields };
+    let id = add_table(&state, table.clone()).await?;
+    // Kept beside the job records, so the job survives a restart and every
+    // daemon on the same store sees it ([`restore`]).
+    if let Err(e) = state.scheduler.store().save_definition(&id, &Value::Object(table)).await {
+        tracing::warn!(job = %id, error = %e, "added, but its definition could not be kept: it ends with this daemon");
+    }
+    tracing::info!(job = %id, "job added through the API");
+    let view = state.jobs.view(&id).ok_or_else(|| ApiError::internal("the job vanished"))?;
+    Ok(Json(serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?))
+}
+
+/// Add the jobs kept by earlier daemons (added through the API), after the
+/// config's: a config job of the same id wins. One that no longer passes
+/// the checks (its plugin file gone, `plugin_dirs` changed) is logged and
+/// left kept, not deleted.
+pub async fn restore(state: &ApiState) {
+    let kept = match state.scheduler.store().definitions().await {
+        Ok(kept) => kept,
+        Err(e) => return tracing::error!(error = %e, "cannot read the kept API jobs; they are not scheduled"),
+    };
+    for (id, definition) in kept {
+        if state.jobs.contains(&id) {
+            tracing::info!(job = %id, "a kept API job has the id of a configured one: the config's is used");
+            continue;
+        }
+        let Value::Object(table) = definition else { continue };
+        match add_table(state, table).await {
+            Ok(_) => tracing::info!(job = %id, "kept API job restored"),
+            Err(e) => {
+                tracing::error!(job = %id, error = %e.message, "a kept API job no longer passes the checks; not scheduled")
+            }
+        }
+    }
+}
+
+/// Check a job's fields exactly as a configured job's and schedule it: its id.
+async fn add_table(state: &ApiState, mut table: Map<String, Value>) -> Result<String, ApiError> {
     confine_plugin(&mut table, &state.options.plugin_dirs)?;
     let doc = json!({ "jobs": [table] });
     let text = toml::to_string(&doc).map_err(|e| ApiError::bad_request(format!("not a job: {e}")))?;
@@ -109,9 +152,7 @@ pub(super) async fn add(State(state): State<Arc<ApiState>>, JsonBody(body): Json
     }
     let id = job.config.id.clone();
     state.scheduler.add(job).await?;
-    tracing::info!(job = %id, "job added through the API");
-    let view = state.jobs.view(&id).ok_or_else(|| ApiError::internal("the job vanished"))?;
-    Ok(Json(serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?))
+    Ok(id)
 }
 
 /// A runtime job's `plugin`: a built-in name stays; anything else must be a

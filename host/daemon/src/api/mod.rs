@@ -24,7 +24,7 @@ mod body;
 mod dashboard;
 mod error;
 mod health;
-mod jobs;
+pub mod jobs;
 mod kv;
 mod leases;
 mod observe;

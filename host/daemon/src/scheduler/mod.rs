@@ -150,6 +150,11 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Where the job records (and kept API job definitions) live.
+    pub fn store(&self) -> &StateStore {
+        &self.inner.store
+    }
+
     /// Use a new definition of a known job (a reload changed its plugin,
     /// settings or schedule) from its next run on, and queue that run
     /// anew. A rotation already running ends on the definition it started
