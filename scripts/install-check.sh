@@ -23,7 +23,9 @@ print(*[x.getsockname()[1] for x in s])')
 read -r vault_port api_port <<<"$ports"
 
 mkdir "$work/elsewhere"
-(cd "$work/elsewhere" && env -u VAULT_ADDR -u VAULT_TOKEN ROTATOR_API_TOKEN=install-check-token-0123456789 \
+# `exec`, so $! is rotator itself and the cleanup stops it (it was the
+# subshell's pid, and rotator outlived the check).
+(cd "$work/elsewhere" && exec env -u VAULT_ADDR -u VAULT_TOKEN ROTATOR_API_TOKEN=install-check-token-0123456789 \
     "$work/root/bin/rotator" dev --vault-addr "127.0.0.1:$vault_port" --api-addr "127.0.0.1:$api_port" \
     >"$work/dev.log" 2>&1) &
 pid=$!
