@@ -84,6 +84,15 @@ impl Api {
         Self { base, token, http: http_client(Duration::from_secs(60)), stop, running }
     }
 
+    /// The ids of the scheduler's jobs (`GET /scheduler/jobs`), sorted.
+    pub async fn job_ids(&self) -> Vec<String> {
+        let list = self.expect(200, "GET", "/scheduler/jobs", None).await;
+        let jobs = list["jobs"].as_array().expect("a list of jobs");
+        let mut ids: Vec<String> = jobs.iter().filter_map(|j| j["id"].as_str().map(str::to_owned)).collect();
+        ids.sort();
+        ids
+    }
+
     /// The config a daemon of [`ApiSetup`] runs: `[daemon] plugin_dirs` and the jobs.
     pub fn config_text(plugin_dirs: &[PathBuf], jobs: &str) -> String {
         let dirs: Vec<String> = plugin_dirs.iter().map(|d| format!("{:?}", d.display().to_string())).collect();

@@ -6,6 +6,7 @@ pub mod api;
 pub mod architecture;
 pub mod bench;
 pub mod contract;
+pub mod events;
 pub mod jwt;
 pub mod logs;
 pub mod moto;

@@ -7,14 +7,6 @@ use rotator_tests::api::{Api, ApiSetup};
 use rotator_tests::dev_server;
 use serde_json::json;
 
-async fn ids(api: &Api) -> Vec<String> {
-    let list = api.expect(200, "GET", "/scheduler/jobs", None).await;
-    let mut ids: Vec<String> =
-        list["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().into()).collect();
-    ids.sort();
-    ids
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn api_jobs_survive_a_restart_and_removed_ones_stay_removed() {
     let server = dev_server().await;
@@ -36,7 +28,7 @@ async fn api_jobs_survive_a_restart_and_removed_ones_stay_removed() {
     let second = Api::start_with(&server, ApiSetup { jobs: config.into(), ..ApiSetup::default() }).await;
     let mut found = Vec::new();
     for _ in 0..200 {
-        found = ids(&second).await;
+        found = second.job_ids().await;
         if found.len() >= 2 {
             break;
         }

@@ -14,14 +14,6 @@ fn job(id: &str, extra: &str) -> String {
     )
 }
 
-async fn ids(api: &Api) -> Vec<String> {
-    let list = api.expect(200, "GET", "/scheduler/jobs", None).await;
-    let mut ids: Vec<String> =
-        list["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().into()).collect();
-    ids.sort();
-    ids
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reload_applies_the_files_jobs_or_changes_nothing() {
     let server = dev_server().await;
@@ -34,7 +26,7 @@ async fn a_reload_applies_the_files_jobs_or_changes_nothing() {
     // A job added through the API is not the file's.
     let added = json!({ "type": "kv_random", "path": "reload/api", "field": "password", "interval_seconds": 3600, "id": "from-api" });
     api.expect(200, "POST", "/scheduler/jobs", Some(added)).await;
-    assert_eq!(ids(&api).await, ["changed", "dropped", "from-api", "kept"]);
+    assert_eq!(api.job_ids().await, ["changed", "dropped", "from-api", "kept"]);
 
     // Same file: nothing to do.
     let same = api.expect(200, "POST", "/reload", None).await;
@@ -50,7 +42,7 @@ async fn a_reload_applies_the_files_jobs_or_changes_nothing() {
         report,
         json!({ "added": ["new"], "changed": ["changed"], "removed": ["dropped"], "unchanged": 1, "restart_needed": ["daemon"] })
     );
-    assert_eq!(ids(&api).await, ["changed", "from-api", "kept", "new"]);
+    assert_eq!(api.job_ids().await, ["changed", "from-api", "kept", "new"]);
     // The changed definition is the one that runs now.
     let rotated = api.expect(200, "POST", "/jobs/changed/rotate", None).await;
     assert!(rotated["rotation_id"].is_string(), "{rotated}");
@@ -77,6 +69,6 @@ async fn a_reload_applies_the_files_jobs_or_changes_nothing() {
     for problem in ["surprise", "fortnight"] {
         assert!(error.contains("rotator.toml:") && error.contains(problem), "{problem}: {error}");
     }
-    assert_eq!(ids(&api).await, ["changed", "from-api", "kept", "new"], "the running config stays");
+    assert_eq!(api.job_ids().await, ["changed", "from-api", "kept", "new"], "the running config stays");
     api.stop().await;
 }

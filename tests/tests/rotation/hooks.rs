@@ -10,7 +10,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
-use rotator_core::rotation::{Observer, RotateOptions, RotationEvent};
+use rotator_core::rotation::RotateOptions;
+use rotator_tests::events::Recorder;
 use rotator_tests::{dev_server, jobs, store};
 
 const KEY: &str = "hook-signing-key-0123456789";
@@ -41,21 +42,6 @@ async fn receiver(answers: Vec<u16>) -> (String, Arc<Receiver>) {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, r)
-}
-
-#[derive(Default)]
-struct Recorder(Mutex<Vec<RotationEvent>>);
-
-impl Observer for Recorder {
-    fn event(&self, event: &RotationEvent) {
-        self.0.lock().unwrap().push(event.clone());
-    }
-}
-
-impl Recorder {
-    fn steps(&self) -> Vec<(String, String)> {
-        self.0.lock().unwrap().iter().map(|e| (e.step.to_owned(), e.outcome.to_owned())).collect()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -92,7 +78,8 @@ hooks = [
     let version = report.new_version.clone().unwrap().to_string();
 
     // In the order written, after promotion and before finish.
-    let steps = recorder.steps();
+    let steps: Vec<(String, String)> =
+        recorder.all().iter().map(|e| (e.step.to_owned(), e.outcome.to_owned())).collect();
     let at = |s: &str| steps.iter().position(|(step, _)| step == s).unwrap();
     let hooks: Vec<_> = steps.iter().filter(|(s, _)| s == "hook").map(|(_, o)| o.as_str()).collect();
     assert_eq!(hooks, ["ok", "ok", "ok"]);
@@ -152,7 +139,7 @@ hooks = [
     assert!(report.new_version.is_some(), "the rotation went on");
     // The sleeping hook was killed at its timeout, not waited for.
     assert!(started.elapsed() < Duration::from_secs(25));
-    let events = recorder.0.lock().unwrap().clone();
+    let events = recorder.all();
     let hooks: Vec<_> = events.iter().filter(|e| e.step == "hook").collect();
     let kinds: Vec<_> = hooks.iter().map(|e| (e.outcome, e.kind)).collect();
     assert_eq!(

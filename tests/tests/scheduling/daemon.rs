@@ -1,29 +1,12 @@
 //! The daemon keeps rotating healthy jobs while misbehaving plugins loop,
 //! hog memory, panic, trespass and leak next to them, and shuts down cleanly.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rotator_core::rotation::{Observer, RotationEvent};
 use rotator_daemon::start::StartOptions;
+use rotator_tests::events::Recorder;
 use rotator_tests::{dev_server, fixture, jobs};
-
-/// Every rotation event the daemon emits, in order.
-#[derive(Default)]
-struct Recorder(Mutex<Vec<RotationEvent>>);
-
-impl Observer for Recorder {
-    fn event(&self, event: &RotationEvent) {
-        self.0.lock().unwrap().push(event.clone());
-    }
-}
-
-impl Recorder {
-    /// The events of `job`'s `step` (`rotation` for whole rotations).
-    fn of(&self, job: &str, step: &str) -> Vec<RotationEvent> {
-        self.0.lock().unwrap().iter().filter(|e| e.job == job && e.step == step).cloned().collect()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthy_jobs_keep_rotating_next_to_misbehaving_plugins() {
