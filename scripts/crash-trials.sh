@@ -16,15 +16,5 @@ result="$(grep -o '^crash trials: .*' "$log" | tail -1)"
 rm -f "$log"
 [ -n "$result" ] || { echo "no result line: the run failed" >&2; exit 1; }
 line="- $(date -u +%Y-%m-%d): \`./scripts/crash-trials.sh $trials\` → **${result#crash trials: }**"
-python3 - "$line" <<'PY'
-import sys, re
-path = "docs/reliability.md"
-text = open(path).read()
-start, end = "<!-- trials -->", "<!-- /trials -->"
-i, j = text.index(start) + len(start), text.index(end)
-lines = [l for l in text[i:j].strip().splitlines() if l.strip()]
-lines.append(sys.argv[1])
-text = text[:i] + "\n" + "\n".join(lines) + "\n" + text[j:]
-open(path, "w").write(text)
-PY
+./scripts/record-result.py trials "$line"
 echo "recorded: $line"

@@ -13,6 +13,11 @@
 //!   (`rotator_vault_requests_total`), and the resident memory each
 //!   scheduled job adds (the process's `VmRSS`, daemon and dev server).
 //!
+//! The process logs as the `rotator` binary does by default (`info`), to a
+//! sink: the test harness's capture (`debug`, into a buffer that grows for
+//! the whole run) would time its own reallocations, not the daemon. Each
+//! client's HTTP client (trust roots loaded) is built before the clock starts.
+//!
 //! `scripts/bench-rotations.sh` builds it in release, makes a throwaway
 //! virtual environment with hvac (`PEER_PYTHON`) and runs it.
 
@@ -45,12 +50,14 @@ async fn metric(api: &Api, metric: &str, filter: &str) -> f64 {
 /// `rotations` API rotations from `clients` clients: rotations per second.
 async fn api_run(api: &Api, clients: usize, rotations: usize) -> f64 {
     let per_client = rotations / clients;
+    let https: Vec<_> = (0..clients).map(|_| http_client(Duration::from_secs(60))).collect();
     let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|i| {
+    let tasks: Vec<_> = https
+        .into_iter()
+        .enumerate()
+        .map(|(i, http)| {
             let (base, token) = (api.base.clone(), api.token.clone());
             tokio::spawn(async move {
-                let http = http_client(Duration::from_secs(60));
                 let mine: Vec<usize> = (0..PATHS).filter(|p| p % clients == i).collect();
                 for n in 0..per_client {
                     let url = format!("{base}/kv/bench/p{}/rotate", mine[n % mine.len()]);
@@ -98,6 +105,13 @@ fn median(mut xs: Vec<f64>) -> f64 {
 async fn main() {
     let rotations = arg("--rotations", 2000);
     let scheduled = arg("--jobs", 2000);
+    // Installed first, so the harness's own capture (`Api::start_with`) finds
+    // a subscriber in place and stays out.
+    let mut filter = tracing_subscriber::EnvFilter::new("info");
+    for directive in rotator_core::secret::QUIET_LOG_TARGETS {
+        filter = filter.add_directive(directive.parse().expect("a valid directive"));
+    }
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::io::sink).init();
     let server = dev_server().await;
     let api = Api::start_with(&server, ApiSetup::default()).await;
     let vault = rotator_core::vault::VaultClient::new(rotator_core::vault::VaultOptions::new(

@@ -19,6 +19,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The environment variable that arms crash points.
 pub const ENV: &str = "ROTATOR_CRASH_AT";
+/// The environment variable that arms pause points: the process stops
+/// itself (`SIGSTOP`, as a long GC pause or a frozen VM would) the first
+/// time it reaches one, until someone sends `SIGCONT`. The replica suite
+/// uses it to freeze a replica mid-rotation past its lease.
+pub const PAUSE_ENV: &str = "ROTATOR_PAUSE_AT";
 
 /// Before or after something happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,16 +143,26 @@ fn armed() -> &'static [Point] {
     POINTS.get_or_init(|| armed_text().iter().filter_map(|p| p.parse().ok()).collect())
 }
 
+/// The armed pause points ([`PAUSE_ENV`]).
+fn pause_points() -> &'static [Point] {
+    static POINTS: OnceLock<Vec<Point>> = OnceLock::new();
+    POINTS.get_or_init(|| text_of(PAUSE_ENV).iter().filter_map(|p| p.parse().ok()).collect())
+}
+
 fn armed_text() -> Vec<String> {
-    match std::env::var(ENV) {
+    text_of(ENV)
+}
+
+fn text_of(var: &str) -> Vec<String> {
+    match std::env::var(var) {
         Ok(v) => v.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
         Err(_) => Vec::new(),
     }
 }
 
-/// Are any crash points armed? (For the startup warning.)
+/// Are any crash or pause points armed? (For the startup warning.)
 pub fn is_armed() -> bool {
-    !armed().is_empty()
+    !armed().is_empty() || !pause_points().is_empty()
 }
 
 /// Entries of `ROTATOR_CRASH_AT` that name no point (for the startup warning).
@@ -166,6 +181,22 @@ pub fn point(point: Point) {
     if !points.is_empty() && points.contains(&point) {
         abort(point);
     }
+    let pauses = pause_points();
+    if !pauses.is_empty() && pauses.contains(&point) {
+        static PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !PAUSED.swap(true, Ordering::SeqCst) {
+            pause(point);
+        }
+    }
+}
+
+/// Stop the whole process where it stands (the first time only).
+fn pause(point: Point) {
+    eprintln!("rotator: pause point {point} reached: stopping ({PAUSE_ENV}); SIGCONT resumes");
+    let pid = std::process::id().to_string();
+    // SIGSTOP cannot be caught: the process freezes inside this call and
+    // goes on from here when continued.
+    let _ = std::process::Command::new("kill").args(["-STOP", &pid]).status();
 }
 
 static HOST_CALLS: AtomicU32 = AtomicU32::new(0);

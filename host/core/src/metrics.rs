@@ -83,9 +83,15 @@ enum Id {
     NeedsAttention,
     NeedingAttention,
     TaskPanics,
+    ReplicaShards,
+    ReplicaJobs,
+    ReplicaMembers,
+    ReplicaHeartbeats,
+    ReplicaRequests,
+    ReplicaTakeovers,
 }
 
-const FAMILIES: [Family; 12] = [
+const FAMILIES: [Family; 18] = [
     Family {
         name: "rotator_rotations_total",
         help: "Rotations finished, by plugin and outcome.",
@@ -152,6 +158,42 @@ const FAMILIES: [Family; 12] = [
         help: "Daemon tasks that panicked (a bug in rotator); any makes /readyz answer 503.",
         kind: Kind::Counter,
         labels: &["task"],
+    },
+    Family {
+        name: "rotator_replica_shards_owned",
+        help: "Shards of jobs this replica owns (replicas only).",
+        kind: Kind::Gauge,
+        labels: &[],
+    },
+    Family {
+        name: "rotator_replica_jobs_owned",
+        help: "Jobs this replica runs (replicas only).",
+        kind: Kind::Gauge,
+        labels: &[],
+    },
+    Family {
+        name: "rotator_replica_members",
+        help: "Replicas in the coordination record, this one included.",
+        kind: Kind::Gauge,
+        labels: &[],
+    },
+    Family {
+        name: "rotator_replica_heartbeats_total",
+        help: "Heartbeats, by outcome (ok, conflict, failed).",
+        kind: Kind::Counter,
+        labels: &["outcome"],
+    },
+    Family {
+        name: "rotator_replica_vault_requests_total",
+        help: "Vault requests spent on coordination (reads and writes of the replicas record).",
+        kind: Kind::Counter,
+        labels: &[],
+    },
+    Family {
+        name: "rotator_replica_takeovers_total",
+        help: "Shards this replica took over from replicas judged dead.",
+        kind: Kind::Counter,
+        labels: &[],
     },
 ];
 
@@ -242,6 +284,23 @@ impl Metrics {
         self.add(Id::PluginDenials, &[plugin]);
     }
 
+    /// A replica's heartbeat ended with `outcome`, after `requests` Vault
+    /// requests, taking over `takeovers` shards.
+    pub fn replica_heartbeat(&self, outcome: &str, requests: u64, takeovers: u64) {
+        self.add(Id::ReplicaHeartbeats, &[outcome]);
+        self.add_n(Id::ReplicaRequests, &[], requests);
+        if takeovers > 0 {
+            self.add_n(Id::ReplicaTakeovers, &[], takeovers);
+        }
+    }
+
+    /// What this replica holds now: shards, jobs, and members it sees.
+    pub fn set_replica(&self, shards: usize, jobs: usize, members: usize) {
+        self.set(Id::ReplicaShards, &[], shards as f64);
+        self.set(Id::ReplicaJobs, &[], jobs as f64);
+        self.set(Id::ReplicaMembers, &[], members as f64);
+    }
+
     /// The per-job gauges, replaced wholesale from the daemon's job list
     /// at each scrape, so removed jobs vanish: each job's last successful
     /// rotation, and the jobs that need an operator (only those have a
@@ -325,9 +384,13 @@ impl Metrics {
     }
 
     fn add(&self, id: Id, labels: &[&str]) {
+        self.add_n(id, labels, 1);
+    }
+
+    fn add_n(&self, id: Id, labels: &[&str], by: u64) {
         self.update(id, labels, |s| {
             if let Series::Counter(n) = s {
-                *n += 1;
+                *n += by;
             }
         });
     }

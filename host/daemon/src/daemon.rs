@@ -17,25 +17,39 @@ use tokio::task::JoinSet;
 
 use crate::api::{self, ApiOptions, ApiState};
 use crate::reload::Reloader;
+use crate::replicas::Replicas;
 use crate::scheduler::Scheduler;
 pub use crate::setup::Identity;
 use rotator_core::rotation::{Job, Observer};
 use rotator_core::state::StateStore;
 use rotator_core::supervise;
 use rotator_core::vault::VaultClient;
-use rotator_core::vault::leases::{LeaseManager, LeaseStatus};
+use rotator_core::vault::leases::{LeaseManager, LeaseMode, LeaseRecords, LeaseStatus};
 use rotator_core::vault::lifetime::{ClientTokenApi, TokenStatus, watch_token};
 
 /// How the daemon looks after dynamic secrets' leases.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LeaseOptions {
     pub renewals_per_second: u32,
     pub revoke_on_shutdown: bool,
+    /// Most leases tracked at once.
+    pub max_tracked: usize,
+    /// Hand out a path's live credential again ([`LeaseMode::Reuse`]).
+    pub mode: LeaseMode,
+    /// Where tracked leases are kept (`(mount, state prefix)` in Vault KV
+    /// v2, beside the job records), for the next daemon; `None`: not kept.
+    pub records: Option<(String, String)>,
 }
 
 impl Default for LeaseOptions {
     fn default() -> Self {
-        Self { renewals_per_second: 20, revoke_on_shutdown: false }
+        Self {
+            renewals_per_second: 20,
+            revoke_on_shutdown: false,
+            max_tracked: rotator_core::vault::leases::DEFAULT_MAX_LEASES,
+            mode: LeaseMode::Each,
+            records: None,
+        }
     }
 }
 
@@ -56,6 +70,8 @@ pub struct Daemon {
     pub shutdown_grace: Duration,
     /// Where job state records live.
     pub state: StateStore,
+    /// With `[daemon] replicas`: this replica, sharing the jobs with others.
+    pub replicas: Option<Replicas>,
     /// Who else hears about every rotation step (the audit log); the
     /// daemon's metrics always do.
     pub observers: Vec<Arc<dyn Observer>>,
@@ -93,24 +109,41 @@ impl Daemon {
         } else {
             tracing::info!("running without Vault: no token to renew, no leases");
         }
-        let leases =
-            LeaseManager::new(Arc::new(client.clone()), self.leases.renewals_per_second).with_metrics(metrics.clone());
-        // No lease is tracked yet at startup today (they come through the
-        // API later, and each logs its own budget when tracked); should the
-        // manager ever start with leases, they are in this report too.
+        let mut leases = LeaseManager::new(Arc::new(client.clone()), self.leases.renewals_per_second)
+            .with_metrics(metrics.clone())
+            .with_mode(self.leases.mode)
+            .with_max_leases(self.leases.max_tracked);
+        if let (Some(client), Some((mount, prefix))) = (&client, &self.leases.records) {
+            leases = leases.with_records(LeaseRecords::beside_state(client.clone(), mount, prefix));
+        }
+        // No lease is tracked yet at startup (they come through the API
+        // later, or from the records below, and each logs its own budget
+        // when tracked); should the manager ever start with leases, they
+        // are in this report too.
         if let Some((_, identity)) = &self.vault {
             log_budget(identity, &leases.list(), tokio::time::Instant::now());
         }
         let lease_task = {
             let (leases, stop) = (leases.clone(), stop_rx.clone());
-            tokio::spawn(supervise::task(metrics.clone(), "lease-renewal", async move { leases.run(stop).await }))
+            tokio::spawn(supervise::task(metrics.clone(), "lease-renewal", async move {
+                // Kept leases are picked up in this task, so a slow Vault
+                // delays nothing else at startup.
+                if let Err(e) = leases.restore().await {
+                    tracing::error!(error = %e, "could not read the kept lease records: leases handed out by an earlier daemon are not renewed by this one");
+                }
+                leases.run(stop).await
+            }))
         };
 
         // The daemon's own metrics always hear every rotation.
         let mut observers = self.observers;
         observers.push(Arc::new(self.metrics.clone()));
-        let scheduler = Scheduler::with_metrics(self.state, self.max_concurrent_rotations, observers, metrics.clone())
-            .with_rate_limit(self.max_rotations_per_second);
+        let mut scheduler =
+            Scheduler::with_metrics(self.state, self.max_concurrent_rotations, observers, metrics.clone())
+                .with_rate_limit(self.max_rotations_per_second);
+        if let Some(replicas) = &self.replicas {
+            scheduler = scheduler.with_ownership(Arc::new(replicas.clone()));
+        }
         let reloader = self.reload_from.map(|(path, config)| {
             let runtime = self.api.plugins.runtime().clone();
             Arc::new(Reloader::new(path, &config, &self.jobs, runtime, scheduler.clone()))
@@ -134,6 +167,8 @@ impl Daemon {
             shutdown: stop_rx.clone(),
             ready_probe: Default::default(),
             reloader,
+            replicas: self.replicas.clone(),
+            kept_jobs: Default::default(),
         });
         let counting = count_lease_events(leases.subscribe(), metrics.clone(), stop_rx.clone());
         tasks.spawn(supervise::task(metrics.clone(), "lease-metrics", counting));
@@ -157,6 +192,12 @@ impl Daemon {
             }
         }
         api::jobs::restore(&state).await;
+        // Heartbeats stop only after the rotations drained (below), so a
+        // replica keeps its ownership while it finishes what it started.
+        let replica = self.replicas.as_ref().map(|r| {
+            let parts = ReplicaParts { scheduler: &scheduler, api: &state, leases: &leases, stop: &stop_rx };
+            start_replica(r, parts, &metrics, &mut tasks)
+        });
         {
             let (scheduler, stop) = (scheduler.clone(), stop_rx.clone());
             tasks.spawn(supervise::task(metrics.clone(), "scheduler", async move { scheduler.run(stop).await }));
@@ -172,6 +213,11 @@ impl Daemon {
             tokio::time::timeout(self.shutdown_grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::error!(grace = %humantime::format_duration(self.shutdown_grace), "rotations still running after the grace period; abandoning them");
+        }
+        if let (Some((stop, task)), Some(replicas)) = (replica, &self.replicas) {
+            let _ = stop.send(true);
+            let _ = task.await;
+            replicas.leave().await;
         }
         let _ = lease_task.await;
         if self.leases.revoke_on_shutdown {
@@ -196,6 +242,57 @@ async fn reload_on_hangup(reloader: Arc<Reloader>, mut stop: watch::Receiver<boo
         tracing::info!("SIGHUP: reloading the config");
         if let Err(e) = reloader.reload().await {
             tracing::error!(error = %e, "config reload refused; the running config stays");
+        }
+    }
+}
+
+/// What a replica's tasks work with.
+struct ReplicaParts<'a> {
+    scheduler: &'a Scheduler,
+    api: &'a Arc<ApiState>,
+    leases: &'a LeaseManager<Option<VaultClient>>,
+    stop: &'a watch::Receiver<bool>,
+}
+
+/// A replica's tasks: its heartbeat (stopped through the returned sender,
+/// only after the rotations drained, so the replica keeps its ownership
+/// while it finishes what it started), following the kept API jobs, and
+/// taking over the leases of replicas judged dead.
+fn start_replica(
+    replicas: &Replicas,
+    parts: ReplicaParts<'_>,
+    metrics: &rotator_core::metrics::Metrics,
+    tasks: &mut JoinSet<()>,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (stop_tx, stop) = watch::channel(false);
+    let (r, s) = (replicas.clone(), parts.scheduler.clone());
+    let heartbeat =
+        tokio::spawn(supervise::task(metrics.clone(), "replica-heartbeat", async move { r.run(s, stop).await }));
+    let sync = api::jobs::follow_kept_jobs(parts.api.clone(), replicas.jobs_generation(), parts.stop.clone());
+    tasks.spawn(supervise::task(metrics.clone(), "kept-jobs-sync", sync));
+    let adopt = adopt_leases(parts.leases.clone(), replicas.removals(), parts.stop.clone());
+    tasks.spawn(supervise::task(metrics.clone(), "lease-takeover", adopt));
+    (stop_tx, heartbeat)
+}
+
+/// With replicas: when a replica is judged dead, keep renewing the leases
+/// it handed out (their records are beside the job records; leases this
+/// daemon already tracks are left as they are, and renewing a lease from
+/// two daemons is harmless).
+async fn adopt_leases(
+    leases: LeaseManager<Option<VaultClient>>,
+    mut removals: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            changed = removals.changed() => if changed.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match leases.restore().await {
+            Ok(n) if n > 0 => tracing::info!(leases = n, "renewing the leases of a replica judged dead"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the kept lease records after a takeover"),
         }
     }
 }
@@ -283,6 +380,7 @@ mod tests {
             expires_at: now + Duration::from_secs(1800),
             next_action_at: now + Duration::from_secs(1200),
             consecutive_failures: 0,
+            next_action: rotator_core::vault::leases::NextAction::Renew,
         };
         let text = logged(|| log_budget(&identity, std::slice::from_ref(&tracked), now));
         let token = text.lines().find(|l| l.contains("before the token expires")).expect(&text);

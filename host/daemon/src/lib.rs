@@ -17,6 +17,7 @@
 pub mod api;
 pub mod daemon;
 pub mod reload;
+pub mod replicas;
 pub mod scheduler;
 pub mod setup;
 pub mod start;

@@ -10,7 +10,8 @@
 //! next run on, and a job no longer in the file stops being scheduled. A
 //! rotation in flight ends on the definition it started with (it holds
 //! its own copy). Jobs added through the API are not the file's and are
-//! left alone. `[vault]` and `[daemon]` are read at startup only: a change
+//! left alone. The Flask service's environment is merged in again as at
+//! startup (`seed_env::with_file`), so its jobs are not dropped. `[vault]` and `[daemon]` are read at startup only: a change
 //! there is reported as needing a restart, and the jobs are still applied.
 
 use std::collections::BTreeMap;
@@ -42,6 +43,10 @@ pub enum ReloadError {
     /// Every problem of the new file, located; the old config keeps running.
     #[error("{0}")]
     Config(#[from] ConfigErrors),
+    /// The environment's part (`rotator run --config` merges it in, so a
+    /// reload does too) has problems, one located line each.
+    #[error("{0}")]
+    Environment(#[from] config::seed_env::SeedEnvErrors),
 }
 
 /// Reads the daemon's config file again on request. One reload at a time.
@@ -88,7 +93,9 @@ impl Reloader {
     /// Read the file again and apply its jobs, or change nothing.
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
         let mut current = self.current.lock().await;
-        let config = config::load(&self.path)?;
+        // As at startup: the file, with the environment filling what it
+        // leaves out (so the environment's jobs are not dropped).
+        let config = config::seed_env::with_file(config::load(&self.path)?)?.config;
         // Plugins are loaded (and compiled) off the async threads.
         let runtime = self.runtime.clone();
         let loaded = {

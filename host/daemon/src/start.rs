@@ -14,10 +14,12 @@ use std::sync::Arc;
 use rotator_core::config::{Config, ConfigErrors};
 use rotator_core::metrics::Metrics;
 use rotator_core::rotation::Observer;
+use rotator_core::vault::leases::LeaseMode;
 use tokio::net::TcpListener;
 
 use crate::api::{API_TOKEN_ENV, ApiOptions, ApiToken, ApiTokenError};
 use crate::daemon::{Daemon, LeaseOptions};
+use crate::replicas::Replicas;
 use crate::setup::{self, SetupError, VaultOverride};
 
 /// What the caller decides rather than the config. [`Default`]: everything
@@ -93,6 +95,22 @@ impl Daemon {
                 TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?
             }
         };
+        let mut state = setup::state_store(config, vault.as_ref().map(|(client, _)| client))?;
+        // Replicas share the jobs through a record beside the job records;
+        // every record write and target step asks the replica's guard.
+        let replicas = match (&config.daemon.replicas, &config.daemon.state, &vault) {
+            (Some(r), rotator_core::config::StateConfig::Vault { mount, prefix }, Some((client, _))) => {
+                let replicas = Replicas::new(r, client.clone(), mount, prefix, metrics.clone());
+                let replicas = match api_listener.local_addr().ok().and_then(advertised) {
+                    Some(addr) => replicas.with_api(addr),
+                    None => replicas,
+                };
+                state = state.with_guard(replicas.guard());
+                tracing::info!(replica = %replicas.id(), lease_ttl = %humantime::format_duration(r.lease_ttl), "running as a replica: jobs are shared through Vault");
+                Some(replicas)
+            }
+            _ => None,
+        };
         let api = ApiOptions {
             reveal_secrets: options.reveal_secrets.unwrap_or(config.daemon.reveal_secrets),
             plugin_dirs: config.plugin_dirs(),
@@ -100,12 +118,10 @@ impl Daemon {
         };
         Ok(Daemon {
             jobs,
-            state: setup::state_store(config, vault.as_ref().map(|(client, _)| client))?,
+            state,
+            replicas,
             vault,
-            leases: config.vault.as_ref().map_or_else(LeaseOptions::default, |v| LeaseOptions {
-                renewals_per_second: v.lease_renewals_per_second,
-                revoke_on_shutdown: v.revoke_leases_on_shutdown,
-            }),
+            leases: lease_options(config),
             api_listener,
             max_concurrent_rotations: config.daemon.max_concurrent_rotations as usize,
             max_rotations_per_second: config.daemon.max_rotations_per_second,
@@ -115,5 +131,44 @@ impl Daemon {
             metrics,
             api,
         })
+    }
+}
+
+/// The `[vault]` lease keys, with the records beside Vault-kept job states.
+fn lease_options(config: &Config) -> LeaseOptions {
+    let mut options = config.vault.as_ref().map_or_else(LeaseOptions::default, |v| LeaseOptions {
+        renewals_per_second: v.lease_renewals_per_second,
+        revoke_on_shutdown: v.revoke_leases_on_shutdown,
+        max_tracked: v.max_tracked_leases as usize,
+        mode: if v.reuse_dynamic_credentials { LeaseMode::Reuse } else { LeaseMode::Each },
+        records: None,
+    });
+    if let rotator_core::config::StateConfig::Vault { mount, prefix } = &config.daemon.state {
+        options.records = Some((mount.clone(), prefix.clone()));
+    }
+    options
+}
+
+/// The API address other replicas may send callers to: the bound one, or,
+/// when bound to every interface, `$HOSTNAME:<port>` (a pod's name); none
+/// if neither says where this replica is.
+fn advertised(bound: SocketAddr) -> Option<String> {
+    if !bound.ip().is_unspecified() {
+        return Some(bound.to_string());
+    }
+    let host = std::env::var("HOSTNAME").ok().filter(|h| rotator_core::config::replicas::check_name(h).is_ok())?;
+    Some(format!("{host}:{}", bound.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_address_is_advertised_as_is_and_every_interface_never_is() {
+        assert_eq!(advertised("127.0.0.1:8080".parse().unwrap()).as_deref(), Some("127.0.0.1:8080"));
+        // 0.0.0.0 tells a caller nothing: the host name stands in, or nothing.
+        let any = advertised("0.0.0.0:8080".parse().unwrap());
+        assert!(any.as_deref().is_none_or(|a| !a.starts_with("0.0.0.0") && a.ends_with(":8080")), "{any:?}");
     }
 }

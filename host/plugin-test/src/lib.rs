@@ -30,8 +30,9 @@
 
 pub mod harness;
 
-use crate::harness::{ArgError, Harness, HarnessError, parse_plugin};
+use crate::harness::{ArgError, Harness, HarnessError, InputError, parse_plugin, parse_sql_connection};
 use rotator_core::plugin::VaultGrant;
+use rotator_core::plugin::connections::SqlConnection;
 use rotator_core::secret::SecretJson;
 use secrecy::SecretString;
 
@@ -46,6 +47,8 @@ pub struct PluginTest {
     secret: Option<(String, String)>,
     initial_secret: Option<Value>,
     postgres_url: Option<SecretString>,
+    seeds: Vec<(String, String, Value)>,
+    sql: Vec<Result<SqlConnection, InputError>>,
     /// A `grant` that did not parse, reported when the test runs.
     bad_grant: Option<ArgError>,
 }
@@ -61,6 +64,8 @@ impl PluginTest {
             secret: None,
             initial_secret: None,
             postgres_url: None,
+            seeds: Vec::new(),
+            sql: Vec::new(),
             bad_grant: None,
         }
     }
@@ -96,6 +101,22 @@ impl PluginTest {
         self
     }
 
+    /// Another KV secret written before the checks, one the plugin reads
+    /// (an administrator's credential, say); a JSON object.
+    pub fn seed_secret(mut self, mount: &str, path: &str, data: Value) -> Self {
+        self.seeds.push((mount.into(), path.into(), data));
+        self
+    }
+
+    /// An SQL connection for the plugin's `sql` import: `spec` is
+    /// `NAME=postgres://host:port/db` (no credentials), `admin_env` names
+    /// the environment variables with the admin's user and password
+    /// (`PGUSER:PGPASSWORD`). A bad one is reported when the test runs.
+    pub fn sql(mut self, spec: &str, admin_env: &str) -> Self {
+        self.sql.push(parse_sql_connection(spec, admin_env));
+        self
+    }
+
     /// A PostgreSQL for the dev server's database engine: mounted at
     /// `database/` with connection and role `harness`. Vault takes over the
     /// URL user's password, so use a throwaway user.
@@ -120,6 +141,14 @@ impl PluginTest {
         }
         if let Some(url) = self.postgres_url {
             harness = harness.postgres_url(url);
+        }
+        for (mount, path, data) in self.seeds {
+            let data = SecretJson::parse(data.to_string())
+                .map_err(|e| InputError::Secret { flag: "seed_secret", why: e.to_string() })?;
+            harness = harness.seed_secret(mount, path, data);
+        }
+        for connection in self.sql {
+            harness = harness.sql_connection(connection?);
         }
         Ok(Conformance { report: harness.run().await? })
     }

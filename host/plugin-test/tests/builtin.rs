@@ -21,3 +21,25 @@ async fn an_unknown_operation_is_reported_not_ignored() {
     let err = PluginTest::new("kv-random").grant("secret/data/x", ["read", "frob"]).try_run().await.err().unwrap();
     assert!(err.to_string().contains("unknown operation `frob`"), "{err}");
 }
+
+#[tokio::test]
+async fn a_bad_sql_connection_or_seed_is_reported_before_anything_runs() {
+    let err = PluginTest::new("kv-random")
+        .settings(json!({ "field": "password" }))
+        .sql("app=postgres://admin:hunter2hunter2@127.0.0.1/db", "PATH:HOME")
+        .try_run()
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("must not hold credentials") && !err.contains("hunter2hunter2"), "{err}");
+    let err = PluginTest::new("kv-random")
+        .settings(json!({ "field": "password" }))
+        .seed_secret("secret", "api/admin", json!(["not", "an", "object"]))
+        .try_run()
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("must be a JSON object"), "{err}");
+}

@@ -16,7 +16,10 @@ use rotator_daemon::daemon::Daemon;
 use rotator_daemon::setup::{self, VaultOverride};
 use rotator_daemon::start::StartOptions;
 use rotator_devserver::{DevServer, DevServerOptions, FaultRules};
-use rotator_plugin_test::harness::{Harness, parse_grant, parse_plugin, parse_step_timeout, read_settings};
+use rotator_plugin_test::harness::{
+    Harness, parse_grant, parse_plugin, parse_seed, parse_sql_connection, parse_step_timeout, read_initial_secret,
+    read_settings,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 /// What a token in the dashboard link's fragment must escape: everything
@@ -207,11 +210,32 @@ fn dev_api_token(config: &Config, flag: Option<String>) -> anyhow::Result<(ApiTo
     })
 }
 
-/// `rotator run`: the daemon on the config at `path`, or without one on the
-/// Flask rotation service's environment (whose errors all print, exit 2).
+/// `rotator run`: the daemon on the config at `path` with the Flask
+/// rotation service's environment filling what it leaves out, or on that
+/// environment alone. Every problem of the file and of the environment
+/// prints at once; exit 2 if the environment has any.
 pub fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = match path {
-        Some(path) => load_config(path)?,
+        Some(path) => {
+            let parsed = config::load_partial(path);
+            let merged = config::seed_env::with_file(parsed.config);
+            match (parsed.problems.finish(), merged) {
+                (Ok(()), Ok(merged)) => {
+                    for line in &merged.overridden {
+                        tracing::warn!("{line}");
+                    }
+                    merged.config
+                }
+                (Err(file), Ok(_)) => bail!("{file}"),
+                (file, Err(env)) => {
+                    if let Err(file) = file {
+                        eprintln!("{file}");
+                    }
+                    eprintln!("{env}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
         None => match config::seed_env::from_env(&std::env::current_dir()?) {
             Ok(config) => config,
             Err(e) => {
@@ -240,22 +264,50 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
+/// `rotator check`: the config at `path` (or none) with the environment
+/// merged in as `run` would, every plugin loaded and every job's settings
+/// checked; then where each value came from. Every problem of the file and
+/// of the environment prints at once.
+pub fn check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     // Whatever parsed is checked against its plugins too, so one run
     // reports every problem in the file.
-    let parsed = config::load_partial(path);
+    let parsed = match path {
+        Some(path) => config::load_partial(path),
+        None => config::parse_partial("environment", "", &std::env::current_dir()?),
+    };
     let name = parsed.config.source.name.clone();
+    let (parsed, env) = match config::seed_env::with_file(parsed.config.clone()) {
+        Ok(merged) => {
+            let parsed = config::Parsed { config: merged.config, problems: parsed.problems };
+            (parsed, Ok((merged.sources, merged.overridden)))
+        }
+        Err(e) => (parsed, Err(e)),
+    };
     let runtime = setup::runtime(&parsed.config)?;
-    match setup::check(parsed, &runtime) {
-        Ok(jobs) => {
+    match (setup::check(parsed, &runtime), env) {
+        (Ok(jobs), Ok((sources, overridden))) => {
             println!("{name}: OK, {} job(s)", jobs.len());
             for j in &jobs {
                 println!("  {} → {} (sha256 {})", j.config.id, j.plugin.label(), &j.plugin.sha256()[..16]);
             }
+            println!("sources:");
+            let width = sources.iter().map(|s| s.what.chars().count()).max().unwrap_or(0);
+            for s in &sources {
+                println!("  {:<width$}  {}", s.what, s.from);
+            }
+            if !overridden.is_empty() {
+                println!("overridden:");
+                overridden.iter().for_each(|line| println!("  {line}"));
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            eprintln!("{e}");
+        (file, env) => {
+            if let Err(e) = file {
+                eprintln!("{e}");
+            }
+            if let Err(e) = env {
+                eprintln!("{e}");
+            }
             Ok(ExitCode::FAILURE)
         }
     }
@@ -348,6 +400,11 @@ pub fn inspect(what: &str) -> anyhow::Result<ExitCode> {
         Access::Values => println!("secrets:      values"),
         Access::Handles => println!("secrets:      handles (reads in clear: {})", info.visible_fields.join(", ")),
     }
+    // The fields its log lines and errors show unredacted (identifiers).
+    match info.public_fields.names() {
+        [] => println!("public:       none (every field redacted in its output)"),
+        names => println!("public:       {}", names.join(", ")),
+    }
     println!("wit:          rotator:plugin@{}", plugin.wit_version());
     println!("settings schema:\n{}", serde_json::to_string_pretty(&info.settings_schema)?);
     Ok(ExitCode::SUCCESS)
@@ -374,6 +431,23 @@ pub struct PluginTestArgs {
     /// The job's secret as MOUNT/PATH on the dev server.
     #[arg(long, default_value = "secret/harness/app")]
     secret: String,
+    /// The job's secret before the first rotation: inline JSON
+    /// (`'{"username": "app", "password": "…"}'`) or a JSON file.
+    #[arg(long, value_name = "FILE|JSON")]
+    initial_secret: Option<String>,
+    /// Another KV secret to write before the checks, one the plugin reads
+    /// (an administrator's credential): `MOUNT/PATH=JSON` or
+    /// `MOUNT/PATH=FILE`; repeatable.
+    #[arg(long = "seed-secret", value_name = "MOUNT/PATH=JSON|FILE")]
+    seed_secrets: Vec<String>,
+    /// An SQL connection for the host's `sql` import, with no credentials
+    /// in the URL: `NAME=postgres://host:port/db`. Needs --sql-admin-env.
+    #[arg(long, value_name = "NAME=URL", requires = "sql_admin_env")]
+    sql: Option<String>,
+    /// The environment variables holding --sql's admin user and password
+    /// (e.g. `PGUSER:PGPASSWORD`); a password never goes on the command line.
+    #[arg(long, value_name = "USER_VAR:PASS_VAR", requires = "sql")]
+    sql_admin_env: Option<String>,
     /// Each step's deadline (100ms to 10m, as a job's `limits.step_timeout`;
     /// default 10s). A short one makes a plugin that runs away fail fast.
     #[arg(long, value_name = "D", value_parser = parse_step_timeout)]
@@ -413,6 +487,16 @@ fn run_harness(args: &PluginTestArgs) -> anyhow::Result<rotator_plugin_test::har
     let mut harness = Harness::new(parse_plugin(&args.plugin), settings, grants).secret(mount, path).progress(true);
     if let Some(url) = &args.postgres_url {
         harness = harness.postgres_url(SecretString::from(url.clone()));
+    }
+    if let Some(arg) = &args.initial_secret {
+        harness = harness.initial_secret(read_initial_secret(arg)?);
+    }
+    for arg in &args.seed_secrets {
+        let (mount, path, data) = parse_seed(arg)?;
+        harness = harness.seed_secret(mount, path, data);
+    }
+    if let (Some(spec), Some(admin_env)) = (&args.sql, &args.sql_admin_env) {
+        harness = harness.sql_connection(parse_sql_connection(spec, admin_env)?);
     }
     if let Some(step_timeout) = args.step_timeout {
         harness = harness.limits(rotator_core::plugin::RunLimits { step_timeout, ..Default::default() });

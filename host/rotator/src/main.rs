@@ -1,11 +1,14 @@
 //! The `rotator` command: parse flags, set up logging, hand over to the
 //! library. Each subcommand lives in `commands.rs`, but for `plugin cache`
-//! (`cache.rs`).
+//! (`cache.rs`), `plugin new` (`scaffold.rs`) and `plugin build`
+//! (`plugin_build.rs`).
 
 mod cache;
 mod commands;
 mod generate;
 mod logging;
+mod plugin_build;
+mod scaffold;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,10 +42,13 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Check a config: parse it, load every plugin, validate every job's settings.
+    /// Check a config: parse it, load every plugin, validate every job's
+    /// settings, and say where each value came from (the file, or the Flask
+    /// service's environment filling what the file leaves out).
     Check {
+        /// Without it, the environment alone is checked, as `run` would read it.
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Rotate one job now.
     Rotate {
@@ -81,6 +87,12 @@ enum PluginCommand {
     /// protocol's rules: exit 0 if it conforms, 1 on any violation, 2 if it
     /// could not be tested.
     Test(commands::PluginTestArgs),
+    /// Write a new plugin project (Rust, Python or JavaScript) that builds
+    /// on its own, outside this repository.
+    New(scaffold::NewArgs),
+    /// Build the plugin project in DIR (default `.`) into a component and
+    /// print its path, size and sha256.
+    Build(plugin_build::BuildArgs),
     /// List or prune the plugin compilation cache.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
@@ -115,11 +127,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dev(args) => commands::dev(args),
         Command::Run { config } => commands::run(config.as_deref()),
-        Command::Check { config } => commands::check(&config),
+        Command::Check { config } => commands::check(config.as_deref()),
         Command::Rotate { job, config, dry_run } => commands::rotate(&config, &job, dry_run),
         Command::Plugin(PluginCommand::Inspect { plugin }) => commands::inspect(&plugin),
         Command::Plugin(PluginCommand::Test(args)) => commands::plugin_test(args),
         Command::Plugin(PluginCommand::Cache(command)) => cache::run(command),
+        Command::Plugin(PluginCommand::New(args)) => scaffold::run(args),
+        Command::Plugin(PluginCommand::Build(args)) => plugin_build::run(args),
         Command::Audit(AuditCommand::Verify { file, config }) => commands::audit_verify(&file, config.as_deref()),
         Command::Completions { shell } => generate::completions(Cli::command(), shell),
         Command::Man { dir } => generate::man(Cli::command(), dir.as_deref()),

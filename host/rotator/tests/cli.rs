@@ -69,6 +69,8 @@ fn plugin_inspect_shows_identity_exports_imports_and_schema() {
         assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
     }
     assert_eq!(field(&stdout, "sha256").len(), 64);
+    assert_eq!(field(&stdout, "public"), "none (every field redacted in its output)");
+    assert_eq!(field(&inspect("postgres-password".as_ref()), "public"), "username", "declared in its schema");
     // Read from the component: its one export with every function in it,
     // and only the interfaces it really imports.
     let exports = field(&stdout, "exports");
@@ -255,6 +257,15 @@ limits = {{ error_message = "2KiB" }}
     let mut dev = Dev::with_jobs(&jobs, &["--log-level", "debug"]);
     let api = dev.wait_for("rotator API:").replace("/healthz", "");
     let token = dev.wait_for("API token:");
+    // The API is up before the configured jobs are registered (each reads
+    // its record first): wait for the job, as a client would.
+    for _ in 0..600 {
+        let resp = http().get(format!("{api}/jobs/flood")).bearer_auth(&token).send().await.unwrap();
+        if resp.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let mut answers = Vec::new();
     for (method, path) in [("POST", "/jobs/flood/rotate"), ("GET", "/jobs/flood"), ("GET", "/status")] {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();

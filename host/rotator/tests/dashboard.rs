@@ -13,6 +13,8 @@ mod cdp;
 #[path = "support/dev.rs"]
 #[allow(dead_code)]
 mod dev;
+#[path = "dashboard/jobs.rs"]
+mod jobs;
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,9 +37,12 @@ settings = { field = "password", length = 24 }
 /// and a secret path long enough to push a table column.
 const FAILING: &str = "payments_eu_west_1_production_billing_api_database_password";
 
+/// The daemon runs as a (lone) replica, so the page shows its replica card.
+const REPLICA: &str = "[daemon]\nreplicas = { name = \"dash\", lease_ttl = \"5s\" }\n";
+
 fn jobs() -> String {
     format!(
-        "{JOBS}\n[[jobs]]\nid = \"{FAILING}\"\nplugin = \"{}\"\n\
+        "{REPLICA}{JOBS}\n[[jobs]]\nid = \"{FAILING}\"\nplugin = \"{}\"\n\
          secret = {{ path = \"teams/payments/production/eu-west-1/billing-api/database/credentials\" }}\n\
          interval = \"1h\"\nretry = {{ attempts = 100, backoff = \"1s\" }}\n",
         rotator_test_artifacts::build_artifact("fixture_trespass").display()
@@ -70,6 +75,18 @@ impl Daemon {
     async fn job(&self) -> Value {
         let resp = http().get(format!("{}/jobs/{JOB}", self.api)).bearer_auth(API_TOKEN).send().await.unwrap();
         resp.json().await.unwrap()
+    }
+
+    /// Wait until the job's first rotation (its secret is new) has ended.
+    async fn rotated_once(&self) {
+        for _ in 0..600 {
+            let job = self.job().await;
+            if job["rotations"] == 1 && job["running"] == false {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{JOB} never rotated");
     }
 
     /// SIGTERM; asserts a clean exit and returns stderr (the logs).
@@ -111,6 +128,7 @@ async fn the_page_and_its_assets_are_public_self_contained_and_under_a_strict_po
     // The data the page shows stays behind the token.
     let resp = http().get(format!("{}/scheduler/jobs", dev.api)).send().await.unwrap();
     assert_eq!(resp.status(), 401);
+    jobs::the_feed_starts_with_a_bounded_recent_past(&dev).await;
     let logs = dev.stop();
     assert!(!logs.contains(API_TOKEN), "the API token is printed on the banner, never logged");
 }
@@ -120,13 +138,7 @@ async fn an_operator_rotates_a_job_from_the_dashboard_and_watches_it_in_the_feed
     let dev = Daemon::start();
     // The job's secret is new, so it rotates once at start; let that settle
     // so the page's feed holds only what the click causes.
-    for _ in 0..600 {
-        let job = dev.job().await;
-        if job["rotations"] == 1 && job["running"] == false {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    dev.rotated_once().await;
     assert_eq!(dev.versions().await, 1, "the first rotation wrote version 1");
 
     let mut page = cdp::Browser::launch().await;
@@ -134,6 +146,7 @@ async fn an_operator_rotates_a_job_from_the_dashboard_and_watches_it_in_the_feed
     let button = format!("button[data-rotate=\"{JOB}\"]");
     page.wait_for(&format!("document.querySelector('{button}')"), "the job's Rotate now button").await;
     page.wait_for("document.getElementById('live').dataset.state === 'on'", "a connected live feed").await;
+    jobs::the_feed_shows_what_happened_before_the_page_opened(&mut page).await;
     // The token left the address bar for this tab's session storage.
     assert_eq!(page.eval("location.hash").await, "");
     assert_eq!(page.eval("sessionStorage.getItem('rotator.api-token')").await, API_TOKEN);
@@ -185,9 +198,19 @@ async fn an_operator_rotates_a_job_from_the_dashboard_and_watches_it_in_the_feed
         .await;
     assert_eq!(inside, true, "the jobs table is wider than its card at 1280 pixels");
     assert_eq!(page.eval("document.querySelectorAll('button[data-rotate]').length").await, 2);
+    // A lone replica owns every shard, and says so.
+    page.wait_for("!document.getElementById('replica-card').hidden", "the replica card").await;
+    assert_eq!(page.eval("document.getElementById('replica-jobs').textContent").await, "2 (64 shards)");
+    assert_eq!(page.eval("document.getElementById('replica-state').textContent").await, "holding");
+    let member = page.eval("document.querySelector('#replica-members li').innerText").await;
+    assert!(
+        member.as_str().unwrap().starts_with("dash-") && member.as_str().unwrap().contains("64 shards"),
+        "{member}"
+    );
 
     page.click(&button).await;
-    let feed = format!("#feed li[data-job=\"{JOB}\"]");
+    // (Rows from the recent past, replayed on load, are marked and left out.)
+    let feed = format!("#feed li[data-job=\"{JOB}\"]:not([data-past])");
     let done = format!("{feed}[data-step=\"rotation\"][data-outcome=\"rotated\"]");
     page.wait_for(&format!("document.querySelector('{done}')"), "the rotation in the feed").await;
     let steps =
@@ -211,6 +234,9 @@ async fn an_operator_rotates_a_job_from_the_dashboard_and_watches_it_in_the_feed
         std::fs::write(&path, &png).unwrap();
     }
 
+    jobs::an_operator_opens_a_job_and_closes_it_by_mouse_keyboard_and_back(&dev, &mut page).await;
+    jobs::with_many_jobs_the_table_filters_and_marks_none_overdue(&dev, &mut page).await;
+
     // A refused rotation is shown with the daemon's reason: the job is
     // removed behind the page's back, then clicked. A watcher records every
     // error note, since the next refresh drops the vanished job's row.
@@ -225,6 +251,8 @@ async fn an_operator_rotates_a_job_from_the_dashboard_and_watches_it_in_the_feed
     let refused = format!("Rotate now refused (404): no job `{JOB}`");
     page.wait_for(&format!("notes.includes({refused:?})"), "the refusal").await;
     page.wait_for(&format!("!document.querySelector('{row}')"), "the job gone after a refresh").await;
+
+    jobs::hours_later_a_job_not_yet_rotated_is_marked_overdue(&dev, &mut page).await;
 
     let complaints = page.complaints().await;
     // Only the refused rotation's 404, which the browser reports itself.

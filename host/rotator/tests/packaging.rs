@@ -25,6 +25,8 @@ const PAGES: &[&str] = &[
     "rotator-plugin",
     "rotator-plugin-inspect",
     "rotator-plugin-test",
+    "rotator-plugin-new",
+    "rotator-plugin-build",
     "rotator-plugin-cache",
     "rotator-plugin-cache-ls",
     "rotator-plugin-cache-prune",

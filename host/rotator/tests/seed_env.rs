@@ -3,7 +3,11 @@
 //! environment (inline and as a file) rotate in a real dev server (a KV
 //! secret, and the root of a real PostgreSQL behind its database engine); hostile
 //! job documents stop it with every located error at once, exit 2, before
-//! anything is written to Vault.
+//! anything is written to Vault. With `--config`, the file and the
+//! environment together: the file wins where both give a value, the
+//! environment fills the rest (its jobs beside the file's, kept across a
+//! reload), `rotator check` names each value's source, and the problems of
+//! both print at once.
 
 #[path = "support/dev.rs"]
 #[allow(dead_code)] // `Dev::with_jobs`: these tests have no config file.
@@ -230,5 +234,138 @@ async fn hostile_job_documents_fail_with_every_located_error_and_exit_2_before_v
     // Nothing reached Vault: no secret, no state record.
     let listed = vault_get(&addr, "secret/metadata/?list=true").await;
     assert!(listed["data"]["keys"].is_null(), "{listed}");
+    dev.stop();
+}
+
+/// A config file that gives the Vault address and a job, and leaves the
+/// token, the API's address and token to the environment.
+const FILE_AND_ENV: &str = r#"# the file's part
+[vault]
+address = "ADDR"
+
+[[jobs]]
+id = "kv-secret-app-config"
+plugin = "kv-random"
+secret = { path = "from-file/config" }
+interval = "1h"
+settings = { field = "token", length = 20 }
+"#;
+
+/// The documented kv_random example (`kv-secret-app-config`, which the
+/// file also defines) and a second job only the environment has.
+const ENV_JOBS: &str = r#"[
+  {"type": "kv_random", "mount": "secret", "path": "app/config", "field": "password", "length": 32, "interval_seconds": 3600},
+  {"type": "kv_random", "path": "app/extra", "field": "password", "interval_seconds": 3600}
+]"#;
+
+/// `FILE_AND_ENV` written with the Vault address `addr`: its path.
+fn file_and_env(dir: &tempfile::TempDir, addr: &str) -> std::path::PathBuf {
+    let path = dir.path().join("rotator.toml");
+    std::fs::write(&path, FILE_AND_ENV.replace("ADDR", addr)).unwrap();
+    path
+}
+
+#[test]
+fn check_names_the_source_of_every_value_and_what_the_file_overrode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file_and_env(&dir, "http://127.0.0.1:8200");
+    let file = path.to_str().unwrap();
+    let out = rotator()
+        .args(["check", "--config", file])
+        .env("VAULT_ADDR", "http://vault.from-env:8200")
+        .env("VAULT_TOKEN", "some-token")
+        .env("ROTATOR_API_ADDR", "127.0.0.1:9999")
+        .env("ROTATOR_API_TOKEN", API_TOKEN)
+        .env("VAULT_MOUNT_KV", "secret")
+        .env("ROTATION_JOBS_JSON", ENV_JOBS)
+        .env_remove("ROTATION_CONFIG_PATH")
+        .env_remove("VAULT_AUTH_METHOD")
+        .env_remove("VAULT_NAMESPACE")
+        .env_remove("VAULT_CACERT")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<String> = stdout.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    let from = |what: &str| {
+        let prefix = format!("{what} ");
+        let line = lines.iter().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {what} in\n{stdout}"));
+        line[prefix.len()..].to_owned()
+    };
+    assert!(lines[0].ends_with("rotator.toml: OK, 2 job(s)"), "{stdout}");
+    assert_eq!(from("vault.address"), format!("{file}:3"));
+    assert_eq!(from("vault login"), "env VAULT_TOKEN");
+    assert_eq!(from("daemon.api_addr"), "env ROTATOR_API_ADDR");
+    assert_eq!(from("daemon.api_token"), "env ROTATOR_API_TOKEN");
+    assert_eq!(from("job kv-secret-app-config"), format!("{file}:5"));
+    assert_eq!(from("job kv-secret-app-extra"), "env ROTATION_JOBS_JSON[1] (mount from env VAULT_MOUNT_KV)");
+    assert!(
+        lines.contains(&format!("vault.address: env VAULT_ADDR is not used, {file}:3 gives it (the file wins)")),
+        "{stdout}"
+    );
+    let clash =
+        format!("job kv-secret-app-config: env ROTATION_JOBS_JSON[0] is not used, {file}:5 defines it (the file wins)");
+    assert!(lines.contains(&clash), "{stdout}");
+    assert!(!stdout.contains("some-token") && !stdout.contains(API_TOKEN), "a value was printed");
+}
+
+#[test]
+fn problems_of_the_file_and_the_environment_print_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, FILE_AND_ENV.replace("ADDR", "http://127.0.0.1:1").replace("\"1h\"", "\"soon\"")).unwrap();
+    let file = path.to_str().unwrap();
+    let inline = r#"[{"type": "kv_random", "path": "a", "interval_seconds": 60}]"#;
+    let vars = [("ROTATION_JOBS_JSON", inline), ("ROTATOR_API_ADDR", "nowhere")];
+    for (command, code) in [("check", 1), ("run", 2)] {
+        let out = rotator()
+            .args([command, "--config", file])
+            .env("ROTATOR_API_TOKEN", API_TOKEN)
+            .env_remove("ROTATION_CONFIG_PATH")
+            .envs(vars)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{command}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 3, "{command}: {stderr}");
+        assert!(lines[0].starts_with(&format!("{file}:9:")) && lines[0].contains("soon"), "{command}: {stderr}");
+        assert_eq!(lines[1], "ROTATION_JOBS_JSON[0].field: `field` is required", "{command}");
+        assert!(lines[2].starts_with("ROTATOR_API_ADDR: `nowhere` is not an address and port"), "{command}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_and_the_environment_run_together_and_a_reload_keeps_both() {
+    let mut dev = Dev::start(&["--server-only"]);
+    let addr = dev.wait_for("Address:");
+    let dir = tempfile::tempdir().unwrap();
+    let path = file_and_env(&dir, &addr);
+    // The environment's address is wrong: the file's must win.
+    let vars = [("ROTATION_JOBS_JSON", ENV_JOBS), ("VAULT_ADDR", "http://127.0.0.1:1")];
+    let mut child = run(&addr, &[])
+        .args(["--config", path.to_str().unwrap()])
+        .envs(vars)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let api = api_address(&mut child);
+    assert_eq!(job_ids(&api, 2).await, ["kv-secret-app-config", "kv-secret-app-extra"]);
+    // The file's job (its path and field), and the environment's.
+    let mine = first_version(&addr, "from-file/config", &mut child).await;
+    assert_eq!(mine["token"].as_str().map(str::len), Some(20), "{mine}");
+    let theirs = first_version(&addr, "app/extra", &mut child).await;
+    assert_eq!(theirs["password"].as_str().map(str::len), Some(32), "{theirs}");
+    let listed = vault_get(&addr, "secret/metadata/app/?list=true").await;
+    assert_eq!(listed["data"]["keys"], json!(["extra"]), "the clashing environment job never ran: {listed}");
+
+    let request = http().post(format!("http://{api}/reload")).bearer_auth(API_TOKEN);
+    let report: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+    assert_eq!(report["removed"], json!([]), "{report}");
+    assert_eq!(report["unchanged"], json!(2), "{report}");
+    assert_eq!(job_ids(&api, 2).await, ["kv-secret-app-config", "kv-secret-app-extra"]);
+    stop(child);
     dev.stop();
 }

@@ -9,16 +9,19 @@
 //! credential without ever holding it. What comes back has every handle's
 //! value scrubbed out.
 //!
-//! ```ignore
+//! ```no_run
 //! use rotator_plugin_sdk::http::{self, Text};
+//! use rotator_plugin_sdk::{RotateError, Secret};
 //!
-//! let admin = secret.handle("password").unwrap();
-//! let user: serde_json::Value = http::get("https://rabbit.internal:15672/api/users/app")
-//!     .basic_auth("admin", Text::secret(admin))
-//!     .timeout(std::time::Duration::from_secs(10))
-//!     .send()?
-//!     .error_for_status()?
-//!     .json()?;
+//! fn user(secret: &Secret) -> Result<serde_json::Value, RotateError> {
+//!     let admin = secret.handle("password").ok_or(RotateError::Permanent("no password".into()))?;
+//!     http::get("https://rabbit.internal:15672/api/users/app")
+//!         .basic_auth("admin", Text::secret(admin))
+//!         .timeout(std::time::Duration::from_secs(10))
+//!         .send()?
+//!         .error_for_status()?
+//!         .json()
+//! }
 //! ```
 //!
 //! Errors: [`HttpError`] converts into [`RotateError`] by whether a retry can
@@ -169,8 +172,14 @@ impl Request {
     /// A JSON body whose places named by JSON pointers (RFC 6901) the host
     /// sets to secrets, as JSON strings:
     ///
-    /// ```ignore
-    /// http::put(url).json_with_secrets(json!({"tags": "management"}), [("/password", pending_password)])
+    /// ```
+    /// # use rotator_plugin_sdk::http::{self, Body};
+    /// let pending_password = "rotator-handle:pending/password".to_owned();
+    /// let request = http::put("https://rabbit.internal:15672/api/users/app")
+    ///     .json_with_secrets(serde_json::json!({"tags": "management"}), [("/password", &pending_password)]);
+    /// let Body::Json(body) = &request.as_raw().body else { unreachable!() };
+    /// assert_eq!(body.document, r#"{"password":null,"tags":"management"}"#);
+    /// assert_eq!(body.secrets, [("/password".to_owned(), pending_password)]);
     /// ```
     ///
     /// A place missing from `document` gets a `null` placeholder (and empty
@@ -354,6 +363,12 @@ fn excerpt(body: &[u8]) -> String {
 /// and 5xx are worth a retry (`transient`), every other status is
 /// `permanent` (a retry sends the same request to the same answer). `what`
 /// (the server's reason, say) is appended if not empty.
+///
+/// ```
+/// # use rotator_plugin_sdk::{RotateError, http::status_error};
+/// assert!(matches!(status_error(503, ""), RotateError::Transient(_)));
+/// assert!(matches!(status_error(404, "no such user"), RotateError::Permanent(m) if m.ends_with("404: no such user")));
+/// ```
 pub fn status_error(status: u16, what: &str) -> RotateError {
     let message = if what.is_empty() {
         format!("the server answered {status}")
@@ -389,6 +404,13 @@ impl From<HttpError> for RotateError {
 /// optional `/`), without the slash; `None` otherwise. A settings URL with a
 /// path, query, fragment or user info would make requests go somewhere the
 /// operator did not read, so plugins take origins only.
+///
+/// ```
+/// # use rotator_plugin_sdk::http::origin;
+/// assert_eq!(origin("https://api.example:8443/").as_deref(), Some("https://api.example:8443"));
+/// assert_eq!(origin("https://api.example/v1"), None);
+/// assert_eq!(origin("https://user@api.example"), None);
+/// ```
 pub fn origin(url: &str) -> Option<String> {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
     let authority = rest.strip_suffix('/').unwrap_or(rest);
@@ -405,6 +427,13 @@ pub fn origin(url: &str) -> Option<String> {
 /// 3986 unreserved characters is encoded, so `/`, `?`, `#`, `%` and `..`
 /// tricks in a user name cannot change which resource is addressed
 /// (`a/b` → `a%2Fb`, `/` → `%2F`, `..` → `%2E%2E`).
+///
+/// ```
+/// # use rotator_plugin_sdk::http::path_segment;
+/// assert_eq!(path_segment("app-user"), "app-user");
+/// assert_eq!(path_segment("../admin"), "..%2Fadmin");
+/// assert_eq!(path_segment(".."), "%2E%2E");
+/// ```
 pub fn path_segment(segment: &str) -> String {
     let dots_only = !segment.is_empty() && segment.bytes().all(|b| b == b'.');
     let mut out = String::with_capacity(segment.len() * 3);

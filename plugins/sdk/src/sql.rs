@@ -8,13 +8,18 @@
 //! logs and errors. Identifiers cannot be parameters; quote them with
 //! [`quote_ident`].
 //!
-//! ```ignore
-//! use rotator_plugin_sdk::sql;
+//! ```no_run
+//! use rotator_plugin_sdk::{RotateError, sql};
 //!
-//! let db = sql::connection("app");
-//! let role = sql::quote_ident("app_user")?;
-//! db.execute(&format!("ALTER ROLE {role} PASSWORD $1"), &[password.into()])?;
-//! assert!(db.try_login("app_user", password)?);
+//! fn set_password(password: &str) -> Result<(), RotateError> {
+//!     let db = sql::connection("app");
+//!     let role = sql::quote_ident("app_user")?;
+//!     db.execute(&format!("ALTER ROLE {role} PASSWORD $1"), &[password.into()])?;
+//!     if !db.try_login("app_user", password)? {
+//!         return Err(RotateError::Permanent("the new password does not log in".into()));
+//!     }
+//!     Ok(())
+//! }
 //! ```
 
 use crate::RotateError;
@@ -62,6 +67,13 @@ impl Connection {
 
 /// Quote an identifier (a role, table or schema name) for PostgreSQL:
 /// `app"x` becomes `"app""x"`. A NUL character cannot be quoted.
+///
+/// ```
+/// # use rotator_plugin_sdk::sql::quote_ident;
+/// assert_eq!(quote_ident("app_user").unwrap(), r#""app_user""#);
+/// assert_eq!(quote_ident(r#"we"ird"#).unwrap(), r#""we""ird""#);
+/// assert!(quote_ident("").is_err());
+/// ```
 pub fn quote_ident(name: &str) -> Result<String, RotateError> {
     if name.is_empty() || name.contains('\0') {
         return Err(RotateError::InvalidConfig(format!("`{}` is not a valid SQL identifier", name.escape_debug())));

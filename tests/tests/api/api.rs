@@ -164,7 +164,8 @@ async fn kv_reads_writes_and_rotations_are_redacted_unless_revealed() {
     assert_eq!(error_message(&body), "`preserve_fields` must be a JSON object");
     api.expect(400, "POST", "/kv/billing/db/rotate", Some(json!({ "length": 12 }))).await;
 
-    // KV v1: no versions and no check-and-set, so no rotation either.
+    // KV v1: no versions and no check-and-set; rotated all the same, with
+    // keyed fingerprints for versions (issue 16; `rotation/kv1.rs`).
     let (status, _) = rotator_tests::call(
         &http_client(Duration::from_secs(10)),
         &server,
@@ -180,8 +181,11 @@ async fn kv_reads_writes_and_rotations_are_redacted_unless_revealed() {
     assert_eq!(open.expect(200, "GET", "/kv/app?mount=kv1", None).await["data"]["key"], "kv1-secret-value");
     let body = api.expect(400, "GET", "/kv/app?mount=kv1&version=1", None).await;
     assert!(error_message(&body).contains("keeps no versions"), "{body}");
-    let body = api.expect(400, "POST", "/kv/app/rotate?mount=kv1", Some(json!({ "field": "key" }))).await;
-    assert!(error_message(&body).contains("no check-and-set"), "{body}");
+    let body = api.expect(200, "POST", "/kv/app/rotate?mount=kv1", Some(json!({ "field": "key" }))).await;
+    for version in [&body["previous_version"], &body["version"]] {
+        assert!(version.as_str().is_some_and(|v| v.starts_with("kv1:")), "{body}");
+    }
+    assert_ne!(open.expect(200, "GET", "/kv/app?mount=kv1", None).await["data"]["key"], "kv1-secret-value");
 
     let tokens = [api.token.clone(), open.token.clone()];
     api.stop().await;

@@ -44,6 +44,7 @@ const ACCESS: &[(&str, &str, bool)] = &[
     ("DELETE", "/scheduler/jobs/{id}", false),
     ("GET", "/jobs/{id}", false),
     ("POST", "/jobs/{id}/rotate", false),
+    ("POST", "/jobs/{id}/adopted", false),
     ("GET", "/events", false),
     ("GET", "/metrics", false),
 ];

@@ -5,6 +5,7 @@
 //! test binary links wasmtime, cranelift and the dev server (issue 10).
 //! Captures logs (`rotator_tests::logs`); tests find their lines by job id.
 
+mod adoption_pg;
 mod audit_trail;
 mod aws_iam;
 mod aws_records;
@@ -12,6 +13,7 @@ mod aws_store;
 mod aws_web_identity;
 mod database_root;
 mod hooks;
+mod kv1;
 mod postgres_password;
 mod rabbitmq;
 mod recorded;

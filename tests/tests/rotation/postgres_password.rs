@@ -107,9 +107,9 @@ async fn single_user_sets_a_new_password_and_the_old_one_is_refused() {
     let (_, second, _) = secret(&vault, "app-db").await;
     assert!(pg.logs_in("app_user", &second).await && !pg.logs_in("app_user", &first).await);
 
-    // Every value of the secret is redacted from plugin lines, the username
-    // included.
-    assert!(logs::text().contains("changed the password of role `[REDACTED]` on `app`"), "plugin lines are captured");
+    // The plugin declares `username` public (issue 16): the role shows in
+    // plugin lines, every other value of the secret is redacted.
+    assert!(logs::text().contains("changed the password of role `app_user` on `app`"), "plugin lines are captured");
     assert_not_logged(&[&first, &second]);
 }
 
@@ -196,6 +196,35 @@ async fn a_failed_test_rolls_the_password_back() {
         admin.query_one("SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = 'locked_b'", &[]).await.unwrap();
     assert!(row.get::<_, bool>(0), "the abandoned password was cleared");
     assert!(logs::text().contains("cleared the password of inactive role"));
+}
+
+/// The error an operator reads when a job names a role that is not there
+/// (the daemon books this text as the job's `last_error`, the one a
+/// needs-attention job shows) names the role (issue 16: it read
+/// `role "[REDACTED]" does not exist`),
+/// and still shows no password; a job that declares `public_fields = []`
+/// hides the role again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_role_is_named_in_the_error_and_no_password_is() {
+    capture();
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let server = dev_server().await;
+    let settings = r#"{ connection = "app", strategy = "single-user", username = "ghost_role" }"#;
+    let (vault, ghost, _rt) = jobs(&server, &config(pg.port, VAULT_ADMIN, "ghost", settings, true));
+    write(&vault, "pg/admin", json!({"username": "postgres", "password": SUPERUSER_PASSWORD})).await;
+    write(&vault, "ghost", json!({"username": "ghost_role", "password": "ghost-old-password"})).await;
+
+    let msg = ghost[0].rotate(&rotator_tests::store(&vault), "test").await.unwrap_err().to_string();
+    assert!(msg.contains(r#"set: permanent failure: sql statement failed: role "ghost_role" does not exist"#), "{msg}");
+    assert!(!msg.contains("ghost-old-password") && !msg.contains(SUPERUSER_PASSWORD), "{msg}");
+    assert_not_logged(&["ghost-old-password", SUPERUSER_PASSWORD]);
+    assert_eq!(secret(&vault, "ghost").await.2, 1, "nothing was promoted");
+
+    let hidden = config(pg.port, VAULT_ADMIN, "ghost-hidden", settings, true) + "public_fields = []\n";
+    let (_, hidden, _rt2) = jobs(&server, &hidden);
+    write(&vault, "ghost-hidden", json!({"username": "ghost_role", "password": "ghost-old-password"})).await;
+    let msg = hidden[0].rotate(&rotator_tests::store(&vault), "test").await.unwrap_err().to_string();
+    assert!(msg.contains(r#"role "[REDACTED]" does not exist"#), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

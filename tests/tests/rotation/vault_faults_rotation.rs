@@ -85,7 +85,11 @@ async fn rotations_survive_500_503_429_and_timeouts_at_every_step() {
             eprintln!("{name}: rotation {rotations} done after {attempts} attempt(s)");
         }
     }
-    assert!(attempts_total > rotations as u32, "no attempt failed: the faults never bit");
+    // The client retries transient answers itself, so a rotation may
+    // succeed at its first attempt however many faults it met: what must
+    // hold is that faults were answered at all.
+    let injected = server.stats().faults_injected;
+    assert!(injected > 0, "the faults never bit ({attempts_total} attempts for {rotations} rotations)");
     let state = store(&vault).load("app").await.unwrap().state;
     assert!(state.in_progress.is_none());
     assert_eq!(state.rotations, rotations);

@@ -8,6 +8,7 @@ mod http;
 mod http_server;
 mod paths;
 mod plugin_output;
+mod public_fields;
 mod sandbox;
 mod session;
 mod sql_import;

@@ -4,6 +4,7 @@
 //! test binary links wasmtime, cranelift and the dev server (issue 10).
 
 mod client_contract;
+mod lease_table;
 mod vault_dynamic;
 mod vault_identity;
 mod vault_kv;

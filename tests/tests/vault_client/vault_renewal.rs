@@ -182,21 +182,23 @@ async fn a_plain_token_at_its_max_ttl_is_retried_at_half_the_time_left() {
 /// Vault's answer to a renewal, by lease id and seconds since start.
 type RenewAnswer = Box<dyn Fn(&str, f64) -> Result<Renewed, VaultError> + Send + Sync>;
 
-/// A scripted Vault for the lease manager.
-struct Leases {
+/// A scripted Vault for the lease manager (`lease_table.rs` uses it too).
+pub(crate) struct Leases {
     start: Instant,
     renew: RenewAnswer,
     ttl: u64,
     renewable: bool,
-    fetched: Mutex<u32>,
-    renewals: Mutex<Vec<(String, f64)>>,
-    revoked: Mutex<Vec<String>>,
+    pub(crate) fetched: Mutex<u32>,
+    pub(crate) renewals: Mutex<Vec<(String, f64)>>,
+    pub(crate) revoked: Mutex<Vec<String>>,
+    /// Fetches answer this status while set.
+    pub(crate) fetch_fails: Mutex<Option<u16>>,
     /// Renewals of leases under this path never get an answer.
     hang: Mutex<Option<String>>,
 }
 
 impl Leases {
-    fn new(
+    pub(crate) fn new(
         ttl: u64,
         renewable: bool,
         renew: impl Fn(&str, f64) -> Result<Renewed, VaultError> + Send + Sync + 'static,
@@ -209,6 +211,7 @@ impl Leases {
             fetched: Mutex::default(),
             renewals: Mutex::default(),
             revoked: Mutex::default(),
+            fetch_fails: Mutex::default(),
             hang: Mutex::default(),
         })
     }
@@ -216,6 +219,9 @@ impl Leases {
 
 impl LeaseApi for Leases {
     async fn fetch(&self, path: &str) -> Result<DynamicSecret, VaultError> {
+        if let Some(code) = *self.fetch_fails.lock().unwrap() {
+            return Err(status(code));
+        }
         let mut n = self.fetched.lock().unwrap();
         *n += 1;
         Ok(DynamicSecret {
@@ -241,7 +247,7 @@ impl LeaseApi for Leases {
     }
 }
 
-async fn run_leases<A: LeaseApi>(m: &LeaseManager<A>, secs: u64) {
+pub(crate) async fn run_leases<A: LeaseApi>(m: &LeaseManager<A>, secs: u64) {
     let (tx, rx) = watch::channel(false);
     let task = {
         let m = m.clone();
@@ -313,7 +319,7 @@ async fn a_thousand_leases_renew_spread_out_under_the_rate_limit() {
 }
 
 /// The reasons of every `Dropped` event received so far, by lease id.
-fn dropped(events: &mut tokio::sync::broadcast::Receiver<LeaseEvent>) -> Vec<(String, String)> {
+pub(crate) fn dropped(events: &mut tokio::sync::broadcast::Receiver<LeaseEvent>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     while let Ok(e) = events.try_recv() {
         if let LeaseEvent::Dropped { lease_id, reason, .. } = e {

@@ -105,6 +105,11 @@ pub fn renewal_rate<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     in_range(d, "vault.lease_renewals_per_second", 10_000)
 }
 
+/// `[vault] max_tracked_leases`: 1 to 1,000,000.
+pub fn max_leases<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    in_range(d, "vault.max_tracked_leases", 1_000_000)
+}
+
 /// `[daemon] max_rotations_per_second`: 1 to 10,000.
 pub fn rotation_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     in_range(d, "daemon.max_rotations_per_second", 10_000).map(Some)

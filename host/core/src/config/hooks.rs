@@ -87,7 +87,7 @@ fn hook(c: &mut Collector, raw: Spanned<RawHook>, base_dir: &Path) -> Option<Hoo
     };
     match raw.into_inner() {
         RawHook { webhook: Some(url), key, exec: None, timeout: None } => {
-            if let Err(why) = check_url(&url) {
+            if let Err(why) = check_url("webhook", &url) {
                 return problem(why);
             }
             let Some(key) = key else {
@@ -122,20 +122,20 @@ fn hook(c: &mut Collector, raw: Spanned<RawHook>, base_dir: &Path) -> Option<Hoo
 }
 
 /// The URL requested: http(s), a host, no credentials, no fragment.
-fn check_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("webhook `{url}` is not a URL ({e})"))?;
+pub(super) fn check_url(what: &str, url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{what} `{url}` is not a URL ({e})"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("webhook `{url}` must start with http:// or https://"));
+        return Err(format!("{what} `{url}` must start with http:// or https://"));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(format!("webhook `{url}` names no host"));
+        return Err(format!("{what} `{url}` names no host"));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        // Credentials in a URL end up in logs; the notice is signed instead.
-        return Err("a webhook URL must not carry credentials (the notice is signed with `key`)".into());
+        // Credentials in a URL end up in logs.
+        return Err(format!("a {what} URL must not carry credentials"));
     }
     if parsed.fragment().is_some() {
-        return Err(format!("webhook `{url}` must not have a fragment"));
+        return Err(format!("{what} `{url}` must not have a fragment"));
     }
     Ok(())
 }
@@ -163,10 +163,10 @@ mod tests {
 
     #[test]
     fn urls_and_commands_are_checked_as_they_are_used() {
-        assert!(check_url("https://deploy.example/rotated?team=a").is_ok());
-        assert!(check_url("http://127.0.0.1:9000/hook").is_ok());
+        assert!(check_url("webhook", "https://deploy.example/rotated?team=a").is_ok());
+        assert!(check_url("webhook", "http://127.0.0.1:9000/hook").is_ok());
         for bad in ["ftp://x/", "https://user:pw@x/", "https://", "https://x/#frag", "not a url"] {
-            let why = check_url(bad).unwrap_err();
+            let why = check_url("webhook", bad).unwrap_err();
             assert!(!why.contains("pw"), "{why}");
         }
         assert!(check_command(&["/usr/bin/true".into()]).is_ok());
@@ -181,7 +181,7 @@ mod tests {
         /// reqwest sends as written: http(s), a host, no user info.
         #[test]
         fn any_text_is_answered_and_accepted_urls_are_plain(text in "\\\\PC{0,60}") {
-            if check_url(&text).is_ok() {
+            if check_url("webhook", &text).is_ok() {
                 let u = reqwest::Url::parse(&text).unwrap();
                 prop_assert!(matches!(u.scheme(), "http" | "https") && u.username().is_empty() && u.password().is_none());
             }

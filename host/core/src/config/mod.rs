@@ -25,12 +25,14 @@
 //! settings = { field = "password", length = 24 }
 //! ```
 
+pub mod adoption;
 mod checks;
 mod diagnostic;
 mod grants;
 pub mod hooks;
 mod output_limits;
 mod parse;
+pub mod replicas;
 mod schedule;
 pub mod seed_env;
 pub mod sql;
@@ -44,7 +46,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use diagnostic::{Collector, ConfigErrors, Diagnostic, SourceFile};
 pub use hooks::Hook;
@@ -105,10 +107,22 @@ pub struct VaultConfig {
     /// At most this many lease renewals per second, spread evenly (1 to 10,000).
     #[serde(default = "default_renewal_rate", deserialize_with = "checks::renewal_rate")]
     pub lease_renewals_per_second: u32,
+    /// At most this many leases tracked at once (1 to 1,000,000); a request
+    /// for a dynamic credential beyond it is refused before Vault mints one.
+    #[serde(default = "default_max_leases", deserialize_with = "checks::max_leases")]
+    pub max_tracked_leases: u32,
+    /// `GET /dynamic/<role>` answers with the path's live credential while
+    /// its lease is valid (Vault Agent's way) instead of a fresh one each time.
+    #[serde(default)]
+    pub reuse_dynamic_credentials: bool,
 }
 
 fn default_renewal_rate() -> u32 {
     20
+}
+
+fn default_max_leases() -> u32 {
+    crate::vault::leases::DEFAULT_MAX_LEASES as u32
 }
 
 /// `[vault.auth]`: an auth method that can log in again when the token runs
@@ -178,6 +192,8 @@ impl Default for VaultConfig {
             auth: None,
             revoke_leases_on_shutdown: false,
             lease_renewals_per_second: default_renewal_rate(),
+            max_tracked_leases: default_max_leases(),
+            reuse_dynamic_credentials: false,
         }
     }
 }
@@ -237,6 +253,10 @@ pub struct DaemonConfig {
     /// only. Jobs in the config file may name any file.
     #[serde(default)]
     pub plugin_dirs: Vec<PathBuf>,
+    /// Several daemons share the jobs of one config ([`replicas`]); unset:
+    /// this daemon rotates every job.
+    #[serde(default)]
+    pub replicas: Option<replicas::ReplicasConfig>,
 }
 
 /// `[daemon] state`: where each job's state record lives.
@@ -335,6 +355,7 @@ impl Default for DaemonConfig {
             api_token: None,
             reveal_secrets: false,
             plugin_dirs: Vec::new(),
+            replicas: None,
         }
     }
 }
@@ -382,11 +403,21 @@ pub struct JobConfig {
     /// `visible_fields`: in handle mode, what the plugin reads in clear;
     /// `None`: the fields the plugin asks for.
     pub visible_fields: Option<Vec<String>>,
+    /// `public_fields`: fields of the secret shown unredacted in what the
+    /// plugin says; `None`: the fields the plugin declares.
+    pub public_fields: Option<crate::secret::PublicFields>,
     pub enabled: bool,
     /// Told after promotion, in this order ([`hooks`]).
     pub hooks: Vec<Hook>,
+    /// Wait for consumers to use the new value before `finish` ([`adoption`]).
+    pub adoption: Option<adoption::Adoption>,
     /// Where things are in the file, for errors found after parsing.
     pub spans: JobSpans,
+    /// The job's fields as they were given, when that was the Flask
+    /// service's job object (the environment, `POST /scheduler/jobs`):
+    /// `GET /scheduler/jobs` echoes them beside ours. `None` for a job in
+    /// our own format.
+    pub given: Option<Arc<Map<String, Value>>>,
 }
 
 impl JobConfig {
@@ -412,9 +443,12 @@ impl JobConfig {
             grants,
             secret_access: None,
             visible_fields: None,
+            public_fields: None,
             enabled: false,
             hooks: Vec::new(),
+            adoption: None,
             spans: JobSpans::default(),
+            given: None,
         }
     }
 }

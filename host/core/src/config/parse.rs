@@ -62,12 +62,17 @@ struct RawJob {
     grants: Vec<Spanned<RawGrant>>,
     #[serde(default)]
     hooks: Option<Spanned<Vec<Spanned<super::hooks::RawHook>>>>,
+    #[serde(default)]
+    adoption: Option<Spanned<super::adoption::RawAdoption>>,
     /// `values` or `handles`; the plugin's own preference when absent.
     #[serde(default)]
     secret_access: Option<Spanned<String>>,
     /// In handle mode, the fields the plugin may read in clear.
     #[serde(default)]
     visible_fields: Option<Vec<String>>,
+    /// Fields of the secret that are identifiers (replaces the plugin's).
+    #[serde(default)]
+    public_fields: Option<Spanned<Vec<String>>>,
     #[serde(default = "enabled_by_default")]
     enabled: bool,
 }
@@ -304,7 +309,10 @@ fn names_aws_state(daemon: &Spanned<DeValue<'_>>) -> bool {
 /// Checks across `[daemon]` keys, located at the section.
 fn check_daemon(c: &mut Collector, d: &DaemonConfig, span: Range<usize>) {
     if d.audit_key.is_some() && d.audit_log.is_none() {
-        c.error(span, "daemon.audit_key is set but daemon.audit_log is not: there is no audit log to key");
+        c.error(span.clone(), "daemon.audit_key is set but daemon.audit_log is not: there is no audit log to key");
+    }
+    if d.replicas.is_some() && !d.state.in_vault() {
+        c.error(span, "daemon.replicas coordinate through Vault KV: keep the state records in Vault (`state = { mount, prefix }`)");
     }
 }
 
@@ -371,6 +379,10 @@ fn job(
         }
         None => Vec::new(),
     };
+    let adoption = raw.adoption.and_then(|a| {
+        let span = a.span();
+        super::adoption::adoption(c, a.into_inner(), span, &sql)
+    });
     let (settings, settings_span) = match raw.settings {
         Some(s) => {
             let span = s.span();
@@ -378,6 +390,13 @@ fn job(
         }
         None => (serde_json::json!({}), span.clone()),
     };
+    let public_fields = raw.public_fields.and_then(|p| match crate::secret::PublicFields::new(p.get_ref()) {
+        Ok(fields) => Some(fields),
+        Err(e) => {
+            c.error(p.span(), format!("public_fields: {e}"));
+            None
+        }
+    });
     if c.count() > before {
         return None;
     }
@@ -404,7 +423,9 @@ fn job(
         sql: Arc::new(sql),
         secret_access,
         visible_fields: raw.visible_fields,
+        public_fields,
         hooks,
+        adoption,
         enabled: raw.enabled,
         spans: JobSpans {
             job: span,
@@ -413,6 +434,7 @@ fn job(
             settings_items,
             not_within: not_within_span,
         },
+        given: None,
     })
 }
 

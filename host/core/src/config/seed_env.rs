@@ -1,6 +1,8 @@
 //! `rotator run` without `--config`: the Flask rotation service's
 //! environment as a [`Config`], so a deployment of the service switches by
-//! changing its image.
+//! changing its image. With `--config`, the same environment fills what the
+//! file leaves out ([`with_file`]; [`merge`] has the rule and keeps each
+//! value's source for `rotator check`).
 //!
 //! Read: `VAULT_ADDR` and `VAULT_TOKEN` (the `[vault]` defaults already),
 //! `VAULT_AUTH_METHOD` (`token` or `kubernetes`, with `VAULT_K8S_ROLE` and
@@ -19,17 +21,20 @@
 //! job source is capped at [`MAX_JOBS_BYTES`].
 
 mod flask;
+pub mod merge;
 mod schemas;
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 pub use flask::{FlaskJobError, flask_job};
+pub use merge::{Merged, Provenance};
 
-use super::Config;
+use super::{Config, SourceFile};
 
 /// The most a job source (the file or the variable) may hold: 1 MiB.
 pub const MAX_JOBS_BYTES: usize = 1 << 20;
@@ -63,6 +68,59 @@ pub fn from_vars(
     base_dir: &Path,
     settings: SettingsCheck,
 ) -> Result<Config, SeedEnvErrors> {
+    let none = Arc::new(SourceFile { name: "environment".into(), text: String::new() });
+    with_file_vars(Config::empty(none, base_dir), var, settings).map(|merged| merged.config)
+}
+
+/// A config file's `config` and the process environment together: the file
+/// wins where both give a value, the environment fills what it leaves out
+/// ([`merge`] says what, and what `rotator check` prints of it).
+pub fn with_file(config: Config) -> Result<Merged, SeedEnvErrors> {
+    let schemas = schemas::BuiltinSchemas::default();
+    let var = |name: &str| std::env::var_os(name).map(|v| v.into_string().map_err(|_| ()));
+    with_file_vars(config, var, &|plugin, settings| schemas.check(plugin, settings))
+}
+
+/// [`with_file`] with the environment `var` describes and `settings` checks.
+pub fn with_file_vars(
+    config: Config,
+    var: impl Fn(&str) -> Option<Result<String, ()>>,
+    settings: SettingsCheck,
+) -> Result<Merged, SeedEnvErrors> {
+    let (mut env, mut problems) = read(var, settings);
+    if !problems.is_empty() {
+        // The jobs' problems are reported; the rest is still merged, so a
+        // bad ROTATOR_API_ADDR shows in the same run.
+        env.jobs.clear();
+    }
+    match merge::merge(config, env) {
+        Ok(merged) if problems.is_empty() => Ok(merged),
+        Ok(_) => Err(SeedEnvErrors { problems }),
+        Err(more) => {
+            problems.extend(more);
+            Err(SeedEnvErrors { problems })
+        }
+    }
+}
+
+/// What the environment says, before it meets a config file: `[vault]` and
+/// `[daemon]` keys as TOML-shaped maps, the jobs, and which of the
+/// variables the daemon reads itself are set.
+struct EnvDoc {
+    vault: Map<String, Value>,
+    daemon: Map<String, Value>,
+    jobs: Vec<Located>,
+    /// Of [`DEFAULTS_READ_LATER`], those set (not empty).
+    set: Vec<&'static str>,
+}
+
+/// Variables the daemon reads itself when the config leaves a value out
+/// (`setup::vault_client`, the API token): only reported.
+const DEFAULTS_READ_LATER: [&str; 5] =
+    ["VAULT_ADDR", "VAULT_TOKEN", "VAULT_NAMESPACE", "VAULT_CACERT", "ROTATOR_API_TOKEN"];
+
+/// The environment `var` describes, and every problem in it.
+fn read(var: impl Fn(&str) -> Option<Result<String, ()>>, settings: SettingsCheck) -> (EnvDoc, Vec<String>) {
     let mut problems = Vec::new();
     // Unset and empty are alike, as they were for the service.
     let mut get = |name: &str| match var(name) {
@@ -73,8 +131,9 @@ pub fn from_vars(
         }
         _ => None,
     };
-    let mounts: HashMap<&str, String> =
-        DEFAULT_MOUNTS.iter().filter_map(|(kind, name)| get(name).map(|m| (*kind, m))).collect();
+    let set = DEFAULTS_READ_LATER.into_iter().filter(|name| get(name).is_some()).collect();
+    let mounts: HashMap<&str, (String, &str)> =
+        DEFAULT_MOUNTS.iter().filter_map(|(kind, name)| get(name).map(|m| (*kind, (m, *name)))).collect();
     let auth = get("VAULT_AUTH_METHOD");
     let role = get("VAULT_K8S_ROLE");
     let jwt_path = get("KUBERNETES_JWT_PATH");
@@ -87,17 +146,16 @@ pub fn from_vars(
         None | Some("token") => {}
         Some("kubernetes") => {
             let mut k8s = Map::from_iter([("method".to_owned(), Value::from("kubernetes"))]);
-            match role {
-                Some(role) => k8s.insert("role".into(), role.into()),
-                None => {
-                    problems.push("VAULT_K8S_ROLE: required when VAULT_AUTH_METHOD is kubernetes".into());
-                    None
-                }
-            };
             if let Some(path) = jwt_path {
                 k8s.insert("jwt_path".into(), path.into());
             }
-            vault.insert("auth".into(), Value::Object(k8s));
+            match role {
+                Some(role) => {
+                    k8s.insert("role".into(), role.into());
+                    vault.insert("auth".into(), Value::Object(k8s));
+                }
+                None => problems.push("VAULT_K8S_ROLE: required when VAULT_AUTH_METHOD is kubernetes".into()),
+            }
         }
         Some(other) => problems.push(format!(
             "VAULT_AUTH_METHOD: `{}` is not supported here: token or kubernetes (use --config for others)",
@@ -111,6 +169,7 @@ pub fn from_vars(
 
     let mut jobs = Vec::new();
     if let Some(path) = file {
+        // Relative to where the daemon runs, as it was for the service.
         match read_capped(Path::new(&path)) {
             Ok(text) => jobs.extend(jobs_from_json(&path, &text, &mounts, settings, &mut problems)),
             Err(why) => problems.push(format!("ROTATION_CONFIG_PATH {path}: {why}")),
@@ -120,26 +179,16 @@ pub fn from_vars(
         jobs.extend(jobs_from_json("ROTATION_JOBS_JSON", &text, &mounts, settings, &mut problems));
     }
     duplicates(&jobs, &mut problems);
-    if !problems.is_empty() {
-        return Err(SeedEnvErrors { problems });
-    }
-    let mut doc = Map::new();
-    if !vault.is_empty() {
-        doc.insert("vault".into(), Value::Object(vault));
-    }
-    if !daemon.is_empty() {
-        doc.insert("daemon".into(), Value::Object(daemon));
-    }
-    doc.insert("jobs".into(), jobs.into_iter().map(|j| Value::Object(j.fields)).collect());
-    parse_table("environment", &Value::Object(doc), base_dir).map_err(|problems| SeedEnvErrors {
-        problems: problems.into_iter().map(|p| format!("environment: {p}")).collect(),
-    })
+    (EnvDoc { vault, daemon, jobs, set }, problems)
 }
 
-/// A mapped job and where it was written (`ROTATION_JOBS_JSON[2]`).
+/// A mapped job, where it was written (`ROTATION_JOBS_JSON[2]`) and how.
 struct Located {
     at: String,
     fields: Map<String, Value>,
+    given: Map<String, Value>,
+    /// The variable whose default mount it took, if it named none.
+    mount_from: Option<&'static str>,
 }
 
 /// `text` (named `source`) as the service's JSON array of jobs, each mapped
@@ -147,7 +196,7 @@ struct Located {
 fn jobs_from_json(
     source: &str,
     text: &str,
-    mounts: &HashMap<&str, String>,
+    mounts: &HashMap<&str, (String, &'static str)>,
     settings: SettingsCheck,
     problems: &mut Vec<String>,
 ) -> Vec<Located> {
@@ -170,7 +219,9 @@ fn jobs_from_json(
     let mut jobs = Vec::new();
     for (i, job) in list.into_iter().enumerate() {
         let at = format!("{source}[{i}]");
-        let checked = map_job(job, mounts).and_then(|fields| {
+        let given = job.as_object().cloned().unwrap_or_default();
+        let mut mount_from = None;
+        let checked = map_job(job, mounts, &mut mount_from).and_then(|fields| {
             let one = json!({ "jobs": [fields] });
             let parsed = parse_table("job", &one, Path::new("."));
             parsed.map_err(|list| list.into_iter().map(|p| (None::<String>, p)).collect::<Vec<_>>())?;
@@ -179,7 +230,7 @@ fn jobs_from_json(
             if found.is_empty() { Ok(fields) } else { Err(found) }
         });
         match checked {
-            Ok(fields) => jobs.push(Located { at, fields }),
+            Ok(fields) => jobs.push(Located { at, fields, given, mount_from }),
             Err(list) => problems.extend(list.into_iter().map(|(key, p)| match key {
                 Some(key) => format!("{at}.{key}: {p}"),
                 None => format!("{at}: {p}"),
@@ -192,17 +243,23 @@ fn jobs_from_json(
 /// A problem in one job: the key it is at (if one) and the message.
 pub type JobProblem = (Option<String>, String);
 
-/// One job object: the default mount of its type filled in, then mapped.
-/// Problems carry the key they are at.
-fn map_job(job: Value, mounts: &HashMap<&str, String>) -> Result<Map<String, Value>, Vec<JobProblem>> {
+/// One job object: the default mount of its type filled in (the variable
+/// it came from noted in `mount_from`), then mapped. Problems carry the key
+/// they are at.
+fn map_job(
+    job: Value,
+    mounts: &HashMap<&str, (String, &'static str)>,
+    mount_from: &mut Option<&'static str>,
+) -> Result<Map<String, Value>, Vec<JobProblem>> {
     let Value::Object(mut fields) = job else {
         return Err(vec![(None, "a job is a JSON object".into())]);
     };
     let kind = fields.get("type").and_then(Value::as_str).unwrap_or_default();
-    if let Some(mount) = mounts.get(kind)
+    if let Some((mount, var)) = mounts.get(kind)
         && fields.get("mount").is_none_or(Value::is_null)
     {
         fields.insert("mount".into(), mount.clone().into());
+        *mount_from = Some(var);
     }
     flask_job(fields).map_err(|list| list.into_iter().map(|e| (e.key().map(str::to_owned), e.to_string())).collect())
 }

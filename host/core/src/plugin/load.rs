@@ -252,6 +252,8 @@ fn describe(engine: &wasmtime::Engine, pre: &wit::Pre, origin: &str) -> Result<P
     }
     let settings_schema = serde_json::from_str(&info.settings_schema)
         .map_err(|e| LoadError::Schema { origin: origin.to_owned(), message: format!("not JSON: {e}") })?;
+    let public_fields = crate::secret::PublicFields::from_schema(&settings_schema)
+        .map_err(|e| LoadError::Schema { origin: origin.to_owned(), message: e.to_string() })?;
     Ok(PluginInfo {
         name: info.name,
         version: info.version,
@@ -260,5 +262,6 @@ fn describe(engine: &wasmtime::Engine, pre: &wit::Pre, origin: &str) -> Result<P
         capabilities: info.capabilities,
         access: info.access,
         visible_fields: info.visible_fields,
+        public_fields,
     })
 }

@@ -45,6 +45,7 @@ pub use imports::http::HttpBridge;
 /// The shared client plugin HTTP requests go through (benchmarks and tests
 /// compare against it; its resolver refuses forbidden addresses).
 pub use imports::http::{CONNECT_TIMEOUT, GuardedResolver, ResolveError, classify, client, screen};
+pub(crate) use imports::sessions_of;
 pub use imports::{CallOutcome, HostCall, SqlValue, SubstituteError, VaultBridge, substitute_parameters};
 pub use limits::{OutputLimits, RunLimits};
 pub use load::{read_builtin, read_file};
@@ -113,6 +114,9 @@ pub struct PluginInfo {
     pub access: Access,
     /// In handle mode, the fields it needs in clear (its jobs' default).
     pub visible_fields: Vec<String>,
+    /// Fields of its secrets that are identifiers, shown unredacted (its
+    /// jobs' default; from the settings schema's `x-rotator-public-fields`).
+    pub public_fields: crate::secret::PublicFields,
 }
 
 /// How a plugin wants to be shown secrets: the default of its jobs'

@@ -28,7 +28,7 @@ use super::imports::{HostCall, HostState, LogLevel, VaultBridge};
 use super::limits::{self, MAX_PLAN_ACTIONS, OutputLimits};
 use super::wit::{self, Instance};
 use super::{Failure, Grants, PlannedAction, Plugin, RunLimits, RunState, Step, StepContext, StepError};
-use crate::secret::{Redactor, SecretJson};
+use crate::secret::{PublicFields, Redactor, SecretJson};
 
 /// Per-run settings from the job.
 #[derive(Clone, Default)]
@@ -42,6 +42,9 @@ pub struct RunConfig {
     pub http: Option<HttpBridge>,
     /// Values or handles (the job's `secret_access`).
     pub access: SecretAccess,
+    /// Fields of the job's secrets left readable in what the plugin says
+    /// (the job's `public_fields`, else the plugin's); empty: none.
+    pub public: PublicFields,
 }
 
 /// A live plugin instance for one rotation.
@@ -149,10 +152,10 @@ impl Plugin {
         Ok(Run {
             plugin: self.clone(),
             job_id: job_id.to_owned(),
+            redactor: Redactor::with_public(config.public.clone()),
             config,
             store,
             instance,
-            redactor: Redactor::new(),
             poisoned: false,
         })
     }
@@ -189,7 +192,9 @@ impl Run {
     /// `create`: the new secret, completed by the host (generated and
     /// captured fields). It is learned by the redactor before the step's
     /// log lines are written; so are captured values, whatever the step's
-    /// outcome.
+    /// outcome. A field the host would fill (generated or captured) must
+    /// not be public: its value is a secret the host made, and a later
+    /// step (after a resume, say) could not tell it from an identifier.
     pub fn create(&mut self, ctx: &StepContext) -> Result<SecretJson, StepError> {
         self.learn_current(ctx);
         self.store.data_mut().host.captured.clear();
@@ -206,16 +211,22 @@ impl Run {
                 self.withhold_logs(Step::Create);
                 Err(Failure::SecretTooLarge { size, limit })
             }
-            Ok(Ok(new)) => match new.complete(captured, limit) {
-                Ok(secret) => {
-                    self.redactor.add_secret(&secret);
-                    Ok(Ok(secret))
-                }
-                Err(Failure::SecretTooLarge { size, limit }) => {
-                    self.withhold_logs(Step::Create);
-                    Err(Failure::SecretTooLarge { size, limit })
-                }
-                Err(f) => Err(f),
+            Ok(Ok(new)) => match public_host_field(&self.config.public, &new, &captured) {
+                Some(field) => Err(Failure::BadOutput(format!(
+                    "field `{field}` is public for this job, but its value would come from the host (generated or \
+                     captured), and such values are always secret"
+                ))),
+                None => match new.complete(captured, limit) {
+                    Ok(secret) => {
+                        self.redactor.add_secret(&secret);
+                        Ok(Ok(secret))
+                    }
+                    Err(Failure::SecretTooLarge { size, limit }) => {
+                        self.withhold_logs(Step::Create);
+                        Err(Failure::SecretTooLarge { size, limit })
+                    }
+                    Err(f) => Err(f),
+                },
             },
             Ok(Err(e)) => Ok(Err(e)),
             Err(f) => Err(f),
@@ -349,6 +360,17 @@ impl Run {
         self.poisoned = false;
         Ok(())
     }
+}
+
+/// The first field of the new secret that the host would fill (generated
+/// or captured) although the job shows it as public.
+fn public_host_field<'a>(
+    public: &PublicFields,
+    new: &'a NewSecret,
+    captured: &'a [(String, secrecy::SecretString)],
+) -> Option<&'a str> {
+    let generated = new.generate.iter().map(|g| g.field.as_str());
+    generated.chain(captured.iter().map(|(f, _)| f.as_str())).find(|f| public.contains(f))
 }
 
 /// A failure's text (the plugin's message, or the host's about the plugin)

@@ -28,6 +28,12 @@ impl Job {
         }
     }
 
+    /// The fields of the job's secret shown unredacted: the job's
+    /// `public_fields`, else what the plugin declares.
+    pub fn public_fields(&self) -> crate::secret::PublicFields {
+        self.config.public_fields.clone().unwrap_or_else(|| self.plugin.info().public_fields.clone())
+    }
+
     /// Why the job's secret access cannot be honoured, if it cannot: one
     /// message per problem, naming the job.
     pub fn access_problems(&self) -> Vec<String> {

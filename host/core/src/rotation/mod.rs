@@ -26,6 +26,7 @@
 //! - [`crash`]: crash points for the fault-injection suite.
 
 mod access;
+mod adoption;
 pub mod events;
 mod hooks;
 mod protocol;
@@ -118,6 +119,13 @@ pub enum RotationError {
     /// Stopped on request at a crash point ([`RotateOptions::interrupt_at`]).
     #[error("job `{job}`: interrupted at {point}")]
     Interrupted { job: String, point: String },
+    /// The new value is current; its consumers have not adopted it yet, so
+    /// `finish` waits (the adoption gate). The rotation stays in progress
+    /// and is looked at again; not a failure.
+    #[error(
+        "job `{job}`: version {version} is current; waiting until {until} for its consumers to adopt it before `finish`"
+    )]
+    AwaitingAdoption { job: String, version: String, until: time::OffsetDateTime },
 }
 
 impl From<Lost> for RotationError {
@@ -170,8 +178,22 @@ impl RotationError {
             Self::State(e) => e.is_transient(),
             Self::Conflict { .. } => false,
             Self::RolledBack { rollback, .. } => matches!(rollback, Some(Err(e)) if e.failure.is_transient()),
-            Self::Lost { .. } | Self::Interrupted { .. } => true,
+            Self::Lost { .. } | Self::Interrupted { .. } | Self::AwaitingAdoption { .. } => true,
         }
+    }
+
+    /// The rotation waits for its consumers (not a failure): look again soon.
+    pub fn awaiting_adoption(&self) -> Option<time::OffsetDateTime> {
+        match self {
+            Self::AwaitingAdoption { until, .. } => Some(*until),
+            _ => None,
+        }
+    }
+
+    /// This replica lost the job mid-run (see `state::fence`): it stopped
+    /// without rolling back; the owner resumes the rotation.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Self::State(e) if e.is_fenced())
     }
 
     /// A short machine name for metrics and audit records.
@@ -181,9 +203,11 @@ impl RotationError {
             Self::Store { source, .. } => source.kind(),
             Self::Conflict { .. } => "conflict",
             Self::RolledBack { .. } => "rolled-back",
+            Self::State(e) if e.is_fenced() => "fenced",
             Self::State(_) => "state",
             Self::Lost { .. } => "lost",
             Self::Interrupted { .. } => "interrupted",
+            Self::AwaitingAdoption { .. } => "awaiting-adoption",
         }
     }
 
@@ -193,7 +217,7 @@ impl RotationError {
             | Self::Store { rollback, .. }
             | Self::Conflict { rollback, .. }
             | Self::RolledBack { rollback, .. } => *rollback = Some(outcome),
-            Self::State(_) | Self::Lost { .. } | Self::Interrupted { .. } => {}
+            Self::State(_) | Self::Lost { .. } | Self::Interrupted { .. } | Self::AwaitingAdoption { .. } => {}
         }
     }
 }
@@ -231,6 +255,7 @@ impl Job {
             sql: self.config.sql.clone(),
             http: (!self.config.grants.http.is_empty()).then(HttpBridge::current),
             access: self.access(),
+            public: self.public_fields(),
         }
     }
 

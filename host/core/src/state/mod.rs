@@ -28,9 +28,11 @@ use zeroize::Zeroizing;
 use crate::secret::SecretJson;
 use crate::store::StoreVersion;
 
+mod fence;
 mod secrets_manager;
 mod store;
 
+pub use fence::{Fence, Fenced, Guard, admit};
 pub use store::{StateError, StateStore, Versioned};
 
 /// The steps of a rotation in progress, in order. The record names the last
@@ -83,6 +85,11 @@ pub struct InProgress {
     pub error: Option<String>,
     /// Who started it (`scheduler`, `api:…`, `cli`).
     pub actor: String,
+    /// When the job's adoption gate began waiting for consumers (its
+    /// hooks were told then): the deadline counts from here, across
+    /// restarts.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub adoption_since: Option<OffsetDateTime>,
     /// Not serialized by serde: spliced into the record text (see
     /// [`JobState::to_secret`]) so it is only ever held zeroizing.
     #[serde(skip)]
@@ -124,6 +131,13 @@ pub struct HistoryEntry {
     #[serde(default)]
     pub version: Option<StoreVersion>,
     pub actor: String,
+    /// The schedule slot the rotation belonged to (a scheduled run's), so
+    /// "each slot rotated once" can be checked from the records.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub slot: Option<OffsetDateTime>,
+    /// Who ended it, when replicas share the jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<Fence>,
 }
 
 /// How many finished rotations a record remembers.
@@ -164,6 +178,10 @@ pub struct JobState {
     /// rotation; `rotator audit verify --config` compares it with the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_anchor: Option<AuditAnchor>,
+    /// The replica and ownership epoch of the last write, when replicas
+    /// share the jobs ([`fence`]): a write from an older epoch is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<Fence>,
 }
 
 /// A record of the audit log that Vault vouches for: a file that no longer
@@ -259,6 +277,7 @@ mod tests {
                 new_version: None,
                 error: None,
                 actor: "scheduler".into(),
+                adoption_since: None,
                 pending: Some(SecretJson::new(r#"{"password":"n3w-value"}"#.into())),
             }),
             ..JobState::default()
@@ -325,6 +344,8 @@ mod tests {
                 error: None,
                 version: None,
                 actor: "cli".into(),
+                slot: None,
+                fence: None,
             });
         }
         assert_eq!(s.history.len(), HISTORY_LEN);

@@ -4,10 +4,13 @@
 //! without Vault, in AWS Secrets Manager ([`super::secrets_manager`]).
 
 use super::secrets_manager::SmRecords;
-use super::{JobState, RecordError};
+use std::sync::Arc;
+
+use super::{Guard, JobState, RecordError};
 use crate::aws::{AwsClient, AwsError};
 use crate::secret::SecretJson;
 use crate::store::kv::KvStore;
+use crate::store::kv1::FingerprintKey;
 use crate::store::secrets_manager::SecretsManagerStore;
 use crate::store::{SecretAt, SecretStore, StoreError, StoreVersion};
 use crate::vault::{VaultClient, VaultError};
@@ -26,6 +29,12 @@ pub struct StateStore {
     /// (`<prefix>/_jobs/<id>`; `_` starts no job id), so they survive a
     /// restart and every daemon on the same store sees them.
     definitions: Records,
+    /// The versions consumers said they use (`<prefix>/_adopted/<job>`), for
+    /// jobs with an `adoption = { ack = true }` gate.
+    acks: Records,
+    /// With replicas: whether this process owns a job right now (every
+    /// record write and target step asks; see [`super::fence`]).
+    guard: Option<Arc<dyn Guard>>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +66,9 @@ pub enum StateError {
     Conflict { job: String, location: String },
     #[error("state of job `{job}` at {location}: {source}")]
     Corrupt { job: String, location: String, source: RecordError },
+    /// This replica does not own the job (any more): nothing was written.
+    #[error("job `{job}`: not written by this replica: {why}")]
+    Fenced { job: String, why: super::Fenced },
 }
 
 impl StateError {
@@ -64,13 +76,19 @@ impl StateError {
         match self {
             Self::Vault { source, .. } => source.is_transient(),
             Self::Aws { source, .. } => source.is_transient(),
-            Self::Conflict { .. } | Self::Corrupt { .. } => false,
+            Self::Conflict { .. } | Self::Corrupt { .. } | Self::Fenced { .. } => false,
         }
     }
 
     /// Someone else wrote the record since we read it.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Vault { source: VaultError::CasMismatch { .. }, .. } | Self::Conflict { .. })
+    }
+
+    /// This replica lost (or never had) the job: it must stop, write
+    /// nothing and touch nothing; the owner carries on.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Self::Fenced { .. })
     }
 }
 
@@ -84,8 +102,13 @@ impl StateStore {
             mount: mount.clone(),
             prefix: format!("{}/_jobs", prefix.trim_matches('/')),
         };
+        let acks = Records::Vault {
+            client: vault.clone(),
+            mount: mount.clone(),
+            prefix: format!("{}/_adopted", prefix.trim_matches('/')),
+        };
         let records = Records::Vault { client: vault.clone(), mount, prefix };
-        Self { vault: Some(vault), aws: None, records, definitions }
+        Self { vault: Some(vault), aws: None, records, definitions, acks, guard: None }
     }
 
     /// Records as secrets `<prefix><job>` in Secrets Manager in `region`,
@@ -94,8 +117,9 @@ impl StateStore {
         let (prefix, region): (String, String) = (prefix.into(), region.into());
         let definitions =
             Records::SecretsManager(SmRecords::new(aws.clone(), format!("{prefix}_jobs/"), region.clone()));
+        let acks = Records::SecretsManager(SmRecords::new(aws.clone(), format!("{prefix}_adopted/"), region.clone()));
         let records = Records::SecretsManager(SmRecords::new(aws.clone(), prefix, region));
-        Self { vault: None, aws: Some(aws), records, definitions }
+        Self { vault: None, aws: Some(aws), records, definitions, acks, guard: None }
     }
 
     /// The same, reaching AWS with `aws` for jobs whose secret is there.
@@ -110,12 +134,59 @@ impl StateStore {
         self
     }
 
+    /// The same, asking `guard` before every record write and target step
+    /// (replicas sharing the jobs).
+    pub fn with_guard(mut self, guard: Arc<dyn Guard>) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
+    /// The same with no guard: for one-off rotations that no replica owns.
+    pub fn without_guard(&self) -> Self {
+        Self { guard: None, ..self.clone() }
+    }
+
+    /// May this process act on `job` now, under ownership `epoch` (the one
+    /// a rotation started under; `None`: any)? Always, without replicas.
+    /// A rotation whose job moved away and back is fenced too: what it
+    /// holds in memory may be stale.
+    // The store's own error type, as every method here returns; called once
+    // per step, never in a hot loop.
+    #[allow(clippy::result_large_err)]
+    pub fn check_owner(&self, job: &str, epoch: Option<u64>) -> Result<(), StateError> {
+        let Some(g) = &self.guard else { return Ok(()) };
+        let fenced = |why| StateError::Fenced { job: job.into(), why };
+        let now = g.check(job).map_err(fenced)?;
+        match epoch {
+            Some(e) if e != now.epoch => Err(fenced(super::Fenced(format!(
+                "ownership of job `{job}` changed since the rotation started (epoch {e}, now {})",
+                now.epoch
+            )))),
+            _ => Ok(()),
+        }
+    }
+
+    /// This replica's fence for `job`, when replicas share the jobs and it
+    /// owns the job.
+    pub fn fence(&self, job: &str) -> Option<super::Fence> {
+        self.guard.as_ref()?.check(job).ok()
+    }
+
     /// The store of a job's secret at `at`.
     pub fn secret_store(&self, at: &SecretAt) -> Result<Box<dyn SecretStore>, StoreError> {
         let refused = |message: String| StoreError::Refused { location: at.to_string(), message };
         match at {
             SecretAt::Kv(loc) => match &self.vault {
-                Some(vault) => Ok(Box::new(KvStore::new(vault.clone(), loc.clone()))),
+                Some(vault) => {
+                    let store = KvStore::new(vault.clone(), loc.clone());
+                    // KV v1 secrets: their fingerprint key lives beside the records.
+                    Ok(Box::new(match &self.records {
+                        Records::Vault { client, mount, prefix } => {
+                            store.with_fingerprint_key(FingerprintKey::beside_state(client.clone(), mount, prefix))
+                        }
+                        Records::SecretsManager(_) => store,
+                    }))
+                }
                 None => Err(refused("this daemon runs without Vault (no [vault] section)".into())),
             },
             SecretAt::Aws(id) => {
@@ -178,7 +249,15 @@ impl StateStore {
 
     /// Write `v.state` if the record is still at `v.version`, and move
     /// `v.version` on.
+    /// With replicas, the write carries this replica's fence and is refused
+    /// (nothing written) if the replica does not own the job or the record
+    /// read is from a newer ownership epoch.
     pub async fn save(&self, job: &str, v: &mut Versioned) -> Result<(), StateError> {
+        if let Some(guard) = &self.guard {
+            let fenced = |why| StateError::Fenced { job: job.into(), why };
+            let mine = guard.check(job).map_err(fenced)?;
+            v.state.fence = Some(super::admit(v.state.fence.as_ref(), mine).map_err(fenced)?);
+        }
         v.version = Some(self.write_raw(&self.records, job, &v.state.to_secret(), v.version.as_ref()).await?);
         Ok(())
     }
@@ -218,10 +297,27 @@ impl StateStore {
     /// Keep the definition of a job added through the API (a JSON object
     /// of job fields), replacing an earlier one of that id.
     pub async fn save_definition(&self, job: &str, definition: &serde_json::Value) -> Result<(), StateError> {
-        let data = SecretJson::new(definition.to_string());
+        self.replace(&self.definitions, job, definition).await
+    }
+
+    /// Note that `job`'s consumers use `version` (its adoption gate).
+    pub async fn save_adoption(&self, job: &str, version: &str) -> Result<(), StateError> {
+        self.replace(&self.acks, job, &serde_json::json!({ "version": version })).await
+    }
+
+    /// The version `job`'s consumers last said they use, if any.
+    pub async fn adoption(&self, job: &str) -> Result<Option<String>, StateError> {
+        let Some((text, _)) = self.read_raw(&self.acks, job).await? else { return Ok(None) };
+        let value: serde_json::Value = serde_json::from_str(text.expose()).unwrap_or_default();
+        Ok(value["version"].as_str().map(str::to_owned))
+    }
+
+    /// Write `value` at `job` in `records`, whatever is there.
+    async fn replace(&self, records: &Records, job: &str, value: &serde_json::Value) -> Result<(), StateError> {
+        let data = SecretJson::new(value.to_string());
         for _ in 0..3 {
-            let current = self.read_raw(&self.definitions, job).await?.map(|(_, v)| v);
-            match self.write_raw(&self.definitions, job, &data, current.as_ref()).await {
+            let current = self.read_raw(records, job).await?.map(|(_, v)| v);
+            match self.write_raw(records, job, &data, current.as_ref()).await {
                 Err(e) if e.is_conflict() => continue,
                 other => return other.map(drop),
             }

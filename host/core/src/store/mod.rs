@@ -8,6 +8,9 @@
 //! - [`kv`]: Vault KV v2. PENDING has no place in KV, so it lives in the
 //!   job's state record (which the protocol writes anyway); promotion is a
 //!   write with check-and-set.
+//! - [`kv1`]: Vault KV v1, reached through [`kv`]: no versions, so values
+//!   are told apart by a keyed fingerprint, and promotion checks it just
+//!   before an unconditional write.
 //! - [`secrets_manager`]: AWS Secrets Manager, with its own staging labels:
 //!   PENDING is a version labelled `AWSPENDING` whose `ClientRequestToken`
 //!   is the rotation id, promotion moves `AWSCURRENT` to it (AWS moves
@@ -20,6 +23,7 @@
 //! written in state records as the JSON number or string it is.
 
 pub mod kv;
+pub mod kv1;
 pub mod secrets_manager;
 
 use futures_util::future::BoxFuture;

@@ -100,7 +100,9 @@ impl From<RotationError> for ApiError {
                 _ => StatusCode::BAD_GATEWAY,
             },
             RotationError::Conflict { .. } => StatusCode::CONFLICT,
-            RotationError::State(e) if e.is_conflict() => StatusCode::CONFLICT,
+            RotationError::State(e) if e.is_conflict() || e.is_fenced() => StatusCode::CONFLICT,
+            // Accepted: the new value is current, `finish` waits for consumers.
+            RotationError::AwaitingAdoption { .. } => StatusCode::ACCEPTED,
             RotationError::State(_) | RotationError::RolledBack { .. } => StatusCode::BAD_GATEWAY,
             RotationError::Lost { .. } | RotationError::Interrupted { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -153,6 +153,7 @@ pub(super) async fn status(State(state): State<Arc<ApiState>>) -> Json<Value> {
             "stranded": token.stranded,
         },
         "leases": leases::tracked(&state, now),
+        "replica": state.replicas.as_ref().map(|r| r.status(&state.scheduler)),
     }))
 }
 

@@ -1,11 +1,14 @@
 //! Dynamic credentials and their leases: `GET /dynamic/{role}` fetches
 //! `<mount>/creds/<role>` through the daemon's [`LeaseManager`], which keeps
-//! it renewed from then on; `GET /leases` shows what is tracked and how
-//! long each lease survives a Vault outage; `DELETE /leases/{lease_id}`
-//! revokes a tracked lease and stops renewing it.
+//! every credential it handed out renewed until it is revoked or reaches
+//! its max TTL (or, with `[vault] reuse_dynamic_credentials`, answers with
+//! the path's live credential while it is valid); `GET /leases` shows what
+//! is tracked and how long each lease survives a Vault outage;
+//! `DELETE /leases/{lease_id}` revokes a tracked lease and stops renewing it.
 //!
 //! Only leases the daemon tracks can be revoked here: the API is not a
-//! general-purpose revocation endpoint for the daemon's Vault token.
+//! general-purpose revocation endpoint for the daemon's Vault token. A full
+//! lease table (`[vault] max_tracked_leases`) is a 503 and mints nothing.
 //!
 //! [`LeaseManager`]: rotator_core::vault::leases::LeaseManager
 
@@ -13,6 +16,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use rotator_core::vault::leases::LeaseError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -38,7 +43,13 @@ pub(super) async fn dynamic(
     let role = params::name("role", &role, false)?;
     let mount = params::name("mount", &q.mount, true)?;
     state.vault()?;
-    let secret = state.leases.fetch(&format!("{mount}/creds/{role}")).await?;
+    let secret = match state.leases.fetch(&format!("{mount}/creds/{role}")).await {
+        Ok(secret) => secret,
+        Err(LeaseError::Vault(e)) => return Err(e.into()),
+        Err(full @ LeaseError::Full { .. }) => {
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, full.to_string()));
+        }
+    };
     tracing::info!(path = %secret.path, lease = %secret.lease_id, "dynamic credentials issued through the API");
     Ok(Json(json!({
         "path": secret.path,
@@ -62,8 +73,9 @@ pub(super) fn tracked(state: &ApiState, now: tokio::time::Instant) -> Vec<Value>
                 "lease_id": l.lease_id,
                 "renewable": l.renewable,
                 "ttl_seconds": l.budget(now).as_secs(),
-                // Renewable leases are renewed; the others are fetched anew.
-                "next_action": if l.renewable { "renew" } else { "refetch" },
+                // Renewable leases are renewed; a path's live credential in
+                // reuse mode is fetched anew; the others expire.
+                "next_action": l.next_action.name(),
                 "next_action_in_seconds": l.next_action_at.saturating_duration_since(now).as_secs(),
                 // How long Vault may be unreachable before the lease expires.
                 "budget_seconds": l.budget(now).as_secs(),
@@ -79,7 +91,7 @@ pub(super) async fn list(State(state): State<Arc<ApiState>>) -> Answer {
 
 pub(super) async fn revoke(State(state): State<Arc<ApiState>>, PathParam(lease_id): PathParam) -> Answer {
     let lease_id = lease_id.trim_start_matches('/');
-    if !state.leases.list().iter().any(|l| l.lease_id == lease_id) {
+    if !state.leases.tracks(lease_id) {
         return Err(ApiError::not_found(format!("no tracked lease `{lease_id}`")));
     }
     state.leases.revoke(lease_id).await?;

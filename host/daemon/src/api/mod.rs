@@ -82,6 +82,12 @@ pub struct ApiState {
     /// Reads the config file again (`POST /reload`); `None` for a daemon
     /// not started from a file.
     pub reloader: Option<Arc<crate::reload::Reloader>>,
+    /// With `[daemon] replicas`: this replica (its `/status` part, and the
+    /// kept API jobs announced to the others).
+    pub replicas: Option<crate::replicas::Replicas>,
+    /// The ids of the jobs added through the API or restored from their
+    /// kept definitions: the ones another replica's removal may remove.
+    pub kept_jobs: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// How the API guards itself and what it may show.
@@ -106,6 +112,16 @@ impl ApiOptions {
 }
 
 impl ApiState {
+    /// Note that the API job `id` is (`true`) or is no longer (`false`) one
+    /// of the kept jobs, and tell the other replicas.
+    pub fn kept(&self, id: &str, kept: bool) {
+        let mut jobs = self.kept_jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = if kept { jobs.insert(id.to_owned()) } else { jobs.remove(id) };
+        if let (true, Some(r)) = (changed, &self.replicas) {
+            r.jobs_changed();
+        }
+    }
+
     /// The Vault client, or the answer for a daemon that runs without
     /// Vault (routes about Vault's KV, tokens and leases do not exist then).
     pub fn vault(&self) -> Result<&VaultClient, ApiError> {
@@ -198,6 +214,7 @@ pub const ROUTES: &[Route] = &[
     Route::new(Method::DELETE, "/scheduler/jobs/{id}", Token, |m| on(m, jobs::remove)),
     Route::new(Method::GET, "/jobs/{id}", Token, |m| on(m, jobs::show)),
     Route::new(Method::POST, "/jobs/{id}/rotate", Token, |m| on(m, jobs::rotate_now)),
+    Route::new(Method::POST, "/jobs/{id}/adopted", Token, |m| on(m, jobs::adopted)),
     Route::new(Method::GET, "/events", Token, |m| on(m, observe::events)),
     Route::new(Method::GET, "/metrics", Token, |m| on(m, observe::metrics)),
 ];

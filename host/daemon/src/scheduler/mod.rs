@@ -13,6 +13,7 @@
 //! started rotation always ends (or stays staged in Vault for the next run),
 //! and a run still waiting for a concurrency slot never starts.
 
+pub mod feed;
 pub mod queue;
 pub mod registry;
 
@@ -20,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -32,9 +33,31 @@ use rotator_core::schedule::cycle::{self, Due, RunOutcome};
 use rotator_core::state::{JobState, StateStore, Versioned};
 use rotator_core::supervise::{self, Panicked};
 
+/// Which jobs this daemon may run, when replicas share them (the
+/// replicas' ownership table); without one, every job is ours.
+pub trait Ownership: Send + Sync {
+    /// Whether this daemon owns `job` right now.
+    fn owns(&self, job: &str) -> bool;
+    /// Who does, for callers sent elsewhere: the owner's id and, if it
+    /// published one, its API address.
+    fn owner(&self, job: &str) -> Option<(String, Option<String>)>;
+}
+
 /// How long to wait before trying again when Vault could not be asked
-/// about a job at all.
+/// about a job at all: 30 s, or the job's interval if shorter (a job that
+/// rotates every few seconds would otherwise miss several slots).
 const UNREACHABLE_RETRY: Duration = Duration::from_secs(30);
+
+/// How often a rotation waiting for its consumers (the adoption gate) is
+/// looked at again; an acknowledgement through the API looks at once.
+const ADOPTION_POLL: Duration = Duration::from_secs(2);
+
+fn unreachable_retry(job: &Job) -> Duration {
+    match job.config.schedule.cadence {
+        rotator_core::schedule::spec::Cadence::Interval(every) => every.min(UNREACHABLE_RETRY),
+        rotator_core::schedule::spec::Cadence::Cron(_) => UNREACHABLE_RETRY,
+    }
+}
 
 /// Runs jobs on their schedules. Cheap to clone; all clones share state.
 #[derive(Clone)]
@@ -47,7 +70,8 @@ struct Inner {
     jobs: Registry,
     queue: DeadlineQueue<String>,
     limit: Semaphore,
-    events: broadcast::Sender<RotationEvent>,
+    /// Rotation events for watchers: live, and the recent backlog.
+    feed: feed::Feed,
     observers: Vec<Arc<dyn Observer>>,
     running: Mutex<JoinSet<()>>,
     /// True once shutdown began: no rotation starts after that.
@@ -56,6 +80,8 @@ struct Inner {
     metrics: Metrics,
     /// `[daemon] max_rotations_per_second`: scheduled runs start spaced.
     pace: Option<rotator_core::pace::Pace>,
+    /// With replicas: which jobs are ours to run.
+    ownership: Option<Arc<dyn Ownership>>,
 }
 
 /// Why `rotate now` or a job change was refused.
@@ -71,11 +97,25 @@ pub enum SchedulerError {
     Blocked { job: String, until: OffsetDateTime },
     #[error("job `{0}` was not rotated: the daemon is shutting down")]
     ShuttingDown(String),
+    /// Replicas share the jobs and another one owns this job.
+    #[error("job `{job}` {}", elsewhere(owner.as_deref(), at.as_deref()))]
+    NotOwner { job: String, owner: Option<String>, at: Option<String> },
     /// The rotation panicked; the job was released and the failure booked.
     #[error("job `{job}`: {source}")]
     Panicked { job: String, source: Panicked },
     #[error(transparent)]
     Rotation(#[from] RotationError),
+}
+
+/// Where a job this replica does not own is run, for [`SchedulerError::NotOwner`].
+fn elsewhere(owner: Option<&str>, at: Option<&str>) -> String {
+    match (owner, at) {
+        (Some(o), Some(a)) => format!("is run by replica `{o}` (API at {a})"),
+        (Some(o), None) => format!("is run by replica `{o}`"),
+        (None, _) => {
+            "is held by no replica right now (the replicas are sharing out the jobs); try again shortly".into()
+        }
+    }
 }
 
 /// The monotonic instant for a wall-clock time, at most ~30 years ahead
@@ -91,8 +131,7 @@ impl Observer for Inner {
         for o in &self.observers {
             o.event(event);
         }
-        // No subscribers is fine.
-        let _ = self.events.send(event.clone());
+        self.feed.publish(event.clone());
     }
 
     fn anchor(&self, previous: Option<&rotator_core::state::AuditAnchor>) -> Option<rotator_core::state::AuditAnchor> {
@@ -119,19 +158,20 @@ impl Scheduler {
             jobs: Registry::default(),
             queue: DeadlineQueue::new(),
             limit: Semaphore::new(max_concurrent.max(1)),
-            events: broadcast::channel(1024).0,
+            feed: feed::Feed::default(),
             observers,
             running: Mutex::new(JoinSet::new()),
             stopped: watch::Sender::new(false),
             metrics,
             pace: None,
+            ownership: None,
         };
         Self { inner: Arc::new(inner) }
     }
 
-    /// Rotation events as they happen (for the live feed).
-    pub fn subscribe(&self) -> broadcast::Receiver<RotationEvent> {
-        self.inner.events.subscribe()
+    /// Rotation events as they happen, and the recent ones (for the live feed).
+    pub fn feed(&self) -> &feed::Feed {
+        &self.inner.feed
     }
 
     /// The jobs and their views (what the API reads).
@@ -175,15 +215,58 @@ impl Scheduler {
         self.inner.jobs.remove(id)
     }
 
+    /// Whether this daemon runs `id` (always, without replicas).
+    fn owns(&self, id: &str) -> bool {
+        self.inner.ownership.as_ref().is_none_or(|o| o.owns(id))
+    }
+
+    /// Replicas share the jobs through `ownership`. Set before the
+    /// scheduler is shared.
+    pub fn with_ownership(mut self, ownership: Arc<dyn Ownership>) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("ownership is set before the scheduler is shared");
+        inner.ownership = Some(ownership);
+        self
+    }
+
+    /// This daemon gained the jobs `select` picks (a replica took their
+    /// shard): read each record and queue its next run. An unfinished
+    /// rotation is due at once, so a takeover resumes it with its rotation id.
+    pub async fn gained(&self, select: impl Fn(&str) -> bool) {
+        for (id, _) in self.inner.jobs.ids_where(select) {
+            self.inner.queue.cancel(&id);
+            self.arm(&id).await;
+        }
+    }
+
+    /// Look at job `id` now (a consumer acknowledged a version: a rotation
+    /// waiting for adoption can go on at once).
+    pub fn poke(&self, id: &str) {
+        if self.inner.jobs.contains(id) && self.owns(id) {
+            self.inner.queue.schedule(id.to_owned(), Instant::now());
+        }
+    }
+
+    /// This daemon lost the jobs `select` picks: their queued runs are
+    /// dropped (a rotation already running meets the fence at its next step).
+    pub fn lost(&self, select: impl Fn(&str) -> bool) {
+        for (id, _) in self.inner.jobs.ids_where(select) {
+            self.inner.queue.cancel(&id);
+        }
+    }
+
     /// Read the job's record and queue its next run.
     async fn arm(&self, id: &str) {
         let Some(job) = self.inner.jobs.job(id) else { return };
+        if !self.owns(id) {
+            // Another replica runs it; it is armed if its shard comes here.
+            return;
+        }
         let enabled = job.config.enabled;
         let mut v = match self.inner.store.load(id).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(job = %id, error = %e, "cannot read the job's state; trying again later");
-                self.inner.queue.schedule(id.to_owned(), Instant::now() + UNREACHABLE_RETRY);
+                self.inner.queue.schedule(id.to_owned(), Instant::now() + unreachable_retry(&job));
                 return;
             }
         };
@@ -323,6 +406,7 @@ impl Scheduler {
     }
 
     async fn rotate_claimed(&self, id: &str, actor: &str, manual: bool) -> Result<RotationReport, SchedulerError> {
+        self.check_owner(id)?;
         if !manual {
             self.turn(id).await?;
         }
@@ -337,6 +421,26 @@ impl Scheduler {
         let ran =
             supervise::catch(&self.inner.metrics, "rotation", Some(id), self.rotate_job(&job, actor, manual)).await;
         self.inner.jobs.release(id);
+        if let Ok((Err(e), recorded)) = &ran
+            && let Some(until) = e.awaiting_adoption()
+        {
+            if let Some(state) = recorded {
+                self.inner.jobs.set_state(id, state.clone());
+            }
+            // Not a failure: the rotation stays in progress (its record
+            // says so) and is looked at again soon, or at its deadline.
+            let at = to_instant(until).min(Instant::now() + ADOPTION_POLL);
+            self.inner.queue.schedule(id.to_owned(), at);
+            return ran.expect("checked").0.map_err(SchedulerError::from);
+        }
+        if let Ok((Err(e), _)) = &ran
+            && e.is_fenced()
+        {
+            // Another replica owns the job now and resumes what was left;
+            // this one writes nothing more about it.
+            tracing::warn!(job = %id, error = %e, "stopped: this replica no longer owns the job");
+            return ran.expect("checked").0.map_err(SchedulerError::from);
+        }
         let (result, state) = match ran {
             Ok((result, state)) => (result.map_err(SchedulerError::from), state),
             // Not retried at once: the same bug would strike again. The
@@ -347,10 +451,22 @@ impl Scheduler {
                 (Err(SchedulerError::Panicked { job: id.to_owned(), source }), Some(booked))
             }
         };
-        if self.inner.jobs.contains(id) {
+        if self.inner.jobs.contains(id) && self.owns(id) {
             self.requeue(id, &job, state).await;
         }
         result
+    }
+
+    /// `NotOwner` if another replica runs `id`.
+    // The scheduler's own error type, which the API maps; once per run.
+    #[allow(clippy::result_large_err)]
+    fn check_owner(&self, id: &str) -> Result<(), SchedulerError> {
+        let Some(o) = &self.inner.ownership else { return Ok(()) };
+        if o.owns(id) {
+            return Ok(());
+        }
+        let (owner, at) = o.owner(id).map_or((None, None), |(owner, at)| (Some(owner), at));
+        Err(SchedulerError::NotOwner { job: id.to_owned(), owner, at })
     }
 
     /// Run a job that is not scheduled (a one-off API rotation) under the
@@ -359,7 +475,9 @@ impl Scheduler {
     pub async fn rotate_once(&self, job: &Job, actor: &str) -> Result<RotationReport, SchedulerError> {
         let _permit = self.slot(&job.config.id).await?;
         let options = RotateOptions { observer: &*self.inner, ..RotateOptions::new(actor) };
-        Ok(job.rotate_with(&self.inner.store, options).await?)
+        // Not a scheduled job: no replica owns it, so no fence applies; the
+        // record's check-and-set still orders concurrent callers.
+        Ok(job.rotate_with(&self.inner.store.without_guard(), options).await?)
     }
 
     /// Run the rotation and book its outcome in the job's record. Returns
@@ -385,11 +503,18 @@ impl Scheduler {
             Ok(r) => {
                 tracing::info!(job = %job.config.id, version = r.new_version.as_ref().map(tracing::field::display), resumed = r.resumed_from.is_some(), "rotated")
             }
+            Err(e) if e.awaiting_adoption().is_some() => {
+                tracing::debug!(job = %job.config.id, error = %e, "waiting for adoption")
+            }
             Err(e) => {
                 tracing::error!(job = %job.config.id, transient = e.is_transient(), error = %e, "rotation failed")
             }
         }
         let state = match (&result, recorded) {
+            // Fenced: nothing of this run is ours to book.
+            (Err(e), _) if e.is_fenced() => None,
+            // Waiting for adoption is no failure: the record as it stands.
+            (Err(e), recorded) if e.awaiting_adoption().is_some() => recorded,
             // The final record was written, with the booking in it.
             (_, Some(state)) => Some(state),
             // The run ended before a final record was written (nothing
@@ -435,7 +560,7 @@ impl Scheduler {
                 Ok(v) => v.state,
                 Err(e) => {
                     tracing::error!(job = %id, error = %e, "cannot read the job's state; trying again later");
-                    self.inner.queue.schedule(id.to_owned(), Instant::now() + UNREACHABLE_RETRY);
+                    self.inner.queue.schedule(id.to_owned(), Instant::now() + unreachable_retry(job));
                     return;
                 }
             },

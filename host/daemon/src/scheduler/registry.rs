@@ -63,6 +63,10 @@ pub struct JobView {
     /// `rotation id` and the last step completed, for an unfinished rotation.
     pub in_progress: Option<InProgress>,
     pub history: Vec<HistoryEntry>,
+    /// The job's fields as given in the Flask service's format, which the
+    /// API echoes beside these (issue 16); not serialised here.
+    #[serde(skip)]
+    pub given: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// An unfinished rotation as a [`JobView`] shows it, without its value.
@@ -101,6 +105,11 @@ impl Registry {
         self.lock().get(id).map(view)
     }
 
+    /// The ids of the jobs `select` picks, and whether each is rotating.
+    pub fn ids_where(&self, select: impl Fn(&str) -> bool) -> Vec<(String, bool)> {
+        self.lock().iter().filter(|(id, _)| select(id)).map(|(id, e)| (id.clone(), e.running)).collect()
+    }
+
     /// Whether the daemon knows the job `id`.
     pub fn contains(&self, id: &str) -> bool {
         self.lock().contains_key(id)
@@ -134,7 +143,7 @@ impl Registry {
         self.lock().remove(id).is_some()
     }
 
-    pub(super) fn job(&self, id: &str) -> Option<Arc<Job>> {
+    pub fn job(&self, id: &str) -> Option<Arc<Job>> {
         self.lock().get(id).map(|e| e.job.clone())
     }
 
@@ -233,6 +242,7 @@ fn view(e: &Entry) -> JobView {
             started: p.started,
         }),
         history: s.history.clone(),
+        given: e.job.config.given.clone(),
     }
 }
 

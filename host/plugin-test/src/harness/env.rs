@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
 use super::progress::Compiling;
-use super::report::{CallRecord, Environment, PluginSummary};
+use super::report::{CallRecord, Environment, PluginSummary, other_grants};
 use super::{Harness, HarnessError, postgres};
-use rotator_core::config::{JobConfig, PluginRef, SecretLocation};
+use rotator_core::config::{JobConfig, PluginRef, SecretLocation, SqlConnection, SqlConnections, SqlCredentials};
 use rotator_core::plugin::{
     CurrentSecret, Grants, HostCall, HttpBridge, Plugin, RunConfig, RunLimits, Runtime, RuntimeOptions, StepContext,
     VaultBridge, read_builtin, read_file,
@@ -73,6 +73,8 @@ pub(super) struct Env {
     pub secret: SecretLocation,
     limits: RunLimits,
     postgres: Option<String>,
+    /// The connections the `sql` import reaches (those the grants name).
+    sql: Arc<SqlConnections>,
     /// Every host call any run made, for the capabilities check.
     calls: Mutex<Vec<CallRecord>>,
     /// Owns the epoch ticker that enforces step deadlines.
@@ -124,12 +126,13 @@ impl Env {
         if let Some(setup) = h.setup {
             setup(vault.clone()).await.map_err(HarnessError::Setup)?;
         }
-        if let Some(data) = &h.initial_secret {
-            let (mount, path) = (&h.secret.mount, &h.secret.path);
-            vault.kv_write(mount, path, data, None).await.map_err(|source| HarnessError::Vault {
-                action: format!("writing the initial secret to {}", h.secret),
-                source,
-            })?;
+        let initial = h.initial_secret.as_ref().map(|data| (&h.secret, data, "the initial secret"));
+        let seeds = h.seeds.iter().map(|(at, data)| (at, data, "a seeded secret"));
+        for (at, data, what) in initial.into_iter().chain(seeds) {
+            vault
+                .kv_write(&at.mount, &at.path, data, None)
+                .await
+                .map_err(|source| HarnessError::Vault { action: format!("writing {what} to {at}"), source })?;
         }
         Ok(Self {
             store: StateStore::new(vault.clone(), "secret", STATE_PREFIX),
@@ -142,6 +145,7 @@ impl Env {
             secret: h.secret,
             limits: h.limits,
             postgres,
+            sql: Arc::new(h.sql),
             calls: Mutex::new(Vec::new()),
             _runtime: runtime,
         })
@@ -155,7 +159,7 @@ impl Env {
     pub fn job(&self, id: &str) -> Job {
         let (plugin, secret) = (self.plugin_ref.clone(), Some(self.secret.clone().into()));
         let config = JobConfig::unscheduled(id.to_owned(), plugin, secret, self.settings.clone(), self.grants.clone());
-        let config = JobConfig { limits: self.limits, ..config };
+        let config = JobConfig { limits: self.limits, sql: self.sql.clone(), ..config };
         Job { config, plugin: self.plugin.clone() }
     }
 
@@ -165,10 +169,11 @@ impl Env {
             limits: self.limits,
             grants: self.grants.clone(),
             vault: Some(VaultBridge { client: self.vault.clone(), handle: Handle::current() }),
-            sql: Default::default(),
+            sql: self.sql.clone(),
             http: (!self.grants.http.is_empty()).then(HttpBridge::current),
             // As a job of this plugin would be run: its own preference.
             access: self.job("harness").access(),
+            public: self.job("harness").public_fields(),
         }
     }
 
@@ -251,6 +256,7 @@ impl Env {
             origin: self.plugin.origin().to_owned(),
             sha256: self.plugin.sha256().to_owned(),
             capabilities: self.declared().vault,
+            others: other_grants(&self.declared()),
         }
     }
 
@@ -259,9 +265,21 @@ impl Env {
             vault: self.server.url(),
             secret: self.secret.to_string(),
             grants: self.grants.vault.clone(),
+            other_grants: other_grants(&self.grants),
+            sql: self.sql.values().map(shown_connection).collect(),
             postgres: self.postgres.clone(),
         }
     }
+}
+
+/// A connection for the report: its name, URL (checked to hold no
+/// credentials) and where the admin's credentials come from.
+fn shown_connection(c: &SqlConnection) -> String {
+    let admin = match &c.credentials {
+        SqlCredentials::Env { username, password } => format!("${username}/${password}"),
+        SqlCredentials::Vault(at) => format!("{}/{}", at.mount, at.path),
+    };
+    format!("{} → {} (admin from {admin})", c.name, c.url)
 }
 
 /// The paths of the calls in `calls` that changed something (successful

@@ -1,8 +1,10 @@
 //! Making `test` fail from outside, and watching a rotation's events.
 //!
 //! A plugin's `test` proves the new value works, usually by calling the
-//! target through a host call. The harness takes the first of test's calls
-//! that reached Vault in the recorded walk and has the dev server answer
+//! target through a host call. The harness takes the first of test's `vault`
+//! calls that reached Vault in the recorded walk (only the dev server can be
+//! made to fail: an `sql` or `http` call reaches a system the harness does
+//! not control) and has the dev server answer
 //! that path (and method) with a 400 while `test` runs: a non-retried client
 //! error, which a conforming plugin reports as a failed test. [`Watch`] arms
 //! the fault when the rotation reports `set` done and disarms it as soon as
@@ -40,7 +42,8 @@ fn methods(operation: &str) -> Vec<String> {
 /// The fault that makes `test` fail, or why there is none.
 pub(super) fn test_fault(walk: &Walk) -> Result<TestFault, String> {
     let test = walk.step(Step::Test).ok_or("the protocol run never reached `test`")?;
-    let call = test.host_calls.iter().find(|c| c.outcome == "ok").ok_or_else(|| {
+    let reached_vault = |c: &&CallRecord| c.function.starts_with("vault.") && c.outcome == "ok";
+    let call = test.host_calls.iter().find(reached_vault).ok_or_else(|| {
         if test.host_calls.is_empty() {
             "`test` makes no host call".to_owned()
         } else {

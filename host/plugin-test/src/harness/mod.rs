@@ -24,6 +24,7 @@ mod capabilities;
 mod env;
 mod faults;
 mod idempotency;
+mod inputs;
 mod plan;
 mod postgres;
 mod progress;
@@ -42,12 +43,14 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::Value;
 
+pub use inputs::{InputError, MAX_SECRET_BYTES, parse_seed, parse_sql_connection, read_initial_secret};
 pub use report::{
     CallRecord, CheckResult, Environment, PluginSummary, Report, Status, StepRecord, group_repeats, names,
 };
 pub use settings::{Lang, MAX_SETTINGS_BYTES, SettingsError, read_settings};
 
 use rotator_core::config::{PluginRef, SecretLocation};
+use rotator_core::plugin::connections::{SqlConnection, SqlConnections};
 use rotator_core::plugin::grants::GrantError;
 use rotator_core::plugin::limits::STEP_TIMEOUT_RANGE;
 use rotator_core::plugin::{LoadError, Operation, RunLimits, RuntimeError, VaultGrant};
@@ -90,6 +93,8 @@ pub enum HarnessError {
     Setup(String),
     #[error("postgres: {0}")]
     Postgres(String),
+    #[error("{0}")]
+    Input(#[from] InputError),
 }
 
 /// A plugin test: what to run, with what. Build it, then [`Harness::run`].
@@ -100,7 +105,9 @@ pub struct Harness {
     grants: Option<Vec<VaultGrant>>,
     secret: SecretLocation,
     initial_secret: Option<SecretJson>,
+    seeds: Vec<(SecretLocation, SecretJson)>,
     postgres_url: Option<SecretString>,
+    sql: SqlConnections,
     limits: RunLimits,
     setup: Option<Setup>,
     progress: bool,
@@ -117,7 +124,9 @@ impl Harness {
             grants,
             secret: SecretLocation { mount: "secret".into(), path: "harness/app".into() },
             initial_secret: None,
+            seeds: Vec::new(),
             postgres_url: None,
+            sql: SqlConnections::new(),
             limits: RunLimits::default(),
             setup: None,
             progress: false,
@@ -136,12 +145,29 @@ impl Harness {
         self
     }
 
+    /// Write `data` to the KV v2 secret `mount`/`path` before the checks:
+    /// a secret the plugin reads, such as an administrator's credential.
+    /// Repeatable.
+    pub fn seed_secret(mut self, mount: impl Into<String>, path: impl Into<String>, data: SecretJson) -> Self {
+        self.seeds.push((SecretLocation { mount: mount.into(), path: path.into() }, data));
+        self
+    }
+
     /// A PostgreSQL the dev server's database engine manages: it is mounted
     /// at `database/` with connection `harness` (connecting as the URL's
     /// user, whose password Vault then owns: use a throwaway user) and a
     /// role `harness` that creates short-lived login roles.
     pub fn postgres_url(mut self, url: SecretString) -> Self {
         self.postgres_url = Some(url);
+        self
+    }
+
+    /// A connection the host's `sql` import reaches by its name (see
+    /// [`parse_sql_connection`]); the plugin is granted it when its declared
+    /// `sql` capability names it (or is `*` and the settings'
+    /// `connection` names it). Repeatable.
+    pub fn sql_connection(mut self, connection: SqlConnection) -> Self {
+        self.sql.insert(connection.name.clone(), connection);
         self
     }
 

@@ -17,7 +17,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use rotator_core::plugin::{CallOutcome, HostCall, VaultGrant};
+use rotator_core::plugin::{CallOutcome, Grants, HostCall, VaultGrant};
 
 /// One host call a plugin made, without any value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -162,6 +162,10 @@ pub struct PluginSummary {
     pub sha256: String,
     /// What `describe` declared.
     pub capabilities: Vec<VaultGrant>,
+    /// The `sql` and `http` capabilities `describe` declared (`*` resolved
+    /// through the settings' `connection` and `url`), as
+    /// [`other_grants`] shows them.
+    pub others: Vec<String>,
 }
 
 /// Where the checks ran.
@@ -173,9 +177,22 @@ pub struct Environment {
     pub secret: String,
     /// The grants every run had.
     pub grants: Vec<VaultGrant>,
+    /// The `sql` and `http` grants every run had, shown as `others`.
+    pub other_grants: Vec<String>,
+    /// The SQL connections every run could reach, as `name → url (admin
+    /// from $USER_VAR/$PASS_VAR)`: never a credential.
+    pub sql: Vec<String>,
     /// The PostgreSQL the dev server's `database/` mount uses, as
     /// `host:port/db (user …)`; never the password.
     pub postgres: Option<String>,
+}
+
+/// The `sql` and `http` grants of `grants`, one line each: `sql NAME`,
+/// `http ORIGIN PATHS [METHODS]`.
+pub(super) fn other_grants(grants: &Grants) -> Vec<String> {
+    let sql = grants.sql.iter().map(|g| format!("sql {}", g.connection));
+    let http = grants.http.iter().map(|g| format!("http {} {} [{}]", g.origin, g.paths.join(","), g.methods.join(",")));
+    sql.chain(http).collect()
 }
 
 /// Everything a harness run found.
@@ -248,13 +265,14 @@ impl Shown {
     }
 }
 
-fn grant_list(grants: &[VaultGrant]) -> String {
-    if grants.is_empty() {
+fn grant_list(grants: &[VaultGrant], others: &[String]) -> String {
+    if grants.is_empty() && others.is_empty() {
         return "none".into();
     }
     let shown: Vec<String> = grants
         .iter()
         .map(|g| format!("{} [{}]", g.path, g.operations.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(",")))
+        .chain(others.iter().cloned())
         .collect();
     shown.join("; ")
 }
@@ -264,9 +282,12 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (p, env) = (&self.plugin, &self.environment);
         writeln!(f, "plugin {} ({}, sha256 {})", p.label, p.origin, &p.sha256[..p.sha256.len().min(16)])?;
-        writeln!(f, "declared capabilities: {}", grant_list(&p.capabilities))?;
-        writeln!(f, "grants: {}", grant_list(&env.grants))?;
+        writeln!(f, "declared capabilities: {}", grant_list(&p.capabilities, &p.others))?;
+        writeln!(f, "grants: {}", grant_list(&env.grants, &env.other_grants))?;
         writeln!(f, "dev server {}, secret {}", env.vault, env.secret)?;
+        for connection in &env.sql {
+            writeln!(f, "sql connection {connection}")?;
+        }
         if let Some(pg) = &env.postgres {
             writeln!(f, "postgres {pg} (dev server mount `database/`, connection and role `harness`)")?;
         }

@@ -138,6 +138,12 @@ impl Browser {
 
     /// Open `url` in a new tab of `width`×`height` CSS pixels and attach to it.
     pub async fn open(&mut self, url: &str, width: u32, height: u32) {
+        self.open_with(url, width, height, None).await;
+    }
+
+    /// [`Self::open`], running `before` in the page ahead of its own
+    /// scripts (the page's `Content-Security-Policy` does not apply to it).
+    pub async fn open_with(&mut self, url: &str, width: u32, height: u32, before: Option<&str>) {
         let target = self.call("Target.createTarget", json!({ "url": "about:blank" })).await;
         let attached =
             self.call("Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true })).await;
@@ -146,6 +152,9 @@ impl Browser {
         self.call("Emulation.setDeviceMetricsOverride", metrics).await;
         for domain in ["Page.enable", "Runtime.enable", "Log.enable"] {
             self.call(domain, json!({})).await;
+        }
+        if let Some(source) = before {
+            self.call("Page.addScriptToEvaluateOnNewDocument", json!({ "source": source })).await;
         }
         self.call("Page.navigate", json!({ "url": url })).await;
     }
@@ -191,6 +200,28 @@ impl Browser {
             let event = json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 });
             self.call("Input.dispatchMouseEvent", event).await;
         }
+    }
+
+    /// Press and release a key, as a keyboard would, on whatever has the
+    /// focus: `Enter`, `Escape`, `Tab` or `Backspace`.
+    pub async fn press(&mut self, key: &str) {
+        let (code, text) = match key {
+            "Enter" => (13, "\r"),
+            "Escape" => (27, ""),
+            "Tab" => (9, ""),
+            "Backspace" => (8, ""),
+            other => panic!("no key code known for {other}"),
+        };
+        let down = json!({ "type": if text.is_empty() { "rawKeyDown" } else { "keyDown" }, "key": key, "code": key,
+                           "windowsVirtualKeyCode": code, "text": text });
+        self.call("Input.dispatchKeyEvent", down).await;
+        let up = json!({ "type": "keyUp", "key": key, "code": key, "windowsVirtualKeyCode": code });
+        self.call("Input.dispatchKeyEvent", up).await;
+    }
+
+    /// Type `text` into whatever has the focus, as keyboard input.
+    pub async fn type_text(&mut self, text: &str) {
+        self.call("Input.insertText", json!({ "text": text })).await;
     }
 
     /// A PNG of the page's viewport.

@@ -75,6 +75,17 @@ fn the_services_documented_examples_become_two_jobs() {
 }
 
 #[test]
+fn each_job_remembers_the_fields_it_was_given_for_the_api_to_echo() {
+    let config = env(&[("ROTATION_JOBS_JSON", EXAMPLES), ("VAULT_MOUNT_DB", "dbs")]).unwrap();
+    let given: Vec<Value> = serde_json::from_str(EXAMPLES).unwrap();
+    assert_eq!(config.jobs.len(), given.len());
+    for (job, given) in config.jobs.iter().zip(&given) {
+        // As written: no default mount filled in, no id made up.
+        assert_eq!(job.given.as_deref().map(|g| Value::Object(g.clone())).as_ref(), Some(given), "{}", job.id);
+    }
+}
+
+#[test]
 fn no_jobs_at_all_is_a_config_and_empty_variables_are_unset() {
     assert!(env(&[]).unwrap().jobs.is_empty());
     let blank = env(&[("ROTATION_JOBS_JSON", "  "), ("ROTATION_CONFIG_PATH", ""), ("VAULT_AUTH_METHOD", "")]);

@@ -22,6 +22,7 @@ use secrecy::SecretString;
 pub use self::budget::{CallBudget, Gate, Gated};
 use self::http::HttpBridge;
 pub use self::log::{LogBuffer, LogLevel};
+pub(crate) use self::sql::sessions_of;
 pub use self::sql::{SqlError, SqlSessions, SqlValue, SubstituteError, substitute_parameters};
 pub use self::vault::{VaultBridge, VaultError};
 use super::Step;

@@ -43,6 +43,7 @@ use super::{CallOutcome, HostCall, HostState, NOT_GRANTED, READ_ONLY, VaultBridg
 use crate::plugin::connections::{SqlConnection, SqlConnections, SqlCredentials};
 use crate::plugin::grants::SqlOperation;
 use crate::secret::Redactor;
+use crate::vault::VaultClient;
 
 /// One SQL parameter or result value.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,7 +170,7 @@ impl HostState {
         let result = super::perform(&bridge.handle, async {
             tokio::time::timeout(timeout, async {
                 if client.as_ref().is_none_or(Client::is_closed) {
-                    client = Some(connect_admin(&conn, &bridge).await?);
+                    client = Some(connect_admin(&conn, &bridge.client).await?);
                 }
                 let client = client.as_ref().expect("connected above");
                 run(client, prepared).await
@@ -207,8 +208,8 @@ fn bound<'p>(params: &'p [values::Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
 }
 
 /// Open a session as the connection's admin, resolving the credentials now.
-async fn connect_admin(conn: &SqlConnection, bridge: &VaultBridge) -> Result<Client, SqlError> {
-    let (username, password) = admin_credentials(conn, bridge).await?;
+async fn connect_admin(conn: &SqlConnection, vault: &VaultClient) -> Result<Client, SqlError> {
+    let (username, password) = admin_credentials(conn, vault).await?;
     let mut config = conn.pg_config();
     config.user(username).password(password.expose_secret());
     connect(&config).await.map_err(|e| match e.as_db_error() {
@@ -233,7 +234,7 @@ async fn connect(config: &tokio_postgres::Config) -> Result<Client, tokio_postgr
 }
 
 /// The admin username and password, read from their reference.
-async fn admin_credentials(conn: &SqlConnection, bridge: &VaultBridge) -> Result<(String, SecretString), SqlError> {
+async fn admin_credentials(conn: &SqlConnection, vault: &VaultClient) -> Result<(String, SecretString), SqlError> {
     let unavailable =
         |why: String| SqlError::Unavailable(format!("sql connection `{}`: admin credentials: {why}", conn.name));
     match &conn.credentials {
@@ -242,8 +243,7 @@ async fn admin_credentials(conn: &SqlConnection, bridge: &VaultBridge) -> Result
             Ok((var(username)?, SecretString::from(var(password)?)))
         }
         SqlCredentials::Vault(loc) => {
-            let secret = bridge
-                .client
+            let secret = vault
                 .kv_read(&loc.mount, &loc.path)
                 .await
                 .map_err(|e| unavailable(format!("reading {loc}: {e}")))?
@@ -259,6 +259,20 @@ async fn admin_credentials(conn: &SqlConnection, bridge: &VaultBridge) -> Result
             Ok((field("username")?, SecretString::from(field("password")?)))
         }
     }
+}
+
+/// How many sessions of `role` the server has open (`pg_stat_activity`),
+/// asked as the connection's admin: the adoption gate's PostgreSQL kind.
+pub(crate) async fn sessions_of(conn: &SqlConnection, vault: &VaultClient, role: &str) -> Result<i64, String> {
+    let said = |e: SqlError| match e {
+        SqlError::Denied(m) | SqlError::UnknownConnection(m) | SqlError::Failed(m) | SqlError::Unavailable(m) => m,
+    };
+    let client = connect_admin(conn, vault).await.map_err(said)?;
+    let row = client
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE usename = $1", &[&role])
+        .await
+        .map_err(|e| said(db_failure(&conn.name, e)))?;
+    Ok(row.get::<_, i64>(0))
 }
 
 /// A database error as WIT: SQLSTATE and message for a statement the

@@ -11,9 +11,10 @@
 // live feed reads `GET /events` with fetch() and a stream reader, because
 // EventSource cannot send the Authorization header, and reconnects with
 // backoff when the stream breaks.
-'use strict';
+//
+// Served as one script: this file, jobs.js, feed.js, then the call to
+// init(), inside one function (see mod.rs), so they share these names.
 
-(() => {
   const TOKEN_KEY = 'rotator.api-token';
   const REFRESH_MS = 10000;
   const FEED_MAX = 200;
@@ -44,6 +45,14 @@
     rotateMessages: new Map(),
     // rotation id → milliseconds spent in its steps so far.
     stepTime: new Map(),
+    // job id → { rotation, step, outcome }: the last step of its running rotation.
+    liveSteps: new Map(),
+    // The number of the last rotation event seen (`seq`), to resume after it.
+    lastSeq: null,
+    // True while the feed replays the recent past, before the live events.
+    replaying: false,
+    // The job the dialog shows: { id, job, error }, or null.
+    detail: null,
     feedAbort: null,
     // Bumped on every sign-in, so a feed reader of an old session stops.
     session: 0,
@@ -59,7 +68,9 @@
     for (const [key, value] of Object.entries(props || {})) {
       if (value == null || value === false) continue;
       if (key === 'class') el.className = value;
-      else if (key === 'dataset') Object.assign(el.dataset, value);
+      else if (key === 'dataset') {
+        for (const [name, v] of Object.entries(value)) if (v != null) el.dataset[name] = v;
+      }
       else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
       else el.setAttribute(key, value === true ? '' : String(value));
     }
@@ -146,6 +157,7 @@
     state.timers.forEach(clearInterval);
     state.timers = [];
     clearTimeout(state.refreshTimer);
+    if ($('job-dialog').open) $('job-dialog').close();
     showLogin(message);
   }
 
@@ -180,10 +192,11 @@
 
   async function refresh() {
     clearTimeout(state.refreshTimer);
-    const [jobs, leases, vaultToken] = await Promise.allSettled([
+    const [jobs, leases, vaultToken, status] = await Promise.allSettled([
       api('GET', '/scheduler/jobs'),
       api('GET', '/leases'),
       api('GET', '/token'),
+      api('GET', '/status'),
     ]);
     if (!state.token) return;
     state.loadedAt = performance.now();
@@ -198,10 +211,13 @@
     state.jobs = take(jobs, 'jobs', (v) => v.jobs) ?? state.jobs;
     state.leases = take(leases, 'leases', (v) => v.leases) ?? state.leases;
     state.vaultToken = take(vaultToken, 'token', (v) => v) ?? state.vaultToken;
+    state.replica = take(status, 'status', (v) => v.replica) ?? state.replica;
     renderJobs();
     renderLeases();
     renderToken();
+    renderReplica();
     tick();
+    if (state.detail) loadJob();
   }
 
   /** Refresh once, soon: several rotations ending together cost one refresh. */
@@ -217,7 +233,12 @@
     try {
       const r = await api('POST', `/jobs/${encodeURIComponent(id)}/rotate`);
       const version = r.version != null ? `: version ${r.version}` : '';
-      state.rotateMessages.set(id, { ok: true, text: `Rotated${version}` });
+      // 202: the new value is current and `finish` waits for the job's
+      // consumers (its adoption gate); the answer says until when.
+      const text = r.status === 'awaiting-adoption'
+        ? `Version ${r.version} is current; finish waits for its consumers until ${new Date(r.until).toLocaleTimeString()}`
+        : `Rotated${version}`;
+      state.rotateMessages.set(id, { ok: true, text });
       setTimeout(() => {
         if (state.rotateMessages.get(id)?.ok) {
           state.rotateMessages.delete(id);
@@ -232,125 +253,6 @@
       renderJobs();
       refreshSoon(0);
     }
-  }
-
-  // --------------------------------------------------------------- render
-
-  function badge(text, kind, extra) {
-    return h('span', { class: `badge ${kind}`, ...extra }, text);
-  }
-
-  /** One mark per history entry, oldest on the left; height is duration. */
-  function historyChart(history) {
-    const width = 100;
-    const height = 28;
-    const slot = 5;
-    const entries = history.slice(0, 20).reverse();
-    const chart = svg('svg', {
-      class: 'spark',
-      width,
-      height,
-      viewBox: `0 0 ${width} ${height}`,
-      role: 'img',
-      'aria-label': `${plural(history.length, 'recent rotation')}`,
-    });
-    chart.append(svg('line', { class: 'base', x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5 }));
-    const durations = entries.map((e) => Math.max(0, Date.parse(e.finished) - Date.parse(e.started)));
-    const longest = Math.max(1, ...durations);
-    entries.forEach((entry, i) => {
-      const barHeight = Math.max(6, Math.round((durations[i] / longest) * (height - 2)));
-      const rect = svg('rect', {
-        class: entry.outcome === 'rotated' ? 'ok' : 'bad',
-        x: width - (entries.length - i) * slot,
-        y: height - 1 - barHeight,
-        width: slot - 1.5,
-        height: barHeight,
-        rx: 1,
-      });
-      const when = new Date(entry.finished).toLocaleString();
-      const title = svg('title');
-      title.textContent = `${entry.outcome} · ${millis(durations[i])} · ${when} · ${entry.actor}` +
-        (entry.version != null ? ` · v${entry.version}` : '') + (entry.error ? `\n${entry.error}` : '');
-      rect.append(title);
-      chart.append(rect);
-    });
-    return chart;
-  }
-
-  function jobRows(job) {
-    const last = job.history[0];
-    const busy = job.running || state.rotating.has(job.id);
-    const message = state.rotateMessages.get(job.id);
-    const next = job.running
-      ? badge('rotating…', 'info')
-      : job.needs_attention
-        ? h('span', { class: 'muted' }, 'paused')
-        : job.next_due
-          ? h('span', { dataset: { at: job.next_due }, title: new Date(job.next_due).toLocaleString() })
-          : h('span', { class: 'muted' }, '–');
-    // A job whose last attempt failed (it is retrying, or waits for its
-    // next cycle) is failing, whatever its last finished rotation says:
-    // that success may be days old.
-    const failing = !job.running && (job.retries > 0 || job.failed_cycles > 0);
-    const failure = job.retries > 0 ? `failing · retry ${job.retries}` : `failing · ${plural(job.failed_cycles, 'cycle')}`;
-    const when = last && h('span', { class: 'muted small', dataset: { at: last.finished }, title: new Date(last.finished).toLocaleString() });
-    const outcome = failing
-      ? h('div', { class: 'stack' }, badge(failure, 'bad'), when)
-      : last
-        ? h('div', { class: 'stack' }, badge(last.outcome, last.outcome === 'rotated' ? 'ok' : 'bad'), when)
-        : h('span', { class: 'muted' }, 'never');
-    const health = job.needs_attention ? 'attention' : failing ? 'failing' : 'ok';
-    const row = h('tr', { class: job.needs_attention ? 'attention' : '', dataset: { job: job.id, health } },
-      h('td', {},
-        h('div', { class: 'job-id' },
-          h('strong', {}, job.id),
-          job.needs_attention && badge('NEEDS ATTENTION', 'alert'),
-          !job.enabled && badge('disabled', 'muted-badge')),
-        h('div', { class: 'job-meta muted small mono' }, job.plugin),
-        job.secret && h('div', { class: 'job-meta muted small mono' }, job.secret)),
-      h('td', {}, job.schedule),
-      h('td', {}, next),
-      h('td', {}, outcome),
-      h('td', { class: 'num rotations' }, String(job.rotations)),
-      h('td', {}, job.history.length ? historyChart(job.history) : h('span', { class: 'muted small' }, 'no history')),
-      h('td', { class: 'action' },
-        h('button', {
-          type: 'button',
-          class: 'secondary',
-          disabled: busy,
-          dataset: { rotate: job.id },
-          onclick: () => rotateNow(job.id),
-        }, state.rotating.has(job.id) ? 'Rotating…' : 'Rotate now')));
-    const rows = [row];
-    const notes = [];
-    if (message) notes.push(h('div', { class: message.ok ? 'note-ok' : 'note-bad' }, message.text));
-    if (job.last_error && (job.needs_attention || failing || (last && last.outcome === 'failed'))) {
-      notes.push(h('div', { class: 'note-bad' }, h('b', {}, 'Last error: '), job.last_error));
-    }
-    if (job.in_progress && !job.running) {
-      const p = job.in_progress;
-      notes.push(h('div', { class: 'note-warn' },
-        `Unfinished rotation ${p.id} stopped after ${p.stage} (attempt ${p.attempt}); the next run resumes it.`));
-    }
-    if (notes.length) {
-      rows.push(h('tr', { class: `detail${job.needs_attention ? ' attention' : ''}` }, h('td', { colspan: 7 }, notes)));
-    }
-    return rows;
-  }
-
-  function renderJobs() {
-    const body = $('jobs-body');
-    const rows = state.jobs.flatMap(jobRows);
-    if (!rows.length) {
-      rows.push(h('tr', {}, h('td', { colspan: 7, class: 'empty' }, 'No jobs. Add one to the config or with POST /scheduler/jobs.')));
-    }
-    body.replaceChildren(...rows);
-    const attention = state.jobs.filter((j) => j.needs_attention).length;
-    $('jobs-summary').replaceChildren(
-      plural(state.jobs.length, 'job'),
-      attention ? h('span', { class: 'alert-text' }, ` · ${attention} need${attention === 1 ? 's' : ''} attention`) : '');
-    document.title = attention ? `(${attention}) rotator` : 'rotator';
-    showError('jobs-error', state.errors.jobs && `Could not load jobs: ${state.errors.jobs}`);
   }
 
   function renderLeases() {
@@ -375,6 +277,22 @@
     $('leases-summary').replaceChildren(state.leases.length
       ? h('span', {}, `${plural(state.leases.length, 'lease')} · budget `, h('span', { dataset: { ttl: shortest } }))
       : '');
+  }
+
+  /** With replicas: who this one is, what it owns, and the others it sees. */
+  function renderReplica() {
+    const r = state.replica;
+    $('replica-card').hidden = !r;
+    if (!r) return;
+    $('replica-id').textContent = r.id;
+    $('replica-jobs').textContent = `${r.jobs_owned} (${plural(r.shards_owned, 'shard')})`;
+    const badge = $('replica-state');
+    badge.textContent = r.holding ? 'holding' : 'not holding';
+    badge.className = `badge ${r.holding ? 'ok' : 'bad'}`;
+    $('replica-members').replaceChildren(...r.members.map((m) => h('li', {},
+      h('span', { class: m.id === r.id ? 'me' : '' }, m.id),
+      ` · ${plural(m.shards, 'shard')} · ${plural(m.takeovers, 'takeover')}`,
+      m.api ? h('span', { class: 'muted' }, ` · ${m.api}`) : '')));
   }
 
   function renderToken() {
@@ -432,134 +350,6 @@
       el.classList.toggle('expiring', left < 60);
     }
   }
-
-  // ------------------------------------------------------------ live feed
-
-  function setLive(kind, text) {
-    $('live').dataset.state = kind;
-    $('live-text').textContent = text;
-  }
-
-  function addFeedRow(row) {
-    const feed = $('feed');
-    feed.prepend(row);
-    while (feed.children.length > FEED_MAX) feed.lastElementChild.remove();
-    $('feed-empty').hidden = true;
-  }
-
-  const OUTCOME_KIND = { ok: 'ok', rotated: 'ok', started: 'info', failed: 'bad', 'rolled-back': 'bad', 'kept-pending': 'warn' };
-
-  function onRotation(e) {
-    if (e.duration_ms != null) state.stepTime.set(e.rotation_id, (state.stepTime.get(e.rotation_id) || 0) + e.duration_ms);
-    let duration = e.duration_ms;
-    if (e.step === 'rotation' && e.outcome !== 'started') {
-      duration = state.stepTime.get(e.rotation_id);
-      state.stepTime.delete(e.rotation_id);
-    }
-    const kind = OUTCOME_KIND[e.outcome] || 'info';
-    const summary = e.step === 'rotation';
-    const row = h('li', {
-      class: `ev ${summary ? 'summary' : 'step'} ${kind === 'bad' ? 'failed' : ''}`,
-      dataset: { kind: 'rotation', job: e.job, step: e.step, outcome: e.outcome, rotation: e.rotation_id },
-    },
-    h('time', {}, clock(new Date())),
-    h('span', { class: 'ev-main' },
-      h('strong', {}, e.job), ' ',
-      h('span', { class: 'step-name' }, summary ? 'rotation' : e.step),
-      ' ', badge(e.outcome, kind),
-      summary && h('span', { class: 'actor' }, ` by ${e.actor}`),
-      e.denied_calls ? badge(`${plural(e.denied_calls, 'denied call')}`, 'bad') : ''),
-    h('span', { class: 'ev-dur' }, millis(duration)),
-    e.error ? h('div', { class: 'ev-error' }, e.kind ? `${e.kind}: ` : '', e.error) : '');
-    addFeedRow(row);
-    if (summary) refreshSoon(e.outcome === 'started' ? 0 : 200);
-  }
-
-  const LEASE_KIND = { tracked: 'info', renewed: 'ok', refetched: 'ok', dropped: 'bad', revoked: 'warn' };
-
-  function onLease(e) {
-    const kind = LEASE_KIND[e.kind] || 'info';
-    const detail = e.kind === 'dropped' ? e.reason : e.ttl_seconds != null ? `TTL ${countdown(e.ttl_seconds)}` : '';
-    addFeedRow(h('li', { class: `ev lease ${kind === 'bad' ? 'failed' : ''}`, dataset: { kind: 'lease', lease: e.kind } },
-      h('time', {}, clock(new Date())),
-      h('span', { class: 'ev-main' }, 'lease ', badge(e.kind, kind), ' ', h('span', { class: 'mono small' }, e.path)),
-      h('span', { class: 'ev-dur' }, detail || ''),
-      e.capped ? h('div', { class: 'ev-note' }, 'Vault capped the renewal at the max TTL; fresh credentials follow.') : ''));
-    refreshSoon(500);
-  }
-
-  /** One server-sent-events frame: `event:` and `data:` lines. */
-  function onFrame(frame) {
-    let event = 'message';
-    const data = [];
-    for (const line of frame.split(/\r?\n/)) {
-      if (!line || line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      let value = colon < 0 ? '' : line.slice(colon + 1);
-      if (value.startsWith(' ')) value = value.slice(1);
-      if (field === 'event') event = value;
-      else if (field === 'data') data.push(value);
-    }
-    if (!data.length) return;
-    const text = data.join('\n');
-    try {
-      if (event === 'rotation') onRotation(JSON.parse(text));
-      else if (event === 'lease') onLease(JSON.parse(text));
-      else if (event === 'lagged') {
-        addFeedRow(h('li', { class: 'ev failed', dataset: { kind: 'lagged' } }, h('time', {}, clock(new Date())),
-          h('span', { class: 'ev-main' }, `Missed ${plural(Number(text), 'event')}: this page fell behind.`)));
-        refreshSoon(0);
-      }
-    } catch (err) {
-      console.warn('unreadable feed event', event, err);
-    }
-  }
-
-  /** Read the feed until signed out; reconnect with backoff and jitter. */
-  async function readFeed(session) {
-    let backoff = BACKOFF_MIN_MS;
-    while (state.token && state.session === session) {
-      const abort = new AbortController();
-      state.feedAbort = abort;
-      try {
-        const resp = await fetch('/events', {
-          headers: { Authorization: `Bearer ${state.token}`, Accept: 'text/event-stream' },
-          cache: 'no-store',
-          signal: abort.signal,
-        });
-        if (resp.status === 401) {
-          signOut('The daemon refused this token (401). Paste a valid API token.');
-          return;
-        }
-        if (!resp.ok || !resp.body) throw new Error(`HTTP ${resp.status}`);
-        setLive('on', 'live');
-        backoff = BACKOFF_MIN_MS;
-        // Catch up on whatever happened while the feed was away.
-        refreshSoon(0);
-        const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += value;
-          let end;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            onFrame(buffer.slice(0, end));
-            buffer = buffer.slice(end + 2);
-          }
-        }
-        throw new Error('the feed ended');
-      } catch (err) {
-        if (abort.signal.aborted || state.session !== session) return;
-        const wait = backoff + Math.random() * backoff * 0.3;
-        setLive('retry', `reconnecting in ${Math.round(wait / 1000)} s`);
-        await sleep(wait);
-        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-      }
-    }
-  }
-
   // ------------------------------------------------------------------ start
 
   function start(token) {
@@ -572,6 +362,7 @@
     refresh().catch(() => {});
     readFeed(state.session);
     state.timers.push(setInterval(() => refresh().catch(() => {}), REFRESH_MS), setInterval(tick, 1000));
+    showJob();
   }
 
   function init() {
@@ -585,6 +376,11 @@
       start(token);
     });
     $('sign-out').addEventListener('click', () => signOut(''));
+    $('filter-text').addEventListener('input', renderJobs);
+    $('filter-trouble').addEventListener('change', renderJobs);
+    $('job-close').addEventListener('click', () => $('job-dialog').close());
+    $('job-dialog').addEventListener('close', onDialogClosed);
+    window.addEventListener('popstate', showJob);
     window.addEventListener('hashchange', () => {
       takeTokenFromFragment();
       const token = sessionStorage.getItem(TOKEN_KEY);
@@ -593,10 +389,14 @@
         start(token);
       }
     });
+    // Opened at a job's address: put the page itself under it in the
+    // history, so closing the job's view goes back to the page, not away.
+    const linked = routedJob();
+    if (linked) {
+      history.replaceState(null, '', location.pathname + location.search);
+      history.pushState(null, '', `#job=${encodeURIComponent(linked)}`);
+    }
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) start(token);
     else showLogin('');
   }
-
-  init();
-})();

@@ -24,6 +24,8 @@
 
 use time::OffsetDateTime;
 
+mod consumers;
+
 use super::events::{NoEvents, Observer, RotationEvent};
 use super::{Job, Rotation, RotationError, RotationReport, StepTiming};
 use crate::crash::{self, Action, Point};
@@ -71,11 +73,21 @@ pub(super) async fn run(job: &Job, store: &StateStore, options: RotateOptions<'_
     let result = driver.drive().await;
     let (outcome, error) = match &result {
         Ok(_) => ("rotated", None),
+        Err(e) if e.awaiting_adoption().is_some() => ("awaiting-adoption", None),
         Err(e) if driver.v.state.in_progress.is_some() => ("kept-pending", Some((e.to_string(), e.kind()))),
         Err(e) => ("failed", Some((e.to_string(), e.kind()))),
     };
-    driver.emit(Note { error, ..Note::new("rotation", outcome) });
-    Rotation { result, recorded: driver.recorded.take() }
+    // One event when a rotation starts waiting for adoption, none for each
+    // later look (`adopt_noted` tells which).
+    if !(outcome == "awaiting-adoption" && driver.adoption_noted) {
+        driver.emit(Note { error, ..Note::new("rotation", outcome) });
+    }
+    // A rotation waiting for adoption ends this run on the record it wrote.
+    let recorded = match &result {
+        Err(e) if e.awaiting_adoption().is_some() => Some(driver.v.state.clone()),
+        _ => driver.recorded.take(),
+    };
+    Rotation { result, recorded }
 }
 
 /// The rotation an attempt is about, as far as [`Driver::begin`] got.
@@ -118,9 +130,44 @@ struct Driver<'a> {
     resumed_from: Option<Stage>,
     /// The record that ended the rotation, once it is written.
     recorded: Option<JobState>,
+    /// With replicas: the ownership epoch the run began under; every step
+    /// and write checks it still holds (see `state::fence`).
+    epoch: Option<u64>,
+    /// The rotation was already waiting for adoption when this run began.
+    adoption_noted: bool,
+}
+
+/// What a new rotation and a resumed one both start from.
+struct Start<'a> {
+    job: &'a Job,
+    store: &'a StateStore,
+    options: RotateOptions<'a>,
+    secret: Option<Box<dyn SecretStore>>,
+    v: Versioned,
+    session: Session,
+    epoch: Option<u64>,
 }
 
 impl<'a> Driver<'a> {
+    fn from_start(s: Start<'a>, ctx: StepContext, pending: SecretJson, resumed_from: Option<Stage>) -> Self {
+        let adoption_noted = s.v.state.in_progress.as_ref().is_some_and(|p| p.adoption_since.is_some());
+        Self {
+            job: s.job,
+            store: s.store,
+            options: s.options,
+            secret: s.secret,
+            v: s.v,
+            session: s.session,
+            ctx,
+            pending,
+            steps: Vec::new(),
+            resumed_from,
+            recorded: None,
+            epoch: s.epoch,
+            adoption_noted,
+        }
+    }
+
     /// Resume the rotation in progress, or create and stage a new one.
     async fn begin(
         job: &'a Job,
@@ -129,6 +176,7 @@ impl<'a> Driver<'a> {
         attempt: &mut Attempt,
     ) -> Result<Self, RotationError> {
         let id = job.config.id.as_str();
+        let epoch = store.fence(id).map(|f| f.epoch);
         let mut v = store.load(id).await?;
         if let Some(p) = &v.state.in_progress {
             *attempt = Attempt { rotation_id: p.id.clone(), resuming: true };
@@ -137,16 +185,26 @@ impl<'a> Driver<'a> {
         let session = Session::start(&job.plugin, id, job.run_config(store.vault.as_ref())).await?;
         if let Some(p) = v.state.in_progress.as_mut() {
             p.attempt = p.attempt.saturating_add(1);
+        }
+        let start = Start { job, store, options, secret, v, session, epoch };
+        if let Some(p) = start.v.state.in_progress.as_ref() {
             let (rotation_id, stage, attempt, base) = (p.id.clone(), p.stage, p.attempt, p.base_version.clone());
             let pending = p.pending.clone().expect("a loaded rotation in progress has its pending value");
-            tracing::warn!(job = %id, rotation = %rotation_id, after = stage.as_str(), attempt, "resuming an unfinished rotation");
+            if p.adoption_since.is_some() {
+                // Looking again at a rotation waiting for adoption is routine.
+                tracing::debug!(job = %id, rotation = %rotation_id, "looking at a rotation waiting for adoption");
+            } else {
+                tracing::warn!(job = %id, rotation = %rotation_id, after = stage.as_str(), attempt, "resuming an unfinished rotation");
+            }
             // The plugin sees the value PENDING replaces, for rollback.
-            let current = job.read_secret(secret.as_deref(), base.as_ref()).await?.map(|(c, _)| c);
+            let current = job.read_secret(start.secret.as_deref(), base.as_ref()).await?.map(|(c, _)| c);
             let ctx = job.step_context(&rotation_id, current, attempt);
-            let resumed_from = Some(stage);
-            let (steps, recorded) = (Vec::new(), None);
-            let mut d = Self { job, store, options, secret, v, session, ctx, pending, steps, resumed_from, recorded };
-            d.emit(Note::new("resume", "started"));
+            let mut d = Self::from_start(start, ctx, pending, Some(stage));
+            // Looking again at a rotation waiting for adoption is no resume
+            // worth an event (it happens every few seconds).
+            if !d.adoption_noted {
+                d.emit(Note::new("resume", "started"));
+            }
             if stage < Stage::Promoted {
                 if d.already_promoted().await? {
                     // The crash came after promotion: never run `set`,
@@ -162,26 +220,14 @@ impl<'a> Driver<'a> {
             return Ok(d);
         }
 
-        let (current, base_version) = match job.read_secret(secret.as_deref(), None).await? {
+        let (current, base_version) = match job.read_secret(start.secret.as_deref(), None).await? {
             Some((c, v)) => (Some(c), v),
             None => (None, None),
         };
         let rotation_id = attempt.rotation_id.clone();
         let ctx = job.step_context(&rotation_id, current, 1);
         tracing::info!(job = %id, plugin = %job.plugin.label(), rotation = %rotation_id, "rotation started");
-        let mut d = Self {
-            job,
-            store,
-            options,
-            secret,
-            v,
-            session,
-            ctx,
-            pending: SecretJson::new("{}".into()),
-            steps: Vec::new(),
-            resumed_from: None,
-            recorded: None,
-        };
+        let mut d = Self::from_start(start, ctx, SecretJson::new("{}".into()), None);
         d.pending = match d.step(Step::Create).await? {
             (Ok(()), Some(secret)) => secret,
             (Err(e), _) => return Err(RotationError::Step { source: e, rollback: None }),
@@ -196,6 +242,7 @@ impl<'a> Driver<'a> {
             new_version: None,
             error: None,
             actor: d.options.actor.clone(),
+            adoption_since: None,
             pending: Some(d.pending.clone()),
         });
         d.point(Point::before(Action::Stage))?;
@@ -259,7 +306,13 @@ impl<'a> Driver<'a> {
                     self.in_progress().stage = Stage::Promoted;
                 }
                 Stage::Promoted => {
-                    self.tell_hooks().await;
+                    if self.job.config.adoption.is_some() {
+                        if let Some(kept) = self.await_adoption().await? {
+                            return Ok(kept);
+                        }
+                    } else {
+                        self.tell_hooks().await;
+                    }
                     return match self.step(Step::Finish).await?.0 {
                         Ok(()) => self.done().await,
                         // The new value is current and works; finish is retried on the next run.
@@ -283,6 +336,8 @@ impl<'a> Driver<'a> {
         if let Some(a) = action {
             self.point(Point::before(a))?;
         }
+        // A replica that lost the job touches nothing more (see state::fence).
+        self.owner()?;
         let (result, duration, calls) = if step == Step::Create {
             let o = self.session.create(&self.ctx).await?;
             (o.result.map(Some), o.duration, o.calls)
@@ -313,34 +368,6 @@ impl<'a> Driver<'a> {
         })
     }
 
-    /// Tell the job's hooks that the new value is current, each delivery
-    /// an event (the audit log and the metrics see it); a failed hook does
-    /// not stop the rotation.
-    async fn tell_hooks(&mut self) {
-        if self.job.config.hooks.is_empty() {
-            return;
-        }
-        let p = self.v.state.in_progress.as_ref().expect("telling hooks about a rotation in progress");
-        let version = p.new_version.as_ref().map(ToString::to_string);
-        let (rotation_id, plugin) = (p.id.clone(), self.job.plugin.label());
-        let notice =
-            super::hooks::Notice { job: &self.job.config.id, rotation_id: &rotation_id, version, plugin: &plugin };
-        for d in super::hooks::tell(&self.job.config.hooks, &notice).await {
-            let outcome = if d.error.is_some() { "failed" } else { "ok" };
-            if let Some((why, _)) = &d.error {
-                tracing::warn!(job = %self.job.config.id, error = %why, "hook failed; the rotation goes on");
-            }
-            // For a hook, the paths touched are the hook's target.
-            let note = Note {
-                duration: Some(d.duration),
-                vault_paths: vec![d.target],
-                error: d.error,
-                ..Note::new("hook", outcome)
-            };
-            self.emit(note);
-        }
-    }
-
     /// Does the secret's store already hold PENDING as its current value,
     /// in a version other than the one the rotation read? Then the rotation
     /// was promoted before a crash (promotion is not recorded), and that
@@ -362,6 +389,7 @@ impl<'a> Driver<'a> {
     /// Stage PENDING in the secret's store, where it has a place for it.
     // `&mut self`: the future must not need the driver to be `Sync`.
     async fn stage_in_store(&mut self) -> Result<(), RotationError> {
+        self.owner()?;
         let Some(secret) = &self.secret else { return Ok(()) };
         let rotation = &self.v.state.in_progress.as_ref().expect("staging a rotation in progress").id;
         secret.stage(rotation, &self.pending).await.map_err(|e| self.job.store_error(e))
@@ -369,6 +397,7 @@ impl<'a> Driver<'a> {
 
     /// Take the rotation's PENDING mark off in the secret's store.
     async fn unstage(&mut self) -> Result<(), RotationError> {
+        self.owner()?;
         let Some(secret) = &self.secret else { return Ok(()) };
         let rotation = &self.v.state.in_progress.as_ref().expect("unstaging a rotation in progress").id;
         secret.unstage(rotation).await.map_err(|e| self.job.store_error(e))
@@ -381,6 +410,7 @@ impl<'a> Driver<'a> {
         let p = self.v.state.in_progress.as_ref().expect("promoting a rotation in progress");
         let (rotation, base) = (p.id.clone(), p.base_version.clone());
         self.point(Point::before(Action::Promote))?;
+        self.owner()?;
         let started = std::time::Instant::now();
         let promoted = secret.promote(&rotation, &self.pending, base.as_ref()).await;
         let version = promoted.map_err(|e| self.job.store_error(e))?;
@@ -419,20 +449,26 @@ impl<'a> Driver<'a> {
         }
         let message = err.to_string();
         self.point(Point::before(Action::RecordRollback))?;
-        self.end(Err(&err)).await?;
+        self.end(Err(&err), None).await?;
         self.point(Point::after(Action::RecordRollback))?;
         tracing::error!(job = %self.job.config.id, error = %message, "rotation failed and was rolled back");
         Err(err)
     }
 
     async fn done(&mut self) -> Result<RotationReport, RotationError> {
+        self.done_with(None).await
+    }
+
+    /// End a rotation whose new value is current; `attention` (why) flags
+    /// the job for an operator in the same write.
+    async fn done_with(&mut self, attention: Option<String>) -> Result<RotationReport, RotationError> {
         self.point(Point::before(Action::RecordDone))?;
         let (rotation_id, previous_version, new_version) = {
             let p = self.in_progress();
             (p.id.clone(), p.base_version.clone(), p.new_version.clone())
         };
         self.unstage().await?;
-        self.end(Ok(())).await?;
+        self.end(Ok(()), attention).await?;
         self.point(Point::after(Action::RecordDone))?;
         tracing::info!(job = %self.job.config.id, plugin = %self.job.plugin.label(), rotation = %rotation_id, new_version = new_version.as_ref().map(tracing::field::display), "rotation done");
         Ok(RotationReport {
@@ -450,15 +486,22 @@ impl<'a> Driver<'a> {
     }
 
     /// Clear PENDING and remember the outcome, in one write.
-    async fn end(&mut self, result: Result<(), &RotationError>) -> Result<(), RotationError> {
+    async fn end(
+        &mut self,
+        result: Result<(), &RotationError>,
+        attention: Option<String>,
+    ) -> Result<(), RotationError> {
         let (outcome, error) = match result {
-            Ok(()) => (Outcome::Rotated, None),
+            Ok(()) => (Outcome::Rotated, attention.clone()),
             Err(e) => (Outcome::Failed, Some(e.to_string())),
         };
         let error = error.as_deref();
         let p = self.v.state.in_progress.take().expect("ending a rotation in progress");
         let now = OffsetDateTime::now_utc();
+        let fence = self.store.fence(&self.job.config.id);
         let state = &mut self.v.state;
+        // The slot is a scheduled rotation's; a manual one belongs to none.
+        let slot = state.slot.filter(|_| p.actor == "scheduler");
         if outcome == Outcome::Rotated {
             state.rotations = state.rotations.saturating_add(1);
             state.last_rotation = Some(now);
@@ -472,9 +515,16 @@ impl<'a> Driver<'a> {
             error: error.map(str::to_owned),
             version: p.new_version.clone(),
             actor: p.actor.clone(),
+            slot,
+            fence,
         });
         if let Some(finalize) = self.options.finalize.take() {
             finalize(state, result);
+        }
+        if let Some(why) = attention {
+            // After the schedule's own bookkeeping, which clears it on success.
+            state.needs_attention = true;
+            state.last_error = Some(why);
         }
         if let Err(e) = self.save().await {
             // Not written: the rotation stays in progress and is resumed.
@@ -491,10 +541,18 @@ impl<'a> Driver<'a> {
     /// anchor names a record that is already in the file. The log keeps
     /// the stored anchor instead if that one shows the file was cut.
     async fn save(&mut self) -> Result<(), StateError> {
+        self.store.check_owner(&self.job.config.id, self.epoch)?;
         if let Some(anchor) = self.options.observer.anchor(self.v.state.audit_anchor.as_ref()) {
             self.v.state.audit_anchor = Some(anchor);
         }
         self.store.save(&self.job.config.id, &mut self.v).await
+    }
+
+    /// Does this process still own the job? (Always, without replicas.)
+    // The error is the rotation's own (large) error type, as for `point`.
+    #[allow(clippy::result_large_err)]
+    fn owner(&self) -> Result<(), RotationError> {
+        Ok(self.store.check_owner(&self.job.config.id, self.epoch)?)
     }
 
     fn state_location(&self) -> String {
