@@ -28,6 +28,10 @@ use rotator_tests::api::{Api, ApiSetup};
 use rotator_tests::{ROOT, dev_server, http_client};
 use serde_json::json;
 
+/// The allocator the `rotator` binary runs with (see its `main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PATHS: usize = 200;
 const RUNS: usize = 3;
 
