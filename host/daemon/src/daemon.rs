@@ -170,6 +170,17 @@ impl Daemon {
             replicas: self.replicas.clone(),
             kept_jobs: Default::default(),
         });
+        // Every configured job is known before the API answers, so a request
+        // for one right after start finds it; each is queued (its record
+        // read, which may wait for Vault) once the API is up.
+        let mut configured = Vec::with_capacity(self.jobs.len());
+        for job in self.jobs {
+            let id = job.config.id.clone();
+            match scheduler.register(job) {
+                Ok(()) => configured.push(id),
+                Err(e) => tracing::error!(error = %e, "job not scheduled"),
+            }
+        }
         let counting = count_lease_events(leases.subscribe(), metrics.clone(), stop_rx.clone());
         tasks.spawn(supervise::task(metrics.clone(), "lease-metrics", counting));
         let mut api_stop = stop_rx.clone();
@@ -182,14 +193,10 @@ impl Daemon {
             }
         }));
 
-        for job in self.jobs {
-            // Reading each job's record may wait for Vault; the API is up
-            // meanwhile. A panic while queueing one job leaves it unqueued
-            // (it still rotates on request) and the others scheduled.
-            let id = job.config.id.clone();
-            if let Ok(Err(e)) = supervise::catch(&metrics, "schedule", Some(&id), scheduler.add(job)).await {
-                tracing::error!(error = %e, "job not scheduled");
-            }
+        for id in configured {
+            // A panic while queueing one job leaves it unqueued (it still
+            // rotates on request) and the others scheduled.
+            let _ = supervise::catch(&metrics, "schedule", Some(&id), scheduler.queue(&id)).await;
         }
         api::jobs::restore(&state).await;
         // Heartbeats stop only after the rotations drained (below), so a

@@ -128,7 +128,13 @@ async fn every_credential_handed_out_is_renewed_until_revoked_or_its_max_ttl() {
     );
     assert_eq!(listed(&api).await, vec![b.clone()]);
     assert!(record(&vault, &s).await.is_none());
-    assert!(!rotator_tests::logs::lines_with(&[&s, "reached its max TTL"]).is_empty());
+    // Said as reaching its max TTL; on a loaded machine a renewal can come
+    // after the 2 s TTL ran out first, and the drop says that instead.
+    let said = |why: &str| !rotator_tests::logs::lines_with(&[&s, why]).is_empty();
+    assert!(
+        said("reached its max TTL") || said("expired before it could be renewed"),
+        "the drop of {s} was not logged"
+    );
     api.stop().await;
     let logged = rotator_tests::logs::text();
     for creds in [&first, &second, &short] {

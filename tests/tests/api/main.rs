@@ -13,3 +13,4 @@ mod flask_echo;
 mod job_views;
 mod paths_api;
 mod reload;
+mod startup;

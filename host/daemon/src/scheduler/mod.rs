@@ -183,11 +183,28 @@ impl Scheduler {
     /// whose rotation was left unfinished is due at once.
     pub async fn add(&self, job: Job) -> Result<(), SchedulerError> {
         let id = job.config.id.clone();
+        self.register(job)?;
+        self.arm(&id).await;
+        Ok(())
+    }
+
+    /// Know a job (the API finds it, `rotate now` runs it) without queueing
+    /// it yet: [`Self::queue`] reads its record and queues its next run.
+    /// The daemon registers its configured jobs before its API answers and
+    /// queues them after, as reading each record may wait for Vault.
+    // The scheduler's own (large) error type; called once per job.
+    #[allow(clippy::result_large_err)]
+    pub fn register(&self, job: Job) -> Result<(), SchedulerError> {
+        let id = job.config.id.clone();
         if !self.inner.jobs.insert(job) {
             return Err(SchedulerError::Duplicate(id));
         }
-        self.arm(&id).await;
         Ok(())
+    }
+
+    /// Queue the next run of a registered job, from its record.
+    pub async fn queue(&self, id: &str) {
+        self.arm(id).await;
     }
 
     /// Where the job records (and kept API job definitions) live.
