@@ -235,6 +235,7 @@ async fn an_operator_rotates_a_job_from_the_dashboard_and_watches_it_in_the_feed
     }
 
     jobs::an_operator_opens_a_job_and_closes_it_by_mouse_keyboard_and_back(&dev, &mut page).await;
+    jobs::a_link_with_the_token_and_a_job_opens_that_job(&dev, &mut page).await;
     jobs::with_many_jobs_the_table_filters_and_marks_none_overdue(&dev, &mut page).await;
 
     // A refused rotation is shown with the daemon's reason: the job is

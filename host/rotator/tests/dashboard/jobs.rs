@@ -126,6 +126,21 @@ pub async fn an_operator_opens_a_job_and_closes_it_by_mouse_keyboard_and_back(de
     assert_eq!(page.eval("document.activeElement.dataset.open").await, FAILING, "the focus went back to the job");
 }
 
+/// A link naming the token and a job (`#token=…&job=…`, as an operator
+/// might send one), opened in a new tab (no token in its session storage):
+/// it signs in and opens that job; the token leaves the address, the job
+/// stays in it.
+pub async fn a_link_with_the_token_and_a_job_opens_that_job(dev: &Daemon, page: &mut Browser) {
+    page.open(&format!("{}&job={JOB}", dev.dashboard), 1280, 800).await;
+    let dialog = "document.getElementById('job-dialog')";
+    // `?.`: the new tab may still be on its blank page.
+    let title = format!("document.getElementById('job-title')?.textContent === {JOB:?}");
+    page.wait_for(&format!("{dialog}?.open && {title}"), "the linked job's view").await;
+    assert_eq!(page.eval("location.hash").await, format!("#job={JOB}"));
+    page.press("Escape").await;
+    page.wait_for(&format!("!{dialog}.open && location.hash === ''"), "the view closed by Escape").await;
+}
+
 /// Eleven jobs: the filter appears, narrows by secret and by plugin, and
 /// its toggle keeps only the troubled; with the real clock nothing is overdue.
 pub async fn with_many_jobs_the_table_filters_and_marks_none_overdue(dev: &Daemon, page: &mut Browser) {

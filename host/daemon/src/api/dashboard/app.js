@@ -128,13 +128,16 @@
 
   // ------------------------------------------------------------- the token
 
-  /** Move a `#token=…` fragment into session storage and out of sight. */
+  /** Move a `#token=…` fragment into session storage and out of sight,
+   *  keeping the rest of the fragment (`#token=…&job=…` opens that job). */
   function takeTokenFromFragment() {
     const params = new URLSearchParams(location.hash.slice(1));
     const token = params.get('token');
     if (token) {
       sessionStorage.setItem(TOKEN_KEY, token);
-      history.replaceState(null, '', location.pathname + location.search);
+      params.delete('token');
+      const rest = params.toString();
+      history.replaceState(null, '', location.pathname + location.search + (rest ? `#${rest}` : ''));
     }
   }
 
