@@ -196,7 +196,7 @@ impl Daemon {
         for id in configured {
             // A panic while queueing one job leaves it unqueued (it still
             // rotates on request) and the others scheduled.
-            let _ = supervise::catch(&metrics, "schedule", Some(&id), scheduler.queue(&id)).await;
+            let _ = supervise::catch(&metrics, "schedule", Some(&id), scheduler.arm(&id)).await;
         }
         api::jobs::restore(&state).await;
         // Heartbeats stop only after the rotations drained (below), so a

@@ -189,7 +189,7 @@ impl Scheduler {
     }
 
     /// Know a job (the API finds it, `rotate now` runs it) without queueing
-    /// it yet: [`Self::queue`] reads its record and queues its next run.
+    /// it yet: [`Self::arm`] reads its record and queues its next run.
     /// The daemon registers its configured jobs before its API answers and
     /// queues them after, as reading each record may wait for Vault.
     // The scheduler's own (large) error type; called once per job.
@@ -200,11 +200,6 @@ impl Scheduler {
             return Err(SchedulerError::Duplicate(id));
         }
         Ok(())
-    }
-
-    /// Queue the next run of a registered job, from its record.
-    pub async fn queue(&self, id: &str) {
-        self.arm(id).await;
     }
 
     /// Where the job records (and kept API job definitions) live.
@@ -272,7 +267,7 @@ impl Scheduler {
     }
 
     /// Read the job's record and queue its next run.
-    async fn arm(&self, id: &str) {
+    pub(crate) async fn arm(&self, id: &str) {
         let Some(job) = self.inner.jobs.job(id) else { return };
         if !self.owns(id) {
             // Another replica runs it; it is armed if its shard comes here.
