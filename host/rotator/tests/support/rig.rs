@@ -158,6 +158,7 @@ impl Rig {
 
     fn with(server: DevServer, vault: VaultClient, target: Target, job: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let job = away_from_now(job);
         let toml = format!(
             "[vault]\naddress = \"{}\"\ntoken = {{ env = \"CRASH_SUITE_TOKEN\" }}\n\n\
              [daemon]\napi_addr = \"127.0.0.1:0\"\ncache_dir = \"cache\"\nshutdown_grace = \"20s\"\n{job}",
@@ -373,4 +374,23 @@ impl Proc {
         }
         self.output.lock().unwrap().clone()
     }
+}
+
+/// `job` with an interval whose next slot is at least an hour away: the
+/// rig's job rotates only when a trial makes it due (or, never rotated, at
+/// once). An interval job's slots sit on a grid whose phase is a hash of the
+/// job id, so on `interval = "1h"` a trial running across that second of
+/// the hour saw a second, scheduled rotation and failed its count. The
+/// interval is picked with the scheduler's own rule (`Schedule::next_slot`).
+fn away_from_now(job: &str) -> String {
+    use rotator_core::schedule::spec::Schedule;
+    let now = time::OffsetDateTime::now_utc();
+    let hours = (2..=24)
+        .find(|h| {
+            let next = Schedule::every(Duration::from_secs(h * 3600)).spread_for(JOB).next_slot(Some(now), now);
+            next - now >= time::Duration::hours(1)
+        })
+        .expect("an interval of 2 to 24 hours whose next slot is an hour away");
+    assert!(job.contains("interval = \"1h\""), "the rig's job has an interval to replace:\n{job}");
+    job.replacen("interval = \"1h\"", &format!("interval = \"{hours}h\""), 1)
 }
