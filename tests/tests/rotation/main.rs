@@ -13,6 +13,7 @@ mod aws_store;
 mod aws_web_identity;
 mod database_root;
 mod hooks;
+mod kept_record;
 mod kv1;
 mod postgres_password;
 mod rabbitmq;

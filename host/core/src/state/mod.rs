@@ -28,6 +28,7 @@ use zeroize::Zeroizing;
 use crate::secret::SecretJson;
 use crate::store::StoreVersion;
 
+mod cache;
 mod fence;
 mod secrets_manager;
 mod store;

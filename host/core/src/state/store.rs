@@ -6,6 +6,7 @@
 use super::secrets_manager::SmRecords;
 use std::sync::Arc;
 
+use super::cache::RecordCache;
 use super::{Guard, JobState, RecordError};
 use crate::aws::{AwsClient, AwsError};
 use crate::secret::SecretJson;
@@ -35,6 +36,9 @@ pub struct StateStore {
     /// With replicas: whether this process owns a job right now (every
     /// record write and target step asks; see [`super::fence`]).
     guard: Option<Arc<dyn Guard>>,
+    /// The idle records this process last read or wrote, shared by every
+    /// clone (see [`super::cache`] for why check-and-set makes it safe).
+    cache: Arc<RecordCache>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,7 +112,7 @@ impl StateStore {
             prefix: format!("{}/_adopted", prefix.trim_matches('/')),
         };
         let records = Records::Vault { client: vault.clone(), mount, prefix };
-        Self { vault: Some(vault), aws: None, records, definitions, acks, guard: None }
+        Self { vault: Some(vault), aws: None, records, definitions, acks, guard: None, cache: Arc::default() }
     }
 
     /// Records as secrets `<prefix><job>` in Secrets Manager in `region`,
@@ -119,7 +123,7 @@ impl StateStore {
             Records::SecretsManager(SmRecords::new(aws.clone(), format!("{prefix}_jobs/"), region.clone()));
         let acks = Records::SecretsManager(SmRecords::new(aws.clone(), format!("{prefix}_adopted/"), region.clone()));
         let records = Records::SecretsManager(SmRecords::new(aws.clone(), prefix, region));
-        Self { vault: None, aws: Some(aws), records, definitions, acks, guard: None }
+        Self { vault: None, aws: Some(aws), records, definitions, acks, guard: None, cache: Arc::default() }
     }
 
     /// The same, reaching AWS with `aws` for jobs whose secret is there.
@@ -218,15 +222,49 @@ impl StateStore {
         }
     }
 
-    /// The job's record, or an empty one (no version) if it has none.
+    /// The job's record, or an empty one (no version) if it has none, as
+    /// the store has it now.
     pub async fn load(&self, job: &str) -> Result<Versioned, StateError> {
-        let Some((text, version)) = self.read_raw(&self.records, job).await? else { return Ok(Versioned::default()) };
+        let epoch = self.epoch(job);
+        if epoch.is_none() {
+            self.cache.forget(job);
+        }
+        let Some((text, version)) = self.read_raw(&self.records, job).await? else {
+            self.cache.forget(job);
+            return Ok(Versioned::default());
+        };
         let state = JobState::from_secret(&text).map_err(|source| StateError::Corrupt {
             job: job.into(),
             location: self.location(job),
             source,
         })?;
-        Ok(Versioned { state, version: Some(version) })
+        let v = Versioned { state, version: Some(version) };
+        if let Some(epoch) = epoch {
+            self.cache.put(job, &v, epoch);
+        }
+        Ok(v)
+    }
+
+    /// The job's record as this process last read or wrote it, when that
+    /// was an idle record under the current ownership; else as
+    /// [`Self::load`]. `true` with a kept record: a write based on it may
+    /// meet a conflict that a fresh read would not have (see
+    /// [`super::cache`]), and the caller should read afresh then.
+    pub async fn load_kept(&self, job: &str) -> Result<(Versioned, bool), StateError> {
+        match self.epoch(job).and_then(|epoch| self.cache.get(job, epoch)) {
+            Some(v) => Ok((v, true)),
+            None => Ok((self.load(job).await?, false)),
+        }
+    }
+
+    /// The ownership epoch records of `job` are kept under: `Some(None)`
+    /// without replicas, `None` (keep nothing) when this replica does not
+    /// own the job.
+    fn epoch(&self, job: &str) -> Option<Option<u64>> {
+        match &self.guard {
+            None => Some(None),
+            Some(g) => g.check(job).ok().map(|f| Some(f.epoch)),
+        }
     }
 
     /// The text at `job` in `records` and its version, if there is one.
@@ -253,13 +291,25 @@ impl StateStore {
     /// (nothing written) if the replica does not own the job or the record
     /// read is from a newer ownership epoch.
     pub async fn save(&self, job: &str, v: &mut Versioned) -> Result<(), StateError> {
+        let mut epoch = None;
         if let Some(guard) = &self.guard {
             let fenced = |why| StateError::Fenced { job: job.into(), why };
             let mine = guard.check(job).map_err(fenced)?;
+            epoch = Some(mine.epoch);
             v.state.fence = Some(super::admit(v.state.fence.as_ref(), mine).map_err(fenced)?);
         }
-        v.version = Some(self.write_raw(&self.records, job, &v.state.to_secret(), v.version.as_ref()).await?);
-        Ok(())
+        match self.write_raw(&self.records, job, &v.state.to_secret(), v.version.as_ref()).await {
+            Ok(version) => {
+                v.version = Some(version);
+                self.cache.put(job, v, epoch);
+                Ok(())
+            }
+            Err(e) => {
+                // Written or not, its version is unknown now.
+                self.cache.forget(job);
+                Err(e)
+            }
+        }
     }
 
     /// Write `data` at `job` in `records` if it is still at `expected`.

@@ -25,11 +25,14 @@
 use time::OffsetDateTime;
 
 mod consumers;
+mod note;
 
-use super::events::{NoEvents, Observer, RotationEvent};
+use note::{Note, call_summary, event};
+
+use super::events::{NoEvents, Observer};
 use super::{Job, Rotation, RotationError, RotationReport, StepTiming};
 use crate::crash::{self, Action, Point};
-use crate::plugin::{CallOutcome, HostCall, Session, Step, StepContext, StepError};
+use crate::plugin::{Session, Step, StepContext, StepError};
 use crate::secret::SecretJson;
 use crate::state::{HistoryEntry, InProgress, JobState, Outcome, Stage, StateError, StateStore, Versioned};
 use crate::store::{SecretAt, SecretStore};
@@ -98,23 +101,6 @@ struct Attempt {
     resuming: bool,
 }
 
-/// What one event says; the rotation's identity is added by [`Driver::emit`].
-struct Note {
-    step: &'static str,
-    outcome: &'static str,
-    duration: Option<std::time::Duration>,
-    vault_paths: Vec<String>,
-    /// The message and the failure's kind.
-    error: Option<(String, &'static str)>,
-    denied_calls: u32,
-}
-
-impl Note {
-    fn new(step: &'static str, outcome: &'static str) -> Self {
-        Self { step, outcome, duration: None, vault_paths: Vec::new(), error: None, denied_calls: 0 }
-    }
-}
-
 struct Driver<'a> {
     job: &'a Job,
     store: &'a StateStore,
@@ -177,7 +163,9 @@ impl<'a> Driver<'a> {
     ) -> Result<Self, RotationError> {
         let id = job.config.id.as_str();
         let epoch = store.fence(id).map(|f| f.epoch);
-        let mut v = store.load(id).await?;
+        // The record as this process last wrote it, if it kept it: one
+        // round trip less; a stale one is caught by the staging write below.
+        let (mut v, kept) = store.load_kept(id).await?;
         if let Some(p) = &v.state.in_progress {
             *attempt = Attempt { rotation_id: p.id.clone(), resuming: true };
         }
@@ -249,7 +237,10 @@ impl<'a> Driver<'a> {
         let started = std::time::Instant::now();
         // The record first: a crash before the store's own staging is
         // resumed (and stages there), never a label nobody records.
-        d.save().await?;
+        match d.save().await {
+            Err(e) if kept && e.is_conflict() => d.stage_on_fresh_record(e).await?,
+            other => other?,
+        }
         d.stage_in_store().await?;
         d.point(Point::after(Action::Stage))?;
         let mut paths = vec![d.state_location()];
@@ -548,6 +539,23 @@ impl<'a> Driver<'a> {
         self.store.save(&self.job.config.id, &mut self.v).await
     }
 
+    /// Staging met a conflict because the record this run started from was
+    /// one this process kept, and someone else has written the record since
+    /// (see `state::cache`). Stage again on the record as it is now, unless
+    /// that one has a rotation of its own in progress: then this run stops
+    /// with `conflict` and the next run resumes that rotation.
+    async fn stage_on_fresh_record(&mut self, conflict: StateError) -> Result<(), StateError> {
+        let fresh = self.store.load(&self.job.config.id).await?;
+        if fresh.state.in_progress.is_some() {
+            return Err(conflict);
+        }
+        tracing::debug!(job = %self.job.config.id, "the kept state record was stale; staging on the one read now");
+        let mine = self.v.state.in_progress.take();
+        self.v = fresh;
+        self.v.state.in_progress = mine;
+        self.save().await
+    }
+
     /// Does this process still own the job? (Always, without replicas.)
     // The error is the rotation's own (large) error type, as for `point`.
     #[allow(clippy::result_large_err)]
@@ -564,38 +572,6 @@ impl<'a> Driver<'a> {
             self.v.state.in_progress.as_ref().map(|p| p.id.clone()).unwrap_or_else(|| self.ctx.rotation_id.clone());
         self.options.observer.event(&event(self.job, rotation_id, self.options.actor.clone(), note));
     }
-}
-
-/// The event for `note` about `job`'s rotation `rotation_id`.
-fn event(job: &Job, rotation_id: String, actor: String, note: Note) -> RotationEvent {
-    let Note { step, outcome, duration, vault_paths, error, denied_calls } = note;
-    let (error, kind) = match error {
-        Some((message, kind)) => (Some(message), Some(kind)),
-        None => (None, None),
-    };
-    RotationEvent {
-        job: job.config.id.clone(),
-        plugin: job.plugin.label(),
-        plugin_sha256: job.plugin.sha256().to_owned(),
-        rotation_id,
-        actor,
-        step,
-        outcome,
-        duration,
-        vault_paths,
-        error,
-        kind,
-        denied_calls,
-    }
-}
-
-/// The paths a step's host calls touched, and how many of those calls the
-/// job's grants refused.
-fn call_summary(calls: &[HostCall]) -> (Vec<String>, u32) {
-    let mut paths: Vec<String> = calls.iter().map(|c| c.path.clone()).collect();
-    paths.dedup();
-    let denied = calls.iter().filter(|c| c.outcome == CallOutcome::Denied).count();
-    (paths, denied as u32)
 }
 
 /// The crash-point action of a plugin step.
