@@ -5,7 +5,7 @@
 
 use rotator_core::crash::{Action, Point};
 use rotator_core::rotation::{RotateOptions, RotationError};
-use rotator_core::state::{HistoryEntry, Outcome};
+use rotator_core::state::Outcome;
 use rotator_tests::{dev_server, jobs, store};
 
 const JOB: &str = "[[jobs]]\nid = \"kept\"\nplugin = \"kv-random\"\nsecret = { path = \"kept/app\" }\ninterval = \"1h\"\nsettings = { field = \"password\" }\n";
@@ -36,17 +36,22 @@ async fn a_record_written_by_someone_else_since_is_built_on_not_overwritten() {
     let (vault, jobs, _rt) = jobs(&server, JOB);
     let (mine, theirs) = (store(&vault), store(&vault));
     jobs[0].rotate(&mine, "test").await.unwrap();
-    // Another process (a store with a cache of its own) writes the record.
+    // Another process (a store with a cache of its own) books something in
+    // the record, as a scheduler does after a failed try.
     let mut v = theirs.load("kept").await.unwrap();
-    let first = v.state.history[0].clone();
-    v.state.push_history(HistoryEntry { id: "written-elsewhere".into(), actor: "other".into(), ..first });
-    v.state.last_error = Some("noted elsewhere".into());
+    let first = v.state.history[0].id.clone();
+    v.state.retries = 2;
     theirs.save("kept", &mut v).await.unwrap();
 
+    server.start_request_log();
     let report = jobs[0].rotate(&mine, "test").await.unwrap();
+    let on_record: Vec<String> =
+        server.take_request_log().into_iter().filter(|r| r.path.ends_with(RECORD)).map(|r| r.method).collect();
+    assert_eq!(on_record, ["POST", "GET", "POST", "POST"], "staging refused, the record read, staged, ended");
     let state = theirs.load("kept").await.unwrap().state;
     let ids: Vec<&str> = state.history.iter().map(|h| h.id.as_str()).collect();
-    assert_eq!(ids, [report.rotation_id.as_str(), "written-elsewhere", first.id.as_str()]);
+    assert_eq!(ids, [report.rotation_id.as_str(), first.as_str()]);
+    assert_eq!(state.retries, 2, "the other writer's booking was kept");
     assert_eq!(state.rotations, 2);
     assert!(state.in_progress.is_none());
     // One KV version per rotation: the stale start promoted nothing twice.
@@ -85,4 +90,34 @@ async fn a_rotation_staged_by_someone_else_since_is_resumed_not_replaced() {
     let state = theirs.load("kept").await.unwrap().state;
     assert_eq!((state.rotations, state.history[0].outcome), (2, Outcome::Rotated));
     assert_eq!(vault.kv_read("secret", "kept/app").await.unwrap().unwrap().version, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_someone_else_finished_since_is_not_built_on() {
+    let server = dev_server().await;
+    let (vault, jobs, _rt) = jobs(&server, JOB);
+    let (mine, theirs) = (store(&vault), store(&vault));
+    jobs[0].rotate(&mine, "test").await.unwrap();
+    let theirs_report = jobs[0].rotate(&theirs, "other").await.unwrap();
+
+    // The secret this run reads may predate a rotation that ended after the
+    // record was kept: a rollback to it would undo that rotation on the
+    // target. So the run stops at staging, before any step touches it.
+    server.start_request_log();
+    let stale = jobs[0].rotate(&mine, "test").await.unwrap_err();
+    assert!(stale.to_string().contains("kept"), "{stale}");
+    let writes: Vec<String> =
+        server.take_request_log().into_iter().filter(|r| r.method != "GET").map(|r| r.path).collect();
+    assert_eq!(writes, ["secret/data/rotator/state/kept"], "only the refused staging write");
+    assert_eq!(vault.kv_read("secret", "kept/app").await.unwrap().unwrap().version, Some(2));
+    let state = theirs.load("kept").await.unwrap().state;
+    assert!(state.in_progress.is_none());
+    assert_eq!(state.history[0].id, theirs_report.rotation_id);
+
+    // The next run reads the record afresh and rotates.
+    let report = jobs[0].rotate(&mine, "test").await.unwrap();
+    assert!(report.resumed_from.is_none());
+    let state = theirs.load("kept").await.unwrap().state;
+    assert_eq!((state.rotations, state.history[0].id.as_str()), (3, report.rotation_id.as_str()));
+    assert_eq!(vault.kv_read("secret", "kept/app").await.unwrap().unwrap().version, Some(3));
 }

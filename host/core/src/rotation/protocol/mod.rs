@@ -541,12 +541,18 @@ impl<'a> Driver<'a> {
 
     /// Staging met a conflict because the record this run started from was
     /// one this process kept, and someone else has written the record since
-    /// (see `state::cache`). Stage again on the record as it is now, unless
-    /// that one has a rotation of its own in progress: then this run stops
-    /// with `conflict` and the next run resumes that rotation.
+    /// (see `state::cache`). Stage again on the record as it is now if
+    /// only bookkeeping changed (the schedule, the last error). If a
+    /// rotation is in progress there, or one ended since (the secret this
+    /// run read may be older than that rotation's value, and a rollback to
+    /// it would undo that rotation on the target), this run stops with
+    /// `conflict` before touching anything; the next run starts afresh.
     async fn stage_on_fresh_record(&mut self, conflict: StateError) -> Result<(), StateError> {
         let fresh = self.store.load(&self.job.config.id).await?;
-        if fresh.state.in_progress.is_some() {
+        let last_ended = |s: &JobState| s.history.first().map(|h| h.id.clone());
+        let rotated_since =
+            fresh.state.rotations != self.v.state.rotations || last_ended(&fresh.state) != last_ended(&self.v.state);
+        if fresh.state.in_progress.is_some() || rotated_since {
             return Err(conflict);
         }
         tracing::debug!(job = %self.job.config.id, "the kept state record was stale; staging on the one read now");
