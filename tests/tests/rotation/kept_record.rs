@@ -6,10 +6,41 @@
 use rotator_core::crash::{Action, Point};
 use rotator_core::rotation::{RotateOptions, RotationError};
 use rotator_core::state::Outcome;
+use std::sync::Arc;
+
+use rotator_core::plugin::Runtime;
+use rotator_core::rotation::Job;
+use rotator_core::state::StateStore;
+use rotator_core::vault::VaultClient;
+use rotator_devserver::DevServer;
 use rotator_tests::{dev_server, jobs, store};
 
 const JOB: &str = "[[jobs]]\nid = \"kept\"\nplugin = \"kv-random\"\nsecret = { path = \"kept/app\" }\ninterval = \"1h\"\nsettings = { field = \"password\" }\n";
 const RECORD: &str = "rotator/state/kept";
+
+/// Two processes on one dev server (each store keeps records of its own),
+/// after `mine` has rotated the job once and kept its record.
+struct Two {
+    server: DevServer,
+    vault: VaultClient,
+    jobs: Vec<Job>,
+    mine: StateStore,
+    theirs: StateStore,
+    rt: Arc<Runtime>,
+}
+
+async fn after_one_rotation() -> Two {
+    let server = dev_server().await;
+    let (vault, jobs, rt) = jobs(&server, JOB);
+    let (mine, theirs) = (store(&vault), store(&vault));
+    jobs[0].rotate(&mine, "test").await.unwrap();
+    Two { server, vault, jobs, mine, theirs, rt }
+}
+
+/// The KV version of the job's secret: one per promotion.
+async fn secret_version(vault: &VaultClient) -> Option<u64> {
+    vault.kv_read("secret", "kept/app").await.unwrap().unwrap().version
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_rotation_reads_only_the_secret() {
@@ -32,10 +63,7 @@ async fn a_second_rotation_reads_only_the_secret() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_record_written_by_someone_else_since_is_built_on_not_overwritten() {
-    let server = dev_server().await;
-    let (vault, jobs, _rt) = jobs(&server, JOB);
-    let (mine, theirs) = (store(&vault), store(&vault));
-    jobs[0].rotate(&mine, "test").await.unwrap();
+    let Two { server, vault, jobs, mine, theirs, rt: _rt } = after_one_rotation().await;
     // Another process (a store with a cache of its own) books something in
     // the record, as a scheduler does after a failed try.
     let mut v = theirs.load("kept").await.unwrap();
@@ -55,8 +83,7 @@ async fn a_record_written_by_someone_else_since_is_built_on_not_overwritten() {
     assert_eq!(state.rotations, 2);
     assert!(state.in_progress.is_none());
     // One KV version per rotation: the stale start promoted nothing twice.
-    let secret = vault.kv_read("secret", "kept/app").await.unwrap().unwrap();
-    assert_eq!(secret.version, Some(2));
+    assert_eq!(secret_version(&vault).await, Some(2));
     // The record's versions: 1 and 2 from the first rotation, 3 elsewhere,
     // then this rotation's staging and end.
     let record = vault.kv_read("secret", RECORD).await.unwrap().unwrap();
@@ -65,10 +92,7 @@ async fn a_record_written_by_someone_else_since_is_built_on_not_overwritten() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotation_staged_by_someone_else_since_is_resumed_not_replaced() {
-    let server = dev_server().await;
-    let (vault, jobs, _rt) = jobs(&server, JOB);
-    let (mine, theirs) = (store(&vault), store(&vault));
-    jobs[0].rotate(&mine, "test").await.unwrap();
+    let Two { server: _server, vault, jobs, mine, theirs, rt: _rt } = after_one_rotation().await;
     let options = RotateOptions { interrupt_at: Some(Point::after(Action::Stage)), ..RotateOptions::new("other") };
     assert!(matches!(jobs[0].rotate_with(&theirs, options).await, Err(RotationError::Interrupted { .. })));
     let staged = theirs.load("kept").await.unwrap().state.in_progress.unwrap();
@@ -89,15 +113,12 @@ async fn a_rotation_staged_by_someone_else_since_is_resumed_not_replaced() {
     assert!(report.resumed_from.is_some());
     let state = theirs.load("kept").await.unwrap().state;
     assert_eq!((state.rotations, state.history[0].outcome), (2, Outcome::Rotated));
-    assert_eq!(vault.kv_read("secret", "kept/app").await.unwrap().unwrap().version, Some(2));
+    assert_eq!(secret_version(&vault).await, Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotation_someone_else_finished_since_is_not_built_on() {
-    let server = dev_server().await;
-    let (vault, jobs, _rt) = jobs(&server, JOB);
-    let (mine, theirs) = (store(&vault), store(&vault));
-    jobs[0].rotate(&mine, "test").await.unwrap();
+    let Two { server, vault, jobs, mine, theirs, rt: _rt } = after_one_rotation().await;
     let theirs_report = jobs[0].rotate(&theirs, "other").await.unwrap();
 
     // The secret this run reads may predate a rotation that ended after the
@@ -109,7 +130,7 @@ async fn a_rotation_someone_else_finished_since_is_not_built_on() {
     let writes: Vec<String> =
         server.take_request_log().into_iter().filter(|r| r.method != "GET").map(|r| r.path).collect();
     assert_eq!(writes, ["secret/data/rotator/state/kept"], "only the refused staging write");
-    assert_eq!(vault.kv_read("secret", "kept/app").await.unwrap().unwrap().version, Some(2));
+    assert_eq!(secret_version(&vault).await, Some(2));
     let state = theirs.load("kept").await.unwrap().state;
     assert!(state.in_progress.is_none());
     assert_eq!(state.history[0].id, theirs_report.rotation_id);
@@ -119,5 +140,5 @@ async fn a_rotation_someone_else_finished_since_is_not_built_on() {
     assert!(report.resumed_from.is_none());
     let state = theirs.load("kept").await.unwrap().state;
     assert_eq!((state.rotations, state.history[0].id.as_str()), (3, report.rotation_id.as_str()));
-    assert_eq!(vault.kv_read("secret", "kept/app").await.unwrap().unwrap().version, Some(3));
+    assert_eq!(secret_version(&vault).await, Some(3));
 }
